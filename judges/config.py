@@ -1,0 +1,154 @@
+"""The judge config, judgeq.toml: loading it and resolving a judge name.
+
+Only the ``[judges]`` table is read here; other top-level tables belong to
+other parts of judgeq and are ignored. A name resolves to a configured
+``[judges.NAME]`` table, or else to a local builtin of that name whose
+parameters all have defaults (``exact_match``, ``contains``, ``json_valid``,
+``context_overlap``, ``noop``; ``regex`` needs a pattern, so only via a table).
+
+Resolving reads the prompt (a file relative to the toml's folder, or a
+built-in template) into the spec, and by default checks that an LLM judge's
+API key variable is set, so that ``judgeq submit`` fails before enqueueing
+anything rather than every row failing later.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from .errors import JudgeConfigError
+from .prompt import BUILTIN_TEMPLATES, PLACEHOLDERS, builtin_template, placeholders
+from .registry import builtins
+from .resolved import ResolvedJudge
+from .spec import LlmJudgeSpec, LocalJudgeSpec, parse_spec
+
+__all__ = ["DEFAULT_CONFIG_PATH", "JudgeConfig", "ResolvedJudge", "load_config"]
+
+#: Where the config is looked for when none is given (JUDGEQ_CONFIG's default).
+DEFAULT_CONFIG_PATH = Path("judgeq.toml")
+
+
+@dataclass(frozen=True)
+class JudgeConfig:
+    """The judges of one judgeq.toml (possibly none), and where it was read from."""
+
+    judges: dict[str, LlmJudgeSpec | LocalJudgeSpec] = field(default_factory=dict)
+    path: Path | None = None
+
+    @property
+    def base_dir(self) -> Path:
+        """The folder prompt files are relative to: the toml's, else the working directory."""
+        return self.path.parent if self.path is not None else Path.cwd()
+
+    def names(self) -> list[str]:
+        """Configured judge names, then the builtins usable by name alone."""
+        usable = [name for name, b in builtins().items() if not b.required and name not in self.judges]
+        return [*self.judges, *sorted(usable)]
+
+    def resolve(self, name: str, *, check_env: bool = True) -> ResolvedJudge:
+        """The resolved judge ``name``: prompt text inlined, version computed.
+
+        ``check_env=False`` skips the API key check (workers fail the rows instead).
+        Raises JudgeConfigError for an unknown name, a missing prompt file or an unset key.
+        """
+        spec = self.judges.get(name)
+        if spec is None:
+            spec = self._builtin_spec(name)
+        if isinstance(spec, LlmJudgeSpec):
+            spec = spec.model_copy(update={"prompt_text": self._prompt_text(name, spec)})
+            if check_env and spec.api_key_env and not os.environ.get(spec.api_key_env):
+                raise JudgeConfigError(
+                    f"judge {name!r} needs {spec.api_key_env}; set it or change api_key_env in {self._file()}"
+                )
+        return ResolvedJudge.of(name, spec)
+
+    def _builtin_spec(self, name: str) -> LocalJudgeSpec:
+        known = builtins()
+        found = known.get(name)
+        if found is None:
+            configured = ", ".join(self.judges) or "none"
+            usable = ", ".join(sorted(n for n, b in known.items() if not b.required))
+            raise JudgeConfigError(
+                f"unknown judge {name!r}; configured in {self._file()}: {configured}; built-in: {usable}. "
+                f"Add a [judges.{name}] table to {self._file()} or use one of these names"
+            )
+        if found.required:
+            needs = ", ".join(found.required)
+            raise JudgeConfigError(
+                f"builtin {name!r} needs {needs}, so it can only be used through a table; add to {self._file()}: "
+                f'[judges.my_{name}] type = "local", builtin = "{name}", '
+                + ", ".join(f"{key} = ..." for key in found.required)
+            )
+        return LocalJudgeSpec(type="local", builtin=name)
+
+    def _prompt_text(self, name: str, spec: LlmJudgeSpec) -> str:
+        """The template: inline ``prompt_text`` if given, else a built-in template, else the file."""
+        if spec.prompt_text is not None:
+            text, source = spec.prompt_text, "prompt_text"
+        elif spec.prompt in BUILTIN_TEMPLATES:
+            return builtin_template(spec.prompt)
+        else:
+            path = Path(spec.prompt).expanduser()
+            if not path.is_absolute():
+                path = self.base_dir / path
+            text, source = self._read_prompt(name, path), f"prompt file {str(path)!r}"
+        if "output" not in placeholders(text):
+            raise JudgeConfigError(
+                f"judge {name!r}: {source} has no {{output}} placeholder, so the model would never see "
+                f"what it judges; add it (placeholders: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
+            )
+        return text
+
+    def _read_prompt(self, name: str, path: Path) -> str:
+        try:
+            return path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            raise JudgeConfigError(
+                f"judge {name!r}: prompt file {str(path)!r} does not exist; create it, or set prompt in "
+                f"{self._file()} to an existing file or a built-in template ({', '.join(BUILTIN_TEMPLATES)})"
+            ) from None
+        except (OSError, UnicodeDecodeError) as exc:
+            raise JudgeConfigError(f"judge {name!r}: cannot read prompt file {str(path)!r} ({exc}); fix the file") from None
+
+    def _file(self) -> str:
+        return str(self.path) if self.path is not None else str(DEFAULT_CONFIG_PATH)
+
+
+def load_config(path: Path | None = None) -> JudgeConfig:
+    """The judge config in ``path``; the default path (``judgeq.toml``) may be missing.
+
+    ``None`` and ``Path("judgeq.toml")`` (JUDGEQ_CONFIG's default, which
+    settings pass on as is) both mean the default: if it is missing the config
+    is empty and the builtins still resolve. Any other path must exist. A bad
+    file raises JudgeConfigError naming the file, the table and the key.
+    """
+    explicit = path is not None and path != DEFAULT_CONFIG_PATH
+    target = path if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = target.read_bytes()
+    except FileNotFoundError:
+        if not explicit:
+            return JudgeConfig(path=None)
+        raise JudgeConfigError(
+            f"config file {str(target)!r} does not exist; create it, or point JUDGEQ_CONFIG at an existing judgeq.toml"
+        ) from None
+    except OSError as exc:
+        raise JudgeConfigError(f"cannot read config file {str(target)!r} ({exc}); check its permissions") from None
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise JudgeConfigError(f"{target}: not valid TOML ({exc}); fix the file") from None
+    tables = data.get("judges", {})
+    if not isinstance(tables, dict):
+        raise JudgeConfigError(f"{target}: 'judges' must be a table of [judges.NAME] tables; fix the file")
+    judges: dict[str, LlmJudgeSpec | LocalJudgeSpec] = {}
+    for name, table in tables.items():
+        try:
+            judges[name] = parse_spec(name, table)
+        except JudgeConfigError as exc:
+            raise JudgeConfigError(f"{target}: {exc}") from None
+    return JudgeConfig(judges=judges, path=target.resolve())

@@ -1,0 +1,59 @@
+"""Errors raised by judge definitions.
+
+    JudgeError                   base of everything raised by judges/
+    ├── JudgeConfigError         judgeq.toml (or a judge asked for) is unusable
+    └── JudgeCallError           one call of a judge failed (recorded on the row)
+        ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
+        └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
+
+A ``JudgeCallError`` may carry what the failed call cost (``cost_usd``,
+``tokens_in``, ``tokens_out``), the HTTP ``status_code`` and a ``retry_after_s``
+the provider asked for, and ``cause``: the name of the exception class that
+was classified (e.g. ``RateLimitError``), used in the verdict's error text.
+"""
+
+from __future__ import annotations
+
+
+class JudgeError(Exception):
+    """Raised for anything that goes wrong in judges/."""
+
+
+class JudgeConfigError(JudgeError):
+    """Raised when the judge config, or a judge asked for by name, cannot be used."""
+
+
+class JudgeCallError(JudgeError):
+    """Raised when a call to a judge fails; the worker records it as the row's error."""
+
+    def __init__(
+        self,
+        message: str,
+        *,
+        cause: str | None = None,
+        status_code: int | None = None,
+        retry_after_s: float | None = None,
+        cost_usd: float = 0.0,
+        tokens_in: int = 0,
+        tokens_out: int = 0,
+    ) -> None:
+        super().__init__(message)
+        self.message = message
+        self.cause = cause or type(self).__name__
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+        self.cost_usd = cost_usd
+        self.tokens_in = tokens_in
+        self.tokens_out = tokens_out
+
+    def describe(self) -> str:
+        """The verdict's error text: ``<ExceptionClass>: <message>``."""
+        return f"{self.cause}: {self.message}"
+
+
+class JudgeAnswerError(JudgeCallError):
+    """Raised when the judge model's answer cannot be parsed into a verdict."""
+
+
+class FatalJudgeCallError(JudgeCallError):
+    """Raised when a judge call failed in a way that retrying cannot fix."""

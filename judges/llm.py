@@ -1,0 +1,275 @@
+"""The remote LLM judge: one litellm chat call per record, parsed into a verdict.
+
+Three layers, kept apart so a fleet-wide limiter can later replace the middle one:
+
+- :meth:`LlmJudge.call_once` makes one call for one record and returns its
+  verdict or raises a classified JudgeCallError (FatalJudgeCallError when
+  retrying cannot help), carrying what the failed call cost;
+- :meth:`LlmJudge.judge_one` applies the retry policy (:mod:`judges.retry`)
+  and never raises: it ends with a verdict or ``Verdict.failed`` with the
+  attempts made and the cost and tokens of all of them;
+- :meth:`LlmJudge.judge` judges a batch concurrently in a small thread pool.
+
+litellm is imported only when a record is judged (:func:`_litellm`), after
+``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set, so importing this module and
+building a judge are cheap. The API key is read from the environment at call time, passed to
+litellm and otherwise never stored; every error text is scrubbed of it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import os
+import time
+from collections.abc import Sequence
+from concurrent.futures import ThreadPoolExecutor
+from types import ModuleType
+from typing import Any
+
+from .base import Kind
+from .errors import FatalJudgeCallError, JudgeAnswerError, JudgeCallError, JudgeConfigError
+from .parse import parse_answer
+from .prompt import answer_instructions, render
+from .provider_errors import classify, redact
+from .record import Record
+from .retry import RetryPolicy
+from .spec import LlmJudgeSpec
+from .verdict import Verdict
+
+#: Bump when a change here, in parse.py or in prompt.py can change a verdict
+#: (the answer instructions, the parsing rules); it is part of the judge version.
+LLM_CODE_VERSION = "1"
+
+#: The default (and largest useful) number of records judged at once by one judge call.
+DEFAULT_MAX_WORKERS = 16
+_MAX_REASON = 1000
+
+
+class LlmJudge:
+    """A judge that asks an LLM, through litellm, to grade each record."""
+
+    kind: Kind = "remote"
+
+    def __init__(
+        self,
+        name: str,
+        version: str,
+        spec: LlmJudgeSpec,
+        *,
+        retry: RetryPolicy | None = None,
+        max_workers: int | None = None,
+    ) -> None:
+        if spec.prompt_text is None:
+            raise JudgeConfigError(f"judge {name!r} has no prompt text; build it from JudgeConfig.resolve(...)")
+        if max_workers is not None and max_workers < 1:
+            raise ValueError(f"max_workers = {max_workers}; it must be at least 1")
+        self.name = name
+        self.version = version
+        self.spec = spec
+        self.retry = retry or RetryPolicy()
+        self.max_workers = max_workers or DEFAULT_MAX_WORKERS
+        self._template: str = spec.prompt_text
+        self._system = answer_instructions(labels=spec.labels, scale=spec.scale)
+        self._json_mode: bool | None = None
+
+    def __repr__(self) -> str:
+        return f"LlmJudge({self.version!r}, model={self.spec.model!r})"
+
+    # -- a batch -------------------------------------------------------------
+
+    def judge(self, records: Sequence[Record]) -> list[Verdict]:
+        """One verdict per record, in order; records are judged concurrently. Never raises."""
+        workers = min(len(records), self.max_workers)
+        if records:
+            try:
+                _litellm()  # import once, before threads race to import it
+            except ImportError:
+                pass  # each record's verdict will say so
+        if workers <= 1:
+            return [self.judge_one(record) for record in records]
+        with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"judge-{self.name}") as pool:
+            return list(pool.map(self.judge_one, records))
+
+    # -- one record, with retries ------------------------------------------
+
+    def judge_one(self, record: Record) -> Verdict:
+        """The verdict on one record under the retry policy. Never raises.
+
+        ``attempts``, ``cost_usd`` and the tokens count every attempt (failed
+        answers were paid for too); ``latency_s`` is the wall time of them all,
+        backoff waits included.
+        """
+        try:
+            _litellm()  # the first import takes seconds: not part of any record's latency
+        except ImportError as exc:
+            return Verdict.failed(record.id, f"ImportError: {exc}; install judgeq with its dependencies")
+        started = time.perf_counter()
+        attempts, cost, tokens_in, tokens_out = 0, 0.0, 0, 0
+
+        def attempt() -> Verdict:
+            nonlocal attempts, cost, tokens_in, tokens_out
+            attempts += 1
+            try:
+                return self.call_once(record)
+            except JudgeCallError as exc:  # what a failed attempt cost still counts
+                cost += exc.cost_usd
+                tokens_in += exc.tokens_in
+                tokens_out += exc.tokens_out
+                raise
+
+        try:
+            verdict = self.retry.retrying()(attempt)
+        except JudgeCallError as exc:
+            error = exc.describe()
+        except Exception as exc:  # a bug rather than a provider failure: still a verdict
+            error = f"{type(exc).__name__}: {redact(str(exc), self._secrets())}"
+        else:
+            return dataclasses.replace(
+                verdict,
+                attempts=attempts,
+                cost_usd=verdict.cost_usd + cost,
+                tokens_in=verdict.tokens_in + tokens_in,
+                tokens_out=verdict.tokens_out + tokens_out,
+                latency_s=time.perf_counter() - started,
+            )
+        return Verdict.failed(
+            record.id,
+            error,
+            attempts=max(attempts, 1),
+            cost_usd=cost,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_s=time.perf_counter() - started,
+        )
+
+    # -- one call ----------------------------------------------------------
+
+    def call_once(self, record: Record) -> Verdict:
+        """One call for one record: its verdict, or a classified JudgeCallError.
+
+        FatalJudgeCallError: the record lacks a field the prompt needs, the API
+        key variable is unset, or the provider refused for good (auth, bad
+        request). JudgeAnswerError: the answer holds no usable verdict.
+        """
+        spec = self.spec
+        messages = [
+            {"role": "system", "content": self._system},
+            {"role": "user", "content": render(self._template, record, judge=self.name)},
+        ]
+        started = time.perf_counter()
+        response = self._complete(messages)
+        latency = time.perf_counter() - started
+        tokens_in, tokens_out = _tokens(response)
+        cost = self._cost(response, tokens_in, tokens_out)
+        try:
+            text = _content(response)
+            answer = parse_answer(text, labels=spec.labels, scale=spec.scale)
+        except JudgeAnswerError as exc:
+            exc.cost_usd, exc.tokens_in, exc.tokens_out = cost, tokens_in, tokens_out
+            raise
+        return Verdict(
+            trace_id=record.id,
+            score=answer.score,
+            label=answer.label,
+            reason=answer.reason[:_MAX_REASON],
+            cost_usd=cost,
+            tokens_in=tokens_in,
+            tokens_out=tokens_out,
+            latency_s=latency,
+            attempts=1,
+        )
+
+    def _complete(self, messages: list[dict[str, str]]) -> Any:
+        """``litellm.completion`` with judgeq's fixed arguments; raises classified errors."""
+        spec = self.spec
+        api_key = self._api_key()
+        litellm = _litellm()
+        kwargs: dict[str, Any] = {
+            "model": spec.model,
+            "messages": messages,
+            "timeout": spec.timeout_s,
+            "max_retries": 0,  # the OpenAI SDK's own retries: off, the retry policy decides
+            "num_retries": 0,  # litellm's
+        }
+        if spec.api_base is not None:
+            kwargs["api_base"] = spec.api_base
+        if api_key is not None:
+            kwargs["api_key"] = api_key
+        if spec.temperature is not None:
+            kwargs["temperature"] = spec.temperature
+        kwargs.update(spec.params)
+        if "response_format" not in spec.params and self._supports_json_mode():
+            kwargs["response_format"] = {"type": "json_object"}
+        try:
+            return litellm.completion(**kwargs)
+        except Exception as exc:
+            # "from None": the original message may hold the key; it must not reach a traceback.
+            raise classify(
+                exc, judge=self.name, api_key_env=spec.api_key_env, secrets=[api_key] if api_key else []
+            ) from None
+
+    def _api_key(self) -> str | None:
+        env = self.spec.api_key_env
+        if env is None:
+            return None
+        key = os.environ.get(env)
+        if not key:
+            raise FatalJudgeCallError(
+                f"judge {self.name!r} needs {env}; set it in the worker's environment "
+                "or change api_key_env in judgeq.toml"
+            )
+        return key
+
+    def _secrets(self) -> list[str]:
+        env = self.spec.api_key_env
+        key = os.environ.get(env) if env else None
+        return [key] if key else []
+
+    def _supports_json_mode(self) -> bool:
+        """Whether litellm says the model takes ``response_format`` (asked once per judge)."""
+        if self._json_mode is None:
+            litellm = _litellm()
+            try:
+                # litellm 1.102 has no supports_response_format(); newer releases may.
+                check = getattr(litellm, "supports_response_format", None)
+                if callable(check):
+                    self._json_mode = bool(check(model=self.spec.model))
+                else:
+                    supported = litellm.get_supported_openai_params(model=self.spec.model) or []
+                    self._json_mode = "response_format" in supported
+            except Exception:  # unknown provider or model: ask in the prompt only
+                self._json_mode = False
+        return self._json_mode
+
+    def _cost(self, response: Any, tokens_in: int, tokens_out: int) -> float:
+        """Config prices when set (they win), else litellm's ``response_cost``, else 0."""
+        spec = self.spec
+        if spec.price_per_mtok_in is not None and spec.price_per_mtok_out is not None:
+            return (tokens_in * spec.price_per_mtok_in + tokens_out * spec.price_per_mtok_out) / 1_000_000
+        hidden = getattr(response, "_hidden_params", None) or {}
+        cost = hidden.get("response_cost")
+        return float(cost) if isinstance(cost, (int, float)) else 0.0
+
+
+def _litellm() -> ModuleType:
+    """litellm, imported on first use with the local price map (no download at import)."""
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+    import litellm
+
+    litellm.suppress_debug_info = True  # no "Give Feedback" banner printed on every error
+    return litellm
+
+
+def _tokens(response: Any) -> tuple[int, int]:
+    usage = getattr(response, "usage", None)
+    return int(getattr(usage, "prompt_tokens", 0) or 0), int(getattr(usage, "completion_tokens", 0) or 0)
+
+
+def _content(response: Any) -> str:
+    try:
+        content = response.choices[0].message.content
+    except (AttributeError, IndexError, TypeError):
+        content = None
+    if not isinstance(content, str) or not content.strip():
+        raise JudgeAnswerError("the model returned no text (empty answer, refusal or tool call)")
+    return content

@@ -1,0 +1,65 @@
+"""A resolved judge: name, kind, version and a self-contained spec, safe to send to workers.
+
+This is what travels in task messages: the prompt text is inlined, so a
+worker on another machine needs no files, and the API key is referred to by
+its variable's name only, never by value. :meth:`ResolvedJudge.from_message`
+recomputes the version and refuses a message whose version does not match,
+which catches a worker running different judge code than the submitter.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
+
+from .base import Kind
+from .errors import JudgeConfigError
+from .spec import JudgeSpec, LlmJudgeSpec, LocalJudgeSpec, describe
+from .version import judge_version
+
+
+class ResolvedJudge(BaseModel):
+    """A judge ready to build: see :func:`judges.registry.build`."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str
+    kind: Kind
+    version: str
+    spec: JudgeSpec
+
+    @model_validator(mode="after")
+    def _consistent(self) -> ResolvedJudge:
+        if isinstance(self.spec, LlmJudgeSpec) and self.spec.prompt_text is None:
+            raise ValueError(f"judge {self.name!r} has no prompt_text; resolve it through JudgeConfig.resolve")
+        expected_kind = "remote" if isinstance(self.spec, LlmJudgeSpec) else "local"
+        if self.kind != expected_kind:
+            raise ValueError(f"judge {self.name!r} is {expected_kind}, not {self.kind}")
+        return self
+
+    @classmethod
+    def of(cls, name: str, spec: LlmJudgeSpec | LocalJudgeSpec) -> ResolvedJudge:
+        """A resolved judge for a spec that is complete (prompt text inlined)."""
+        kind: Kind = "remote" if isinstance(spec, LlmJudgeSpec) else "local"
+        return cls(name=name, kind=kind, version=judge_version(name, spec), spec=spec)
+
+    def to_message(self) -> dict[str, Any]:
+        """The JSON-safe form for task messages (holds no secret, only api_key_env's name)."""
+        return self.model_dump(mode="json")
+
+    @classmethod
+    def from_message(cls, message: dict[str, Any]) -> ResolvedJudge:
+        """Rebuild from :meth:`to_message`; JudgeConfigError if it is malformed or its version is stale."""
+        try:
+            resolved = cls.model_validate(message)
+        except ValidationError as exc:
+            raise JudgeConfigError(f"judge message is not a valid resolved judge: {describe(exc)}") from None
+        actual = judge_version(resolved.name, resolved.spec)
+        if actual != resolved.version:
+            raise JudgeConfigError(
+                f"judge message says version {resolved.version} but this worker's judge code computes {actual} "
+                "for the same spec; run workers and submitter on the same judgeq version, or resubmit"
+            )
+        return resolved
+

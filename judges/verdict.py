@@ -1,0 +1,39 @@
+"""The verdict a judge returns for one record."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass
+from typing import Any
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """One judge's verdict on one record.
+
+    A verdict either carries a ``score`` (and usually a ``label``) or an
+    ``error``: the explicit "unscored" form. An unparseable or failed judgement
+    is never a silent 0.
+    """
+
+    trace_id: str
+    score: float | None
+    label: str | None = None
+    reason: str = ""
+    cost_usd: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    latency_s: float = 0.0
+    attempts: int = 1
+    error: str | None = None
+
+    @classmethod
+    def failed(cls, trace_id: str, error: str, **usage: Any) -> "Verdict":
+        """The unscored form: the judge could not judge this record."""
+        return cls(trace_id=trace_id, score=None, label=None, error=error, **usage)
+
+    @property
+    def ok(self) -> bool:
+        return self.error is None and self.score is not None
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)

@@ -1,0 +1,31 @@
+"""``python -m ledger [URL]``: migrate the ledger (default: JUDGEQ_LEDGER_URL) to head.
+
+The operator's step when a new judgeq needs a newer schema than an existing
+ledger has (workers refuse to upgrade a ledger in use behind a fleet's back).
+"""
+
+from __future__ import annotations
+
+import sys
+
+from ledger.errors import LedgerError
+from ledger.migrate import head_revision, upgrade
+from ledger.settings import LedgerSettings
+from ledger.urls import mask_url
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Migrate the ledger at ``argv[0]`` (or the configured one); return the exit code."""
+    args = sys.argv[1:] if argv is None else argv
+    url = LedgerSettings(ledger_url=args[0]).ledger_url if args else LedgerSettings().ledger_url
+    try:
+        upgrade(url)
+    except LedgerError as exc:
+        print(f"error: {exc}", file=sys.stderr)
+        return 3  # infrastructure failure, as in DESIGN.md's exit codes
+    print(f"ledger at {mask_url(url)} is at revision {head_revision()}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

@@ -1,0 +1,126 @@
+"""The ledger's tables, all of them: runs, their items, and one score row per judged item.
+
+This module is the data layout; migrations in ``ledger/migrations/versions``
+must produce exactly these tables (a test compares them). The models use a
+registry of their own, so the ledger's metadata holds only ledger tables.
+
+SQLModel does not validate table models on construction: ``Run(kind="x")``
+is accepted in Python and refused by the database's CHECK constraint.
+"""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+from typing import Any, Final, Literal
+
+import sqlalchemy as sa
+from sqlalchemy.orm import registry
+from sqlmodel import Field, SQLModel
+
+RunKind = Literal["offline", "online"]
+RunStatus = Literal["submitting", "running", "done"]
+ScoreStatus = Literal["ok", "error", "skipped"]
+
+RUN_KINDS: Final = ("offline", "online")
+RUN_STATUSES: Final = ("submitting", "running", "done")
+SCORE_STATUSES: Final = ("ok", "error", "skipped")
+
+NAMING_CONVENTION: Final = {
+    "ix": "ix_%(table_name)s_%(column_0_N_name)s",
+    "uq": "uq_%(table_name)s_%(column_0_N_name)s",
+    "ck": "ck_%(table_name)s_%(constraint_name)s",
+    "pk": "pk_%(table_name)s",
+}
+
+ledger_registry = registry(metadata=sa.MetaData(naming_convention=NAMING_CONVENTION))
+
+
+def utcnow() -> datetime:
+    """The current time, timezone-aware, in UTC."""
+    return datetime.now(UTC)
+
+
+def _one_of(column: str, values: tuple[str, ...]) -> str:
+    return f"{column} IN ({', '.join(repr(v) for v in values)})"
+
+
+class LedgerModel(SQLModel, registry=ledger_registry):
+    """Base of the ledger's tables; its ``metadata`` is the ledger schema."""
+
+
+class Run(LedgerModel, table=True):
+    """One submission: a frozen dataset (offline) or a sampled window of traces (online)."""
+
+    __tablename__ = "runs"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("kind", RUN_KINDS), name="kind"),
+        sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+    )
+
+    id: str = Field(primary_key=True)
+    kind: RunKind = Field(sa_type=sa.String)
+    dataset_name: str
+    dataset_hash: str | None = None
+    window: str | None = None
+    judges: dict[str, dict[str, Any]] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    n_items: int = 0
+    expected: int = 0  # n_items x number of judges: the score rows that complete the run
+    status: RunStatus = Field(default="submitting", sa_type=sa.String)
+    created_at: datetime = Field(default_factory=utcnow)
+    submitted_at: datetime | None = None
+    finished_at: datetime | None = None
+    tags: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    meta: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
+    max_cost_usd: float | None = None
+
+
+class Item(LedgerModel, table=True):
+    """One record of a run, stored so that a run can be resumed without its source file."""
+
+    __tablename__ = "items"
+    __table_args__ = (sa.Index("ix_items_run_seq", "run_id", "seq"),)
+
+    run_id: str = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True)
+    seq: int  # position in the dataset
+    content_hash: str
+    record: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)  # id, input, output, context, expected, metadata, ts
+
+
+class Score(LedgerModel, table=True):
+    """The ledger row: one verdict per run x trace x eval, pinned to its judge version."""
+
+    __tablename__ = "scores"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("status", SCORE_STATUSES), name="status"),
+        sa.Index("ix_scores_verdict_cache", "judge_version", "content_hash"),
+    )
+
+    run_id: str = Field(primary_key=True)
+    trace_id: str = Field(primary_key=True)
+    eval: str = Field(primary_key=True)
+    score: float | None = None
+    label: str | None = None
+    reason: str = Field(default="", sa_type=sa.Text)
+    judge_version: str
+    dataset: str  # dataset hash (offline) or window id (online)
+    ts: datetime = Field(default_factory=utcnow)  # when the row was written
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    attempts: int = 0
+    error: str | None = Field(default=None, sa_type=sa.Text)
+    status: ScoreStatus = Field(default="ok", sa_type=sa.String)
+    cached: bool = False
+    weight: float = 1.0  # 1/p, the inverse of the sampling probability
+    stratum: str | None = None
+    cluster: str | None = None
+    content_hash: str | None = None  # hash of the judged fields: the verdict cache's key
+
+
+# The tables as SQLAlchemy Core sees them: queries are written against these
+# (typed column expressions), while rows come back as the classes above.
+RUNS: Final[sa.Table] = LedgerModel.metadata.tables["runs"]
+ITEMS: Final[sa.Table] = LedgerModel.metadata.tables["items"]
+SCORES: Final[sa.Table] = LedgerModel.metadata.tables["scores"]

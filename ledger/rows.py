@@ -1,0 +1,96 @@
+"""What the Ledger API takes and gives besides its tables: input rows and computed results.
+
+Tables come back from :class:`ledger.store.Ledger` as their SQLModel class
+(``Run``, ``Score``), detached from any session: reading them is free, changing
+them writes nothing. Rows going in, and figures computed from many rows, are
+the frozen dataclasses below.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any
+
+from ledger.models import SCORE_STATUSES, ScoreStatus
+
+
+@dataclass(frozen=True)
+class ItemIn:
+    """One record of a run, as ``add_items`` stores it."""
+
+    trace_id: str
+    seq: int
+    content_hash: str
+    record: dict[str, Any]
+
+
+@dataclass(frozen=True)
+class ScoreIn:
+    """One ledger row to write; the fields of ``Score``. ``ts`` None means the time of the write."""
+
+    run_id: str
+    trace_id: str
+    eval: str
+    judge_version: str
+    dataset: str
+    status: ScoreStatus = "ok"
+    score: float | None = None
+    label: str | None = None
+    reason: str = ""
+    cost_usd: float = 0.0
+    latency_s: float = 0.0
+    tokens_in: int = 0
+    tokens_out: int = 0
+    attempts: int = 0
+    error: str | None = None
+    cached: bool = False
+    weight: float = 1.0
+    stratum: str | None = None
+    cluster: str | None = None
+    content_hash: str | None = None
+    ts: datetime | None = None
+
+    def __post_init__(self) -> None:
+        if self.status not in SCORE_STATUSES:
+            raise ValueError(f"score status must be one of {SCORE_STATUSES}, not {self.status!r}")
+
+
+@dataclass(frozen=True)
+class Progress:
+    """How far a run is: score rows written against the rows that complete it."""
+
+    expected: int
+    done: int
+    ok: int
+    errors: int
+    skipped: int
+
+    @property
+    def complete(self) -> bool:
+        """Whether every expected row is written (errors and skips count as written)."""
+        return self.done >= self.expected
+
+
+@dataclass(frozen=True)
+class EvalSummary:
+    """Figures for one eval of a run.
+
+    ``mean`` is the weighted mean ``sum(w*s)/sum(w)`` over ok rows that have a
+    score (None if there are none); latency percentiles are over the rows that
+    were judged (not skipped), None if there are none.
+    """
+
+    eval: str
+    n: int
+    ok: int
+    errors: int
+    skipped: int
+    cached: int
+    mean: float | None
+    cost_usd: float
+    latency_p50_s: float | None
+    latency_p95_s: float | None
+    tokens_in: int
+    tokens_out: int
+    judge_versions: tuple[str, ...] = field(default=())

@@ -1,0 +1,280 @@
+"""The Ledger: the only way the rest of judgeq reads and writes the ledger.
+
+Tables come back as their SQLModel classes (``Run``, ``Score``), detached: all
+columns loaded, no session behind them, so changing one writes nothing.
+Inputs and computed figures are the frozen dataclasses of ``ledger.rows``.
+
+A Ledger is safe to share between threads (each call takes a pooled
+connection for its own duration). The schema is created on first use of an
+empty database (``ledger.migrate.ensure_schema``). A database that cannot be
+reached raises :class:`LedgerUnavailable`, which callers may retry.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from datetime import datetime
+from types import TracebackType
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection, Engine
+from sqlmodel import Session
+
+from ledger.engine import connect, create_ledger_engine
+from ledger.errors import LedgerUnavailable, RunExists, RunNotFound
+from ledger.migrate import ensure_schema
+from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
+from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
+from ledger.summary import summarize
+from ledger.upsert import insert_items, insert_run, upsert_scores
+from ledger.urls import normalize_url
+
+IN_CHUNK: Final = 1000  # trace ids per IN (...) list
+STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
+
+
+class Ledger:
+    """Runs, their items and their score rows, in SQLite or PostgreSQL."""
+
+    def __init__(self, url: str) -> None:
+        self.url = normalize_url(url)
+        self.engine: Engine = create_ledger_engine(self.url)
+        self._insert_run = insert_run(self.engine.dialect.name)
+        self._insert_items = insert_items(self.engine.dialect.name)
+        self._upsert_scores = upsert_scores(self.engine.dialect.name)
+
+    # -- connection handling -------------------------------------------------
+
+    @contextmanager
+    def _connect(self) -> Iterator[Connection]:
+        try:
+            ensure_schema(self.engine)
+            with connect(self.engine) as conn:
+                yield conn
+        except sa.exc.DBAPIError as exc:
+            if exc.connection_invalidated:  # the server went away mid-call
+                raise LedgerUnavailable.at(self.url, exc.orig or exc) from exc
+            raise
+
+    @contextmanager
+    def _session(self) -> Iterator[Session]:
+        with self._connect() as conn, Session(bind=conn) as session:
+            yield session
+
+    def close(self) -> None:
+        """Close the pooled connections; the Ledger reconnects if used again."""
+        self.engine.dispose()
+
+    def __enter__(self) -> Ledger:
+        return self
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.close()
+
+    # -- runs ----------------------------------------------------------------
+
+    def create_run(self, run: Run) -> None:
+        """Store a new run; raises RunExists if its id is taken."""
+        if run.kind not in RUN_KINDS:
+            raise ValueError(f"run kind must be one of {RUN_KINDS}, not {run.kind!r}")
+        if run.status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {run.status!r}")
+        with self._connect() as conn, conn.begin():
+            if conn.execute(self._insert_run, run.model_dump()).rowcount == 0:
+                raise RunExists(run.id)
+
+    def set_status(self, run_id: str, status: RunStatus, *, at: datetime | None = None) -> None:
+        """Set a run's status; "running" stamps submitted_at (once), "done" stamps finished_at."""
+        if status not in RUN_STATUSES:
+            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
+        at = at or utcnow()
+        values: dict[str, Any] = {"status": status}
+        if status == "running":
+            values["submitted_at"] = sa.func.coalesce(RUNS.c.submitted_at, at)
+            values["finished_at"] = None  # a resumed run is not finished
+        elif status == "done":  # whoever notices completion first sets the time
+            values["finished_at"] = sa.func.coalesce(RUNS.c.finished_at, at)
+        with self._connect() as conn, conn.begin():
+            if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(values)).rowcount == 0:
+                raise RunNotFound(run_id)
+
+    def mark_done_if_complete(self, run_id: str, *, at: datetime | None = None) -> bool:
+        """Set a "running" run to "done" if all its expected rows are written; True if this call did.
+
+        One conditional UPDATE, so that of several processes noticing
+        completion at once exactly one gets True, and a run still
+        "submitting" is never marked done before it was fully submitted.
+        """
+        written = sa.select(sa.func.count()).where(SCORES.c.run_id == run_id).scalar_subquery()
+        stmt = (
+            sa.update(RUNS)
+            .where(RUNS.c.id == run_id, RUNS.c.status == "running", RUNS.c.expected <= written)
+            .values(status="done", finished_at=at or utcnow())
+        )
+        with self._connect() as conn, conn.begin():
+            if conn.execute(stmt).rowcount == 1:
+                return True
+            if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+                raise RunNotFound(run_id)
+            return False
+
+    def get_run(self, run_id: str) -> Run:
+        """The run with this id; raises RunNotFound."""
+        with self._session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunNotFound(run_id)
+            session.expunge(run)
+            return run
+
+    def list_runs(
+        self,
+        limit: int = 20,
+        dataset_name: str | None = None,
+        tag: str | None = None,
+        status: RunStatus | None = None,
+    ) -> list[Run]:
+        """Runs, newest first, optionally only those of a dataset, with a tag, or in a status."""
+        stmt = sa.select(Run).order_by(RUNS.c.created_at.desc(), RUNS.c.id.desc())
+        if dataset_name is not None:
+            stmt = stmt.where(RUNS.c.dataset_name == dataset_name)
+        if status is not None:
+            stmt = stmt.where(RUNS.c.status == status)
+        if tag is None:
+            stmt = stmt.limit(limit)
+        runs: list[Run] = []
+        with self._session() as session:
+            # Tags are matched here rather than in SQL (JSON containment is
+            # spelled differently per backend); the runs table is small.
+            for run in session.scalars(stmt.execution_options(yield_per=100)):
+                if tag is None or tag in run.tags:
+                    session.expunge(run)
+                    runs.append(run)
+                    if len(runs) >= limit:
+                        break
+        return runs
+
+    # -- items ---------------------------------------------------------------
+
+    def add_items(self, run_id: str, items: Sequence[ItemIn]) -> None:
+        """Store a run's records; items already stored (same trace id) are left as they are."""
+        if not items:
+            return
+        params = [dict(vars(item), run_id=run_id) for item in items]
+        with self._connect() as conn, conn.begin():
+            conn.execute(self._insert_items, params)
+
+    def count_items(self, run_id: str) -> int:
+        """How many items the run has stored."""
+        with self._connect() as conn:
+            return int(conn.execute(sa.select(sa.func.count()).where(ITEMS.c.run_id == run_id)).scalar_one())
+
+    def missing_items(self, run_id: str, eval_name: str, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
+        """The stored records that have no score row for ``eval_name``, in seq order, in batches.
+
+        Pages by (seq, trace_id) rather than OFFSET, and holds no connection
+        between batches: rows written meanwhile do not shift the pages.
+        """
+        scored = sa.exists().where(
+            SCORES.c.run_id == ITEMS.c.run_id, SCORES.c.trace_id == ITEMS.c.trace_id, SCORES.c.eval == eval_name
+        )
+        base = (
+            sa.select(ITEMS.c.seq, ITEMS.c.trace_id, ITEMS.c.record)
+            .where(ITEMS.c.run_id == run_id, ~scored)
+            .order_by(ITEMS.c.seq, ITEMS.c.trace_id)
+            .limit(batch_size)
+        )
+        after: tuple[int, str] | None = None
+        while True:
+            stmt = base
+            if after is not None:
+                seq, trace_id = after
+                stmt = stmt.where(ITEMS.c.seq >= seq, sa.or_(ITEMS.c.seq > seq, ITEMS.c.trace_id > trace_id))
+            with self._connect() as conn:
+                rows = conn.execute(stmt).all()
+            if rows:
+                yield [row.record for row in rows]
+            if len(rows) < batch_size:
+                return
+            after = (rows[-1].seq, rows[-1].trace_id)
+
+    # -- scores --------------------------------------------------------------
+
+    def existing(self, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> set[str]:
+        """Those of ``trace_ids`` that already have a score row for ``eval_name``."""
+        found: set[str] = set()
+        with self._connect() as conn:
+            for start in range(0, len(trace_ids), IN_CHUNK):
+                chunk = list(trace_ids[start : start + IN_CHUNK])
+                stmt = sa.select(SCORES.c.trace_id).where(
+                    SCORES.c.run_id == run_id, SCORES.c.eval == eval_name, SCORES.c.trace_id.in_(chunk)
+                )
+                found.update(conn.execute(stmt).scalars())
+        return found
+
+    def write_scores(self, rows: Sequence[ScoreIn]) -> int:
+        """Write score rows in one transaction, idempotently (see ``ledger.upsert``).
+
+        Returns the number of rows inserted or replaced; rows left as they
+        were (already written) are not counted.
+        """
+        if not rows:
+            return 0
+        now = utcnow()
+        params = [_score_params(row, now) for row in rows]
+        with self._connect() as conn, conn.begin():
+            return max(conn.execute(self._upsert_scores, params).rowcount, 0)
+
+    def scores(self, run_id: str, eval_name: str | None = None) -> Iterator[Score]:
+        """The run's score rows (of one eval, or all), streamed in key order.
+
+        Holds a connection until the iterator is exhausted or closed.
+        """
+        stmt = sa.select(Score).where(SCORES.c.run_id == run_id).order_by(SCORES.c.trace_id, SCORES.c.eval)
+        if eval_name is not None:
+            stmt = stmt.where(SCORES.c.eval == eval_name)
+        with self._session() as session:
+            for score in session.scalars(stmt.execution_options(yield_per=STREAM_BATCH)):
+                session.expunge(score)
+                yield score
+
+    def progress(self, run_id: str) -> Progress:
+        """Score rows written for the run, by status, against the rows expected."""
+        count = sa.func.count(SCORES.c.trace_id)
+        stmt = (
+            sa.select(
+                RUNS.c.expected,
+                count,
+                count.filter(SCORES.c.status == "ok"),
+                count.filter(SCORES.c.status == "error"),
+                count.filter(SCORES.c.status == "skipped"),
+            )
+            .select_from(RUNS)
+            .outerjoin(SCORES, SCORES.c.run_id == RUNS.c.id)
+            .where(RUNS.c.id == run_id)
+            .group_by(RUNS.c.id, RUNS.c.expected)
+        )
+        with self._connect() as conn:
+            row = conn.execute(stmt).first()
+        if row is None:
+            raise RunNotFound(run_id)
+        expected, done, ok, errors, skipped = (int(value) for value in row)
+        return Progress(expected=expected, done=done, ok=ok, errors=errors, skipped=skipped)
+
+    def summary(self, run_id: str) -> list[EvalSummary]:
+        """Per-eval figures of the run (see ``ledger.summary``); raises RunNotFound."""
+        with self._connect() as conn:
+            if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+                raise RunNotFound(run_id)
+            return summarize(conn, run_id)
+
+
+def _score_params(row: ScoreIn, now: datetime) -> dict[str, Any]:
+    params = dict(vars(row))  # not asdict(): no deep copy on the hot path
+    if params["ts"] is None:
+        params["ts"] = now
+    return params

@@ -1,0 +1,87 @@
+"""Per-eval figures of a run: counts, weighted mean score, cost, latency percentiles, tokens.
+
+Sums and counts are computed by the database (one GROUP BY over the run's
+rows, which the primary key's run_id prefix finds); latency percentiles and
+judge versions come from one streamed pass over (eval, judge_version,
+latency), since SQLite has no percentile function. Percentiles interpolate
+linearly between order statistics (numpy's default, PostgreSQL's
+``percentile_cont``).
+"""
+
+from __future__ import annotations
+
+from array import array
+from collections import defaultdict
+from typing import Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.models import SCORES
+from ledger.rows import EvalSummary
+
+STREAM_BATCH: Final = 5000
+
+_ok = SCORES.c.status == "ok"
+_scored = sa.and_(_ok, SCORES.c.score.is_not(None))
+
+
+def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
+    """One EvalSummary per eval that has rows in the run, ordered by eval name."""
+    latencies, versions = _latencies_and_versions(conn, run_id)
+    totals = sa.select(
+        SCORES.c.eval,
+        sa.func.count(),
+        sa.func.count().filter(_ok),
+        sa.func.count().filter(SCORES.c.status == "error"),
+        sa.func.count().filter(SCORES.c.status == "skipped"),
+        sa.func.count().filter(SCORES.c.cached.is_(True)),
+        sa.func.sum(SCORES.c.weight * SCORES.c.score).filter(_scored),
+        sa.func.sum(SCORES.c.weight).filter(_scored),
+        sa.func.sum(SCORES.c.cost_usd),
+        sa.func.sum(SCORES.c.tokens_in),
+        sa.func.sum(SCORES.c.tokens_out),
+    ).where(SCORES.c.run_id == run_id).group_by(SCORES.c.eval).order_by(SCORES.c.eval)
+    summaries = []
+    for name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out in conn.execute(totals):
+        p50, p95 = _percentiles(latencies.get(name))
+        summaries.append(
+            EvalSummary(
+                eval=name,
+                n=int(n),
+                ok=int(ok),
+                errors=int(errors),
+                skipped=int(skipped),
+                cached=int(cached),
+                mean=float(sum_ws) / float(sum_w) if sum_w else None,
+                cost_usd=float(cost or 0.0),
+                latency_p50_s=p50,
+                latency_p95_s=p95,
+                tokens_in=int(t_in or 0),
+                tokens_out=int(t_out or 0),
+                judge_versions=tuple(sorted(versions[name])),
+            )
+        )
+    return summaries
+
+
+def _latencies_and_versions(conn: Connection, run_id: str) -> tuple[dict[str, array[float]], dict[str, set[str]]]:
+    """Latencies of judged (not skipped) rows, and the judge versions seen, per eval."""
+    latencies: dict[str, array[float]] = defaultdict(lambda: array("d"))
+    versions: dict[str, set[str]] = defaultdict(set)
+    stmt = sa.select(SCORES.c.eval, SCORES.c.judge_version, SCORES.c.status, SCORES.c.latency_s).where(SCORES.c.run_id == run_id)
+    rows = conn.execute(stmt.execution_options(yield_per=STREAM_BATCH))
+    for name, version, status, latency in rows:
+        versions[name].add(version)
+        if status != "skipped":
+            latencies[name].append(latency)
+    return latencies, versions
+
+
+def _percentiles(values: array[float] | None) -> tuple[float | None, float | None]:
+    if not values:
+        return None, None
+    import numpy as np  # lazily: the CLI's startup time does not pay for numpy
+
+    p50, p95 = np.percentile(np.frombuffer(values, dtype=np.float64), [50, 95])
+    return float(p50), float(p95)

@@ -1,0 +1,67 @@
+"""The ledger's INSERT statements, in the dialect of its backend, built once per Ledger.
+
+- runs: ON CONFLICT (id) DO NOTHING, so that a taken id is told apart from
+  other integrity errors by the row count;
+- items (executemany): ON CONFLICT (run_id, trace_id) DO NOTHING;
+- scores (executemany, the write hot path): ON CONFLICT (run_id, trace_id, eval) DO NOTHING, except that an
+  "error" row is replaced by an incoming "ok" row, so that a retry that
+  succeeds wins over the failure recorded earlier. An "ok" row is never
+  replaced, neither by an error nor by another verdict: the first verdict
+  stands (a task delivered twice leaves one row, and the row it left).
+
+Both backends spell this the same way (PostgreSQL >= 9.5, SQLite >= 3.24):
+``ON CONFLICT (...) DO UPDATE SET ... WHERE scores.status = 'error' AND
+excluded.status = 'ok'``.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.dialects import postgresql, sqlite
+
+from ledger.errors import LedgerError
+from ledger.models import ITEMS, RUNS, SCORES
+
+ITEM_KEY: Final = ("run_id", "trace_id")
+SCORE_KEY: Final = ("run_id", "trace_id", "eval")
+
+_INSERTS: Final[dict[str, Callable[[sa.Table], Any]]] = {
+    "postgresql": postgresql.insert,
+    "sqlite": sqlite.insert,
+}
+
+
+def _insert(dialect_name: str, table: sa.Table) -> Any:
+    # preserve_rowcount: SQLAlchemy keeps an INSERT's (executemany's summed)
+    # row count only when asked; the callers count what was written.
+    try:
+        return _INSERTS[dialect_name](table).execution_options(preserve_rowcount=True)
+    except KeyError:
+        raise LedgerError(f"the ledger supports SQLite and PostgreSQL, not {dialect_name}") from None
+
+
+def insert_run(dialect_name: str) -> sa.Insert:
+    """INSERT into runs that inserts nothing (row count 0) when the id is taken."""
+    stmt: sa.Insert = _insert(dialect_name, RUNS).on_conflict_do_nothing(index_elements=["id"])
+    return stmt
+
+
+def insert_items(dialect_name: str) -> sa.Insert:
+    """INSERT into items that leaves existing (run_id, trace_id) rows alone."""
+    stmt: sa.Insert = _insert(dialect_name, ITEMS).on_conflict_do_nothing(index_elements=list(ITEM_KEY))
+    return stmt
+
+
+def upsert_scores(dialect_name: str) -> sa.Insert:
+    """INSERT into scores: keep existing rows, except an error row meeting an ok row."""
+    insert = _insert(dialect_name, SCORES)
+    excluded = insert.excluded
+    stmt: sa.Insert = insert.on_conflict_do_update(
+        index_elements=list(SCORE_KEY),
+        set_={column.name: excluded[column.name] for column in SCORES.columns if column.name not in SCORE_KEY},
+        where=sa.and_(SCORES.c.status == "error", excluded.status == "ok"),
+    )
+    return stmt

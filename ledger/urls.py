@@ -1,0 +1,28 @@
+"""Ledger URLs: what users may write, what SQLAlchemy is given, what logs show."""
+
+from __future__ import annotations
+
+from sqlalchemy.engine import make_url
+
+# psycopg 3 is the PostgreSQL driver judgeq ships; SQLAlchemy's bare
+# "postgresql://" would pick psycopg2, which is not installed.
+_PG_PREFIXES = ("postgresql://", "postgres://")
+PG_DRIVER_PREFIX = "postgresql+psycopg://"
+
+
+def normalize_url(url: str) -> str:
+    """Return ``url`` with ``postgresql://`` and ``postgres://`` mapped to psycopg 3."""
+    url = url.strip()
+    for prefix in _PG_PREFIXES:
+        if url.startswith(prefix):
+            return PG_DRIVER_PREFIX + url[len(prefix) :]
+    return url
+
+
+def mask_url(url: str) -> str:
+    """Return ``url`` with any password replaced by ``***``, fit for messages and logs."""
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:  # not a URL SQLAlchemy can parse: show it, minus anything after '@'
+        head, sep, tail = url.rpartition("@")
+        return f"{head.split(':', 1)[0]}:***@{tail}" if sep else url

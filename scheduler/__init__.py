@@ -1,0 +1,1 @@
+"""The front door of judgeq: CLI, dataset and trace loading, sampling, budgets."""

@@ -1,0 +1,403 @@
+"""The ``judgeq`` command line; the only place where errors become exit codes.
+
+Heavy modules (Celery, SQLAlchemy, litellm) are imported inside commands, so
+``judgeq --help`` stays fast.
+"""
+
+from __future__ import annotations
+
+import os
+import sys
+from pathlib import Path
+from typing import Annotated, Any, Optional
+
+import typer
+
+from . import exitcodes
+
+app = typer.Typer(
+    name="judgeq",
+    help="A distributed judge worker queue for LLM evaluations.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+    context_settings={"help_option_names": ["-h", "--help"]},
+)
+db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
+app.add_typer(db_app, name="db")
+
+JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary instead of the table.")]
+
+
+@app.callback()
+def _global(
+    config: Annotated[Optional[Path], typer.Option(help="Judge config file [env: JUDGEQ_CONFIG; default judgeq.toml].")] = None,
+    broker_url: Annotated[Optional[str], typer.Option(help="Celery broker URL [env: JUDGEQ_BROKER_URL; unset: embedded mode].")] = None,
+    ledger_url: Annotated[Optional[str], typer.Option(help="Ledger database URL [env: JUDGEQ_LEDGER_URL; default sqlite:///judgeq.db].")] = None,
+) -> None:
+    """Flags set the same variables the environment does, so child processes agree."""
+    for name, value in (("JUDGEQ_CONFIG", config), ("JUDGEQ_BROKER_URL", broker_url), ("JUDGEQ_LEDGER_URL", ledger_url)):
+        if value is not None:
+            os.environ[name] = str(value)
+    os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
+
+
+def _parse_meta(pairs: list[str]) -> dict[str, str]:
+    from .errors import UsageError
+
+    meta: dict[str, str] = {}
+    for pair in pairs:
+        key, sep, value = pair.partition("=")
+        if not sep or not key:
+            raise UsageError(f"--meta {pair!r} is not KEY=VALUE")
+        meta[key.strip()] = value
+    for env, key in (("GITHUB_SHA", "commit"), ("CI_COMMIT_SHA", "commit"), ("BUILDKITE_COMMIT", "commit"),
+                     ("GITHUB_REF_NAME", "branch"), ("CI_COMMIT_REF_NAME", "branch")):
+        if os.environ.get(env) and key not in meta:
+            meta[key] = os.environ[env]
+    return meta
+
+
+@app.command()
+def submit(
+    dataset: Annotated[Path, typer.Argument(help="JSONL or CSV records (id, input, output, context, expected, metadata).")],
+    judge: Annotated[list[str], typer.Option("--judge", "-j", help="A judge to run (repeatable); see 'judgeq judges'.")] = [],
+    wait: Annotated[bool, typer.Option(help="Wait for every verdict, print the summary and gate.")] = False,
+    gate: Annotated[list[str], typer.Option(help='A gate like "exact>=0.9" (repeatable); needs --wait.')] = [],
+    max_errors: Annotated[int, typer.Option(help="Judge errors a gated judge may have and still pass.")] = 0,
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait before giving up (exit 3; the run stays resumable).")] = None,
+    tag: Annotated[list[str], typer.Option(help="A tag for the run, e.g. main (repeatable).")] = [],
+    meta: Annotated[list[str], typer.Option(help="KEY=VALUE recorded with the run (repeatable).")] = [],
+    json_out: JsonOpt = False,
+) -> None:
+    """Judge a dataset: validate it whole, enqueue it, and optionally wait for the verdict."""
+    from judges.config import load_config
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from . import submit as submitting
+    from .errors import UsageError
+    from .gate import Gate
+    from .settings import SchedulerSettings
+
+    settings = SchedulerSettings()
+    gates = [Gate.parse(g) for g in gate]
+    if gates and not wait:
+        raise UsageError("--gate needs --wait (the gate is judged on the finished run)")
+    config = load_config(settings.config)
+    plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta))
+    from .gate import check_judges
+
+    check_judges(gates, [j.name for j in plan.judges])
+    dispatcher = _dispatcher(settings)
+    ledger = Ledger(LedgerSettings().ledger_url)
+    _say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
+         f"({plan.dataset.name}, {plan.dataset.content_hash[:12]})")
+    if not json_out:
+        print(plan.run_id, flush=True)
+    if dispatcher.embedded:
+        _run_embedded(plan, ledger, dispatcher, settings, gates, max_errors, timeout, json_out)
+        return
+    submitting.enqueue(plan, ledger, dispatcher, settings)
+    if not wait:
+        if json_out:
+            from .render import print_json
+
+            print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
+        return
+    _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out)
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _dispatcher(settings: Any) -> Any:
+    from workers.dispatch import CeleryDispatcher
+    from workers.settings import WorkerSettings
+
+    worker_settings = WorkerSettings()
+    if not worker_settings.broker_url:
+        return _Embedded()
+    dispatcher = CeleryDispatcher(worker_settings)
+    dispatcher.check()
+    return dispatcher
+
+
+class _Embedded:
+    """Placeholder until the ledger is open: embedded mode needs it to build its dispatcher."""
+
+    embedded = True
+
+
+def _run_embedded(plan: Any, ledger: Any, _placeholder: Any, settings: Any, gates: list[Any], max_errors: int,
+                  timeout: Optional[float], json_out: bool) -> None:
+    """Embedded mode: the same chunk code runs in this process while the main thread shows progress."""
+    import threading
+
+    from workers.dispatch import EmbeddedDispatcher
+
+    from . import submit as submitting
+
+    dispatcher = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads)
+    failure: list[BaseException] = []
+
+    submitting.create_run(plan, ledger)
+
+    def work() -> None:
+        try:
+            submitting.enqueue_items(plan, ledger, dispatcher, settings)
+            dispatcher.join()
+        except BaseException as exc:  # surfaced in the main thread below
+            failure.append(exc)
+
+    worker = threading.Thread(target=work, name="judgeq-embedded", daemon=True)
+    worker.start()
+    _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out,
+                     alive=worker.is_alive, failure=failure, expected=plan.expected)
+
+
+def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], max_errors: int,
+                     timeout: Optional[float], json_out: bool, alive: Any = None,
+                     failure: Optional[list[BaseException]] = None, expected: Optional[int] = None) -> None:
+    from .gate import evaluate
+    from .progress import ProgressView
+    from .render import print_json, run_payload, summary_table
+    from .waiting import wait_for
+
+    total = expected if expected is not None else ledger.get_run(run_id).expected
+    with ProgressView(f"run {run_id}", total) as view:
+        progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.poll_s, alive=alive)
+    if failure:
+        raise failure[0]
+    run = ledger.get_run(run_id)
+    summaries = ledger.summary(run_id)
+    results = evaluate(gates, summaries, run.n_items, max_errors) if gates else []
+    if json_out:
+        print_json(run_payload(run, summaries, progress, results, complete))
+    else:
+        summary_table(run, summaries, results)
+    if not complete:
+        print(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); "
+              f"check the workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'", file=sys.stderr)
+        raise typer.Exit(exitcodes.INFRASTRUCTURE)
+    if results and not all(r.passed for r in results):
+        raise typer.Exit(exitcodes.GATE_FAILED)
+
+
+@app.command()
+def status(run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")], json_out: JsonOpt = False) -> None:
+    """How far a run has got, counted in the ledger."""
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from .render import print_json
+
+    ledger = Ledger(LedgerSettings().ledger_url)
+    run = ledger.get_run(run_id)
+    progress = ledger.progress(run_id)
+    if progress.done >= progress.expected and run.status != "done":
+        ledger.set_status(run_id, "done")
+        run = ledger.get_run(run_id)
+    if json_out:
+        print_json({"run_id": run.id, "status": run.status, "progress": progress})
+        return
+    pct = 100.0 * progress.done / progress.expected if progress.expected else 100.0
+    print(f"run {run.id} ({run.dataset_name}): {run.status}, {progress.done}/{progress.expected} rows ({pct:.0f}%), "
+          f"{progress.ok} ok, {progress.errors} errors, {progress.skipped} skipped")
+
+
+@app.command()
+def report(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")],
+    gate: Annotated[list[str], typer.Option(help='A gate like "exact>=0.9" (repeatable).')] = [],
+    max_errors: Annotated[int, typer.Option(help="Judge errors a gated judge may have and still pass.")] = 0,
+    json_out: JsonOpt = False,
+) -> None:
+    """Per-judge summary of a run: items, mean score, errors, cost, latency."""
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from .gate import Gate, check_judges, evaluate
+    from .render import print_json, run_payload, summary_table
+
+    gates = [Gate.parse(g) for g in gate]
+    ledger = Ledger(LedgerSettings().ledger_url)
+    run = ledger.get_run(run_id)
+    check_judges(gates, list(run.judges))
+    progress = ledger.progress(run_id)
+    summaries = ledger.summary(run_id)
+    results = evaluate(gates, summaries, run.n_items, max_errors) if gates else []
+    complete = progress.done >= progress.expected
+    if json_out:
+        print_json(run_payload(run, summaries, progress, results, complete))
+    else:
+        summary_table(run, summaries, results)
+        if not complete:
+            print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
+    if results and not all(r.passed for r in results):
+        raise typer.Exit(exitcodes.GATE_FAILED)
+
+
+@app.command()
+def resume(
+    run_id: Annotated[str, typer.Argument(help="The run to complete.")],
+    wait: Annotated[bool, typer.Option(help="Wait for the run to complete and print its summary.")] = False,
+    timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait (exit 3 when exceeded).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Re-enqueue exactly the items of a run that have no ledger row yet."""
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from . import submit as submitting
+    from .settings import SchedulerSettings
+
+    settings = SchedulerSettings()
+    ledger = Ledger(LedgerSettings().ledger_url)
+    run = ledger.get_run(run_id)
+    dispatcher = _dispatcher(settings)
+    if dispatcher.embedded:
+        import threading
+
+        from workers.dispatch import EmbeddedDispatcher
+
+        embedded = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads)
+        count: list[int] = []
+        failure: list[BaseException] = []
+
+        def work() -> None:
+            try:
+                count.append(submitting.resume(run, ledger, embedded, settings))
+                embedded.join()
+            except BaseException as exc:
+                failure.append(exc)
+
+        thread = threading.Thread(target=work, daemon=True)
+        thread.start()
+        _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out, alive=thread.is_alive, failure=failure)
+        return
+    missing = submitting.resume(run, ledger, dispatcher, settings)
+    print(f"run {run_id}: re-enqueued {missing} item-judge pairs without a ledger row", file=sys.stderr)
+    if wait:
+        _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out)
+
+
+@app.command()
+def judges(json_out: JsonOpt = False) -> None:
+    """List the configured and built-in judges with their versions."""
+    from judges.config import load_config
+
+    from .render import print_json
+    from .settings import SchedulerSettings
+
+    from judges.errors import JudgeConfigError
+
+    config = load_config(SchedulerSettings().config)
+    rows = []
+    for judge_name in config.names():
+        try:
+            resolved = config.resolve(judge_name, check_env=False)
+        except JudgeConfigError as exc:
+            rows.append({"name": judge_name, "kind": "?", "version": "–", "definition": f"unusable: {exc}"})
+            continue
+        spec = resolved.spec
+        definition = getattr(spec, "model", None) or f"builtin {getattr(spec, 'builtin', '?')}"
+        params = getattr(spec, "params", None)
+        if params and resolved.kind == "local":
+            definition += " " + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+        rows.append({"name": judge_name, "kind": resolved.kind, "version": resolved.version, "definition": definition})
+    if json_out:
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="judges", title_justify="left")
+    for col in ("name", "kind", "version", "definition"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["name"], row["kind"], row["version"], row["definition"])
+    Console().print(table)
+
+
+@app.command()
+def worker(
+    queues: Annotated[str, typer.Option(help="Queues to consume: local, remote, or local,remote.")] = "local",
+    concurrency: Annotated[Optional[int], typer.Option(help="Processes (prefork) or threads; default per queue.")] = None,
+    pool: Annotated[Optional[str], typer.Option(help="prefork (CPU-bound local judges) or threads (I/O-bound remote).")] = None,
+    prefetch: Annotated[Optional[int], typer.Option(help="Prefetch multiplier; default per queue.")] = None,
+    time_limit: Annotated[int, typer.Option(help="Hard time limit per chunk in seconds (prefork only).")] = 150,
+    name: Annotated[Optional[str], typer.Option(help="Worker node name (default QUEUES-PID@host).")] = None,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run a Celery worker for the local or remote judge queue."""
+    from .fleet import worker_argv
+
+    argv = worker_argv(queues, concurrency=concurrency, pool=pool, prefetch=prefetch, time_limit=time_limit,
+                       name=name, loglevel=loglevel)
+    from workers.settings import WorkerSettings
+
+    if not WorkerSettings().broker_url:
+        from .errors import UsageError
+
+        raise UsageError("a worker needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0) or --broker-url")
+    from workers.tasks import app as celery_app
+
+    celery_app.worker_main(argv)
+
+
+@app.command()
+def flower(
+    port: Annotated[int, typer.Option(help="Port for Flower's UI and API.")] = 5555,
+    address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
+) -> None:
+    """Start Flower against the broker; refuses to start without basic auth (FLOWER_BASIC_AUTH=user:password)."""
+    from .fleet import flower_argv
+
+    argv = flower_argv(port=port, address=address)
+    from workers.tasks import app as celery_app
+
+    celery_app.start(argv)
+
+
+@db_app.command("upgrade")
+def db_upgrade() -> None:
+    """Apply the ledger's migrations (also done on first use of an empty database)."""
+    from ledger.migrate import upgrade
+    from ledger.settings import LedgerSettings
+
+    url = LedgerSettings().ledger_url
+    upgrade(url)
+    print("ledger is at the newest schema", file=sys.stderr)
+
+
+def main() -> None:
+    """Entry point: run the app, turning expected errors into one line and an exit code."""
+    from judges.errors import JudgeConfigError
+
+    from .errors import SchedulerError
+
+    try:
+        app()
+    except (SchedulerError, JudgeConfigError) as exc:
+        _fail(exc, exitcodes.BAD_INPUT)
+    except KeyboardInterrupt:
+        print("judgeq: interrupted; the run stays resumable with 'judgeq resume RUN'", file=sys.stderr)
+        sys.exit(exitcodes.INFRASTRUCTURE)
+    except Exception as exc:
+        from ledger.errors import LedgerError
+        from workers.errors import BrokerError
+
+        from ledger.errors import RunNotFound
+
+        if isinstance(exc, RunNotFound):
+            _fail(exc, exitcodes.BAD_INPUT)
+        if isinstance(exc, (LedgerError, BrokerError)):
+            _fail(exc, exitcodes.INFRASTRUCTURE)
+        raise
+
+
+def _fail(exc: BaseException, code: int) -> None:
+    print(f"judgeq: {exc}", file=sys.stderr)
+    sys.exit(code)

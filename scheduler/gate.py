@@ -1,0 +1,107 @@
+"""Gates: ``faithfulness>=0.85`` style checks on a run's per-judge means.
+
+A gate is judged on the mean score of the judge's scored items (the point
+estimate). Items a judge could not score are not measurements: a judge with
+more errors than ``max_errors``, or with unjudged items, fails its gate and
+says so, rather than passing on part of the data.
+"""
+
+from __future__ import annotations
+
+import operator
+import re
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Protocol
+
+from .errors import UsageError
+
+_OPS: dict[str, Callable[[float, float], bool]] = {
+    ">=": operator.ge,
+    ">": operator.gt,
+    "<=": operator.le,
+    "<": operator.lt,
+}
+_GATE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(>=|<=|>|<)\s*([0-9]*\.?[0-9]+)\s*$")
+
+
+class JudgeFigures(Protocol):
+    """What a gate reads of one judge's summary (ledger.store.EvalSummary)."""
+
+    eval: str
+    n: int
+    ok: int
+    errors: int
+    mean: float | None
+
+
+@dataclass(frozen=True)
+class Gate:
+    """One absolute gate on one judge."""
+
+    judge: str
+    op: str
+    threshold: float
+
+    @classmethod
+    def parse(cls, text: str) -> "Gate":
+        match = _GATE.match(text)
+        if not match:
+            raise UsageError(
+                f"gate {text!r} is not of the form JUDGE>=NUMBER (operators: >=, >, <=, <); "
+                'example: --gate "exact>=0.9"'
+            )
+        return cls(judge=match[1], op=match[2], threshold=float(match[3]))
+
+    def __str__(self) -> str:
+        return f"{self.judge}{self.op}{self.threshold:g}"
+
+
+@dataclass(frozen=True)
+class GateResult:
+    """A gate's outcome and the one-line reason a human reads."""
+
+    gate: Gate
+    passed: bool
+    value: float | None
+    detail: str
+
+
+def evaluate(
+    gates: Sequence[Gate], figures: Sequence[JudgeFigures], expected_per_judge: int, max_errors: int = 0
+) -> list[GateResult]:
+    """Judge every gate against the run's per-judge figures."""
+    by_judge = {f.eval: f for f in figures}
+    results = []
+    for gate in gates:
+        fig = by_judge.get(gate.judge)
+        if fig is None or fig.ok == 0:
+            results.append(GateResult(gate, False, None, f"{gate}: no scored items for judge {gate.judge!r}"))
+            continue
+        assert fig.mean is not None
+        value = fig.mean
+        holds = _OPS[gate.op](value, gate.threshold)
+        notes = []
+        unjudged = expected_per_judge - fig.n
+        if unjudged > 0:
+            notes.append(f"{unjudged} items not yet judged")
+        if fig.errors > max_errors:
+            notes.append(f"{fig.errors} judge errors > --max-errors {max_errors}")
+        elif fig.errors:
+            notes.append(f"{fig.errors} judge errors not counted (allowed by --max-errors {max_errors})")
+        passed = holds and unjudged <= 0 and fig.errors <= max_errors
+        verdict = "passed" if passed else "FAILED"
+        text = f"{gate}: {verdict} (mean {value:.4f} over {fig.ok} items"
+        text += "; " + "; ".join(notes) + ")" if notes else ")"
+        results.append(GateResult(gate, passed, value, text))
+    return results
+
+
+def check_judges(gates: Sequence[Gate], judge_names: Sequence[str]) -> None:
+    """Raise UsageError for a gate on a judge the run does not have."""
+    for gate in gates:
+        if gate.judge not in judge_names:
+            raise UsageError(
+                f"gate {gate} names judge {gate.judge!r}, which this run does not use "
+                f"(judges: {', '.join(judge_names)}); add --judge {gate.judge} or fix the gate"
+            )

@@ -1,0 +1,80 @@
+"""Output: a human table by default, JSON for machines."""
+
+from __future__ import annotations
+
+import json
+import math
+import sys
+from collections.abc import Sequence
+from dataclasses import asdict, is_dataclass
+from typing import Any
+
+from .gate import GateResult
+
+
+def _num(value: float | None, fmt: str) -> str:
+    if value is None or (isinstance(value, float) and math.isnan(value)):
+        return "–"
+    return format(value, fmt)
+
+
+def summary_table(run: Any, summaries: Sequence[Any], gates: Sequence[GateResult] = ()) -> None:
+    """Print the per-judge summary (items, mean score, errors, cost, latency) and gate lines."""
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    title = f"run {run.id} · {run.dataset_name} · {run.status}"
+    table = Table(title=title, title_justify="left")
+    for name, justify in [("judge", "left"), ("version", "left"), ("items", "right"), ("mean", "right"),
+                          ("errors", "right"), ("cost $", "right"), ("p50 s", "right"), ("p95 s", "right")]:
+        table.add_column(name, justify=justify)  # type: ignore[arg-type]
+    for s in summaries:
+        table.add_row(
+            s.eval, ", ".join(s.judge_versions) if hasattr(s, "judge_versions") else "", f"{s.n}",
+            _num(s.mean, ".4f"), f"{s.errors}" if not s.errors else f"[red]{s.errors}[/red]",
+            _num(s.cost_usd, ".4f"), _num(s.latency_p50_s, ".3f"), _num(s.latency_p95_s, ".3f"),
+        )
+    console.print(table)
+    for g in gates:
+        style = "green" if g.passed else "bold red"
+        console.print(f"[{style}]gate {g.detail}[/{style}]")
+
+
+def to_jsonable(obj: Any) -> Any:
+    if is_dataclass(obj) and not isinstance(obj, type):
+        return {k: to_jsonable(v) for k, v in asdict(obj).items()}
+    if hasattr(obj, "model_dump"):
+        return to_jsonable(obj.model_dump(mode="json"))
+    if isinstance(obj, dict):
+        return {str(k): to_jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple, set)):
+        return [to_jsonable(v) for v in obj]
+    if isinstance(obj, float) and math.isnan(obj):
+        return None
+    if hasattr(obj, "isoformat"):
+        return obj.isoformat()
+    return obj
+
+
+def print_json(payload: Any) -> None:
+    json.dump(to_jsonable(payload), sys.stdout, indent=2, sort_keys=False)
+    sys.stdout.write("\n")
+
+
+def run_payload(run: Any, summaries: Sequence[Any], progress: Any, gates: Sequence[GateResult] = (),
+                complete: bool = True) -> dict[str, Any]:
+    """The machine-readable summary of a run (``--json``)."""
+    run_info = {
+        "id": run.id, "kind": run.kind, "dataset_name": run.dataset_name, "dataset_hash": run.dataset_hash,
+        "window": run.window, "status": run.status, "n_items": run.n_items, "expected": run.expected,
+        "tags": run.tags, "meta": run.meta, "created_at": run.created_at,
+        "judges": {name: body.get("version") for name, body in (run.judges or {}).items()},
+    }
+    payload: dict[str, Any] = {"run": run_info, "complete": complete, "progress": progress, "judges": summaries}
+    if gates:
+        payload["gates"] = [
+            {"gate": str(g.gate), "passed": g.passed, "value": g.value, "detail": g.detail} for g in gates
+        ]
+        payload["passed"] = all(g.passed for g in gates)
+    return payload

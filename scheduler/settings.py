@@ -1,0 +1,27 @@
+"""Settings of the front door, read from the environment (prefix ``JUDGEQ_``).
+
+The broker URL lives with the Celery app (workers/settings.py) and the ledger
+URL with the ledger (ledger/settings.py); the CLI's ``--broker-url``,
+``--ledger-url`` and ``--config`` flags set the same variables.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+
+class SchedulerSettings(BaseSettings):
+    """Where the judge config is and how records are cut into chunks."""
+
+    model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
+
+    config: Path = Field(default=Path("judgeq.toml"), description="The judge config file (TOML).")
+    chunk_local: int = Field(default=250, ge=1, le=5000, description="Records per task for local judges.")
+    chunk_remote: int = Field(default=16, ge=1, le=500, description="Records per task for remote judges.")
+    embedded_threads: int = Field(
+        default=4, ge=1, le=256, description="Chunks judged at once by remote judges in embedded mode."
+    )
+    poll_s: float = Field(default=0.5, gt=0, description="Seconds between ledger polls while waiting.")

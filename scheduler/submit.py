@@ -1,0 +1,161 @@
+"""Submitting a run: validate everything, then store the items and enqueue chunks.
+
+Order matters for the exit-code contract: every check that can fail on bad
+input (judges, gates, the whole dataset) runs before anything is written or
+enqueued, so exit 2 leaves no trace. After that, the run row and its items go
+to the ledger batch by batch and each batch's chunks go to the dispatcher; a
+failure from then on leaves a resumable run (exit 3).
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import secrets
+from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+
+from judges.config import JudgeConfig, ResolvedJudge
+from ledger.models import Run
+from ledger.store import ItemIn, Ledger
+from workers.dispatch import Dispatcher
+from workers.keys import QUEUE_LOCAL, QUEUE_REMOTE
+from workers.message import ChunkMessage
+
+from .errors import UsageError
+from .records import DatasetInfo, iter_batches, scan
+from .settings import SchedulerSettings
+
+
+@dataclass(frozen=True)
+class SubmitPlan:
+    """A validated submission: nothing has been written yet."""
+
+    run_id: str
+    dataset: DatasetInfo
+    judges: list[ResolvedJudge]
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+
+    @property
+    def expected(self) -> int:
+        return self.dataset.count * len(self.judges)
+
+
+def new_run_id(now: dt.datetime | None = None) -> str:
+    """A sortable, readable run id: ``r20261122-031500-3fa9c1``."""
+    now = now or dt.datetime.now(dt.timezone.utc)
+    return f"r{now:%Y%m%d-%H%M%S}-{secrets.token_hex(3)}"
+
+
+def resolve_judges(config: JudgeConfig, names: Sequence[str], check_env: bool = True) -> list[ResolvedJudge]:
+    """The judges asked for, resolved (prompt files read, API key variables checked)."""
+    if not names:
+        raise UsageError("no judge given; add --judge NAME (see 'judgeq judges' for the configured ones)")
+    seen: set[str] = set()
+    resolved = []
+    for name in names:
+        if name in seen:
+            raise UsageError(f"judge {name!r} is given twice; give each --judge once")
+        seen.add(name)
+        resolved.append(config.resolve(name, check_env=check_env))
+    return resolved
+
+
+def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: Sequence[str] = (),
+         meta: dict[str, str] | None = None, check_env: bool = True) -> SubmitPlan:
+    """Validate judges and the whole dataset; raise before anything is written."""
+    judges = resolve_judges(config, judge_names, check_env=check_env)
+    dataset = scan(path)
+    return SubmitPlan(run_id=new_run_id(), dataset=dataset, judges=judges, tags=list(tags), meta=dict(meta or {}))
+
+
+def queue_for(judge: ResolvedJudge) -> str:
+    return QUEUE_REMOTE if judge.kind == "remote" else QUEUE_LOCAL
+
+
+def chunk_size(judge: ResolvedJudge, settings: SchedulerSettings) -> int:
+    return settings.chunk_remote if judge.kind == "remote" else settings.chunk_local
+
+
+def enqueue(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> None:
+    """Write the run and its items, sending each batch's chunks as soon as its items are stored."""
+    create_run(plan, ledger)
+    enqueue_items(plan, ledger, dispatcher, settings)
+
+
+def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
+    """The run's row, in status "submitting" until every item is stored and sent."""
+    now = dt.datetime.now(dt.timezone.utc)
+    ledger.create_run(
+        Run(
+            id=plan.run_id,
+            kind="offline",
+            dataset_name=plan.dataset.name,
+            dataset_hash=plan.dataset.content_hash,
+            window=None,
+            judges={j.name: j.to_message() for j in plan.judges},
+            n_items=plan.dataset.count,
+            expected=plan.expected,
+            status="submitting",
+            created_at=now,
+            tags=plan.tags,
+            meta=plan.meta,
+        )
+    )
+
+
+def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> None:
+    """Store the items batch by batch and send each batch's chunks; then mark the run running."""
+    batch_size = max(chunk_size(j, settings) for j in plan.judges)
+    batch_size = max(batch_size, 500)
+    counters = {j.name: 0 for j in plan.judges}
+    for batch in iter_batches(plan.dataset.path, batch_size):
+        ledger.add_items(
+            plan.run_id,
+            [ItemIn(trace_id=r.id, seq=line, content_hash=r.content_hash(), record=r.to_message())
+             for line, r in batch],
+        )
+        records = [r.to_message() for _, r in batch]
+        send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, records, dispatcher, settings, counters)
+    if not dispatcher.embedded:
+        dispatcher.close()
+    ledger.set_status(plan.run_id, "running")
+
+
+def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], records: list[dict],
+                dispatcher: Dispatcher, settings: SchedulerSettings, counters: dict[str, int]) -> int:
+    """Cut ``records`` into each judge's chunk size and send them; returns chunks sent."""
+    sent = 0
+    for judge in judges:
+        size = chunk_size(judge, settings)
+        body = judge.to_message()
+        for start in range(0, len(records), size):
+            counters[judge.name] = counters.get(judge.name, 0) + 1
+            message = ChunkMessage(run_id=run_id, dataset=dataset, judge=body,
+                                   records=records[start:start + size], chunk=counters[judge.name])
+            dispatcher.send(message, queue_for(judge))
+            sent += 1
+    return sent
+
+
+def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> int:
+    """Re-enqueue exactly the items of ``run`` that have no ledger row yet; returns how many."""
+    stored = ledger.count_items(run.id)
+    if stored < run.n_items:
+        raise UsageError(
+            f"run {run.id} was cut off while it was being submitted ({stored} of {run.n_items} items stored); "
+            "submit the dataset again"
+        )
+    judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
+    counters = {j.name: 10_000_000 for j in judges}  # chunk numbers of a resume stand apart in logs
+    missing = 0
+    for judge in judges:
+        for batch in ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500)):
+            missing += len(batch)
+            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, dispatcher, settings, counters)
+    if not dispatcher.embedded:
+        dispatcher.close()
+    if run.status == "submitting":
+        ledger.set_status(run.id, "running")
+    return missing

@@ -1,0 +1,97 @@
+"""Real processes for tests: judgeq workers and CLI calls, with bounded waits."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Mapping, Sequence
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+def judgeq_cmd() -> list[str]:
+    """How to run the judgeq CLI of this checkout with this interpreter."""
+    return [sys.executable, "-c", "from scheduler.cli import main; main()"]
+
+
+def base_env(**extra: str) -> dict[str, str]:
+    env = {k: v for k, v in os.environ.items() if not k.startswith("JUDGEQ_")}
+    env["LITELLM_LOCAL_MODEL_COST_MAP"] = "True"
+    env["PYTHONPATH"] = str(REPO) + os.pathsep + env.get("PYTHONPATH", "")
+    env.update(extra)
+    return env
+
+
+def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, cwd: Path | None = None,
+            ) -> subprocess.CompletedProcess[str]:
+    """Run ``judgeq ARGS`` to completion and return its output and exit code."""
+    return subprocess.run(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, capture_output=True,
+                          text=True, timeout=timeout)
+
+
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
+    """Poll ``predicate`` until it holds; fail the test with ``what`` after ``timeout`` seconds."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        if predicate():
+            return
+        time.sleep(interval)
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+
+
+class Worker:
+    """A ``judgeq worker`` process in its own process group, its log kept for assertions."""
+
+    def __init__(self, queues: str, env: Mapping[str, str], *extra: str, name: str | None = None) -> None:
+        self.name = name or f"{queues.replace(',', '-')}-{os.getpid()}-{time.monotonic_ns() % 100000}@test"
+        args = ["worker", "--queues", queues, "--name", self.name, *extra]
+        self.proc = subprocess.Popen(
+            judgeq_cmd() + args, env=dict(env), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+            text=True, start_new_session=True,
+        )
+        self.lines: list[str] = []
+        self._ready = threading.Event()
+        self._reader = threading.Thread(target=self._read, daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stdout is not None
+        for line in self.proc.stdout:
+            self.lines.append(line)
+            if " ready." in line:
+                self._ready.set()
+
+    def wait_ready(self, timeout: float = 60) -> "Worker":
+        if not self._ready.wait(timeout):
+            self.stop()
+            raise AssertionError(f"worker {self.name} not ready in {timeout}s:\n" + "".join(self.lines[-40:]))
+        return self
+
+    def children(self) -> list[int]:
+        out = subprocess.run(["pgrep", "-P", str(self.proc.pid)], capture_output=True, text=True)
+        return [int(p) for p in out.stdout.split()]
+
+    def kill(self) -> None:
+        """SIGKILL the whole worker: main process and pool children at once."""
+        try:
+            os.killpg(self.proc.pid, signal.SIGKILL)
+        except ProcessLookupError:
+            pass
+        self.proc.wait(timeout=30)
+
+    def stop(self, timeout: float = 30) -> None:
+        if self.proc.poll() is not None:
+            return
+        try:
+            os.killpg(self.proc.pid, signal.SIGTERM)
+            self.proc.wait(timeout=timeout)
+        except (subprocess.TimeoutExpired, ProcessLookupError):
+            self.kill()
+
+    def log(self) -> str:
+        return "".join(self.lines)

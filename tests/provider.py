@@ -1,0 +1,388 @@
+"""A fake OpenAI-compatible chat provider: a real HTTP server for tests and benchmarks.
+
+It serves ``POST /v1/chat/completions`` (and ``/chat/completions``) on
+127.0.0.1 from a background thread, so litellm talks to it over real HTTP
+exactly as it would to a self-hosted model (``model="openai/<name>"`` with
+``api_base=provider.base_url``)::
+
+    with FakeProvider(rpm=600, latency_s=0.05) as p:
+        p.base_url          # "http://127.0.0.1:PORT/v1"
+        ...
+        p.count(429)        # how many calls were rate limited
+
+What it answers, in this order of checks, for every request:
+
+1. ``require_key`` set and the ``Authorization: Bearer`` value differs: 401.
+   The error message echoes the key it was given (a real provider echoes a
+   masked one), so tests can check that the client never repeats it.
+2. ``script`` not exhausted: the next scripted outcome (``"ok"``, ``"500"``,
+   ``"429"``, ``"garbage"``, ``"timeout"``), whatever the probabilities say.
+3. ``rpm`` set and ``rpm`` requests were already admitted in the last
+   ``window_s`` seconds (a sliding window, 60 s by default): 429 with a
+   ``Retry-After`` header (whole seconds until the oldest admitted request
+   leaves the window). Rejected requests do not count against the window.
+4. With the seeded probabilities: ``p_500`` a 500, ``p_garbage`` a 200 whose
+   content is prose and not JSON, ``p_timeout`` a response delayed by
+   ``timeout_sleep_s`` (longer than any sane client timeout).
+5. Otherwise, after ``latency_s``, a 200 whose ``choices[0].message.content``
+   is the JSON text of ``verdict(body)``.
+
+The default verdict is deterministic and reads only the last user message:
+``label`` is ``"pass"`` if it contains the word ``GOOD`` (upper case) and
+``"fail"`` otherwise; ``score`` is ``n`` when the text contains ``SCORE=n``,
+otherwise 1.0 for pass and 0.0 for fail. Pass your own ``verdict`` (a function
+of the parsed request body returning a dict, or a str used verbatim as the
+content) to answer anything else.
+
+Every request is recorded (:class:`Call`: time, path, status, parsed body) for
+assertions. ``usage`` estimates tokens as characters / 4.
+
+Run by hand: ``python -m tests.provider --port 8000 --rpm 1200 --latency 0.15``.
+"""
+
+from __future__ import annotations
+
+import argparse
+import collections
+import json
+import math
+import random
+import re
+import socket
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from types import TracebackType
+from typing import Any
+
+Verdict = Callable[[dict[str, Any]], "dict[str, Any] | str"]
+
+OUTCOMES = ("ok", "500", "429", "garbage", "timeout")
+_SCORE = re.compile(r"SCORE=(-?\d+(?:\.\d+)?)")
+
+
+def last_user_text(body: dict[str, Any]) -> str:
+    """The text of the last user message of a chat request body."""
+    for message in reversed(body.get("messages") or []):
+        if message.get("role") == "user":
+            content = message.get("content")
+            if isinstance(content, list):  # the multi-part form
+                return " ".join(str(part.get("text", "")) for part in content if isinstance(part, dict))
+            return str(content or "")
+    return ""
+
+
+def default_verdict(body: dict[str, Any]) -> dict[str, Any]:
+    """``pass`` if the user message contains ``GOOD``; ``SCORE=n`` sets the score."""
+    text = last_user_text(body)
+    passed = "GOOD" in text
+    match = _SCORE.search(text)
+    score = float(match.group(1)) if match else (1.0 if passed else 0.0)
+    return {
+        "label": "pass" if passed else "fail",
+        "score": score,
+        "reason": "fake provider: the text " + ("contains" if passed else "lacks") + " GOOD",
+    }
+
+
+@dataclass(frozen=True)
+class Call:
+    """One request the provider received, and what it answered."""
+
+    ts: float
+    path: str
+    status: int
+    outcome: str
+    body: dict[str, Any] | None
+    authorization: str = field(default="", repr=False)
+
+
+class _Server(ThreadingHTTPServer):
+    daemon_threads = True
+    block_on_close = False  # a handler sleeping out a "timeout" must not block close()
+    provider: FakeProvider
+
+
+class _Handler(BaseHTTPRequestHandler):
+    server: _Server
+    protocol_version = "HTTP/1.1"  # keep-alive, as real providers do
+    disable_nagle_algorithm = True  # else each keep-alive answer waits ~40 ms for a delayed ACK
+
+    def setup(self) -> None:
+        super().setup()
+        with self.server.provider._lock:
+            self.server.provider._connections.add(self.connection)
+
+    def finish(self) -> None:
+        with self.server.provider._lock:
+            self.server.provider._connections.discard(self.connection)
+        try:
+            super().finish()
+        except OSError:
+            pass
+
+    def log_message(self, format: str, *args: Any) -> None:  # noqa: A002 - the stdlib's name
+        pass  # quiet: the provider records calls instead
+
+    def do_POST(self) -> None:  # noqa: N802 - the stdlib's name
+        length = int(self.headers.get("Content-Length") or 0)
+        raw = self.rfile.read(length) if length else b""
+        self.server.provider._handle(self, raw)
+
+    def do_GET(self) -> None:  # noqa: N802
+        self.send_json(404, {"error": {"message": f"no route GET {self.path}", "type": "not_found"}})
+
+    def send_json(self, status: int, payload: Any, headers: dict[str, str] | None = None) -> None:
+        data = json.dumps(payload).encode()
+        self.send_response(status)
+        self.send_header("Content-Type", "application/json")
+        self.send_header("Content-Length", str(len(data)))
+        for key, value in (headers or {}).items():
+            self.send_header(key, value)
+        self.end_headers()
+        try:
+            self.wfile.write(data)
+        except (BrokenPipeError, ConnectionResetError):
+            pass  # the client gave up (its timeout): nothing to answer
+
+
+class FakeProvider:
+    """An OpenAI-compatible chat completions server on 127.0.0.1 (see the module docstring)."""
+
+    def __init__(
+        self,
+        *,
+        latency_s: float = 0.0,
+        rpm: int | None = None,
+        window_s: float = 60.0,
+        p_500: float = 0.0,
+        p_garbage: float = 0.0,
+        p_timeout: float = 0.0,
+        timeout_sleep_s: float = 30.0,
+        require_key: str | None = None,
+        seed: int = 0,
+        verdict: Verdict = default_verdict,
+        script: list[str] | None = None,
+        host: str = "127.0.0.1",
+        port: int = 0,
+    ) -> None:
+        for outcome in script or []:
+            if outcome not in OUTCOMES:
+                raise ValueError(f"unknown scripted outcome {outcome!r}; use one of {', '.join(OUTCOMES)}")
+        self.latency_s = latency_s
+        self.rpm = rpm
+        self.window_s = window_s
+        self.p_500 = p_500
+        self.p_garbage = p_garbage
+        self.p_timeout = p_timeout
+        self.timeout_sleep_s = timeout_sleep_s
+        self.require_key = require_key
+        self.verdict = verdict
+        self._script = collections.deque(script or [])
+        self._random = random.Random(seed)
+        self._lock = threading.Lock()
+        self._admitted: collections.deque[float] = collections.deque()
+        self._calls: list[Call] = []
+        self._stopping = threading.Event()
+        self._connections: set[socket.socket] = set()
+        self._server = _Server((host, port), _Handler)
+        self._server.provider = self
+        self._thread: threading.Thread | None = None
+
+    # -- lifecycle ---------------------------------------------------------
+
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
+    @property
+    def base_url(self) -> str:
+        """The ``api_base`` to give litellm, e.g. ``http://127.0.0.1:PORT/v1``."""
+        return f"http://127.0.0.1:{self.port}/v1"
+
+    def start(self) -> FakeProvider:
+        self._thread = threading.Thread(
+            target=self._server.serve_forever, kwargs={"poll_interval": 0.05}, name="fake-provider", daemon=True
+        )
+        self._thread.start()
+        return self
+
+    def stop(self) -> None:
+        """Stop serving and drop open connections (clients see them closed)."""
+        self._stopping.set()  # wakes handlers sleeping out latency or a timeout
+        if self._thread is not None:
+            self._server.shutdown()  # waits for serve_forever: only when it runs
+        self._server.server_close()
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:  # keep-alive handlers otherwise wait for the next request
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+        if self._thread is not None:
+            self._thread.join(timeout=5)
+
+    def __enter__(self) -> FakeProvider:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    # -- what tests read ---------------------------------------------------
+
+    @property
+    def calls(self) -> list[Call]:
+        """Every request so far, in arrival order (a copy)."""
+        with self._lock:
+            return list(self._calls)
+
+    def count(self, status: int | None = None) -> int:
+        """How many requests were answered (with ``status``, if given)."""
+        with self._lock:
+            return sum(1 for c in self._calls if status is None or c.status == status)
+
+    def reset(self) -> None:
+        """Forget recorded calls and the rate window (between benchmark phases)."""
+        with self._lock:
+            self._calls.clear()
+            self._admitted.clear()
+
+    # -- serving -----------------------------------------------------------
+
+    def _decide(self, authorization: str) -> tuple[str, float]:
+        """The outcome of one request, and the Retry-After for a 429."""
+        with self._lock:
+            if self.require_key is not None and authorization != f"Bearer {self.require_key}":
+                return "401", 0.0
+            if self._script:
+                return self._script.popleft(), 1.0
+            now = time.monotonic()
+            if self.rpm is not None:
+                while self._admitted and self._admitted[0] <= now - self.window_s:
+                    self._admitted.popleft()
+                if len(self._admitted) >= self.rpm:
+                    return "429", self._admitted[0] + self.window_s - now
+                self._admitted.append(now)
+            draw = self._random.random()
+            if draw < self.p_500:
+                return "500", 0.0
+            if draw < self.p_500 + self.p_garbage:
+                return "garbage", 0.0
+            if draw < self.p_500 + self.p_garbage + self.p_timeout:
+                return "timeout", 0.0
+            return "ok", 0.0
+
+    def _record(self, path: str, status: int, outcome: str, body: dict[str, Any] | None, auth: str) -> None:
+        with self._lock:
+            self._calls.append(Call(time.time(), path, status, outcome, body, auth))
+
+    def _handle(self, handler: _Handler, raw: bytes) -> None:
+        path = handler.path.split("?", 1)[0].rstrip("/")
+        auth = handler.headers.get("Authorization", "")
+        if path not in ("/v1/chat/completions", "/chat/completions"):
+            self._record(path, 404, "404", None, auth)
+            handler.send_json(404, {"error": {"message": f"no route POST {path}", "type": "not_found"}})
+            return
+        try:
+            body = json.loads(raw or b"{}")
+        except ValueError:
+            self._record(path, 400, "400", None, auth)
+            handler.send_json(400, {"error": {"message": "request body is not JSON", "type": "invalid_request_error"}})
+            return
+        outcome, retry_after = self._decide(auth)
+        if outcome == "401":
+            given = auth.removeprefix("Bearer ")
+            self._record(path, 401, outcome, body, auth)
+            message = f"Incorrect API key provided: {given}. You can find your API key in your account."
+            handler.send_json(401, {"error": {"message": message, "type": "invalid_request_error", "code": "invalid_api_key"}})
+            return
+        if outcome == "429":
+            seconds = max(1, math.ceil(retry_after))
+            self._record(path, 429, outcome, body, auth)
+            handler.send_json(
+                429,
+                {"error": {"message": f"Rate limit reached; retry after {seconds}s", "type": "rate_limit_error"}},
+                headers={"Retry-After": str(seconds)},
+            )
+            return
+        if outcome == "timeout":
+            self._stopping.wait(self.timeout_sleep_s)
+        elif self.latency_s > 0:
+            self._stopping.wait(self.latency_s)
+        if outcome == "500":
+            self._record(path, 500, outcome, body, auth)
+            handler.send_json(500, {"error": {"message": "fake internal server error", "type": "server_error"}})
+            return
+        if outcome == "garbage":
+            content = "Well, I think the answer is mostly fine, honestly."
+        else:
+            answer = self.verdict(body)
+            content = answer if isinstance(answer, str) else json.dumps(answer)
+        self._record(path, 200, outcome, body, auth)
+        handler.send_json(200, self._completion(body, content))
+
+    def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
+        prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages") or [])
+        prompt_tokens = max(1, prompt_chars // 4)
+        completion_tokens = max(1, len(content) // 4)
+        return {
+            "id": f"chatcmpl-fake-{self.count()}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": body.get("model", "fake"),
+            "choices": [
+                {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
+            ],
+            "usage": {
+                "prompt_tokens": prompt_tokens,
+                "completion_tokens": completion_tokens,
+                "total_tokens": prompt_tokens + completion_tokens,
+            },
+        }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m tests.provider", description=__doc__.split("\n")[0])
+    parser.add_argument("--host", default="127.0.0.1")
+    parser.add_argument("--port", type=int, default=8000)
+    parser.add_argument("--rpm", type=int, default=None, help="requests per sliding window (default: no limit)")
+    parser.add_argument("--window", type=float, default=60.0, help="the rate window in seconds")
+    parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
+    parser.add_argument("--p-500", type=float, default=0.0)
+    parser.add_argument("--p-garbage", type=float, default=0.0)
+    parser.add_argument("--p-timeout", type=float, default=0.0)
+    parser.add_argument("--require-key", default=None, help="answer 401 unless this bearer key is sent")
+    parser.add_argument("--seed", type=int, default=0)
+    args = parser.parse_args(argv)
+    provider = FakeProvider(
+        host=args.host,
+        port=args.port,
+        rpm=args.rpm,
+        window_s=args.window,
+        latency_s=args.latency,
+        p_500=args.p_500,
+        p_garbage=args.p_garbage,
+        p_timeout=args.p_timeout,
+        require_key=args.require_key,
+        seed=args.seed,
+    )
+    print(f"fake provider on {args.host}:{provider.port}; api_base = http://{args.host}:{provider.port}/v1", flush=True)
+    try:
+        provider._server.serve_forever()
+    except KeyboardInterrupt:
+        pass
+    finally:
+        provider._server.server_close()
+        print(
+            f"{provider.count()} requests, {provider.count(200)} answered, {provider.count(429)} rate limited",
+            flush=True,
+        )
+
+
+if __name__ == "__main__":
+    main()

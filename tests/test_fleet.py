@@ -1,0 +1,196 @@
+"""The offline path through a real fleet: Redis broker, worker processes, PostgreSQL ledger.
+
+Each test submits with the real CLI in a subprocess and checks the ledger,
+which is the source of truth: exactly one row per item and judge.
+"""
+
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+
+from .processes import Worker, base_env, run_cli, wait_until
+
+pytestmark = pytest.mark.timeout(240)
+
+CONFIG = """
+[judges.exact]
+type = "local"
+builtin = "exact_match"
+
+[judges.slow]
+type = "local"
+builtin = "noop"
+delay_s = {delay}
+"""
+
+
+def write_dataset(path: Path, n: int, wrong_every: int = 10) -> Path:
+    with path.open("w") as f:
+        for i in range(n):
+            out = "no" if i % wrong_every == 0 else f"answer {i}"
+            f.write(json.dumps({"id": f"i{i}", "input": f"q {i}", "output": out, "expected": f"answer {i}",
+                                "metadata": {"locale": ["en", "de"][i % 2]}}) + "\n")
+    return path
+
+
+@pytest.fixture
+def fleet_env(tmp_path: Path, redis_url: str, pg_url: str) -> dict[str, str]:
+    (tmp_path / "judgeq.toml").write_text(CONFIG.format(delay=0.02))
+    return base_env(
+        JUDGEQ_BROKER_URL=redis_url,
+        JUDGEQ_LEDGER_URL=pg_url,
+        JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"),
+        JUDGEQ_CHUNK_LOCAL="20",
+        JUDGEQ_POLL_S="0.2",
+    )
+
+
+def rows_per_key(pg_url: str, run_id: str) -> tuple[int, int]:
+    """(rows, distinct (trace, eval) keys) of a run."""
+    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        rows = conn.execute(text("select count(*) from scores where run_id=:r"), {"r": run_id}).scalar_one()
+        keys = conn.execute(
+            text("select count(*) from (select distinct trace_id, eval from scores where run_id=:r) k"),
+            {"r": run_id},
+        ).scalar_one()
+    engine.dispose()
+    return int(rows), int(keys)
+
+
+def count_rows(pg_url: str, run_id: str) -> int:
+    return rows_per_key(pg_url, run_id)[0]
+
+
+def test_submit_wait_gate_passes_and_fails(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:
+    data = write_dataset(tmp_path / "golden.jsonl", 200)
+    worker = Worker("local", fleet_env, "--concurrency", "2").wait_ready()
+    try:
+        ok = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--gate", "exact>=0.85", "--json"],
+                     fleet_env)
+        assert ok.returncode == 0, ok.stderr
+        payload = json.loads(ok.stdout)
+        run_id = payload["run"]["id"]
+        assert payload["passed"] is True and payload["complete"] is True
+        (exact,) = payload["judges"]
+        assert exact["n"] == 200 and exact["errors"] == 0
+        assert exact["mean"] == pytest.approx(0.9)
+        assert rows_per_key(pg_url, run_id) == (200, 200)
+
+        failed = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--gate", "exact>=0.95"], fleet_env)
+        assert failed.returncode == 1, failed.stderr
+        assert "FAILED" in failed.stdout
+
+        report = run_cli(["report", run_id, "--json"], fleet_env)
+        assert report.returncode == 0 and json.loads(report.stdout)["judges"][0]["n"] == 200
+    finally:
+        worker.stop()
+
+
+def test_submit_without_wait_then_status(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:
+    data = write_dataset(tmp_path / "golden.jsonl", 60)
+    sub = run_cli(["submit", str(data), "--judge", "exact", "--judge", "slow"], fleet_env)
+    assert sub.returncode == 0, sub.stderr
+    run_id = sub.stdout.strip().splitlines()[0]
+    status = run_cli(["status", run_id, "--json"], fleet_env)
+    assert json.loads(status.stdout)["progress"]["done"] == 0  # no worker yet: nothing judged
+    worker = Worker("local", fleet_env, "--concurrency", "2").wait_ready()
+    try:
+        wait_until(lambda: count_rows(pg_url, run_id) == 120, 60, "120 rows")
+        status = json.loads(run_cli(["status", run_id, "--json"], fleet_env).stdout)
+        assert status["status"] == "done" and status["progress"]["done"] == 120
+    finally:
+        worker.stop()
+
+
+def test_worker_killed_mid_run_completes_with_one_row_each(tmp_path: Path, fleet_env: dict[str, str],
+                                                           pg_url: str) -> None:
+    """SIGKILL a whole worker mid-run: its chunks come back after the visibility timeout."""
+    env = dict(fleet_env, JUDGEQ_VISIBILITY_TIMEOUT="6", JUDGEQ_RESTORE_INTERVAL="1")
+    data = write_dataset(tmp_path / "golden.jsonl", 400)
+    victim = Worker("local", env, "--concurrency", "2", "--prefetch", "4").wait_ready()
+    survivor = None
+    try:
+        sub = run_cli(["submit", str(data), "--judge", "slow"], env)
+        assert sub.returncode == 0, sub.stderr
+        run_id = sub.stdout.strip().splitlines()[0]
+        wait_until(lambda: count_rows(pg_url, run_id) >= 40, 60, "the first rows")
+        victim.kill()  # main process and children: its prefetched and running chunks are unacked
+        done_at_kill = count_rows(pg_url, run_id)
+        assert done_at_kill < 400
+        survivor = Worker("local", env, "--concurrency", "2").wait_ready()
+        wait_until(lambda: count_rows(pg_url, run_id) >= 400, 90, "all 400 rows after the kill")
+        assert rows_per_key(pg_url, run_id) == (400, 400)
+        report = json.loads(run_cli(["report", run_id, "--json"], env).stdout)
+        assert report["complete"] and report["judges"][0]["errors"] == 0
+    finally:
+        victim.stop()
+        if survivor:
+            survivor.stop()
+
+
+def test_pool_child_killed_is_requeued_at_once(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:
+    """SIGKILL one prefork child: its chunk is rejected back to the queue without waiting (long timeout)."""
+    import os
+    import signal
+
+    env = dict(fleet_env, JUDGEQ_VISIBILITY_TIMEOUT="600")
+    data = write_dataset(tmp_path / "golden.jsonl", 200)
+    worker = Worker("local", env, "--concurrency", "2", "--prefetch", "1").wait_ready()
+    try:
+        sub = run_cli(["submit", str(data), "--judge", "slow"], env)
+        run_id = sub.stdout.strip().splitlines()[0]
+        wait_until(lambda: count_rows(pg_url, run_id) >= 20, 60, "the first rows")
+        os.kill(worker.children()[0], signal.SIGKILL)
+        wait_until(lambda: count_rows(pg_url, run_id) >= 200, 60, "all rows after a child was killed")
+        assert rows_per_key(pg_url, run_id) == (200, 200)
+    finally:
+        worker.stop()
+
+
+def test_resume_completes_a_run_at_once_after_the_fleet_died(tmp_path: Path, fleet_env: dict[str, str],
+                                                            pg_url: str) -> None:
+    env = dict(fleet_env, JUDGEQ_VISIBILITY_TIMEOUT="600")
+    data = write_dataset(tmp_path / "golden.jsonl", 300)
+    victim = Worker("local", env, "--concurrency", "1", "--prefetch", "8").wait_ready()
+    try:
+        sub = run_cli(["submit", str(data), "--judge", "slow", "--judge", "exact"], env)
+        run_id = sub.stdout.strip().splitlines()[0]
+        wait_until(lambda: count_rows(pg_url, run_id) >= 30, 60, "the first rows")
+        victim.kill()
+    finally:
+        victim.stop()
+    # The killed worker's chunks wait out a 600 s visibility timeout; resume does not.
+    worker = Worker("local", env, "--concurrency", "2").wait_ready()
+    try:
+        res = run_cli(["resume", run_id, "--wait", "--timeout", "90", "--json"], env)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["complete"] is True
+        assert rows_per_key(pg_url, run_id) == (600, 600)
+    finally:
+        worker.stop()
+
+
+def test_wait_timeout_exits_3_and_stays_resumable(tmp_path: Path, fleet_env: dict[str, str]) -> None:
+    data = write_dataset(tmp_path / "golden.jsonl", 30)
+    res = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--timeout", "1"], fleet_env)
+    assert res.returncode == 3
+    assert "resume" in res.stderr
+
+
+def test_unreachable_broker_exits_3_before_writing(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:
+    data = write_dataset(tmp_path / "golden.jsonl", 10)
+    env = dict(fleet_env, JUDGEQ_BROKER_URL="redis://127.0.0.1:1/0")
+    res = run_cli(["submit", str(data), "--judge", "exact"], env)
+    assert res.returncode == 3, res.stderr
+    assert "broker" in res.stderr
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        has_runs = conn.execute(text("select to_regclass('runs')")).scalar_one()
+        if has_runs:
+            assert conn.execute(text("select count(*) from runs")).scalar_one() == 0
+    engine.dispose()

@@ -1,0 +1,148 @@
+"""Judge one chunk and write its rows: the work behind every task.
+
+Celery tasks (workers/tasks.py) and embedded mode (workers/dispatch.py) both
+call :func:`run_chunk`, so the two modes run the same code. The ledger's
+idempotent upsert makes a redelivered chunk harmless; remote judges also skip
+items that already have a row, so a redelivery does not pay twice.
+"""
+
+from __future__ import annotations
+
+import logging
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from judges.base import Judge
+from judges.config import ResolvedJudge
+from judges.record import Record
+from judges.registry import build
+from judges.verdict import Verdict
+from ledger.errors import LedgerError
+from ledger.store import Ledger, ScoreIn
+
+from .message import ChunkMessage
+
+log = logging.getLogger(__name__)
+
+#: Metadata keys that name the cluster an item belongs to (first present wins).
+CLUSTER_KEYS = ("session_id", "user_id")
+
+
+@dataclass(frozen=True)
+class ChunkOutcome:
+    """What one chunk did: rows written, rows already present, errors among the written."""
+
+    written: int
+    already_done: int
+    errors: int
+
+
+class JudgeCache:
+    """Built judges by version, per process: building a judge is cheap but not free."""
+
+    def __init__(self) -> None:
+        self._judges: dict[str, Judge] = {}
+        self._lock = threading.Lock()
+
+    def get(self, judge_message: dict[str, Any]) -> Judge:
+        version = str(judge_message.get("version"))
+        with self._lock:
+            judge = self._judges.get(version)
+        if judge is None:
+            resolved = ResolvedJudge.from_message(judge_message)
+            judge = build(resolved)
+            with self._lock:
+                self._judges[version] = judge
+        return judge
+
+
+def execute(message: ChunkMessage, ledger: Ledger, judges: JudgeCache) -> ChunkOutcome:
+    """Run the chunk; a bug ends its items as visible errors instead of leaving them hanging.
+
+    Ledger errors propagate: the caller decides whether to retry (a worker) or
+    to stop the run resumably (embedded mode).
+    """
+    try:
+        return run_chunk(message, ledger, judges)
+    except LedgerError:
+        raise
+    except Exception as exc:
+        log.exception("chunk %s failed", message.summary())
+        return fail_chunk(message, ledger, f"internal error in worker: {type(exc).__name__}: {exc}")
+
+
+def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache) -> ChunkOutcome:
+    """Judge the chunk's records that have no row yet and write their rows in one transaction."""
+    records = [Record.model_validate(r) for r in message.records]
+    try:
+        judge = judges.get(message.judge)
+    except Exception as exc:  # a worker that cannot build the judge records why, per row
+        log.error("cannot build judge %s: %s", message.judge_name, exc)
+        verdicts = [Verdict.failed(r.id, f"{type(exc).__name__}: {exc}", attempts=0) for r in records]
+        return _write(message, records, verdicts, ledger, already_done=0)
+
+    todo: Sequence[Record] = records
+    already = 0
+    if judge.kind == "remote":
+        done = ledger.existing(message.run_id, message.judge_name, [r.id for r in records])
+        if done:
+            todo = [r for r in records if r.id not in done]
+            already = len(records) - len(todo)
+    if not todo:
+        return ChunkOutcome(written=0, already_done=already, errors=0)
+    verdicts = judge.judge(todo)
+    if len(verdicts) != len(todo):  # a judge bug must not lose items silently
+        raise RuntimeError(f"judge {message.judge_name} returned {len(verdicts)} verdicts for {len(todo)} records")
+    return _write(message, todo, verdicts, ledger, already_done=already)
+
+
+def fail_chunk(message: ChunkMessage, ledger: Ledger, error: str) -> ChunkOutcome:
+    """Record every item of the chunk as failed with ``error`` (poison message, lost judge)."""
+    records = [Record.model_validate(r) for r in message.records]
+    verdicts = [Verdict.failed(r.id, error, attempts=0) for r in records]
+    return _write(message, records, verdicts, ledger, already_done=0)
+
+
+def _write(
+    message: ChunkMessage,
+    records: Sequence[Record],
+    verdicts: Sequence[Verdict],
+    ledger: Ledger,
+    already_done: int,
+) -> ChunkOutcome:
+    version = str(message.judge.get("version"))
+    rows = [score_row(message, record, verdict, version) for record, verdict in zip(records, verdicts)]
+    ledger.write_scores(rows)
+    errors = sum(1 for v in verdicts if v.error is not None)
+    return ChunkOutcome(written=len(rows), already_done=already_done, errors=errors)
+
+
+def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_version: str) -> ScoreIn:
+    """The ledger row of one verdict."""
+    meta = record.metadata
+    cluster = next((str(meta[k]) for k in CLUSTER_KEYS if meta.get(k) is not None), None)
+    stratum = meta.get("stratum")
+    return ScoreIn(
+        run_id=message.run_id,
+        trace_id=record.id,
+        eval=message.judge_name,
+        score=verdict.score,
+        label=verdict.label,
+        reason=verdict.reason,
+        judge_version=judge_version,
+        dataset=message.dataset,
+        cost_usd=verdict.cost_usd,
+        latency_s=verdict.latency_s,
+        tokens_in=verdict.tokens_in,
+        tokens_out=verdict.tokens_out,
+        attempts=verdict.attempts,
+        error=verdict.error,
+        status="ok" if verdict.error is None else "error",
+        cached=False,
+        weight=float(message.weights.get(record.id, 1.0)),
+        stratum=None if stratum is None else str(stratum),
+        cluster=cluster,
+        content_hash=record.content_hash(),
+    )

@@ -1,0 +1,146 @@
+"""Sending chunks: to the Celery fleet, or judging them in-process (embedded mode).
+
+Both dispatchers take the same :class:`ChunkMessage`; the embedded one calls
+the same :func:`workers.chunk.execute` that the Celery task calls.
+"""
+
+from __future__ import annotations
+
+import threading
+from concurrent.futures import Future, ThreadPoolExecutor, wait
+from typing import Any, Protocol
+
+from ledger.store import Ledger
+
+from .chunk import JudgeCache, execute
+from .errors import BrokerUnavailable
+from .keys import QUEUE_REMOTE
+from .message import ChunkMessage
+from .settings import WorkerSettings
+
+TASK_NAME = "judgeq.judge_chunk"
+
+
+class Dispatcher(Protocol):
+    """Where chunks go."""
+
+    embedded: bool
+
+    def send(self, message: ChunkMessage, queue: str) -> None: ...
+
+    def close(self) -> None: ...
+
+
+class CeleryDispatcher:
+    """Publishes chunks to the broker; ``check()`` first, so a dead broker fails before anything is written."""
+
+    embedded = False
+
+    def __init__(self, settings: WorkerSettings) -> None:
+        from .app import create_app
+
+        self.settings = settings
+        self.app = create_app(settings)
+        self._conn: Any = None
+        self._producer: Any = None
+
+    def check(self) -> None:
+        """Raise BrokerUnavailable unless the broker answers now."""
+        try:
+            with self.app.connection_for_write() as conn:
+                conn.ensure_connection(max_retries=1, timeout=5)
+        except Exception as exc:
+            raise BrokerUnavailable(
+                f"cannot reach the broker at {_mask(self.settings.broker_url)}: {exc}; "
+                "start Redis or fix JUDGEQ_BROKER_URL"
+            ) from exc
+
+    def send(self, message: ChunkMessage, queue: str) -> None:
+        if self._producer is None:
+            self._conn = self.app.connection_for_write()
+            self._producer = self._conn.Producer()
+        try:
+            self.app.send_task(
+                TASK_NAME,
+                args=[message.to_json()],
+                queue=queue,
+                producer=self._producer,
+                argsrepr=f"({message.summary()})",
+                kwargsrepr="{}",
+            )
+        except Exception as exc:
+            raise BrokerUnavailable(
+                f"publishing to the broker at {_mask(self.settings.broker_url)} failed: {exc}; "
+                "the run is resumable with 'judgeq resume'"
+            ) from exc
+
+    def close(self) -> None:
+        if self._conn is not None:
+            self._conn.release()
+            self._conn = None
+            self._producer = None
+
+
+class EmbeddedDispatcher:
+    """Judges chunks in this process: one thread for local judges, a pool for remote ones.
+
+    ``send`` blocks while too many chunks are pending, so memory stays bounded
+    whatever the dataset's size. ``join`` waits for everything sent and
+    re-raises the first ledger failure.
+    """
+
+    embedded = True
+
+    def __init__(self, ledger: Ledger, remote_threads: int = 4, max_pending: int = 32) -> None:
+        self.ledger = ledger
+        self.judges = JudgeCache()
+        self._local = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgeq-local")
+        self._remote = ThreadPoolExecutor(max_workers=remote_threads, thread_name_prefix="judgeq-remote")
+        self._slots = threading.BoundedSemaphore(max_pending)
+        self._futures: list[Future[Any]] = []
+        self._lock = threading.Lock()
+        self.failure: BaseException | None = None
+
+    def send(self, message: ChunkMessage, queue: str) -> None:
+        if self.failure is not None:
+            raise self.failure
+        self._slots.acquire()
+        pool = self._remote if queue == QUEUE_REMOTE else self._local
+        future = pool.submit(self._run, message)
+        with self._lock:
+            self._futures = [f for f in self._futures if not f.done()]
+            self._futures.append(future)
+
+    def _run(self, message: ChunkMessage) -> None:
+        try:
+            execute(message, self.ledger, self.judges)
+        except BaseException as exc:
+            self.failure = self.failure or exc
+            raise
+        finally:
+            self._slots.release()
+
+    def join(self) -> None:
+        """Wait for every chunk sent; re-raise the first failure (a ledger error)."""
+        with self._lock:
+            pending = list(self._futures)
+        wait(pending)
+        if self.failure is not None:
+            raise self.failure
+
+    def close(self) -> None:
+        self._local.shutdown(wait=True, cancel_futures=False)
+        self._remote.shutdown(wait=True, cancel_futures=False)
+
+
+def _mask(url: str | None) -> str:
+    """The URL with any password replaced, fit for an error message."""
+    if not url:
+        return "<unset>"
+    from urllib.parse import urlsplit, urlunsplit
+
+    parts = urlsplit(url)
+    if parts.password:
+        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
+        return urlunsplit(parts._replace(netloc=netloc))
+    return url

@@ -1,0 +1,58 @@
+"""The chunk message: what a task carries (JSON only, never a secret)."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+MESSAGE_VERSION = 1
+
+
+@dataclass(frozen=True)
+class ChunkMessage:
+    """A bounded chunk of records for one judge in one run.
+
+    ``judge`` is the resolved judge (``judges.config.ResolvedJudge.to_message``):
+    its spec with the prompt text inlined and the *name* of its API key
+    variable, so a worker on another machine needs no files and sees no key.
+    """
+
+    run_id: str
+    dataset: str
+    judge: dict[str, Any]
+    records: list[dict[str, Any]]
+    chunk: int = 0
+    weights: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def judge_name(self) -> str:
+        return str(self.judge["name"])
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "v": MESSAGE_VERSION,
+            "run_id": self.run_id,
+            "dataset": self.dataset,
+            "judge": self.judge,
+            "records": self.records,
+            "chunk": self.chunk,
+            "weights": self.weights,
+        }
+
+    @classmethod
+    def from_json(cls, body: dict[str, Any]) -> "ChunkMessage":
+        version = body.get("v")
+        if version != MESSAGE_VERSION:
+            raise ValueError(f"chunk message version {version!r} is not {MESSAGE_VERSION}; upgrade the worker")
+        return cls(
+            run_id=body["run_id"],
+            dataset=body["dataset"],
+            judge=body["judge"],
+            records=body["records"],
+            chunk=int(body.get("chunk", 0)),
+            weights=dict(body.get("weights") or {}),
+        )
+
+    def summary(self) -> str:
+        """What Flower and logs show instead of the records (which may hold user data)."""
+        return f"run={self.run_id} judge={self.judge_name} chunk={self.chunk} n={len(self.records)}"
