@@ -19,6 +19,7 @@ litellm and otherwise never stored; every error text is scrubbed of it.
 from __future__ import annotations
 
 import dataclasses
+import logging
 import os
 import time
 from collections.abc import Sequence
@@ -257,6 +258,9 @@ def _litellm() -> ModuleType:
     import litellm
 
     litellm.suppress_debug_info = True  # no "Give Feedback" banner printed on every error
+    # litellm logs every call at INFO (several lines each); a worker's log is for our events.
+    for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
+        logging.getLogger(name).setLevel(logging.WARNING)
     return litellm
 
 

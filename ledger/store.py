@@ -25,13 +25,13 @@ from sqlmodel import Session
 from ledger.engine import connect, create_ledger_engine
 from ledger.errors import LedgerUnavailable, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
+from ledger.queries import item_keys_after, progress_counts, records_by_trace_id, scored_trace_ids
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
 from ledger.summary import summarize
 from ledger.upsert import insert_items, insert_run, upsert_scores
 from ledger.urls import normalize_url
 
-IN_CHUNK: Final = 1000  # trace ids per IN (...) list
 STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
 
@@ -176,45 +176,37 @@ class Ledger:
     def missing_items(self, run_id: str, eval_name: str, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
         """The stored records that have no score row for ``eval_name``, in seq order, in batches.
 
-        Pages by (seq, trace_id) rather than OFFSET, and holds no connection
-        between batches: rows written meanwhile do not shift the pages.
+        Walks the run's items in pages keyed on (seq, trace_id), never OFFSET,
+        and asks for each page which items are scored and then for the records
+        of the rest: three index lookups whose plans do not depend on table
+        statistics. (One NOT EXISTS anti-join is a single query, but on freshly
+        loaded tables that PostgreSQL has not analyzed yet it can be planned as
+        a scan of all the run's scores per item: minutes instead of
+        milliseconds.) No connection is held between pages.
         """
-        scored = sa.exists().where(
-            SCORES.c.run_id == ITEMS.c.run_id, SCORES.c.trace_id == ITEMS.c.trace_id, SCORES.c.eval == eval_name
-        )
-        base = (
-            sa.select(ITEMS.c.seq, ITEMS.c.trace_id, ITEMS.c.record)
-            .where(ITEMS.c.run_id == run_id, ~scored)
-            .order_by(ITEMS.c.seq, ITEMS.c.trace_id)
-            .limit(batch_size)
-        )
+        pending: list[dict[str, Any]] = []
         after: tuple[int, str] | None = None
         while True:
-            stmt = base
-            if after is not None:
-                seq, trace_id = after
-                stmt = stmt.where(ITEMS.c.seq >= seq, sa.or_(ITEMS.c.seq > seq, ITEMS.c.trace_id > trace_id))
             with self._connect() as conn:
-                rows = conn.execute(stmt).all()
-            if rows:
-                yield [row.record for row in rows]
-            if len(rows) < batch_size:
-                return
-            after = (rows[-1].seq, rows[-1].trace_id)
-
-    # -- scores --------------------------------------------------------------
+                page = conn.execute(item_keys_after(run_id, after, batch_size)).all()
+                trace_ids = [row.trace_id for row in page]
+                scored = scored_trace_ids(conn, run_id, eval_name, trace_ids)
+                todo = [trace_id for trace_id in trace_ids if trace_id not in scored]
+                records = records_by_trace_id(conn, run_id, todo)
+            pending.extend(records[trace_id] for trace_id in todo)
+            while len(pending) >= batch_size:
+                yield pending[:batch_size]
+                del pending[:batch_size]
+            if len(page) < batch_size:
+                break
+            after = (page[-1].seq, page[-1].trace_id)
+        if pending:
+            yield pending
 
     def existing(self, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> set[str]:
         """Those of ``trace_ids`` that already have a score row for ``eval_name``."""
-        found: set[str] = set()
         with self._connect() as conn:
-            for start in range(0, len(trace_ids), IN_CHUNK):
-                chunk = list(trace_ids[start : start + IN_CHUNK])
-                stmt = sa.select(SCORES.c.trace_id).where(
-                    SCORES.c.run_id == run_id, SCORES.c.eval == eval_name, SCORES.c.trace_id.in_(chunk)
-                )
-                found.update(conn.execute(stmt).scalars())
-        return found
+            return scored_trace_ids(conn, run_id, eval_name, trace_ids)
 
     def write_scores(self, rows: Sequence[ScoreIn]) -> int:
         """Write score rows in one transaction, idempotently (see ``ledger.upsert``).
@@ -244,22 +236,8 @@ class Ledger:
 
     def progress(self, run_id: str) -> Progress:
         """Score rows written for the run, by status, against the rows expected."""
-        count = sa.func.count(SCORES.c.trace_id)
-        stmt = (
-            sa.select(
-                RUNS.c.expected,
-                count,
-                count.filter(SCORES.c.status == "ok"),
-                count.filter(SCORES.c.status == "error"),
-                count.filter(SCORES.c.status == "skipped"),
-            )
-            .select_from(RUNS)
-            .outerjoin(SCORES, SCORES.c.run_id == RUNS.c.id)
-            .where(RUNS.c.id == run_id)
-            .group_by(RUNS.c.id, RUNS.c.expected)
-        )
         with self._connect() as conn:
-            row = conn.execute(stmt).first()
+            row = conn.execute(progress_counts(run_id)).first()
         if row is None:
             raise RunNotFound(run_id)
         expected, done, ok, errors, skipped = (int(value) for value in row)
@@ -278,3 +256,4 @@ def _score_params(row: ScoreIn, now: datetime) -> dict[str, Any]:
     if params["ts"] is None:
         params["ts"] = now
     return params
+

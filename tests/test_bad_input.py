@@ -48,7 +48,7 @@ CASES = [
     ("wrong_type", lines(GOOD, {"id": "b", "output": "y", "context": 5}), "bad.jsonl:2", "context"),
     ("metadata_not_object", lines({"id": "b", "output": "y", "metadata": [1]}), "bad.jsonl:1", "metadata"),
     ("duplicate_ids", lines(GOOD, {"id": "b", "output": "y"}, GOOD), "bad.jsonl:3", "a"),
-    ("empty_file", "", "bad.jsonl", "empty"),
+    ("empty_file", "", "bad.jsonl", "no records"),
 ]
 
 

@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import logging
 import os
+import threading
 from typing import Any
 
 from celery import Task
@@ -30,17 +31,21 @@ class _ProcessState:
     """Per-process handles, made after fork (a database engine must not cross a fork)."""
 
     def __init__(self) -> None:
+        self._lock = threading.Lock()
         self.pid = -1
         self.ledger: Ledger | None = None
         self.judges = JudgeCache()
         self.redis: Any = None
 
     def ensure(self) -> "_ProcessState":
+        # Threads pool: many tasks may arrive at once; the pid is set last, under the lock.
         if self.pid != os.getpid():
-            self.pid = os.getpid()
-            self.ledger = Ledger(LedgerSettings().ledger_url)
-            self.judges = JudgeCache()
-            self.redis = None
+            with self._lock:
+                if self.pid != os.getpid():
+                    self.ledger = Ledger(LedgerSettings().ledger_url)
+                    self.judges = JudgeCache()
+                    self.redis = None
+                    self.pid = os.getpid()
         return self
 
     def deliveries(self, task_id: str) -> int:
