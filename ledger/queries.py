@@ -1,8 +1,18 @@
-"""Read queries whose shape is chosen for the indexes, on both backends.
+"""Read queries shaped so that their PostgreSQL plans do not hang on table statistics.
 
-Each is a range or point lookup on a primary key or ``ix_items_run_seq``, so
-its plan does not hang on table statistics (which PostgreSQL lacks for
-tables loaded seconds ago, before autovacuum has analyzed them).
+PostgreSQL has no statistics for a run whose rows arrived after the last
+ANALYZE: a freshly loaded table, or any new run in a ledger of fewer than
+about a hundred runs (all run ids are "most common values", so an unknown id
+is estimated at one row). On such estimates the planner happily turns
+"items without a score row" into a scan of all the run's scores per item,
+minutes instead of milliseconds for a 100k-item run. So the queries below
+leave it no unbounded plan to pick:
+
+- items are read in windows of ``seq`` (a bounded index range), not with
+  LIMIT, which invites a scan-everything-then-sort plan;
+- "has a score row" is a per-row primary-key probe. ``OFFSET 0`` in the
+  EXISTS subquery is the planner fence that keeps it one: PostgreSQL does not
+  flatten a subquery with an OFFSET into a join (SQLite ignores it).
 """
 
 from __future__ import annotations
@@ -15,7 +25,8 @@ from sqlalchemy.engine import Connection
 
 from ledger.models import ITEMS, RUNS, SCORES
 
-IN_CHUNK: Final = 1000  # trace ids per IN (...) list
+IN_CHUNK: Final = 1000  # trace ids per query in scored_trace_ids
+_FENCE: Final = sa.literal_column("0")
 
 
 def progress_counts(run_id: str) -> sa.Select[tuple[int, int, int, int, int]]:
@@ -36,39 +47,49 @@ def progress_counts(run_id: str) -> sa.Select[tuple[int, int, int, int, int]]:
     )
 
 
-def item_keys_after(run_id: str, after: tuple[int, str] | None, limit: int) -> sa.Select[tuple[int, str]]:
-    """(seq, trace_id) of the run's next ``limit`` items after the key ``after``, in order."""
-    stmt = (
-        sa.select(ITEMS.c.seq, ITEMS.c.trace_id)
-        .where(ITEMS.c.run_id == run_id)
-        .order_by(ITEMS.c.seq, ITEMS.c.trace_id)
-        .limit(limit)
+def item_span(run_id: str) -> sa.Select[tuple[int, int | None, int | None]]:
+    """One row (count, min seq, max seq) of the run's items."""
+    seq = ITEMS.c.seq
+    return sa.select(sa.func.count(), sa.func.min(seq), sa.func.max(seq)).where(ITEMS.c.run_id == run_id)
+
+
+def _has_score(run_id: Any, trace_id: Any, eval_name: str) -> sa.Exists:
+    probe = sa.select(sa.literal_column("1")).where(
+        SCORES.c.run_id == run_id, SCORES.c.trace_id == trace_id, SCORES.c.eval == eval_name
     )
-    if after is not None:
-        seq, trace_id = after
-        stmt = stmt.where(ITEMS.c.seq >= seq, sa.or_(ITEMS.c.seq > seq, ITEMS.c.trace_id > trace_id))
-    return stmt
+    return sa.exists(probe.offset(_FENCE))
+
+
+def unscored_in_window(run_id: str, eval_name: str, lo: int, hi: int) -> sa.Select[tuple[int, str, Any]]:
+    """(seq, trace_id, record) of the run's items with lo <= seq < hi and no row for the eval, in order."""
+    return (
+        sa.select(ITEMS.c.seq, ITEMS.c.trace_id, ITEMS.c.record)
+        .where(
+            ITEMS.c.run_id == run_id,
+            ITEMS.c.seq >= lo,
+            ITEMS.c.seq < hi,
+            ~_has_score(ITEMS.c.run_id, ITEMS.c.trace_id, eval_name),
+        )
+        .order_by(ITEMS.c.seq, ITEMS.c.trace_id)
+    )
 
 
 def scored_trace_ids(conn: Connection, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> set[str]:
     """Those of ``trace_ids`` with a score row for ``eval_name`` in the run."""
     found: set[str] = set()
     for start in range(0, len(trace_ids), IN_CHUNK):
-        stmt = sa.select(SCORES.c.trace_id).where(
-            SCORES.c.run_id == run_id,
-            SCORES.c.eval == eval_name,
-            SCORES.c.trace_id.in_(trace_ids[start : start + IN_CHUNK]),
-        )
+        chunk = trace_ids[start : start + IN_CHUNK]
+        stmt: sa.Select[tuple[str]]
+        if conn.dialect.name == "postgresql":
+            # Not IN (...): PostgreSQL 15 may apply a list on the key's second
+            # column as a filter over all the run's rows. A VALUES list probed
+            # row by row cannot be planned that way. (SQLite cannot alias
+            # VALUES columns, and its planner probes the key for IN anyway.)
+            wanted = sa.values(sa.column("trace_id", sa.String), name="wanted").data([(t,) for t in chunk])
+            stmt = sa.select(wanted.c.trace_id).where(_has_score(run_id, wanted.c.trace_id, eval_name))
+        else:
+            stmt = sa.select(SCORES.c.trace_id).where(
+                SCORES.c.run_id == run_id, SCORES.c.eval == eval_name, SCORES.c.trace_id.in_(chunk)
+            )
         found.update(conn.execute(stmt).scalars())
     return found
-
-
-def records_by_trace_id(conn: Connection, run_id: str, trace_ids: Sequence[str]) -> dict[str, dict[str, Any]]:
-    """The stored records of these items of the run."""
-    records: dict[str, dict[str, Any]] = {}
-    for start in range(0, len(trace_ids), IN_CHUNK):
-        stmt = sa.select(ITEMS.c.trace_id, ITEMS.c.record).where(
-            ITEMS.c.run_id == run_id, ITEMS.c.trace_id.in_(trace_ids[start : start + IN_CHUNK])
-        )
-        records.update((row.trace_id, row.record) for row in conn.execute(stmt))
-    return records

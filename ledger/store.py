@@ -25,7 +25,7 @@ from sqlmodel import Session
 from ledger.engine import connect, create_ledger_engine
 from ledger.errors import LedgerUnavailable, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
-from ledger.queries import item_keys_after, progress_counts, records_by_trace_id, scored_trace_ids
+from ledger.queries import item_span, progress_counts, scored_trace_ids, unscored_in_window
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
 from ledger.summary import summarize
@@ -176,32 +176,29 @@ class Ledger:
     def missing_items(self, run_id: str, eval_name: str, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
         """The stored records that have no score row for ``eval_name``, in seq order, in batches.
 
-        Walks the run's items in pages keyed on (seq, trace_id), never OFFSET,
-        and asks for each page which items are scored and then for the records
-        of the rest: three index lookups whose plans do not depend on table
-        statistics. (One NOT EXISTS anti-join is a single query, but on freshly
-        loaded tables that PostgreSQL has not analyzed yet it can be planned as
-        a scan of all the run's scores per item: minutes instead of
-        milliseconds.) No connection is held between pages.
+        Reads the items in windows of seq sized to hold about ``batch_size``
+        items each (seq is the position in the dataset, so windows are
+        dense), never OFFSET, and holds no connection between windows; see
+        ``ledger.queries`` for why windows. Items added after the call
+        started, past the last seq it saw, are not included.
         """
+        with self._connect() as conn:
+            count, first, last = conn.execute(item_span(run_id)).one()
+        if not count or first is None or last is None:
+            return
+        width = max(1, round(batch_size * (last - first + 1) / count))
         pending: list[dict[str, Any]] = []
-        after: tuple[int, str] | None = None
-        while True:
+        for lo in range(first, last + 1, width):
             with self._connect() as conn:
-                page = conn.execute(item_keys_after(run_id, after, batch_size)).all()
-                trace_ids = [row.trace_id for row in page]
-                scored = scored_trace_ids(conn, run_id, eval_name, trace_ids)
-                todo = [trace_id for trace_id in trace_ids if trace_id not in scored]
-                records = records_by_trace_id(conn, run_id, todo)
-            pending.extend(records[trace_id] for trace_id in todo)
+                rows = conn.execute(unscored_in_window(run_id, eval_name, lo, lo + width))
+                pending.extend(row.record for row in rows)
             while len(pending) >= batch_size:
                 yield pending[:batch_size]
                 del pending[:batch_size]
-            if len(page) < batch_size:
-                break
-            after = (page[-1].seq, page[-1].trace_id)
         if pending:
             yield pending
+
+    # -- scores --------------------------------------------------------------
 
     def existing(self, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> set[str]:
         """Those of ``trace_ids`` that already have a score row for ``eval_name``."""

@@ -31,9 +31,9 @@ JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable 
 
 @app.callback()
 def _global(
-    config: Annotated[Optional[Path], typer.Option(help="Judge config file [env: JUDGEQ_CONFIG; default judgeq.toml].")] = None,
-    broker_url: Annotated[Optional[str], typer.Option(help="Celery broker URL [env: JUDGEQ_BROKER_URL; unset: embedded mode].")] = None,
-    ledger_url: Annotated[Optional[str], typer.Option(help="Ledger database URL [env: JUDGEQ_LEDGER_URL; default sqlite:///judgeq.db].")] = None,
+    config: Annotated[Optional[Path], typer.Option(envvar="JUDGEQ_CONFIG", help="Judge config file (default: judgeq.toml).")] = None,
+    broker_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_BROKER_URL", help="Celery broker URL (unset: embedded mode, judging in this process).")] = None,
+    ledger_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_LEDGER_URL", help="Ledger database URL (default: sqlite:///judgeq.db).")] = None,
 ) -> None:
     """Flags set the same variables the environment does, so child processes agree."""
     for name, value in (("JUDGEQ_CONFIG", config), ("JUDGEQ_BROKER_URL", broker_url), ("JUDGEQ_LEDGER_URL", ledger_url)):

@@ -1,0 +1,76 @@
+"""Flower through ``judgeq flower``: refuses to start without auth; its API needs credentials."""
+
+from __future__ import annotations
+
+import socket
+import subprocess
+from pathlib import Path
+
+import httpx
+import pytest
+
+from .processes import REPO, Worker, base_env, judgeq_cmd, run_cli, wait_until
+
+pytestmark = pytest.mark.timeout(180)
+
+
+def free_port() -> int:
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return int(s.getsockname()[1])
+
+
+def test_flower_refuses_to_start_without_auth(redis_url: str) -> None:
+    env = base_env(JUDGEQ_BROKER_URL=redis_url)
+    env.pop("FLOWER_BASIC_AUTH", None)
+    res = run_cli(["flower", "--port", str(free_port())], env, timeout=60)
+    assert res.returncode == 2
+    assert "FLOWER_BASIC_AUTH" in res.stderr
+
+
+def test_flower_api_needs_credentials_and_lists_workers(tmp_path: Path, redis_url: str, sqlite_url: str) -> None:
+    env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=sqlite_url,
+                   FLOWER_BASIC_AUTH="ops:correct-horse-battery")
+    port = free_port()
+    worker = Worker("local", env, "--concurrency", "1").wait_ready()
+    flower = subprocess.Popen(judgeq_cmd() + ["flower", "--port", str(port)], env=env, cwd=REPO,
+                              stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True)
+    base = f"http://127.0.0.1:{port}"
+    try:
+        def up() -> bool:
+            try:
+                return httpx.get(f"{base}/healthcheck", timeout=2).status_code == 200
+            except httpx.HTTPError:
+                return False
+
+        wait_until(up, 60, "Flower's healthcheck")
+        assert httpx.get(f"{base}/api/workers", timeout=10).status_code == 401
+        assert httpx.get(f"{base}/api/workers", auth=("ops", "wrong-password"), timeout=10).status_code == 401
+
+        def lists_worker() -> bool:
+            resp = httpx.get(f"{base}/api/workers", params={"refresh": "1"}, auth=("ops", "correct-horse-battery"),
+                             timeout=20)
+            return resp.status_code == 200 and worker.name in resp.json()
+
+        wait_until(lists_worker, 60, "the worker in Flower's /api/workers", interval=1.0)
+
+        # Task arguments shown by Flower are a summary, never the records (which may hold user data).
+        data = tmp_path / "d.jsonl"
+        data.write_text('{"id": "a", "output": "SECRET-CUSTOMER-TEXT", "expected": "x"}\n')
+        assert run_cli(["submit", str(data), "--judge", "exact_match", "--wait"], env).returncode == 0
+
+        def task_seen() -> bool:
+            resp = httpx.get(f"{base}/api/tasks", auth=("ops", "correct-horse-battery"), timeout=10)
+            return resp.status_code == 200 and any(t.get("state") == "SUCCESS" for t in resp.json().values())
+
+        wait_until(task_seen, 60, "the task in Flower's /api/tasks", interval=0.5)
+        tasks = httpx.get(f"{base}/api/tasks", auth=("ops", "correct-horse-battery"), timeout=10).json()
+        (task,) = tasks.values()
+        assert "run=" in task["args"] and "SECRET-CUSTOMER-TEXT" not in str(task)
+    finally:
+        flower.terminate()
+        try:
+            flower.wait(timeout=20)
+        except subprocess.TimeoutExpired:
+            flower.kill()
+        worker.stop()
