@@ -283,6 +283,34 @@ def redis_client(url: str) -> Any:
     return redis.Redis.from_url(url, socket_timeout=10)
 
 
+def redis_foreign_clients(url: str) -> int:
+    """Connections to our Redis database that are not this benchmark's (another test run, a fleet)."""
+    client = redis_client(url)
+    try:
+        db = int(client.connection_pool.connection_kwargs.get("db", 0))
+        mine = client.client_id()
+        return sum(1 for c in client.client_list() if int(c.get("db", -1)) == db and int(c["id"]) != mine)
+    finally:
+        client.close()
+
+
+def wait_for_quiet(max_wait: float, threshold_cores: float = 0.3, window: float = 1.0) -> dict[str, float]:
+    """Wait (up to ``max_wait`` s) until the machine uses less than ``threshold_cores`` cores.
+
+    Other sessions' test suites share this box's 2 cores; a measurement taken
+    next to one is worth little. Returns how long we waited and the last load seen.
+    """
+    started = time.monotonic()
+    while True:
+        busy0, _, _ = machine_jiffies()
+        time.sleep(window)
+        busy1, _, _ = machine_jiffies()
+        cores = (busy1 - busy0) / CLK_TCK / window
+        waited = time.monotonic() - started
+        if cores < threshold_cores or waited >= max_wait:
+            return {"waited_s": round(waited, 1), "busy_cores_before": round(cores, 2)}
+
+
 # --- processes -----------------------------------------------------------------------------------------
 
 
@@ -438,6 +466,7 @@ class Options:
     admin_url: str
     redis_url: str
     timeout: float
+    quiet_wait: float
     extra_env: dict[str, str]
     workdir: Path
     profile_dir: Path | None
@@ -522,6 +551,12 @@ def _top_others(sampler: Sampler, n: int = 4) -> dict[str, float]:
 
 
 def _prepare(opts: Options, label: str) -> tuple[str, str, Path, dict[str, str]]:
+    deadline = time.monotonic() + max(opts.quiet_wait, 10)
+    while (foreign := redis_foreign_clients(opts.redis_url)) and time.monotonic() < deadline:
+        time.sleep(1)
+    if foreign:
+        raise RuntimeError(f"{foreign} other client(s) are connected to {opts.redis_url} (another test run or "
+                           "fleet?); not flushing it: pick another database with --redis")
     name, url = create_database(opts.admin_url)
     client = redis_client(opts.redis_url)
     client.flushdb()
@@ -540,6 +575,7 @@ def measure_enqueue(opts: Options, dataset: Path, n_items: int) -> dict[str, Any
     name, url, workdir, env = _prepare(opts, label)
     try:
         redis_before = _redis_queue(opts.redis_url)
+        quiet = wait_for_quiet(opts.quiet_wait)
         sampler = Sampler(pg_db=name).start()
         profile = opts.profile_dir / f"{label}-submit.txt" if opts.profile_dir else None
         sub = run_submit(["submit", str(dataset), "--judge", "noop", "--json"], env, opts.timeout, workdir,
@@ -566,6 +602,7 @@ def measure_enqueue(opts: Options, dataset: Path, n_items: int) -> dict[str, Any
         "redis_bytes_per_item": round((queue["used_memory"] - redis_before["used_memory"]) / n_items),
         "cpu_s": _cpu_summary(sampler, sub.cpu_s),
         "cpu_s_others": _top_others(sampler),
+        "quiet": quiet,
         "returncode": sub.returncode,
         "verified": verified,
         "stderr_tail": None if verified else sub.stderr[-1500:],
@@ -583,6 +620,7 @@ def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: in
         workers = [WorkerProc(i, env, concurrency, workdir) for i in range(n_workers)]
         for worker in workers:
             worker.wait_ready()
+        quiet = wait_for_quiet(opts.quiet_wait)
         sampler = Sampler(pg_db=name)
         for worker in workers:
             sampler.roots[f"worker{worker.index}"] = worker.pid
@@ -646,6 +684,7 @@ def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: in
         "worker_memory": worker_mem,
         "cpu_s": _cpu_summary(sampler, sub.cpu_s),
         "cpu_s_others": _top_others(sampler),
+        "quiet": quiet,
         "rows": led.get("rows"),
         "distinct_keys": led.get("distinct_keys"),
         "queue_left": queue["local"] + queue["unacked"],
@@ -656,6 +695,21 @@ def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: in
 
 
 # --- machine facts -------------------------------------------------------------------------------------
+
+
+def _code_version() -> str:
+    """The commit measured, and whether files outside benchmarks/ differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return "not a git checkout"
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    dirty = [line[3:] for line in status.stdout.splitlines() if not line[3:].startswith("benchmarks/")]
+    return head.stdout.strip() + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
 
 
 def machine_facts(admin_url: str, redis_url: str) -> dict[str, Any]:
@@ -684,6 +738,7 @@ def machine_facts(admin_url: str, redis_url: str) -> dict[str, Any]:
             versions[package] = None
     return {
         "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+        "code": _code_version(),
         "cores": os.cpu_count(),
         "cpu_model": model,
         "memory_gib": round(mem_kib / 1024 / 1024, 1),
@@ -717,7 +772,7 @@ def render(result: dict[str, Any]) -> str:
     m = result["machine"]
     cfg = result["config"]
     lines = [
-        f"judgeq offline benchmark, {m['date']}",
+        f"judgeq offline benchmark, {m['date']}, code {m.get('code')}",
         f"machine: {m['cores']} cores ({m['cpu_model']}), {m['memory_gib']} GiB, Linux {m['kernel']}, "
         f"load {' '.join(m['loadavg_at_start'])} at start",
         f"software: Python {m['python']}, Redis {m['redis']} (appendonly {m['redis_appendonly']}), "
@@ -739,16 +794,18 @@ def render(result: dict[str, Any]) -> str:
             f"{_fmt(r['e2e_items_per_s'], 8)} {_fmt(r['drain_items_per_s'], 8)} "
             f"{_fmt(r['submit_max_rss_mib'], 6, 0)} MiB {trees:>16} {'yes' if r['verified'] else 'NO':>3}"
         )
-    lines += ["", "CPU seconds during each end-to-end run (2 cores = 2 CPU-s per wall second)"]
+    lines += ["", "CPU seconds during each end-to-end run (2 cores = 2 CPU-s per wall second; 'before': cores busy "
+              "just before the run; 'other' and 'top others': other users of the machine, which perturb the figures)"]
     head = (f"{'workers':>7} {'conc':>7} {'submit':>7} {'workers':>8} {'pg':>7} {'pg bg':>6} {'redis':>6} "
-            f"{'irq':>5} {'other':>6} {'busy':>7} {'busy %':>6}  top others")
+            f"{'irq':>5} {'other':>6} {'busy':>7} {'busy %':>6} {'before':>6}  top others")
     lines += [head, "-" * len(head)]
     for r in result["end_to_end"]:
         c = r["cpu_s"]
         lines.append(
             f"{r['workers']:>7} {str(r['concurrency']):>7} {_fmt(c['submit'], 7)} {_fmt(c['workers'], 8)} "
             f"{_fmt(c['postgres'], 7)} {_fmt(c['postgres_bg'], 6)} {_fmt(c['redis'], 6)} {_fmt(c['irq'], 5)} "
-            f"{_fmt(c['other'], 6)} {_fmt(c['machine_busy'], 7)} {c['machine_share'] * 100:>5.0f}%  "
+            f"{_fmt(c['other'], 6)} {_fmt(c['machine_busy'], 7)} {c['machine_share'] * 100:>5.0f}% "
+            f"{_fmt(r['quiet']['busy_cores_before'], 6)}  "
             + ", ".join(f"{k} {v}" for k, v in r.get("cpu_s_others", {}).items())
         )
     lines += ["", "Enqueue only (judgeq submit without --wait, no workers)"]
@@ -797,6 +854,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
                    help="PostgreSQL admin URL: a fresh database is created per measurement and dropped after")
     p.add_argument("--timeout", type=float, default=300, help="seconds a single submit may take")
+    p.add_argument("--repeat", type=int, default=1, help="run each end-to-end scenario this many times")
+    p.add_argument("--quiet-wait", type=float, default=30,
+                   help="before each measurement wait up to this many seconds for the machine to be idle "
+                        "(< 0.3 cores busy); what was seen is reported")
     p.add_argument("--env", action="append", default=[], metavar="KEY=VALUE",
                    help="extra environment for submit and workers, e.g. JUDGEQ_CHUNK_LOCAL=1000 (repeatable)")
     p.add_argument("--profile-dir", type=Path, default=None,
@@ -819,7 +880,8 @@ def main(argv: list[str] | None = None) -> int:
     with tempfile.TemporaryDirectory(prefix="judgeq-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "judgeq.toml").write_text(JUDGE_CONFIG)
-        opts = Options(admin_url=args.pg, redis_url=args.redis, timeout=args.timeout, extra_env=extra_env,
+        opts = Options(admin_url=args.pg, redis_url=args.redis, timeout=args.timeout, quiet_wait=args.quiet_wait,
+                       extra_env=extra_env,
                        workdir=workdir, profile_dir=args.profile_dir, chunk=chunk)
         facts = machine_facts(args.pg, args.redis)
         datasets: dict[int, tuple[Path, float]] = {}
@@ -836,11 +898,13 @@ def main(argv: list[str] | None = None) -> int:
         end_to_end = []
         for conc in args.concurrency:
             for n_workers in args.workers:
-                opts.say(f"end to end, {n_workers} worker(s), concurrency {conc or 'default'}, {args.items:,} items ...")
-                r = measure_end_to_end(opts, datasets[args.items][0], args.items, n_workers, conc)
-                opts.say(f"  {r['e2e_items_per_s']} items/s, enqueue {r['enqueue_s']} s, "
-                         f"last row {r['last_row_s']} s, verified {r['verified']}")
-                end_to_end.append(r)
+                for _ in range(args.repeat):
+                    opts.say(f"end to end, {n_workers} worker(s), concurrency {conc or 'default'}, "
+                             f"{args.items:,} items ...")
+                    r = measure_end_to_end(opts, datasets[args.items][0], args.items, n_workers, conc)
+                    opts.say(f"  {r['e2e_items_per_s']} items/s, enqueue {r['enqueue_s']} s, "
+                             f"last row {r['last_row_s']} s, verified {r['verified']}")
+                    end_to_end.append(r)
     result = {
         "machine": facts,
         "config": {"items": args.items, "bytes_per_record": datasets[args.items][1], "chunk": chunk,

@@ -1,10 +1,10 @@
 """Errors raised by the ledger.
 
-    LedgerError            base of everything raised by ledger/
-    ├── LedgerUnavailable  the database cannot be reached or opened
-    ├── RunNotFound        no run has the id asked for
-    ├── RunExists          a run with that id was already created
-    └── MigrationError     the schema cannot be brought to (or is past) this code's head
+LedgerError            base of everything raised by ledger/
+├── LedgerUnavailable  the database cannot be reached or opened
+├── RunNotFound        no run has the id asked for
+├── RunExists          a run with that id was already created
+└── MigrationError     the schema cannot be brought to (or is past) this code's head
 """
 
 from __future__ import annotations

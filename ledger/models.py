@@ -84,7 +84,9 @@ class Item(LedgerModel, table=True):
     trace_id: str = Field(primary_key=True)
     seq: int  # position in the dataset
     content_hash: str
-    record: dict[str, Any] = Field(sa_type=sa.JSON, nullable=False)  # id, input, output, context, expected, metadata, ts
+    record: dict[str, Any] = Field(
+        sa_type=sa.JSON, nullable=False
+    )  # id, input, output, context, expected, metadata, ts
 
 
 class Score(LedgerModel, table=True):

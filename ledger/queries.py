@@ -21,15 +21,14 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
 from ledger.models import ITEMS, RUNS, SCORES
 
-IN_CHUNK: Final = 1000  # trace ids per query in scored_trace_ids
-_FENCE: Final = sa.literal_column("0")
+IN_CHUNK: Final = 1000  # trace ids per scored_among query
+_FENCE: Final[sa.ColumnElement[int]] = sa.literal_column("0", sa.Integer)
 
 
-def progress_counts(run_id: str) -> sa.Select[tuple[int, int, int, int, int]]:
+def progress_counts(run_id: str) -> sa.Select[int, int, int, int, int]:
     """One row (expected, written, ok, errors, skipped) for the run; no row if there is no such run."""
     count = sa.func.count(SCORES.c.trace_id)
     return (
@@ -47,20 +46,20 @@ def progress_counts(run_id: str) -> sa.Select[tuple[int, int, int, int, int]]:
     )
 
 
-def item_span(run_id: str) -> sa.Select[tuple[int, int | None, int | None]]:
+def item_span(run_id: str) -> sa.Select[int, int | None, int | None]:
     """One row (count, min seq, max seq) of the run's items."""
     seq = ITEMS.c.seq
     return sa.select(sa.func.count(), sa.func.min(seq), sa.func.max(seq)).where(ITEMS.c.run_id == run_id)
 
 
 def _has_score(run_id: Any, trace_id: Any, eval_name: str) -> sa.Exists:
-    probe = sa.select(sa.literal_column("1")).where(
+    probe: sa.Select[int] = sa.select(sa.literal_column("1", sa.Integer)).where(
         SCORES.c.run_id == run_id, SCORES.c.trace_id == trace_id, SCORES.c.eval == eval_name
     )
     return sa.exists(probe.offset(_FENCE))
 
 
-def unscored_in_window(run_id: str, eval_name: str, lo: int, hi: int) -> sa.Select[tuple[int, str, Any]]:
+def unscored_in_window(run_id: str, eval_name: str, lo: int, hi: int) -> sa.Select[int, str, Any]:
     """(seq, trace_id, record) of the run's items with lo <= seq < hi and no row for the eval, in order."""
     return (
         sa.select(ITEMS.c.seq, ITEMS.c.trace_id, ITEMS.c.record)
@@ -74,22 +73,15 @@ def unscored_in_window(run_id: str, eval_name: str, lo: int, hi: int) -> sa.Sele
     )
 
 
-def scored_trace_ids(conn: Connection, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> set[str]:
-    """Those of ``trace_ids`` with a score row for ``eval_name`` in the run."""
-    found: set[str] = set()
-    for start in range(0, len(trace_ids), IN_CHUNK):
-        chunk = trace_ids[start : start + IN_CHUNK]
-        stmt: sa.Select[tuple[str]]
-        if conn.dialect.name == "postgresql":
-            # Not IN (...): PostgreSQL 15 may apply a list on the key's second
-            # column as a filter over all the run's rows. A VALUES list probed
-            # row by row cannot be planned that way. (SQLite cannot alias
-            # VALUES columns, and its planner probes the key for IN anyway.)
-            wanted = sa.values(sa.column("trace_id", sa.String), name="wanted").data([(t,) for t in chunk])
-            stmt = sa.select(wanted.c.trace_id).where(_has_score(run_id, wanted.c.trace_id, eval_name))
-        else:
-            stmt = sa.select(SCORES.c.trace_id).where(
-                SCORES.c.run_id == run_id, SCORES.c.eval == eval_name, SCORES.c.trace_id.in_(chunk)
-            )
-        found.update(conn.execute(stmt).scalars())
-    return found
+def scored_among(dialect_name: str, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> sa.Select[str]:
+    """Those of ``trace_ids`` (at most IN_CHUNK of them) with a score row for the eval in the run."""
+    if dialect_name == "postgresql":
+        # Not IN (...): PostgreSQL 15 may apply a list on the key's second
+        # column as a filter over all the run's rows. A VALUES list probed row
+        # by row cannot be planned that way. (SQLite cannot name VALUES
+        # columns, and its planner probes the key for IN anyway.)
+        wanted = sa.values(sa.column("trace_id", sa.String), name="wanted").data([(t,) for t in trace_ids])
+        return sa.select(wanted.c.trace_id).where(_has_score(run_id, wanted.c.trace_id, eval_name))
+    return sa.select(SCORES.c.trace_id).where(
+        SCORES.c.run_id == run_id, SCORES.c.eval == eval_name, SCORES.c.trace_id.in_(trace_ids)
+    )

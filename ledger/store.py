@@ -25,8 +25,8 @@ from sqlmodel import Session
 from ledger.engine import connect, create_ledger_engine
 from ledger.errors import LedgerUnavailable, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
-from ledger.queries import item_span, progress_counts, scored_trace_ids, unscored_in_window
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
+from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, unscored_in_window
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
 from ledger.summary import summarize
 from ledger.upsert import insert_items, insert_run, upsert_scores
@@ -173,7 +173,9 @@ class Ledger:
         with self._connect() as conn:
             return int(conn.execute(sa.select(sa.func.count()).where(ITEMS.c.run_id == run_id)).scalar_one())
 
-    def missing_items(self, run_id: str, eval_name: str, batch_size: int = 500) -> Iterator[list[dict[str, Any]]]:
+    def missing_items(
+        self, run_id: str, eval_name: str, batch_size: int = 500
+    ) -> Iterator[list[dict[str, Any]]]:
         """The stored records that have no score row for ``eval_name``, in seq order, in batches.
 
         Reads the items in windows of seq sized to hold about ``batch_size``
@@ -182,6 +184,8 @@ class Ledger:
         ``ledger.queries`` for why windows. Items added after the call
         started, past the last seq it saw, are not included.
         """
+        if batch_size < 1:
+            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
         with self._connect() as conn:
             count, first, last = conn.execute(item_span(run_id)).one()
         if not count or first is None or last is None:
@@ -202,8 +206,14 @@ class Ledger:
 
     def existing(self, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> set[str]:
         """Those of ``trace_ids`` that already have a score row for ``eval_name``."""
+        found: set[str] = set()
         with self._connect() as conn:
-            return scored_trace_ids(conn, run_id, eval_name, trace_ids)
+            for start in range(0, len(trace_ids), IN_CHUNK):
+                chunk = trace_ids[start : start + IN_CHUNK]
+                found.update(
+                    conn.execute(scored_among(conn.dialect.name, run_id, eval_name, chunk)).scalars()
+                )
+        return found
 
     def write_scores(self, rows: Sequence[ScoreIn]) -> int:
         """Write score rows in one transaction, idempotently (see ``ledger.upsert``).
@@ -253,4 +263,3 @@ def _score_params(row: ScoreIn, now: datetime) -> dict[str, Any]:
     if params["ts"] is None:
         params["ts"] = now
     return params
-

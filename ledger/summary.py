@@ -29,19 +29,24 @@ _scored = sa.and_(_ok, SCORES.c.score.is_not(None))
 def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
     """One EvalSummary per eval that has rows in the run, ordered by eval name."""
     latencies, versions = _latencies_and_versions(conn, run_id)
-    totals = sa.select(
-        SCORES.c.eval,
-        sa.func.count(),
-        sa.func.count().filter(_ok),
-        sa.func.count().filter(SCORES.c.status == "error"),
-        sa.func.count().filter(SCORES.c.status == "skipped"),
-        sa.func.count().filter(SCORES.c.cached.is_(True)),
-        sa.func.sum(SCORES.c.weight * SCORES.c.score).filter(_scored),
-        sa.func.sum(SCORES.c.weight).filter(_scored),
-        sa.func.sum(SCORES.c.cost_usd),
-        sa.func.sum(SCORES.c.tokens_in),
-        sa.func.sum(SCORES.c.tokens_out),
-    ).where(SCORES.c.run_id == run_id).group_by(SCORES.c.eval).order_by(SCORES.c.eval)
+    totals = (
+        sa.select(
+            SCORES.c.eval,
+            sa.func.count(),
+            sa.func.count().filter(_ok),
+            sa.func.count().filter(SCORES.c.status == "error"),
+            sa.func.count().filter(SCORES.c.status == "skipped"),
+            sa.func.count().filter(SCORES.c.cached.is_(True)),
+            sa.func.sum(SCORES.c.weight * SCORES.c.score).filter(_scored),
+            sa.func.sum(SCORES.c.weight).filter(_scored),
+            sa.func.sum(SCORES.c.cost_usd),
+            sa.func.sum(SCORES.c.tokens_in),
+            sa.func.sum(SCORES.c.tokens_out),
+        )
+        .where(SCORES.c.run_id == run_id)
+        .group_by(SCORES.c.eval)
+        .order_by(SCORES.c.eval)
+    )
     summaries = []
     for name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out in conn.execute(totals):
         p50, p95 = _percentiles(latencies.get(name))
@@ -65,11 +70,15 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
     return summaries
 
 
-def _latencies_and_versions(conn: Connection, run_id: str) -> tuple[dict[str, array[float]], dict[str, set[str]]]:
+def _latencies_and_versions(
+    conn: Connection, run_id: str
+) -> tuple[dict[str, array[float]], dict[str, set[str]]]:
     """Latencies of judged (not skipped) rows, and the judge versions seen, per eval."""
     latencies: dict[str, array[float]] = defaultdict(lambda: array("d"))
     versions: dict[str, set[str]] = defaultdict(set)
-    stmt = sa.select(SCORES.c.eval, SCORES.c.judge_version, SCORES.c.status, SCORES.c.latency_s).where(SCORES.c.run_id == run_id)
+    stmt = sa.select(SCORES.c.eval, SCORES.c.judge_version, SCORES.c.status, SCORES.c.latency_s).where(
+        SCORES.c.run_id == run_id
+    )
     rows = conn.execute(stmt.execution_options(yield_per=STREAM_BATCH))
     for name, version, status, latency in rows:
         versions[name].add(version)

@@ -61,7 +61,9 @@ def upsert_scores(dialect_name: str) -> sa.Insert:
     excluded = insert.excluded
     stmt: sa.Insert = insert.on_conflict_do_update(
         index_elements=list(SCORE_KEY),
-        set_={column.name: excluded[column.name] for column in SCORES.columns if column.name not in SCORE_KEY},
+        set_={
+            column.name: excluded[column.name] for column in SCORES.columns if column.name not in SCORE_KEY
+        },
         where=sa.and_(SCORES.c.status == "error", excluded.status == "ok"),
     )
     return stmt

@@ -2,12 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy.engine import make_url
+import re
 
 # psycopg 3 is the PostgreSQL driver judgeq ships; SQLAlchemy's bare
 # "postgresql://" would pick psycopg2, which is not installed.
 _PG_PREFIXES = ("postgresql://", "postgres://")
 PG_DRIVER_PREFIX = "postgresql+psycopg://"
+_USERINFO_PASSWORD = re.compile(r"(//[^:/@]*:)[^@]*@")
 
 
 def normalize_url(url: str) -> str:
@@ -21,8 +22,9 @@ def normalize_url(url: str) -> str:
 
 def mask_url(url: str) -> str:
     """Return ``url`` with any password replaced by ``***``, fit for messages and logs."""
+    from sqlalchemy.engine import make_url  # here: importing errors must stay cheap
+
     try:
         return make_url(url).render_as_string(hide_password=True)
-    except Exception:  # not a URL SQLAlchemy can parse: show it, minus anything after '@'
-        head, sep, tail = url.rpartition("@")
-        return f"{head.split(':', 1)[0]}:***@{tail}" if sep else url
+    except Exception:  # not a URL SQLAlchemy can parse: mask what sits where a password would
+        return _USERINFO_PASSWORD.sub(r"\1***@", url)

@@ -12,6 +12,7 @@ import random
 import statistics
 import subprocess
 import sys
+from collections.abc import Iterator
 from dataclasses import fields
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -38,6 +39,7 @@ from ledger import (
 from ledger.engine import create_ledger_engine
 from ledger.migrate import ensure_schema, head_revision, upgrade
 from ledger.models import LedgerModel
+from ledger.queries import scored_among, unscored_in_window
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,13 +59,23 @@ def make_run(run_id: str = "run-1", **overrides: Any) -> Run:
     return Run(**(values | overrides))
 
 
-def make_score(trace_id: str, eval_name: str = "faithfulness", run_id: str = "run-1", **overrides: Any) -> ScoreIn:
+def make_score(
+    trace_id: str, eval_name: str = "faithfulness", run_id: str = "run-1", **overrides: Any
+) -> ScoreIn:
     values: dict[str, Any] = {"judge_version": f"{eval_name}@0123456789ab", "dataset": "d" * 12, "score": 1.0}
     return ScoreIn(run_id=run_id, trace_id=trace_id, eval=eval_name, **(values | overrides))
 
 
 def record(trace_id: str) -> dict[str, Any]:
-    return {"id": trace_id, "input": f"q {trace_id}", "output": "a", "context": None, "expected": None, "metadata": {}, "ts": None}
+    return {
+        "id": trace_id,
+        "input": f"q {trace_id}",
+        "output": "a",
+        "context": None,
+        "expected": None,
+        "metadata": {},
+        "ts": None,
+    }
 
 
 @pytest.fixture
@@ -88,7 +100,9 @@ def test_schema_is_created_on_first_use(ledger_url: str) -> None:
     inspector = sa.inspect(ledger.engine)
     assert {"runs", "items", "scores", "alembic_version"} <= set(inspector.get_table_names())
     with ledger.engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            head_revision()
+        ]
     ledger.close()
 
 
@@ -149,7 +163,9 @@ def test_processes_starting_at_once_migrate_once(ledger_url: str) -> None:
 
     engine = create_ledger_engine(ledger_url)
     with engine.connect() as conn:
-        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [head_revision()]
+        assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [
+            head_revision()
+        ]
         if engine.dialect.name == "postgresql":  # every process let go of the migration lock
             held = conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
             assert held == 0
@@ -165,12 +181,24 @@ def test_runs_are_created_read_and_listed_newest_first(ledger: Ledger) -> None:
     ledger.create_run(make_run("run-2", created_at=start + timedelta(hours=1), tags=["pr"], status="running"))
     ledger.create_run(make_run("run-3", created_at=start + timedelta(hours=2), dataset_name="other"))
     ledger.create_run(
-        make_run("win-1", kind="online", dataset_name="traces", dataset_hash=None, window="2026-W47", created_at=start)
+        make_run(
+            "win-1",
+            kind="online",
+            dataset_name="traces",
+            dataset_hash=None,
+            window="2026-W47",
+            created_at=start,
+        )
     )
 
     run = ledger.get_run("run-1")
     assert run.judges == {"faithfulness": {"version": "faithfulness@0123456789ab", "kind": "llm"}}
-    assert (run.tags, run.meta, run.status, run.max_cost_usd) == (["nightly"], {"commit": "abc123", "owner": "ci"}, "submitting", None)
+    assert (run.tags, run.meta, run.status, run.max_cost_usd) == (
+        ["nightly"],
+        {"commit": "abc123", "owner": "ci"},
+        "submitting",
+        None,
+    )
     assert run.created_at == start and run.created_at.tzinfo is not None
     assert ledger.get_run("win-1").window == "2026-W47"
 
@@ -203,7 +231,9 @@ def test_status_changes_stamp_the_run(ledger: Ledger) -> None:
     assert (run.status, run.submitted_at, run.finished_at) == ("running", submitted, None)
 
     ledger.set_status("run-1", "done", at=submitted + timedelta(minutes=5))
-    ledger.set_status("run-1", "done", at=submitted + timedelta(minutes=9))  # noticed twice: first time stands
+    ledger.set_status(
+        "run-1", "done", at=submitted + timedelta(minutes=9)
+    )  # noticed twice: first time stands
     run = ledger.get_run("run-1")
     assert (run.status, run.finished_at) == ("done", submitted + timedelta(minutes=5))
 
@@ -256,7 +286,9 @@ def test_missing_items_are_the_unscored_ones_in_seq_order_across_batches(ledger:
 
     batches = list(ledger.missing_items("run-1", "faithfulness", batch_size=4))
 
-    expected = [r.record for r in sorted(items, key=lambda i: (i.seq, i.trace_id)) if r.trace_id not in scored]
+    expected = [
+        r.record for r in sorted(items, key=lambda i: (i.seq, i.trace_id)) if r.trace_id not in scored
+    ]
     assert [rec for batch in batches for rec in batch] == expected
     assert [len(batch) for batch in batches] == [4, 4, 4, 4]
     assert list(ledger.missing_items("run-1", "relevance", batch_size=100))[0][0]["id"] == "t00"
@@ -304,7 +336,11 @@ def test_an_ok_row_replaces_an_error_row_and_nothing_replaces_an_ok_row(ledger: 
 
     assert written == 1
     rows = {trace_id: row for (trace_id, _), row in stored_rows(ledger).items()}
-    assert (rows["failed-then-ok"].status, rows["failed-then-ok"].score, rows["failed-then-ok"].error) == ("ok", 0.75, None)
+    assert (rows["failed-then-ok"].status, rows["failed-then-ok"].score, rows["failed-then-ok"].error) == (
+        "ok",
+        0.75,
+        None,
+    )
     assert rows["failed-then-ok"].attempts == 1
     assert (rows["ok-then-error"].status, rows["ok-then-error"].score) == ("ok", 0.25)
     assert rows["ok-then-ok"].score == 0.25
@@ -341,14 +377,21 @@ def test_scores_stream_detached_rows_with_utc_timestamps(ledger: Ledger) -> None
     ledger.create_run(make_run())
     written_at = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
     ledger.write_scores([make_score(f"t{i:04d}", ts=written_at) for i in range(2500)])
-    ledger.write_scores([make_score("t0000", eval_name="relevance", cached=True, label="pass", reason="fine")])
+    ledger.write_scores(
+        [make_score("t0000", eval_name="relevance", cached=True, label="pass", reason="fine")]
+    )
 
     rows = list(ledger.scores("run-1", "faithfulness"))
     assert [row.trace_id for row in rows] == [f"t{i:04d}" for i in range(2500)]
     assert all(sa.inspect(row).detached for row in rows)
     assert rows[0].ts == written_at and rows[0].ts.tzinfo is not None
     (relevance,) = ledger.scores("run-1", "relevance")
-    assert (relevance.cached, relevance.label, relevance.reason, relevance.weight) == (True, "pass", "fine", 1.0)
+    assert (relevance.cached, relevance.label, relevance.reason, relevance.weight) == (
+        True,
+        "pass",
+        "fine",
+        1.0,
+    )
     assert relevance.ts > written_at  # "now", in UTC
     assert len(list(ledger.scores("run-1"))) == 2501
 
@@ -397,7 +440,10 @@ def test_summary_matches_figures_computed_by_hand(ledger: Ledger) -> None:
         assert summary.cost_usd == pytest.approx(sum(r.cost_usd for r in mine))
         assert summary.latency_p50_s == pytest.approx(p50)
         assert summary.latency_p95_s == pytest.approx(p95)
-        assert (summary.tokens_in, summary.tokens_out) == (sum(r.tokens_in for r in mine), sum(r.tokens_out for r in mine))
+        assert (summary.tokens_in, summary.tokens_out) == (
+            sum(r.tokens_in for r in mine),
+            sum(r.tokens_out for r in mine),
+        )
         assert summary.cached == sum(r.cached for r in mine)
         assert summary.judge_versions == (f"{name}@{'a' * 12}", f"{name}@{'b' * 12}")
 
@@ -412,6 +458,43 @@ def test_summary_of_errors_only_has_no_mean(ledger: Ledger) -> None:
     ledger.write_scores([make_score("t1", status="error", score=None, latency_s=2.0)])
     (summary,) = ledger.summary("run-1")
     assert (summary.mean, summary.latency_p50_s, summary.errors) == (None, 2.0, 1)
+
+
+def _plan_nodes(plan: dict[str, Any]) -> Iterator[dict[str, Any]]:
+    yield plan
+    for child in plan.get("Plans", []):
+        yield from _plan_nodes(child)
+
+
+def test_unscored_lookups_probe_the_key_even_without_statistics(pg_url: str) -> None:
+    # A new run's rows have no statistics yet (autovacuum is off here, as it
+    # is in effect for the first minute of a run): the plans must still probe
+    # the scores' primary key per item rather than scan the run's scores.
+    ledger = Ledger(pg_url)
+    ledger.count_items("migrate-first")
+    with ledger.engine.begin() as conn:
+        for table in ("items", "scores"):
+            conn.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
+    ledger.create_run(make_run(n_items=5000, expected=5000))
+    ledger.add_items("run-1", [ItemIn(f"t{i:05d}", i, "h", record(f"t{i:05d}")) for i in range(5000)])
+    ledger.write_scores([make_score(f"t{i:05d}") for i in range(0, 5000, 2)])
+
+    statements = [
+        unscored_in_window("run-1", "faithfulness", 1000, 1500),
+        scored_among("postgresql", "run-1", "faithfulness", [f"t{i:05d}" for i in range(1000, 1500)]),
+    ]
+    with ledger.engine.connect() as conn:
+        for stmt in statements:
+            sql = str(stmt.compile(dialect=conn.dialect, compile_kwargs={"literal_binds": True}))
+            (plan,) = conn.execute(sa.text("EXPLAIN (FORMAT JSON) " + sql)).scalar_one()
+            nodes = list(_plan_nodes(plan["Plan"]))
+            probes = [n for n in nodes if n.get("Relation Name") == "scores"]
+            assert probes and all(n.get("Parent Relationship") == "SubPlan" for n in probes), nodes
+            assert all(n.get("Index Name") == "pk_scores" for n in probes), nodes
+            assert not {"Hash Join", "Merge Join", "Nested Loop", "Materialize"} & {
+                n["Node Type"] for n in nodes
+            }
+    ledger.close()
 
 
 # -- configuration and failure ----------------------------------------------
@@ -452,3 +535,10 @@ def test_the_upgrade_command_named_in_errors_migrates(ledger_url: str) -> None:
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
     engine.dispose()
+
+
+def test_the_package_exports_what_it_lists() -> None:
+    import ledger
+
+    assert sorted(ledger.__all__) == sorted(ledger._HOMES)
+    assert all(getattr(ledger, name) is not None for name in ledger.__all__)

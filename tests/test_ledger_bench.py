@@ -20,7 +20,9 @@ ROWS = 100_000
 CHUNK = 200
 
 pytestmark = [
-    pytest.mark.skipif(not os.environ.get("JUDGEQ_BENCH"), reason="a measurement; set JUDGEQ_BENCH=1 to run it"),
+    pytest.mark.skipif(
+        not os.environ.get("JUDGEQ_BENCH"), reason="a measurement; set JUDGEQ_BENCH=1 to run it"
+    ),
     pytest.mark.timeout(300),
 ]
 
@@ -51,5 +53,7 @@ def test_write_rate_on_postgresql(pg_url: str) -> None:
             started = time.perf_counter()
             written = sum(ledger.write_scores(rows[i : i + CHUNK]) for i in range(0, ROWS, CHUNK))
             elapsed = time.perf_counter() - started
-            print(f"\n{label}: {ROWS:,} rows in chunks of {CHUNK} in {elapsed:.2f} s = {ROWS / elapsed:,.0f} rows/s ({written:,} written)")
+            print(
+                f"\n{label}: {ROWS:,} rows in chunks of {CHUNK} in {elapsed:.2f} s = {ROWS / elapsed:,.0f} rows/s ({written:,} written)"
+            )
         assert ledger.progress("bench").done == ROWS

@@ -1,0 +1,74 @@
+"""docker-compose.yml and the Dockerfile, checked as far as a machine without a Docker engine allows.
+
+Every judgeq command a service runs must exist and parse its arguments, every
+setting it passes must be one judgeq reads, and every file the Dockerfile
+copies must exist.
+"""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+
+import pytest
+import yaml
+
+from .processes import REPO, base_env, run_cli
+
+pytestmark = pytest.mark.timeout(120)
+
+COMPOSE = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+SERVICES = COMPOSE["services"]
+
+
+def judgeq_services() -> dict[str, dict]:
+    return {name: svc for name, svc in SERVICES.items() if svc.get("image", "").startswith("judgeq")}
+
+
+def test_compose_has_the_fleet() -> None:
+    assert {"redis", "postgres", "migrate", "worker-local", "worker-remote", "flower"} <= set(SERVICES)
+    assert "--appendonly" in SERVICES["redis"]["command"] and "yes" in SERVICES["redis"]["command"]
+    # The remote worker must be scalable: no fixed container name or host port.
+    assert "container_name" not in SERVICES["worker-remote"] and "ports" not in SERVICES["worker-remote"]
+    assert SERVICES["worker-local"]["command"][:3] == ["worker", "--queues", "local"]
+    assert SERVICES["worker-remote"]["command"][:3] == ["worker", "--queues", "remote"]
+    for name in ("worker-local", "worker-remote", "flower"):
+        deps = SERVICES[name]["depends_on"]
+        assert deps["migrate"]["condition"] == "service_completed_successfully"
+
+
+def test_compose_settings_are_ones_judgeq_reads() -> None:
+    from ledger.settings import LedgerSettings
+    from scheduler.settings import SchedulerSettings
+    from workers.settings import WorkerSettings
+
+    known = {f"JUDGEQ_{n.upper()}" for cls in (LedgerSettings, SchedulerSettings, WorkerSettings)
+             for n in cls.model_fields}
+    for name, svc in judgeq_services().items():
+        for var in (svc.get("environment") or {}):
+            if var.startswith("JUDGEQ_"):
+                assert var in known, f"{name} sets {var}, which judgeq does not read"
+    flower_env = SERVICES["flower"]["environment"]
+    assert "FLOWER_BASIC_AUTH" in flower_env and "FLOWER_UNAUTHENTICATED_API" not in flower_env
+    # Secrets are passed through from the host, never written in the file.
+    text = (REPO / "docker-compose.yml").read_text()
+    assert not re.search(r"sk-[A-Za-z0-9]{8,}", text)
+
+
+@pytest.mark.parametrize("service", sorted(judgeq_services()))
+def test_compose_commands_parse(service: str, tmp_path: Path) -> None:
+    command = SERVICES[service].get("command")
+    if not command:
+        return
+    res = run_cli([*command, "--help"], base_env(), cwd=tmp_path)
+    assert res.returncode == 0, f"{service}: judgeq {' '.join(command)} --help failed: {res.stderr}"
+
+
+def test_dockerfile_copies_what_exists_and_runs_as_a_user() -> None:
+    text = (REPO / "Dockerfile").read_text()
+    for src in re.findall(r"^COPY (?!--from)(\S+(?: \S+)*) \S+$", text, re.M):
+        for part in src.split():
+            assert (REPO / part).exists(), f"Dockerfile copies {part}, which does not exist"
+    assert re.search(r"^USER (?!root)\w+", text, re.M)
+    assert 'ENTRYPOINT ["judgeq"]' in text
+    assert "LITELLM_LOCAL_MODEL_COST_MAP=True" in text
