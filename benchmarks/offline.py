@@ -335,12 +335,15 @@ def judgeq_env(broker: str, ledger: str, config: Path, extra: dict[str, str]) ->
 class WorkerProc:
     """One ``judgeq worker --queues local`` process (a Celery worker) with its log in a file."""
 
-    def __init__(self, index: int, env: dict[str, str], concurrency: int | None, logdir: Path) -> None:
+    def __init__(self, index: int, env: dict[str, str], concurrency: int | None, logdir: Path,
+                 pool: str | None = None) -> None:
         self.index = index
         self.log_path = logdir / f"worker{index}.log"
         args = ["worker", "--queues", "local", "--loglevel", "INFO"]
         if concurrency is not None:
             args += ["--concurrency", str(concurrency)]
+        if pool is not None:
+            args += ["--pool", pool]
         with self.log_path.open("w") as log:
             self.proc = subprocess.Popen(judgeq_cmd() + args, env=env, cwd=REPO, stdout=log,
                                          stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
@@ -471,6 +474,7 @@ class Options:
     workdir: Path
     profile_dir: Path | None
     chunk: int
+    pool: str | None = None
     log: Any = field(default=sys.stderr)
 
     def say(self, text: str) -> None:
@@ -612,12 +616,12 @@ def measure_enqueue(opts: Options, dataset: Path, n_items: int) -> dict[str, Any
 def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: int,
                        concurrency: int | None) -> dict[str, Any]:
     """N workers, then ``judgeq submit --wait``: enqueue time, end-to-end rate, memory, CPU."""
-    label = f"e2e-w{n_workers}-c{concurrency or 'default'}"
+    label = f"e2e-w{n_workers}-c{concurrency or 'default'}" + (f"-{opts.pool}" if opts.pool else "")
     name, url, workdir, env = _prepare(opts, label)
     workers: list[WorkerProc] = []
     spies: list[subprocess.Popen[bytes]] = []
     try:
-        workers = [WorkerProc(i, env, concurrency, workdir) for i in range(n_workers)]
+        workers = [WorkerProc(i, env, concurrency, workdir, opts.pool) for i in range(n_workers)]
         for worker in workers:
             worker.wait_ready()
         quiet = wait_for_quiet(opts.quiet_wait)
@@ -779,7 +783,7 @@ def render(result: dict[str, Any]) -> str:
         f"PostgreSQL {m['postgresql']} (" + ", ".join(f"{k}={v}" for k, v in m["postgresql_settings"].items()) + "), "
         + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
         f"dataset: {cfg['items']:,} records, {cfg['bytes_per_record']:.0f} B/record; judge noop (local); "
-        f"chunk {cfg['chunk']} records/task; extra env {cfg['extra_env'] or '-'}",
+        f"chunk {cfg['chunk']} records/task; pool {cfg.get('pool')}; extra env {cfg['extra_env'] or '-'}",
         "",
         "End to end (judgeq submit --wait; times in s from the submit process's start)",
     ]
@@ -848,6 +852,9 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
     p.add_argument("--concurrency", type=_concurrency_list, default=[1, None],
                    help="pool processes per worker: numbers and/or 'default' (judgeq's default: one per core); "
                         "default 1,default")
+    p.add_argument("--pool", choices=("prefork", "threads", "solo"), default=None,
+                   help="worker pool (default: judgeq's default for the local queue, prefork); with solo the "
+                        "worker judges in its main process and --concurrency does not apply")
     p.add_argument("--enqueue-sizes", type=_int_list, default=None,
                    help="dataset sizes for the enqueue-only measurement (default 10000,ITEMS)")
     p.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="a Redis database the benchmark may flush")
@@ -882,7 +889,7 @@ def main(argv: list[str] | None = None) -> int:
         (workdir / "judgeq.toml").write_text(JUDGE_CONFIG)
         opts = Options(admin_url=args.pg, redis_url=args.redis, timeout=args.timeout, quiet_wait=args.quiet_wait,
                        extra_env=extra_env,
-                       workdir=workdir, profile_dir=args.profile_dir, chunk=chunk)
+                       workdir=workdir, profile_dir=args.profile_dir, chunk=chunk, pool=args.pool)
         facts = machine_facts(args.pg, args.redis)
         datasets: dict[int, tuple[Path, float]] = {}
         for n in sorted({args.items, *enqueue_sizes}):
@@ -908,6 +915,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {
         "machine": facts,
         "config": {"items": args.items, "bytes_per_record": datasets[args.items][1], "chunk": chunk,
+                   "pool": args.pool or "prefork (judgeq default)",
                    "extra_env": extra_env, "redis": args.redis, "workers": args.workers,
                    "concurrency": ["default" if c is None else c for c in args.concurrency],
                    "enqueue_sizes": enqueue_sizes},

@@ -45,7 +45,7 @@ from ledger.urls import mask_url
 MIGRATIONS_DIR: Final = Path(__file__).resolve().with_name("migrations")
 PG_LOCK_KEY: Final = 0x6A75_6467_6571_6C67  # b"judgeqlg" as a bigint: the ledger's advisory lock
 PG_LOCK_TIMEOUT_S: Final = 300
-UPGRADE_HINT: Final = "python -m ledger"
+UPGRADE_HINT: Final = "judgeq db upgrade"
 
 _at_head: weakref.WeakSet[Engine] = weakref.WeakSet()
 _in_process = threading.Lock()

@@ -3,9 +3,10 @@
 - runs: ON CONFLICT (id) DO NOTHING, so that a taken id is told apart from
   other integrity errors by the row count;
 - items (executemany): ON CONFLICT (run_id, trace_id) DO NOTHING;
-- scores (executemany, the write hot path): ON CONFLICT (run_id, trace_id, eval) DO NOTHING, except that an
-  "error" row is replaced by an incoming "ok" row, so that a retry that
-  succeeds wins over the failure recorded earlier. An "ok" row is never
+- scores (executemany, the write hot path): ON CONFLICT (run_id, trace_id,
+  eval) DO NOTHING, except that an "error" row is replaced by an incoming
+  "ok" row, so that a retry that succeeds wins over the failure recorded
+  earlier. An "ok" row is never
   replaced, neither by an error nor by another verdict: the first verdict
   stands (a task delivered twice leaves one row, and the row it left).
 

@@ -196,8 +196,7 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
     progress = ledger.progress(run_id)
-    if progress.done >= progress.expected and run.status != "done":
-        ledger.set_status(run_id, "done")
+    if progress.done >= progress.expected and ledger.mark_done_if_complete(run_id):
         run = ledger.get_run(run_id)
     if json_out:
         print_json({"run_id": run.id, "status": run.status, "progress": progress})

@@ -23,9 +23,10 @@ def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: floa
         progress = ledger.progress(run_id)
         extra = f"{progress.errors} errors" if progress.errors else ""
         view.update(progress.done, extra)
-        if progress.done >= progress.expected:
-            if ledger.get_run(run_id).status != "done":
-                ledger.set_status(run_id, "done")
+        if progress.done >= progress.expected and (alive is None or not alive()):
+            # In embedded mode the last rows can land before the sender marks the run
+            # running, so completion is marked once in-process work has ended.
+            ledger.mark_done_if_complete(run_id)
             return progress, True
         if alive is not None and not alive():
             progress = ledger.progress(run_id)

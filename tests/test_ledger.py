@@ -139,7 +139,7 @@ def test_a_schema_newer_than_the_code_is_refused(ledger_url: str) -> None:
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'from_the_future'"))
 
-    with pytest.raises(MigrationError, match="from_the_future.*upgrade judgeq"):
+    with pytest.raises(MigrationError, match=r"from_the_future.*upgrade judgeq"):
         Ledger(ledger_url).count_items("x")
     engine.dispose()
 
@@ -257,7 +257,7 @@ def test_unknown_runs_raise_run_not_found(ledger: Ledger) -> None:
         lambda: ledger.summary("nope"),
         lambda: ledger.mark_done_if_complete("nope"),
     ):
-        with pytest.raises(RunNotFound, match="'nope'.*judgeq status"):
+        with pytest.raises(RunNotFound, match=r"'nope'.*judgeq status"):
             call()
 
 
@@ -271,7 +271,8 @@ def test_add_items_is_idempotent(ledger: Ledger) -> None:
 
     assert ledger.count_items("run-1") == 5
     assert ledger.count_items("another-run") == 0
-    assert [batch for batch in ledger.missing_items("run-1", "faithfulness")][0][2] == record("t2")
+    (batch,) = ledger.missing_items("run-1", "faithfulness")
+    assert batch[2] == record("t2")  # the first record stored stands
 
 
 def test_missing_items_are_the_unscored_ones_in_seq_order_across_batches(ledger: Ledger) -> None:
@@ -291,7 +292,7 @@ def test_missing_items_are_the_unscored_ones_in_seq_order_across_batches(ledger:
     ]
     assert [rec for batch in batches for rec in batch] == expected
     assert [len(batch) for batch in batches] == [4, 4, 4, 4]
-    assert list(ledger.missing_items("run-1", "relevance", batch_size=100))[0][0]["id"] == "t00"
+    assert next(ledger.missing_items("run-1", "relevance", batch_size=100))[0]["id"] == "t00"
     assert list(ledger.missing_items("no-such-run", "faithfulness")) == []
 
 
@@ -308,7 +309,7 @@ def test_writing_the_same_rows_twice_leaves_one_row_per_key(ledger: Ledger) -> N
 
     assert ledger.write_scores(rows) == 100
     assert ledger.write_scores(rows) == 0
-    assert ledger.write_scores(rows[:10] + [make_score("t50")]) == 1
+    assert ledger.write_scores([*rows[:10], make_score("t50")]) == 1
     assert len(stored_rows(ledger)) == 101
     assert ledger.write_scores([]) == 0
 
