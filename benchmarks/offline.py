@@ -127,6 +127,33 @@ def machine_jiffies() -> tuple[int, int, int]:
     return busy, busy + idle + iowait, irq + softirq
 
 
+def socket_ports(pids: set[int]) -> set[int]:
+    """Local TCP ports of the sockets that ``pids`` hold open (to tell our Redis clients from others')."""
+    inodes: set[int] = set()
+    for pid in pids:
+        try:
+            for fd in os.scandir(f"/proc/{pid}/fd"):
+                try:
+                    link = os.readlink(fd.path)
+                except OSError:
+                    continue
+                if link.startswith("socket:["):
+                    inodes.add(int(link[8:-1]))
+        except OSError:
+            continue
+    ports: set[int] = set()
+    for table in ("/proc/net/tcp", "/proc/net/tcp6"):
+        try:
+            lines = Path(table).read_text().splitlines()[1:]
+        except OSError:
+            continue
+        for line in lines:
+            parts = line.split()
+            if len(parts) > 9 and int(parts[9]) in inodes:
+                ports.add(int(parts[1].rsplit(":", 1)[1], 16))
+    return ports
+
+
 _CLIENT_BACKEND = re.compile(r"(\d+\.\d+\.\d+\.\d+|\[local\]|::1)(\(\d+\))?")
 
 
@@ -140,9 +167,14 @@ class Sampler:
     from the first sample on (processes born later count from zero).
     """
 
-    def __init__(self, pg_db: str | None, interval: float = 0.1) -> None:
+    def __init__(self, pg_db: str | None, interval: float = 0.1, redis_url: str | None = None,
+                 redis_pid: int | None = None) -> None:
         self.roots: dict[str, int] = {}
+        self.redis_pid = redis_pid  # a private server: only it counts as "redis"
         self.pg_db = pg_db
+        self.redis_url = redis_url
+        self.foreign_redis: dict[str, str] = {}  # addr -> last command, of clients on our db that are not ours
+        self._ticks = 0
         self.interval = interval
         self.cpu_first: dict[tuple[int, int], float] = {}
         self.cpu_last: dict[tuple[int, int], float] = {}
@@ -218,7 +250,10 @@ class Sampler:
                 in_tree.add(pid)
             self.tree_pids.setdefault(group, set()).update(tree)
             self.tree_peak_kib[group] = max(self.tree_peak_kib.get(group, 0), rss_sum)
-        for pid, (ppid, comm, cpu, _ccpu, start) in procs.items():
+        self._ticks += 1
+        if self.redis_url and self._ticks % 10 == 1:
+            self._check_redis(in_tree)
+        for pid, (_ppid, comm, cpu, _ccpu, start) in procs.items():
             if pid in in_tree:
                 continue
             if comm == "postgres":
@@ -234,13 +269,33 @@ class Sampler:
                         kind = "postgres-bg"  # postmaster, checkpointer, WAL writer, autovacuum, ...
                     self._pg_kind[key] = kind
                 self._cpu(pid, start, cpu, kind if kind != "other" else "other:postgres (other databases)")
-            elif comm == "redis-server":
+            elif comm == "redis-server" and self.redis_pid in (None, pid):
                 self._cpu(pid, start, cpu, "redis")
             elif pid == os.getpid():
                 self._cpu(pid, start, cpu, "other:benchmark (this process)")
             else:
                 self._cpu(pid, start, cpu, f"other:{comm}")
         self._first = False
+
+    def _check_redis(self, ours: set[int]) -> None:
+        """Note connections to our Redis database from processes that are not ours (they may steal chunks)."""
+        assert self.redis_url is not None
+        try:
+            client = redis_client(self.redis_url)
+            try:
+                db = int(client.connection_pool.connection_kwargs.get("db", 0))
+                clients = [c for c in client.client_list() if int(c.get("db", -1)) == db]
+                mine = socket_ports(ours | {os.getpid()})  # after the list, so a new client of ours is not missed
+            finally:
+                client.close()
+        except Exception:  # a measurement aid; never fail the run for it
+            return
+        for c in clients:
+            addr = str(c.get("addr", ""))
+            port = addr.rsplit(":", 1)[-1]
+            # age >= 1 s: not a short-lived connection of ours that closed between the two looks
+            if port.isdigit() and int(port) not in mine and int(c.get("age", 0)) >= 1:
+                self.foreign_redis[addr] = str(c.get("cmd", "?"))
 
     def cpu_by_group(self) -> dict[str, float]:
         out: dict[str, float] = {}
@@ -330,6 +385,53 @@ def judgeq_env(broker: str, ledger: str, config: Path, extra: dict[str, str]) ->
     )
     env.update(extra)
     return env
+
+
+class PrivateRedis:
+    """A redis-server of this benchmark's own on a free port, without persistence (``--redis private``).
+
+    Other sessions' test suites hand out the shared server's database numbers
+    1-15 and run workers on them; a private server cannot be flushed or
+    consumed from by them.
+    """
+
+    def __init__(self, workdir: Path) -> None:
+        import socket
+
+        with socket.socket() as probe:
+            probe.bind(("127.0.0.1", 0))
+            port = probe.getsockname()[1]
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.proc = subprocess.Popen(
+            ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+             "--dir", str(workdir)],
+            stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, stdin=subprocess.DEVNULL,
+        )
+        deadline = time.monotonic() + 10
+        while True:
+            try:
+                client = redis_client(self.url)
+                client.ping()
+                client.close()
+                return
+            except Exception:
+                if time.monotonic() > deadline or self.proc.poll() is not None:
+                    self.stop()
+                    raise RuntimeError("could not start a private redis-server (is it installed?)") from None
+                time.sleep(0.1)
+
+    @property
+    def pid(self) -> int:
+        return self.proc.pid
+
+    def stop(self) -> None:
+        if self.proc.poll() is None:
+            self.proc.terminate()
+            try:
+                self.proc.wait(timeout=10)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
 
 
 class WorkerProc:
@@ -475,6 +577,7 @@ class Options:
     profile_dir: Path | None
     chunk: int
     pool: str | None = None
+    redis_pid: int | None = None
     log: Any = field(default=sys.stderr)
 
     def say(self, text: str) -> None:
@@ -554,6 +657,15 @@ def _top_others(sampler: Sampler, n: int = 4) -> dict[str, float]:
     return {k: round(v, 2) for k, v in sorted(others.items(), key=lambda kv: -kv[1])[:n] if v >= 0.05}
 
 
+def _flush(redis_url: str) -> None:
+    """Leave the benchmark's Redis database empty (chunks, poison-guard counters)."""
+    client = redis_client(redis_url)
+    try:
+        client.flushdb()
+    finally:
+        client.close()
+
+
 def _prepare(opts: Options, label: str) -> tuple[str, str, Path, dict[str, str]]:
     deadline = time.monotonic() + max(opts.quiet_wait, 10)
     while (foreign := redis_foreign_clients(opts.redis_url)) and time.monotonic() < deadline:
@@ -562,9 +674,7 @@ def _prepare(opts: Options, label: str) -> tuple[str, str, Path, dict[str, str]]
         raise RuntimeError(f"{foreign} other client(s) are connected to {opts.redis_url} (another test run or "
                            "fleet?); not flushing it: pick another database with --redis")
     name, url = create_database(opts.admin_url)
-    client = redis_client(opts.redis_url)
-    client.flushdb()
-    client.close()
+    _flush(opts.redis_url)
     workdir = opts.workdir / label
     workdir.mkdir(parents=True, exist_ok=True)
     config = opts.workdir / "judgeq.toml"
@@ -580,7 +690,7 @@ def measure_enqueue(opts: Options, dataset: Path, n_items: int) -> dict[str, Any
     try:
         redis_before = _redis_queue(opts.redis_url)
         quiet = wait_for_quiet(opts.quiet_wait)
-        sampler = Sampler(pg_db=name).start()
+        sampler = Sampler(pg_db=name, redis_url=opts.redis_url, redis_pid=opts.redis_pid).start()
         profile = opts.profile_dir / f"{label}-submit.txt" if opts.profile_dir else None
         sub = run_submit(["submit", str(dataset), "--judge", "noop", "--json"], env, opts.timeout, workdir,
                          sampler, profile)
@@ -589,6 +699,7 @@ def measure_enqueue(opts: Options, dataset: Path, n_items: int) -> dict[str, Any
         queue = _redis_queue(opts.redis_url)
     finally:
         drop_database(opts.admin_url, name)
+        _flush(opts.redis_url)
     messages = math.ceil(n_items / opts.chunk)
     enqueue_s = _since(led.get("submitted"), sub.t0)
     verified = (sub.returncode == 0 and led.get("runs") == 1 and led.get("status") == "running"
@@ -607,6 +718,7 @@ def measure_enqueue(opts: Options, dataset: Path, n_items: int) -> dict[str, Any
         "cpu_s": _cpu_summary(sampler, sub.cpu_s),
         "cpu_s_others": _top_others(sampler),
         "quiet": quiet,
+        "foreign_redis_clients": sampler.foreign_redis,
         "returncode": sub.returncode,
         "verified": verified,
         "stderr_tail": None if verified else sub.stderr[-1500:],
@@ -625,7 +737,7 @@ def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: in
         for worker in workers:
             worker.wait_ready()
         quiet = wait_for_quiet(opts.quiet_wait)
-        sampler = Sampler(pg_db=name)
+        sampler = Sampler(pg_db=name, redis_url=opts.redis_url, redis_pid=opts.redis_pid)
         for worker in workers:
             sampler.roots[f"worker{worker.index}"] = worker.pid
         sampler.start()
@@ -650,6 +762,7 @@ def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: in
             if spy.poll() is None:
                 stop_py_spy(spy)
         drop_database(opts.admin_url, name)
+        _flush(opts.redis_url)
     try:
         payload = json.loads(sub.stdout)
     except ValueError:
@@ -689,6 +802,7 @@ def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: in
         "cpu_s": _cpu_summary(sampler, sub.cpu_s),
         "cpu_s_others": _top_others(sampler),
         "quiet": quiet,
+        "foreign_redis_clients": sampler.foreign_redis,
         "rows": led.get("rows"),
         "distinct_keys": led.get("distinct_keys"),
         "queue_left": queue["local"] + queue["unacked"],
@@ -782,6 +896,7 @@ def render(result: dict[str, Any]) -> str:
         f"software: Python {m['python']}, Redis {m['redis']} (appendonly {m['redis_appendonly']}), "
         f"PostgreSQL {m['postgresql']} (" + ", ".join(f"{k}={v}" for k, v in m["postgresql_settings"].items()) + "), "
         + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
+        f"broker: {cfg.get('redis')}",
         f"dataset: {cfg['items']:,} records, {cfg['bytes_per_record']:.0f} B/record; judge noop (local); "
         f"chunk {cfg['chunk']} records/task; pool {cfg.get('pool')}; extra env {cfg['extra_env'] or '-'}",
         "",
@@ -818,7 +933,8 @@ def render(result: dict[str, Any]) -> str:
     lines += [head, "-" * len(head)]
     for r in result["enqueue_only"]:
         lines.append(
-            f"{r['items']:>8,} {_fmt(r['validated_s'], 7)} {_fmt(r['enqueue_s'], 8)} {_fmt(r['enqueue_items_per_s'], 8)} "
+            f"{r['items']:>8,} {_fmt(r['validated_s'], 7)} {_fmt(r['enqueue_s'], 8)} "
+            f"{_fmt(r['enqueue_items_per_s'], 8)} "
             f"{_fmt(r['submit_exit_s'], 6)} {_fmt(r['submit_max_rss_mib'], 4, 0)} MiB {_fmt(r['submit_cpu_s'], 10)} "
             f"{_fmt(r['cpu_s']['postgres'], 7)} {r['messages']:>9,} {r['redis_bytes_per_item']:>12,} "
             f"{'yes' if r['verified'] else 'NO':>3}"
@@ -826,6 +942,11 @@ def render(result: dict[str, Any]) -> str:
     targets = result["targets"]
     lines += ["", "targets (DESIGN.md): >= {e2e:,} items/s end to end; {n:,} items enqueued in <= {enq} s; "
               "flat memory".format(**targets)]
+    for r in result["end_to_end"] + result["enqueue_only"]:
+        if r.get("foreign_redis_clients"):
+            what = f"{r.get('workers', 0)} worker(s)" if "workers" in r else f"enqueue {r['items']:,}"
+            lines.append(f"INTERFERENCE ({what}): other processes used the benchmark's Redis database: "
+                         f"{r['foreign_redis_clients']}; use --redis private")
     failures = [r for r in result["end_to_end"] + result["enqueue_only"] if not r["verified"]]
     for r in failures:
         lines.append(f"NOT VERIFIED: {json.dumps({k: v for k, v in r.items() if k != 'stderr_tail'})}")
@@ -835,6 +956,32 @@ def render(result: dict[str, Any]) -> str:
 
 
 # --- main ----------------------------------------------------------------------------------------------
+
+
+def _measure_all(args: argparse.Namespace, opts: Options, enqueue_sizes: list[int]) -> tuple[Any, ...]:
+    facts = machine_facts(opts.admin_url, opts.redis_url)
+    datasets: dict[int, tuple[Path, float]] = {}
+    for n in sorted({args.items, *enqueue_sizes}):
+        path = opts.workdir / f"golden-{n}.jsonl"
+        datasets[n] = (path, write_dataset(path, n))
+    opts.say(f"datasets written: {', '.join(f'{n:,}' for n in datasets)} records")
+    enqueue_only = []
+    for n in enqueue_sizes:
+        opts.say(f"enqueue only, {n:,} items ...")
+        r = measure_enqueue(opts, datasets[n][0], n)
+        opts.say(f"  enqueue {r['enqueue_s']} s, max RSS {r['submit_max_rss_mib']} MiB, verified {r['verified']}")
+        enqueue_only.append(r)
+    end_to_end = []
+    for conc in args.concurrency:
+        for n_workers in args.workers:
+            for _ in range(args.repeat):
+                opts.say(f"end to end, {n_workers} worker(s), concurrency {conc or 'default'}, "
+                         f"{args.items:,} items ...")
+                r = measure_end_to_end(opts, datasets[args.items][0], args.items, n_workers, conc)
+                opts.say(f"  {r['e2e_items_per_s']} items/s, enqueue {r['enqueue_s']} s, "
+                         f"last row {r['last_row_s']} s, verified {r['verified']}")
+                end_to_end.append(r)
+    return facts, datasets, enqueue_only, end_to_end
 
 
 def _int_list(text: str) -> list[int]:
@@ -856,8 +1003,10 @@ def parse_args(argv: list[str] | None) -> argparse.Namespace:
                    help="worker pool (default: judgeq's default for the local queue, prefork); with solo the "
                         "worker judges in its main process and --concurrency does not apply")
     p.add_argument("--enqueue-sizes", type=_int_list, default=None,
-                   help="dataset sizes for the enqueue-only measurement (default 10000,ITEMS)")
-    p.add_argument("--redis", default="redis://127.0.0.1:6379/14", help="a Redis database the benchmark may flush")
+                   help="dataset sizes for the enqueue-only measurement (default 10000,ITEMS; 0 for none)")
+    p.add_argument("--redis", default="redis://127.0.0.1:6379/14",
+                   help="a Redis database the benchmark may flush, or 'private': start a redis-server of its own "
+                        "on a free port (use it when other test suites share the machine's Redis)")
     p.add_argument("--pg", default="postgresql://postgres@127.0.0.1:5432/postgres",
                    help="PostgreSQL admin URL: a fresh database is created per measurement and dropped after")
     p.add_argument("--timeout", type=float, default=300, help="seconds a single submit may take")
@@ -878,45 +1027,38 @@ def main(argv: list[str] | None = None) -> int:
     args = parse_args(argv)
     extra_env = dict(pair.split("=", 1) for pair in args.env)
     chunk = int(extra_env.get("JUDGEQ_CHUNK_LOCAL", DEFAULT_CHUNK))
-    enqueue_sizes = args.enqueue_sizes or sorted({min(10_000, args.items), args.items})
+    if args.enqueue_sizes is None:
+        enqueue_sizes = sorted({min(10_000, args.items), args.items})
+    else:
+        enqueue_sizes = [n for n in args.enqueue_sizes if n > 0]  # --enqueue-sizes 0: none
     if args.profile_dir:
         args.profile_dir.mkdir(parents=True, exist_ok=True)
         if py_spy_path() is None:
             print("py-spy is not installed (pip install py-spy); profiling skipped", file=sys.stderr)
     started = time.monotonic()
+    private: PrivateRedis | None = None
     with tempfile.TemporaryDirectory(prefix="judgeq-bench-") as tmp:
         workdir = Path(tmp)
         (workdir / "judgeq.toml").write_text(JUDGE_CONFIG)
-        opts = Options(admin_url=args.pg, redis_url=args.redis, timeout=args.timeout, quiet_wait=args.quiet_wait,
-                       extra_env=extra_env,
-                       workdir=workdir, profile_dir=args.profile_dir, chunk=chunk, pool=args.pool)
-        facts = machine_facts(args.pg, args.redis)
-        datasets: dict[int, tuple[Path, float]] = {}
-        for n in sorted({args.items, *enqueue_sizes}):
-            path = workdir / f"golden-{n}.jsonl"
-            datasets[n] = (path, write_dataset(path, n))
-        opts.say(f"datasets written: {', '.join(f'{n:,}' for n in datasets)} records")
-        enqueue_only = []
-        for n in enqueue_sizes:
-            opts.say(f"enqueue only, {n:,} items ...")
-            r = measure_enqueue(opts, datasets[n][0], n)
-            opts.say(f"  enqueue {r['enqueue_s']} s, max RSS {r['submit_max_rss_mib']} MiB, verified {r['verified']}")
-            enqueue_only.append(r)
-        end_to_end = []
-        for conc in args.concurrency:
-            for n_workers in args.workers:
-                for _ in range(args.repeat):
-                    opts.say(f"end to end, {n_workers} worker(s), concurrency {conc or 'default'}, "
-                             f"{args.items:,} items ...")
-                    r = measure_end_to_end(opts, datasets[args.items][0], args.items, n_workers, conc)
-                    opts.say(f"  {r['e2e_items_per_s']} items/s, enqueue {r['enqueue_s']} s, "
-                             f"last row {r['last_row_s']} s, verified {r['verified']}")
-                    end_to_end.append(r)
+        if args.redis == "private":
+            private = PrivateRedis(workdir)
+        try:
+            redis_url = private.url if private else args.redis
+            opts = Options(admin_url=args.pg, redis_url=redis_url, timeout=args.timeout, quiet_wait=args.quiet_wait,
+                           extra_env=extra_env, workdir=workdir, profile_dir=args.profile_dir, chunk=chunk,
+                           pool=args.pool, redis_pid=private.pid if private else None)
+            results = _measure_all(args, opts, enqueue_sizes)
+        finally:
+            if private:
+                private.stop()
+    facts, datasets, enqueue_only, end_to_end = results
+    redis_shown = "private redis-server" if private else args.redis
+
     result = {
         "machine": facts,
         "config": {"items": args.items, "bytes_per_record": datasets[args.items][1], "chunk": chunk,
                    "pool": args.pool or "prefork (judgeq default)",
-                   "extra_env": extra_env, "redis": args.redis, "workers": args.workers,
+                   "extra_env": extra_env, "redis": redis_shown, "workers": args.workers,
                    "concurrency": ["default" if c is None else c for c in args.concurrency],
                    "enqueue_sizes": enqueue_sizes},
         "targets": {"e2e": 10_000, "n": 100_000, "enq": 5},

@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import argparse
 import datetime as dt
+import gc
 import json
 import subprocess
 import sys
@@ -51,6 +52,14 @@ SCORE_TYPES = ("text", "text", "text", "float8", "text", "text", "text", "text",
 SCORES_UNNEST = (
     f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) "
     f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in SCORE_TYPES)}) "
+    "ON CONFLICT (run_id, trace_id, eval) DO UPDATE SET "
+    + ", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS[3:])
+    + " WHERE scores.status = 'error' AND excluded.status = 'ok'"
+)
+SCORES_STAGE = "CREATE TEMP TABLE IF NOT EXISTS scores_in (LIKE scores) ON COMMIT DELETE ROWS"
+SCORES_COPY = f"COPY scores_in ({', '.join(SCORE_COLUMNS)}) FROM STDIN (FORMAT BINARY)"
+SCORES_FROM_STAGE = (
+    f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) SELECT {', '.join(SCORE_COLUMNS)} FROM scores_in "
     "ON CONFLICT (run_id, trace_id, eval) DO UPDATE SET "
     + ", ".join(f"{c} = excluded.{c}" for c in SCORE_COLUMNS[3:])
     + " WHERE scores.status = 'error' AND excluded.status = 'ok'"
@@ -142,14 +151,22 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
 
         # -- submit path -------------------------------------------------------------------------------
         timer.run("submit: scan (validate whole file)", lambda: scan(path), "scheduler/records.py scan")
-        batches: list[list[tuple[int, Record]]] = timer.run(
-            "submit: parse again (iter_batches)", lambda: list(iter_batches(path, SUBMIT_BATCH)),
-            "scheduler/records.py iter_batches; the records were parsed and validated by scan already")
+
+        def parse_again() -> None:
+            for _batch in iter_batches(path, SUBMIT_BATCH):
+                pass
+
+        timer.run("submit: parse again (iter_batches)", parse_again,
+                  "scheduler/records.py iter_batches; the records were parsed and validated by scan already")
+        batches = list(iter_batches(path, SUBMIT_BATCH))
         records = [r for batch in batches for _, r in batch]
+        gc.freeze()  # what the steps below keep must not make every later collection slower
         hashes = timer.run("submit: Record.content_hash x1", lambda: [r.content_hash() for r in records],
                            "json.dumps(sort_keys) + sha256 per record")
         messages = timer.run("submit: Record.to_message x1", lambda: [r.to_message() for r in records],
                              "model_dump(mode='json'); enqueue_items calls it twice per record")
+        gc.freeze()
+        conn = pg_connect(url)  # one connection for the alternatives, so that its backend's CPU is counted
 
         def add_items_current() -> None:
             for batch in batches:
@@ -160,24 +177,22 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
                   "incl. content_hash and to_message per record; SQLAlchemy executemany, one INSERT per row")
 
         def add_items_copy() -> None:
-            with pg_connect(url) as conn:
-                for start in range(0, n, SUBMIT_BATCH):
-                    with conn.transaction(), conn.cursor() as cur:
-                        with cur.copy("COPY items (run_id, trace_id, seq, content_hash, record) FROM STDIN") as cp:
-                            for i in range(start, min(start + SUBMIT_BATCH, n)):
-                                cp.write_row(("copy", records[i].id, i + 1, hashes[i], json.dumps(messages[i])))
+            for start in range(0, n, SUBMIT_BATCH):
+                with conn.transaction(), conn.cursor() as cur:
+                    with cur.copy("COPY items (run_id, trace_id, seq, content_hash, record) FROM STDIN") as cp:
+                        for i in range(start, min(start + SUBMIT_BATCH, n)):
+                            cp.write_row(("copy", records[i].id, i + 1, hashes[i], json.dumps(messages[i])))
 
         timer.run("alt submit: items by COPY", add_items_copy,
                   "psycopg COPY per batch of 500, hash and message computed once (above)")
 
         def add_items_unnest() -> None:
-            with pg_connect(url) as conn:
-                for start in range(0, n, SUBMIT_BATCH):
-                    end = min(start + SUBMIT_BATCH, n)
-                    with conn.transaction():
-                        conn.execute(ITEMS_UNNEST, ("unnest", [r.id for r in records[start:end]],
-                                                    list(range(start + 1, end + 1)), hashes[start:end],
-                                                    [json.dumps(m) for m in messages[start:end]]))
+            for start in range(0, n, SUBMIT_BATCH):
+                end = min(start + SUBMIT_BATCH, n)
+                with conn.transaction():
+                    conn.execute(ITEMS_UNNEST, ("unnest", [r.id for r in records[start:end]],
+                                                list(range(start + 1, end + 1)), hashes[start:end],
+                                                [json.dumps(m) for m in messages[start:end]]))
 
         timer.run("alt submit: items by INSERT ... unnest", add_items_unnest,
                   "one statement per batch of 500, ON CONFLICT DO NOTHING kept")
@@ -213,40 +228,75 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
         noop = build(judge)
         verdicts = timer.run("worker: noop judge", lambda: [noop.judge(recs) for _, recs in chunks])
         version = str(body["version"])
+        gc.freeze()
         rows = timer.run(
             "worker: score_row (ScoreIn per verdict)",
-            lambda: [[score_row(msg, r, v, version) for r, v in zip(recs, vs)]
-                     for (msg, recs), vs in zip(chunks, verdicts)],
+            lambda: [[score_row(msg, r, v, version) for r, v in zip(recs, vs, strict=True)]
+                     for (msg, recs), vs in zip(chunks, verdicts, strict=True)],
             "workers/chunk.py score_row; recomputes content_hash per record")
+        gc.freeze()
+        now = dt.datetime.now(dt.timezone.utc)
+        hash_of = dict(zip((r.id for r in records), hashes, strict=True))
+
+        def tuples() -> list[list[tuple[Any, ...]]]:
+            out = []
+            for (msg, recs), vs in zip(chunks, verdicts, strict=True):
+                out.append([(msg.run_id, r.id, "noop", v.score, v.label, v.reason, version, msg.dataset, now,
+                             v.cost_usd, v.latency_s, v.tokens_in, v.tokens_out, v.attempts, v.error,
+                             "ok" if v.error is None else "error", False, 1.0, None,
+                             r.metadata.get("session_id"), hash_of[r.id]) for r, v in zip(recs, vs, strict=True)])
+            return out
+
+        timer.run("alt worker: row tuples, content_hash from the message", tuples,
+                  "no ScoreIn, no second content_hash (submit computed it; carry it in the chunk)")
         timer.run("worker: Ledger.write_scores (as now)", lambda: [ledger.write_scores(c) for c in rows],
                   f"chunks of {CHUNK}; SQLAlchemy executemany, one INSERT .. ON CONFLICT per row")
         timer.run("worker: Ledger.write_scores again (redelivery)", lambda: [ledger.write_scores(c) for c in rows],
                   "all conflicts")
-        now = dt.datetime.now(dt.timezone.utc)
 
         def scores_unnest(run_id: str) -> Callable[[], None]:
             def go() -> None:
-                with pg_connect(url) as conn:
-                    for chunk in rows:
-                        cols = [[getattr(r, c) for r in chunk] for c in SCORE_COLUMNS]
-                        cols[0] = [run_id] * len(chunk)
-                        cols[8] = [r.ts or now for r in chunk]
-                        with conn.transaction():
-                            conn.execute(SCORES_UNNEST, cols)
+                for chunk in rows:
+                    cols = [[getattr(r, c) for r in chunk] for c in SCORE_COLUMNS]
+                    cols[0] = [run_id] * len(chunk)
+                    cols[8] = [r.ts or now for r in chunk]
+                    with conn.transaction():
+                        conn.execute(SCORES_UNNEST, cols)
             return go
 
         timer.run("alt worker: scores by INSERT ... unnest", scores_unnest("unnest"),
                   "one statement per chunk, same ON CONFLICT rule")
         timer.run("alt worker: same again (redelivery)", scores_unnest("unnest"), "all conflicts")
+
+        def scores_copy(run_id: str) -> Callable[[], None]:
+            def go() -> None:
+                with conn.cursor() as cur:
+                    for chunk in rows:
+                        with conn.transaction():
+                            cur.execute(SCORES_STAGE)
+                            with cur.copy(SCORES_COPY) as cp:
+                                cp.set_types(list(SCORE_TYPES))
+                                for r in chunk:
+                                    cp.write_row((run_id, r.trace_id, r.eval, r.score, r.label, r.reason,
+                                                  r.judge_version, r.dataset, r.ts or now, r.cost_usd, r.latency_s,
+                                                  r.tokens_in, r.tokens_out, r.attempts, r.error, r.status, r.cached,
+                                                  r.weight, r.stratum, r.cluster, r.content_hash))
+                            cur.execute(SCORES_FROM_STAGE)
+            return go
+
+        timer.run("alt worker: scores by binary COPY + INSERT ... SELECT", scores_copy("copy"),
+                  "COPY into a temp table, then one INSERT ... SELECT with the same ON CONFLICT rule")
+        timer.run("alt worker: same again (redelivery)", scores_copy("copy"), "all conflicts")
         ledger.close()
-        with pg_connect(url) as conn:
-            counts = dict(conn.execute("select run_id, count(*) from scores group by run_id").fetchall())
-            item_counts = dict(conn.execute("select run_id, count(*) from items group by run_id").fetchall())
+        counts = dict(conn.execute("select run_id, count(*) from scores group by run_id").fetchall())
+        item_counts = dict(conn.execute("select run_id, count(*) from items group by run_id").fetchall())
+        conn.close()
         imports = import_seconds()
     finally:
         tmp.cleanup()
         drop_database(admin_url, name)
-    ok = counts == {"cur": n, "unnest": n} and item_counts == {"cur": n, "copy": n, "unnest": n} and queued == -(-n // CHUNK)
+    ok = (counts == {"cur": n, "unnest": n, "copy": n} and item_counts == {"cur": n, "copy": n, "unnest": n}
+          and queued == -(-n // CHUNK))
     return {"items": n, "steps": timer.rows, "submit_imports_s": round(imports, 3), "verified": ok,
             "rows": {"scores": counts, "items": item_counts, "queued": queued}}
 

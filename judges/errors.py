@@ -5,6 +5,8 @@
     └── JudgeCallError           one call of a judge failed (recorded on the row)
         ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
         └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
+            └── AccountJudgeCallError  the provider refuses the account (auth, permission, quota):
+                                       every call of this judge will fail alike (opens its circuit)
 
 A ``JudgeCallError`` may carry what the failed call cost (``cost_usd``,
 ``tokens_in``, ``tokens_out``), the HTTP ``status_code`` and a ``retry_after_s``
@@ -57,3 +59,7 @@ class JudgeAnswerError(JudgeCallError):
 
 class FatalJudgeCallError(JudgeCallError):
     """Raised when a judge call failed in a way that retrying cannot fix."""
+
+
+class AccountJudgeCallError(FatalJudgeCallError):
+    """Raised when the provider refuses the account itself (auth, permission, quota): no call of this judge can succeed."""

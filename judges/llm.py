@@ -1,13 +1,16 @@
 """The remote LLM judge: one litellm chat call per record, parsed into a verdict.
 
-Three layers, kept apart so a fleet-wide limiter can later replace the middle one:
+Three layers:
 
 - :meth:`LlmJudge.call_once` makes one call for one record and returns its
   verdict or raises a classified JudgeCallError (FatalJudgeCallError when
   retrying cannot help), carrying what the failed call cost;
 - :meth:`LlmJudge.judge_one` applies the retry policy (:mod:`judges.retry`)
-  and never raises: it ends with a verdict or ``Verdict.failed`` with the
-  attempts made and the cost and tokens of all of them;
+  and the rate limit (:mod:`judges.limits`: a slot reserved before every
+  attempt, tokens corrected after it, 429s reported) and never raises: it ends
+  with a verdict, ``Verdict.failed`` with the attempts made and the cost and
+  tokens of all of them, or ``Verdict.deferred`` when the next wait is long
+  enough that the record should go back to the queue;
 - :meth:`LlmJudge.judge` judges a batch concurrently in a small thread pool.
 
 litellm is imported only when a record is judged (:func:`_litellm`), after
@@ -19,21 +22,24 @@ litellm and otherwise never stored; every error text is scrubbed of it.
 from __future__ import annotations
 
 import dataclasses
+import functools
 import logging
+import math
 import os
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
 
 from .base import Kind
-from .errors import FatalJudgeCallError, JudgeAnswerError, JudgeCallError, JudgeConfigError
+from .errors import AccountJudgeCallError, FatalJudgeCallError, JudgeAnswerError, JudgeCallError, JudgeConfigError
+from .limits import Limit, LimiterUnavailable, LimitWait, LocalLimiter, RateLimiter, Unlimited
 from .parse import parse_answer
 from .prompt import answer_instructions, render
 from .provider_errors import classify, redact
 from .record import Record
-from .retry import RetryPolicy
+from .retry import Prior, RetryPolicy
 from .spec import LlmJudgeSpec
 from .verdict import Verdict
 
@@ -59,6 +65,7 @@ class LlmJudge:
         *,
         retry: RetryPolicy | None = None,
         max_workers: int | None = None,
+        limiter: RateLimiter | None = None,
     ) -> None:
         if spec.prompt_text is None:
             raise JudgeConfigError(f"judge {name!r} has no prompt text; build it from JudgeConfig.resolve(...)")
@@ -72,58 +79,127 @@ class LlmJudge:
         self._template: str = spec.prompt_text
         self._system = answer_instructions(labels=spec.labels, scale=spec.scale)
         self._json_mode: bool | None = None
+        self.limit = Limit.of(spec.model, spec.api_base, spec.rpm, spec.tpm)
+        self.limiter: RateLimiter = limiter or (default_limiter() if self.limit.limited else Unlimited())
 
     def __repr__(self) -> str:
         return f"LlmJudge({self.version!r}, model={self.spec.model!r})"
 
     # -- a batch -------------------------------------------------------------
 
-    def judge(self, records: Sequence[Record]) -> list[Verdict]:
-        """One verdict per record, in order; records are judged concurrently. Never raises."""
+    def judge(
+        self,
+        records: Sequence[Record],
+        *,
+        prior: Mapping[str, Prior] | None = None,
+        deadline: float | None = None,
+    ) -> list[Verdict]:
+        """One verdict per record, in order; records are judged concurrently. Never raises.
+
+        ``prior``: what earlier deliveries spent on some records (by id);
+        ``deadline`` (``time.monotonic()``): no wait or call that would end
+        after it starts; such records come back deferred (``Verdict.deferred``).
+        """
         workers = min(len(records), self.max_workers)
         if records:
             try:
                 _litellm()  # import once, before threads race to import it
             except ImportError:
                 pass  # each record's verdict will say so
+        known = prior or {}
         if workers <= 1:
-            return [self.judge_one(record) for record in records]
+            return [self.judge_one(record, known.get(record.id), deadline) for record in records]
         with ThreadPoolExecutor(max_workers=workers, thread_name_prefix=f"judge-{self.name}") as pool:
-            return list(pool.map(self.judge_one, records))
+            return list(pool.map(lambda r: self.judge_one(r, known.get(r.id), deadline), records))
 
     # -- one record, with retries ------------------------------------------
 
-    def judge_one(self, record: Record) -> Verdict:
-        """The verdict on one record under the retry policy. Never raises.
+    def judge_one(self, record: Record, prior: Prior | None = None, deadline: float | None = None) -> Verdict:
+        """The verdict on one record under the retry policy and the rate limit. Never raises.
 
         ``attempts``, ``cost_usd`` and the tokens count every attempt (failed
-        answers were paid for too); ``latency_s`` is the wall time of them all,
-        backoff waits included.
+        answers were paid for too), those of earlier deliveries included;
+        ``latency_s`` is the wall time of them all, backoff waits included.
+        A wait longer than the policy's ``handback_s``, or past ``deadline``,
+        ends in a deferred verdict instead (see :class:`judges.retry.Prior`).
         """
         try:
             _litellm()  # the first import takes seconds: not part of any record's latency
+            self._supports_json_mode()  # asked once, before a rate limit slot is reserved, not after
         except ImportError as exc:
-            return Verdict.failed(record.id, f"ImportError: {exc}; install judgeq with its dependencies")
+            return Verdict.failed(record.id, f"ImportError: {exc}; install judgeq with its dependencies",
+                                  error_kind="internal")
+        prior = prior or Prior()
+        policy = self.retry
         started = time.perf_counter()
-        attempts, cost, tokens_in, tokens_out = 0, 0.0, 0, 0
+        attempts, cost, tokens_in, tokens_out = prior.attempts, prior.cost_usd, prior.tokens_in, prior.tokens_out
+        first_at, last_error = prior.started_at, prior.last_error
+
+        def usage() -> dict[str, Any]:
+            return {"attempts": attempts, "cost_usd": cost, "tokens_in": tokens_in, "tokens_out": tokens_out,
+                    "latency_s": prior.latency_s + time.perf_counter() - started}
+
+        def may_wait(seconds: float) -> bool:
+            if policy.handback_s is not None and seconds > policy.handback_s:
+                return False
+            return deadline is None or time.monotonic() + seconds <= deadline
+
+        def sleep(seconds: float) -> None:
+            if not may_wait(seconds):
+                raise _HandBack(seconds)
+            time.sleep(seconds)
 
         def attempt() -> Verdict:
-            nonlocal attempts, cost, tokens_in, tokens_out
-            attempts += 1
+            nonlocal attempts, cost, tokens_in, tokens_out, first_at, last_error
+            messages = self._messages(record)
+            self._api_key()  # an unset key fails before it costs a rate limit slot
+            estimated = _estimate_tokens(messages)
+            if deadline is not None and time.monotonic() + self.spec.timeout_s > deadline:
+                raise _HandBack(0.0)  # the call could outlast this delivery
             try:
-                return self.call_once(record)
+                wait = self.limiter.reserve(self.limit, estimated, max_wait_s=self._slot_wait(deadline))
+            except LimitWait as exc:  # back a little early: the schedule must not run dry meanwhile
+                raise _HandBack(exc.wait_s - min(LIMIT_LEAD_S, exc.wait_s / 4)) from None
+            except LimiterUnavailable:
+                raise _HandBack(LIMITER_DOWN_RETRY_S) from None
+            if wait > 0:
+                time.sleep(wait)
+            attempts += 1
+            first_at = first_at or time.time()
+            try:
+                verdict = self._call(record, messages)
             except JudgeCallError as exc:  # what a failed attempt cost still counts
                 cost += exc.cost_usd
                 tokens_in += exc.tokens_in
                 tokens_out += exc.tokens_out
+                last_error = exc.describe()
+                if exc.status_code == 429 and not isinstance(exc, FatalJudgeCallError):
+                    self.limiter.throttled(self.limit, exc.retry_after_s)
+                if exc.tokens_in or exc.tokens_out:
+                    self.limiter.settle(self.limit, estimated, exc.tokens_in + exc.tokens_out)
                 raise
+            self.limiter.settle(self.limit, estimated, verdict.tokens_in + verdict.tokens_out)
+            return verdict
 
         try:
-            verdict = self.retry.retrying()(attempt)
+            if prior.not_before > time.time():
+                sleep(prior.not_before - time.time())
+            if first_at is not None and time.time() - first_at >= policy.max_total_s:
+                raise _GaveUp()
+            verdict = policy.retrying(sleep=sleep, prior=prior)(attempt)
+        except _HandBack as back:
+            return Verdict.deferred(record.id, back.wait_s, error=last_error, started_at=first_at, **usage())
+        except _GaveUp:
+            error = f"{last_error or 'no answer'}; gave up after {policy.max_total_s:g}s"
+            return Verdict.failed(record.id, error, error_kind="transient", **usage())
+        except AccountJudgeCallError as exc:
+            error, kind = exc.describe(), "account"
+        except FatalJudgeCallError as exc:
+            error, kind = exc.describe(), "fatal"
         except JudgeCallError as exc:
-            error = exc.describe()
+            error, kind = exc.describe(), "transient"
         except Exception as exc:  # a bug rather than a provider failure: still a verdict
-            error = f"{type(exc).__name__}: {redact(str(exc), self._secrets())}"
+            error, kind = f"{type(exc).__name__}: {redact(str(exc), self._secrets())}", "internal"
         else:
             return dataclasses.replace(
                 verdict,
@@ -131,17 +207,18 @@ class LlmJudge:
                 cost_usd=verdict.cost_usd + cost,
                 tokens_in=verdict.tokens_in + tokens_in,
                 tokens_out=verdict.tokens_out + tokens_out,
-                latency_s=time.perf_counter() - started,
+                latency_s=prior.latency_s + time.perf_counter() - started,
             )
-        return Verdict.failed(
-            record.id,
-            error,
-            attempts=max(attempts, 1),
-            cost_usd=cost,
-            tokens_in=tokens_in,
-            tokens_out=tokens_out,
-            latency_s=time.perf_counter() - started,
-        )
+        result = usage()
+        result["attempts"] = max(attempts, 1)
+        return Verdict.failed(record.id, error, error_kind=kind, **result)
+
+    def _slot_wait(self, deadline: float | None) -> float:
+        """The longest wait for a rate limit slot this attempt accepts."""
+        longest = self.retry.handback_s if self.retry.handback_s is not None else math.inf
+        if deadline is not None:
+            longest = min(longest, deadline - time.monotonic() - self.spec.timeout_s)
+        return max(0.0, longest)
 
     # -- one call ----------------------------------------------------------
 
@@ -152,11 +229,16 @@ class LlmJudge:
         key variable is unset, or the provider refused for good (auth, bad
         request). JudgeAnswerError: the answer holds no usable verdict.
         """
-        spec = self.spec
-        messages = [
+        return self._call(record, self._messages(record))
+
+    def _messages(self, record: Record) -> list[dict[str, str]]:
+        return [
             {"role": "system", "content": self._system},
             {"role": "user", "content": render(self._template, record, judge=self.name)},
         ]
+
+    def _call(self, record: Record, messages: list[dict[str, str]]) -> Verdict:
+        spec = self.spec
         started = time.perf_counter()
         response = self._complete(messages)
         latency = time.perf_counter() - started
@@ -252,10 +334,44 @@ class LlmJudge:
         return float(cost) if isinstance(cost, (int, float)) else 0.0
 
 
+class _HandBack(Exception):
+    """Raised inside judge_one when the next wait is too long to sleep here."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(wait_s)
+        self.wait_s = wait_s
+
+
+class _GaveUp(Exception):
+    """Raised inside judge_one when the record's total time is spent."""
+
+
+#: A record deferred for a rate limit slot comes back this much (at most a quarter of its wait) early.
+LIMIT_LEAD_S = 2.0
+
+#: Seconds before a record whose limiter could not be reached is tried again.
+LIMITER_DOWN_RETRY_S = 5.0
+
+#: Tokens allowed for the answer when estimating a call before it is made.
+ANSWER_TOKENS_ESTIMATE = 100
+
+
+def _estimate_tokens(messages: list[dict[str, str]]) -> int:
+    """Tokens of a request before it is sent: characters / 4, plus an answer's worth."""
+    return sum(len(m.get("content") or "") for m in messages) // 4 + ANSWER_TOKENS_ESTIMATE
+
+
+@functools.cache
+def default_limiter() -> LocalLimiter:
+    """The in-process limiter shared by judges built without one (one per process)."""
+    return LocalLimiter()
+
+
 def _litellm() -> ModuleType:
     """litellm, imported on first use with the local price map (no download at import)."""
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
+    import openai.resources  # noqa: F401 - else imported by the first call (0.3-0.5 s), after its rate slot
 
     litellm.suppress_debug_info = True  # no "Give Feedback" banner printed on every error
     # litellm logs every call at INFO (several lines each); a worker's log is for our events.

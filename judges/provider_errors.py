@@ -8,9 +8,11 @@ connection failures are recognised by openai's class, anywhere in the
 exception's chain: litellm 1.102 raises a refused connection as an
 InternalServerError with status 500, from an ``openai.APIConnectionError``.
 
+    account (AccountJudgeCallError, fatal, and opens the judge's circuit)
+        AuthenticationError (401), PermissionDeniedError (403),
+        RateLimitError whose body says the quota is used up (cause QuotaExceeded)
     fatal (FatalJudgeCallError, the row fails at once)
         ContextWindowExceededError, ContentPolicyViolationError,
-        AuthenticationError (401), PermissionDeniedError (403),
         NotFoundError (404), BadRequestError (400), UnprocessableEntityError (422),
         any other 4xx but 408, 409 and 429
     retryable (JudgeCallError)
@@ -27,14 +29,17 @@ The retry wait reads ``Retry-After`` (or ``retry-after-ms``) from
 from __future__ import annotations
 
 import email.utils
+import re
 import time
 from collections.abc import Iterable, Mapping
 from typing import Any
 
-from .errors import FatalJudgeCallError, JudgeCallError
+from .errors import AccountJudgeCallError, FatalJudgeCallError, JudgeCallError
 
 _MAX_MESSAGE = 400
 _RETRYABLE_4XX = {408, 409, 429}
+#: A 429 that is about money, not rate (OpenAI's ``insufficient_quota``): retrying cannot help.
+_QUOTA = re.compile(r"insufficient_quota|exceeded your current quota|quota exceeded|billing", re.I)
 
 
 def redact(text: str, secrets: Iterable[str]) -> str:
@@ -71,6 +76,9 @@ def classify(exc: BaseException, *, judge: str, api_key_env: str | None, secrets
     def fatal(next_step: str) -> FatalJudgeCallError:
         return FatalJudgeCallError(f"{where}{text}; {next_step}", cause=cause, status_code=status)
 
+    def account(next_step: str, named: str | None = None) -> AccountJudgeCallError:
+        return AccountJudgeCallError(f"{where}{text}; {next_step}", cause=named or cause, status_code=status)
+
     def retryable() -> JudgeCallError:
         return JudgeCallError(
             f"{where}{text}", cause=cause, status_code=status, retry_after_s=retry_after(exc)
@@ -87,13 +95,16 @@ def classify(exc: BaseException, *, judge: str, api_key_env: str | None, secrets
         return fatal("the provider refused the content; this record cannot be judged by this model")
     if isinstance(exc, llm.AuthenticationError):
         key = api_key_env or "the provider's API key variable"
-        return fatal(f"check the key in {key}, or api_key_env of judge {judge!r} in judgeq.toml")
+        return account(f"check the key in {key}, or api_key_env of judge {judge!r} in judgeq.toml")
     if isinstance(exc, llm.PermissionDeniedError):
-        return fatal(f"the key is not allowed to use this model; check the account or the model of judge {judge!r}")
+        return account(f"the key is not allowed to use this model; check the account or the model of judge {judge!r}")
     if isinstance(exc, llm.NotFoundError):
         return fatal(f"check model and api_base of judge {judge!r} in judgeq.toml")
     if isinstance(exc, (llm.BadRequestError, llm.UnprocessableEntityError)):
         return fatal(f"the provider rejected the request; check model, params and the prompt of judge {judge!r}")
+    if isinstance(exc, llm.RateLimitError) and _QUOTA.search(text):
+        return account(f"the account's quota or credit is used up; top it up or change the key of judge {judge!r}",
+                       named="QuotaExceeded")
     if isinstance(exc, (llm.RateLimitError, llm.InternalServerError, llm.ServiceUnavailableError, llm.BadGatewayError)):
         return retryable()
     if status is not None and 400 <= status < 500 and status not in _RETRYABLE_4XX:

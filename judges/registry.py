@@ -29,6 +29,7 @@ from .verdict import Verdict
 if TYPE_CHECKING:
     from .base import Judge
     from .resolved import ResolvedJudge
+    from .limits import RateLimiter
     from .retry import RetryPolicy
 
 #: What a builtin factory returns: the verdict on one record.
@@ -133,11 +134,18 @@ def get_builtin(name: str) -> Builtin:
         ) from None
 
 
-def build(resolved: ResolvedJudge, *, retry: RetryPolicy | None = None, max_workers: int | None = None) -> Judge:
+def build(
+    resolved: ResolvedJudge,
+    *,
+    retry: RetryPolicy | None = None,
+    max_workers: int | None = None,
+    limiter: RateLimiter | None = None,
+) -> Judge:
     """The judge object for a resolved judge.
 
-    ``retry`` and ``max_workers`` apply to remote (LLM) judges only: the retry
-    policy of each record and the number of records judged at once.
+    ``retry``, ``max_workers`` and ``limiter`` apply to remote (LLM) judges
+    only: the retry policy of each record, the number of records judged at
+    once, and the rate limiter its calls share (default: one per process).
     """
     from .spec import LlmJudgeSpec
 
@@ -145,7 +153,7 @@ def build(resolved: ResolvedJudge, *, retry: RetryPolicy | None = None, max_work
     if isinstance(spec, LlmJudgeSpec):
         from .llm import LlmJudge
 
-        return LlmJudge(resolved.name, resolved.version, spec, retry=retry, max_workers=max_workers)
+        return LlmJudge(resolved.name, resolved.version, spec, retry=retry, max_workers=max_workers, limiter=limiter)
     from .local import LocalJudge
 
     record_judge = get_builtin(spec.builtin).make(spec.params)

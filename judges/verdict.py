@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass
 from typing import Any
 
@@ -25,11 +26,26 @@ class Verdict:
     latency_s: float = 0.0
     attempts: int = 1
     error: str | None = None
+    error_kind: str | None = None
+    retry_in_s: float | None = None
+    not_before: float | None = None  # a deferred verdict: epoch seconds of its next try
+    started_at: float | None = None
 
     @classmethod
     def failed(cls, trace_id: str, error: str, **usage: Any) -> "Verdict":
         """The unscored form: the judge could not judge this record."""
         return cls(trace_id=trace_id, score=None, label=None, error=error, **usage)
+
+    @classmethod
+    def deferred(cls, trace_id: str, retry_in_s: float, **usage: Any) -> "Verdict":
+        """Not judged yet: try again in ``retry_in_s`` seconds (see the class docstring)."""
+        wait = max(0.0, retry_in_s)
+        return cls(trace_id=trace_id, score=None, retry_in_s=wait, not_before=time.time() + wait, **usage)
+
+    @property
+    def ended(self) -> bool:
+        """Whether this is a verdict or a recorded error, rather than a deferral."""
+        return self.retry_in_s is None
 
     @property
     def ok(self) -> bool:

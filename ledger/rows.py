@@ -49,6 +49,8 @@ class ScoreIn:
     stratum: str | None = None
     cluster: str | None = None
     content_hash: str | None = None
+    saved_usd: float = 0.0
+    error_kind: str | None = None
     ts: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -94,3 +96,5 @@ class EvalSummary:
     tokens_in: int
     tokens_out: int
     judge_versions: tuple[str, ...] = field(default=())
+    saved_usd: float = 0.0  # what the cache hits cost when first paid for
+    account_errors: int = 0  # errors from the provider refusing the account, or the circuit they opened

@@ -228,6 +228,34 @@ class Ledger:
         with self._connect() as conn, conn.begin():
             return max(conn.execute(self._upsert_scores, params).rowcount, 0)
 
+    def cached_verdicts(self, judge_version: str, content_hashes: Sequence[str]) -> dict[str, Score]:
+        """The verdict cache: an "ok" row of ``judge_version`` for each of ``content_hashes`` that has one.
+
+        Any run's row will do (they are the same verdict on the same content);
+        errors and skips are never served. Uses the (judge_version,
+        content_hash) index.
+        """
+        found: dict[str, Score] = {}
+        wanted = sorted(set(content_hashes))
+        with self._session() as session:
+            for start in range(0, len(wanted), IN_CHUNK):
+                stmt = sa.select(Score).where(
+                    SCORES.c.judge_version == judge_version,
+                    SCORES.c.content_hash.in_(wanted[start : start + IN_CHUNK]),
+                    SCORES.c.status == "ok",
+                )
+                for score in session.scalars(stmt):
+                    if score.content_hash is not None and score.content_hash not in found:
+                        session.expunge(score)
+                        found[score.content_hash] = score
+        return found
+
+    def spend(self, run_id: str) -> float:
+        """What the run has cost so far, in USD (the sum of its rows' cost)."""
+        with self._connect() as conn:
+            total = conn.execute(sa.select(sa.func.sum(SCORES.c.cost_usd)).where(SCORES.c.run_id == run_id))
+            return float(total.scalar_one() or 0.0)
+
     def scores(self, run_id: str, eval_name: str | None = None) -> Iterator[Score]:
         """The run's score rows (of one eval, or all), streamed in key order.
 
@@ -256,6 +284,25 @@ class Ledger:
             if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
                 raise RunNotFound(run_id)
             return summarize(conn, run_id)
+
+    def score_rows(self, run_id: str, by: str | None = None, cluster_by: str | None = None) -> dict[str, Any]:
+        """The run's rows as per-eval columns (``ledger.frames.EvalRows``), with metadata keys asked for.
+
+        numpy is imported here, not at the top: workers and ``--help`` do not need it.
+        """
+        from ledger.frames import load_rows
+
+        with self._connect() as conn:
+            if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+                raise RunNotFound(run_id)
+            return load_rows(conn, run_id, by=by, cluster_by=cluster_by)
+
+    def excerpts(self, run_id: str, trace_ids: Sequence[str]) -> dict[str, str]:
+        """A short excerpt of each item's output, by trace id (see ``ledger.frames.load_excerpts``)."""
+        from ledger.frames import load_excerpts
+
+        with self._connect() as conn:
+            return load_excerpts(conn, run_id, trace_ids)
 
 
 def _score_params(row: ScoreIn, now: datetime) -> dict[str, Any]:

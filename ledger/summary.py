@@ -22,6 +22,9 @@ from ledger.rows import EvalSummary
 
 STREAM_BATCH: Final = 5000
 
+#: Error kinds that mean the provider refused the judge's account (or the circuit that opened on it).
+ACCOUNT_KINDS: Final = ("account", "circuit")
+
 _ok = SCORES.c.status == "ok"
 _scored = sa.and_(_ok, SCORES.c.score.is_not(None))
 
@@ -42,13 +45,15 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
             sa.func.sum(SCORES.c.cost_usd),
             sa.func.sum(SCORES.c.tokens_in),
             sa.func.sum(SCORES.c.tokens_out),
+            sa.func.sum(SCORES.c.saved_usd),
+            sa.func.count().filter(SCORES.c.error_kind.in_(ACCOUNT_KINDS)),
         )
         .where(SCORES.c.run_id == run_id)
         .group_by(SCORES.c.eval)
         .order_by(SCORES.c.eval)
     )
     summaries = []
-    for name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out in conn.execute(totals):
+    for name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out, saved, account in conn.execute(totals):
         p50, p95 = _percentiles(latencies.get(name))
         summaries.append(
             EvalSummary(
@@ -65,6 +70,8 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
                 tokens_in=int(t_in or 0),
                 tokens_out=int(t_out or 0),
                 judge_versions=tuple(sorted(versions[name])),
+                saved_usd=float(saved or 0.0),
+                account_errors=int(account),
             )
         )
     return summaries

@@ -14,6 +14,8 @@ from typing import Annotated, Any, Optional
 import typer
 
 from . import exitcodes
+from .cli_options import (BaselineOpt, BaselineTagOpt, ByOpt, ClusterByOpt, GateOnOpt, GateOpt, JunitOpt,
+                          MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt)
 
 app = typer.Typer(
     name="judgeq",
@@ -69,6 +71,15 @@ def submit(
     tag: Annotated[list[str], typer.Option(help="A tag for the run, e.g. main (repeatable).")] = [],
     meta: Annotated[list[str], typer.Option(help="KEY=VALUE recorded with the run (repeatable).")] = [],
     json_out: JsonOpt = False,
+    gate_on: GateOnOpt = "point",
+    baseline: BaselineOpt = None,
+    baseline_tag: BaselineTagOpt = "main",
+    max_drop: MaxDropOpt = None,
+    cluster_by: ClusterByOpt = None,
+    junit: JunitOpt = None,
+    markdown: MarkdownOpt = None,
+    max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="USD: once the run's spend reaches it, stop enqueueing and skip the remaining items (recorded as skipped for budget).")] = None,
+    no_cache: Annotated[bool, typer.Option("--no-cache", help="Call remote judges even for items with a cached verdict (same judge version and content).")] = False,
 ) -> None:
     """Judge a dataset: validate it whole, enqueue it, and optionally wait for the verdict."""
     from judges.config import load_config
@@ -80,23 +91,38 @@ def submit(
     from .gate import Gate
     from .settings import SchedulerSettings
 
+    from .assess import GateOptions
+
     settings = SchedulerSettings()
-    gates = [Gate.parse(g) for g in gate]
-    if gates and not wait:
-        raise UsageError("--gate needs --wait (the gate is judged on the finished run)")
+    options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
+                                baseline_tag=baseline_tag, max_drop=max_drop, cluster_by=cluster_by,
+                                files=junit is not None or markdown is not None)
+    gates = options.gates
+    if options.gating and not wait:
+        raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
     config = load_config(settings.config)
     plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta))
+    if max_cost is not None or no_cache:
+        import dataclasses
+
+        plan = dataclasses.replace(plan, max_cost_usd=max_cost, no_cache=no_cache)
     from .gate import check_judges
 
     check_judges(gates, [j.name for j in plan.judges])
     dispatcher = _dispatcher(settings)
     ledger = Ledger(LedgerSettings().ledger_url)
+    baseline_run = None
+    if options.baseline is not None:  # resolved before anything is written: a bad baseline is exit 2
+        from .baseline import resolve
+
+        baseline_run = resolve(ledger, options.baseline, plan.dataset.name, options.baseline_tag)
+    outputs = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown)
     _say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
          f"({plan.dataset.name}, {plan.dataset.content_hash[:12]})")
     if not json_out:
         print(plan.run_id, flush=True)
     if dispatcher.embedded:
-        _run_embedded(plan, ledger, dispatcher, settings, gates, max_errors, timeout, json_out)
+        _run_embedded(plan, ledger, dispatcher, settings, gates, max_errors, timeout, json_out, outputs)
         return
     submitting.enqueue(plan, ledger, dispatcher, settings)
     if not wait:
@@ -105,7 +131,7 @@ def submit(
 
             print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
         return
-    _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out)
+    _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out, **outputs)
 
 
 def _say(text: str) -> None:
@@ -131,7 +157,7 @@ class _Embedded:
 
 
 def _run_embedded(plan: Any, ledger: Any, _placeholder: Any, settings: Any, gates: list[Any], max_errors: int,
-                  timeout: Optional[float], json_out: bool) -> None:
+                  timeout: Optional[float], json_out: bool, outputs: Optional[dict[str, Any]] = None) -> None:
     """Embedded mode: the same chunk code runs in this process while the main thread shows progress."""
     import threading
 
@@ -154,15 +180,17 @@ def _run_embedded(plan: Any, ledger: Any, _placeholder: Any, settings: Any, gate
     worker = threading.Thread(target=work, name="judgeq-embedded", daemon=True)
     worker.start()
     _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out,
-                     alive=worker.is_alive, failure=failure, expected=plan.expected)
+                     alive=worker.is_alive, failure=failure, expected=plan.expected, **(outputs or {}))
 
 
 def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], max_errors: int,
                      timeout: Optional[float], json_out: bool, alive: Any = None,
-                     failure: Optional[list[BaseException]] = None, expected: Optional[int] = None) -> None:
-    from .gate import evaluate
+                     failure: Optional[list[BaseException]] = None, expected: Optional[int] = None,
+                     options: Any = None, baseline_run: Any = None, junit: Optional[Path] = None,
+                     markdown: Optional[Path] = None) -> None:
+    from .assess import GateOptions, assess
     from .progress import ProgressView
-    from .render import print_json, run_payload, summary_table
+    from .report_view import deliver
     from .waiting import wait_for
 
     total = expected if expected is not None else ledger.get_run(run_id).expected
@@ -171,15 +199,23 @@ def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], 
     if failure:
         raise failure[0]
     run = ledger.get_run(run_id)
-    summaries = ledger.summary(run_id)
-    results = evaluate(gates, summaries, run.n_items, max_errors) if gates else []
-    if json_out:
-        print_json(run_payload(run, summaries, progress, results, complete))
-    else:
-        summary_table(run, summaries, results)
+    options = options or GateOptions(gates=list(gates), max_errors=max_errors)
+    assessment = assess(ledger, run, options, cards=False, baseline_run=baseline_run)
+    deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)
+    results = assessment.results
+    if not json_out:
+        from .outcomes import print_outcomes
+
+        print_outcomes(run, assessment.summaries)
     if not complete:
         print(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); "
               f"check the workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'", file=sys.stderr)
+        raise typer.Exit(exitcodes.INFRASTRUCTURE)
+    from .outcomes import refused
+
+    refusals = refused(assessment.summaries)
+    if refusals:  # the provider refused a judge's account: infrastructure, not a measurement (exit 3)
+        print(f"judgeq: {refusals}; fix the key or account, then submit again", file=sys.stderr)
         raise typer.Exit(exitcodes.INFRASTRUCTURE)
     if results and not all(r.passed for r in results):
         raise typer.Exit(exitcodes.GATE_FAILED)
@@ -209,33 +245,105 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
 @app.command()
 def report(
     run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")],
-    gate: Annotated[list[str], typer.Option(help='A gate like "exact>=0.9" (repeatable).')] = [],
-    max_errors: Annotated[int, typer.Option(help="Judge errors a gated judge may have and still pass.")] = 0,
+    gate: GateOpt = [],
+    max_errors: MaxErrorsOpt = 0,
     json_out: JsonOpt = False,
+    by: ByOpt = None,
+    cluster_by: ClusterByOpt = None,
+    min_slice: MinSliceOpt = 30,
+    gate_on: GateOnOpt = "point",
+    baseline: BaselineOpt = None,
+    baseline_tag: BaselineTagOpt = "main",
+    max_drop: MaxDropOpt = None,
+    junit: JunitOpt = None,
+    markdown: MarkdownOpt = None,
 ) -> None:
-    """Per-judge summary of a run: items, mean score, errors, cost, latency."""
+    """Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency."""
+    _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
+                     baseline_tag, max_drop, junit, markdown, need_gate=False)
+
+
+@app.command("gate")
+def gate_command(
+    run_id: Annotated[str, typer.Argument(help="The run to gate.")],
+    gate: GateOpt = [],
+    max_errors: MaxErrorsOpt = 0,
+    json_out: JsonOpt = False,
+    by: ByOpt = None,
+    cluster_by: ClusterByOpt = None,
+    min_slice: MinSliceOpt = 30,
+    gate_on: GateOnOpt = "point",
+    baseline: BaselineOpt = None,
+    baseline_tag: BaselineTagOpt = "main",
+    max_drop: MaxDropOpt = None,
+    junit: JunitOpt = None,
+    markdown: MarkdownOpt = None,
+) -> None:
+    """Gate a finished run: absolute gates and/or a baseline gate; exit 0 pass, 1 failed, 2 bad usage."""
+    _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
+                     baseline_tag, max_drop, junit, markdown, need_gate=True)
+
+
+def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bool, by: Optional[str],
+                     cluster_by: Optional[str], min_slice: int, gate_on: str, baseline: Optional[str],
+                     baseline_tag: str, max_drop: Optional[float], junit: Optional[Path],
+                     markdown: Optional[Path], need_gate: bool) -> None:
     from ledger.settings import LedgerSettings
     from ledger.store import Ledger
 
-    from .gate import Gate, check_judges, evaluate
-    from .render import print_json, run_payload, summary_table
+    from .assess import GateOptions, assess
+    from .errors import UsageError
+    from .report_view import deliver
 
-    gates = [Gate.parse(g) for g in gate]
+    options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
+                                baseline_tag=baseline_tag, max_drop=max_drop, by=by, cluster_by=cluster_by,
+                                min_slice=min_slice, files=junit is not None or markdown is not None)
+    if need_gate and not options.gating:
+        raise UsageError('nothing to gate on; add --gate "JUDGE>=X" and/or --baseline RUN|latest')
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
-    check_judges(gates, list(run.judges))
     progress = ledger.progress(run_id)
-    summaries = ledger.summary(run_id)
-    results = evaluate(gates, summaries, run.n_items, max_errors) if gates else []
+    assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
-    if json_out:
-        print_json(run_payload(run, summaries, progress, results, complete))
-    else:
-        summary_table(run, summaries, results)
-        if not complete:
-            print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
-    if results and not all(r.passed for r in results):
+    deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)
+    if not complete and not json_out:
+        print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
+    if not assessment.passed:
         raise typer.Exit(exitcodes.GATE_FAILED)
+
+
+@app.command()
+def compare(
+    base_id: Annotated[str, typer.Argument(metavar="BASE", help="The baseline run.")],
+    cand_id: Annotated[str, typer.Argument(metavar="CAND", help="The candidate run.")],
+    by: ByOpt = None,
+    cluster_by: ClusterByOpt = None,
+    min_slice: MinSliceOpt = 30,
+    show: Annotated[int, typer.Option(help="Flipped items listed per judge and direction.")] = 20,
+    json_out: JsonOpt = False,
+) -> None:
+    """Paired comparison of two runs per judge: delta with 95% CI, McNemar or paired t, flipped items."""
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from .assess import GateOptions, compare as comparing
+    from .errors import UsageError
+    from .render import print_json
+    from .report_view import comparison_json, comparison_table
+
+    options = GateOptions.parse([], by=by, cluster_by=cluster_by, min_slice=min_slice)
+    ledger = Ledger(LedgerSettings().ledger_url)
+    base, cand = ledger.get_run(base_id), ledger.get_run(cand_id)
+    comparisons = comparing(ledger, base, cand, options, excerpts=max(show, 50))
+    if not comparisons:
+        raise UsageError(f"runs {base_id} and {cand_id} share no judge with rows "
+                         f"({', '.join(base.judges)} vs {', '.join(cand.judges)}); compare runs of the same judges")
+    if json_out:
+        print_json({"base": {"id": base.id, "dataset_name": base.dataset_name, "status": base.status},
+                    "cand": {"id": cand.id, "dataset_name": cand.dataset_name, "status": cand.status},
+                    "judges": [comparison_json(c) for c in comparisons]})
+        return
+    comparison_table(base.id, cand.id, comparisons, show=show)
 
 
 @app.command()

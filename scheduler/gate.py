@@ -1,9 +1,14 @@
 """Gates: ``faithfulness>=0.85`` style checks on a run's per-judge means.
 
-A gate is judged on the mean score of the judge's scored items (the point
-estimate). Items a judge could not score are not measurements: a judge with
-more errors than ``max_errors``, or with unjudged items, fails its gate and
-says so, rather than passing on part of the data.
+An absolute gate is judged on the mean score of the judge's scored items:
+its point estimate by default (``--gate-on point``), or with ``--gate-on
+interval`` the end of the 95 % confidence interval that makes the gate
+conservative (the lower end for ``>=``/``>``, the upper end for ``<=``/``<``),
+so that a pass means "above X with 95 % confidence", not "above X by luck".
+Items a judge could not score are not measurements: a judge with more errors
+than ``max_errors``, or with unjudged items, fails its gate and says so,
+rather than passing on part of the data. Baseline gates live in
+``scheduler.baseline``.
 """
 
 from __future__ import annotations
@@ -12,7 +17,7 @@ import operator
 import re
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Protocol
+from typing import Literal, Protocol
 
 from .errors import UsageError
 
@@ -22,6 +27,8 @@ _OPS: dict[str, Callable[[float, float], bool]] = {
     "<=": operator.le,
     "<": operator.lt,
 }
+GateOn = Literal["point", "interval"]
+GATE_ON: tuple[str, ...] = ("point", "interval")
 _GATE = re.compile(r"^\s*([A-Za-z0-9_.\-]+)\s*(>=|<=|>|<)\s*([0-9]*\.?[0-9]+)\s*$")
 
 
@@ -33,6 +40,13 @@ class JudgeFigures(Protocol):
     ok: int
     errors: int
     mean: float | None
+
+
+class Interval(Protocol):
+    """What an interval gate reads of a judge's estimate (ledger.stats.Estimate)."""
+
+    lo: float
+    hi: float
 
 
 @dataclass(frozen=True)
@@ -61,16 +75,24 @@ class Gate:
 class GateResult:
     """A gate's outcome and the one-line reason a human reads."""
 
-    gate: Gate
+    gate: Gate | BaselineGateLike
     passed: bool
     value: float | None
     detail: str
+    regressed: tuple[str, ...] = ()  # items behind a failure (baseline gates: pass->fail, worst first)
+
+
+class BaselineGateLike(Protocol):
+    """A baseline gate as GateResult sees it (scheduler.baseline.BaselineGate)."""
+
+    judge: str
 
 
 def evaluate(
-    gates: Sequence[Gate], figures: Sequence[JudgeFigures], expected_per_judge: int, max_errors: int = 0
+    gates: Sequence[Gate], figures: Sequence[JudgeFigures], expected_per_judge: int, max_errors: int = 0,
+    on: GateOn = "point", intervals: dict[str, Interval] | None = None,
 ) -> list[GateResult]:
-    """Judge every gate against the run's per-judge figures."""
+    """Judge every gate against the run's per-judge figures (and, ``on="interval"``, their intervals)."""
     by_judge = {f.eval: f for f in figures}
     results = []
     for gate in gates:
@@ -80,6 +102,13 @@ def evaluate(
             continue
         assert fig.mean is not None
         value = fig.mean
+        what = "mean"
+        if on == "interval":
+            interval = (intervals or {}).get(gate.judge)
+            if interval is None:
+                raise ValueError(f"no interval for judge {gate.judge!r}; pass intervals with on='interval'")
+            value = interval.lo if gate.op in (">=", ">") else interval.hi
+            what = "95% CI lower end" if gate.op in (">=", ">") else "95% CI upper end"
         holds = _OPS[gate.op](value, gate.threshold)
         notes = []
         unjudged = expected_per_judge - fig.n
@@ -91,7 +120,7 @@ def evaluate(
             notes.append(f"{fig.errors} judge errors not counted (allowed by --max-errors {max_errors})")
         passed = holds and unjudged <= 0 and fig.errors <= max_errors
         verdict = "passed" if passed else "FAILED"
-        text = f"{gate}: {verdict} (mean {value:.4f} over {fig.ok} items"
+        text = f"{gate}: {verdict} ({what} {value:.4f} over {fig.ok} items"
         text += "; " + "; ".join(notes) + ")" if notes else ")"
         results.append(GateResult(gate, passed, value, text))
     return results

@@ -72,6 +72,10 @@ def run_payload(run: Any, summaries: Sequence[Any], progress: Any, gates: Sequen
         "judges": {name: body.get("version") for name, body in (run.judges or {}).items()},
     }
     payload: dict[str, Any] = {"run": run_info, "complete": complete, "progress": progress, "judges": summaries}
+    from .outcomes import outcome_counts, totals
+
+    payload["outcomes"] = outcome_counts(run, summaries)  # judged / cached / judge error / skipped / not yet
+    payload["totals"] = totals(payload["outcomes"])
     if gates:
         payload["gates"] = [
             {"gate": str(g.gate), "passed": g.passed, "value": g.value, "detail": g.detail} for g in gates

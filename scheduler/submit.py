@@ -14,6 +14,7 @@ import secrets
 from collections.abc import Iterable, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from judges.config import JudgeConfig, ResolvedJudge
 from ledger.models import Run
@@ -36,6 +37,13 @@ class SubmitPlan:
     judges: list[ResolvedJudge]
     tags: list[str] = field(default_factory=list)
     meta: dict[str, str] = field(default_factory=dict)
+    no_cache: bool = False  # --no-cache: remote judges call even when a verdict is cached
+    max_cost_usd: float | None = None  # --max-cost: stop spending once the run's cost reaches it
+
+    @property
+    def options(self) -> dict[str, Any]:
+        """The chunk message fields that carry this plan's cache and budget choices."""
+        return {"no_cache": self.no_cache, "max_cost_usd": self.max_cost_usd}
 
     @property
     def expected(self) -> int:
@@ -101,6 +109,7 @@ def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
             created_at=now,
             tags=plan.tags,
             meta=plan.meta,
+            max_cost_usd=plan.max_cost_usd,
         )
     )
 
@@ -117,15 +126,23 @@ def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, sett
              for line, r in batch],
         )
         records = [r.to_message() for _, r in batch]
-        send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, records, dispatcher, settings, counters)
+        if over_budget(plan.run_id, plan.max_cost_usd, ledger):
+            skip_for_budget(plan.run_id, plan.dataset.content_hash, plan.judges, batch, ledger, plan.max_cost_usd)
+            continue
+        send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, records, dispatcher, settings, counters,
+                    options=plan.options)
     if not dispatcher.embedded:
         dispatcher.close()
     ledger.set_status(plan.run_id, "running")
 
 
 def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], records: list[dict],
-                dispatcher: Dispatcher, settings: SchedulerSettings, counters: dict[str, int]) -> int:
-    """Cut ``records`` into each judge's chunk size and send them; returns chunks sent."""
+                dispatcher: Dispatcher, settings: SchedulerSettings, counters: dict[str, int],
+                options: dict[str, Any] | None = None) -> int:
+    """Cut ``records`` into each judge's chunk size and send them; returns chunks sent.
+
+    ``options``: further ChunkMessage fields for remote judges (``no_cache``, ``max_cost_usd``).
+    """
     sent = 0
     for judge in judges:
         size = chunk_size(judge, settings)
@@ -133,7 +150,8 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
         for start in range(0, len(records), size):
             counters[judge.name] = counters.get(judge.name, 0) + 1
             message = ChunkMessage(run_id=run_id, dataset=dataset, judge=body,
-                                   records=records[start:start + size], chunk=counters[judge.name])
+                                   records=records[start:start + size], chunk=counters[judge.name],
+                                   **(options if options and judge.kind == "remote" else {}))
             dispatcher.send(message, queue_for(judge))
             sent += 1
     return sent
@@ -153,9 +171,28 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
     for judge in judges:
         for batch in ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500)):
             missing += len(batch)
-            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, dispatcher, settings, counters)
+            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, dispatcher, settings, counters,
+                        options={"max_cost_usd": run.max_cost_usd})
     if not dispatcher.embedded:
         dispatcher.close()
     if run.status == "submitting":
         ledger.set_status(run.id, "running")
     return missing
+
+
+def over_budget(run_id: str, max_cost_usd: float | None, ledger: Ledger) -> bool:
+    """Whether the run has a budget and its spend so far (in the ledger) has reached it."""
+    return max_cost_usd is not None and ledger.spend(run_id) >= max_cost_usd
+
+
+def skip_for_budget(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], batch: Sequence[tuple[int, Any]],
+                    ledger: Ledger, max_cost_usd: float | None) -> None:
+    """Record a batch that is not enqueued because the budget is spent: one skipped row per item and judge."""
+    from ledger.rows import ScoreIn
+
+    reason = f"budget: the run's spend reached its --max-cost ${max_cost_usd:g} before this item was enqueued"
+    ledger.write_scores([
+        ScoreIn(run_id=run_id, trace_id=r.id, eval=j.name, judge_version=j.version, dataset=dataset,
+                status="skipped", error=reason, error_kind="budget", content_hash=r.content_hash())
+        for _, r in batch for j in judges
+    ])

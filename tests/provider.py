@@ -21,7 +21,9 @@ What it answers, in this order of checks, for every request:
    ``window_s`` seconds (a sliding window, 60 s by default): 429 with a
    ``Retry-After`` header (whole seconds until the oldest admitted request
    leaves the window). Rejected requests do not count against the window.
-4. With the seeded probabilities: ``p_500`` a 500, ``p_garbage`` a 200 whose
+4. With the seeded probabilities: ``p_429`` a 429 with ``Retry-After:
+   retry_after_s`` (and ``retry-after-ms`` when ``retry_after_ms``; also sent
+   on the limit's 429s), ``p_500`` a 500, ``p_garbage`` a 200 whose
    content is prose and not JSON, ``p_timeout`` a response delayed by
    ``timeout_sleep_s`` (longer than any sane client timeout).
 5. Otherwise, after ``latency_s``, a 200 whose ``choices[0].message.content``
@@ -34,8 +36,9 @@ otherwise 1.0 for pass and 0.0 for fail. Pass your own ``verdict`` (a function
 of the parsed request body returning a dict, or a str used verbatim as the
 content) to answer anything else.
 
-Every request is recorded (:class:`Call`: time, path, status, parsed body) for
-assertions. ``usage`` estimates tokens as characters / 4.
+Every request is recorded (:class:`Call`: time, path, status, parsed body,
+arrival) for assertions; :meth:`FakeProvider.max_in_window` is the most
+requests that arrived in any window. ``usage`` estimates tokens as characters / 4.
 
 Run by hand: ``python -m tests.provider --port 8000 --rpm 1200 --latency 0.15``.
 """
@@ -97,6 +100,7 @@ class Call:
     outcome: str
     body: dict[str, Any] | None
     authorization: str = field(default="", repr=False)
+    arrived: float = 0.0  # time.monotonic() when the request arrived (``ts`` is when it was answered)
 
 
 class _Server(ThreadingHTTPServer):
@@ -160,6 +164,9 @@ class FakeProvider:
         p_500: float = 0.0,
         p_garbage: float = 0.0,
         p_timeout: float = 0.0,
+        p_429: float = 0.0,
+        retry_after_s: float = 1.0,
+        retry_after_ms: bool = False,
         timeout_sleep_s: float = 30.0,
         require_key: str | None = None,
         seed: int = 0,
@@ -177,6 +184,9 @@ class FakeProvider:
         self.p_500 = p_500
         self.p_garbage = p_garbage
         self.p_timeout = p_timeout
+        self.p_429 = p_429
+        self.retry_after_s = retry_after_s
+        self.retry_after_ms = retry_after_ms
         self.timeout_sleep_s = timeout_sleep_s
         self.require_key = require_key
         self.verdict = verdict
@@ -187,6 +197,7 @@ class FakeProvider:
         self._calls: list[Call] = []
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
+        self._arrival = threading.local()  # each handler thread's request arrival time
         self._server = _Server((host, port), _Handler)
         self._server.provider = self
         self._thread: threading.Thread | None = None
@@ -268,6 +279,10 @@ class FakeProvider:
                 if len(self._admitted) >= self.rpm:
                     return "429", self._admitted[0] + self.window_s - now
                 self._admitted.append(now)
+            if self.p_429 and self._random.random() < self.p_429:
+                if self.rpm is not None:
+                    self._admitted.pop()  # a rejected request does not count against the window
+                return "429", self.retry_after_s
             draw = self._random.random()
             if draw < self.p_500:
                 return "500", 0.0
@@ -278,10 +293,23 @@ class FakeProvider:
             return "ok", 0.0
 
     def _record(self, path: str, status: int, outcome: str, body: dict[str, Any] | None, auth: str) -> None:
+        arrived = getattr(self._arrival, "t", time.monotonic())
         with self._lock:
-            self._calls.append(Call(time.time(), path, status, outcome, body, auth))
+            self._calls.append(Call(time.time(), path, status, outcome, body, auth, arrived))
+
+    def max_in_window(self, window_s: float | None = None, *, statuses: tuple[int, ...] | None = None) -> int:
+        """The most requests that arrived within any ``window_s`` (default: the rate window), sliding."""
+        window = self.window_s if window_s is None else window_s
+        times = sorted(c.arrived for c in self.calls if statuses is None or c.status in statuses)
+        best, lo = 0, 0
+        for hi, t in enumerate(times):
+            while times[lo] <= t - window:
+                lo += 1
+            best = max(best, hi - lo + 1)
+        return best
 
     def _handle(self, handler: _Handler, raw: bytes) -> None:
+        self._arrival.t = time.monotonic()
         path = handler.path.split("?", 1)[0].rstrip("/")
         auth = handler.headers.get("Authorization", "")
         if path not in ("/v1/chat/completions", "/chat/completions"):
@@ -303,11 +331,14 @@ class FakeProvider:
             return
         if outcome == "429":
             seconds = max(1, math.ceil(retry_after))
+            headers = {"Retry-After": str(seconds)}
+            if self.retry_after_ms:  # OpenAI's finer header, which clients prefer
+                headers["retry-after-ms"] = str(max(1, round(retry_after * 1000)))
             self._record(path, 429, outcome, body, auth)
             handler.send_json(
                 429,
                 {"error": {"message": f"Rate limit reached; retry after {seconds}s", "type": "rate_limit_error"}},
-                headers={"Retry-After": str(seconds)},
+                headers=headers,
             )
             return
         if outcome == "timeout":

@@ -12,7 +12,7 @@ import logging
 import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from judges.base import Judge
 from judges.config import ResolvedJudge
@@ -23,6 +23,9 @@ from ledger.errors import LedgerError
 from ledger.store import Ledger, ScoreIn
 
 from .message import ChunkMessage
+
+if TYPE_CHECKING:
+    from .remote import RemoteServices
 
 log = logging.getLogger(__name__)
 
@@ -40,9 +43,13 @@ class ChunkOutcome:
 
 
 class JudgeCache:
-    """Built judges by version, per process: building a judge is cheap but not free."""
+    """Built judges by version, per process: building a judge is cheap but not free.
 
-    def __init__(self) -> None:
+    ``services`` (remote judges): the rate limiter and retry policy judges are built with.
+    """
+
+    def __init__(self, services: RemoteServices | None = None) -> None:
+        self.services = services
         self._judges: dict[str, Judge] = {}
         self._lock = threading.Lock()
 
@@ -52,20 +59,24 @@ class JudgeCache:
             judge = self._judges.get(version)
         if judge is None:
             resolved = ResolvedJudge.from_message(judge_message)
-            judge = build(resolved)
+            if self.services is not None:
+                judge = build(resolved, limiter=self.services.limiter, retry=self.services.retry_policy())
+            else:
+                judge = build(resolved)
             with self._lock:
                 self._judges[version] = judge
         return judge
 
 
-def execute(message: ChunkMessage, ledger: Ledger, judges: JudgeCache) -> ChunkOutcome:
+def execute(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
+            services: RemoteServices | None = None) -> ChunkOutcome:
     """Run the chunk; a bug ends its items as visible errors instead of leaving them hanging.
 
     Ledger errors propagate: the caller decides whether to retry (a worker) or
     to stop the run resumably (embedded mode).
     """
     try:
-        return run_chunk(message, ledger, judges)
+        return run_chunk(message, ledger, judges, services)
     except LedgerError:
         raise
     except Exception as exc:
@@ -73,8 +84,13 @@ def execute(message: ChunkMessage, ledger: Ledger, judges: JudgeCache) -> ChunkO
         return fail_chunk(message, ledger, f"internal error in worker: {type(exc).__name__}: {exc}")
 
 
-def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache) -> ChunkOutcome:
-    """Judge the chunk's records that have no row yet and write their rows in one transaction."""
+def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
+              services: RemoteServices | None = None) -> ChunkOutcome:
+    """Judge the chunk's records that have no row yet and write their rows in one transaction.
+
+    With ``services``, remote judges go through :func:`workers.remote.judge_remote`
+    (circuit, budget, verdict cache, fleet rate limit, hand-backs).
+    """
     records = [Record.model_validate(r) for r in message.records]
     try:
         judge = judges.get(message.judge)
@@ -92,6 +108,11 @@ def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache) -> Chun
             already = len(records) - len(todo)
     if not todo:
         return ChunkOutcome(written=0, already_done=already, errors=0)
+    if judge.kind == "remote" and services is not None:
+        from .remote import judge_remote
+
+        remote = judge_remote(message, todo, judge, ledger, services, score_row)
+        return ChunkOutcome(written=remote.written, already_done=already, errors=remote.errors)
     verdicts = judge.judge(todo)
     if len(verdicts) != len(todo):  # a judge bug must not lose items silently
         raise RuntimeError(f"judge {message.judge_name} returned {len(verdicts)} verdicts for {len(todo)} records")
@@ -139,6 +160,7 @@ def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_ver
         tokens_out=verdict.tokens_out,
         attempts=verdict.attempts,
         error=verdict.error,
+        error_kind=verdict.error_kind,
         status="ok" if verdict.error is None else "error",
         cached=False,
         weight=float(message.weights.get(record.id, 1.0)),

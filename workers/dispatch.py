@@ -7,15 +7,19 @@ the same :func:`workers.chunk.execute` that the Celery task calls.
 from __future__ import annotations
 
 import threading
+import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from typing import Any, Protocol
 
+from judges.limits import LocalLimiter
 from ledger.store import Ledger
 
 from .chunk import JudgeCache, execute
+from .circuit import LocalCircuit
 from .errors import BrokerUnavailable
 from .keys import QUEUE_REMOTE
 from .message import ChunkMessage
+from .remote import RemoteServices
 from .settings import WorkerSettings
 
 TASK_NAME = "judgeq.judge_chunk"
@@ -91,9 +95,18 @@ class EmbeddedDispatcher:
 
     embedded = True
 
-    def __init__(self, ledger: Ledger, remote_threads: int = 4, max_pending: int = 32) -> None:
+    def __init__(self, ledger: Ledger, remote_threads: int = 4, max_pending: int = 32,
+                 settings: WorkerSettings | None = None) -> None:
         self.ledger = ledger
-        self.judges = JudgeCache()
+        settings = settings or WorkerSettings()
+        # The same limiter, retry policy and circuit as a worker's, in this process.
+        self.services = RemoteServices(
+            limiter=LocalLimiter(settings.rate_period_s, settings.rate_headroom),
+            circuit=LocalCircuit(settings.circuit_threshold),
+            settings=settings,
+            requeue=self._requeue,
+        )
+        self.judges = JudgeCache(self.services)
         self._local = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgeq-local")
         self._remote = ThreadPoolExecutor(max_workers=remote_threads, thread_name_prefix="judgeq-remote")
         self._slots = threading.BoundedSemaphore(max_pending)
@@ -111,20 +124,35 @@ class EmbeddedDispatcher:
             self._futures = [f for f in self._futures if not f.done()]
             self._futures.append(future)
 
-    def _run(self, message: ChunkMessage) -> None:
+    def _requeue(self, message: ChunkMessage, countdown: float) -> None:
+        """A hand-back: judge the chunk again after ``countdown`` seconds (not bounded by max_pending)."""
+
+        def later() -> None:
+            time.sleep(countdown)
+            self._run(message, holds_slot=False)
+
+        future = self._remote.submit(later)
+        with self._lock:
+            self._futures.append(future)
+
+    def _run(self, message: ChunkMessage, holds_slot: bool = True) -> None:
         try:
-            execute(message, self.ledger, self.judges)
+            execute(message, self.ledger, self.judges, self.services)
         except BaseException as exc:
             self.failure = self.failure or exc
             raise
         finally:
-            self._slots.release()
+            if holds_slot:
+                self._slots.release()
 
     def join(self) -> None:
         """Wait for every chunk sent; re-raise the first failure (a ledger error)."""
-        with self._lock:
-            pending = list(self._futures)
-        wait(pending)
+        while True:  # hand-backs add futures while we wait
+            with self._lock:
+                pending = [f for f in self._futures if not f.done()]
+            if not pending:
+                break
+            wait(pending)
         if self.failure is not None:
             raise self.failure
 

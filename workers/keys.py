@@ -10,3 +10,13 @@ DELIVERIES_TTL_S = 24 * 3600
 QUEUE_LOCAL = "local"
 QUEUE_REMOTE = "remote"
 QUEUES = (QUEUE_LOCAL, QUEUE_REMOTE)
+
+#: Rate limiter state of one provider endpoint and model (a hash: request and
+#: token schedules, the AIMD rate factor); workers/ratelimit.py.
+RATE = PREFIX + "rate:{key}"
+
+#: Account errors (auth, permission, quota) of one judge in one run, and its open
+#: circuit (the cause); workers/circuit.py. Both expire with CIRCUIT_TTL_S.
+CIRCUIT_ERRORS = PREFIX + "circuit:errors:{run_id}:{judge}"
+CIRCUIT_OPEN = PREFIX + "circuit:open:{run_id}:{judge}"
+CIRCUIT_TTL_S = 24 * 3600

@@ -15,6 +15,12 @@ class ChunkMessage:
     ``judge`` is the resolved judge (``judges.config.ResolvedJudge.to_message``):
     its spec with the prompt text inlined and the *name* of its API key
     variable, so a worker on another machine needs no files and sees no key.
+
+    Remote judges only: ``no_cache`` forces calls (``--no-cache``);
+    ``max_cost_usd`` is the run's budget (``--max-cost``); ``carry`` holds, by
+    record id, what earlier deliveries spent on records handed back to the
+    queue (``judges.retry.Prior.to_json``), and ``handbacks`` counts those
+    hand-backs. Absent keys mean the defaults, so older messages still parse.
     """
 
     run_id: str
@@ -23,12 +29,28 @@ class ChunkMessage:
     records: list[dict[str, Any]]
     chunk: int = 0
     weights: dict[str, float] = field(default_factory=dict)
+    no_cache: bool = False
+    max_cost_usd: float | None = None
+    carry: dict[str, dict[str, Any]] = field(default_factory=dict)
+    handbacks: int = 0
 
     @property
     def judge_name(self) -> str:
         return str(self.judge["name"])
 
     def to_json(self) -> dict[str, Any]:
+        body = self._core()
+        if self.no_cache:
+            body["no_cache"] = True
+        if self.max_cost_usd is not None:
+            body["max_cost_usd"] = self.max_cost_usd
+        if self.carry:
+            body["carry"] = self.carry
+        if self.handbacks:
+            body["handbacks"] = self.handbacks
+        return body
+
+    def _core(self) -> dict[str, Any]:
         return {
             "v": MESSAGE_VERSION,
             "run_id": self.run_id,
@@ -51,6 +73,10 @@ class ChunkMessage:
             records=body["records"],
             chunk=int(body.get("chunk", 0)),
             weights=dict(body.get("weights") or {}),
+            no_cache=bool(body.get("no_cache", False)),
+            max_cost_usd=None if body.get("max_cost_usd") is None else float(body["max_cost_usd"]),
+            carry=dict(body.get("carry") or {}),
+            handbacks=int(body.get("handbacks", 0)),
         )
 
     def summary(self) -> str:

@@ -32,3 +32,45 @@ class WorkerSettings(BaseSettings):
     task_events: bool = Field(
         default=True, description="Send task events (Flower's task list and metrics need them)."
     )
+    rate_period_s: float = Field(
+        default=60,
+        gt=0,
+        description=(
+            "Seconds a judge's rpm and tpm are counted over (60: per minute). "
+            "Only tests and benchmarks change it, to match a fake provider's shorter window."
+        ),
+    )
+    rate_headroom: float = Field(
+        default=0.03,
+        ge=0,
+        lt=0.5,
+        description=(
+            "Share of a judge's rpm/tpm kept unused: calls are paced at (1 - h) of the limit, "
+            "bursts of at most h/2 of it, so no period-long window sees more than (1 - h/2) of the limit."
+        ),
+    )
+    handback_s: float = Field(
+        default=10,
+        gt=0,
+        description=(
+            "A remote call's wait (backoff, Retry-After, rate limit slot) longer than this is not slept: "
+            "the item goes back to the queue with a countdown, freeing the worker slot."
+        ),
+    )
+    retry_attempts: int = Field(default=6, ge=1, description="Attempts per item for remote judges, the first included.")
+    retry_max_s: float = Field(
+        default=600, gt=0, description="Seconds from an item's first attempt after which it is recorded as an error."
+    )
+    circuit_threshold: int = Field(
+        default=3,
+        ge=1,
+        description=(
+            "Auth, permission or quota errors of one judge in one run (fleet-wide) that open its circuit: "
+            "its remaining items are recorded as errors without calls."
+        ),
+    )
+
+    @property
+    def chunk_budget_s(self) -> float:
+        """How long one delivery of a remote chunk may judge before handing the rest back."""
+        return self.visibility_timeout / 3

@@ -16,12 +16,17 @@ from celery import Task
 
 from ledger.errors import LedgerError
 from ledger.settings import LedgerSettings
+from judges.limits import LocalLimiter, RateLimiter
 from ledger.store import Ledger
 
 from .app import app
 from .chunk import ChunkOutcome, JudgeCache, execute, fail_chunk
 from .keys import DELIVERIES, DELIVERIES_TTL_S
+from .circuit import Circuit, LocalCircuit, RedisCircuit
+from .keys import QUEUE_REMOTE
 from .message import ChunkMessage
+from .ratelimit import RedisLimiter
+from .remote import RemoteServices
 from .settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -43,22 +48,41 @@ class _ProcessState:
             with self._lock:
                 if self.pid != os.getpid():
                     self.ledger = Ledger(LedgerSettings().ledger_url)
-                    self.judges = JudgeCache()
                     self.redis = None
+                    self.judges = JudgeCache(self._services())
                     self.pid = os.getpid()
         return self
 
-    def deliveries(self, task_id: str) -> int:
-        """Count this delivery of ``task_id``; 1 on the first delivery."""
+    def _client(self) -> Any:
+        """This process's Redis client on the broker, or None when the broker is not Redis."""
         settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
         if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-            return 1
+            return None
         if self.redis is None:
             import redis
 
             self.redis = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=10)
+        return self.redis
+
+    def _services(self) -> RemoteServices:
+        """The fleet-wide rate limiter and circuit (Redis), or in-process ones without a Redis broker."""
+        settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
+        client = self._client()
+        if client is not None:
+            limiter: RateLimiter = RedisLimiter(client, settings.rate_period_s, settings.rate_headroom)
+            circuit: Circuit = RedisCircuit(client, settings.circuit_threshold)
+        else:
+            limiter = LocalLimiter(settings.rate_period_s, settings.rate_headroom)
+            circuit = LocalCircuit(settings.circuit_threshold)
+        return RemoteServices(limiter=limiter, circuit=circuit, settings=settings, requeue=_requeue)
+
+    def deliveries(self, task_id: str) -> int:
+        """Count this delivery of ``task_id``; 1 on the first delivery."""
+        client = self._client()
+        if client is None:
+            return 1
         key = DELIVERIES.format(task_id=task_id)
-        pipe = self.redis.pipeline()
+        pipe = client.pipeline()
         pipe.incr(key)
         pipe.expire(key, DELIVERIES_TTL_S)
         count, _ = pipe.execute()
@@ -90,11 +114,17 @@ def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
             error = f"worker lost {delivery - 1} times while judging this chunk (poison message guard)"
             outcome = fail_chunk(message, state.ledger, error)
         else:
-            outcome = execute(message, state.ledger, state.judges)
+            outcome = execute(message, state.ledger, state.judges, state.judges.services)
     except LedgerError as exc:
         log.warning("ledger unavailable for %s: %s; retrying", message.summary(), exc)
         raise self.retry(exc=exc, countdown=LEDGER_RETRY_COUNTDOWN_S) from exc
     return _as_dict(outcome)
+
+
+def _requeue(message: ChunkMessage, countdown: float) -> None:
+    """Hand unfinished items back to the queue: a new chunk task after ``countdown`` seconds."""
+    judge_chunk.apply_async(args=[message.to_json()], countdown=countdown, queue=QUEUE_REMOTE,
+                            argsrepr=f"({message.summary()})", kwargsrepr="{}")
 
 
 def _as_dict(outcome: ChunkOutcome) -> dict[str, int]:

@@ -1,0 +1,157 @@
+"""Remote judges at the provider's limit: 1, 2 and 4 worker processes sharing one rate limit.
+
+    python -m benchmarks.remote                      # 2,000 items, 1,200 req/min, 150 ms, 1/2/4 workers
+    python -m benchmarks.remote --items 500 --workers 2
+
+Starts the project's fake OpenAI-compatible provider (tests/provider.py) with a
+sliding-window limit of ``--rpm`` requests per minute and ``--latency``
+seconds per answer, real ``judgeq worker --queues remote`` processes on Redis,
+a PostgreSQL ledger, and for each worker count submits the same dataset
+(``--no-cache``) and waits for it. Prints per worker count:
+
+- achieved requests/min (answered calls over the span from first to last
+  arrival) as a share of the limit;
+- 429 responses as a share of all calls;
+- items lost (no ledger row), duplicated rows, and items paid for twice (two
+  answered calls for one item);
+- wall time (submit to complete) against the ideal, items / limit.
+
+Needs Redis on 127.0.0.1:6379 (database 12 is flushed) and PostgreSQL on
+127.0.0.1:5432 (a scratch database is created and dropped).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import re
+import secrets
+import sys
+import tempfile
+import time
+from collections import Counter
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parent.parent
+if str(REPO) not in sys.path:
+    sys.path.insert(0, str(REPO))
+
+from tests.processes import Worker, base_env, run_cli  # noqa: E402
+from tests.provider import FakeProvider, last_user_text  # noqa: E402
+
+PG_ADMIN = "postgresql://postgres@127.0.0.1:5432/postgres"
+REDIS_URL = "redis://127.0.0.1:6379/12"
+
+CONFIG = """
+[judges.bench]
+type = "llm"
+model = "openai/bench-judge"
+api_base = "{base}"
+api_key_env = "JUDGEQ_BENCH_KEY"
+prompt_text = "Grade the answer. Output: {{output}}"
+prompt = "inline"
+rpm = {rpm}
+timeout_s = 10
+price_per_mtok_in = 0.15
+price_per_mtok_out = 0.60
+"""
+
+
+def _dataset(path: Path, n: int) -> Path:
+    with path.open("w") as f:
+        for i in range(n):
+            f.write(json.dumps({"id": f"b{i}", "input": f"q {i}", "output": f"{'GOOD' if i % 3 else 'bad'} ITEM=b{i} "}) + "\n")
+    return path
+
+
+def _phase(workers: int, data: Path, n: int, rpm: int, provider: FakeProvider, env: dict[str, str]) -> dict[str, float]:
+    import redis
+    from sqlalchemy import create_engine, text
+
+    redis.Redis.from_url(REDIS_URL).flushdb()
+    provider.reset()
+    fleet = [Worker("remote", env) for _ in range(workers)]
+    try:
+        for w in fleet:
+            w.wait_ready(120)
+        started = time.monotonic()
+        res = run_cli(["submit", str(data), "--judge", "bench", "--wait", "--json", "--no-cache", "--timeout", "600"],
+                      env, timeout=900)
+        wall = time.monotonic() - started
+    finally:
+        for w in fleet:
+            w.stop()
+    if res.returncode != 0:
+        raise SystemExit(f"submit failed ({res.returncode}): {res.stderr[-2000:]}")
+    run_id = json.loads(res.stdout)["run"]["id"]
+    calls = provider.calls
+    answered = [c for c in calls if c.status == 200]
+    span = max(c.arrived for c in answered) - min(c.arrived for c in answered)
+    per_item = Counter(re.search(r"ITEM=(\S+)", last_user_text(c.body or {})).group(1)  # type: ignore[union-attr]
+                       for c in answered)
+    engine = create_engine(env["JUDGEQ_LEDGER_URL"].replace("postgresql://", "postgresql+psycopg://"))
+    with engine.connect() as conn:
+        rows, distinct = conn.execute(text("select count(*), count(distinct trace_id) from scores where run_id=:r"),
+                                      {"r": run_id}).one()
+        errors = conn.execute(text("select count(*) from scores where run_id=:r and status<>'ok'"),
+                              {"r": run_id}).scalar_one()
+    engine.dispose()
+    achieved = len(answered) / span * 60 if span > 0 else float("nan")
+    return {
+        "workers": workers,
+        "calls": len(calls),
+        "achieved_rpm": achieved,
+        "share_of_limit": achieved / rpm,
+        "share_429": provider.count(429) / max(1, len(calls)),
+        "lost": n - int(distinct),
+        "duplicated_rows": int(rows) - int(distinct),
+        "paid_twice": sum(1 for count in per_item.values() if count > 1),
+        "errors": int(errors),
+        "wall_s": wall,
+        "ideal_s": n / rpm * 60,
+        "busiest_minute": provider.max_in_window(60.0),
+    }
+
+
+def main(argv: list[str] | None = None) -> None:
+    parser = argparse.ArgumentParser(prog="python -m benchmarks.remote", description=__doc__.split("\n")[0])
+    parser.add_argument("--items", type=int, default=2000)
+    parser.add_argument("--rpm", type=int, default=1200)
+    parser.add_argument("--latency", type=float, default=0.15)
+    parser.add_argument("--workers", type=int, nargs="+", default=[1, 2, 4])
+    args = parser.parse_args(argv)
+
+    import psycopg
+
+    db = "judgeq_bench_" + secrets.token_hex(4)
+    with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+        conn.execute(f'CREATE DATABASE "{db}"')
+    results = []
+    try:
+        with tempfile.TemporaryDirectory() as tmp, FakeProvider(rpm=args.rpm, window_s=60.0,
+                                                                latency_s=args.latency) as provider:
+            folder = Path(tmp)
+            (folder / "judgeq.toml").write_text(CONFIG.format(base=provider.base_url, rpm=args.rpm))
+            data = _dataset(folder / "bench.jsonl", args.items)
+            env = base_env(JUDGEQ_CONFIG=str(folder / "judgeq.toml"), JUDGEQ_BENCH_KEY="sk-bench",
+                           JUDGEQ_BROKER_URL=REDIS_URL, JUDGEQ_LEDGER_URL=PG_ADMIN.rsplit("/", 1)[0] + "/" + db,
+                           JUDGEQ_POLL_S="0.5")
+            for workers in args.workers:
+                print(f"{workers} worker(s): {args.items} items at {args.rpm} req/min, {args.latency * 1000:.0f} ms …",
+                      file=sys.stderr, flush=True)
+                results.append(_phase(workers, data, args.items, args.rpm, provider, env))
+    finally:
+        with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
+            conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
+    print(f"\nremote benchmark: {args.items} items, limit {args.rpm} req/min, latency {args.latency * 1000:.0f} ms\n")
+    print("| workers | achieved req/min | share of limit | 429s | lost | duplicated rows | paid twice | errors "
+          "| busiest 60 s | wall s | ideal s |")
+    print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
+    for r in results:
+        print(f"| {r['workers']} | {r['achieved_rpm']:.0f} | {r['share_of_limit']:.1%} | {r['share_429']:.2%} "
+              f"| {r['lost']} | {r['duplicated_rows']} | {r['paid_twice']} | {r['errors']} | {r['busiest_minute']} "
+              f"| {r['wall_s']:.1f} | {r['ideal_s']:.1f} |")
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,202 @@
+"""Provider rate limits: what an LLM judge asks of a limiter, and the in-process limiter.
+
+An LLM judge calls its limiter around every attempt:
+
+- :meth:`RateLimiter.reserve` before the call, with the request's estimated
+  tokens: a reservation of the next free slot, returned as the seconds to wait
+  before calling (one round trip, no polling). A slot further away than
+  ``max_wait_s`` is not reserved: :class:`LimitWait` says how far it is, so
+  the caller can hand the record back to the queue instead of holding a slot;
+- :meth:`RateLimiter.settle` after the call, with the tokens the provider
+  reported, so the token budget follows real usage;
+- :meth:`RateLimiter.throttled` on a 429: the provider says the limit is lower
+  than we think, so the key slows down (multiplicative decrease), and
+  recovers linearly over time (additive increase).
+
+The algorithm is GCRA (the generic cell rate algorithm) in its reservation
+form, applied twice, to requests and to tokens, per :class:`Limit` key (one
+provider endpoint and model). With a limit of R per ``period_s`` and a
+``headroom`` h, it schedules calls at the rate R·(1-h)/period with a burst of
+max(1, ⌊R·h/2⌋), so that in ANY window of ``period_s`` the key admits at most
+R·(1-h/2) + 1 requests (tokens: tpm·(1-h/2) plus one request's tokens). The
+unused R·h/2 absorbs the jitter between admission (the limiter's clock) and
+arrival at the provider.
+
+:class:`LocalLimiter` is the in-process implementation (embedded mode and unit
+tests); workers use the Redis implementation (``workers/ratelimit.py``), whose
+Lua script does the same arithmetic atomically for the whole fleet.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import math
+import threading
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Protocol
+
+#: AIMD on 429s: the rate factor is multiplied by CUT (at most once per
+#: period/CUT_EVERY), never below MIN_FACTOR, and recovers by RECOVER per period.
+CUT = 0.8
+CUT_EVERY = 12
+MIN_FACTOR = 0.05
+RECOVER = 1.0
+
+
+@dataclass(frozen=True)
+class Limit:
+    """One provider limit: its key (endpoint and model) and its requests and tokens per period."""
+
+    key: str
+    rpm: int | None = None
+    tpm: int | None = None
+
+    @classmethod
+    def of(cls, model: str, api_base: str | None, rpm: int | None, tpm: int | None) -> Limit:
+        """The limit of a judge: judges sharing an endpoint and model share its key."""
+        where = f"{api_base or ''}|{model}"
+        return cls(key=hashlib.sha256(where.encode()).hexdigest()[:16], rpm=rpm, tpm=tpm)
+
+    @property
+    def limited(self) -> bool:
+        return self.rpm is not None or self.tpm is not None
+
+
+class LimitWait(Exception):
+    """Raised when the next slot is further away than the caller wants to wait; nothing was reserved."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"the rate limit's next slot is {wait_s:.1f}s away")
+        self.wait_s = wait_s
+
+
+class LimiterUnavailable(Exception):
+    """Raised when the limiter's store (the fleet's Redis) cannot be reached; the caller defers the call."""
+
+
+class RateLimiter(Protocol):
+    """What an LLM judge needs from a rate limiter (see the module docstring)."""
+
+    def reserve(self, limit: Limit, tokens: int, max_wait_s: float) -> float:
+        """Reserve a call; the seconds to wait before making it. Raises LimitWait."""
+        ...
+
+    def settle(self, limit: Limit, estimated: int, actual: int) -> None:
+        """Correct the token budget by what the call really used."""
+        ...
+
+    def throttled(self, limit: Limit, retry_after_s: float | None) -> None:
+        """The provider answered 429: slow this key down for a while."""
+        ...
+
+
+@dataclass(frozen=True)
+class Pacing:
+    """The GCRA parameters of a limit at a rate factor: emission interval and tolerance."""
+
+    interval_s: float  # seconds per request (or per token)
+    tolerance_s: float  # how far ahead of schedule a caller may be admitted
+
+    @classmethod
+    def of(cls, per_period: int, period_s: float, headroom: float, factor: float) -> Pacing:
+        rate = per_period * (1.0 - headroom) * factor / period_s
+        burst = max(1, math.floor(per_period * headroom / 2))
+        interval = 1.0 / rate
+        return cls(interval_s=interval, tolerance_s=(burst - 1) * interval)
+
+
+def _factor(state: _KeyState, now: float, period_s: float) -> float:
+    return min(1.0, state.factor + (now - state.factor_at) * RECOVER / period_s)
+
+
+@dataclass
+class _KeyState:
+    tat_requests: float = 0.0
+    tat_tokens: float = 0.0
+    factor: float = 1.0
+    factor_at: float = 0.0
+    last_cut: float = -math.inf
+    lock: threading.Lock = field(default_factory=threading.Lock)
+
+
+class LocalLimiter:
+    """GCRA in this process: the same arithmetic as the fleet's Redis script."""
+
+    def __init__(self, period_s: float = 60.0, headroom: float = 0.03, clock: Callable[[], float] = time.monotonic) -> None:
+        if period_s <= 0 or not 0 <= headroom < 1:
+            raise ValueError(f"period_s = {period_s} must be > 0 and headroom = {headroom} in [0, 1)")
+        self.period_s = period_s
+        self.headroom = headroom
+        self.clock = clock
+        self._keys: dict[str, _KeyState] = {}
+        self._lock = threading.Lock()
+
+    def _state(self, key: str) -> _KeyState:
+        with self._lock:
+            state = self._keys.get(key)
+            if state is None:
+                state = self._keys[key] = _KeyState(factor_at=self.clock())
+            return state
+
+    def reserve(self, limit: Limit, tokens: int, max_wait_s: float) -> float:
+        if not limit.limited:
+            return 0.0
+        state = self._state(limit.key)
+        with state.lock:
+            now = self.clock()
+            factor = _factor(state, now, self.period_s)
+            admit = now
+            req = tok = None
+            if limit.rpm is not None:
+                req = Pacing.of(limit.rpm, self.period_s, self.headroom, factor)
+                admit = max(admit, state.tat_requests - req.tolerance_s)
+            if limit.tpm is not None:
+                tok = Pacing.of(limit.tpm, self.period_s, self.headroom, factor)
+                admit = max(admit, state.tat_tokens - tok.tolerance_s)
+            wait = admit - now
+            if wait > max_wait_s:
+                raise LimitWait(wait)
+            if req is not None:
+                state.tat_requests = max(state.tat_requests, admit) + req.interval_s
+            if tok is not None:
+                state.tat_tokens = max(state.tat_tokens, admit) + max(tokens, 0) * tok.interval_s
+            return wait
+
+    def settle(self, limit: Limit, estimated: int, actual: int) -> None:
+        if limit.tpm is None or actual == estimated:
+            return
+        state = self._state(limit.key)
+        with state.lock:
+            factor = _factor(state, self.clock(), self.period_s)
+            state.tat_tokens += (actual - estimated) * Pacing.of(limit.tpm, self.period_s, self.headroom, factor).interval_s
+
+    def throttled(self, limit: Limit, retry_after_s: float | None) -> None:
+        state = self._state(limit.key)
+        with state.lock:
+            now = self.clock()
+            if now - state.last_cut < self.period_s / CUT_EVERY:
+                return  # one overshoot answers many calls with 429: cut once for it
+            state.factor = max(MIN_FACTOR, _factor(state, now, self.period_s) * CUT)
+            state.factor_at = now
+            state.last_cut = now
+
+    def factor(self, limit: Limit) -> float:
+        """The key's current rate factor (1.0: the configured limit); for tests and reports."""
+        state = self._state(limit.key)
+        with state.lock:
+            return _factor(state, self.clock(), self.period_s)
+
+
+class Unlimited:
+    """No limiter: every call may go at once (judges built without one)."""
+
+    def reserve(self, limit: Limit, tokens: int, max_wait_s: float) -> float:
+        return 0.0
+
+    def settle(self, limit: Limit, estimated: int, actual: int) -> None:
+        return None
+
+    def throttled(self, limit: Limit, retry_after_s: float | None) -> None:
+        return None

@@ -1,0 +1,64 @@
+"""How each judge's items of a run ended: judged, cached, judge error, skipped for budget, not yet judged.
+
+A run's report keeps these apart because they mean different things: a judge
+error is not a measurement, a skip for budget is a choice, and an item not yet
+judged is work still queued (or lost with a dead fleet: ``judgeq resume``).
+Cost is what the run paid; ``saved_usd`` is what its cache hits cost when
+first paid for.
+"""
+
+from __future__ import annotations
+
+import sys
+from collections.abc import Sequence
+from typing import Any
+
+
+def outcome_counts(run: Any, summaries: Sequence[Any]) -> list[dict[str, Any]]:
+    """One dict per judge of the run (judges without rows yet included), in the run's judge order."""
+    by_name = {s.eval: s for s in summaries}
+    names = list(run.judges or {}) + [s.eval for s in summaries if s.eval not in (run.judges or {})]
+    out = []
+    for name in names:
+        s = by_name.get(name)
+        n = s.n if s else 0
+        out.append({
+            "judge": name,
+            "items": run.n_items,
+            "judged": (s.ok - s.cached) if s else 0,
+            "cached": s.cached if s else 0,
+            "judge_error": s.errors if s else 0,
+            "account_errors": getattr(s, "account_errors", 0) if s else 0,
+            "skipped_budget": s.skipped if s else 0,
+            "not_yet_judged": max(0, run.n_items - n),
+            "cost_usd": s.cost_usd if s else 0.0,
+            "saved_usd": getattr(s, "saved_usd", 0.0) if s else 0.0,
+        })
+    return out
+
+
+def totals(counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """The run's sums over its judges."""
+    keys = ("judged", "cached", "judge_error", "skipped_budget", "not_yet_judged", "cost_usd", "saved_usd")
+    return {key: sum(c[key] for c in counts) for key in keys}
+
+
+def print_outcomes(run: Any, summaries: Sequence[Any], file: Any = None) -> None:
+    """One line per judge with the five counts, and the run's cost and savings."""
+    file = file or sys.stdout
+    counts = outcome_counts(run, summaries)
+    for c in counts:
+        print(f"{c['judge']}: {c['judged']} judged, {c['cached']} cached (${c['saved_usd']:.4f} saved), "
+              f"{c['judge_error']} judge errors, {c['skipped_budget']} skipped (budget), "
+              f"{c['not_yet_judged']} not yet judged; cost ${c['cost_usd']:.4f}", file=file)
+    if len(counts) > 1:
+        t = totals(counts)
+        print(f"run: cost ${t['cost_usd']:.4f}, saved ${t['saved_usd']:.4f}", file=file)
+
+
+def refused(summaries: Sequence[Any]) -> str:
+    """Which judges the provider refused (account errors or an open circuit), as one sentence; '' if none."""
+    hit = [f"{s.eval} ({s.account_errors} items)" for s in summaries if getattr(s, "account_errors", 0)]
+    if not hit:
+        return ""
+    return "the provider refused the account of judge " + ", ".join(hit)

@@ -1,0 +1,98 @@
+"""The rate limiter's contract, run against the in-process GCRA and the fleet's Redis script."""
+
+from __future__ import annotations
+
+import threading
+import time
+from collections.abc import Iterator
+
+import pytest
+
+from judges.limits import Limit, LimitWait, LocalLimiter, RateLimiter
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture(params=["local", "redis"])
+def make_limiter(request: pytest.FixtureRequest) -> Iterator:  # type: ignore[type-arg]
+    if request.param == "local":
+        yield lambda period, headroom: LocalLimiter(period, headroom)
+        return
+    import redis
+
+    from workers.ratelimit import RedisLimiter
+
+    client = redis.Redis.from_url(request.getfixturevalue("redis_url"))
+    yield lambda period, headroom: RedisLimiter(client, period, headroom)
+    client.close()
+
+
+def admitted_times(limiter: RateLimiter, limit: Limit, n: int, threads: int = 8) -> list[float]:
+    """Reserve ``n`` calls from ``threads`` threads; the times they were allowed to go."""
+    times: list[float] = []
+    lock = threading.Lock()
+    per = n // threads
+
+    def run() -> None:
+        for _ in range(per):
+            wait = limiter.reserve(limit, 10, max_wait_s=60)
+            go = time.monotonic() + wait
+            with lock:
+                times.append(go)
+
+    workers = [threading.Thread(target=run) for _ in range(threads)]
+    for w in workers:
+        w.start()
+    for w in workers:
+        w.join()
+    return sorted(times)
+
+
+def most_in_window(times: list[float], window: float) -> int:
+    best, lo = 0, 0
+    for hi, t in enumerate(times):
+        while times[lo] <= t - window - 1e-6:
+            lo += 1
+        best = max(best, hi - lo + 1)
+    return best
+
+
+def test_no_window_admits_more_than_the_documented_bound(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    period, headroom, rpm = 1.0, 0.1, 100
+    limiter = make_limiter(period, headroom)
+    times = admitted_times(limiter, Limit("k-window", rpm=rpm), 240)
+    bound = rpm * (1 - headroom / 2) + 1
+    assert most_in_window(times, period) <= bound
+    # and the pace is the limit less the headroom: 240 calls take about 240 / 90 s
+    span = times[-1] - times[0]
+    assert span == pytest.approx((240 - 5) / (rpm * (1 - headroom)), rel=0.1)
+
+
+def test_a_far_slot_is_not_reserved(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(1.0, 0.0)
+    limit = Limit("k-far", rpm=10)
+    waits = [limiter.reserve(limit, 1, max_wait_s=0.35) for _ in range(4)]
+    assert waits[0] == pytest.approx(0, abs=0.01) and waits[3] == pytest.approx(0.3, abs=0.05)
+    with pytest.raises(LimitWait) as far:
+        limiter.reserve(limit, 1, max_wait_s=0.35)
+    assert far.value.wait_s == pytest.approx(0.4, abs=0.05)
+    assert limiter.reserve(limit, 1, max_wait_s=1) == pytest.approx(0.4, abs=0.05)  # the refusal reserved nothing
+
+
+def test_tokens_are_paced_and_corrected(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(1.0, 0.0)
+    limit = Limit("k-tokens", tpm=1000)
+    assert limiter.reserve(limit, 500, max_wait_s=5) == pytest.approx(0, abs=0.01)
+    assert limiter.reserve(limit, 500, max_wait_s=5) == pytest.approx(0.5, abs=0.05)
+    limiter.settle(limit, 500, 100)  # the call used fewer tokens than estimated: the schedule moves back
+    assert limiter.reserve(limit, 100, max_wait_s=5) == pytest.approx(0.6, abs=0.05)
+
+
+def test_a_429_slows_the_key_down_once_then_it_recovers(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(1.2, 0.0)
+    limit = Limit("k-aimd", rpm=60)
+    limiter.throttled(limit, 1.0)
+    limiter.throttled(limit, 1.0)  # the same overshoot answered twice: one cut
+    assert limiter.factor(limit) == pytest.approx(0.8, abs=0.02)
+    time.sleep(0.12)  # recovery: the whole cut back over one period (1.2 s), linearly
+    assert 0.85 < limiter.factor(limit) < 0.97
