@@ -24,7 +24,7 @@ from typing import Any, Final
 from ledger.models import Run
 
 from .errors import UsageError
-from .gate import GateResult, JudgeFigures
+from .gate import GateResult, JudgeFigures, completeness_notes
 
 CONFIDENCE: Final = 0.95
 LATEST: Final = "latest"
@@ -95,14 +95,8 @@ def evaluate(comparisons: Sequence[Any], figures: Sequence[JudgeFigures], baseli
 def _judge(gate: BaselineGate, comparison: Any, fig: JudgeFigures, baseline: Run, candidate: Run,
            max_errors: int) -> GateResult:
     paired = comparison.overall
-    notes: list[str] = []
+    notes = completeness_notes(fig, candidate.n_items, max_errors)
     unjudged = candidate.n_items - fig.n
-    if unjudged > 0:
-        notes.append(f"{unjudged} items not yet judged")
-    if fig.errors > max_errors:
-        notes.append(f"{fig.errors} judge errors > --max-errors {max_errors}")
-    elif fig.errors:
-        notes.append(f"{fig.errors} judge errors not counted (allowed by --max-errors {max_errors})")
     for count, what in ((len(comparison.unpaired), "not scored in one run"),
                         (len(comparison.only_base), "only in the baseline"),
                         (len(comparison.only_cand), "only in the candidate")):

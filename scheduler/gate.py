@@ -110,20 +110,27 @@ def evaluate(
             value = interval.lo if gate.op in (">=", ">") else interval.hi
             what = "95% CI lower end" if gate.op in (">=", ">") else "95% CI upper end"
         holds = _OPS[gate.op](value, gate.threshold)
-        notes = []
+        notes = completeness_notes(fig, expected_per_judge, max_errors)
         unjudged = expected_per_judge - fig.n
-        if unjudged > 0:
-            notes.append(f"{unjudged} items not yet judged")
-        if fig.errors > max_errors:
-            notes.append(f"{fig.errors} judge errors > --max-errors {max_errors}")
-        elif fig.errors:
-            notes.append(f"{fig.errors} judge errors not counted (allowed by --max-errors {max_errors})")
         passed = holds and unjudged <= 0 and fig.errors <= max_errors
         verdict = "passed" if passed else "FAILED"
         text = f"{gate}: {verdict} ({what} {value:.4f} over {fig.ok} items"
         text += "; " + "; ".join(notes) + ")" if notes else ")"
         results.append(GateResult(gate, passed, value, text))
     return results
+
+
+def completeness_notes(fig: JudgeFigures, expected: int, max_errors: int) -> list[str]:
+    """What a gate says about items that are not measurements: unjudged ones and judge errors."""
+    notes = []
+    unjudged = expected - fig.n
+    if unjudged > 0:
+        notes.append(f"{unjudged} items not yet judged")
+    if fig.errors > max_errors:
+        notes.append(f"{fig.errors} judge errors > --max-errors {max_errors}")
+    elif fig.errors:
+        notes.append(f"{fig.errors} judge errors not counted (allowed by --max-errors {max_errors})")
+    return notes
 
 
 def check_judges(gates: Sequence[Gate], judge_names: Sequence[str]) -> None:
