@@ -1,9 +1,9 @@
 """Fixtures shared by the suite: real PostgreSQL, real Redis, SQLite files.
 
 PostgreSQL tests get a fresh database of their own on the shared server
-(created and dropped here); Redis tests get a Redis database number of their
-own that is flushed before use. Tests that kill or restart a server start a
-private one (see ``tests/servers.py``) and never touch the shared ones.
+(created and dropped here); Redis tests get a flushed database number on a
+Redis server started for the test session, so the suite never flushes or
+consumes the machine's shared Redis.
 """
 
 from __future__ import annotations
@@ -17,7 +17,7 @@ import pytest
 os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
 
 PG_ADMIN_URL = os.environ.get("JUDGEQ_TEST_PG", "postgresql+psycopg://postgres@127.0.0.1:5432/postgres")
-REDIS_TEST_URL = os.environ.get("JUDGEQ_TEST_REDIS", "redis://127.0.0.1:6379")
+REDIS_TEST_URL = os.environ.get("JUDGEQ_TEST_REDIS", "")
 
 
 def _pg_admin():  # type: ignore[no-untyped-def]
@@ -55,18 +55,65 @@ def ledger_url(request) -> str:  # type: ignore[no-untyped-def]
     return request.getfixturevalue("pg_url")
 
 
-_redis_db_counter = iter(range(1, 16))
+@pytest.fixture(scope="session")
+def redis_server(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-def]
+    """The base URL of a Redis server private to this test session.
+
+    Tests flush and consume whole databases, so they get a server of their own
+    (on a free port, nothing on disk) rather than sharing one with anything
+    else on the machine. ``JUDGEQ_TEST_REDIS`` names an existing server instead.
+    """
+    if REDIS_TEST_URL:
+        yield REDIS_TEST_URL
+        return
+    import socket
+    import subprocess
+    import time
+
+    import redis
+
+    with socket.socket() as sock:
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
+    folder = tmp_path_factory.mktemp("redis")
+    proc = subprocess.Popen(
+        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
+         "--dir", str(folder), "--logfile", str(folder / "redis.log")],
+        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+    )
+    url = f"redis://127.0.0.1:{port}"
+    client = redis.Redis.from_url(url, socket_timeout=2)
+    deadline = time.monotonic() + 20
+    while True:
+        try:
+            client.ping()
+            break
+        except redis.ConnectionError:
+            if time.monotonic() > deadline or proc.poll() is not None:
+                proc.kill()
+                raise RuntimeError(f"private redis-server did not start; see {folder / 'redis.log'}")
+            time.sleep(0.05)
+    client.close()
+    try:
+        yield url
+    finally:
+        proc.terminate()
+        try:
+            proc.wait(timeout=10)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+
+
+_redis_dbs = iter(range(10**9))
 
 
 @pytest.fixture
-def redis_url() -> str:
-    """A flushed database number on the shared Redis server."""
+def redis_url(redis_server: str) -> str:
+    """A flushed database number (1-15, in turn) on the session's Redis server."""
     import redis
 
-    db = next(_redis_db_counter, None)
-    if db is None:  # more Redis tests than database numbers: reuse the last one
-        db = 15
-    url = f"{REDIS_TEST_URL}/{db}"
+    db = 1 + next(_redis_dbs) % 15
+    url = f"{redis_server}/{db}"
     client = redis.Redis.from_url(url, socket_timeout=5)
     client.flushdb()
     client.close()
