@@ -18,6 +18,9 @@ import numpy as np
 from ledger.frames import EvalRows
 from ledger.stats import Estimate, estimate_mean, is_binary, percentiles
 
+#: Judges normalise every score to [0, 1] (a scale = [lo, hi] is mapped onto it).
+SCORE_RANGE = (0.0, 1.0)
+
 MIN_SLICE: Final = 30
 NO_VALUE: Final = "(none)"  # the slice of items without the --by key
 
@@ -54,7 +57,7 @@ def card(rows: EvalRows, slice_name: str | None = None, *, binary: bool | None =
     if clustered and rows.cluster is not None:
         clusters = [rows.cluster[i] for i in np.flatnonzero(scored)]
         unclustered = sum(1 for c in clusters if c is None)
-    estimate = estimate_mean(y, rows.weight[scored], clusters, binary=binary) if y.size else None
+    estimate = estimate_mean(y, rows.weight[scored], clusters, binary=binary, bounds=SCORE_RANGE) if y.size else None
     judged = status != "skipped"
     p50, p95 = percentiles(rows.latency[judged])
     n = len(rows.trace_ids)

@@ -154,8 +154,14 @@ def estimate_mean(
     *,
     binary: bool | None = None,
     level: float = LEVEL,
+    bounds: tuple[float, float] | None = None,
 ) -> Estimate | None:
-    """The weighted mean of ``scores`` with its interval; None when there are no scores."""
+    """The weighted mean of ``scores`` with its interval; None when there are no scores.
+
+    ``bounds`` (the scores' possible range) clips a numeric interval to it: a t
+    interval on a small slice can otherwise claim a mean the scale cannot have.
+    Clipping only removes impossible values, so coverage does not drop.
+    """
     y = np.asarray(scores, dtype=np.float64)
     n = int(y.size)
     if n == 0:
@@ -174,7 +180,10 @@ def estimate_mean(
     if df < 1 or not np.isfinite(se):
         return Estimate(mean, se, se_naive, float("nan"), float("nan"), n, g, df, "t", level)
     half = _quantile(0.5 + level / 2, df) * se
-    return Estimate(mean, se, se_naive, mean - half, mean + half, n, g, df, "t", level)
+    lo, hi = mean - half, mean + half
+    if bounds is not None:
+        lo, hi = max(lo, bounds[0]), min(hi, bounds[1])
+    return Estimate(mean, se, se_naive, lo, hi, n, g, df, "t", level)
 
 
 def paired_delta(

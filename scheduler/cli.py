@@ -200,7 +200,7 @@ def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], 
         raise failure[0]
     run = ledger.get_run(run_id)
     options = options or GateOptions(gates=list(gates), max_errors=max_errors)
-    assessment = assess(ledger, run, options, cards=False, baseline_run=baseline_run)
+    assessment = assess(ledger, run, options, baseline_run=baseline_run)
     deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)
     results = assessment.results
     if not json_out:
