@@ -2,7 +2,7 @@
 
 Tables come back as their SQLModel classes (``Run``, ``Score``), detached: all
 columns loaded, no session behind them, so changing one writes nothing.
-Inputs and computed figures are the frozen dataclasses of ``ledger.rows``.
+Inputs and computed figures are the dataclasses of ``ledger.rows``.
 
 A Ledger is safe to share between threads (each call takes a pooled
 connection for its own duration). The schema is created on first use of an
@@ -29,8 +29,9 @@ from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, Run
 from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, unscored_in_window
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
 from ledger.summary import summarize
-from ledger.upsert import insert_items, insert_run, upsert_scores
+from ledger.upsert import insert_run
 from ledger.urls import normalize_url
+from ledger.writer import writer_for
 
 STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
@@ -42,8 +43,7 @@ class Ledger:
         self.url = normalize_url(url)
         self.engine: Engine = create_ledger_engine(self.url)
         self._insert_run = insert_run(self.engine.dialect.name)
-        self._insert_items = insert_items(self.engine.dialect.name)
-        self._upsert_scores = upsert_scores(self.engine.dialect.name)
+        self._writer = writer_for(self.engine.dialect.name)  # items and scores: COPY on PostgreSQL
 
     # -- connection handling -------------------------------------------------
 
@@ -161,12 +161,11 @@ class Ledger:
     # -- items ---------------------------------------------------------------
 
     def add_items(self, run_id: str, items: Sequence[ItemIn]) -> None:
-        """Store a run's records; items already stored (same trace id) are left as they are."""
+        """Store a run's records in one transaction; items already stored (same trace id) are left as they are."""
         if not items:
             return
-        params = [dict(vars(item), run_id=run_id) for item in items]
         with self._connect() as conn, conn.begin():
-            conn.execute(self._insert_items, params)
+            self._writer.add_items(conn, run_id, items)
 
     def count_items(self, run_id: str) -> int:
         """How many items the run has stored."""
@@ -219,14 +218,14 @@ class Ledger:
         """Write score rows in one transaction, idempotently (see ``ledger.upsert``).
 
         Returns the number of rows inserted or replaced; rows left as they
-        were (already written) are not counted.
+        were (already written) are not counted. Rows without ``ts`` get the
+        time of this call.
         """
         if not rows:
             return 0
         now = utcnow()
-        params = [_score_params(row, now) for row in rows]
         with self._connect() as conn, conn.begin():
-            return max(conn.execute(self._upsert_scores, params).rowcount, 0)
+            return self._writer.write_scores(conn, rows, now)
 
     def cached_verdicts(self, judge_version: str, content_hashes: Sequence[str]) -> dict[str, Score]:
         """The verdict cache: an "ok" row of ``judge_version`` for each of ``content_hashes`` that has one.
@@ -304,9 +303,3 @@ class Ledger:
         with self._connect() as conn:
             return load_excerpts(conn, run_id, trace_ids)
 
-
-def _score_params(row: ScoreIn, now: datetime) -> dict[str, Any]:
-    params = dict(vars(row))  # not asdict(): no deep copy on the hot path
-    if params["ts"] is None:
-        params["ts"] = now
-    return params

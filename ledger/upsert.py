@@ -2,8 +2,8 @@
 
 - runs: ON CONFLICT (id) DO NOTHING, so that a taken id is told apart from
   other integrity errors by the row count;
-- items (executemany): ON CONFLICT (run_id, trace_id) DO NOTHING;
-- scores (executemany, the write hot path): ON CONFLICT (run_id, trace_id,
+- items: ON CONFLICT (run_id, trace_id) DO NOTHING;
+- scores (the write hot path): ON CONFLICT (run_id, trace_id,
   eval) DO NOTHING, except that an "error" row is replaced by an incoming
   "ok" row, so that a retry that succeeds wins over the failure recorded
   earlier. An "ok" row is never
@@ -13,6 +13,10 @@
 Both backends spell this the same way (PostgreSQL >= 9.5, SQLite >= 3.24):
 ``ON CONFLICT (...) DO UPDATE SET ... WHERE scores.status = 'error' AND
 excluded.status = 'ok'``.
+
+The items and scores statements take their rows either as executemany
+parameters or, with ``source``, from a SELECT (on PostgreSQL, the staging
+table that ``ledger.writer`` fills by COPY): one rule, two ways in.
 """
 
 from __future__ import annotations
@@ -35,13 +39,16 @@ _INSERTS: Final[dict[str, Callable[[sa.Table], Any]]] = {
 }
 
 
-def _insert(dialect_name: str, table: sa.Table) -> Any:
+def _insert(dialect_name: str, table: sa.Table, source: sa.Select[Any] | None = None) -> Any:
     # preserve_rowcount: SQLAlchemy keeps an INSERT's (executemany's summed)
     # row count only when asked; the callers count what was written.
     try:
-        return _INSERTS[dialect_name](table).execution_options(preserve_rowcount=True)
+        insert = _INSERTS[dialect_name](table)
     except KeyError:
         raise LedgerError(f"the ledger supports SQLite and PostgreSQL, not {dialect_name}") from None
+    if source is not None:  # INSERT ... SELECT: the select's column names are the target columns
+        insert = insert.from_select([column.name for column in source.selected_columns], source)
+    return insert.execution_options(preserve_rowcount=True)
 
 
 def insert_run(dialect_name: str) -> sa.Insert:
@@ -50,15 +57,16 @@ def insert_run(dialect_name: str) -> sa.Insert:
     return stmt
 
 
-def insert_items(dialect_name: str) -> sa.Insert:
-    """INSERT into items that leaves existing (run_id, trace_id) rows alone."""
-    stmt: sa.Insert = _insert(dialect_name, ITEMS).on_conflict_do_nothing(index_elements=list(ITEM_KEY))
+def insert_items(dialect_name: str, source: sa.Select[Any] | None = None) -> sa.Insert:
+    """INSERT into items (of ``source``'s rows if given) that leaves existing (run_id, trace_id) rows alone."""
+    insert = _insert(dialect_name, ITEMS, source)
+    stmt: sa.Insert = insert.on_conflict_do_nothing(index_elements=list(ITEM_KEY))
     return stmt
 
 
-def upsert_scores(dialect_name: str) -> sa.Insert:
-    """INSERT into scores: keep existing rows, except an error row meeting an ok row."""
-    insert = _insert(dialect_name, SCORES)
+def upsert_scores(dialect_name: str, source: sa.Select[Any] | None = None) -> sa.Insert:
+    """INSERT into scores (of ``source``'s rows if given): keep existing rows, except an error row meeting an ok row."""
+    insert = _insert(dialect_name, SCORES, source)
     excluded = insert.excluded
     stmt: sa.Insert = insert.on_conflict_do_update(
         index_elements=list(SCORE_KEY),

@@ -11,7 +11,7 @@ from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -115,22 +115,25 @@ def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
 
 
 def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> None:
-    """Store the items batch by batch and send each batch's chunks; then mark the run running."""
+    """Store the items batch by batch and send each batch's chunks; then mark the run running.
+
+    Each record's message and content hash are computed once, for its item,
+    and the chunks reuse both: the hashes travel in the chunk so workers do
+    not hash again.
+    """
     batch_size = max(chunk_size(j, settings) for j in plan.judges)
     batch_size = max(batch_size, 500)
     counters = {j.name: 0 for j in plan.judges}
     for batch in iter_batches(plan.dataset.path, batch_size):
-        ledger.add_items(
-            plan.run_id,
-            [ItemIn(trace_id=r.id, seq=line, content_hash=r.content_hash(), record=r.to_message())
-             for line, r in batch],
-        )
-        records = [r.to_message() for _, r in batch]
+        items = [ItemIn(trace_id=r.id, seq=line, content_hash=r.content_hash(), record=r.to_message())
+                 for line, r in batch]
+        ledger.add_items(plan.run_id, items)
         if over_budget(plan.run_id, plan.max_cost_usd, ledger):
-            skip_for_budget(plan.run_id, plan.dataset.content_hash, plan.judges, batch, ledger, plan.max_cost_usd)
+            skip_for_budget(plan.run_id, plan.dataset.content_hash, plan.judges, items, ledger, plan.max_cost_usd)
             continue
-        send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, records, dispatcher, settings, counters,
-                    options=plan.options)
+        send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, [item.record for item in items],
+                    dispatcher, settings, counters, options=plan.options,
+                    hashes={item.trace_id: item.content_hash for item in items})
     if not dispatcher.embedded:
         dispatcher.close()
     ledger.set_status(plan.run_id, "running")
@@ -138,19 +141,22 @@ def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, sett
 
 def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], records: list[dict],
                 dispatcher: Dispatcher, settings: SchedulerSettings, counters: dict[str, int],
-                options: dict[str, Any] | None = None) -> int:
+                options: dict[str, Any] | None = None, hashes: Mapping[str, str] | None = None) -> int:
     """Cut ``records`` into each judge's chunk size and send them; returns chunks sent.
 
     ``options``: further ChunkMessage fields for remote judges (``no_cache``, ``max_cost_usd``).
+    ``hashes``: the records' content hashes by id, carried in each chunk (see ``ChunkMessage``).
     """
     sent = 0
     for judge in judges:
         size = chunk_size(judge, settings)
         body = judge.to_message()
         for start in range(0, len(records), size):
+            part = records[start:start + size]
             counters[judge.name] = counters.get(judge.name, 0) + 1
-            message = ChunkMessage(run_id=run_id, dataset=dataset, judge=body,
-                                   records=records[start:start + size], chunk=counters[judge.name],
+            message = ChunkMessage(run_id=run_id, dataset=dataset, judge=body, records=part,
+                                   chunk=counters[judge.name],
+                                   hashes={r["id"]: hashes[r["id"]] for r in part} if hashes else {},
                                    **(options if options and judge.kind == "remote" else {}))
             dispatcher.send(message, queue_for(judge))
             sent += 1
@@ -185,14 +191,14 @@ def over_budget(run_id: str, max_cost_usd: float | None, ledger: Ledger) -> bool
     return max_cost_usd is not None and ledger.spend(run_id) >= max_cost_usd
 
 
-def skip_for_budget(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], batch: Sequence[tuple[int, Any]],
+def skip_for_budget(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], items: Sequence[ItemIn],
                     ledger: Ledger, max_cost_usd: float | None) -> None:
     """Record a batch that is not enqueued because the budget is spent: one skipped row per item and judge."""
     from ledger.rows import ScoreIn
 
     reason = f"budget: the run's spend reached its --max-cost ${max_cost_usd:g} before this item was enqueued"
     ledger.write_scores([
-        ScoreIn(run_id=run_id, trace_id=r.id, eval=j.name, judge_version=j.version, dataset=dataset,
-                status="skipped", error=reason, error_kind="budget", content_hash=r.content_hash())
-        for _, r in batch for j in judges
+        ScoreIn(run_id=run_id, trace_id=item.trace_id, eval=j.name, judge_version=j.version, dataset=dataset,
+                status="skipped", error=reason, error_kind="budget", content_hash=item.content_hash)
+        for item in items for j in judges
     ])

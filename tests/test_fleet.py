@@ -194,3 +194,38 @@ def test_unreachable_broker_exits_3_before_writing(tmp_path: Path, fleet_env: di
         if has_runs:
             assert conn.execute(text("select count(*) from runs")).scalar_one() == 0
     engine.dispose()
+
+
+def test_poison_chunk_is_recorded_as_failed_after_max_deliveries(tmp_path: Path, fleet_env: dict[str, str],
+                                                                 pg_url: str) -> None:
+    """A chunk whose worker dies every time is ended as error rows, not redelivered forever."""
+    import os
+    import signal
+
+    import redis
+
+    from workers.keys import DELIVERIES
+
+    (tmp_path / "judgeq.toml").write_text(CONFIG.format(delay=60))
+    env = dict(fleet_env, JUDGEQ_MAX_DELIVERIES="3", JUDGEQ_VISIBILITY_TIMEOUT="600")
+    data = write_dataset(tmp_path / "golden.jsonl", 1)
+    worker = Worker("local", env, "--concurrency", "1", "--prefetch", "1").wait_ready()
+    try:
+        sub = run_cli(["submit", str(data), "--judge", "slow"], env)
+        run_id = sub.stdout.strip().splitlines()[0]
+        client = redis.Redis.from_url(env["JUDGEQ_BROKER_URL"])
+
+        def started(n: int) -> bool:  # the task counts its deliveries in Redis once it runs in the child
+            keys = client.keys(DELIVERIES.format(task_id="*"))
+            return bool(keys) and int(client.get(keys[0]) or 0) >= n
+
+        for delivery in range(1, 4):
+            wait_until(lambda: started(delivery), 60, f"delivery {delivery} running")
+            os.kill(worker.children()[0], signal.SIGKILL)  # the child dies mid-chunk, every time
+        wait_until(lambda: count_rows(pg_url, run_id) == 1, 60, "the poisoned item's row:\n" + worker.log()[-3000:])
+        report = json.loads(run_cli(["report", run_id, "--json"], env).stdout)
+        assert report["judges"][0]["errors"] == 1
+        assert report["judges"][0]["ok"] == 0
+        client.close()
+    finally:
+        worker.stop()

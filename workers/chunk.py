@@ -166,5 +166,5 @@ def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_ver
         weight=float(message.weights.get(record.id, 1.0)),
         stratum=None if stratum is None else str(stratum),
         cluster=cluster,
-        content_hash=record.content_hash(),
+        content_hash=message.content_hash(record),
     )

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from judges.record import Record
 
 MESSAGE_VERSION = 1
 
@@ -20,7 +23,15 @@ class ChunkMessage:
     ``max_cost_usd`` is the run's budget (``--max-cost``); ``carry`` holds, by
     record id, what earlier deliveries spent on records handed back to the
     queue (``judges.retry.Prior.to_json``), and ``handbacks`` counts those
-    hand-backs. Absent keys mean the defaults, so older messages still parse.
+    hand-backs.
+
+    ``hashes``: each record's content hash by record id, as the submit computed
+    it for the ledger's items, so that workers need not hash every record again
+    (:meth:`content_hash`; a record without one, as in a resume, is hashed).
+
+    Absent keys mean the defaults, so older messages still parse, and workers
+    of the same MESSAGE_VERSION ignore keys they do not know: new optional
+    fields need no new version.
     """
 
     run_id: str
@@ -33,10 +44,15 @@ class ChunkMessage:
     max_cost_usd: float | None = None
     carry: dict[str, dict[str, Any]] = field(default_factory=dict)
     handbacks: int = 0
+    hashes: dict[str, str] = field(default_factory=dict)
 
     @property
     def judge_name(self) -> str:
         return str(self.judge["name"])
+
+    def content_hash(self, record: Record) -> str:
+        """The record's content hash: the one carried in the message, or computed."""
+        return self.hashes.get(record.id) or record.content_hash()
 
     def to_json(self) -> dict[str, Any]:
         body = self._core()
@@ -48,6 +64,8 @@ class ChunkMessage:
             body["carry"] = self.carry
         if self.handbacks:
             body["handbacks"] = self.handbacks
+        if self.hashes:
+            body["hashes"] = self.hashes
         return body
 
     def _core(self) -> dict[str, Any]:
@@ -77,6 +95,7 @@ class ChunkMessage:
             max_cost_usd=None if body.get("max_cost_usd") is None else float(body["max_cost_usd"]),
             carry=dict(body.get("carry") or {}),
             handbacks=int(body.get("handbacks", 0)),
+            hashes=dict(body.get("hashes") or {}),
         )
 
     def summary(self) -> str:

@@ -119,11 +119,11 @@ def judge_remote(
     cached_rows: list[ScoreIn] = []
     todo: Sequence[Record] = records
     if not message.no_cache:
-        hits = ledger.cached_verdicts(version, [r.content_hash() for r in records])
+        hits = ledger.cached_verdicts(version, [message.content_hash(r) for r in records])
         if hits:
             todo = []
             for record in records:
-                hit = hits.get(record.content_hash())
+                hit = hits.get(message.content_hash(record))
                 if hit is None:
                     todo.append(record)
                     continue
@@ -176,6 +176,7 @@ def _hand_back(message: ChunkMessage, deferred: Sequence[tuple[Record, Verdict]]
         message,
         records=[body for body in message.records if str(body.get("id")) in wanted],
         weights={k: w for k, w in message.weights.items() if k in wanted},
+        hashes={k: h for k, h in message.hashes.items() if k in wanted},
         carry=carry,
         handbacks=message.handbacks + 1,
     )

@@ -1,0 +1,130 @@
+"""How items and score rows reach their tables: executemany, or binary COPY on PostgreSQL.
+
+Why COPY: under psycopg 3, SQLAlchemy's executemany is one pipelined INSERT
+per row, about 20 µs of Python and 10-18 µs of server time per row, which made
+the ledger writes the largest per-item cost of a run (benchmarks/README.md).
+Binary COPY into a staging table costs about 1 µs of Python per row; one
+``INSERT ... SELECT`` then moves the batch with the very statements of
+``ledger.upsert`` (the same ON CONFLICT rule, the same row count).
+
+Staging tables are temporary, one per connection and table (``scores_in``,
+``items_in``), created by every write if missing (``CREATE TEMP TABLE IF NOT
+EXISTS``, so a pooler that swaps server connections between transactions is
+fine) as ``SELECT ... WITH NO DATA``: the target's column types without its
+constraints, so that a NULL ``ts`` is filled in by the INSERT and the
+constraints are checked once, on the real table. ``ON COMMIT DELETE ROWS``
+empties them at the end of the caller's transaction.
+
+SQLite, and a PostgreSQL batch holding one score key twice (``ON CONFLICT DO
+UPDATE`` cannot meet a row twice in one statement, while executemany applies
+the rows in turn), take the executemany path.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterable, Sequence
+from datetime import datetime
+from operator import attrgetter
+from typing import Any, Final
+
+import sqlalchemy as sa
+from sqlalchemy.engine import Connection
+
+from ledger.models import ITEMS, SCORES
+from ledger.rows import ItemIn, ScoreIn
+from ledger.upsert import insert_items, upsert_scores
+
+ITEM_COLUMNS: Final = ("run_id", "trace_id", "seq", "content_hash", "record")
+SCORE_COLUMNS: Final = tuple(column.name for column in SCORES.columns)  # ScoreIn has the same fields
+
+_score_values = attrgetter(*SCORE_COLUMNS)  # ScoreIn -> tuple in SCORE_COLUMNS order, in C
+
+
+def writer_for(dialect_name: str) -> RowWriter:
+    """The writer for a backend: COPY on PostgreSQL, executemany elsewhere."""
+    return CopyWriter() if dialect_name == "postgresql" else RowWriter(dialect_name)
+
+
+class RowWriter:
+    """Writes rows with executemany, in the caller's transaction."""
+
+    def __init__(self, dialect_name: str) -> None:
+        self._insert_items = insert_items(dialect_name)
+        self._upsert_scores = upsert_scores(dialect_name)
+
+    def add_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> None:
+        conn.execute(self._insert_items, [dict(vars(item), run_id=run_id) for item in items])
+
+    def write_scores(self, conn: Connection, rows: Sequence[ScoreIn], now: datetime) -> int:
+        params = [_score_params(row, now) for row in rows]
+        return max(conn.execute(self._upsert_scores, params).rowcount, 0)
+
+
+class CopyWriter(RowWriter):
+    """PostgreSQL: COPY the rows into a staging table, then one INSERT ... SELECT from it."""
+
+    def __init__(self) -> None:
+        super().__init__("postgresql")
+        self._items = _Stage(ITEMS, ITEM_COLUMNS)
+        self._scores = _Stage(SCORES, SCORE_COLUMNS)
+        self._items_from_stage = insert_items("postgresql", source=sa.select(*self._items.table.c))
+        staged = self._scores.table.c
+        ts = sa.func.coalesce(staged.ts, sa.bindparam("now", type_=SCORES.c.ts.type)).label("ts")
+        self._scores_from_stage = upsert_scores(
+            "postgresql", source=sa.select(*(ts if column.name == "ts" else column for column in staged))
+        )
+
+    def add_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> None:
+        self._items.load(conn, ((run_id, i.trace_id, i.seq, i.content_hash, i.record) for i in items))
+        conn.execute(self._items_from_stage)
+
+    def write_scores(self, conn: Connection, rows: Sequence[ScoreIn], now: datetime) -> int:
+        if len({(row.run_id, row.trace_id, row.eval) for row in rows}) < len(rows):
+            return super().write_scores(conn, rows, now)
+        self._scores.load(conn, map(_score_values, rows))
+        return max(conn.execute(self._scores_from_stage, {"now": now}).rowcount, 0)
+
+
+class _Stage:
+    """The temporary table ``<table>_in`` with ``columns`` of ``table``, which COPY fills."""
+
+    def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
+        names = ", ".join(columns)
+        self.table = sa.table(f"{table.name}_in", *(sa.column(name, table.c[name].type) for name in columns))
+        self._create = (f"CREATE TEMP TABLE IF NOT EXISTS {self.table.name} ON COMMIT DELETE ROWS "
+                        f"AS SELECT {names} FROM {table.name} WITH NO DATA")
+        self._probe = f"SELECT {names} FROM {self.table.name} WHERE false"
+        self._copy = f"COPY {self.table.name} ({names}) FROM STDIN (FORMAT BINARY)"
+        self._oids: list[int] | None = None  # binary COPY needs each column's exact type
+
+    def load(self, conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
+        """Create the staging table if this connection has none, and COPY ``rows`` into it."""
+        conn.exec_driver_sql(self._create)
+        if self._oids is None:  # asked of the database once: the migrated columns, not a copy of them here
+            self._oids = [column[1] for column in conn.exec_driver_sql(self._probe).cursor.description]
+        raw = conn.connection.dbapi_connection
+        assert raw is not None  # a checked-out connection
+        try:
+            with raw.cursor() as cursor, cursor.copy(self._copy) as copy:
+                copy.set_types(self._oids)
+                for row in rows:
+                    copy.write_row(row)
+        except conn.dialect.loaded_dbapi.Error as exc:  # psycopg's own: raise what SQLAlchemy would raise
+            raise _as_sqlalchemy_error(conn, self._copy, exc) from exc
+
+
+def _as_sqlalchemy_error(conn: Connection, statement: str, exc: Exception) -> sa.exc.DBAPIError:
+    """``exc`` wrapped as SQLAlchemy wraps DBAPI errors; a lost connection is invalidated, as SQLAlchemy does."""
+    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    if lost:
+        conn.invalidate(exc)
+    dbapi = conn.dialect.loaded_dbapi
+    return sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error, connection_invalidated=lost,
+                                      dialect=conn.dialect)
+
+
+def _score_params(row: ScoreIn, now: datetime) -> dict[str, Any]:
+    params = dict(zip(SCORE_COLUMNS, _score_values(row)))  # not asdict(): no deep copy on the hot path
+    if params["ts"] is None:
+        params["ts"] = now
+    return params
