@@ -66,42 +66,13 @@ def redis_server(tmp_path_factory) -> Iterator[str]:  # type: ignore[no-untyped-
     if REDIS_TEST_URL:
         yield REDIS_TEST_URL
         return
-    import socket
-    import subprocess
-    import time
+    from .processes import RedisServer
 
-    import redis
-
-    with socket.socket() as sock:
-        sock.bind(("127.0.0.1", 0))
-        port = sock.getsockname()[1]
-    folder = tmp_path_factory.mktemp("redis")
-    proc = subprocess.Popen(
-        ["redis-server", "--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no",
-         "--dir", str(folder), "--logfile", str(folder / "redis.log")],
-        stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
-    )
-    url = f"redis://127.0.0.1:{port}"
-    client = redis.Redis.from_url(url, socket_timeout=2)
-    deadline = time.monotonic() + 20
-    while True:
-        try:
-            client.ping()
-            break
-        except redis.ConnectionError:
-            if time.monotonic() > deadline or proc.poll() is not None:
-                proc.kill()
-                raise RuntimeError(f"private redis-server did not start; see {folder / 'redis.log'}")
-            time.sleep(0.05)
-    client.close()
+    server = RedisServer(tmp_path_factory.mktemp("redis")).start()
     try:
-        yield url
+        yield server.url
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
+        server.stop()
 
 
 _redis_dbs = iter(range(10**9))

@@ -229,3 +229,29 @@ def test_poison_chunk_is_recorded_as_failed_after_max_deliveries(tmp_path: Path,
         client.close()
     finally:
         worker.stop()
+
+
+def test_redis_restarted_without_persistence_then_resume(tmp_path: Path, fleet_env: dict[str, str],
+                                                         pg_url: str) -> None:
+    """Redis loses every queued chunk on a restart without AOF; the ledger still knows the items."""
+    from .processes import RedisServer
+
+    broker = RedisServer(tmp_path).start()
+    env = dict(fleet_env, JUDGEQ_BROKER_URL=f"{broker.url}/0")
+    data = write_dataset(tmp_path / "golden.jsonl", 150)
+    worker = None
+    try:
+        sub = run_cli(["submit", str(data), "--judge", "exact"], env)  # no worker yet: all queued
+        assert sub.returncode == 0, sub.stderr
+        run_id = sub.stdout.strip().splitlines()[0]
+        broker.stop(kill=True)
+        broker.start()  # same port, empty: the queued chunks are gone
+        worker = Worker("local", env, "--concurrency", "1").wait_ready()
+        res = run_cli(["resume", run_id, "--wait", "--timeout", "60", "--json"], env)
+        assert res.returncode == 0, res.stderr
+        assert json.loads(res.stdout)["complete"] is True
+        assert rows_per_key(pg_url, run_id) == (150, 150)
+    finally:
+        if worker:
+            worker.stop()
+        broker.stop()

@@ -2,22 +2,15 @@
 
 from __future__ import annotations
 
-import socket
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
 
-from .processes import REPO, Worker, base_env, judgeq_cmd, run_cli, wait_until
+from .processes import REPO, Worker, base_env, free_port, judgeq_cmd, run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(180)
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return int(s.getsockname()[1])
 
 
 def test_flower_refuses_to_start_without_auth(redis_url: str) -> None:
