@@ -116,7 +116,7 @@ def submit(
         from .baseline import resolve
 
         baseline_run = resolve(ledger, options.baseline, plan.dataset.name, options.baseline_tag)
-    outputs = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown)
+    outputs: dict[str, Any] = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown)
     _say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
          f"({plan.dataset.name}, {plan.dataset.content_hash[:12]})")
     if not json_out:

@@ -85,7 +85,8 @@ class GateResult:
 class BaselineGateLike(Protocol):
     """A baseline gate as GateResult sees it (scheduler.baseline.BaselineGate)."""
 
-    judge: str
+    @property
+    def judge(self) -> str: ...
 
 
 def evaluate(
