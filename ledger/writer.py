@@ -25,7 +25,7 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from datetime import datetime
 from operator import attrgetter
-from typing import Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
@@ -33,6 +33,9 @@ from sqlalchemy.engine import Connection
 from ledger.models import ITEMS, SCORES
 from ledger.rows import ItemIn, ScoreIn
 from ledger.upsert import insert_items, upsert_scores
+
+if TYPE_CHECKING:
+    import psycopg
 
 ITEM_COLUMNS: Final = ("run_id", "trace_id", "seq", "content_hash", "record")
 SCORE_COLUMNS: Final = tuple(column.name for column in SCORES.columns)  # ScoreIn has the same fields
@@ -91,8 +94,9 @@ class _Stage:
     def __init__(self, table: sa.Table, columns: Sequence[str]) -> None:
         names = ", ".join(columns)
         self.table = sa.table(f"{table.name}_in", *(sa.column(name, table.c[name].type) for name in columns))
+        staged = ", ".join(_staged(table.c[name]) for name in columns)
         self._create = (f"CREATE TEMP TABLE IF NOT EXISTS {self.table.name} ON COMMIT DELETE ROWS "
-                        f"AS SELECT {names} FROM {table.name} WITH NO DATA")
+                        f"AS SELECT {staged} FROM {table.name} WITH NO DATA")
         self._probe = f"SELECT {names} FROM {self.table.name} WHERE false"
         self._copy = f"COPY {self.table.name} ({names}) FROM STDIN (FORMAT BINARY)"
         self._oids: list[int] | None = None  # binary COPY needs each column's exact type
@@ -100,25 +104,36 @@ class _Stage:
     def load(self, conn: Connection, rows: Iterable[tuple[Any, ...]]) -> None:
         """Create the staging table if this connection has none, and COPY ``rows`` into it."""
         conn.exec_driver_sql(self._create)
-        if self._oids is None:  # asked of the database once: the migrated columns, not a copy of them here
-            self._oids = [column[1] for column in conn.exec_driver_sql(self._probe).cursor.description]
-        raw = conn.connection.dbapi_connection
-        assert raw is not None  # a checked-out connection
+        raw = cast("psycopg.Connection[Any]", conn.connection.dbapi_connection)
         try:
-            with raw.cursor() as cursor, cursor.copy(self._copy) as copy:
-                copy.set_types(self._oids)
-                for row in rows:
-                    copy.write_row(row)
+            with raw.cursor() as cursor:
+                if self._oids is None:  # asked of the database once: the migrated types, not a copy of them here
+                    cursor.execute(self._probe)
+                    self._oids = [column.type_code for column in cursor.description or ()]
+                with cursor.copy(self._copy) as copy:
+                    copy.set_types(self._oids)
+                    for row in rows:
+                        copy.write_row(row)
         except conn.dialect.loaded_dbapi.Error as exc:  # psycopg's own: raise what SQLAlchemy would raise
             raise _as_sqlalchemy_error(conn, self._copy, exc) from exc
 
 
-def _as_sqlalchemy_error(conn: Connection, statement: str, exc: Exception) -> sa.exc.DBAPIError:
+def _staged(column: sa.Column[Any]) -> str:
+    """The staging table's column: the target's, but integers as bigint.
+
+    psycopg's C dumper packs an int into an int4 without a range check (2**40
+    arrives as 0); staged as bigint, an out-of-range value makes the INSERT's
+    cast to the real column raise "integer out of range", as executemany does.
+    """
+    return f"{column.name}::bigint AS {column.name}" if isinstance(column.type, sa.Integer) else column.name
+
+
+def _as_sqlalchemy_error(conn: Connection, statement: str, exc: Exception) -> sa.exc.StatementError:
     """``exc`` wrapped as SQLAlchemy wraps DBAPI errors; a lost connection is invalidated, as SQLAlchemy does."""
-    lost = conn.dialect.is_disconnect(exc, conn.connection.dbapi_connection, None)
+    dbapi = conn.dialect.loaded_dbapi
+    lost = conn.dialect.is_disconnect(cast(Any, exc), conn.connection.dbapi_connection, None)
     if lost:
         conn.invalidate(exc)
-    dbapi = conn.dialect.loaded_dbapi
     return sa.exc.DBAPIError.instance(statement, None, exc, dbapi.Error, connection_invalidated=lost,
                                       dialect=conn.dialect)
 
