@@ -242,46 +242,35 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
           f"{progress.ok} ok, {progress.errors} errors, {progress.skipped} skipped")
 
 
-@app.command()
-def report(
-    run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")],
-    gate: GateOpt = [],
-    max_errors: MaxErrorsOpt = 0,
-    json_out: JsonOpt = False,
-    by: ByOpt = None,
-    cluster_by: ClusterByOpt = None,
-    min_slice: MinSliceOpt = 30,
-    gate_on: GateOnOpt = "point",
-    baseline: BaselineOpt = None,
-    baseline_tag: BaselineTagOpt = "main",
-    max_drop: MaxDropOpt = None,
-    junit: JunitOpt = None,
-    markdown: MarkdownOpt = None,
-) -> None:
-    """Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency."""
-    _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
-                     baseline_tag, max_drop, junit, markdown, need_gate=False)
+def _assessment_command(need_gate: bool, doc: str) -> Any:
+    """``report`` and ``gate`` take the same options; they differ only in whether a gate is required."""
+
+    def command(
+        run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")],
+        gate: GateOpt = [],
+        max_errors: MaxErrorsOpt = 0,
+        json_out: JsonOpt = False,
+        by: ByOpt = None,
+        cluster_by: ClusterByOpt = None,
+        min_slice: MinSliceOpt = 30,
+        gate_on: GateOnOpt = "point",
+        baseline: BaselineOpt = None,
+        baseline_tag: BaselineTagOpt = "main",
+        max_drop: MaxDropOpt = None,
+        junit: JunitOpt = None,
+        markdown: MarkdownOpt = None,
+    ) -> None:
+        _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
+                         baseline_tag, max_drop, junit, markdown, need_gate=need_gate)
+
+    command.__doc__ = doc
+    return command
 
 
-@app.command("gate")
-def gate_command(
-    run_id: Annotated[str, typer.Argument(help="The run to gate.")],
-    gate: GateOpt = [],
-    max_errors: MaxErrorsOpt = 0,
-    json_out: JsonOpt = False,
-    by: ByOpt = None,
-    cluster_by: ClusterByOpt = None,
-    min_slice: MinSliceOpt = 30,
-    gate_on: GateOnOpt = "point",
-    baseline: BaselineOpt = None,
-    baseline_tag: BaselineTagOpt = "main",
-    max_drop: MaxDropOpt = None,
-    junit: JunitOpt = None,
-    markdown: MarkdownOpt = None,
-) -> None:
-    """Gate a finished run: absolute gates and/or a baseline gate; exit 0 pass, 1 failed, 2 bad usage."""
-    _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
-                     baseline_tag, max_drop, junit, markdown, need_gate=True)
+app.command("report")(_assessment_command(
+    False, "Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency."))
+app.command("gate")(_assessment_command(
+    True, "Gate a finished run: absolute gates and/or a baseline gate; exit 0 pass, 1 failed, 2 bad usage."))
 
 
 def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bool, by: Optional[str],
