@@ -12,6 +12,7 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
+from .ledger_probe import rows_and_keys
 from .processes import Worker, base_env, run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(240)
@@ -49,21 +50,8 @@ def fleet_env(tmp_path: Path, redis_url: str, pg_url: str) -> dict[str, str]:
     )
 
 
-def rows_per_key(pg_url: str, run_id: str) -> tuple[int, int]:
-    """(rows, distinct (trace, eval) keys) of a run."""
-    engine = create_engine(pg_url.replace("postgresql://", "postgresql+psycopg://"))
-    with engine.connect() as conn:
-        rows = conn.execute(text("select count(*) from scores where run_id=:r"), {"r": run_id}).scalar_one()
-        keys = conn.execute(
-            text("select count(*) from (select distinct trace_id, eval from scores where run_id=:r) k"),
-            {"r": run_id},
-        ).scalar_one()
-    engine.dispose()
-    return int(rows), int(keys)
-
-
 def count_rows(pg_url: str, run_id: str) -> int:
-    return rows_per_key(pg_url, run_id)[0]
+    return rows_and_keys(pg_url, run_id)[0]
 
 
 def test_submit_wait_gate_passes_and_fails(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:
@@ -79,7 +67,7 @@ def test_submit_wait_gate_passes_and_fails(tmp_path: Path, fleet_env: dict[str, 
         (exact,) = payload["judges"]
         assert exact["n"] == 200 and exact["errors"] == 0
         assert exact["mean"] == pytest.approx(0.9)
-        assert rows_per_key(pg_url, run_id) == (200, 200)
+        assert rows_and_keys(pg_url, run_id) == (200, 200)
 
         failed = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--gate", "exact>=0.95"], fleet_env)
         assert failed.returncode == 1, failed.stderr
@@ -124,7 +112,7 @@ def test_worker_killed_mid_run_completes_with_one_row_each(tmp_path: Path, fleet
         assert done_at_kill < 400
         survivor = Worker("local", env, "--concurrency", "2").wait_ready()
         wait_until(lambda: count_rows(pg_url, run_id) >= 400, 90, "all 400 rows after the kill")
-        assert rows_per_key(pg_url, run_id) == (400, 400)
+        assert rows_and_keys(pg_url, run_id) == (400, 400)
         report = json.loads(run_cli(["report", run_id, "--json"], env).stdout)
         assert report["complete"] and report["judges"][0]["errors"] == 0
     finally:
@@ -147,7 +135,7 @@ def test_pool_child_killed_is_requeued_at_once(tmp_path: Path, fleet_env: dict[s
         wait_until(lambda: count_rows(pg_url, run_id) >= 20, 60, "the first rows")
         os.kill(worker.children()[0], signal.SIGKILL)
         wait_until(lambda: count_rows(pg_url, run_id) >= 200, 60, "all rows after a child was killed")
-        assert rows_per_key(pg_url, run_id) == (200, 200)
+        assert rows_and_keys(pg_url, run_id) == (200, 200)
     finally:
         worker.stop()
 
@@ -170,7 +158,7 @@ def test_resume_completes_a_run_at_once_after_the_fleet_died(tmp_path: Path, fle
         res = run_cli(["resume", run_id, "--wait", "--timeout", "90", "--json"], env)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["complete"] is True
-        assert rows_per_key(pg_url, run_id) == (600, 600)
+        assert rows_and_keys(pg_url, run_id) == (600, 600)
     finally:
         worker.stop()
 
@@ -250,7 +238,7 @@ def test_redis_restarted_without_persistence_then_resume(tmp_path: Path, fleet_e
         res = run_cli(["resume", run_id, "--wait", "--timeout", "60", "--json"], env)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["complete"] is True
-        assert rows_per_key(pg_url, run_id) == (150, 150)
+        assert rows_and_keys(pg_url, run_id) == (150, 150)
     finally:
         if worker:
             worker.stop()

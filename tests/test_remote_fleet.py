@@ -7,43 +7,16 @@ from pathlib import Path
 
 import pytest
 
-from .processes import Worker, base_env, run_cli
+from .processes import Worker, run_cli
 from .provider import FakeProvider
+from .remote_judge import dataset, env_for
 
 pytestmark = pytest.mark.timeout(240)
-
-CONFIG = """
-[judges.faithful]
-type = "llm"
-model = "openai/judge-small"
-api_base = "{base}"
-api_key_env = "JUDGEQ_TEST_PROVIDER_KEY"
-prompt = "faithfulness"
-labels = {{ pass = 1.0, fail = 0.0 }}
-timeout_s = 5
-price_per_mtok_in = 1.0
-price_per_mtok_out = 2.0
-"""
-
-
-def write_dataset(path: Path, n: int) -> Path:
-    with path.open("w") as f:
-        for i in range(n):
-            word = "GOOD" if i % 4 else "bad"
-            f.write(json.dumps({"id": f"t{i}", "input": f"question {i}", "output": f"{word} answer {i}",
-                                "context": [f"source {i}"]}) + "\n")
-    return path
-
-
-def env_for(tmp_path: Path, provider: FakeProvider, **extra: str) -> dict[str, str]:
-    (tmp_path / "judgeq.toml").write_text(CONFIG.format(base=provider.base_url))
-    return base_env(JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_TEST_PROVIDER_KEY="sk-test-123",
-                    JUDGEQ_POLL_S="0.2", **extra)
 
 
 def test_remote_judge_with_faults_completes_with_errors_counted(tmp_path: Path, redis_url: str,
                                                                 pg_url: str) -> None:
-    data = write_dataset(tmp_path / "golden.jsonl", 60)
+    data = dataset(tmp_path / "golden.jsonl", 60)
     with FakeProvider(latency_s=0.01, p_500=0.45, p_garbage=0.25, seed=7) as provider:
         env = env_for(tmp_path, provider, JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url,
                       JUDGEQ_CHUNK_REMOTE="8")
@@ -72,7 +45,7 @@ def test_remote_judge_with_faults_completes_with_errors_counted(tmp_path: Path, 
 
 def test_remote_judge_embedded_mode(tmp_path: Path) -> None:
     """No broker: the same chunk code judges in-process, with a thread pool for remote calls."""
-    data = write_dataset(tmp_path / "golden.jsonl", 40)
+    data = dataset(tmp_path / "golden.jsonl", 40)
     with FakeProvider(latency_s=0.02) as provider:
         env = env_for(tmp_path, provider, JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'ledger.db'}")
         res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.7", "--json"],

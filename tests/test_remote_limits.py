@@ -16,51 +16,12 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from .processes import Worker, base_env, run_cli
+from .ledger_probe import rows_and_keys
+from .processes import Worker, run_cli
 from .provider import FakeProvider
+from .remote_judge import dataset, env_for
 
 pytestmark = pytest.mark.timeout(150)
-
-CONFIG = """
-[judges.faithful]
-type = "llm"
-model = "openai/judge-small"
-api_base = "{base}"
-api_key_env = "JUDGEQ_TEST_PROVIDER_KEY"
-prompt_text = "{prompt} Output: {{output}}"
-prompt = "inline"
-timeout_s = {timeout}
-price_per_mtok_in = 1.0
-price_per_mtok_out = 2.0
-{limits}
-"""
-
-
-def dataset(path: Path, n: int) -> Path:
-    with path.open("w") as f:
-        for i in range(n):
-            word = "GOOD" if i % 4 else "bad"
-            f.write(json.dumps({"id": f"t{i}", "input": f"question {i}", "output": f"{word} answer {i}"}) + "\n")
-    return path
-
-
-def env_for(tmp_path: Path, provider: FakeProvider, *, limits: str = "", timeout: float = 5,
-            prompt: str = "Grade this answer.", **extra: str) -> dict[str, str]:
-    (tmp_path / "judgeq.toml").write_text(
-        CONFIG.format(base=provider.base_url, limits=limits, timeout=timeout, prompt=prompt))
-    return base_env(JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_TEST_PROVIDER_KEY="sk-test-123",
-                    JUDGEQ_POLL_S="0.2", **extra)
-
-
-def rows_and_keys(url: str, run_id: str) -> tuple[int, int]:
-    engine = create_engine(url)
-    with engine.connect() as conn:
-        rows = conn.execute(text("select count(*) from scores where run_id=:r"), {"r": run_id}).scalar_one()
-        keys = conn.execute(text("select count(distinct trace_id) from scores where run_id=:r"),
-                            {"r": run_id}).scalar_one()
-    engine.dispose()
-    return int(rows), int(keys)
-
 
 def submit(data: Path, env: dict[str, str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
     res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json", "--timeout", "120", *args],
