@@ -29,17 +29,9 @@ from collections.abc import Callable, Iterator
 from pathlib import Path
 from typing import Any
 
-from benchmarks.offline import (
-    REPO,
-    _cmdline,
-    _stat,
-    create_database,
-    drop_database,
-    pg_connect,
-    redis_client,
-    redis_foreign_clients,
-    write_dataset,
-)
+from benchmarks.fleet import REPO, create_database, drop_database, pg_connect, redis_client, redis_foreign_clients
+from benchmarks.offline import write_dataset
+from benchmarks.procstat import _cmdline, _stat
 
 SUBMIT_BATCH = 500  # scheduler.submit.enqueue_items: max(chunk, 500)
 CHUNK = 250  # scheduler.settings chunk_local
