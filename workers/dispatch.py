@@ -13,6 +13,7 @@ from typing import Any, Protocol
 
 from judges.limits import LocalLimiter
 from ledger.store import Ledger
+from ledger.urls import mask_url
 
 from .chunk import JudgeCache, execute
 from .circuit import LocalCircuit
@@ -163,12 +164,4 @@ class EmbeddedDispatcher:
 
 def _mask(url: str | None) -> str:
     """The URL with any password replaced, fit for an error message."""
-    if not url:
-        return "<unset>"
-    from urllib.parse import urlsplit, urlunsplit
-
-    parts = urlsplit(url)
-    if parts.password:
-        netloc = parts.netloc.replace(f":{parts.password}@", ":***@")
-        return urlunsplit(parts._replace(netloc=netloc))
-    return url
+    return mask_url(url) if url else "<unset>"
