@@ -47,7 +47,7 @@ CONFIG = """
 type = "llm"
 model = "openai/bench-judge"
 api_base = "{base}"
-api_key_env = "JUDGEQ_BENCH_KEY"
+api_key_env = "BENCH_PROVIDER_KEY"
 prompt_text = "Grade the answer. Output: {{output}}"
 prompt = "inline"
 rpm = {rpm}
@@ -133,7 +133,8 @@ def main(argv: list[str] | None = None) -> None:
             folder = Path(tmp)
             (folder / "judgeq.toml").write_text(CONFIG.format(base=provider.base_url, rpm=args.rpm))
             data = _dataset(folder / "bench.jsonl", args.items)
-            env = base_env(JUDGEQ_CONFIG=str(folder / "judgeq.toml"), JUDGEQ_BENCH_KEY="sk-bench",
+            env = base_env(JUDGEQ_CONFIG=str(folder / "judgeq.toml"), BENCH_PROVIDER_KEY="sk-bench",
+                           JUDGEQ_KEY_ENDPOINTS=json.dumps({"BENCH_PROVIDER_KEY": [provider.base_url]}),
                            JUDGEQ_BROKER_URL=REDIS_URL, JUDGEQ_LEDGER_URL=PG_ADMIN.rsplit("/", 1)[0] + "/" + db,
                            JUDGEQ_POLL_S="0.5")
             for workers in args.workers:

@@ -2,11 +2,14 @@
 
     JudgeError                   base of everything raised by judges/
     ├── JudgeConfigError         judgeq.toml (or a judge asked for) is unusable
+    │   └── EgressConfigError    the key allow-list (JUDGEQ_KEY_ENDPOINTS) is malformed
     └── JudgeCallError           one call of a judge failed (recorded on the row)
         ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
         └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
-            └── AccountJudgeCallError  the provider refuses the account (auth, permission, quota):
-                                       every call of this judge will fail alike (opens its circuit)
+            ├── AccountJudgeCallError  the provider refuses the account (auth, permission, quota):
+            │                          every call of this judge will fail alike (opens its circuit)
+            └── EgressRefused    the worker's key policy forbids the judge's key, endpoint or
+                                 parameters (judges.egress): nothing is sent
 
 A ``JudgeCallError`` may carry what the failed call cost (``cost_usd``,
 ``tokens_in``, ``tokens_out``), the HTTP ``status_code`` and a ``retry_after_s``
@@ -63,3 +66,14 @@ class FatalJudgeCallError(JudgeCallError):
 
 class AccountJudgeCallError(FatalJudgeCallError):
     """Raised when the provider refuses the account itself (auth, permission, quota): no call of this judge can succeed."""
+
+
+class EgressRefused(FatalJudgeCallError):
+    """Raised when the key policy forbids a judge's key, endpoint or parameters; nothing is sent."""
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message, cause="EgressRefused")
+
+
+class EgressConfigError(JudgeConfigError):
+    """Raised when the key allow-list (``JUDGEQ_KEY_ENDPOINTS``) is malformed."""

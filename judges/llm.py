@@ -17,6 +17,12 @@ litellm is imported only when a record is judged (:func:`_litellm`), after
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set, so importing this module and
 building a judge are cheap. The API key is read from the environment at call time, passed to
 litellm and otherwise never stored; every error text is scrubbed of it.
+
+Before anything is sent, the judge's egress policy (:mod:`judges.egress`) must
+allow its key variable, endpoint and parameters; a refused judge ends every
+record as an error (``error_kind = "forbidden"``) without a single request. An
+explicit key is always passed (a placeholder when the judge names none), so
+litellm never falls back to a key it finds in the environment.
 """
 
 from __future__ import annotations
@@ -33,7 +39,9 @@ from types import ModuleType
 from typing import Any
 
 from .base import Kind
-from .errors import AccountJudgeCallError, FatalJudgeCallError, JudgeAnswerError, JudgeCallError, JudgeConfigError
+from .egress import PLACEHOLDER_KEY, EgressPolicy
+from .errors import (AccountJudgeCallError, EgressRefused, FatalJudgeCallError, JudgeAnswerError, JudgeCallError,
+                     JudgeConfigError)
 from .limits import Limit, LimiterUnavailable, LimitWait, LocalLimiter, RateLimiter, Unlimited
 from .parse import parse_answer
 from .prompt import answer_instructions, render
@@ -66,6 +74,7 @@ class LlmJudge:
         retry: RetryPolicy | None = None,
         max_workers: int | None = None,
         limiter: RateLimiter | None = None,
+        egress: EgressPolicy | None = None,
     ) -> None:
         if spec.prompt_text is None:
             raise JudgeConfigError(f"judge {name!r} has no prompt text; build it from JudgeConfig.resolve(...)")
@@ -81,6 +90,10 @@ class LlmJudge:
         self._json_mode: bool | None = None
         self.limit = Limit.of(spec.model, spec.api_base, spec.rpm, spec.tpm)
         self.limiter: RateLimiter = limiter or (default_limiter() if self.limit.limited else Unlimited())
+        #: Where this judge's key may go; the built-in provider pairs unless the caller says otherwise.
+        self.egress = egress or EgressPolicy.defaults()
+        self._egress_checked = False
+        self._refusal: EgressRefused | None = None
 
     def __repr__(self) -> str:
         return f"LlmJudge({self.version!r}, model={self.spec.model!r})"
@@ -129,6 +142,10 @@ class LlmJudge:
         except ImportError as exc:
             return Verdict.failed(record.id, f"ImportError: {exc}; install judgeq with its dependencies",
                                   error_kind="internal")
+        try:
+            self._check_egress()
+        except EgressRefused as exc:  # nothing was sent, nothing will be
+            return Verdict.failed(record.id, exc.describe(), error_kind="forbidden", attempts=0)
         prior = prior or Prior()
         policy = self.retry
         started = time.perf_counter()
@@ -192,6 +209,8 @@ class LlmJudge:
         except _GaveUp:
             error = f"{last_error or 'no answer'}; gave up after {policy.max_total_s:g}s"
             return Verdict.failed(record.id, error, error_kind="transient", **usage())
+        except EgressRefused as exc:
+            error, kind = exc.describe(), "forbidden"
         except AccountJudgeCallError as exc:
             error, kind = exc.describe(), "account"
         except FatalJudgeCallError as exc:
@@ -276,8 +295,8 @@ class LlmJudge:
         }
         if spec.api_base is not None:
             kwargs["api_base"] = spec.api_base
-        if api_key is not None:
-            kwargs["api_key"] = api_key
+        # Always a key: given none, litellm would take OPENAI_API_KEY (and others) from the environment.
+        kwargs["api_key"] = api_key
         if spec.temperature is not None:
             kwargs["temperature"] = spec.temperature
         kwargs.update(spec.params)
@@ -288,13 +307,33 @@ class LlmJudge:
         except Exception as exc:
             # "from None": the original message may hold the key; it must not reach a traceback.
             raise classify(
-                exc, judge=self.name, api_key_env=spec.api_key_env, secrets=[api_key] if api_key else []
+                exc, judge=self.name, api_key_env=spec.api_key_env, secrets=self._secrets()
             ) from None
 
-    def _api_key(self) -> str | None:
+    def _check_egress(self) -> None:
+        """Raise EgressRefused unless the policy allows this judge's calls (decided once per judge)."""
+        if not self._egress_checked:
+            try:
+                self.egress.check(self.name, self.spec, self._provider())
+            except EgressRefused as exc:
+                self._refusal = exc
+            self._egress_checked = True
+        if self._refusal is not None:
+            raise EgressRefused(self._refusal.message)
+
+    def _provider(self) -> str | None:
+        """litellm's provider for the model and api_base (None if litellm does not know it)."""
+        try:
+            return str(_litellm().get_llm_provider(model=self.spec.model, api_base=self.spec.api_base)[1])
+        except Exception:
+            return None
+
+    def _api_key(self) -> str:
+        """The key to send: checked against the egress policy, a placeholder when the judge names none."""
+        self._check_egress()
         env = self.spec.api_key_env
         if env is None:
-            return None
+            return PLACEHOLDER_KEY
         key = os.environ.get(env)
         if not key:
             raise FatalJudgeCallError(

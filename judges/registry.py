@@ -28,6 +28,7 @@ from .verdict import Verdict
 
 if TYPE_CHECKING:
     from .base import Judge
+    from .egress import EgressPolicy
     from .resolved import ResolvedJudge
     from .limits import RateLimiter
     from .retry import RetryPolicy
@@ -140,12 +141,15 @@ def build(
     retry: RetryPolicy | None = None,
     max_workers: int | None = None,
     limiter: RateLimiter | None = None,
+    egress: EgressPolicy | None = None,
 ) -> Judge:
     """The judge object for a resolved judge.
 
-    ``retry``, ``max_workers`` and ``limiter`` apply to remote (LLM) judges
-    only: the retry policy of each record, the number of records judged at
-    once, and the rate limiter its calls share (default: one per process).
+    ``retry``, ``max_workers``, ``limiter`` and ``egress`` apply to remote
+    (LLM) judges only: the retry policy of each record, the number of records
+    judged at once, the rate limiter its calls share (default: one per
+    process), and where its key may be sent (default: the built-in provider
+    pairs of :mod:`judges.egress`).
     """
     from .spec import LlmJudgeSpec
 
@@ -153,7 +157,8 @@ def build(
     if isinstance(spec, LlmJudgeSpec):
         from .llm import LlmJudge
 
-        return LlmJudge(resolved.name, resolved.version, spec, retry=retry, max_workers=max_workers, limiter=limiter)
+        return LlmJudge(resolved.name, resolved.version, spec, retry=retry, max_workers=max_workers, limiter=limiter,
+                        egress=egress)
     from .local import LocalJudge
 
     record_judge = get_builtin(spec.builtin).make(spec.params)

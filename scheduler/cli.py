@@ -165,7 +165,9 @@ def _run_embedded(plan: Any, ledger: Any, _placeholder: Any, settings: Any, gate
 
     from . import submit as submitting
 
-    dispatcher = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads)
+    # The judges come from this process's own judgeq.toml: trusted (see judges.egress).
+    trusted = [j.spec for j in plan.judges if j.kind == "remote"]
+    dispatcher = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=trusted)
     failure: list[BaseException] = []
 
     submitting.create_run(plan, ledger)
@@ -358,7 +360,12 @@ def resume(
 
         from workers.dispatch import EmbeddedDispatcher
 
-        embedded = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads)
+        from judges.config import load_config
+        from judges.spec import LlmJudgeSpec
+
+        # Only judges that match this process's own judgeq.toml are trusted; the ledger may be shared.
+        own = [s for s in load_config(settings.config).judges.values() if isinstance(s, LlmJudgeSpec)]
+        embedded = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=own)
         count: list[int] = []
         failure: list[BaseException] = []
 
@@ -434,10 +441,12 @@ def worker(
                        name=name, loglevel=loglevel)
     from workers.settings import WorkerSettings
 
-    if not WorkerSettings().broker_url:
+    worker_settings = WorkerSettings()
+    if not worker_settings.broker_url:
         from .errors import UsageError
 
         raise UsageError("a worker needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0) or --broker-url")
+    worker_settings.egress_policy()  # a malformed JUDGEQ_KEY_ENDPOINTS stops the worker here (exit 2)
     from workers.tasks import app as celery_app
 
     celery_app.worker_main(argv)

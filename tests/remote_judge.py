@@ -1,4 +1,8 @@
-"""An LLM judge pointed at the fake provider: its config, a dataset and the environment, for remote tests."""
+"""An LLM judge pointed at the fake provider: its config, a dataset and the environment, for remote tests.
+
+The environment lets workers send the judge's key (``TEST_PROVIDER_KEY``) to the fake
+provider, and nowhere else (``JUDGEQ_KEY_ENDPOINTS``, see judges/egress.py).
+"""
 
 from __future__ import annotations
 
@@ -13,7 +17,7 @@ CONFIG = """
 type = "llm"
 model = "openai/judge-small"
 api_base = "{base}"
-api_key_env = "JUDGEQ_TEST_PROVIDER_KEY"
+api_key_env = "TEST_PROVIDER_KEY"
 prompt_text = "{prompt} Output: {{output}}"
 prompt = "inline"
 timeout_s = {timeout}
@@ -35,5 +39,6 @@ def env_for(tmp_path: Path, provider: FakeProvider, *, limits: str = "", timeout
             prompt: str = "Grade this answer.", **extra: str) -> dict[str, str]:
     (tmp_path / "judgeq.toml").write_text(
         CONFIG.format(base=provider.base_url, limits=limits, timeout=timeout, prompt=prompt))
-    return base_env(JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_TEST_PROVIDER_KEY="sk-test-123",
+    return base_env(JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), TEST_PROVIDER_KEY="sk-test-123",
+                    JUDGEQ_KEY_ENDPOINTS=json.dumps({"TEST_PROVIDER_KEY": [provider.base_url]}),
                     JUDGEQ_POLL_S="0.2", **extra)

@@ -16,6 +16,7 @@ from typing import Any
 import pytest
 
 from judges.config import JudgeConfig
+from judges.egress import EgressPolicy
 from judges.errors import FatalJudgeCallError, JudgeCallError
 from judges.llm import LlmJudge
 from judges.prompt import render
@@ -23,7 +24,7 @@ from judges.provider_errors import retry_after_from_headers
 from judges.record import Record
 from judges.registry import build
 from judges.retry import RetryPolicy
-from judges.spec import parse_spec
+from judges.spec import LlmJudgeSpec, parse_spec
 from judges.verdict import Verdict
 from tests.provider import FakeProvider
 
@@ -36,7 +37,7 @@ PROMPT = "Question: {input}\nAnswer: {output}\nIs the answer good?"
 
 @pytest.fixture
 def key(monkeypatch: pytest.MonkeyPatch) -> str:
-    monkeypatch.setenv("JUDGEQ_FAKE_KEY", KEY)
+    monkeypatch.setenv("FAKE_PROVIDER_KEY", KEY)
     return KEY
 
 
@@ -54,13 +55,16 @@ def llm_judge(
         "type": "llm",
         "model": "openai/fake-judge",
         "api_base": provider.base_url,
-        "api_key_env": "JUDGEQ_FAKE_KEY",
+        "api_key_env": "FAKE_PROVIDER_KEY",
         "prompt": "relevance",
         "timeout_s": 5,
         **table,
     }
     config = JudgeConfig(judges={"j": parse_spec("j", spec)})
-    judge = build(config.resolve("j", check_env=check_env), retry=retry)
+    resolved = config.resolve("j", check_env=check_env)
+    assert isinstance(resolved.spec, LlmJudgeSpec)
+    # As in embedded mode: the config is the test's own, so its route is trusted.
+    judge = build(resolved, retry=retry, egress=EgressPolicy.defaults().trusting([resolved.spec]))
     assert isinstance(judge, LlmJudge)
     return judge
 
@@ -179,7 +183,7 @@ def test_persistent_500s_fail_after_the_last_attempt(key: str) -> None:
 
 def test_a_bad_key_fails_at_once_and_is_never_shown(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
     wrong = "sk-wrong-key-5e6f7a8b9c0d"
-    monkeypatch.setenv("JUDGEQ_FAKE_KEY", wrong)
+    monkeypatch.setenv("FAKE_PROVIDER_KEY", wrong)
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="LiteLLM")
     with FakeProvider(require_key=KEY) as provider:  # it echoes the key it was given in its 401
@@ -189,7 +193,7 @@ def test_a_bad_key_fails_at_once_and_is_never_shown(monkeypatch: pytest.MonkeyPa
         with pytest.raises(FatalJudgeCallError) as info:
             judge.call_once(Record(output="GOOD"))
     assert verdict.attempts == 1 and verdict.error is not None
-    assert verdict.error.startswith("AuthenticationError: HTTP 401") and "JUDGEQ_FAKE_KEY" in verdict.error
+    assert verdict.error.startswith("AuthenticationError: HTTP 401") and "FAKE_PROVIDER_KEY" in verdict.error
     for text in (verdict.error, verdict.reason, str(info.value), repr(info.value), caplog.text):
         assert wrong not in text
     assert info.value.__suppress_context__  # the original exception (holding the key) is not chained
@@ -263,11 +267,11 @@ def test_a_wrong_model_route_fails_at_once(key: str) -> None:
 
 def test_an_unset_key_variable_fails_rows_without_calling(provider: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
     judge = llm_judge(provider)  # resolved while the key was set
-    monkeypatch.delenv("JUDGEQ_FAKE_KEY")
+    monkeypatch.delenv("FAKE_PROVIDER_KEY")
     verdict = judge_one(judge, output="GOOD")
     assert verdict.attempts == 1 and provider.count() == 0
     assert verdict.error == (
-        "FatalJudgeCallError: judge 'j' needs JUDGEQ_FAKE_KEY; set it in the worker's environment "
+        "FatalJudgeCallError: judge 'j' needs FAKE_PROVIDER_KEY; set it in the worker's environment "
         "or change api_key_env in judgeq.toml"
     )
 

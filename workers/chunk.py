@@ -25,6 +25,8 @@ from ledger.store import Ledger, ScoreIn
 from .message import ChunkMessage
 
 if TYPE_CHECKING:
+    from judges.egress import EgressPolicy
+
     from .remote import RemoteServices
 
 log = logging.getLogger(__name__)
@@ -45,11 +47,13 @@ class ChunkOutcome:
 class JudgeCache:
     """Built judges by version, per process: building a judge is cheap but not free.
 
-    ``services`` (remote judges): the rate limiter and retry policy judges are built with.
+    ``services`` (remote judges): the rate limiter and retry policy judges are built with;
+    ``egress``: where their keys may go (default: the services' settings, else the built-in pairs).
     """
 
-    def __init__(self, services: RemoteServices | None = None) -> None:
+    def __init__(self, services: RemoteServices | None = None, egress: EgressPolicy | None = None) -> None:
         self.services = services
+        self.egress = egress or (services.settings.egress_policy() if services is not None else None)
         self._judges: dict[str, Judge] = {}
         self._lock = threading.Lock()
 
@@ -60,9 +64,10 @@ class JudgeCache:
         if judge is None:
             resolved = ResolvedJudge.from_message(judge_message)
             if self.services is not None:
-                judge = build(resolved, limiter=self.services.limiter, retry=self.services.retry_policy())
+                judge = build(resolved, limiter=self.services.limiter, retry=self.services.retry_policy(),
+                              egress=self.egress)
             else:
-                judge = build(resolved)
+                judge = build(resolved, egress=self.egress)
             with self._lock:
                 self._judges[version] = judge
         return judge

@@ -9,9 +9,11 @@ from __future__ import annotations
 import threading
 import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
+from collections.abc import Iterable
 from typing import Any, Protocol
 
 from judges.limits import LocalLimiter
+from judges.spec import LlmJudgeSpec
 from ledger.store import Ledger
 from ledger.urls import mask_url
 
@@ -92,12 +94,16 @@ class EmbeddedDispatcher:
     ``send`` blocks while too many chunks are pending, so memory stays bounded
     whatever the dataset's size. ``join`` waits for everything sent and
     re-raises the first ledger failure.
+
+    ``trusted``: the LLM judge specs of the config this process loaded; their
+    routes skip the key policy (see :mod:`judges.egress`), anything else (a
+    judge read back from a shared ledger) meets the workers' policy.
     """
 
     embedded = True
 
     def __init__(self, ledger: Ledger, remote_threads: int = 4, max_pending: int = 32,
-                 settings: WorkerSettings | None = None) -> None:
+                 settings: WorkerSettings | None = None, trusted: Iterable[LlmJudgeSpec] = ()) -> None:
         self.ledger = ledger
         settings = settings or WorkerSettings()
         # The same limiter, retry policy and circuit as a worker's, in this process.
@@ -107,7 +113,8 @@ class EmbeddedDispatcher:
             settings=settings,
             requeue=self._requeue,
         )
-        self.judges = JudgeCache(self.services)
+        # The config this process loaded is the user's own: its judges' routes are trusted whole.
+        self.judges = JudgeCache(self.services, settings.egress_policy().trusting(trusted))
         self._local = ThreadPoolExecutor(max_workers=1, thread_name_prefix="judgeq-local")
         self._remote = ThreadPoolExecutor(max_workers=remote_threads, thread_name_prefix="judgeq-remote")
         self._slots = threading.BoundedSemaphore(max_pending)

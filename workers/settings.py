@@ -2,8 +2,14 @@
 
 from __future__ import annotations
 
+import json
+from typing import TYPE_CHECKING
+
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
+
+if TYPE_CHECKING:
+    from judges.egress import EgressPolicy
 
 
 class WorkerSettings(BaseSettings):
@@ -70,7 +76,42 @@ class WorkerSettings(BaseSettings):
         ),
     )
 
+    key_endpoints: str = Field(
+        default="",
+        description=(
+            "Which API key variable a worker may send to which endpoints: a JSON object of variable name -> "
+            "list of base URLs, replacing the built-in list for those variables ([] forbids one); "
+            "each provider's key may go to its own endpoint without it."
+        ),
+    )
+    max_record_bytes: int = Field(
+        default=1_048_576,
+        ge=1024,
+        description="Largest record (its JSON, in bytes) a chunk may carry; a chunk with a larger one is refused.",
+    )
+
     @property
     def chunk_budget_s(self) -> float:
         """How long one delivery of a remote chunk may judge before handing the rest back."""
         return self.visibility_timeout / 3
+
+    def egress_policy(self) -> EgressPolicy:
+        """The built-in key policy with ``key_endpoints`` applied; EgressConfigError if it is malformed."""
+        from judges.egress import EgressPolicy
+        from judges.errors import EgressConfigError
+
+        policy = EgressPolicy.defaults()
+        if not self.key_endpoints.strip():
+            return policy
+        example = 'JUDGEQ_KEY_ENDPOINTS=\'{"VLLM_KEY": ["http://vllm.internal:8000/v1"]}\''
+        try:
+            entries = json.loads(self.key_endpoints)
+        except ValueError as exc:
+            raise EgressConfigError(f"JUDGEQ_KEY_ENDPOINTS is not JSON ({exc}); write it like {example}") from None
+        if not isinstance(entries, dict) or not all(isinstance(v, list) for v in entries.values()):
+            raise EgressConfigError(
+                f"JUDGEQ_KEY_ENDPOINTS must map each variable to a list of base URLs, like {example}")
+        try:
+            return policy.with_entries(entries)
+        except EgressConfigError as exc:
+            raise EgressConfigError(f"JUDGEQ_KEY_ENDPOINTS: {exc}") from None
