@@ -2,6 +2,7 @@
 
 LedgerError            base of everything raised by ledger/
 ├── LedgerUnavailable  the database cannot be reached or opened
+├── LedgerUrlError     the ledger URL cannot be used as written (an unescaped '@' or '/' in its password)
 ├── RunNotFound        no run has the id asked for
 ├── RunExists          a run with that id was already created
 └── MigrationError     the schema cannot be brought to (or is past) this code's head
@@ -9,7 +10,7 @@ LedgerError            base of everything raised by ledger/
 
 from __future__ import annotations
 
-from ledger.urls import mask_url
+from ledger.urls import mask_url, redact_secrets
 
 
 class LedgerError(Exception):
@@ -23,11 +24,16 @@ class LedgerUnavailable(LedgerError):
     def at(cls, url: str, reason: BaseException | str) -> LedgerUnavailable:
         """The error for ``url`` (password masked) failing with ``reason``."""
         detail = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+        detail = redact_secrets(detail, url)  # a driver may repeat part of the URL
         if url.startswith("sqlite"):
             hint = "check that its folder exists and is writable, or set JUDGEQ_LEDGER_URL"
         else:
             hint = "check that the database server is running and reachable, or set JUDGEQ_LEDGER_URL"
         return cls(f"cannot open the ledger at {mask_url(url)} ({detail}); {hint}")
+
+
+class LedgerUrlError(LedgerError):
+    """Raised when the ledger URL cannot be used as written; the message shows it masked."""
 
 
 class RunNotFound(LedgerError):

@@ -447,6 +447,9 @@ def worker(
 
         raise UsageError("a worker needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0) or --broker-url")
     worker_settings.egress_policy()  # a malformed JUDGEQ_KEY_ENDPOINTS stops the worker here (exit 2)
+    from workers.dispatch import check_broker_url
+
+    check_broker_url(worker_settings.broker_url)
     from workers.tasks import app as celery_app
 
     celery_app.worker_main(argv)
@@ -494,9 +497,10 @@ def main() -> None:
         from ledger.errors import LedgerError
         from workers.errors import BrokerError
 
-        from ledger.errors import RunNotFound
+        from ledger.errors import LedgerUrlError, RunNotFound
+        from workers.errors import BrokerUrlError
 
-        if isinstance(exc, RunNotFound):
+        if isinstance(exc, (RunNotFound, LedgerUrlError, BrokerUrlError)):
             _fail(exc, exitcodes.BAD_INPUT)
         if isinstance(exc, (LedgerError, BrokerError)):
             _fail(exc, exitcodes.INFRASTRUCTURE)

@@ -15,11 +15,11 @@ from typing import Any, Protocol
 from judges.limits import LocalLimiter
 from judges.spec import LlmJudgeSpec
 from ledger.store import Ledger
-from ledger.urls import mask_url
+from ledger.urls import ambiguous_password, has_query_secret, mask_url, redact_secrets, unescaped_message
 
 from .chunk import JudgeCache, execute
 from .circuit import LocalCircuit
-from .errors import BrokerUnavailable
+from .errors import BrokerUnavailable, BrokerUrlError
 from .keys import QUEUE_REMOTE
 from .message import ChunkMessage
 from .remote import RemoteServices
@@ -46,6 +46,7 @@ class CeleryDispatcher:
     def __init__(self, settings: WorkerSettings) -> None:
         from .app import create_app
 
+        check_broker_url(settings.broker_url)
         self.settings = settings
         self.app = create_app(settings)
         self._conn: Any = None
@@ -58,7 +59,7 @@ class CeleryDispatcher:
                 conn.ensure_connection(max_retries=1, timeout=5)
         except Exception as exc:
             raise BrokerUnavailable(
-                f"cannot reach the broker at {_mask(self.settings.broker_url)}: {exc}; "
+                f"cannot reach the broker at {_mask(self.settings.broker_url)}: {self._detail(exc)}; "
                 "start Redis or fix JUDGEQ_BROKER_URL"
             ) from exc
 
@@ -77,9 +78,13 @@ class CeleryDispatcher:
             )
         except Exception as exc:
             raise BrokerUnavailable(
-                f"publishing to the broker at {_mask(self.settings.broker_url)} failed: {exc}; "
+                f"publishing to the broker at {_mask(self.settings.broker_url)} failed: {self._detail(exc)}; "
                 "the run is resumable with 'judgeq resume'"
             ) from exc
+
+    def _detail(self, exc: BaseException) -> str:
+        """The error's text without the broker URL's secrets (kombu may repeat parts of the URL)."""
+        return redact_secrets(str(exc), self.settings.broker_url)
 
     def close(self) -> None:
         if self._conn is not None:
@@ -167,6 +172,15 @@ class EmbeddedDispatcher:
     def close(self) -> None:
         self._local.shutdown(wait=True, cancel_futures=False)
         self._remote.shutdown(wait=True, cancel_futures=False)
+
+
+def check_broker_url(url: str | None) -> None:
+    """Raise BrokerUrlError for a password parsers would misread: unescaped '@' or '/', or in the query."""
+    if url and ambiguous_password(url):
+        raise BrokerUrlError(unescaped_message(url, "JUDGEQ_BROKER_URL"))
+    if url and has_query_secret(url):  # kombu fails on it, and Celery's banner would print it
+        raise BrokerUrlError(f"JUDGEQ_BROKER_URL: {mask_url(url)} holds a password in its query, which the broker "
+                             "client does not read; write it as redis://:PASSWORD@host:6379/0")
 
 
 def _mask(url: str | None) -> str:

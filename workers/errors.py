@@ -1,7 +1,8 @@
 """Errors raised by the worker side.
 
     BrokerError              base of everything raised by workers/
-    └── BrokerUnavailable    the broker cannot be reached to publish or inspect
+    ├── BrokerUnavailable    the broker cannot be reached to publish or inspect
+    └── BrokerUrlError       the broker URL cannot be used as written (an unescaped '@' or '/' in its password)
 """
 
 
@@ -11,3 +12,7 @@ class BrokerError(Exception):
 
 class BrokerUnavailable(BrokerError):
     """Raised when the broker cannot be reached (the run stays resumable)."""
+
+
+class BrokerUrlError(BrokerError):
+    """Raised when the broker URL cannot be used as written; the message shows it masked."""
