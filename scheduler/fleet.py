@@ -53,8 +53,14 @@ def worker_argv(queues: str, *, concurrency: int | None, pool: str | None, prefe
     return argv
 
 
+#: The shortest Flower password accepted; zxcvbn must also rate it at least MIN_PASSWORD_SCORE.
+MIN_PASSWORD_CHARS = 12
+#: zxcvbn's score (0-4): 4 is "very unguessable" (about 10^10 guesses or more).
+MIN_PASSWORD_SCORE = 4
+
+
 def flower_argv(*, port: int, address: str) -> list[str]:
-    """Celery ``flower`` arguments; refuses without basic auth from the environment.
+    """Celery ``flower`` arguments; refuses without strong basic auth from the environment.
 
     Credentials come only from ``FLOWER_BASIC_AUTH`` (``user:password``, comma
     separated for several users), which Flower reads itself, so they never
@@ -62,11 +68,42 @@ def flower_argv(*, port: int, address: str) -> list[str]:
     """
     auth = os.environ.get("FLOWER_BASIC_AUTH", "")
     pairs = [p for p in auth.split(",") if p]
-    if not pairs or any(":" not in p or not p.split(":", 1)[0] or len(p.split(":", 1)[1]) < 8 for p in pairs):
+    if not pairs or any(":" not in p or not p.split(":", 1)[0] for p in pairs):
         raise UsageError(
-            "Flower needs auth: set FLOWER_BASIC_AUTH=user:password (a password of 8 or more characters); "
+            "Flower needs auth: set FLOWER_BASIC_AUTH=user:password (a password of "
+            f"{MIN_PASSWORD_CHARS} or more characters that is not a common one); "
             "anyone who reaches an open Flower can run any task"
         )
+    for pair in pairs:
+        user, password = pair.split(":", 1)
+        weakness = password_weakness(user, password)
+        if weakness:
+            raise UsageError(
+                f"FLOWER_BASIC_AUTH: the password of user {user!r} is too weak ({weakness}); anyone who logs in "
+                f"can run any task: use {MIN_PASSWORD_CHARS} or more characters that are not a common password, "
+                "a word or the user name, e.g. python3 -c 'import secrets; print(secrets.token_urlsafe(18))'"
+            )
     if os.environ.get("FLOWER_UNAUTHENTICATED_API", "").lower() in ("1", "true", "yes"):
         raise UsageError("unset FLOWER_UNAUTHENTICATED_API: judgeq's Flower API always requires auth")
     return ["flower", f"--port={port}", f"--address={address}"]
+
+
+def password_weakness(user: str, password: str) -> str:
+    """Why ``password`` is too weak for ``user`` (never the password itself), or '' when it will do.
+
+    Length first, then the user name, then zxcvbn (Dropbox's estimator, a
+    maintained library: common-password and word lists, keyboard patterns,
+    repeats, dates, l33t, and the user name and judgeq's own names as words an
+    attacker tries first) must rate it at least MIN_PASSWORD_SCORE.
+    """
+    if len(password) < MIN_PASSWORD_CHARS:
+        return f"{len(password)} characters, fewer than {MIN_PASSWORD_CHARS}"
+    if len(user) >= 3 and user.casefold() in password.casefold():
+        return "it contains the user name"
+    from zxcvbn import zxcvbn
+
+    rating = zxcvbn(password[:100], user_inputs=[user, "judgeq", "flower", "celery", "admin"])
+    if rating["score"] >= MIN_PASSWORD_SCORE:
+        return ""
+    warning = str(rating.get("feedback", {}).get("warning") or "").rstrip(".")
+    return f"guessable: {warning.lower()}" if warning else "guessable by a password cracker"

@@ -1,12 +1,15 @@
-"""Flower through ``judgeq flower``: refuses to start without auth; its API needs credentials."""
+"""Flower through ``judgeq flower``: refuses to start without strong auth; its API needs credentials."""
 
 from __future__ import annotations
 
+import secrets
 import subprocess
 from pathlib import Path
 
 import httpx
 import pytest
+
+from scheduler.fleet import password_weakness
 
 from .processes import REPO, Worker, base_env, free_port, judgeq_cmd, run_cli, wait_until
 
@@ -19,6 +22,33 @@ def test_flower_refuses_to_start_without_auth(redis_url: str) -> None:
     res = run_cli(["flower", "--port", str(free_port())], env, timeout=60)
     assert res.returncode == 2
     assert "FLOWER_BASIC_AUTH" in res.stderr
+
+
+@pytest.mark.parametrize("auth", ["admin:password", "admin:12345678", "ops:correct-horse-battery,ci:admin-admin-2026"])
+def test_flower_refuses_weak_passwords(redis_url: str, auth: str) -> None:
+    env = base_env(JUDGEQ_BROKER_URL=redis_url, FLOWER_BASIC_AUTH=auth)
+    res = run_cli(["flower", "--port", str(free_port())], env, timeout=60)
+    assert res.returncode == 2
+    weak = auth.split(",")[-1]
+    user, password = weak.split(":")
+    assert f"password of user {user!r} is too weak" in res.stderr and weak not in res.stderr
+    assert password == "password" or password not in res.stderr
+
+
+@pytest.mark.parametrize("user, password, why", [
+    ("admin", "hunter2", "fewer than 12"),
+    ("admin", "password1234", "guessable"),
+    ("admin", "qwertyuiopasdf", "guessable"),
+    ("ops", "passwordpassword", "guessable"),
+    ("alice", "Alice-2026-Spring", "contains the user name"),
+])
+def test_weak_password_rules(user: str, password: str, why: str) -> None:
+    assert why in password_weakness(user, password)
+
+
+def test_strong_passwords_pass() -> None:
+    assert password_weakness("ops", "correct-horse-battery") == ""
+    assert password_weakness("ops", secrets.token_urlsafe(18)) == ""
 
 
 def test_flower_api_needs_credentials_and_lists_workers(tmp_path: Path, redis_url: str, sqlite_url: str) -> None:
