@@ -2,6 +2,7 @@
 
     BrokerError              base of everything raised by workers/
     ├── BrokerUnavailable    the broker cannot be reached to publish or inspect
+    ├── BadMessage           a task message is malformed, or not a chunk of a submitted run: refused
     └── BrokerUrlError       the broker URL cannot be used as written (an unescaped '@' or '/' in its password)
 """
 
@@ -16,3 +17,7 @@ class BrokerUnavailable(BrokerError):
 
 class BrokerUrlError(BrokerError):
     """Raised when the broker URL cannot be used as written; the message shows it masked."""
+
+
+class BadMessage(BrokerError):
+    """Raised when a task message fails validation or does not match its run; it names no record."""

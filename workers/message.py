@@ -1,14 +1,81 @@
-"""The chunk message: what a task carries (JSON only, never a secret)."""
+"""The chunk message: what a task carries (JSON only, never a secret), validated as untrusted input.
+
+Anyone who can write to the broker, or apply a task through Flower, can hand
+a worker any arguments. :meth:`ChunkMessage.from_json` therefore checks every
+field's type and bounds before anything else reads the message (and
+:mod:`workers.admission` checks it against the run the ledger recorded).
+"""
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Annotated, Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from .errors import BadMessage
 
 if TYPE_CHECKING:
     from judges.record import Record
 
 MESSAGE_VERSION = 1
+
+#: Records one chunk may carry (the largest chunk setting, JUDGEQ_CHUNK_LOCAL, is at most 5,000).
+MAX_CHUNK_RECORDS = 5000
+#: JUDGEQ_MAX_RECORD_BYTES's default: the largest record, as compact UTF-8 JSON.
+DEFAULT_MAX_RECORD_BYTES = 1_048_576
+#: Run ids: what ``judgeq submit`` makes (``r20261122-031500-3fa9c1``) and other plain ids.
+RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
+#: Judge names, as judges.spec.NAME_PATTERN allows them.
+JUDGE_NAME_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
+_MAX_HANDBACKS = 10_000
+
+Finite = Annotated[float, Field(allow_inf_nan=False)]
+Count = Annotated[int, Field(ge=0)]
+
+
+class _Carry(BaseModel):
+    """What earlier deliveries spent on one record (``judges.retry.Prior.to_json``)."""
+
+    model_config = ConfigDict(extra="forbid", strict=True)
+
+    attempts: Count = 0
+    started_at: Annotated[Finite, Field(ge=0)] | None = None
+    not_before: Annotated[Finite, Field(ge=0)] = 0.0
+    cost_usd: Annotated[Finite, Field(ge=0)] = 0.0
+    tokens_in: Count = 0
+    tokens_out: Count = 0
+    latency_s: Annotated[Finite, Field(ge=0)] = 0.0
+    last_error: Annotated[str, Field(max_length=10_000)] | None = None
+
+
+class _Judge(BaseModel):
+    """The judge of a message, as far as the message itself goes (workers.admission checks the rest)."""
+
+    model_config = ConfigDict(extra="allow", strict=True)
+
+    name: Annotated[str, Field(pattern=JUDGE_NAME_PATTERN)]
+    version: Annotated[str, Field(min_length=1, max_length=300)]
+
+
+class _Body(BaseModel):
+    """The shape of a chunk message; unknown keys are ignored (newer optional fields)."""
+
+    model_config = ConfigDict(extra="ignore", strict=True)
+
+    v: Literal[1]
+    run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)]
+    dataset: Annotated[str, Field(max_length=300)]
+    judge: _Judge
+    records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_CHUNK_RECORDS)]
+    chunk: Count = 0
+    weights: dict[str, Annotated[Finite, Field(gt=0)]] = Field(default_factory=dict)
+    no_cache: bool = False
+    max_cost_usd: Annotated[Finite, Field(ge=0)] | None = None
+    carry: dict[str, _Carry] = Field(default_factory=dict)
+    handbacks: Annotated[int, Field(ge=0, le=_MAX_HANDBACKS)] = 0
+    hashes: dict[str, Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -80,24 +147,96 @@ class ChunkMessage:
         }
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> "ChunkMessage":
+    def from_json(cls, body: Any, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> "ChunkMessage":
+        """The message in ``body``, validated as untrusted input; BadMessage (naming no record) otherwise.
+
+        Checked: the version, every field's type, the run id's and judge name's
+        form, 1 to MAX_CHUNK_RECORDS records that are JSON objects with distinct
+        string ids, each at most ``max_record_bytes`` as JSON, weights finite and
+        > 0, a budget finite and >= 0, carry, weights and hashes only for the
+        chunk's records, and the carry's shape (``judges.retry.Prior``).
+        """
+        if not isinstance(body, dict):
+            raise BadMessage(f"a chunk message is a JSON object, not {type(body).__name__}")
         version = body.get("v")
         if version != MESSAGE_VERSION:
-            raise ValueError(f"chunk message version {version!r} is not {MESSAGE_VERSION}; upgrade the worker")
+            raise BadMessage(f"chunk message version {version!r:.20} is not {MESSAGE_VERSION}; upgrade the worker")
+        try:
+            checked = _Body.model_validate(body)
+        except ValidationError as exc:
+            raise BadMessage(f"{describe(body)}: {_problems(exc)}") from None
+        ids = [r.get("id") for r in checked.records]
+        if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
+            raise BadMessage(f"{describe(body)}: every record needs its own non-empty string id")
+        known = set(ids)
+        for name, keys in (("weights", checked.weights), ("carry", checked.carry), ("hashes", checked.hashes)):
+            if not known.issuperset(keys):
+                raise BadMessage(f"{describe(body)}: {name} names records that are not in the chunk")
+        for record in checked.records:
+            size = _json_size(record, max_record_bytes)
+            if size > max_record_bytes:
+                raise BadMessage(f"{describe(body)}: a record is {size} bytes of JSON, more than "
+                                 f"JUDGEQ_MAX_RECORD_BYTES = {max_record_bytes}")
         return cls(
-            run_id=body["run_id"],
-            dataset=body["dataset"],
-            judge=body["judge"],
-            records=body["records"],
-            chunk=int(body.get("chunk", 0)),
-            weights=dict(body.get("weights") or {}),
-            no_cache=bool(body.get("no_cache", False)),
-            max_cost_usd=None if body.get("max_cost_usd") is None else float(body["max_cost_usd"]),
-            carry=dict(body.get("carry") or {}),
-            handbacks=int(body.get("handbacks", 0)),
-            hashes=dict(body.get("hashes") or {}),
+            run_id=checked.run_id,
+            dataset=checked.dataset,
+            judge=body["judge"],  # as sent: workers.admission compares it with the run's
+            records=checked.records,
+            chunk=checked.chunk,
+            weights=dict(checked.weights),
+            no_cache=checked.no_cache,
+            max_cost_usd=checked.max_cost_usd,
+            carry={k: v.model_dump(exclude_defaults=True) for k, v in checked.carry.items()},
+            handbacks=checked.handbacks,
+            hashes=dict(checked.hashes),
         )
 
     def summary(self) -> str:
         """What Flower and logs show instead of the records (which may hold user data)."""
         return f"run={self.run_id} judge={self.judge_name} chunk={self.chunk} n={len(self.records)}"
+
+
+def describe(body: Any) -> str:
+    """A short summary of a (possibly forged) message body for logs: never its records."""
+    if not isinstance(body, dict):
+        return f"a {type(body).__name__} instead of a chunk message"
+    judge = body.get("judge")
+    name = judge.get("name") if isinstance(judge, dict) else None
+    records = body.get("records")
+    n = len(records) if isinstance(records, list) else "?"
+    return f"chunk message run={str(body.get('run_id'))[:80]!r} judge={str(name)[:80]!r} n={n}"
+
+
+def _json_size(record: dict[str, Any], limit: int) -> int:
+    """The record's size as compact UTF-8 JSON, or a bound of it when that bound is at most ``limit``.
+
+    The bound (6 bytes per character, as for an escape like \\u0001) costs a
+    walk over the values, far less than serialising; only a record the bound
+    does not clear is serialised to be measured exactly.
+    """
+    bound = _bound(record)
+    if bound <= limit:
+        return bound
+    return len(json.dumps(record, ensure_ascii=False, separators=(",", ":")).encode())
+
+
+def _bound(value: Any) -> int:
+    if isinstance(value, str):
+        return 6 * len(value) + 2
+    if isinstance(value, dict):
+        return 2 + sum(6 * len(k) + 4 + _bound(v) for k, v in value.items())
+    if isinstance(value, list):
+        return 2 + sum(_bound(v) + 1 for v in value)
+    if isinstance(value, int) and not -10**18 < value < 10**18:
+        return len(str(value))
+    return 24  # None, booleans, other numbers
+
+
+def _problems(exc: ValidationError) -> str:
+    """The validation errors as ``field: what is wrong``, without the values (they may be records)."""
+    problems = []
+    for error in exc.errors()[:5]:
+        where = ".".join(str(p) for p in error["loc"]) or "message"
+        problems.append(f"{where}: {error['msg']}")
+    more = len(exc.errors()) - len(problems)
+    return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")

@@ -19,6 +19,7 @@ from ledger.settings import LedgerSettings
 from judges.limits import LocalLimiter, RateLimiter
 from ledger.store import Ledger
 
+from .admission import admit
 from .app import app
 from .chunk import ChunkOutcome, JudgeCache, execute, fail_chunk
 from .keys import DELIVERIES, DELIVERIES_TTL_S
@@ -104,8 +105,15 @@ def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
     """Judge one chunk of records for one judge and write its ledger rows."""
     state = _state.ensure()
     assert state.ledger is not None
-    message = ChunkMessage.from_json(body)
     settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
+    try:  # untrusted input: a valid chunk of a run the ledger holds, with that run's judge, or nothing
+        admitted = admit(body, state.ledger, settings.max_record_bytes)
+    except LedgerError as exc:
+        log.warning("ledger unavailable while admitting a chunk: %s; retrying", exc)
+        raise self.retry(exc=exc, countdown=LEDGER_RETRY_COUNTDOWN_S) from exc
+    if admitted is None:  # refused and logged: acknowledged, nothing written
+        return {"written": 0, "already_done": 0, "errors": 0, "refused": 1}
+    message = admitted
     # A retry is a new delivery on purpose; only deliveries of the same try count.
     delivery = state.deliveries(f"{self.request.id}:{self.request.retries}") if self.request.id else 1
     try:
