@@ -24,7 +24,7 @@ MESSAGE_VERSION = 1
 #: Records one chunk may carry (the largest chunk setting, JUDGEQ_CHUNK_LOCAL, is at most 5,000).
 MAX_CHUNK_RECORDS = 5000
 #: JUDGEQ_MAX_RECORD_BYTES's default: the largest record, as compact UTF-8 JSON.
-DEFAULT_MAX_RECORD_BYTES = 1_048_576
+DEFAULT_MAX_RECORD_BYTES = 4_194_304
 #: Run ids: what ``judgeq submit`` makes (``r20261122-031500-3fa9c1``) and other plain ids.
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
 #: Judge names, as judges.spec.NAME_PATTERN allows them.

@@ -8,6 +8,8 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+from .message import DEFAULT_MAX_RECORD_BYTES
+
 if TYPE_CHECKING:
     from judges.egress import EgressPolicy
 
@@ -76,8 +78,8 @@ class WorkerSettings(BaseSettings):
         ),
     )
 
-    key_endpoints: str = Field(
-        default="",
+    key_endpoints: str | None = Field(
+        default=None,
         description=(
             "Which API key variable a worker may send to which endpoints: a JSON object of variable name -> "
             "list of base URLs, replacing the built-in list for those variables ([] forbids one); "
@@ -85,7 +87,7 @@ class WorkerSettings(BaseSettings):
         ),
     )
     max_record_bytes: int = Field(
-        default=1_048_576,
+        default=DEFAULT_MAX_RECORD_BYTES,
         ge=1024,
         description="Largest record (its JSON, in bytes) a chunk may carry; a chunk with a larger one is refused.",
     )
@@ -101,11 +103,11 @@ class WorkerSettings(BaseSettings):
         from judges.errors import EgressConfigError
 
         policy = EgressPolicy.defaults()
-        if not self.key_endpoints.strip():
+        if not (self.key_endpoints or "").strip():
             return policy
         example = 'JUDGEQ_KEY_ENDPOINTS=\'{"VLLM_KEY": ["http://vllm.internal:8000/v1"]}\''
         try:
-            entries = json.loads(self.key_endpoints)
+            entries = json.loads(self.key_endpoints or "")
         except ValueError as exc:
             raise EgressConfigError(f"JUDGEQ_KEY_ENDPOINTS is not JSON ({exc}); write it like {example}") from None
         if not isinstance(entries, dict) or not all(isinstance(v, list) for v in entries.values()):
