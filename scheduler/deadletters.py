@@ -8,8 +8,12 @@ mode) a run has none. A broker that cannot be reached is said so in one line;
 
 from __future__ import annotations
 
+import sys
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Final
+
+#: Seconds a CLI command waits for the broker's Redis before saying it could not read it.
+CLI_TIMEOUT_S: Final = 3
 
 
 @dataclass(frozen=True)
@@ -57,15 +61,22 @@ class DeadLetterView:
         ]
 
 
-def clear(run_id: str) -> int:
-    """Forget a run's dead letters (after ``resume`` re-enqueued its items); how many there were."""
+def clear(run_id: str) -> None:
+    """Forget a run's dead letters (after ``resume`` re-enqueued their items); say so on stderr if that fails.
+
+    Failing to clear them is not worth failing the resume that already
+    happened: they would only be shown again by ``status``.
+    """
     client = _client()
     if client is None:
-        return 0
+        return
     from workers.deadletters import DeadLetters
 
     try:
-        return DeadLetters(client).clear(run_id)
+        DeadLetters(client).clear(run_id)
+    except Exception as exc:
+        print(f"judgeq: run {run_id}: its dead letters could not be cleared ({type(exc).__name__}: {exc}); "
+              "they are stale, the resume went ahead", file=sys.stderr)
     finally:
         client.close()
 
@@ -74,4 +85,4 @@ def _client() -> Any:
     from workers.broker import redis_for
     from workers.settings import WorkerSettings
 
-    return redis_for(WorkerSettings().broker_url)
+    return redis_for(WorkerSettings().broker_url, timeout_s=CLI_TIMEOUT_S)

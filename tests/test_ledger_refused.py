@@ -189,3 +189,15 @@ def test_a_refused_write_is_a_ledger_error_that_says_what_to_grant(grants: Grant
 
     with Ledger(grants.url) as ledger, pytest.raises(LedgerRefused, match="grant the ledger's database role"):
         ledger.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
+
+
+def test_a_read_only_database_is_refused_with_what_to_do(pg_url: str) -> None:
+    from ledger import ScoreIn
+
+    upgrade(pg_url)
+    database = pg_url.rsplit("/", 1)[1]
+    with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
+        admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')  # type: ignore[arg-type]
+    with Ledger(pg_url) as ledger, pytest.raises(LedgerRefused, match="a writable database") as refused:
+        ledger.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
+    assert "read-only transaction" in str(refused.value) and "judgeq resume" in str(refused.value)

@@ -7,10 +7,10 @@ from typing import Any
 REDIS_SCHEMES = ("redis://", "rediss://", "unix://")
 
 
-def redis_for(broker_url: str | None) -> Any:
-    """A Redis client on the broker, or None when there is no broker or it is not Redis."""
+def redis_for(broker_url: str | None, timeout_s: float = 10) -> Any:
+    """A Redis client on the broker (each call bounded by ``timeout_s``), or None without a Redis broker."""
     if not broker_url or not broker_url.startswith(REDIS_SCHEMES):
         return None
     import redis
 
-    return redis.Redis.from_url(broker_url, socket_timeout=10, socket_connect_timeout=10)
+    return redis.Redis.from_url(broker_url, socket_timeout=timeout_s, socket_connect_timeout=timeout_s)
