@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import Sequence
+from operator import itemgetter
 from typing import Any, Final
 
 REPLACEMENT: Final = "\ufffd"
@@ -30,24 +31,33 @@ def storable(text: str) -> str:
     return _UNSTORABLE.sub(REPLACEMENT, text)
 
 
-def storable_values(values: tuple[Any, ...], text_positions: Sequence[int]) -> tuple[Any, ...]:
-    """A row's column values with every text value at ``text_positions`` made storable.
+class TextColumns:
+    """Makes the text values of a row's column tuple storable; the text columns are at ``positions``."""
 
-    The row is checked as one string first, so a clean row (nearly all of
-    them) costs one join and two scans, not a call per column.
-    """
-    texts = [value for value in map(values.__getitem__, text_positions) if isinstance(value, str)]
-    joined = "".join(texts)
-    if "\x00" not in joined:
-        if joined.isascii():
-            return values
+    def __init__(self, positions: Sequence[int]) -> None:
+        self.positions = tuple(positions)
+        self._pick = itemgetter(*self.positions) if len(self.positions) > 1 else lambda row: (row[self.positions[0]],)
+
+    def storable(self, values: tuple[Any, ...]) -> tuple[Any, ...]:
+        """``values`` with every text value made storable (the same tuple when all are, as nearly all rows are).
+
+        The row's texts are checked as one string (a join and two scans in C),
+        not with a call per column: under 1 µs for a row of the 13 text columns of scores.
+        """
         try:
-            joined.encode("utf-8")
-            return values
-        except UnicodeEncodeError:
-            pass
-    fixed = list(values)
-    for position in text_positions:
-        if isinstance(fixed[position], str):
-            fixed[position] = storable(fixed[position])
-    return tuple(fixed)
+            joined = "".join(filter(None, self._pick(values)))
+        except TypeError:  # not a str where text was expected: leave it to the driver to complain
+            joined = "\x00"
+        if "\x00" not in joined:
+            if joined.isascii():
+                return values
+            try:
+                joined.encode("utf-8")
+                return values
+            except UnicodeEncodeError:
+                pass
+        fixed = list(values)
+        for position in self.positions:
+            if isinstance(fixed[position], str):
+                fixed[position] = storable(fixed[position])
+        return tuple(fixed)

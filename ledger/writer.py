@@ -35,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.models import ITEMS, SCORES
 from ledger.rows import ItemIn, ScoreIn
-from ledger.text import storable, storable_values
+from ledger.text import TextColumns, storable
 from ledger.upsert import insert_items, upsert_scores
 
 if TYPE_CHECKING:
@@ -52,12 +52,12 @@ def _is_text(column: sa.Column[Any]) -> bool:
     return isinstance(kind, sa.String) or isinstance(getattr(kind, "impl", None), sa.String)
 
 
-_SCORE_TEXT: Final = tuple(i for i, name in enumerate(SCORE_COLUMNS) if _is_text(SCORES.c[name]))
+_SCORE_TEXT: Final = TextColumns([i for i, name in enumerate(SCORE_COLUMNS) if _is_text(SCORES.c[name])])
 
 
 def _score_values(row: ScoreIn) -> tuple[Any, ...]:
     """The row's values in SCORE_COLUMNS order, its text made storable."""
-    return storable_values(_score_getter(row), _SCORE_TEXT)
+    return _SCORE_TEXT.storable(_score_getter(row))
 
 
 def _item_values(run_id: str, item: ItemIn) -> tuple[Any, ...]:
