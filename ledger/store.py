@@ -33,7 +33,7 @@ from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, u
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
 from ledger.text import storable
-from ledger.upsert import insert_run
+from ledger.upsert import insert_run, upsert_scores
 from ledger.urls import normalize_url
 from ledger.writer import writer_for
 
@@ -48,6 +48,7 @@ class Ledger:
         self.engine: Engine = create_ledger_engine(self.url)
         self._insert_run = insert_run(self.engine.dialect.name)
         self._writer = writer_for(self.engine.dialect.name)  # items and scores: COPY on PostgreSQL
+        self._probe_scores = upsert_scores(self.engine.dialect.name, source=sa.select(*SCORES.c).where(sa.false()))
 
     # -- connection handling -------------------------------------------------
 
@@ -233,7 +234,8 @@ class Ledger:
         then written row by row, each in its own transaction, and only such a
         row is replaced by an error row (``ledger.rows.unstorable``) that keeps
         its cost and tokens where the database takes those. Any other error
-        (lost connection, privileges) raises, with nothing written.
+        (lost connection, privileges) raises; a batch is then not written, and
+        rows already written alone stay (writing them again changes nothing).
         """
         if not rows:
             return 0
@@ -243,6 +245,16 @@ class Ledger:
         except LedgerDataError:
             pass  # some row the database will not take: each row alone finds which
         return sum(self._write_alone(row, now) for row in rows)
+
+    def check_writable(self) -> None:
+        """Raise :class:`LedgerRefused` (or ``LedgerUnavailable``) unless score rows may be written now.
+
+        Runs the score upsert on no rows: the database checks the privileges
+        it needs (INSERT, UPDATE) and refuses a read-only transaction, and
+        nothing is written. It cannot foresee a full disk or a bad value.
+        """
+        with self._connect() as conn, conn.begin():
+            conn.execute(self._probe_scores)
 
     def _write_batch(self, rows: Sequence[ScoreIn], now: datetime) -> int:
         with self._connect() as conn, conn.begin():

@@ -201,3 +201,28 @@ def test_a_read_only_database_is_refused_with_what_to_do(pg_url: str) -> None:
     with Ledger(pg_url) as ledger, pytest.raises(LedgerRefused, match="a writable database") as refused:
         ledger.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
     assert "read-only transaction" in str(refused.value) and "judgeq resume" in str(refused.value)
+
+
+def test_a_refused_remote_chunk_is_not_judged_again_by_every_retry(tmp_path: Path, grants: Grants, redis_url: str,
+                                                                   pg_url: str) -> None:
+    """Retries first ask the ledger whether it takes writes now, instead of judging (and paying) again."""
+    from .provider import FakeProvider
+    from .remote_judge import dataset as remote_dataset
+    from .remote_judge import env_for
+
+    with FakeProvider() as provider:
+        env = env_for(tmp_path, provider, JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url)
+        worker = Worker("remote", dict(env, JUDGEQ_LEDGER_URL=grants.url, JUDGEQ_LEDGER_RETRY_S="0.3",
+                                       JUDGEQ_LEDGER_RETRIES="100"), "--concurrency", "2").wait_ready()
+        try:
+            sub = run_cli(["submit", str(remote_dataset(tmp_path / "golden.jsonl", 16)), "--judge", "faithful"], env)
+            assert sub.returncode == 0, sub.stderr
+            run_id = sub.stdout.strip().splitlines()[0]
+            wait_until(lambda: worker.log().count("ledger failed for") >= 4, 60, "retries:\n" + worker.log()[-3000:])
+            grants.grant()
+            wait_until(lambda: rows_and_keys(pg_url, run_id) == (16, 16), 60, "every row:\n" + worker.log()[-3000:])
+        finally:
+            worker.stop()
+        # Paid on the first delivery, whose verdicts the ledger refused, and once more after GRANT; never by the
+        # (at least four) retries in between.
+        assert provider.count() == 2 * 16

@@ -116,6 +116,8 @@ def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
             error = f"worker lost {delivery - 1} times while judging this chunk (poison message guard)"
             outcome = fail_chunk(message, state.ledger, error, POISON)
         else:
+            if self.request.retries:  # tried again after the ledger failed: ask it first, pay no provider in vain
+                state.ledger.check_writable()
             outcome = execute(message, state.ledger, state.judges, state.judges.services)
     except LedgerError as exc:
         return _ledger_failed(self, state, message, exc, settings)
