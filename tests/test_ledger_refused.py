@@ -226,3 +226,13 @@ def test_a_refused_remote_chunk_is_not_judged_again_by_every_retry(tmp_path: Pat
         # Paid on the first delivery, whose verdicts the ledger refused, and once more after GRANT; never by the
         # (at least four) retries in between.
         assert provider.count() == 2 * 16
+
+
+def test_asking_whether_the_ledger_takes_writes_writes_nothing(ledger_url: str, tmp_path: Path) -> None:
+    with Ledger(ledger_url) as ledger:
+        ledger.check_writable()
+        assert list(ledger.scores("r")) == []
+    if ledger_url.startswith("sqlite"):  # the same file opened read-only is refused, with what to do
+        read_only = ledger_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
+        with Ledger(read_only) as ledger, pytest.raises(LedgerRefused, match="a writable database"):
+            ledger.check_writable()
