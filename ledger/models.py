@@ -120,7 +120,7 @@ class Score(LedgerModel, table=True):
     cluster: str | None = None
     content_hash: str | None = None  # hash of the judged fields: the verdict cache's key
     saved_usd: float = 0.0  # a cache hit: what the verdict cost when it was first paid for
-    error_kind: str | None = None  # why an error or skip: transient, fatal, account, circuit, internal, budget
+    error_kind: str | None = None  # why an error or skip: transient, fatal, account, circuit, poison, setup, internal, budget
 
 
 # The tables as SQLAlchemy Core sees them: queries are written against these

@@ -8,7 +8,8 @@ the dataclasses below (frozen, except the hot ``ScoreIn``).
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+import math
+from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
@@ -62,6 +63,31 @@ class ScoreIn:
     def __post_init__(self) -> None:
         if self.status not in SCORE_STATUSES:
             raise ValueError(f"score status must be one of {SCORE_STATUSES}, not {self.status!r}")
+
+
+#: ``error_kind`` of the error row that stands for a row the database would not store.
+UNSTORABLE_KIND = "internal"
+
+
+def unstorable(row: ScoreIn, problem: str, *, keep_usage: bool) -> ScoreIn:
+    """The error row written instead of ``row``, which the database refused with ``problem``.
+
+    It keeps the row's key, judge version and sampling fields, and with
+    ``keep_usage`` what the judgement cost (cost, tokens, latency, attempts),
+    so the run's spend stays right; without it (when the usage is what the
+    database refused) those are zero and the error says so.
+    """
+    what = "verdict" if row.status == "ok" else f"{row.status} row"
+    error = f"the ledger could not store this {what}: {problem}"
+    if row.error:
+        error += f"; its error was: {row.error}"
+    failed = replace(row, status="error", score=None, label=None, reason="", error=error,
+                     error_kind=UNSTORABLE_KIND, cached=False)
+    if keep_usage:
+        return failed
+    return replace(failed, cost_usd=0.0, saved_usd=0.0, tokens_in=0, tokens_out=0, latency_s=0.0, attempts=0,
+                   weight=row.weight if math.isfinite(row.weight) else 1.0,
+                   error=error + " (its cost and tokens could not be stored either)")
 
 
 @dataclass(frozen=True)

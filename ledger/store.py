@@ -6,8 +6,11 @@ Inputs and computed figures are the dataclasses of ``ledger.rows``.
 
 A Ledger is safe to share between threads (each call takes a pooled
 connection for its own duration). The schema is created on first use of an
-empty database (``ledger.migrate.ensure_schema``). A database that cannot be
-reached raises :class:`LedgerUnavailable`, which callers may retry.
+empty database (``ledger.migrate.ensure_schema``). Every error of the
+database comes out as a :class:`LedgerError` (``ledger.errors.from_database``):
+:class:`LedgerUnavailable` when it cannot be reached, :class:`LedgerRefused`
+when it refuses a statement; callers may retry both. A row whose values the
+database will not take costs only itself (see :meth:`Ledger.write_scores`).
 """
 
 from __future__ import annotations
@@ -23,13 +26,14 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from ledger.engine import connect, create_ledger_engine
-from ledger.errors import LedgerUnavailable, RunExists, RunNotFound
+from ledger.errors import LedgerDataError, RunExists, RunNotFound, from_database
 from ledger.migrate import ensure_schema
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, unscored_in_window
-from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
+from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
-from ledger.upsert import insert_run
+from ledger.text import storable
+from ledger.upsert import insert_run, upsert_scores
 from ledger.urls import normalize_url
 from ledger.writer import writer_for
 
@@ -44,6 +48,7 @@ class Ledger:
         self.engine: Engine = create_ledger_engine(self.url)
         self._insert_run = insert_run(self.engine.dialect.name)
         self._writer = writer_for(self.engine.dialect.name)  # items and scores: COPY on PostgreSQL
+        self._probe_scores = upsert_scores(self.engine.dialect.name, source=sa.select(*SCORES.c).where(sa.false()))
 
     # -- connection handling -------------------------------------------------
 
@@ -53,10 +58,10 @@ class Ledger:
             ensure_schema(self.engine)
             with connect(self.engine) as conn:
                 yield conn
-        except sa.exc.DBAPIError as exc:
-            if exc.connection_invalidated:  # the server went away mid-call
-                raise LedgerUnavailable.at(self.url, exc.orig or exc) from exc
-            raise
+        except sa.exc.DBAPIError as exc:  # the database's own errors, as SQLAlchemy wraps them
+            raise from_database(self.url, exc) from exc
+        except (OverflowError, UnicodeError) as exc:  # a driver that cannot send a value (not wrapped)
+            raise from_database(self.url, exc) from exc
 
     @contextmanager
     def _session(self) -> Iterator[Session]:
@@ -83,8 +88,9 @@ class Ledger:
             raise ValueError(f"run kind must be one of {RUN_KINDS}, not {run.kind!r}")
         if run.status not in RUN_STATUSES:
             raise ValueError(f"run status must be one of {RUN_STATUSES}, not {run.status!r}")
+        values = {key: storable(value) if isinstance(value, str) else value for key, value in run.model_dump().items()}
         with self._connect() as conn, conn.begin():
-            if conn.execute(self._insert_run, run.model_dump()).rowcount == 0:
+            if conn.execute(self._insert_run, values).rowcount == 0:
                 raise RunExists(run.id)
 
     def set_status(self, run_id: str, status: RunStatus, *, at: datetime | None = None) -> None:
@@ -205,12 +211,14 @@ class Ledger:
 
     def existing(self, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> set[str]:
         """Those of ``trace_ids`` that already have a score row for ``eval_name``."""
+        stored = {storable(trace_id): trace_id for trace_id in trace_ids}  # rows hold ids as ledger.text stores them
+        keys = list(stored)
         found: set[str] = set()
         with self._connect() as conn:
-            for start in range(0, len(trace_ids), IN_CHUNK):
-                chunk = trace_ids[start : start + IN_CHUNK]
+            for start in range(0, len(keys), IN_CHUNK):
+                chunk = keys[start : start + IN_CHUNK]
                 found.update(
-                    conn.execute(scored_among(conn.dialect.name, run_id, eval_name, chunk)).scalars()
+                    stored[key] for key in conn.execute(scored_among(conn.dialect.name, run_id, eval_name, chunk)).scalars()
                 )
         return found
 
@@ -219,13 +227,49 @@ class Ledger:
 
         Returns the number of rows inserted or replaced; rows left as they
         were (already written) are not counted. Rows without ``ts`` get the
-        time of this call.
+        time of this call. Text is stored as ``ledger.text`` makes it.
+
+        One row the database will not take (:class:`LedgerDataError`: a value
+        out of range, a constraint) does not cost its neighbours: the batch is
+        then written row by row, each in its own transaction, and only such a
+        row is replaced by an error row (``ledger.rows.unstorable``) that keeps
+        its cost and tokens where the database takes those. Any other error
+        (lost connection, privileges) raises; a batch is then not written, and
+        rows already written alone stay (writing them again changes nothing).
         """
         if not rows:
             return 0
         now = utcnow()
+        try:
+            return self._write_batch(rows, now)
+        except LedgerDataError:
+            pass  # some row the database will not take: each row alone finds which
+        return sum(self._write_alone(row, now) for row in rows)
+
+    def check_writable(self) -> None:
+        """Raise :class:`LedgerRefused` (or ``LedgerUnavailable``) unless score rows may be written now.
+
+        Runs the score upsert on no rows: the database checks the privileges
+        it needs (INSERT, UPDATE) and refuses a read-only transaction, and
+        nothing is written. It cannot foresee a full disk or a bad value.
+        """
+        with self._connect() as conn, conn.begin():
+            conn.execute(self._probe_scores)
+
+    def _write_batch(self, rows: Sequence[ScoreIn], now: datetime) -> int:
         with self._connect() as conn, conn.begin():
             return self._writer.write_scores(conn, rows, now)
+
+    def _write_alone(self, row: ScoreIn, now: datetime) -> int:
+        """Write ``row``, or if the database refuses it, the error row standing for it (with its usage if possible)."""
+        try:
+            return self._write_batch([row], now)
+        except LedgerDataError as exc:
+            problem = exc.detail
+        try:
+            return self._write_batch([unstorable(row, problem, keep_usage=True)], now)
+        except LedgerDataError:  # the usage itself (a token count out of range) cannot be stored
+            return self._write_batch([unstorable(row, problem, keep_usage=False)], now)
 
     def cached_verdicts(self, judge_version: str, content_hashes: Sequence[str]) -> dict[str, Score]:
         """The verdict cache: an "ok" row of ``judge_version`` for each of ``content_hashes`` that has one.

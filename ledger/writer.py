@@ -18,6 +18,9 @@ empties them at the end of the caller's transaction.
 SQLite, and a PostgreSQL batch holding one score key twice (``ON CONFLICT DO
 UPDATE`` cannot meet a row twice in one statement, while executemany applies
 the rows in turn), take the executemany path.
+
+Both paths pass every text value through ``ledger.text`` on the way in, so
+the two backends store the same text (NUL and lone surrogates as U+FFFD).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.models import ITEMS, SCORES
 from ledger.rows import ItemIn, ScoreIn
+from ledger.text import TextColumns, storable
 from ledger.upsert import insert_items, upsert_scores
 
 if TYPE_CHECKING:
@@ -40,7 +44,25 @@ if TYPE_CHECKING:
 ITEM_COLUMNS: Final = ("run_id", "trace_id", "seq", "content_hash", "record")
 SCORE_COLUMNS: Final = tuple(column.name for column in SCORES.columns)  # ScoreIn has the same fields
 
-_score_values = attrgetter(*SCORE_COLUMNS)  # ScoreIn -> tuple in SCORE_COLUMNS order, in C
+_score_getter = attrgetter(*SCORE_COLUMNS)  # ScoreIn -> tuple in SCORE_COLUMNS order, in C
+
+
+def _is_text(column: sa.Column[Any]) -> bool:
+    kind = column.type
+    return isinstance(kind, sa.String) or isinstance(getattr(kind, "impl", None), sa.String)
+
+
+_SCORE_TEXT: Final = TextColumns([i for i, name in enumerate(SCORE_COLUMNS) if _is_text(SCORES.c[name])])
+
+
+def _score_values(row: ScoreIn) -> tuple[Any, ...]:
+    """The row's values in SCORE_COLUMNS order, its text made storable."""
+    return _SCORE_TEXT.storable(_score_getter(row))
+
+
+def _item_values(run_id: str, item: ItemIn) -> tuple[Any, ...]:
+    """The item's values in ITEM_COLUMNS order; the record is JSON and is stored as it is."""
+    return (storable(run_id), storable(item.trace_id), item.seq, storable(item.content_hash), item.record)
 
 
 def writer_for(dialect_name: str) -> RowWriter:
@@ -56,7 +78,7 @@ class RowWriter:
         self._upsert_scores = upsert_scores(dialect_name)
 
     def add_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> None:
-        conn.execute(self._insert_items, [dict(vars(item), run_id=run_id) for item in items])
+        conn.execute(self._insert_items, [dict(zip(ITEM_COLUMNS, _item_values(run_id, item))) for item in items])
 
     def write_scores(self, conn: Connection, rows: Sequence[ScoreIn], now: datetime) -> int:
         params = [_score_params(row, now) for row in rows]
@@ -78,7 +100,7 @@ class CopyWriter(RowWriter):
         )
 
     def add_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> None:
-        self._items.load(conn, ((run_id, i.trace_id, i.seq, i.content_hash, i.record) for i in items))
+        self._items.load(conn, (_item_values(run_id, item) for item in items))
         conn.execute(self._items_from_stage)
 
     def write_scores(self, conn: Connection, rows: Sequence[ScoreIn], now: datetime) -> int:

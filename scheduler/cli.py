@@ -229,6 +229,7 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
     from ledger.settings import LedgerSettings
     from ledger.store import Ledger
 
+    from .deadletters import DeadLetterView
     from .render import print_json
 
     ledger = Ledger(LedgerSettings().ledger_url)
@@ -236,12 +237,15 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
     progress = ledger.progress(run_id)
     if progress.done >= progress.expected and ledger.mark_done_if_complete(run_id):
         run = ledger.get_run(run_id)
+    dead = DeadLetterView.read(run_id)
     if json_out:
-        print_json({"run_id": run.id, "status": run.status, "progress": progress})
+        print_json({"run_id": run.id, "status": run.status, "progress": progress, "dead_letters": dead.as_json()})
         return
     pct = 100.0 * progress.done / progress.expected if progress.expected else 100.0
     print(f"run {run.id} ({run.dataset_name}): {run.status}, {progress.done}/{progress.expected} rows ({pct:.0f}%), "
           f"{progress.ok} ok, {progress.errors} errors, {progress.skipped} skipped")
+    for line in dead.lines():
+        print(line)
 
 
 def _assessment_command(need_gate: bool, doc: str) -> Any:
@@ -381,6 +385,9 @@ def resume(
         _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out, alive=thread.is_alive, failure=failure)
         return
     missing = submitting.resume(run, ledger, dispatcher, settings)
+    from .deadletters import clear
+
+    clear(run_id)  # their items were among those re-enqueued
     print(f"run {run_id}: re-enqueued {missing} item-judge pairs without a ledger row", file=sys.stderr)
     if wait:
         _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out)

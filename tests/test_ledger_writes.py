@@ -137,17 +137,22 @@ def test_a_key_twice_in_one_batch_is_applied_in_turn(ledger: Ledger) -> None:
     assert (rows["ok-then-error"].status, rows["ok-then-error"].score) == ("ok", 0.25)
 
 
-def test_a_failed_write_leaves_nothing_and_the_next_one_counts_only_its_rows(ledger: Ledger) -> None:
-    bad = score("bad-status")
+def test_a_row_the_database_refuses_costs_only_itself_and_the_next_write_counts_only_its_rows(
+    ledger: Ledger,
+) -> None:
+    bad = score("bad-status", cost_usd=0.5, tokens_in=40)
     bad.status = "bogus"  # type: ignore[assignment]  # past ScoreIn's check: the database's CHECK refuses it
 
-    with pytest.raises(sa.exc.IntegrityError):
-        ledger.write_scores([score("with-the-bad-one"), bad])
+    assert ledger.write_scores([score("with-the-bad-one"), bad]) == 2
 
-    assert stored(ledger) == {}
+    rows = stored(ledger)
+    assert rows["with-the-bad-one"].status == "ok"
+    refused = rows["bad-status"]
+    assert (refused.status, refused.error_kind, refused.cost_usd, refused.tokens_in) == ("error", "internal", 0.5, 40)
+    assert "could not store" in (refused.error or "")
     assert ledger.write_scores([score("a"), score("b")]) == 2
     assert ledger.write_scores([score("a"), score("c")]) == 1
-    assert sorted(stored(ledger)) == ["a", "b", "c"]
+    assert sorted(stored(ledger)) == ["a", "b", "bad-status", "c", "with-the-bad-one"]
 
 
 def test_postgresql_writes_by_copy_and_reports_copy_errors_as_sqlalchemy_does(
@@ -168,10 +173,11 @@ def test_postgresql_writes_by_copy_and_reports_copy_errors_as_sqlalchemy_does(
         ledger.write_scores([score("t")])
         assert loads == ["items_in", "scores_in"]
 
-        with pytest.raises(sa.exc.DataError):  # PostgreSQL text cannot hold NUL: refused inside the COPY
-            ledger.write_scores([score("nul", reason="a\x00b")])
-        with pytest.raises(sa.exc.DataError, match="out of range"):  # refused, not truncated to 32 bits
-            ledger.write_scores([score("too-many-tokens", tokens_in=2**40)])
+        # An error inside the COPY comes out as SQLAlchemy's DataError, which the ledger sorts as a row
+        # it cannot store: out of range, not truncated to 32 bits.
+        assert ledger.write_scores([score("too-many-tokens", tokens_in=2**40)]) == 1
+        refused = stored(ledger)["too-many-tokens"]
+        assert refused.status == "error" and "integer out of range" in (refused.error or "")
         assert ledger.write_scores([score("after", ts=datetime(2026, 1, 1, tzinfo=UTC))]) == 1
 
 

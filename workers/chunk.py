@@ -34,6 +34,11 @@ log = logging.getLogger(__name__)
 #: Metadata keys that name the cluster an item belongs to (first present wins).
 CLUSTER_KEYS = ("session_id", "user_id")
 
+#: ``error_kind`` of the rows a worker writes for a chunk it could not judge (README, "Reliability").
+INTERNAL = "internal"  # judgeq's own code raised while judging the chunk (a bug: report it)
+POISON = "poison"  # the chunk's worker died JUDGEQ_MAX_DELIVERIES times (a crash, out of memory, a hard time limit)
+SETUP = "setup"  # the worker could not build the chunk's judge (another judgeq version, a key it lacks)
+
 
 @dataclass(frozen=True)
 class ChunkOutcome:
@@ -77,8 +82,10 @@ def execute(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
             services: RemoteServices | None = None) -> ChunkOutcome:
     """Run the chunk; a bug ends its items as visible errors instead of leaving them hanging.
 
-    Ledger errors propagate: the caller decides whether to retry (a worker) or
-    to stop the run resumably (embedded mode).
+    Ledger errors propagate (every database error is one, ``ledger.errors``):
+    the caller decides whether to retry (a worker) or to stop the run
+    resumably (embedded mode). Nothing here swallows them, so a chunk is never
+    acknowledged without its rows.
     """
     try:
         return run_chunk(message, ledger, judges, services)
@@ -86,7 +93,7 @@ def execute(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
         raise
     except Exception as exc:
         log.exception("chunk %s failed", message.summary())
-        return fail_chunk(message, ledger, f"internal error in worker: {type(exc).__name__}: {exc}")
+        return fail_chunk(message, ledger, f"internal error in worker: {type(exc).__name__}: {exc}", INTERNAL)
 
 
 def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
@@ -101,7 +108,7 @@ def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
         judge = judges.get(message.judge)
     except Exception as exc:  # a worker that cannot build the judge records why, per row
         log.error("cannot build judge %s: %s", message.judge_name, exc)
-        verdicts = [Verdict.failed(r.id, f"{type(exc).__name__}: {exc}", attempts=0) for r in records]
+        verdicts = [Verdict.failed(r.id, f"{type(exc).__name__}: {exc}", attempts=0, error_kind=SETUP) for r in records]
         return _write(message, records, verdicts, ledger, already_done=0)
 
     todo: Sequence[Record] = records
@@ -124,10 +131,10 @@ def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
     return _write(message, todo, verdicts, ledger, already_done=already)
 
 
-def fail_chunk(message: ChunkMessage, ledger: Ledger, error: str) -> ChunkOutcome:
-    """Record every item of the chunk as failed with ``error`` (poison message, lost judge)."""
+def fail_chunk(message: ChunkMessage, ledger: Ledger, error: str, kind: str) -> ChunkOutcome:
+    """Record every item of the chunk as failed with ``error`` of ``kind`` (INTERNAL, POISON)."""
     records = [Record.model_validate(r) for r in message.records]
-    verdicts = [Verdict.failed(r.id, error, attempts=0) for r in records]
+    verdicts = [Verdict.failed(r.id, error, attempts=0, error_kind=kind) for r in records]
     return _write(message, records, verdicts, ledger, already_done=0)
 
 

@@ -20,3 +20,8 @@ RATE = PREFIX + "rate:{key}"
 CIRCUIT_ERRORS = PREFIX + "circuit:errors:{run_id}:{judge}"
 CIRCUIT_OPEN = PREFIX + "circuit:open:{run_id}:{judge}"
 CIRCUIT_TTL_S = 24 * 3600
+
+#: Dead letters of one run: chunks whose rows the ledger would not take after
+#: every retry (a hash: task id -> JSON entry); workers/deadletters.py.
+DEAD_LETTERS = PREFIX + "dead:{run_id}"
+DEAD_LETTERS_TTL_S = 14 * 24 * 3600

@@ -37,6 +37,22 @@ class WorkerSettings(BaseSettings):
         default=3,
         description="A chunk delivered this many times (its worker died each time) is recorded as failed.",
     )
+    ledger_retry_s: float = Field(
+        default=15,
+        gt=0,
+        description=(
+            "Seconds before a chunk whose rows the ledger could not take (unreachable, refused) is tried again. "
+            "Keep it well under the visibility timeout."
+        ),
+    )
+    ledger_retries: int = Field(
+        default=20,
+        ge=0,
+        description=(
+            "Tries again of such a chunk; after the last, it is kept as a dead letter that 'judgeq status RUN' "
+            "shows, and 'judgeq resume RUN' re-enqueues its items."
+        ),
+    )
     task_events: bool = Field(
         default=True, description="Send task events (Flower's task list and metrics need them)."
     )

@@ -3,6 +3,12 @@
 Judging lives in judges/, writing in ledger/; this module only decides about
 delivery. A chunk whose worker died ``max_deliveries`` times is recorded as
 failed instead of killing the next worker too.
+
+Nothing is acknowledged before its rows (or its error rows) are written: when
+the ledger will not take them (any ``LedgerError``: unreachable, or refusing
+the statement), the chunk goes back to the queue every ``ledger_retry_s``
+seconds, ``ledger_retries`` times, then to the run's dead letters
+(workers/deadletters.py), and only then is the message acknowledged.
 """
 
 from __future__ import annotations
@@ -21,7 +27,9 @@ from ledger.store import Ledger
 
 from .admission import admit
 from .app import app
-from .chunk import ChunkOutcome, JudgeCache, execute, fail_chunk
+from .broker import redis_for
+from .chunk import POISON, ChunkOutcome, JudgeCache, execute, fail_chunk
+from .deadletters import DeadLetters
 from .keys import DELIVERIES, DELIVERIES_TTL_S
 from .circuit import Circuit, LocalCircuit, RedisCircuit
 from .keys import QUEUE_REMOTE
@@ -56,14 +64,15 @@ class _ProcessState:
 
     def _client(self) -> Any:
         """This process's Redis client on the broker, or None when the broker is not Redis."""
-        settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
-        if not settings.broker_url or not settings.broker_url.startswith(("redis://", "rediss://", "unix://")):
-            return None
         if self.redis is None:
-            import redis
-
-            self.redis = redis.Redis.from_url(settings.broker_url, socket_timeout=10, socket_connect_timeout=10)
+            settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
+            self.redis = redis_for(settings.broker_url)
         return self.redis
+
+    def dead_letters(self) -> DeadLetters | None:
+        """Where chunks go that the ledger would not take after every retry; None without a Redis broker."""
+        client = self._client()
+        return None if client is None else DeadLetters(client)
 
     def _services(self) -> RemoteServices:
         """The fleet-wide rate limiter and circuit (Redis), or in-process ones without a Redis broker."""
@@ -93,14 +102,7 @@ class _ProcessState:
 _state = _ProcessState()
 
 
-#: While the ledger is unreachable a chunk is put back with this countdown
-#: (well under the visibility timeout), up to LEDGER_RETRIES times; after that
-#: the items stay without rows and ``judgeq resume`` re-enqueues them.
-LEDGER_RETRY_COUNTDOWN_S = 15
-LEDGER_RETRIES = 20
-
-
-@app.task(name="judgeq.judge_chunk", bind=True, max_retries=LEDGER_RETRIES)
+@app.task(name="judgeq.judge_chunk", bind=True, max_retries=None)
 def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
     """Judge one chunk of records for one judge and write its ledger rows."""
     state = _state.ensure()
@@ -109,8 +111,10 @@ def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
     try:  # untrusted input: a valid chunk of a run the ledger holds, with that run's judge, or nothing
         admitted = admit(body, state.ledger, settings.max_record_bytes)
     except LedgerError as exc:
-        log.warning("ledger unavailable while admitting a chunk: %s; retrying", exc)
-        raise self.retry(exc=exc, countdown=LEDGER_RETRY_COUNTDOWN_S) from exc
+        log.warning("ledger unavailable while admitting a chunk: %s; retrying in %gs", exc, settings.ledger_retry_s)
+        # Not admitted yet: its records must not reach Flower, and its summary is not known to be true.
+        raise self.retry(exc=exc, countdown=settings.ledger_retry_s, argsrepr="(chunk awaiting the ledger)",
+                         kwargsrepr="{}") from exc
     if admitted is None:  # refused and logged: acknowledged, nothing written
         return {"written": 0, "already_done": 0, "errors": 0, "refused": 1}
     message = admitted
@@ -120,19 +124,45 @@ def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
         if delivery > settings.max_deliveries:
             log.error("chunk %s delivered %d times; recording it as failed", message.summary(), delivery)
             error = f"worker lost {delivery - 1} times while judging this chunk (poison message guard)"
-            outcome = fail_chunk(message, state.ledger, error)
+            outcome = fail_chunk(message, state.ledger, error, POISON)
         else:
+            if self.request.retries:  # tried again after the ledger failed: ask it first, pay no provider in vain
+                state.ledger.check_writable()
             outcome = execute(message, state.ledger, state.judges, state.judges.services)
     except LedgerError as exc:
-        log.warning("ledger unavailable for %s: %s; retrying", message.summary(), exc)
-        raise self.retry(exc=exc, countdown=LEDGER_RETRY_COUNTDOWN_S) from exc
+        return _ledger_failed(self, state, message, exc, settings)
     return _as_dict(outcome)
+
+
+def _ledger_failed(task: Task, state: _ProcessState, message: ChunkMessage, exc: LedgerError,
+                   settings: WorkerSettings) -> dict[str, int]:
+    """The ledger would not take the chunk's rows: back to the queue, or after the last try a dead letter."""
+    tries = task.request.retries
+    dead_letters = state.dead_letters()
+    if tries < settings.ledger_retries or dead_letters is None:  # no Redis: nowhere else to keep it
+        log.warning("ledger failed for %s (retry %d of %d in %gs): %s", message.summary(), tries + 1,
+                    settings.ledger_retries, settings.ledger_retry_s, exc)
+        raise task.retry(exc=exc, countdown=settings.ledger_retry_s, **flower_summary(message))
+    try:
+        dead_letters.add(message, str(task.request.id), str(exc))
+    except Exception as lost:  # Redis refused too: keep the message in the queue rather than drop it
+        log.error("cannot keep %s as a dead letter (%s); retrying in %gs", message.summary(), lost,
+                  settings.ledger_retry_s)
+        raise task.retry(exc=exc, countdown=settings.ledger_retry_s, **flower_summary(message)) from lost
+    log.error("ledger failed for %s %d times; kept as a dead letter of run %s (see 'judgeq status %s'): %s",
+              message.summary(), tries + 1, message.run_id, message.run_id, exc)
+    return {"written": 0, "already_done": 0, "errors": 0, "dead_letters": 1}
+
+
+def flower_summary(message: ChunkMessage) -> dict[str, str]:
+    """What Flower and task events show for a chunk task instead of its records (``apply_async`` options)."""
+    return {"argsrepr": f"({message.summary()})", "kwargsrepr": "{}"}
 
 
 def _requeue(message: ChunkMessage, countdown: float) -> None:
     """Hand unfinished items back to the queue: a new chunk task after ``countdown`` seconds."""
     judge_chunk.apply_async(args=[message.to_json()], countdown=countdown, queue=QUEUE_REMOTE,
-                            argsrepr=f"({message.summary()})", kwargsrepr="{}")
+                            **flower_summary(message))
 
 
 def _as_dict(outcome: ChunkOutcome) -> dict[str, int]:
