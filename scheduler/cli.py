@@ -372,6 +372,8 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
         raise UsageError('nothing to gate on; add --gate "JUDGE>=X" and/or --baseline RUN|latest')
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
+    if need_gate and run.status == "abandoned":
+        raise UsageError(f"run {run_id} was abandoned; there is nothing to gate (submit the dataset again)")
     progress = ledger.progress(run_id)
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected

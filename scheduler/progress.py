@@ -66,12 +66,13 @@ class ProgressView:
         span = last_t - first_t
         return (last_done - first_done) / span if span >= RATE_MIN_SPAN_S else None
 
-    def update(self, done: int, extra: str = "") -> None:
+    def update(self, done: int, extra: str = "", *, now: bool = False) -> None:
+        """Show ``done`` and ``extra``; ``now``: a plain line at once, whatever the interval (a change of state)."""
         if not self.enabled:
             return
-        now = self.clock()
-        self._samples.append((now, done))
-        while len(self._samples) > 2 and now - self._samples[1][0] >= RATE_WINDOW_S:
+        at = self.clock()
+        self._samples.append((at, done))
+        while len(self._samples) > 2 and at - self._samples[1][0] >= RATE_WINDOW_S:
             self._samples.popleft()
         rate = self.rate()
         if self._bar is not None:
@@ -79,12 +80,13 @@ class ProgressView:
             return
         finished = done >= self.total
         shown = (done, extra)
-        if shown != self._last_shown and (finished or now - self._last_line >= self.every_s or self._last_shown is None):
+        due = finished or now or at - self._last_line >= self.every_s or self._last_shown is None
+        if shown != self._last_shown and due:
             pct = 100.0 * done / self.total if self.total else 100.0
             figures = f"{pct:.0f}%" if rate is None else f"{pct:.0f}%, {rate:.0f}/s"
             tail = f" {extra}" if extra else ""
             print(f"{self.label}: {done}/{self.total} ({figures}){tail}", file=self.stream, flush=True)
-            self._last_line = now
+            self._last_line = at
             self._last_shown = shown
 
     def __exit__(self, *exc: object) -> None:

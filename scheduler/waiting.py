@@ -29,46 +29,48 @@ def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: floa
     poll decides. Raises ``LedgerUnavailable`` when the ledger stays unreachable
     for ``outage_s`` seconds, or is unreachable when ``timeout_s`` runs out.
     """
-    start = time.monotonic()
-    deadline = None if timeout_s is None else start + timeout_s
+    deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last: Progress | None = None
     down_since: float | None = None
     while True:
         try:
-            progress = _poll(run_id, ledger, view, alive)
+            progress, complete = _poll(run_id, ledger, alive)
         except LedgerUnavailable as exc:
             now = time.monotonic()
+            first = down_since is None
             down_since = now if down_since is None else down_since
             down = now - down_since
             if down >= outage_s or (deadline is not None and now >= deadline):
                 why = f"for {down:.0f} s" if down >= outage_s else f"when --timeout {timeout_s:g} s ran out"
                 raise LedgerUnavailable(f"{exc} (unreachable {why} while waiting for run {run_id}; "
                                         f"the run stays resumable: 'judgeq status {run_id}')") from exc
+            how_long = "" if first else f" for {down:.0f} s"
             view.update(last.done if last else 0,
-                        f"ledger unreachable for {down:.0f} s, still waiting (gives up after {outage_s:.0f} s)")
+                        f"ledger unreachable{how_long}, still waiting up to {outage_s:.0f} s", now=first)
             time.sleep(max(poll_s, OUTAGE_POLL_S))
             continue
-        down_since = None
-        last, complete = progress
+        if down_since is not None:
+            view.update(progress.done, f"ledger back after {time.monotonic() - down_since:.0f} s", now=True)
+            down_since = None
+        else:
+            view.update(progress.done, f"{progress.errors} errors" if progress.errors else "")
+        last = progress
         if complete is not None:
-            return last, complete
+            return progress, complete
         if deadline is not None and time.monotonic() >= deadline:
-            return last, False
+            return progress, False
         time.sleep(poll_s)
 
 
-def _poll(run_id: str, ledger: Ledger, view: ProgressView,
-          alive: Callable[[], bool] | None) -> tuple[Progress, bool | None]:
+def _poll(run_id: str, ledger: Ledger, alive: Callable[[], bool] | None) -> tuple[Progress, bool | None]:
     """One look at the ledger: the progress and, once the wait is over, whether the run is complete."""
     progress = ledger.progress(run_id)
-    view.update(progress.done, f"{progress.errors} errors" if progress.errors else "")
     if progress.done >= progress.expected and (alive is None or not alive()):
         # In embedded mode the last rows can land before the sender marks the run
         # running, so completion is marked once in-process work has ended.
         ledger.mark_done_if_complete(run_id)
         return progress, True
-    if alive is not None and not alive():
+    if alive is not None and not alive():  # in-process work ended short: one last look decides
         progress = ledger.progress(run_id)
-        view.update(progress.done)
         return progress, progress.done >= progress.expected
     return progress, None
