@@ -96,8 +96,7 @@ def submit(
     from .settings import SchedulerSettings
 
     _interrupt_on_sigterm()
-    submission = _Submission(dataset)
-    with _interruptible(submission):
+    with _interruptible(_Submission(dataset)) as submission:
         settings = SchedulerSettings()
         options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
                                     baseline_tag=baseline_tag, max_drop=max_drop, cluster_by=cluster_by,
@@ -171,7 +170,7 @@ class _Submission:
 
 
 @contextlib.contextmanager
-def _interruptible(submission: _Submission) -> Iterator[None]:
+def _interruptible(submission: _Submission) -> Iterator[_Submission]:
     """Ctrl-C and SIGTERM exit 3 saying what became of the run; a failure says so too, then goes on.
 
     Handled here because Typer turns an interrupt into exit 130 before ``main`` sees it.
@@ -179,7 +178,7 @@ def _interruptible(submission: _Submission) -> Iterator[None]:
     from .errors import SchedulerError
 
     try:
-        yield
+        yield submission
     except (SchedulerError, typer.Exit):  # bad input (a changed file abandons the run), or a verdict
         raise
     except KeyboardInterrupt:
@@ -437,10 +436,9 @@ def resume(
     settings = SchedulerSettings()
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
-    info = submitting.check_resumable(run, ledger, dataset)  # before anything is written
-    dispatcher = _dispatcher(settings)
-    submission = _Submission(dataset, run_id)
-    with _interruptible(submission):
+    with _interruptible(_Submission(dataset, run_id)) as submission:
+        info = submitting.check_resumable(run, ledger, dataset)  # before anything is written
+        dispatcher = _dispatcher(settings)
         if dispatcher.embedded:
             def job(embedded: Any, stop: threading.Event) -> None:
                 submitting.resume(run, ledger, embedded, settings, dataset=info)
