@@ -18,11 +18,13 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 RunKind = Literal["offline", "online"]
-RunStatus = Literal["submitting", "running", "done"]
+RunStatus = Literal["submitting", "running", "done", "abandoned"]
 ScoreStatus = Literal["ok", "error", "skipped"]
 
 RUN_KINDS: Final = ("offline", "online")
-RUN_STATUSES: Final = ("submitting", "running", "done")
+#: submitting: items being stored and sent; running: all sent; done: every row written;
+#: abandoned: given up (cut off, or its file changed while it was read); no gate or baseline uses it.
+RUN_STATUSES: Final = ("submitting", "running", "done", "abandoned")
 SCORE_STATUSES: Final = ("ok", "error", "skipped")
 
 NAMING_CONVENTION: Final = {

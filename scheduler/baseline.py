@@ -58,6 +58,8 @@ def resolve(ledger: Any, spec: str, dataset_name: str, tag: str, *, candidate: R
         if candidate is not None and spec == candidate.id:
             raise UsageError(f"--baseline {spec}: a run cannot be its own baseline; name an earlier run or 'latest'")
         run: Run = ledger.get_run(spec)
+        if run.status == "abandoned":
+            raise UsageError(f"--baseline {spec}: the run was abandoned; name a completed run or 'latest'")
         if run.status != "done":
             raise UsageError(f"--baseline {spec}: the run is {run.status}, not done; "
                              f"finish it with 'judgeq resume {spec}' or name a completed run")

@@ -6,8 +6,12 @@ Heavy modules (Celery, SQLAlchemy, litellm) are imported inside commands, so
 
 from __future__ import annotations
 
+import contextlib
 import os
+import shlex
 import sys
+import threading
+from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional
 
@@ -87,51 +91,103 @@ def submit(
     from ledger.store import Ledger
 
     from . import submit as submitting
+    from .assess import GateOptions
     from .errors import UsageError
-    from .gate import Gate
     from .settings import SchedulerSettings
 
-    from .assess import GateOptions
+    _interrupt_on_sigterm()
+    with _interruptible(_Submission(dataset)) as submission:
+        settings = SchedulerSettings()
+        options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
+                                    baseline_tag=baseline_tag, max_drop=max_drop, cluster_by=cluster_by,
+                                    files=junit is not None or markdown is not None)
+        gates = options.gates
+        if options.gating and not wait:
+            raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
+        config = load_config(settings.config)
+        plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta))
+        if max_cost is not None or no_cache:
+            import dataclasses
 
-    settings = SchedulerSettings()
-    options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
-                                baseline_tag=baseline_tag, max_drop=max_drop, cluster_by=cluster_by,
-                                files=junit is not None or markdown is not None)
-    gates = options.gates
-    if options.gating and not wait:
-        raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
-    config = load_config(settings.config)
-    plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta))
-    if max_cost is not None or no_cache:
-        import dataclasses
+            plan = dataclasses.replace(plan, max_cost_usd=max_cost, no_cache=no_cache)
+        from .gate import check_judges
 
-        plan = dataclasses.replace(plan, max_cost_usd=max_cost, no_cache=no_cache)
-    from .gate import check_judges
+        check_judges(gates, [j.name for j in plan.judges])
+        dispatcher = _dispatcher(settings)
+        ledger = Ledger(LedgerSettings().ledger_url)
+        baseline_run = None
+        if options.baseline is not None:  # resolved before anything is written: a bad baseline is exit 2
+            from .baseline import resolve
 
-    check_judges(gates, [j.name for j in plan.judges])
-    dispatcher = _dispatcher(settings)
-    ledger = Ledger(LedgerSettings().ledger_url)
-    baseline_run = None
-    if options.baseline is not None:  # resolved before anything is written: a bad baseline is exit 2
-        from .baseline import resolve
+            baseline_run = resolve(ledger, options.baseline, plan.dataset.name, options.baseline_tag)
+        outputs: dict[str, Any] = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown)
+        submitting.create_run(plan, ledger)  # the run id is shown only once its row exists
+        submission.run_id = plan.run_id
+        _say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
+             f"({plan.dataset.name}, {plan.dataset.content_hash[:12]})")
+        if not json_out:
+            print(plan.run_id, flush=True)
+        if dispatcher.embedded:
+            _run_embedded(plan, ledger, settings, gates, max_errors, timeout, json_out, outputs, submission.sent)
+            return
+        submitting.enqueue_items(plan, ledger, dispatcher, settings)
+        submission.sent.set()
+        if not wait:
+            if json_out:
+                from .render import print_json
 
-        baseline_run = resolve(ledger, options.baseline, plan.dataset.name, options.baseline_tag)
-    outputs: dict[str, Any] = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown)
-    _say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
-         f"({plan.dataset.name}, {plan.dataset.content_hash[:12]})")
-    if not json_out:
-        print(plan.run_id, flush=True)
-    if dispatcher.embedded:
-        _run_embedded(plan, ledger, dispatcher, settings, gates, max_errors, timeout, json_out, outputs)
-        return
-    submitting.enqueue(plan, ledger, dispatcher, settings)
-    if not wait:
-        if json_out:
-            from .render import print_json
+                print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
+            return
+        _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out, **outputs)
 
-            print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
-        return
-    _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out, **outputs)
+
+def _interrupt_on_sigterm() -> None:
+    """SIGTERM (CI cancelling a job, ``kill``) takes the same path as Ctrl-C (``_interruptible``)."""
+    import signal
+
+    def interrupt(signum: int, frame: Any) -> None:
+        raise KeyboardInterrupt(f"signal {signum}")
+
+    signal.signal(signal.SIGTERM, interrupt)
+
+
+class _Submission:
+    """What an interrupt or a failure during submit or resume has to say: the run, and how far it got."""
+
+    def __init__(self, dataset: Optional[Path], run_id: Optional[str] = None) -> None:
+        self.dataset = dataset
+        self.run_id = run_id  # set once the run's row exists
+        self.sent = threading.Event()  # set once every item is stored and sent
+
+    def next_step(self) -> str:
+        if self.run_id is None:
+            return "no run was created"
+        if self.sent.is_set() or self.dataset is None:  # every item is stored
+            return f"run {self.run_id} stays resumable with 'judgeq resume {self.run_id}'"
+        return (f"run {self.run_id} was cut off while it was being submitted; complete it with "
+                f"'judgeq resume {self.run_id} --dataset {shlex.quote(str(self.dataset))}', "
+                f"or give it up with 'judgeq abandon {self.run_id}'")
+
+
+@contextlib.contextmanager
+def _interruptible(submission: _Submission) -> Iterator[_Submission]:
+    """Ctrl-C and SIGTERM exit 3 saying what became of the run; a failure says so too, then goes on.
+
+    Handled here because Typer turns an interrupt into exit 130 before ``main`` sees it.
+    """
+    from .errors import SchedulerError
+
+    try:
+        yield submission
+    except (SchedulerError, typer.Exit):  # bad input (a changed file abandons the run), or a verdict
+        raise
+    except KeyboardInterrupt:
+        _say(f"judgeq: interrupted; {submission.next_step()}")
+        raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
+    except Exception:
+        if submission.run_id is not None and not submission.sent.is_set():
+            _say(f"judgeq: {submission.next_step()}")
+        raise
 
 
 def _say(text: str) -> None:
@@ -156,33 +212,58 @@ class _Embedded:
     embedded = True
 
 
-def _run_embedded(plan: Any, ledger: Any, _placeholder: Any, settings: Any, gates: list[Any], max_errors: int,
-                  timeout: Optional[float], json_out: bool, outputs: Optional[dict[str, Any]] = None) -> None:
+def _run_embedded(plan: Any, ledger: Any, settings: Any, gates: list[Any], max_errors: int,
+                  timeout: Optional[float], json_out: bool, outputs: Optional[dict[str, Any]] = None,
+                  sent: Optional[threading.Event] = None) -> None:
     """Embedded mode: the same chunk code runs in this process while the main thread shows progress."""
-    import threading
-
-    from workers.dispatch import EmbeddedDispatcher
-
     from . import submit as submitting
 
     # The judges come from this process's own judgeq.toml: trusted (see judges.egress).
     trusted = [j.spec for j in plan.judges if j.kind == "remote"]
+
+    def job(dispatcher: Any, stop: threading.Event) -> None:
+        if submitting.enqueue_items(plan, ledger, dispatcher, settings, stop=stop) and sent is not None:
+            sent.set()
+
+    _judge_in_process(job, plan.run_id, ledger, settings, gates, max_errors, timeout, json_out, trusted,
+                      expected=plan.expected, **(outputs or {}))
+
+
+def _judge_in_process(job: Any, run_id: str, ledger: Any, settings: Any, gates: list[Any], max_errors: int,
+                      timeout: Optional[float], json_out: bool, trusted: list[Any], **report: Any) -> None:
+    """Run ``job(dispatcher, stop)`` on a thread that judges in this process; wait and report meanwhile.
+
+    On Ctrl-C or SIGTERM the job stops between batches, chunks not yet started
+    are dropped and those being judged finish (each writes its rows in one
+    transaction), then the interrupt goes on to exit 3; the run is resumable.
+    ``trusted``: the LLM judge specs of this process's own judgeq.toml (see judges.egress).
+    """
+    from workers.dispatch import EmbeddedDispatcher
+
     dispatcher = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=trusted)
     failure: list[BaseException] = []
-
-    submitting.create_run(plan, ledger)
+    stop = threading.Event()
 
     def work() -> None:
         try:
-            submitting.enqueue_items(plan, ledger, dispatcher, settings)
+            job(dispatcher, stop)
             dispatcher.join()
         except BaseException as exc:  # surfaced in the main thread below
             failure.append(exc)
 
     worker = threading.Thread(target=work, name="judgeq-embedded", daemon=True)
     worker.start()
-    _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out,
-                     alive=worker.is_alive, failure=failure, expected=plan.expected, **(outputs or {}))
+    try:
+        _wait_and_report(run_id, ledger, settings, gates, max_errors, timeout, json_out,
+                         alive=worker.is_alive, failure=failure, **report)
+    except KeyboardInterrupt:
+        stop.set()
+        dispatcher.cancel()
+        worker.join(timeout=EMBEDDED_STOP_S)
+        raise
+
+
+EMBEDDED_STOP_S = 30  # how long an interrupt waits for the in-process sender to finish its batch
 
 
 def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], max_errors: int,
@@ -197,7 +278,8 @@ def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], 
 
     total = expected if expected is not None else ledger.get_run(run_id).expected
     with ProgressView(f"run {run_id}", total) as view:
-        progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.poll_s, alive=alive)
+        progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.poll_s, alive=alive,
+                                      outage_s=settings.wait_outage_s)
     if failure:
         raise failure[0]
     run = ledger.get_run(run_id)
@@ -297,6 +379,8 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
         raise UsageError('nothing to gate on; add --gate "JUDGE>=X" and/or --baseline RUN|latest')
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
+    if need_gate and run.status == "abandoned":
+        raise UsageError(f"run {run_id} was abandoned; there is nothing to gate (submit the dataset again)")
     progress = ledger.progress(run_id)
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
@@ -347,6 +431,7 @@ def resume(
     wait: Annotated[bool, typer.Option(help="Wait for the run to complete and print its summary.")] = False,
     timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait (exit 3 when exceeded).")] = None,
     json_out: JsonOpt = False,
+    dataset: Annotated[Optional[Path], typer.Option("--dataset", help="The file the run was submitted from (checked by its sha256): needed to complete a run cut off while it was being submitted.")] = None,
 ) -> None:
     """Re-enqueue exactly the items of a run that have no ledger row yet."""
     from ledger.settings import LedgerSettings
@@ -355,42 +440,50 @@ def resume(
     from . import submit as submitting
     from .settings import SchedulerSettings
 
+    _interrupt_on_sigterm()
     settings = SchedulerSettings()
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
-    dispatcher = _dispatcher(settings)
-    if dispatcher.embedded:
-        import threading
+    with _interruptible(_Submission(dataset, run_id)) as submission:
+        info = submitting.check_resumable(run, ledger, dataset)  # before anything is written
+        dispatcher = _dispatcher(settings)
+        if dispatcher.embedded:
+            from judges.config import load_config
+            from judges.spec import LlmJudgeSpec
 
-        from workers.dispatch import EmbeddedDispatcher
+            # Only judges that match this process's own judgeq.toml are trusted; the ledger may be shared.
+            own = [s for s in load_config(settings.config).judges.values() if isinstance(s, LlmJudgeSpec)]
 
-        from judges.config import load_config
-        from judges.spec import LlmJudgeSpec
+            def job(embedded: Any, stop: threading.Event) -> None:
+                submitting.resume(run, ledger, embedded, settings, dataset=info)
 
-        # Only judges that match this process's own judgeq.toml are trusted; the ledger may be shared.
-        own = [s for s in load_config(settings.config).judges.values() if isinstance(s, LlmJudgeSpec)]
-        embedded = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=own)
-        count: list[int] = []
-        failure: list[BaseException] = []
+            _judge_in_process(job, run_id, ledger, settings, [], 0, timeout, json_out, own)
+            return
+        missing = submitting.resume(run, ledger, dispatcher, settings, dataset=info)
+        submission.sent.set()
+        from .deadletters import clear
 
-        def work() -> None:
-            try:
-                count.append(submitting.resume(run, ledger, embedded, settings))
-                embedded.join()
-            except BaseException as exc:
-                failure.append(exc)
+        clear(run_id)  # their items were among those re-enqueued
+        print(f"run {run_id}: re-enqueued {missing} item-judge pairs without a ledger row", file=sys.stderr)
+        if wait:
+            _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out)
 
-        thread = threading.Thread(target=work, daemon=True)
-        thread.start()
-        _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out, alive=thread.is_alive, failure=failure)
-        return
-    missing = submitting.resume(run, ledger, dispatcher, settings)
-    from .deadletters import clear
 
-    clear(run_id)  # their items were among those re-enqueued
-    print(f"run {run_id}: re-enqueued {missing} item-judge pairs without a ledger row", file=sys.stderr)
-    if wait:
-        _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out)
+@app.command()
+def abandon(run_id: Annotated[str, typer.Argument(help="The run to give up.")]) -> None:
+    """Give up a run (one cut off while it was being submitted, say): no gate or baseline uses it again."""
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from . import submit as submitting
+
+    ledger = Ledger(LedgerSettings().ledger_url)
+    run = ledger.get_run(run_id)
+    if submitting.abandon(run, ledger):
+        print(f"run {run_id} ({run.dataset_name}, was {run.status}) is abandoned; "
+              "no gate or baseline will use it", file=sys.stderr)
+    else:
+        print(f"run {run_id} was already abandoned", file=sys.stderr)
 
 
 @app.command()

@@ -5,6 +5,7 @@ Each package owns the base of its part; only the CLI turns them into exit codes:
     Exception
     ├── scheduler.errors.SchedulerError    base of everything raised by scheduler/
     │   ├── InputError                     a dataset or trace file is unusable      → exit 2
+    │   │   └── DatasetChanged             the file changed after it was validated  → exit 2
     │   └── UsageError                     bad flags or a bad gate expression       → exit 2
     ├── judges.errors.JudgeError           base of everything raised by judges/
     │   ├── JudgeConfigError               judgeq.toml or a judge asked for          → exit 2
@@ -62,6 +63,10 @@ def _rebuild_input_error(
     path: Path, problem: str, line: int | None, field: str | None, hint: str | None
 ) -> InputError:
     return InputError(path, problem, line=line, field=field, hint=hint)
+
+
+class DatasetChanged(InputError):
+    """Raised when a dataset file being streamed is no longer the file that was validated."""
 
 
 class UsageError(SchedulerError):

@@ -10,7 +10,8 @@ Nothing here holds the records of a file. ``scan`` keeps 8 bytes per record
 (a hash of its id) and finds repeated ids at the end with numpy; only when two
 hashes collide does it read the file a second time to name both lines.
 ``scan`` and ``iter_records`` share one parser, so what was scanned is what is
-streamed.
+streamed; ``iter_batches`` given the scan's ``DatasetInfo`` also checks that
+the file it streams is still the file that was scanned (see there).
 
 The module is longer than most (about 400 lines) because error messages are
 most of it: each kind of bad input gets its own sentence and its own next step.
@@ -22,9 +23,10 @@ import csv
 import difflib
 import hashlib
 import json
+import os
 from array import array
 from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, field as dataclass_field
 from datetime import datetime
 from pathlib import Path
 from types import NoneType, UnionType
@@ -33,7 +35,7 @@ from typing import Any, Literal, NoReturn, Protocol, Union, get_args, get_origin
 from pydantic import AliasChoices, ValidationError
 
 from judges.record import Record
-from scheduler.errors import InputError
+from scheduler.errors import DatasetChanged, InputError
 
 Format = Literal["jsonl", "csv"]
 
@@ -52,6 +54,8 @@ class DatasetInfo:
     format: Format
     content_hash: str  # sha256 of the file's bytes, 64 hex digits
     count: int  # number of records
+    # (device, inode, size, mtime in ns) of the file before it was read; None if it could not be stat'ed
+    stamp: tuple[int, int, int, int] | None = dataclass_field(default=None, compare=False)
 
     @property
     def short(self) -> str:
@@ -67,6 +71,7 @@ def scan(path: Path) -> DatasetInfo:
     """
     path = Path(path)
     fmt = _format_of(path)
+    stamp = _stamp(path)  # before reading: a write during the scan then shows as a change
     digest = hashlib.sha256()
     id_hashes = array("Q")
     for _line, record in _parse(path, fmt, digest):
@@ -78,7 +83,7 @@ def scan(path: Path) -> DatasetInfo:
         raise InputError(path, "has no records", hint='write one JSON object per line, like {"output": "..."}')
     _check_unique_ids(path, fmt, id_hashes)
     return DatasetInfo(
-        path=path, name=path.stem, format=fmt, content_hash=digest.hexdigest(), count=len(id_hashes)
+        path=path, name=path.stem, format=fmt, content_hash=digest.hexdigest(), count=len(id_hashes), stamp=stamp
     )
 
 
@@ -92,18 +97,56 @@ def iter_records(path: Path) -> Iterator[tuple[int, Record]]:
     return _parse(path, _format_of(path), None)
 
 
-def iter_batches(path: Path, size: int) -> Iterator[list[tuple[int, Record]]]:
-    """Stream ``iter_records`` in lists of at most ``size``."""
+def iter_batches(path: Path, size: int, *, expect: DatasetInfo | None = None) -> Iterator[list[tuple[int, Record]]]:
+    """Stream ``iter_records`` in lists of at most ``size``.
+
+    With ``expect`` (the file's ``scan``), the file must still be the one that
+    was scanned, or ``DatasetChanged`` is raised: before each batch is handed
+    out the file's stamp (inode, size, mtime) is compared with the scan's, and
+    before the last one the SHA-256 of every byte streamed is compared with
+    the scan's content hash. So a batch read after a change is never handed
+    out, and a change the stamp cannot see (same size and mtime) is still
+    caught before the end. Records are validated on the way too, so a line
+    made invalid by a change raises its own ``InputError`` first.
+    """
     if size < 1:
         raise ValueError(f"batch size must be at least 1, not {size}")
+    path = Path(path)
+    digest = hashlib.sha256() if expect is not None else None
     batch: list[tuple[int, Record]] = []
-    for item in iter_records(path):
-        batch.append(item)
-        if len(batch) == size:
+    for item in _parse(path, _format_of(path), digest):
+        if len(batch) == size:  # handed out only once the next record is read: the check sees that read too
+            _check_unchanged(path, expect)
             yield batch
             batch = []
+        batch.append(item)
+    _check_unchanged(path, expect)
+    if digest is not None and expect is not None and digest.hexdigest() != expect.content_hash:
+        problem = f"changed after it was validated (sha256 {expect.short} then, {digest.hexdigest()[:12]} now)"
+        raise DatasetChanged(path, problem, hint=_CHANGED_HINT)
     if batch:
         yield batch
+
+
+_CHANGED_HINT = "submit it again once nothing writes to it"
+
+
+def _stamp(path: Path) -> tuple[int, int, int, int] | None:
+    """What changes when a file is written or replaced: (device, inode, size, mtime in ns)."""
+    try:
+        stat = os.stat(path)
+    except OSError:
+        return None  # reading it raises the error that explains why
+    return (stat.st_dev, stat.st_ino, stat.st_size, stat.st_mtime_ns)
+
+
+def _check_unchanged(path: Path, expect: DatasetInfo | None) -> None:
+    if expect is None or expect.stamp is None:
+        return
+    now = _stamp(path)
+    if now != expect.stamp:
+        what = "was replaced" if now is None or now[:2] != expect.stamp[:2] else "was written to"
+        raise DatasetChanged(path, f"{what} after it was validated (sha256 {expect.short})", hint=_CHANGED_HINT)
 
 
 # --- field names, from Record -------------------------------------------------

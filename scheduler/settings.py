@@ -25,3 +25,8 @@ class SchedulerSettings(BaseSettings):
         default=4, ge=1, le=256, description="Chunks judged at once by remote judges in embedded mode."
     )
     poll_s: float = Field(default=0.5, gt=0, description="Seconds between ledger polls while waiting.")
+    wait_outage_s: float = Field(
+        default=300, gt=0,
+        description="Seconds the ledger may stay unreachable while waiting before the wait gives up (exit 3); "
+        "the workers retry a chunk for as long (15 s x 20).",
+    )

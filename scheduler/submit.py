@@ -4,14 +4,20 @@ Order matters for the exit-code contract: every check that can fail on bad
 input (judges, gates, the whole dataset) runs before anything is written or
 enqueued, so exit 2 leaves no trace. After that, the run row and its items go
 to the ledger batch by batch and each batch's chunks go to the dispatcher; a
-failure from then on leaves a resumable run (exit 3).
+failure from then on leaves a resumable run (exit 3): ``resume`` given the same
+file again (its SHA-256 is the run's dataset hash) stores the items that are
+missing and enqueues every item without a row, or ``abandon`` gives the run up.
+A file that changes while it is streamed makes the run abandoned (exit 2): its
+stored items may no longer be the file its hash names.
 """
 
 from __future__ import annotations
 
 import datetime as dt
 import secrets
-from collections.abc import Iterable, Mapping, Sequence
+import threading
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -23,7 +29,7 @@ from workers.dispatch import Dispatcher
 from workers.keys import QUEUE_LOCAL, QUEUE_REMOTE
 from workers.message import ChunkMessage
 
-from .errors import UsageError
+from .errors import DatasetChanged, InputError, UsageError
 from .records import DatasetInfo, iter_batches, scan
 from .settings import SchedulerSettings
 
@@ -114,29 +120,61 @@ def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
     )
 
 
-def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> None:
+def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings,
+                  stop: threading.Event | None = None) -> bool:
     """Store the items batch by batch and send each batch's chunks; then mark the run running.
 
     Each record's message and content hash are computed once, for its item,
     and the chunks reuse both: the hashes travel in the chunk so workers do
-    not hash again.
+    not hash again. ``stop`` (embedded mode, on Ctrl-C) ends the loop between
+    batches, leaving the run "submitting"; returns whether every batch was sent.
     """
-    batch_size = max(chunk_size(j, settings) for j in plan.judges)
-    batch_size = max(batch_size, 500)
+    batch_size = max(max(chunk_size(j, settings) for j in plan.judges), STORE_BATCH)
     counters = {j.name: 0 for j in plan.judges}
-    for batch in iter_batches(plan.dataset.path, batch_size):
-        items = [ItemIn(trace_id=r.id, seq=line, content_hash=r.content_hash(), record=r.to_message())
-                 for line, r in batch]
-        ledger.add_items(plan.run_id, items)
-        if over_budget(plan.run_id, plan.max_cost_usd, ledger):
-            skip_for_budget(plan.run_id, plan.dataset.content_hash, plan.judges, items, ledger, plan.max_cost_usd)
-            continue
-        send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, [item.record for item in items],
-                    dispatcher, settings, counters, options=plan.options,
-                    hashes={item.trace_id: item.content_hash for item in items})
+    with abandon_if_changed(plan.run_id, ledger):
+        for batch in iter_batches(plan.dataset.path, batch_size, expect=plan.dataset):
+            if stop is not None and stop.is_set():
+                return False
+            items = items_of(batch)
+            ledger.add_items(plan.run_id, items)
+            if over_budget(plan.run_id, plan.max_cost_usd, ledger):
+                skip_for_budget(plan.run_id, plan.dataset.content_hash, plan.judges, items, ledger,
+                                plan.max_cost_usd)
+                continue
+            send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, [item.record for item in items],
+                        dispatcher, settings, counters, options=plan.options,
+                        hashes={item.trace_id: item.content_hash for item in items})
     if not dispatcher.embedded:
         dispatcher.close()
     ledger.set_status(plan.run_id, "running")
+    return True
+
+
+STORE_BATCH = 500  # items stored per transaction, at least
+
+
+def items_of(batch: Sequence[tuple[int, Any]]) -> list[ItemIn]:
+    """The ledger items of a batch of (line, record): each record's message and content hash, computed once."""
+    return [ItemIn(trace_id=r.id, seq=line, content_hash=r.content_hash(), record=r.to_message()) for line, r in batch]
+
+
+@contextmanager
+def abandon_if_changed(run_id: str, ledger: Ledger) -> Iterator[None]:
+    """Mark the run abandoned when its dataset file turns out to have changed while it was streamed.
+
+    Any ``InputError`` while streaming a file that ``scan`` accepted means the
+    file changed (the same parser accepted it whole), so the items stored so
+    far may not be the file the run's dataset hash names: the run is given up
+    rather than left for a gate or a baseline to use.
+    """
+    try:
+        yield
+    except InputError as exc:
+        ledger.set_status(run_id, "abandoned")
+        problem = exc.problem if isinstance(exc, DatasetChanged) else f"changed after it was validated: {exc.problem}"
+        raise DatasetChanged(exc.path, problem, line=exc.line, field=exc.field,
+                             hint=f"run {run_id} is marked abandoned (no gate or baseline uses it); "
+                                  "submit the file again once nothing writes to it") from exc
 
 
 def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], records: list[dict],
@@ -163,14 +201,70 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
     return sent
 
 
-def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> int:
-    """Re-enqueue exactly the items of ``run`` that have no ledger row yet; returns how many."""
+def check_resumable(run: Run, ledger: Ledger, dataset: Path | None) -> DatasetInfo | None:
+    """Raise UsageError unless ``run`` can be resumed; with ``dataset``, the file scanned and checked against it.
+
+    A run cut off while it was being submitted (items missing) needs its file
+    again, and the file must be the one the run was submitted from: its
+    SHA-256 is the run's dataset hash. Nothing is written here.
+    """
+    if run.status == "abandoned":
+        raise UsageError(f"run {run.id} was abandoned; submit the dataset again for a new run")
+    info = None
+    if dataset is not None:
+        if run.kind != "offline" or not run.dataset_hash:
+            raise UsageError(f"run {run.id} is an online window, not a dataset; resume it without --dataset")
+        info = scan(dataset)
+        if info.content_hash != run.dataset_hash:
+            raise UsageError(
+                f"{dataset}: its sha256 is {info.short}, but run {run.id} was submitted from a file whose sha256 "
+                f"is {run.dataset_hash[:12]} ({run.dataset_name}); give that same file, or submit this one as a "
+                "new run"
+            )
     stored = ledger.count_items(run.id)
-    if stored < run.n_items:
+    if stored < run.n_items and info is None:
         raise UsageError(
             f"run {run.id} was cut off while it was being submitted ({stored} of {run.n_items} items stored); "
-            "submit the dataset again"
+            f"complete it with 'judgeq resume {run.id} --dataset FILE' (the same file, {run.dataset_name}), "
+            f"or give it up with 'judgeq abandon {run.id}'"
         )
+    return info
+
+
+def store_missing_items(run: Run, dataset: DatasetInfo, ledger: Ledger) -> None:
+    """Store the items a cut-off submit did not; items already stored are left as they are."""
+    if ledger.count_items(run.id) >= run.n_items:
+        return
+    with abandon_if_changed(run.id, ledger):
+        for batch in iter_batches(dataset.path, STORE_BATCH, expect=dataset):
+            ledger.add_items(run.id, items_of(batch))
+
+
+def abandon(run: Run, ledger: Ledger) -> bool:
+    """Give a run up: no gate or baseline uses it, and it cannot be resumed. False if it already was.
+
+    Chunks already on the queue are still judged; their rows land in the
+    abandoned run. A finished run is not abandoned (UsageError).
+    """
+    if run.status == "abandoned":
+        return False
+    if run.status == "done":
+        raise UsageError(f"run {run.id} is done; there is nothing to abandon")
+    ledger.set_status(run.id, "abandoned")
+    return True
+
+
+def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings,
+           dataset: DatasetInfo | None = None) -> int:
+    """Re-enqueue exactly the items of ``run`` that have no ledger row yet; returns how many.
+
+    A run cut off while it was submitted first gets its missing items from
+    ``dataset`` (checked by ``check_resumable``, which callers run first).
+    """
+    if dataset is None:
+        check_resumable(run, ledger, None)  # an abandoned or cut-off run is refused before anything is sent
+    else:
+        store_missing_items(run, dataset, ledger)
     judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
     counters = {j.name: 10_000_000 for j in judges}  # chunk numbers of a resume stand apart in logs
     missing = 0

@@ -1,37 +1,76 @@
-"""Waiting for a run: the ledger, not Celery, says how far it got."""
+"""Waiting for a run: the ledger, not Celery, says how far it got.
+
+The ledger may go away while we wait (a PostgreSQL restart, a failover). The
+workers ride that out (they retry a chunk every 15 s for 5 minutes), so the
+waiter does too: it keeps polling, says so on the progress line, and gives up
+only at its ``--timeout`` or once the ledger has been unreachable for
+``outage_s`` seconds in a row (``JUDGEQ_WAIT_OUTAGE_S``).
+"""
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
 
+from ledger.errors import LedgerUnavailable
 from ledger.store import Ledger, Progress
 
 from .progress import ProgressView
 
+OUTAGE_POLL_S = 1.0  # at least this long between polls while the ledger is unreachable
+
 
 def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: float | None, poll_s: float,
-             alive: Callable[[], bool] | None = None) -> tuple[Progress, bool]:
+             alive: Callable[[], bool] | None = None, outage_s: float = 300.0) -> tuple[Progress, bool]:
     """Poll the run's row count until it reaches the expected count or ``timeout_s`` passes.
 
     Returns the last progress and whether the run is complete. ``alive`` (embedded
     mode) says whether in-process work is still going; when it stops, one last
-    poll decides.
+    poll decides. Raises ``LedgerUnavailable`` when the ledger stays unreachable
+    for ``outage_s`` seconds, or is unreachable when ``timeout_s`` runs out.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
+    last: Progress | None = None
+    down_since: float | None = None
     while True:
-        progress = ledger.progress(run_id)
-        extra = f"{progress.errors} errors" if progress.errors else ""
-        view.update(progress.done, extra)
-        if progress.done >= progress.expected and (alive is None or not alive()):
-            # In embedded mode the last rows can land before the sender marks the run
-            # running, so completion is marked once in-process work has ended.
-            ledger.mark_done_if_complete(run_id)
-            return progress, True
-        if alive is not None and not alive():
-            progress = ledger.progress(run_id)
-            view.update(progress.done)
-            return progress, progress.done >= progress.expected
+        try:
+            progress, complete = _poll(run_id, ledger, alive)
+        except LedgerUnavailable as exc:
+            now = time.monotonic()
+            first = down_since is None
+            down_since = now if down_since is None else down_since
+            down = now - down_since
+            if down >= outage_s or (deadline is not None and now >= deadline):
+                why = f"for {down:.0f} s" if down >= outage_s else f"when --timeout {timeout_s:g} s ran out"
+                raise LedgerUnavailable(f"{exc} (unreachable {why} while waiting for run {run_id}; "
+                                        f"the run stays resumable: 'judgeq status {run_id}')") from exc
+            how_long = "" if first else f" for {down:.0f} s"
+            view.update(last.done if last else 0,
+                        f"ledger unreachable{how_long}, still waiting up to {outage_s:.0f} s", now=first)
+            time.sleep(max(poll_s, OUTAGE_POLL_S))
+            continue
+        if down_since is not None:
+            view.update(progress.done, f"ledger back after {time.monotonic() - down_since:.0f} s", now=True)
+            down_since = None
+        else:
+            view.update(progress.done, f"{progress.errors} errors" if progress.errors else "")
+        last = progress
+        if complete is not None:
+            return progress, complete
         if deadline is not None and time.monotonic() >= deadline:
             return progress, False
         time.sleep(poll_s)
+
+
+def _poll(run_id: str, ledger: Ledger, alive: Callable[[], bool] | None) -> tuple[Progress, bool | None]:
+    """One look at the ledger: the progress and, once the wait is over, whether the run is complete."""
+    progress = ledger.progress(run_id)
+    if progress.done >= progress.expected and (alive is None or not alive()):
+        # In embedded mode the last rows can land before the sender marks the run
+        # running, so completion is marked once in-process work has ended.
+        ledger.mark_done_if_complete(run_id)
+        return progress, True
+    if alive is not None and not alive():  # in-process work ended short: one last look decides
+        progress = ledger.progress(run_id)
+        return progress, progress.done >= progress.expected
+    return progress, None

@@ -7,7 +7,6 @@ the same :func:`workers.chunk.execute` that the Celery task calls.
 from __future__ import annotations
 
 import threading
-import time
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Iterable
 from typing import Any, Protocol
@@ -98,7 +97,8 @@ class EmbeddedDispatcher:
 
     ``send`` blocks while too many chunks are pending, so memory stays bounded
     whatever the dataset's size. ``join`` waits for everything sent and
-    re-raises the first ledger failure.
+    re-raises the first ledger failure. ``cancel`` (Ctrl-C) drops the chunks
+    not yet started; those being judged finish and write their rows.
 
     ``trusted``: the LLM judge specs of the config this process loaded; their
     routes skip the key policy (see :mod:`judges.egress`), anything else (a
@@ -125,14 +125,23 @@ class EmbeddedDispatcher:
         self._slots = threading.BoundedSemaphore(max_pending)
         self._futures: list[Future[Any]] = []
         self._lock = threading.Lock()
+        self._cancelled = threading.Event()
         self.failure: BaseException | None = None
 
     def send(self, message: ChunkMessage, queue: str) -> None:
         if self.failure is not None:
             raise self.failure
-        self._slots.acquire()
+        while not self._slots.acquire(timeout=0.2):
+            if self._cancelled.is_set():
+                return  # dropped: its items stay without rows, for resume
         pool = self._remote if queue == QUEUE_REMOTE else self._local
-        future = pool.submit(self._run, message)
+        try:
+            future = pool.submit(self._run, message)
+        except RuntimeError:  # cancelled: the pool is shut down
+            self._slots.release()
+            if self._cancelled.is_set():
+                return
+            raise
         with self._lock:
             self._futures = [f for f in self._futures if not f.done()]
             self._futures.append(future)
@@ -141,9 +150,11 @@ class EmbeddedDispatcher:
         """A hand-back: judge the chunk again after ``countdown`` seconds (not bounded by max_pending)."""
 
         def later() -> None:
-            time.sleep(countdown)
-            self._run(message, holds_slot=False)
+            if not self._cancelled.wait(countdown):
+                self._run(message, holds_slot=False)
 
+        if self._cancelled.is_set():
+            return
         future = self._remote.submit(later)
         with self._lock:
             self._futures.append(future)
@@ -172,6 +183,12 @@ class EmbeddedDispatcher:
     def close(self) -> None:
         self._local.shutdown(wait=True, cancel_futures=False)
         self._remote.shutdown(wait=True, cancel_futures=False)
+
+    def cancel(self) -> None:
+        """Stop: drop chunks not yet started and refuse new ones; chunks being judged finish."""
+        self._cancelled.set()
+        for pool in (self._local, self._remote):
+            pool.shutdown(wait=False, cancel_futures=True)
 
 
 def check_broker_url(url: str | None) -> None:
