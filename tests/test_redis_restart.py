@@ -31,7 +31,8 @@ pytestmark = pytest.mark.timeout(180)
 
 RESTARTS = 3
 CHUNK = 5
-#: Chunks per run: two for each worker slot, fewer than the workers prefetch, so the queue runs empty.
+#: Chunks per run: about two per worker (its two slots), under its prefetch of 8: the queue runs empty
+#: and each worker waits in BRPOP while it holds unacknowledged chunks, the state that crashed it.
 CHUNKS = 6
 VISIBILITY_S = 8
 CONFIG = """
