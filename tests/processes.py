@@ -155,3 +155,8 @@ class RedisServer:
         except subprocess.TimeoutExpired:
             self.proc.kill()
             self.proc.wait(timeout=10)
+
+    def restart(self, kill: bool = True) -> "RedisServer":
+        """Stop the server (SIGKILL: a crash; else SIGTERM) and start it again on the same port and folder."""
+        self.stop(kill=kill)
+        return self.start()

@@ -35,6 +35,8 @@ def create_app(settings: WorkerSettings | None = None) -> Celery:
         task_send_sent_event=settings.task_events,
         worker_send_task_events=settings.task_events,
         worker_hijack_root_logger=False,
+        # Celery's consumer with a workaround for a crash on a Redis restart (see workers/consumer.py).
+        worker_consumer="workers.consumer:Consumer",
         worker_cancel_long_running_tasks_on_connection_loss=True,
         broker_connection_retry_on_startup=True,
         broker_connection_timeout=10,

@@ -87,7 +87,15 @@ class _ProcessState:
         return RemoteServices(limiter=limiter, circuit=circuit, settings=settings, requeue=_requeue)
 
     def deliveries(self, task_id: str) -> int:
-        """Count this delivery of ``task_id``; 1 on the first delivery."""
+        """Count this delivery of ``task_id``; 1 on the first delivery, and while Redis cannot be reached.
+
+        Redis down (restarting) must not fail the chunk: a failed task is
+        acknowledged, and once Redis is back that acknowledgement would drop
+        the chunk with no row. Its rows go to the ledger, which does not need
+        Redis; only the poison-message guard skips this delivery.
+        """
+        import redis
+
         client = self._client()
         if client is None:
             return 1
@@ -95,7 +103,11 @@ class _ProcessState:
         pipe = client.pipeline()
         pipe.incr(key)
         pipe.expire(key, DELIVERIES_TTL_S)
-        count, _ = pipe.execute()
+        try:
+            count, _ = pipe.execute()
+        except (redis.ConnectionError, redis.TimeoutError) as exc:
+            log.warning("delivery of %s not counted, Redis unreachable: %s", task_id, exc)
+            return 1
         return int(count)
 
 
