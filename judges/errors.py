@@ -2,11 +2,15 @@
 
     JudgeError                   base of everything raised by judges/
     ├── JudgeConfigError         judgeq.toml (or a judge asked for) is unusable
-    └── JudgeCallError           one call of a judge failed (recorded on the row)
-        ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
-        └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
-            └── AccountJudgeCallError  the provider refuses the account (auth, permission, quota):
-                                       every call of this judge will fail alike (opens its circuit)
+    ├── JudgeCallError           one call of a judge failed (recorded on the row)
+    │   ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
+    │   └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
+    │       └── AccountJudgeCallError  the provider refuses the account (auth, permission, quota):
+    │                                  every call of this judge will fail alike (opens its circuit)
+    ├── LimiterError             the provider rate limiter cannot admit a call now
+    │   ├── LimitWait            the next slot is further away than the caller will wait
+    │   └── LimiterUnavailable   the limiter's store (the fleet's Redis) cannot be reached
+    └── JudgeArgumentError       a judge function was given values it cannot use (a caller's bug)
 
 A ``JudgeCallError`` may carry what the failed call cost (``cost_usd``,
 ``tokens_in``, ``tokens_out``), the HTTP ``status_code`` and a ``retry_after_s``
@@ -63,3 +67,26 @@ class FatalJudgeCallError(JudgeCallError):
 
 class AccountJudgeCallError(FatalJudgeCallError):
     """Raised when the provider refuses the account itself (auth, permission, quota): no call of this judge can succeed."""
+
+
+class LimiterError(JudgeError):
+    """Raised when the provider rate limiter cannot admit a call now; the caller waits or defers it."""
+
+
+class LimitWait(LimiterError):
+    """Raised when the next slot is further away than the caller wants to wait; nothing was reserved."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"the rate limit's next slot is {wait_s:.1f}s away")
+        self.wait_s = wait_s
+
+
+class LimiterUnavailable(LimiterError):
+    """Raised when the limiter's store (the fleet's Redis) cannot be reached; the caller defers the call."""
+
+
+class JudgeArgumentError(JudgeError, ValueError):
+    """Raised when a judge function is given values it cannot use: a bug in the caller, not bad data.
+
+    Also a ValueError, which is what such a call raised before it had a class of its own.
+    """

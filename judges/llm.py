@@ -33,7 +33,8 @@ from types import ModuleType
 from typing import Any
 
 from .base import Kind
-from .errors import AccountJudgeCallError, FatalJudgeCallError, JudgeAnswerError, JudgeCallError, JudgeConfigError
+from .errors import (AccountJudgeCallError, FatalJudgeCallError, JudgeAnswerError, JudgeArgumentError, JudgeCallError,
+                     JudgeConfigError)
 from .limits import Limit, LimiterUnavailable, LimitWait, LocalLimiter, RateLimiter, Unlimited
 from .parse import parse_answer
 from .prompt import answer_instructions, render
@@ -70,7 +71,7 @@ class LlmJudge:
         if spec.prompt_text is None:
             raise JudgeConfigError(f"judge {name!r} has no prompt text; build it from JudgeConfig.resolve(...)")
         if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers = {max_workers}; it must be at least 1")
+            raise JudgeArgumentError(f"max_workers = {max_workers}; it must be at least 1")
         self.name = name
         self.version = version
         self.spec = spec

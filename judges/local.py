@@ -19,6 +19,7 @@ from typing import Annotated
 from pydantic import Field
 
 from .base import Kind
+from .errors import JudgeConfigError
 from .record import Record
 from .registry import RecordJudge, builtin
 from .verdict import Verdict
@@ -110,7 +111,7 @@ def regex(pattern: str, ignore_case: bool = False) -> RecordJudge:
     try:
         compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as exc:
-        raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({exc}); fix pattern") from None
+        raise JudgeConfigError(f"pattern {pattern!r} is not a valid regular expression ({exc}); fix pattern") from None
 
     def judge_one(record: Record) -> Verdict:
         found = compiled.search(record.output) is not None

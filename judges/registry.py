@@ -22,7 +22,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from .errors import JudgeConfigError
+from .errors import JudgeArgumentError, JudgeConfigError
 from .record import Record
 from .verdict import Verdict
 
@@ -65,7 +65,7 @@ class Builtin:
             raise JudgeConfigError(self._describe(exc)) from None
         try:
             self.factory(**clean)  # semantic checks, e.g. that a regex compiles
-        except (ValueError, TypeError) as exc:
+        except (JudgeConfigError, ValueError, TypeError) as exc:
             raise JudgeConfigError(f"builtin {self.name!r}: {exc}") from None
         return clean
 
@@ -99,12 +99,12 @@ def builtin(name: str, *, version: str = "1") -> Callable[[Callable[..., RecordJ
 
     def register(factory: Callable[..., RecordJudge]) -> Callable[..., RecordJudge]:
         if name in _BUILTINS:
-            raise ValueError(f"builtin {name!r} is registered twice; rename one of them")
+            raise JudgeArgumentError(f"builtin {name!r} is registered twice; rename one of them")
         hints = get_type_hints(factory, include_extras=True)
         fields: dict[str, Any] = {}
         for param in inspect.signature(factory).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"builtin {name!r}: parameters must be named, not *{param.name}")
+                raise JudgeArgumentError(f"builtin {name!r}: parameters must be named, not *{param.name}")
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (hints.get(param.name, Any), default)
         model = create_model(

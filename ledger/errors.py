@@ -1,10 +1,19 @@
 """Errors raised by the ledger.
 
-LedgerError            base of everything raised by ledger/
-├── LedgerUnavailable  the database cannot be reached or opened
-├── RunNotFound        no run has the id asked for
-├── RunExists          a run with that id was already created
-└── MigrationError     the schema cannot be brought to (or is past) this code's head
+LedgerError                    base of everything raised by ledger/
+├── LedgerUnavailable          the database cannot be reached or opened
+├── RunNotFound                no run has the id asked for
+├── RunExists                  a run with that id was already created
+├── MigrationError             the schema cannot be brought to (or is past) this code's head
+├── LedgerConfigError          the ledger URL cannot be used (unparseable, unsupported, in memory, no driver)
+├── LedgerRefused              the database answers but refuses, and reconnecting will not help
+│   ├── LedgerPermissionDenied the role (or the file's permissions) does not allow the operation
+│   ├── LedgerReadOnly         the database accepts no writes (a read-only file or folder, a standby)
+│   ├── LedgerCorrupt          the file is not a database, or is damaged
+│   └── LedgerFull             the disk (or a size limit) is full
+└── LedgerArgumentError        a ledger function was given values it cannot use (a caller's bug)
+
+Which database errors are refusals is decided in ``ledger.refusals``.
 """
 
 from __future__ import annotations
@@ -34,7 +43,7 @@ class RunNotFound(LedgerError):
     """Raised when no run has the id asked for."""
 
     def __init__(self, run_id: str) -> None:
-        super().__init__(f"no run with id {run_id!r}; see `judgeq status` for the list of runs")
+        super().__init__(f"no run with id {run_id!r}; see `judgeq runs` for the list of runs")
         self.run_id = run_id
 
 
@@ -48,3 +57,59 @@ class RunExists(LedgerError):
 
 class MigrationError(LedgerError):
     """Raised when the ledger schema cannot be migrated, or is newer than this judgeq."""
+
+
+class LedgerConfigError(LedgerError):
+    """Raised when the ledger URL cannot be used: unparseable, an unsupported database, in memory, or no driver."""
+
+
+class LedgerRefused(LedgerError):
+    """Raised when the database answers but refuses the operation for a reason reconnecting cannot fix."""
+
+    #: What the refusal means, for the message: "refuses access", "is read-only", ...
+    what = "refused the operation"
+    #: What to do about it.
+    hint = "check the database, or set JUDGEQ_LEDGER_URL"
+
+    @classmethod
+    def at(cls, url: str, reason: BaseException | str) -> LedgerRefused:
+        """The error for the ledger at ``url`` (password masked) refusing with ``reason``."""
+        detail = str(reason).strip().splitlines()[0] if str(reason).strip() else type(reason).__name__
+        return cls(f"the ledger at {mask_url(url)} {cls.what} ({detail}); {cls.hint}")
+
+
+class LedgerPermissionDenied(LedgerRefused):
+    """Raised when the database role, or the file's permissions, do not allow the operation."""
+
+    what = "refuses access"
+    hint = ("grant the role judgeq connects as SELECT, INSERT, UPDATE on the ledger's tables "
+            "(or use the role that created them), or set JUDGEQ_LEDGER_URL")
+
+
+class LedgerReadOnly(LedgerRefused):
+    """Raised when a write reaches a database that accepts none (a read-only file or folder, a standby server)."""
+
+    what = "is read-only"
+    hint = ("judgeq runs, status, report, gate and compare can read it; to write, make the file and its "
+            "folder writable, or set JUDGEQ_LEDGER_URL")
+
+
+class LedgerCorrupt(LedgerRefused):
+    """Raised when the ledger file is not a database, or is damaged."""
+
+    what = "is not a usable database"
+    hint = "restore it from a backup, or point JUDGEQ_LEDGER_URL at another file (a new file is created empty)"
+
+
+class LedgerFull(LedgerRefused):
+    """Raised when the disk holding the database, or a size limit of it, is full."""
+
+    what = "is full"
+    hint = "free disk space (or raise the database's size limit), then run the command again"
+
+
+class LedgerArgumentError(LedgerError, ValueError):
+    """Raised when a ledger function is given values it cannot use: a bug in the caller, not bad data.
+
+    Also a ValueError, which is what such a call raised before it had a class of its own.
+    """

@@ -12,6 +12,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
+from ledger.errors import LedgerArgumentError
 from ledger.models import SCORE_STATUSES, ScoreStatus
 
 
@@ -61,7 +62,7 @@ class ScoreIn:
 
     def __post_init__(self) -> None:
         if self.status not in SCORE_STATUSES:
-            raise ValueError(f"score status must be one of {SCORE_STATUSES}, not {self.status!r}")
+            raise LedgerArgumentError(f"score status must be one of {SCORE_STATUSES}, not {self.status!r}")
 
 
 @dataclass(frozen=True)

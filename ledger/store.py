@@ -23,7 +23,7 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from ledger.engine import connect, create_ledger_engine
-from ledger.errors import LedgerUnavailable, RunExists, RunNotFound
+from ledger.errors import LedgerArgumentError, LedgerUnavailable, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, unscored_in_window
@@ -80,9 +80,9 @@ class Ledger:
     def create_run(self, run: Run) -> None:
         """Store a new run; raises RunExists if its id is taken."""
         if run.kind not in RUN_KINDS:
-            raise ValueError(f"run kind must be one of {RUN_KINDS}, not {run.kind!r}")
+            raise LedgerArgumentError(f"run kind must be one of {RUN_KINDS}, not {run.kind!r}")
         if run.status not in RUN_STATUSES:
-            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {run.status!r}")
+            raise LedgerArgumentError(f"run status must be one of {RUN_STATUSES}, not {run.status!r}")
         with self._connect() as conn, conn.begin():
             if conn.execute(self._insert_run, run.model_dump()).rowcount == 0:
                 raise RunExists(run.id)
@@ -90,7 +90,7 @@ class Ledger:
     def set_status(self, run_id: str, status: RunStatus, *, at: datetime | None = None) -> None:
         """Set a run's status; "running" stamps submitted_at (once), "done" stamps finished_at."""
         if status not in RUN_STATUSES:
-            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
+            raise LedgerArgumentError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
         at = at or utcnow()
         values: dict[str, Any] = {"status": status}
         if status == "running":
@@ -184,7 +184,7 @@ class Ledger:
         started, past the last seq it saw, are not included.
         """
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+            raise LedgerArgumentError(f"batch_size must be at least 1, not {batch_size}")
         with self._connect() as conn:
             count, first, last = conn.execute(item_span(run_id)).one()
         if not count or first is None or last is None:

@@ -31,13 +31,19 @@ app.add_typer(db_app, name="db")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary instead of the table.")]
 
 
+_debug = False  # --debug: errors print their traceback
+
+
 @app.callback()
 def _global(
     config: Annotated[Optional[Path], typer.Option(envvar="JUDGEQ_CONFIG", help="Judge config file (default: judgeq.toml).")] = None,
     broker_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_BROKER_URL", help="Celery broker URL (unset: embedded mode, judging in this process).")] = None,
     ledger_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_LEDGER_URL", help="Ledger database URL (default: sqlite:///judgeq.db).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, print its traceback (unexpected errors otherwise keep it in a file).")] = False,
 ) -> None:
     """Flags set the same variables the environment does, so child processes agree."""
+    global _debug
+    _debug = debug
     for name, value in (("JUDGEQ_CONFIG", config), ("JUDGEQ_BROKER_URL", broker_url), ("JUDGEQ_LEDGER_URL", ledger_url)):
         if value is not None:
             os.environ[name] = str(value)
@@ -469,31 +475,62 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning expected errors into one line and an exit code."""
-    from judges.errors import JudgeConfigError
+    """Entry point: run the app; an error ends it with one line on stderr and its exit code.
 
-    from .errors import SchedulerError
-
+    Every exception maps to a code through ``exitcodes.for_error`` (the tree is
+    drawn in ``scheduler.errors``); one nothing expected (exit 4) keeps its
+    traceback in a file named in the message. ``--debug`` prints the traceback.
+    """
     try:
         app()
-    except (SchedulerError, JudgeConfigError) as exc:
-        _fail(exc, exitcodes.BAD_INPUT)
     except KeyboardInterrupt:
         print("judgeq: interrupted; the run stays resumable with 'judgeq resume RUN'", file=sys.stderr)
         sys.exit(exitcodes.INFRASTRUCTURE)
     except Exception as exc:
-        from ledger.errors import LedgerError
-        from workers.errors import BrokerError
-
-        from ledger.errors import RunNotFound
-
-        if isinstance(exc, RunNotFound):
-            _fail(exc, exitcodes.BAD_INPUT)
-        if isinstance(exc, (LedgerError, BrokerError)):
-            _fail(exc, exitcodes.INFRASTRUCTURE)
-        raise
+        _fail(exc)
 
 
-def _fail(exc: BaseException, code: int) -> None:
-    print(f"judgeq: {exc}", file=sys.stderr)
+def _fail(exc: Exception, code: Optional[int] = None) -> None:
+    """Print ``exc`` as one line (its traceback too with ``--debug``) and exit with its code."""
+    import traceback
+
+    message = _settings_problem(exc)
+    if code is None:
+        code = exitcodes.BAD_INPUT if message else exitcodes.for_error(exc)
+    if _debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if code == exitcodes.INTERNAL:
+        message = f"internal error: {type(exc).__name__}: {_one_line(exc)}; {_keep_traceback(exc)}"
+    print(f"judgeq: {message or _one_line(exc)}", file=sys.stderr)
     sys.exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _settings_problem(exc: Exception) -> Optional[str]:
+    """A bad ``JUDGEQ_*`` variable, said in one line; None for any other error."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError) or not exc.title.endswith("Settings") or not exc.errors():
+        return None
+    error = exc.errors()[0]
+    name = "JUDGEQ_" + "_".join(str(part) for part in error["loc"]).upper()
+    return f"setting {name}={str(error.get('input'))[:60]!r}: {error['msg']}; fix the variable (see the README's settings table)"
+
+
+def _keep_traceback(exc: BaseException) -> str:
+    """Write the traceback to a file of its own; say where (or, failing that, how to see it)."""
+    import tempfile
+    import traceback
+
+    if _debug:
+        return "the traceback is above; please report it"
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="judgeq-traceback-", suffix=".txt", delete=False) as file:
+            file.write(f"judgeq {' '.join(sys.argv[1:])}\n")
+            traceback.print_exception(exc, file=file)
+    except OSError as error:
+        return f"the traceback could not be saved ({error.strerror}); run again with --debug to see it"
+    return f"the traceback is in {file.name} (or run again with --debug); please report it"

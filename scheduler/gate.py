@@ -19,7 +19,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .errors import UsageError
+from .errors import SchedulerArgumentError, UsageError
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -107,7 +107,7 @@ def evaluate(
         if on == "interval":
             interval = (intervals or {}).get(gate.judge)
             if interval is None:
-                raise ValueError(f"no interval for judge {gate.judge!r}; pass intervals with on='interval'")
+                raise SchedulerArgumentError(f"no interval for judge {gate.judge!r}; pass intervals with on='interval'")
             value = interval.lo if gate.op in (">=", ">") else interval.hi
             what = "95% CI lower end" if gate.op in (">=", ">") else "95% CI upper end"
         holds = _OPS[gate.op](value, gate.threshold)

@@ -33,7 +33,7 @@ from typing import Any, Literal, NoReturn, Protocol, Union, get_args, get_origin
 from pydantic import AliasChoices, ValidationError
 
 from judges.record import Record
-from scheduler.errors import InputError
+from scheduler.errors import InputError, SchedulerArgumentError
 
 Format = Literal["jsonl", "csv"]
 
@@ -95,7 +95,7 @@ def iter_records(path: Path) -> Iterator[tuple[int, Record]]:
 def iter_batches(path: Path, size: int) -> Iterator[list[tuple[int, Record]]]:
     """Stream ``iter_records`` in lists of at most ``size``."""
     if size < 1:
-        raise ValueError(f"batch size must be at least 1, not {size}")
+        raise SchedulerArgumentError(f"batch size must be at least 1, not {size}")
     batch: list[tuple[int, Record]] = []
     for item in iter_records(path):
         batch.append(item)

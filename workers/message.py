@@ -5,6 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
+from .errors import MessageError
+
 if TYPE_CHECKING:
     from judges.record import Record
 
@@ -83,7 +85,7 @@ class ChunkMessage:
     def from_json(cls, body: dict[str, Any]) -> "ChunkMessage":
         version = body.get("v")
         if version != MESSAGE_VERSION:
-            raise ValueError(f"chunk message version {version!r} is not {MESSAGE_VERSION}; upgrade the worker")
+            raise MessageError(f"chunk message version {version!r} is not {MESSAGE_VERSION}; upgrade the worker")
         return cls(
             run_id=body["run_id"],
             dataset=body["dataset"],
