@@ -11,6 +11,10 @@ the judge version, every verdict traces back to exactly what produced it::
     def regex(pattern: str, ignore_case: bool = False) -> RecordJudge:
         compiled = re.compile(pattern)
         return lambda record: ...
+
+A builtin also declares the record fields it ``needs`` (``exact_match``
+compares with ``expected``): a dataset with a record that lacks one is
+refused at submit (:func:`needed_fields`), instead of each such row failing.
 """
 
 from __future__ import annotations
@@ -45,6 +49,7 @@ class Builtin:
     factory: Callable[..., RecordJudge]
     params_model: type[BaseModel]
     summary: str
+    needs: tuple[str, ...] = ()  # record fields every judged record must hold (see Record.has)
 
     @property
     def param_names(self) -> list[str]:
@@ -90,12 +95,18 @@ class Builtin:
 _BUILTINS: dict[str, Builtin] = {}
 
 
-def builtin(name: str, *, version: str = "1") -> Callable[[Callable[..., RecordJudge]], Callable[..., RecordJudge]]:
+def builtin(
+    name: str, *, version: str = "1", needs: tuple[str, ...] = ()
+) -> Callable[[Callable[..., RecordJudge]], Callable[..., RecordJudge]]:
     """Register a local builtin factory under ``name``.
 
     ``version`` is the builtin's code version: bump it whenever a change to the
     factory can change a verdict, so the judge version changes with it.
+    ``needs``: the record fields the builtin cannot judge without.
     """
+    unknown = [field for field in needs if field not in Record.model_fields]
+    if unknown:
+        raise JudgeArgumentError(f"builtin {name!r} needs {unknown}, which records do not have")
 
     def register(factory: Callable[..., RecordJudge]) -> Callable[..., RecordJudge]:
         if name in _BUILTINS:
@@ -111,7 +122,7 @@ def builtin(name: str, *, version: str = "1") -> Callable[[Callable[..., RecordJ
             f"{name}_params", __config__=ConfigDict(extra="forbid"), **fields
         )
         summary = (inspect.getdoc(factory) or "").split("\n", 1)[0]
-        _BUILTINS[name] = Builtin(name, version, factory, model, summary)
+        _BUILTINS[name] = Builtin(name, version, factory, model, summary, needs)
         return factory
 
     return register
@@ -132,6 +143,13 @@ def get_builtin(name: str) -> Builtin:
         raise JudgeConfigError(
             f"unknown builtin {name!r}; known builtins: {', '.join(sorted(_BUILTINS))}"
         ) from None
+
+
+def needed_fields(spec: Any) -> tuple[str, ...]:
+    """The record fields a judge of ``spec`` cannot judge without (an LLM judge: none)."""
+    from .spec import LocalJudgeSpec
+
+    return get_builtin(spec.builtin).needs if isinstance(spec, LocalJudgeSpec) else ()
 
 
 def build(

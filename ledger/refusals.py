@@ -20,8 +20,9 @@ from typing import Final
 from ledger.errors import (LedgerCorrupt, LedgerError, LedgerFull, LedgerPermissionDenied, LedgerReadOnly,
                            LedgerRefused, LedgerUnavailable)
 
-#: SQLite primary result codes (the low byte of an extended code) and what they mean for the ledger.
+#: SQLite result codes (extended, then primary: the low byte) and what they mean for the ledger.
 SQLITE_CODES: Final[dict[int, type[LedgerRefused] | type[LedgerUnavailable]]] = {
+    sqlite3.SQLITE_IOERR_SHMSIZE: LedgerFull,  # WAL's -shm file cannot grow: seen when the disk is full
     sqlite3.SQLITE_PERM: LedgerPermissionDenied,
     sqlite3.SQLITE_AUTH: LedgerPermissionDenied,
     sqlite3.SQLITE_READONLY: LedgerReadOnly,
@@ -53,7 +54,7 @@ def classify(url: str, error: BaseException) -> LedgerError | None:
     if isinstance(error, sqlite3.Error):
         code = getattr(error, "sqlite_errorcode", None)
         if code is not None:
-            kind = SQLITE_CODES.get(code & 0xFF)
+            kind = SQLITE_CODES.get(code) or SQLITE_CODES.get(code & 0xFF)
     else:
         state = getattr(error, "sqlstate", None)
         if isinstance(state, str):

@@ -15,7 +15,7 @@ import typer
 
 from . import exitcodes
 from .cli_options import (BaselineOpt, BaselineTagOpt, ByOpt, ClusterByOpt, GateOnOpt, GateOpt, JunitOpt,
-                          MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt)
+                          MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt, TimeoutOpt)
 
 app = typer.Typer(
     name="judgeq",
@@ -73,7 +73,7 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Wait for every verdict, print the summary and gate.")] = False,
     gate: Annotated[list[str], typer.Option(help='A gate like "exact>=0.9" (repeatable); needs --wait.')] = [],
     max_errors: Annotated[int, typer.Option(help="Judge errors a gated judge may have and still pass.")] = 0,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait before giving up (exit 3; the run stays resumable).")] = None,
+    timeout: TimeoutOpt = None,
     tag: Annotated[list[str], typer.Option(help="A tag for the run, e.g. main (repeatable).")] = [],
     meta: Annotated[list[str], typer.Option(help="KEY=VALUE recorded with the run (repeatable).")] = [],
     json_out: JsonOpt = False,
@@ -107,7 +107,8 @@ def submit(
     if options.gating and not wait:
         raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
     config = load_config(settings.config)
-    plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta))
+    plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta),
+                           max_record_bytes=settings.max_record_bytes)
     if max_cost is not None or no_cache:
         import dataclasses
 
@@ -238,7 +239,7 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
     progress = ledger.progress(run_id)
-    if progress.done >= progress.expected and ledger.mark_done_if_complete(run_id):
+    if run.status == "running" and progress.done >= progress.expected and _mark_done(ledger, run_id):
         run = ledger.get_run(run_id)
     if json_out:
         print_json({"run_id": run.id, "status": run.status, "progress": progress})
@@ -246,6 +247,40 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
     pct = 100.0 * progress.done / progress.expected if progress.expected else 100.0
     print(f"run {run.id} ({run.dataset_name}): {run.status}, {progress.done}/{progress.expected} rows ({pct:.0f}%), "
           f"{progress.ok} ok, {progress.errors} errors, {progress.skipped} skipped")
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option("--limit", help="Runs listed at most.")] = 20,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only runs in this status: submitting, running or done.")] = None,
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Only runs with this tag (e.g. main).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Only runs of this dataset name (the file's stem, e.g. golden).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the ledger's runs, newest first (id, created, status, dataset, items, judges, tags)."""
+    from ledger.models import RUN_STATUSES
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from .errors import UsageError
+    from .run_list import show_runs
+
+    if limit < 1:
+        raise UsageError(f"--limit {limit} lists nothing; give 1 or more")
+    if status is not None and status not in RUN_STATUSES:
+        raise UsageError(f"--status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+    ledger = Ledger(LedgerSettings().ledger_url)
+    show_runs(ledger.list_runs(limit=limit, dataset_name=dataset, tag=tag, status=status), json_out)  # type: ignore[arg-type]
+
+
+def _mark_done(ledger: Any, run_id: str) -> bool:
+    """``ledger.mark_done_if_complete``, except that a read-only ledger is read as it is."""
+    from ledger.errors import LedgerReadOnly
+
+    try:
+        return bool(ledger.mark_done_if_complete(run_id))
+    except LedgerReadOnly:
+        return False
 
 
 def _assessment_command(need_gate: bool, doc: str) -> Any:
@@ -345,7 +380,7 @@ def compare(
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to complete.")],
     wait: Annotated[bool, typer.Option(help="Wait for the run to complete and print its summary.")] = False,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait (exit 3 when exceeded).")] = None,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Re-enqueue exactly the items of a run that have no ledger row yet."""

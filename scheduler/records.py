@@ -12,7 +12,15 @@ hashes collide does it read the file a second time to name both lines.
 ``scan`` and ``iter_records`` share one parser, so what was scanned is what is
 streamed.
 
-The module is longer than most (about 400 lines) because error messages are
+Input that a ledger cannot store is bad input, found here before anything is
+written: a record (a JSONL line, a CSV row) longer than ``max_bytes``
+(``JUDGEQ_MAX_RECORD_BYTES``; lines are read at most that long, so memory stays
+bounded), JSON nested deeper than Python can decode, text holding a lone UTF-16
+surrogate (no UTF-8 can carry it), and the bounds ``Record`` itself sets (ids,
+metadata depth). So is a record without a field one of the run's judges needs
+(``RecordChecks.needed``): every such row would only be an error.
+
+The module is longer than most (about 450 lines) because error messages are
 most of it: each kind of bad input gets its own sentence and its own next step.
 """
 
@@ -22,9 +30,10 @@ import csv
 import difflib
 import hashlib
 import json
+import re
 from array import array
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
 from datetime import datetime
 from pathlib import Path
 from types import NoneType, UnionType
@@ -41,6 +50,27 @@ _FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "
 _BOM = b"\xef\xbb\xbf"
 _MASK64 = (1 << 64) - 1
 _MAX_CSV_CELL = 64 * 1024 * 1024  # csv's default limit (128 KiB) is too small for long contexts
+MAX_RECORD_BYTES = 1024 * 1024  # JUDGEQ_MAX_RECORD_BYTES's default
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class RecordChecks:
+    """What a submission asks of every record beyond its format: a size, and the fields its judges need."""
+
+    max_bytes: int | None = MAX_RECORD_BYTES  # bytes of one JSONL line or CSV row; None: unbounded
+    needed: Mapping[str, str] = field(default_factory=dict)  # record field -> a judge that needs it
+
+    @classmethod
+    def of(cls, judges: Sequence[Any], max_bytes: int | None = MAX_RECORD_BYTES) -> RecordChecks:
+        """The checks for records judged by ``judges`` (resolved judges; see ``judges.registry.needed_fields``)."""
+        from judges.registry import needed_fields
+
+        needed: dict[str, str] = {}
+        for judge in judges:
+            for name in needed_fields(judge.spec):
+                needed.setdefault(name, judge.name)
+        return cls(max_bytes=max_bytes, needed=needed)
 
 
 @dataclass(frozen=True)
@@ -59,7 +89,7 @@ class DatasetInfo:
         return self.content_hash[:12]
 
 
-def scan(path: Path) -> DatasetInfo:
+def scan(path: Path, checks: RecordChecks = RecordChecks()) -> DatasetInfo:
     """Validate a whole file, streaming; raise ``InputError`` on its first problem.
 
     Repeated ids are found after the last line, so a file with both a bad line
@@ -69,7 +99,10 @@ def scan(path: Path) -> DatasetInfo:
     fmt = _format_of(path)
     digest = hashlib.sha256()
     id_hashes = array("Q")
-    for _line, record in _parse(path, fmt, digest):
+    for line, record in _parse(path, fmt, digest, checks.max_bytes):
+        for name, judge in checks.needed.items():
+            if not record.has(name):
+                _missing_for_judge(path, line, name, judge)
         # hash() is salted per process; both passes run in this one, so that is fine.
         id_hashes.append(hash(record.id) & _MASK64)
     if not id_hashes:
@@ -168,17 +201,25 @@ class _CsvReader(Iterator[list[str]], Protocol):
     line_num: int
 
 
-def _parse(path: Path, fmt: Format, digest: _Digest | None) -> Iterator[tuple[int, Record]]:
+def _parse(path: Path, fmt: Format, digest: _Digest | None,
+           max_bytes: int | None = None) -> Iterator[tuple[int, Record]]:
     """The one parser: (line, record) for each record; ``digest`` sees every byte."""
-    lines = _lines(path, digest)
-    return _parse_csv(path, lines) if fmt == "csv" else _parse_jsonl(path, lines)
+    lines = _lines(path, digest, max_bytes)
+    return _parse_csv(path, lines, max_bytes) if fmt == "csv" else _parse_jsonl(path, lines)
 
 
-def _lines(path: Path, digest: _Digest | None) -> Iterator[str]:
-    """The file's lines as text, line ends kept, BOM dropped, fed to ``digest``."""
+def _lines(path: Path, digest: _Digest | None, max_bytes: int | None = None) -> Iterator[str]:
+    """The file's lines as text, line ends kept, BOM dropped, fed to ``digest``.
+
+    With ``max_bytes``, no more than that (and its line end) is read for one
+    line: a longer line is an InputError, however long it is.
+    """
     try:
         with path.open("rb") as file:
-            for number, raw in enumerate(file, 1):
+            raws: Iterable[bytes] = file if max_bytes is None else iter(lambda: file.readline(max_bytes + 2), b"")
+            for number, raw in enumerate(raws, 1):
+                if max_bytes is not None and len(raw) > max_bytes and len(raw.rstrip(b"\r\n")) > max_bytes:
+                    _too_long(path, number, max_bytes, "line")
                 if digest is not None:
                     digest.update(raw)
                 if number == 1 and raw.startswith(_BOM):
@@ -220,6 +261,8 @@ def _parse_jsonl(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Record
         first = False
         try:
             data = _JSON.decode(text)
+        except RecursionError:
+            _too_deep(path, number, None)
         except json.JSONDecodeError as error:
             hint = "each line must be one complete JSON object"
             if text.strip() == "{":
@@ -233,6 +276,8 @@ def _parse_jsonl(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Record
             problem = f"the line is {_kind(data)}, not a JSON object"
             hint = 'each line must be one JSON object, like {"output": "..."}'
             raise InputError(path, problem, line=number, hint=hint)
+        if "\\u" in text:  # only a \u escape can make a lone surrogate out of UTF-8 text
+            _check_surrogates(path, number, data)
         yield number, _record(path, number, data)
 
 
@@ -241,24 +286,42 @@ def _jsonl_name(path: Path) -> str:
     return f"{path.stem}.lines.jsonl" if path.suffix.lower() == ".jsonl" else f"{path.stem}.jsonl"
 
 
-def _parse_csv(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Record]]:
+def _parse_csv(path: Path, lines: Iterable[str], max_bytes: int | None = None) -> Iterator[tuple[int, Record]]:
     if csv.field_size_limit() < _MAX_CSV_CELL:
         csv.field_size_limit(_MAX_CSV_CELL)
-    reader = csv.reader(lines, strict=True)
+    counted = _Counted(lines)
+    reader = csv.reader(counted, strict=True)
     header, header_line = _next_row(path, reader)
     if header is None:
         raise InputError(path, "is empty", hint="the first row must be a header naming the columns, like id,input,output")
     _check_keys(path, header_line, header)
     while True:
+        counted.chars = 0
         row, line = _next_row(path, reader)
         if row is None:
             return
+        # A character is 1 to 4 bytes: only a row of more than max_bytes / 4 characters needs counting.
+        if max_bytes is not None and counted.chars * 4 > max_bytes and sum(len(c.encode()) for c in row) > max_bytes:
+            _too_long(path, line, max_bytes, "row")
         if len(row) > len(header):
             problem = f"the row has {len(row)} cells but the header names {len(header)} columns"
             raise InputError(path, problem, line=line, hint='quote cells that contain commas: "a, b"')
         # Empty cells mean absent; so do missing cells at the end of a short row.
         data = {column: _cell(path, line, column, cell) for column, cell in zip(header, row) if cell}
         yield line, _record(path, line, data)
+
+
+class _Counted(Iterator[str]):
+    """Lines passed through, counting their characters: a row's size, cheaply, before its bytes are counted."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.chars = 0
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.chars += len(line)
+        return line
 
 
 def _next_row(path: Path, reader: _CsvReader) -> tuple[list[str] | None, int]:
@@ -283,13 +346,19 @@ def _cell(path: Path, line: int, column: str, cell: str) -> Any:
         # A JSON list of strings is a list of chunks; anything else is plain text.
         try:
             value = _JSON.decode(cell)
-        except ValueError:
+        except (ValueError, RecursionError):
             return cell
-        return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else cell
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return cell
+        if "\\u" in cell:
+            _check_surrogates(path, line, {column: value})
+        return value
     if field == "metadata":
         hint = 'write a JSON object like {"locale": "de"}, or leave the cell empty'
         try:
             value = _JSON.decode(cell)
+        except RecursionError:
+            _too_deep(path, line, column)
         except json.JSONDecodeError as error:
             problem = f"not a JSON object ({error.msg} at column {error.colno})"
             raise InputError(path, problem, line=line, field=column, hint=hint) from None
@@ -297,8 +366,55 @@ def _cell(path: Path, line: int, column: str, cell: str) -> Any:
             raise InputError(path, f"not a JSON object ({error})", line=line, field=column, hint=hint) from None
         if not isinstance(value, dict):
             raise InputError(path, f"got {_describe(value)}", line=line, field=column, hint=hint)
+        if "\\u" in cell:
+            _check_surrogates(path, line, {column: value})
         return value
     return cell
+
+
+# --- what cannot be stored ------------------------------------------------------
+
+
+def _too_long(path: Path, line: int, max_bytes: int, what: str) -> NoReturn:
+    raise InputError(
+        path, f"the record's {what} is longer than {max_bytes:,} bytes", line=line,
+        hint="shorten it (an excerpt of a long context, not all of it), or raise JUDGEQ_MAX_RECORD_BYTES",
+    )
+
+
+def _too_deep(path: Path, line: int, column: str | None) -> NoReturn:
+    raise InputError(
+        path, "JSON nested deeper than can be read", line=line, field=column,
+        hint='keep metadata to flat keys like {"locale": "de", "tenant": "acme"}',
+    )
+
+
+def _check_surrogates(path: Path, line: int, data: dict[str, Any]) -> None:
+    """A lone UTF-16 surrogate (an unpaired ``\\ud800``-``\\udfff`` escape) in any key or text is an InputError."""
+    for key, value in data.items():
+        stack: list[Any] = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                bad = _SURROGATE.search(item)
+                if bad is not None:
+                    problem = f"holds a lone UTF-16 surrogate (\\u{ord(bad.group()):04x}), which is not a character"
+                    hint = r"escape a character outside the BMP as a pair, like \ud83d\ude00, or remove it"
+                    raise InputError(path, problem, line=line, field=key, hint=hint)
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+
+
+def _missing_for_judge(path: Path, line: int, name: str, judge: str) -> NoReturn:
+    aliases = _NAMES.get(name, (name,))
+    also = f" (alias: {', '.join(aliases[1:])})" if len(aliases) > 1 else ""
+    raise InputError(
+        path, "missing or empty", line=line, field=name,
+        hint=f"judge {judge!r} needs it in every record; add {name}{also} to each, or leave out --judge {judge}",
+    )
 
 
 # --- validating ---------------------------------------------------------------
@@ -351,6 +467,8 @@ def _explain(path: Path, line: int, data: dict[str, Any], error: ValidationError
         article = "an" if field[0] in "aeiou" else "a"
         return InputError(path, "missing", line=line, field=key, hint=f"every record needs {article} {field}{also}")
     hint = f"it must be {_EXPECTED.get(field, 'something else')}"
+    if first["type"] == "value_error":  # a Record validator's own sentence, which says what to do
+        return InputError(path, str(first.get("ctx", {}).get("error", first["msg"])), line=line, field=key)
     indexes = [part for part in first["loc"][1:] if isinstance(part, int)]
     if indexes and isinstance(data.get(key), list):
         problem = f"item [{indexes[-1]}] is {_describe(first['input'])}"

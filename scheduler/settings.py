@@ -25,3 +25,7 @@ class SchedulerSettings(BaseSettings):
         default=4, ge=1, le=256, description="Chunks judged at once by remote judges in embedded mode."
     )
     poll_s: float = Field(default=0.5, gt=0, description="Seconds between ledger polls while waiting.")
+    max_record_bytes: int = Field(
+        default=1024 * 1024, ge=1024,
+        description="Bytes one record may take in a dataset file (a JSONL line, a CSV row); longer is bad input.",
+    )
