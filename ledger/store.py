@@ -25,6 +25,7 @@ from sqlmodel import Session
 from ledger.engine import connect, create_ledger_engine
 from ledger.errors import LedgerArgumentError, LedgerUnavailable, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
+from ledger.refusals import classify
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, unscored_in_window
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
@@ -56,6 +57,9 @@ class Ledger:
         except sa.exc.DBAPIError as exc:
             if exc.connection_invalidated:  # the server went away mid-call
                 raise LedgerUnavailable.at(self.url, exc.orig or exc) from exc
+            refused = classify(self.url, exc.orig or exc)  # a driver call the engine's hook did not see (COPY)
+            if refused is not None:
+                raise refused from exc
             raise
 
     @contextmanager
