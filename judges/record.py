@@ -44,28 +44,6 @@ class Record(BaseModel):
             return str(value)
         return value
 
-    @field_validator("id")
-    @classmethod
-    def _id_storable(cls, value: str) -> str:
-        # An id is a key in every store, log and report: bounded, and printable.
-        if len(value) > MAX_ID_CHARS:
-            raise ValueError(f"{len(value)} characters long, more than {MAX_ID_CHARS}; shorten it (or hash it)")
-        bad = _CONTROL.search(value)
-        if bad is not None:
-            char = bad.group()
-            what = "a lone UTF-16 surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
-            raise ValueError(f"holds {what} ({char!r} at position {bad.start() + 1}); ids must be printable text")
-        return value
-
-    @field_validator("metadata", mode="before")
-    @classmethod
-    def _metadata_shallow(cls, value: Any) -> Any:
-        if nesting(value) > MAX_METADATA_DEPTH:
-            raise ValueError(
-                f"nested more than {MAX_METADATA_DEPTH} levels deep; keep metadata to flat keys "
-                'like {"locale": "de", "tenant": "acme"}'
-            )
-        return value
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
@@ -82,6 +60,28 @@ class Record(BaseModel):
         }
         text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
+
+    def unstorable(self) -> tuple[str, str] | None:
+        """The first field outside the bounds above, and what is wrong with it; None when all are within.
+
+        A plain method rather than validators, so that records already
+        checked (a worker's) do not pay for it: loaders call it once.
+        """
+        ident = self.id
+        if len(ident) > MAX_ID_CHARS:  # an id is a key in every store, log and report
+            return "id", f"{len(ident)} characters long, more than {MAX_ID_CHARS}; shorten it (or hash it)"
+        bad = None if ident.isprintable() else _CONTROL.search(ident)  # isprintable: the fast, usual answer
+        if bad is not None:
+            char = bad.group()
+            what = "a lone UTF-16 surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+            return "id", f"holds {what} ({char!r} at position {bad.start() + 1}); ids must be printable text"
+        for value in self.metadata.values():
+            if isinstance(value, dict | list):  # not flat, as metadata usually is: count
+                if nesting(self.metadata) > MAX_METADATA_DEPTH:
+                    return "metadata", (f"nested more than {MAX_METADATA_DEPTH} levels deep; keep metadata to "
+                                        'flat keys like {"locale": "de", "tenant": "acme"}')
+                break
+        return None
 
     def has(self, field: str) -> bool:
         """Whether ``field`` holds something a judge can use: present and not blank."""

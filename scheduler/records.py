@@ -426,6 +426,9 @@ def _record(path: Path, line: int, data: dict[str, Any]) -> Record:
         record = Record.model_validate(data)
     except ValidationError as error:
         raise _explain(path, line, data, error) from None
+    unstorable = record.unstorable()
+    if unstorable is not None:
+        raise InputError(path, unstorable[1], line=line, field=_written_as(data, unstorable[0]))
     if record.ts is not None:
         try:
             datetime.fromisoformat(record.ts)
@@ -433,6 +436,11 @@ def _record(path: Path, line: int, data: dict[str, Any]) -> Record:
             problem = f"not an ISO 8601 time: {json.dumps(record.ts, ensure_ascii=False)[:60]}"
             raise InputError(path, problem, line=line, field="ts", hint="write it like 2026-11-16T09:30:00Z") from None
     return record
+
+
+def _written_as(data: dict[str, Any], field: str) -> str:
+    """The name ``field`` has in the file (an alias stays an alias)."""
+    return next((name for name in _NAMES[field] if name in data), field)
 
 
 def _check_keys(path: Path, line: int, keys: Iterable[str]) -> None:
@@ -467,8 +475,6 @@ def _explain(path: Path, line: int, data: dict[str, Any], error: ValidationError
         article = "an" if field[0] in "aeiou" else "a"
         return InputError(path, "missing", line=line, field=key, hint=f"every record needs {article} {field}{also}")
     hint = f"it must be {_EXPECTED.get(field, 'something else')}"
-    if first["type"] == "value_error":  # a Record validator's own sentence, which says what to do
-        return InputError(path, str(first.get("ctx", {}).get("error", first["msg"])), line=line, field=key)
     indexes = [part for part in first["loc"][1:] if isinstance(part, int)]
     if indexes and isinstance(data.get(key), list):
         problem = f"item [{indexes[-1]}] is {_describe(first['input'])}"
