@@ -9,7 +9,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, cast
 
 import typer
 
@@ -258,7 +258,7 @@ def runs(
     json_out: JsonOpt = False,
 ) -> None:
     """List the ledger's runs, newest first (id, created, status, dataset, items, judges, tags)."""
-    from ledger.models import RUN_STATUSES
+    from ledger.models import RUN_STATUSES, RunStatus
     from ledger.settings import LedgerSettings
     from ledger.store import Ledger
 
@@ -270,7 +270,8 @@ def runs(
     if status is not None and status not in RUN_STATUSES:
         raise UsageError(f"--status {status!r} is not one of {', '.join(RUN_STATUSES)}")
     ledger = Ledger(LedgerSettings().ledger_url)
-    show_runs(ledger.list_runs(limit=limit, dataset_name=dataset, tag=tag, status=status), json_out)  # type: ignore[arg-type]
+    listed = ledger.list_runs(limit=limit, dataset_name=dataset, tag=tag, status=cast("RunStatus | None", status))
+    show_runs(listed, json_out)
 
 
 def _mark_done(ledger: Any, run_id: str) -> bool:
@@ -550,9 +551,12 @@ def _settings_problem(exc: Exception) -> Optional[str]:
 
     if not isinstance(exc, ValidationError) or not exc.title.endswith("Settings") or not exc.errors():
         return None
+    from ledger.urls import mask_url
+
     error = exc.errors()[0]
     name = "JUDGEQ_" + "_".join(str(part) for part in error["loc"]).upper()
-    return f"setting {name}={str(error.get('input'))[:60]!r}: {error['msg']}; fix the variable (see the README's settings table)"
+    value = mask_url(str(error.get("input")))[:60]  # a URL's password never reaches a terminal or a log
+    return f"setting {name}={value!r}: {error['msg']}; fix the variable (see the README's settings table)"
 
 
 def _keep_traceback(exc: BaseException) -> str:
@@ -560,11 +564,13 @@ def _keep_traceback(exc: BaseException) -> str:
     import tempfile
     import traceback
 
+    from ledger.urls import mask_url
+
     if _debug:
         return "the traceback is above; please report it"
     try:
         with tempfile.NamedTemporaryFile("w", prefix="judgeq-traceback-", suffix=".txt", delete=False) as file:
-            file.write(f"judgeq {' '.join(sys.argv[1:])}\n")
+            file.write(f"judgeq {' '.join(mask_url(arg) for arg in sys.argv[1:])}\n")
             traceback.print_exception(exc, file=file)
     except OSError as error:
         return f"the traceback could not be saved ({error.strerror}); run again with --debug to see it"
