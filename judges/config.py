@@ -10,15 +10,20 @@ Resolving reads the prompt (a file relative to the toml's folder, or a
 built-in template) into the spec, and by default checks that an LLM judge's
 API key variable is set, so that ``judgeq submit`` fails before enqueueing
 anything rather than every row failing later.
+
+The config and prompt files must be regular files of UTF-8 text, at most
+``MAX_CONFIG_BYTES`` and ``MAX_PROMPT_BYTES`` (a prompt travels in every task
+message): ``prompt = "/dev/zero"`` is refused, not read forever.
 """
 
 from __future__ import annotations
 
 import os
+import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any
+from typing import Any, Final
 
 from .errors import JudgeConfigError
 from .prompt import BUILTIN_TEMPLATES, PLACEHOLDERS, builtin_template, placeholders
@@ -30,6 +35,8 @@ __all__ = ["DEFAULT_CONFIG_PATH", "JudgeConfig", "ResolvedJudge", "load_config"]
 
 #: Where the config is looked for when none is given (JUDGEQ_CONFIG's default).
 DEFAULT_CONFIG_PATH = Path("judgeq.toml")
+MAX_CONFIG_BYTES: Final = 1024 * 1024
+MAX_PROMPT_BYTES: Final = 256 * 1024
 
 
 @dataclass(frozen=True)
@@ -105,14 +112,20 @@ class JudgeConfig:
 
     def _read_prompt(self, name: str, path: Path) -> str:
         try:
-            return path.read_text(encoding="utf-8")
+            data = read_small_file(path, MAX_PROMPT_BYTES, "prompt file")
         except FileNotFoundError:
             raise JudgeConfigError(
                 f"judge {name!r}: prompt file {str(path)!r} does not exist; create it, or set prompt in "
                 f"{self._file()} to an existing file or a built-in template ({', '.join(BUILTIN_TEMPLATES)})"
             ) from None
-        except (OSError, UnicodeDecodeError) as exc:
-            raise JudgeConfigError(f"judge {name!r}: cannot read prompt file {str(path)!r} ({exc}); fix the file") from None
+        except JudgeConfigError as exc:
+            raise JudgeConfigError(f"judge {name!r}: {exc}") from None
+        try:
+            return data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            raise JudgeConfigError(
+                f"judge {name!r}: prompt file {str(path)!r} is not UTF-8 text (byte {exc.start + 1}); save it as UTF-8"
+            ) from None
 
     def _file(self) -> str:
         return str(self.path) if self.path is not None else str(DEFAULT_CONFIG_PATH)
@@ -129,15 +142,13 @@ def load_config(path: Path | None = None) -> JudgeConfig:
     explicit = path is not None and path != DEFAULT_CONFIG_PATH
     target = path if path is not None else DEFAULT_CONFIG_PATH
     try:
-        raw = target.read_bytes()
+        raw = read_small_file(target, MAX_CONFIG_BYTES, "config file")
     except FileNotFoundError:
         if not explicit:
             return JudgeConfig(path=None)
         raise JudgeConfigError(
             f"config file {str(target)!r} does not exist; create it, or point JUDGEQ_CONFIG at an existing judgeq.toml"
         ) from None
-    except OSError as exc:
-        raise JudgeConfigError(f"cannot read config file {str(target)!r} ({exc}); check its permissions") from None
     try:
         data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
@@ -152,3 +163,27 @@ def load_config(path: Path | None = None) -> JudgeConfig:
         except JudgeConfigError as exc:
             raise JudgeConfigError(f"{target}: {exc}") from None
     return JudgeConfig(judges=judges, path=target.resolve())
+
+
+def read_small_file(path: Path, limit: int, what: str) -> bytes:
+    """The bytes of the regular file ``path``, which must hold at most ``limit`` of them.
+
+    FileNotFoundError for a missing file (callers say what to do about it);
+    JudgeConfigError for anything else: a device, pipe or folder (never opened,
+    so ``/dev/zero`` is not read and a pipe does not block), a file too large,
+    a file that cannot be read.
+    """
+    try:
+        mode = path.stat().st_mode
+        if not stat.S_ISREG(mode):
+            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a pipe or a socket)"
+            raise JudgeConfigError(f"{what} {str(path)!r} is {kind}; give the path of a text file")
+        with path.open("rb") as file:
+            data = file.read(limit + 1)
+    except FileNotFoundError:
+        raise
+    except OSError as exc:
+        raise JudgeConfigError(f"cannot read {what} {str(path)!r} ({exc.strerror}); check its permissions") from None
+    if len(data) > limit:
+        raise JudgeConfigError(f"{what} {str(path)!r} is larger than {limit:,} bytes; shorten it")
+    return data

@@ -3,13 +3,17 @@
     JudgeError                   base of everything raised by judges/
     ├── JudgeConfigError         judgeq.toml (or a judge asked for) is unusable
     │   └── EgressConfigError    the key allow-list (JUDGEQ_KEY_ENDPOINTS) is malformed
-    └── JudgeCallError           one call of a judge failed (recorded on the row)
-        ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
-        └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
-            ├── AccountJudgeCallError  the provider refuses the account (auth, permission, quota):
-            │                          every call of this judge will fail alike (opens its circuit)
-            └── EgressRefused    the worker's key policy forbids the judge's key, endpoint or
-                                 parameters (judges.egress): nothing is sent
+    ├── JudgeCallError           one call of a judge failed (recorded on the row)
+    │   ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
+    │   └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
+    │       ├── AccountJudgeCallError  the provider refuses the account (auth, permission, quota):
+    │       │                          every call of this judge will fail alike (opens its circuit)
+    │       └── EgressRefused    the worker's key policy forbids the judge's key, endpoint or
+    │                            parameters (judges.egress): nothing is sent
+    ├── LimiterError             the provider rate limiter cannot admit a call now
+    │   ├── LimitWait            the next slot is further away than the caller will wait
+    │   └── LimiterUnavailable   the limiter's store (the fleet's Redis) cannot be reached
+    └── JudgeArgumentError       a judge function was given values it cannot use (a caller's bug)
 
 A ``JudgeCallError`` may carry what the failed call cost (``cost_usd``,
 ``tokens_in``, ``tokens_out``), the HTTP ``status_code`` and a ``retry_after_s``
@@ -77,3 +81,24 @@ class EgressRefused(FatalJudgeCallError):
 
 class EgressConfigError(JudgeConfigError):
     """Raised when the key allow-list (``JUDGEQ_KEY_ENDPOINTS``) is malformed."""
+class LimiterError(JudgeError):
+    """Raised when the provider rate limiter cannot admit a call now; the caller waits or defers it."""
+
+
+class LimitWait(LimiterError):
+    """Raised when the next slot is further away than the caller wants to wait; nothing was reserved."""
+
+    def __init__(self, wait_s: float) -> None:
+        super().__init__(f"the rate limit's next slot is {wait_s:.1f}s away")
+        self.wait_s = wait_s
+
+
+class LimiterUnavailable(LimiterError):
+    """Raised when the limiter's store (the fleet's Redis) cannot be reached; the caller defers the call."""
+
+
+class JudgeArgumentError(JudgeError, ValueError):
+    """Raised when a judge function is given values it cannot use: a bug in the caller, not bad data.
+
+    Also a ValueError, which is what such a call raised before it had a class of its own.
+    """

@@ -37,6 +37,10 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Protocol
 
+from .errors import JudgeArgumentError
+from .errors import LimiterUnavailable as LimiterUnavailable  # re-exported: the limiter's protocol raises them
+from .errors import LimitWait as LimitWait
+
 #: AIMD on 429s: the rate factor is multiplied by CUT (at most once per
 #: period/CUT_EVERY), never below MIN_FACTOR, and recovers by RECOVER per period.
 CUT = 0.8
@@ -62,18 +66,6 @@ class Limit:
     @property
     def limited(self) -> bool:
         return self.rpm is not None or self.tpm is not None
-
-
-class LimitWait(Exception):
-    """Raised when the next slot is further away than the caller wants to wait; nothing was reserved."""
-
-    def __init__(self, wait_s: float) -> None:
-        super().__init__(f"the rate limit's next slot is {wait_s:.1f}s away")
-        self.wait_s = wait_s
-
-
-class LimiterUnavailable(Exception):
-    """Raised when the limiter's store (the fleet's Redis) cannot be reached; the caller defers the call."""
 
 
 class RateLimiter(Protocol):
@@ -126,7 +118,7 @@ class LocalLimiter:
 
     def __init__(self, period_s: float = 60.0, headroom: float = 0.03, clock: Callable[[], float] = time.monotonic) -> None:
         if period_s <= 0 or not 0 <= headroom < 1:
-            raise ValueError(f"period_s = {period_s} must be > 0 and headroom = {headroom} in [0, 1)")
+            raise JudgeArgumentError(f"period_s = {period_s} must be > 0 and headroom = {headroom} in [0, 1)")
         self.period_s = period_s
         self.headroom = headroom
         self.clock = clock

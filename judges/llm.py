@@ -40,7 +40,8 @@ from typing import Any
 
 from .base import Kind
 from .egress import PLACEHOLDER_KEY, EgressPolicy
-from .errors import (AccountJudgeCallError, EgressRefused, FatalJudgeCallError, JudgeAnswerError, JudgeCallError,
+from .errors import (AccountJudgeCallError, EgressRefused, FatalJudgeCallError, JudgeAnswerError, JudgeArgumentError,
+                     JudgeCallError,
                      JudgeConfigError)
 from .limits import Limit, LimiterUnavailable, LimitWait, LocalLimiter, RateLimiter, Unlimited
 from .parse import parse_answer
@@ -79,7 +80,7 @@ class LlmJudge:
         if spec.prompt_text is None:
             raise JudgeConfigError(f"judge {name!r} has no prompt text; build it from JudgeConfig.resolve(...)")
         if max_workers is not None and max_workers < 1:
-            raise ValueError(f"max_workers = {max_workers}; it must be at least 1")
+            raise JudgeArgumentError(f"max_workers = {max_workers}; it must be at least 1")
         self.name = name
         self.version = version
         self.spec = spec

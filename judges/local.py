@@ -3,8 +3,9 @@
 Each builtin is a factory (registered with :func:`judges.registry.builtin`)
 whose keyword arguments are its parameters and which returns the per-record
 function. Verdicts carry a score, a ``pass``/``fail`` label and a short
-reason; a record the builtin cannot judge (no ``expected``, no ``context``)
-gets ``Verdict.failed``. These run at queue speed (>= 10,000 items/s), so the
+reason. The fields a builtin cannot judge without are declared (``needs``),
+so that submit refuses a dataset lacking them; a record that still reaches a
+builtin without them (an older run resumed) gets ``Verdict.failed``. These run at queue speed (>= 10,000 items/s), so the
 per-record functions do no more than they must.
 """
 
@@ -19,6 +20,7 @@ from typing import Annotated
 from pydantic import Field
 
 from .base import Kind
+from .errors import JudgeConfigError
 from .record import Record
 from .registry import RecordJudge, builtin
 from .verdict import Verdict
@@ -75,7 +77,7 @@ def _fold(text: str, case_sensitive: bool) -> str:
     return text if case_sensitive else text.casefold()
 
 
-@builtin("exact_match", version="1")
+@builtin("exact_match", version="1", needs=("expected",))
 def exact_match(case_sensitive: bool = False) -> RecordJudge:
     """Pass when the output equals the expected answer (stripped; case-folded unless case_sensitive)."""
 
@@ -88,7 +90,7 @@ def exact_match(case_sensitive: bool = False) -> RecordJudge:
     return judge_one
 
 
-@builtin("contains", version="1")
+@builtin("contains", version="1", needs=("expected",))
 def contains(case_sensitive: bool = False) -> RecordJudge:
     """Pass when the expected answer occurs in the output (stripped; case-folded unless case_sensitive)."""
 
@@ -110,7 +112,7 @@ def regex(pattern: str, ignore_case: bool = False) -> RecordJudge:
     try:
         compiled = re.compile(pattern, re.IGNORECASE if ignore_case else 0)
     except re.error as exc:
-        raise ValueError(f"pattern {pattern!r} is not a valid regular expression ({exc}); fix pattern") from None
+        raise JudgeConfigError(f"pattern {pattern!r} is not a valid regular expression ({exc}); fix pattern") from None
 
     def judge_one(record: Record) -> Verdict:
         found = compiled.search(record.output) is not None
@@ -138,7 +140,7 @@ def content_words(text: str) -> set[str]:
     return {word for word in _WORD.findall(text.lower()) if word not in STOPWORDS}
 
 
-@builtin("context_overlap", version="1")
+@builtin("context_overlap", version="1", needs=("context",))
 def context_overlap(threshold: Annotated[float, Field(ge=0.0, le=1.0)] = 0.5) -> RecordJudge:
     """Score the share of the output's distinct content words found in the context; pass at >= threshold."""
 

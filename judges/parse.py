@@ -18,7 +18,7 @@ import re
 from dataclasses import dataclass
 from typing import Any
 
-from .errors import JudgeAnswerError
+from .errors import JudgeAnswerError, JudgeArgumentError
 
 _FENCE = re.compile(r"```(?:json|JSON)?\s*\n?(.*?)```", re.DOTALL)
 _EXCERPT = 120
@@ -60,7 +60,7 @@ def parse_answer(
 ) -> ParsedAnswer:
     """The verdict in the model's answer ``text``; exactly one of ``labels`` and ``scale``."""
     if (labels is None) == (scale is None):
-        raise ValueError("parse_answer needs exactly one of labels and scale")
+        raise JudgeArgumentError("parse_answer needs exactly one of labels and scale")
     obj = {str(key).strip().lower(): value for key, value in find_json_object(text).items()}
     reason = _text(obj.get("reason", obj.get("explanation", obj.get("reasoning", ""))))
     if labels is not None:

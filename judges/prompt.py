@@ -18,7 +18,7 @@ import json
 import re
 from pathlib import Path
 
-from .errors import FatalJudgeCallError
+from .errors import FatalJudgeCallError, JudgeConfigError
 from .record import Record
 
 #: Built-in template names; ``prompt = "faithfulness"`` in judgeq.toml picks one.
@@ -33,7 +33,7 @@ _PLACEHOLDER = re.compile(r"\{(input|output|context|expected)\}")
 def builtin_template(name: str) -> str:
     """The text of the built-in template ``name`` (one of :data:`BUILTIN_TEMPLATES`)."""
     if name not in BUILTIN_TEMPLATES:
-        raise KeyError(f"no built-in prompt template {name!r}; built-ins: {', '.join(BUILTIN_TEMPLATES)}")
+        raise JudgeConfigError(f"no built-in prompt template {name!r}; built-ins: {', '.join(BUILTIN_TEMPLATES)}")
     return (_PROMPTS_DIR / f"{name}.md").read_text(encoding="utf-8")
 
 

@@ -1,16 +1,24 @@
 """The record a judge judges: one dataset item or one production trace.
 
 Field names and aliases are the contract of DESIGN.md; loaders validate
-through this model, so the aliases live here and nowhere else.
+through this model, so the aliases live here and nowhere else, and so do the
+bounds of what a ledger can store: an id is at most ``MAX_ID_CHARS``
+characters, none of them a control character; ``metadata`` nests at most
+``MAX_METADATA_DEPTH`` levels.
 """
 
 from __future__ import annotations
 
 import hashlib
 import json
-from typing import Any
+import re
+from typing import Any, Final
 
 from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
+
+MAX_ID_CHARS: Final = 256
+MAX_METADATA_DEPTH: Final = 32
+_CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # C0 controls, DEL, and lone surrogates
 
 
 class Record(BaseModel):
@@ -36,6 +44,7 @@ class Record(BaseModel):
             return str(value)
         return value
 
+
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
             object.__setattr__(self, "id", "h" + self.content_hash()[:16])
@@ -52,6 +61,37 @@ class Record(BaseModel):
         text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
         return hashlib.sha256(text.encode()).hexdigest()
 
+    def unstorable(self) -> tuple[str, str] | None:
+        """The first field outside the bounds above, and what is wrong with it; None when all are within.
+
+        A plain method rather than validators, so that records already
+        checked (a worker's) do not pay for it: loaders call it once.
+        """
+        ident = self.id
+        if len(ident) > MAX_ID_CHARS:  # an id is a key in every store, log and report
+            return "id", f"{len(ident)} characters long, more than {MAX_ID_CHARS}; shorten it (or hash it)"
+        bad = None if ident.isprintable() else _CONTROL.search(ident)  # isprintable: the fast, usual answer
+        if bad is not None:
+            char = bad.group()
+            what = "a lone UTF-16 surrogate" if "\ud800" <= char <= "\udfff" else "a control character"
+            return "id", f"holds {what} ({char!r} at position {bad.start() + 1}); ids must be printable text"
+        for value in self.metadata.values():
+            if isinstance(value, dict | list):  # not flat, as metadata usually is: count
+                if nesting(self.metadata) > MAX_METADATA_DEPTH:
+                    return "metadata", (f"nested more than {MAX_METADATA_DEPTH} levels deep; keep metadata to "
+                                        'flat keys like {"locale": "de", "tenant": "acme"}')
+                break
+        return None
+
+    def has(self, field: str) -> bool:
+        """Whether ``field`` holds something a judge can use: present and not blank."""
+        value = getattr(self, field)
+        if isinstance(value, str):
+            return bool(value.strip())
+        if isinstance(value, list):
+            return any(item.strip() for item in value)
+        return value is not None
+
     def context_text(self) -> str:
         """The context as one string (list items joined by blank lines)."""
         if self.context is None:
@@ -63,3 +103,18 @@ class Record(BaseModel):
     def to_message(self) -> dict[str, Any]:
         """The JSON-safe form carried in task messages and stored in the ledger."""
         return self.model_dump(mode="json")
+
+
+def nesting(value: Any) -> int:
+    """How many levels of objects and arrays ``value`` nests (0 for a scalar; counted up to one past the bound)."""
+    deepest = 0
+    stack = [(value, 1)]
+    while stack:
+        item, depth = stack.pop()
+        children = item.values() if isinstance(item, dict) else item if isinstance(item, list) else None
+        if children is None:
+            continue
+        deepest = max(deepest, depth)
+        if depth <= MAX_METADATA_DEPTH:  # past the bound, how much deeper does not matter
+            stack.extend((child, depth + 1) for child in children)
+    return deepest

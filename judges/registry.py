@@ -11,6 +11,10 @@ the judge version, every verdict traces back to exactly what produced it::
     def regex(pattern: str, ignore_case: bool = False) -> RecordJudge:
         compiled = re.compile(pattern)
         return lambda record: ...
+
+A builtin also declares the record fields it ``needs`` (``exact_match``
+compares with ``expected``): a dataset with a record that lacks one is
+refused at submit (:func:`needed_fields`), instead of each such row failing.
 """
 
 from __future__ import annotations
@@ -22,7 +26,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
-from .errors import JudgeConfigError
+from .errors import JudgeArgumentError, JudgeConfigError
 from .record import Record
 from .verdict import Verdict
 
@@ -46,6 +50,7 @@ class Builtin:
     factory: Callable[..., RecordJudge]
     params_model: type[BaseModel]
     summary: str
+    needs: tuple[str, ...] = ()  # record fields every judged record must hold (see Record.has)
 
     @property
     def param_names(self) -> list[str]:
@@ -66,7 +71,7 @@ class Builtin:
             raise JudgeConfigError(self._describe(exc)) from None
         try:
             self.factory(**clean)  # semantic checks, e.g. that a regex compiles
-        except (ValueError, TypeError) as exc:
+        except (JudgeConfigError, ValueError, TypeError) as exc:
             raise JudgeConfigError(f"builtin {self.name!r}: {exc}") from None
         return clean
 
@@ -91,28 +96,34 @@ class Builtin:
 _BUILTINS: dict[str, Builtin] = {}
 
 
-def builtin(name: str, *, version: str = "1") -> Callable[[Callable[..., RecordJudge]], Callable[..., RecordJudge]]:
+def builtin(
+    name: str, *, version: str = "1", needs: tuple[str, ...] = ()
+) -> Callable[[Callable[..., RecordJudge]], Callable[..., RecordJudge]]:
     """Register a local builtin factory under ``name``.
 
     ``version`` is the builtin's code version: bump it whenever a change to the
     factory can change a verdict, so the judge version changes with it.
+    ``needs``: the record fields the builtin cannot judge without.
     """
+    unknown = [field for field in needs if field not in Record.model_fields]
+    if unknown:
+        raise JudgeArgumentError(f"builtin {name!r} needs {unknown}, which records do not have")
 
     def register(factory: Callable[..., RecordJudge]) -> Callable[..., RecordJudge]:
         if name in _BUILTINS:
-            raise ValueError(f"builtin {name!r} is registered twice; rename one of them")
+            raise JudgeArgumentError(f"builtin {name!r} is registered twice; rename one of them")
         hints = get_type_hints(factory, include_extras=True)
         fields: dict[str, Any] = {}
         for param in inspect.signature(factory).parameters.values():
             if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-                raise TypeError(f"builtin {name!r}: parameters must be named, not *{param.name}")
+                raise JudgeArgumentError(f"builtin {name!r}: parameters must be named, not *{param.name}")
             default = ... if param.default is param.empty else param.default
             fields[param.name] = (hints.get(param.name, Any), default)
         model = create_model(
             f"{name}_params", __config__=ConfigDict(extra="forbid"), **fields
         )
         summary = (inspect.getdoc(factory) or "").split("\n", 1)[0]
-        _BUILTINS[name] = Builtin(name, version, factory, model, summary)
+        _BUILTINS[name] = Builtin(name, version, factory, model, summary, needs)
         return factory
 
     return register
@@ -133,6 +144,13 @@ def get_builtin(name: str) -> Builtin:
         raise JudgeConfigError(
             f"unknown builtin {name!r}; known builtins: {', '.join(sorted(_BUILTINS))}"
         ) from None
+
+
+def needed_fields(spec: Any) -> tuple[str, ...]:
+    """The record fields a judge of ``spec`` cannot judge without (an LLM judge: none)."""
+    from .spec import LocalJudgeSpec
+
+    return get_builtin(spec.builtin).needs if isinstance(spec, LocalJudgeSpec) else ()
 
 
 def build(

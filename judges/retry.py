@@ -33,7 +33,7 @@ from tenacity import (
 )
 from tenacity.wait import wait_base
 
-from .errors import FatalJudgeCallError, JudgeCallError
+from .errors import FatalJudgeCallError, JudgeArgumentError, JudgeCallError
 
 log = logging.getLogger(__name__)
 
@@ -57,7 +57,7 @@ class RetryPolicy:
 
     def __post_init__(self) -> None:
         if self.attempts < 1:
-            raise ValueError(f"RetryPolicy.attempts = {self.attempts}; it must be at least 1")
+            raise JudgeArgumentError(f"RetryPolicy.attempts = {self.attempts}; it must be at least 1")
 
     def retrying(
         self, *, sleep: Callable[[float], None] = time.sleep, prior: Prior | None = None, now: float | None = None

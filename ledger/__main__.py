@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import sys
 
-from ledger.errors import LedgerError
+from ledger.errors import LedgerConfigError, LedgerError
 from ledger.migrate import head_revision, upgrade
 from ledger.settings import LedgerSettings
 from ledger.urls import mask_url
@@ -22,7 +22,7 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
     except LedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 3  # infrastructure failure, as in DESIGN.md's exit codes
+        return 2 if isinstance(exc, LedgerConfigError) else 3  # bad configuration, or infrastructure (DESIGN.md)
     print(f"ledger at {mask_url(url)} is at revision {head_revision()}")
     return 0
 

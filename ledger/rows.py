@@ -13,6 +13,7 @@ from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import Any
 
+from ledger.errors import LedgerArgumentError
 from ledger.models import SCORE_STATUSES, ScoreStatus
 
 
@@ -62,7 +63,7 @@ class ScoreIn:
 
     def __post_init__(self) -> None:
         if self.status not in SCORE_STATUSES:
-            raise ValueError(f"score status must be one of {SCORE_STATUSES}, not {self.status!r}")
+            raise LedgerArgumentError(f"score status must be one of {SCORE_STATUSES}, not {self.status!r}")
 
 
 #: ``error_kind`` of the error row that stands for a row the database would not store.

@@ -17,8 +17,9 @@ class LedgerSettings(BaseSettings):
         default="sqlite:///judgeq.db",
         description=(
             "Database holding runs, items and scores. SQLite for one machine "
-            "(sqlite:///path/to/judgeq.db), PostgreSQL for a fleet "
-            "(postgresql://user:password@host:5432/judgeq)."
+            "(sqlite:///path/to/judgeq.db; a file, never in memory), PostgreSQL for a fleet "
+            "(postgresql://user:password@host:5432/judgeq). Checked when the ledger is opened "
+            "(ledger.engine.check_url)."
         ),
     )
 

@@ -37,6 +37,8 @@ import numpy as np
 import numpy.typing as npt
 from scipy import stats as sps
 
+from ledger.errors import LedgerArgumentError
+
 LEVEL: Final = 0.95
 Array = npt.NDArray[np.float64]
 
@@ -105,7 +107,7 @@ def _cluster_codes(clusters: Sequence[Any] | None, n: int) -> npt.NDArray[np.int
         return None
     keys = [("k", c) if c is not None else ("i", i) for i, c in enumerate(clusters)]
     if len(keys) != n:
-        raise ValueError(f"{len(keys)} cluster keys for {n} items")
+        raise LedgerArgumentError(f"{len(keys)} cluster keys for {n} items")
     _, codes = np.unique(np.array([f"{k}\x00{v}" for k, v in keys], dtype=object), return_inverse=True)
     return codes.astype(np.intp)
 
@@ -168,7 +170,7 @@ def estimate_mean(
         return None
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != y.shape or np.any(w <= 0):
-        raise ValueError("weights must be positive, one per score")
+        raise LedgerArgumentError("weights must be positive, one per score")
     codes = _cluster_codes(clusters, n)
     mean, v_naive, v, g = linearised_variance(y, w, codes)
     se_naive, se = float(np.sqrt(v_naive)), float(np.sqrt(v))
@@ -199,7 +201,7 @@ def paired_delta(
     b = np.asarray(base, dtype=np.float64)
     c = np.asarray(cand, dtype=np.float64)
     if b.shape != c.shape:
-        raise ValueError(f"{b.size} baseline scores for {c.size} candidate scores; pair them by item first")
+        raise LedgerArgumentError(f"{b.size} baseline scores for {c.size} candidate scores; pair them by item first")
     if b.size == 0:
         return None
     d = c - b

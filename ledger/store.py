@@ -7,7 +7,7 @@ Inputs and computed figures are the dataclasses of ``ledger.rows``.
 A Ledger is safe to share between threads (each call takes a pooled
 connection for its own duration). The schema is created on first use of an
 empty database (``ledger.migrate.ensure_schema``). Every error of the
-database comes out as a :class:`LedgerError` (``ledger.errors.from_database``):
+database comes out as a :class:`LedgerError` (``ledger.refusals.from_database``):
 :class:`LedgerUnavailable` when it cannot be reached, :class:`LedgerRefused`
 when it refuses a statement; callers may retry both. A row whose values the
 database will not take costs only itself (see :meth:`Ledger.write_scores`).
@@ -26,8 +26,9 @@ from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from ledger.engine import connect, create_ledger_engine
-from ledger.errors import LedgerDataError, RunExists, RunNotFound, from_database
+from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
+from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, unscored_in_window
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
@@ -85,9 +86,9 @@ class Ledger:
     def create_run(self, run: Run) -> None:
         """Store a new run; raises RunExists if its id is taken."""
         if run.kind not in RUN_KINDS:
-            raise ValueError(f"run kind must be one of {RUN_KINDS}, not {run.kind!r}")
+            raise LedgerArgumentError(f"run kind must be one of {RUN_KINDS}, not {run.kind!r}")
         if run.status not in RUN_STATUSES:
-            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {run.status!r}")
+            raise LedgerArgumentError(f"run status must be one of {RUN_STATUSES}, not {run.status!r}")
         values = {key: storable(value) if isinstance(value, str) else value for key, value in run.model_dump().items()}
         with self._connect() as conn, conn.begin():
             if conn.execute(self._insert_run, values).rowcount == 0:
@@ -96,7 +97,7 @@ class Ledger:
     def set_status(self, run_id: str, status: RunStatus, *, at: datetime | None = None) -> None:
         """Set a run's status; "running" stamps submitted_at (once), "done" stamps finished_at."""
         if status not in RUN_STATUSES:
-            raise ValueError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
+            raise LedgerArgumentError(f"run status must be one of {RUN_STATUSES}, not {status!r}")
         at = at or utcnow()
         values: dict[str, Any] = {"status": status}
         if status == "running":
@@ -190,7 +191,7 @@ class Ledger:
         started, past the last seq it saw, are not included.
         """
         if batch_size < 1:
-            raise ValueError(f"batch_size must be at least 1, not {batch_size}")
+            raise LedgerArgumentError(f"batch_size must be at least 1, not {batch_size}")
         with self._connect() as conn:
             count, first, last = conn.execute(item_span(run_id)).one()
         if not count or first is None or last is None:

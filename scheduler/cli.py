@@ -13,13 +13,13 @@ import sys
 import threading
 from collections.abc import Iterator
 from pathlib import Path
-from typing import Annotated, Any, Optional
+from typing import Annotated, Any, Optional, cast
 
 import typer
 
 from . import exitcodes
 from .cli_options import (BaselineOpt, BaselineTagOpt, ByOpt, ClusterByOpt, GateOnOpt, GateOpt, JunitOpt,
-                          MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt)
+                          MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt, TimeoutOpt)
 
 app = typer.Typer(
     name="judgeq",
@@ -35,13 +35,19 @@ app.add_typer(db_app, name="db")
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary instead of the table.")]
 
 
+_debug = False  # --debug: errors print their traceback
+
+
 @app.callback()
 def _global(
     config: Annotated[Optional[Path], typer.Option(envvar="JUDGEQ_CONFIG", help="Judge config file (default: judgeq.toml).")] = None,
     broker_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_BROKER_URL", help="Celery broker URL (unset: embedded mode, judging in this process).")] = None,
     ledger_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_LEDGER_URL", help="Ledger database URL (default: sqlite:///judgeq.db).")] = None,
+    debug: Annotated[bool, typer.Option("--debug", help="On an error, print its traceback (unexpected errors otherwise keep it in a file).")] = False,
 ) -> None:
     """Flags set the same variables the environment does, so child processes agree."""
+    global _debug
+    _debug = debug
     for name, value in (("JUDGEQ_CONFIG", config), ("JUDGEQ_BROKER_URL", broker_url), ("JUDGEQ_LEDGER_URL", ledger_url)):
         if value is not None:
             os.environ[name] = str(value)
@@ -71,7 +77,7 @@ def submit(
     wait: Annotated[bool, typer.Option(help="Wait for every verdict, print the summary and gate.")] = False,
     gate: Annotated[list[str], typer.Option(help='A gate like "exact>=0.9" (repeatable); needs --wait.')] = [],
     max_errors: Annotated[int, typer.Option(help="Judge errors a gated judge may have and still pass.")] = 0,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait before giving up (exit 3; the run stays resumable).")] = None,
+    timeout: TimeoutOpt = None,
     tag: Annotated[list[str], typer.Option(help="A tag for the run, e.g. main (repeatable).")] = [],
     meta: Annotated[list[str], typer.Option(help="KEY=VALUE recorded with the run (repeatable).")] = [],
     json_out: JsonOpt = False,
@@ -105,7 +111,8 @@ def submit(
         if options.gating and not wait:
             raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
         config = load_config(settings.config)
-        plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta))
+        plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta),
+                               max_record_bytes=settings.max_record_bytes)
         if max_cost is not None or no_cache:
             import dataclasses
 
@@ -184,7 +191,10 @@ def _interruptible(submission: _Submission) -> Iterator[_Submission]:
     except KeyboardInterrupt:
         _say(f"judgeq: interrupted; {submission.next_step()}")
         raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
-    except Exception:
+    except Exception as exc:
+        if submission.run_id is not None and exitcodes.for_error(exc) == exitcodes.INFRASTRUCTURE:
+            _say(f"judgeq: {_one_line(exc)}; {submission.next_step()}")  # one line: what failed, what to do
+            raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
         if submission.run_id is not None and not submission.sent.is_set():
             _say(f"judgeq: {submission.next_step()}")
         raise
@@ -317,7 +327,7 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
     progress = ledger.progress(run_id)
-    if progress.done >= progress.expected and ledger.mark_done_if_complete(run_id):
+    if run.status == "running" and progress.done >= progress.expected and _mark_done(ledger, run_id):
         run = ledger.get_run(run_id)
     dead = DeadLetterView.read(run_id)
     if json_out:
@@ -328,6 +338,41 @@ def status(run_id: Annotated[str, typer.Argument(help="The run id printed by sub
           f"{progress.ok} ok, {progress.errors} errors, {progress.skipped} skipped")
     for line in dead.lines():
         print(line)
+
+
+@app.command()
+def runs(
+    limit: Annotated[int, typer.Option("--limit", help="Runs listed at most.")] = 20,
+    status: Annotated[Optional[str], typer.Option("--status", help="Only runs in this status: submitting, running or done.")] = None,
+    tag: Annotated[Optional[str], typer.Option("--tag", help="Only runs with this tag (e.g. main).")] = None,
+    dataset: Annotated[Optional[str], typer.Option("--dataset", help="Only runs of this dataset name (the file's stem, e.g. golden).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """List the ledger's runs, newest first (id, created, status, dataset, items, judges, tags)."""
+    from ledger.models import RUN_STATUSES, RunStatus
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from .errors import UsageError
+    from .run_list import show_runs
+
+    if limit < 1:
+        raise UsageError(f"--limit {limit} lists nothing; give 1 or more")
+    if status is not None and status not in RUN_STATUSES:
+        raise UsageError(f"--status {status!r} is not one of {', '.join(RUN_STATUSES)}")
+    ledger = Ledger(LedgerSettings().ledger_url)
+    listed = ledger.list_runs(limit=limit, dataset_name=dataset, tag=tag, status=cast("RunStatus | None", status))
+    show_runs(listed, json_out)
+
+
+def _mark_done(ledger: Any, run_id: str) -> bool:
+    """``ledger.mark_done_if_complete``, except that a read-only ledger is read as it is."""
+    from ledger.errors import LedgerReadOnly
+
+    try:
+        return bool(ledger.mark_done_if_complete(run_id))
+    except LedgerReadOnly:
+        return False
 
 
 def _assessment_command(need_gate: bool, doc: str) -> Any:
@@ -429,7 +474,7 @@ def compare(
 def resume(
     run_id: Annotated[str, typer.Argument(help="The run to complete.")],
     wait: Annotated[bool, typer.Option(help="Wait for the run to complete and print its summary.")] = False,
-    timeout: Annotated[Optional[float], typer.Option(help="Seconds to wait (exit 3 when exceeded).")] = None,
+    timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
     dataset: Annotated[Optional[Path], typer.Option("--dataset", help="The file the run was submitted from (checked by its sha256): needed to complete a run cut off while it was being submitted.")] = None,
 ) -> None:
@@ -552,7 +597,7 @@ def worker(
     check_broker_url(worker_settings.broker_url)
     from workers.tasks import app as celery_app
 
-    celery_app.worker_main(argv)
+    _exit_like(celery_app.start(argv), "worker")
 
 
 @app.command()
@@ -566,7 +611,19 @@ def flower(
     argv = flower_argv(port=port, address=address)
     from workers.tasks import app as celery_app
 
-    celery_app.start(argv)
+    _exit_like(celery_app.start(argv), "Flower")
+
+
+def _exit_like(code: Optional[int], what: str) -> None:
+    """Exit non-zero when Celery's command did (``app.worker_main`` drops the code), so a supervisor restarts it.
+
+    A worker that stops on an unrecoverable error exits 1 in Celery; judgeq
+    keeps 1 for a failed gate, so it becomes INFRASTRUCTURE (3).
+    """
+    if code:
+        print(f"judgeq: the {what} stopped after an error (Celery's exit code {code}); see its log above",
+              file=sys.stderr)
+        raise typer.Exit(exitcodes.INFRASTRUCTURE)
 
 
 @db_app.command("upgrade")
@@ -581,32 +638,67 @@ def db_upgrade() -> None:
 
 
 def main() -> None:
-    """Entry point: run the app, turning expected errors into one line and an exit code."""
-    from judges.errors import JudgeConfigError
+    """Entry point: run the app; an error ends it with one line on stderr and its exit code.
 
-    from .errors import SchedulerError
-
+    Every exception maps to a code through ``exitcodes.for_error`` (the tree is
+    drawn in ``scheduler.errors``); one nothing expected (exit 4) keeps its
+    traceback in a file named in the message. ``--debug`` prints the traceback.
+    """
     try:
         app()
-    except (SchedulerError, JudgeConfigError) as exc:
-        _fail(exc, exitcodes.BAD_INPUT)
     except KeyboardInterrupt:
         print("judgeq: interrupted; the run stays resumable with 'judgeq resume RUN'", file=sys.stderr)
         sys.exit(exitcodes.INFRASTRUCTURE)
     except Exception as exc:
-        from ledger.errors import LedgerError
-        from workers.errors import BrokerError
-
-        from ledger.errors import LedgerUrlError, RunNotFound
-        from workers.errors import BrokerUrlError
-
-        if isinstance(exc, (RunNotFound, LedgerUrlError, BrokerUrlError)):
-            _fail(exc, exitcodes.BAD_INPUT)
-        if isinstance(exc, (LedgerError, BrokerError)):
-            _fail(exc, exitcodes.INFRASTRUCTURE)
-        raise
+        _fail(exc)
 
 
-def _fail(exc: BaseException, code: int) -> None:
-    print(f"judgeq: {exc}", file=sys.stderr)
+def _fail(exc: Exception, code: Optional[int] = None) -> None:
+    """Print ``exc`` as one line (its traceback too with ``--debug``) and exit with its code."""
+    import traceback
+
+    message = _settings_problem(exc)
+    if code is None:
+        code = exitcodes.BAD_INPUT if message else exitcodes.for_error(exc)
+    if _debug:
+        traceback.print_exception(exc, file=sys.stderr)
+    if code == exitcodes.INTERNAL:
+        message = f"internal error: {type(exc).__name__}: {_one_line(exc)}; {_keep_traceback(exc)}"
+    print(f"judgeq: {message or _one_line(exc)}", file=sys.stderr)
     sys.exit(code)
+
+
+def _one_line(exc: BaseException) -> str:
+    return " ".join(str(exc).split()) or type(exc).__name__
+
+
+def _settings_problem(exc: Exception) -> Optional[str]:
+    """A bad ``JUDGEQ_*`` variable, said in one line; None for any other error."""
+    from pydantic import ValidationError
+
+    if not isinstance(exc, ValidationError) or not exc.title.endswith("Settings") or not exc.errors():
+        return None
+    from ledger.urls import mask_url
+
+    error = exc.errors()[0]
+    name = "JUDGEQ_" + "_".join(str(part) for part in error["loc"]).upper()
+    value = mask_url(str(error.get("input")))[:60]  # a URL's password never reaches a terminal or a log
+    return f"setting {name}={value!r}: {error['msg']}; fix the variable (see the README's settings table)"
+
+
+def _keep_traceback(exc: BaseException) -> str:
+    """Write the traceback to a file of its own; say where (or, failing that, how to see it)."""
+    import tempfile
+    import traceback
+
+    from ledger.urls import mask_url
+
+    if _debug:
+        return "the traceback is above; please report it"
+    try:
+        with tempfile.NamedTemporaryFile("w", prefix="judgeq-traceback-", suffix=".txt", delete=False) as file:
+            file.write(f"judgeq {' '.join(mask_url(arg) for arg in sys.argv[1:])}\n")
+            traceback.print_exception(exc, file=file)
+    except OSError as error:
+        return f"the traceback could not be saved ({error.strerror}); run again with --debug to see it"
+    return f"the traceback is in {file.name} (or run again with --debug); please report it"

@@ -1,7 +1,8 @@
-"""Options shared by the gating and reporting commands (submit, report, gate, compare).
+"""Options shared by the gating and reporting commands (submit, report, gate, compare, resume).
 
-Declared once here so that the three gating commands spell and document them
-alike; ``scheduler.assess.GateOptions.parse`` checks their values.
+Declared once here so that the commands spell and document them alike;
+``scheduler.assess.GateOptions.parse`` checks the gates' values, and
+``--timeout`` is checked as it is parsed.
 """
 
 from __future__ import annotations
@@ -10,6 +11,20 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+
+from .errors import UsageError
+
+
+def _positive_seconds(value: Optional[float]) -> Optional[float]:
+    if value is not None and not value > 0:  # NaN too
+        raise UsageError(f"--timeout {value:g} is not a positive number of seconds; give one, "
+                         "or leave --timeout out to wait until the run completes")
+    return value
+
+
+TimeoutOpt = Annotated[Optional[float], typer.Option(
+    "--timeout", callback=_positive_seconds,
+    help="Seconds to wait before giving up (exit 3; the run stays resumable).")]
 
 GateOpt = Annotated[list[str], typer.Option("--gate", help='An absolute gate like "exact>=0.9" (repeatable).')]
 GateOnOpt = Annotated[str, typer.Option(

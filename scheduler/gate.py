@@ -5,6 +5,8 @@ its point estimate by default (``--gate-on point``), or with ``--gate-on
 interval`` the end of the 95 % confidence interval that makes the gate
 conservative (the lower end for ``>=``/``>``, the upper end for ``<=``/``<``),
 so that a pass means "above X with 95 % confidence", not "above X by luck".
+Every score lies in [0, 1] (judges normalise their scale onto it), so a
+threshold outside [0, 1] is refused as a usage error.
 Items a judge could not score are not measurements: a judge with more errors
 than ``max_errors``, or with unjudged items, fails its gate and says so,
 rather than passing on part of the data. Baseline gates live in
@@ -19,7 +21,7 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from typing import Literal, Protocol
 
-from .errors import UsageError
+from .errors import SchedulerArgumentError, UsageError
 
 _OPS: dict[str, Callable[[float, float], bool]] = {
     ">=": operator.ge,
@@ -65,7 +67,14 @@ class Gate:
                 f"gate {text!r} is not of the form JUDGE>=NUMBER (operators: >=, >, <=, <); "
                 'example: --gate "exact>=0.9"'
             )
-        return cls(judge=match[1], op=match[2], threshold=float(match[3]))
+        threshold = float(match[3])
+        if not 0 <= threshold <= 1:
+            raise UsageError(
+                f"gate {text!r}: {threshold:g} is outside [0, 1]; every judge's score is normalised onto [0, 1] "
+                "(on a 1-5 scale, 4 is 0.75), so write the threshold as a share of the scale, "
+                f'e.g. --gate "{match[1]}>=0.75"'
+            )
+        return cls(judge=match[1], op=match[2], threshold=threshold)
 
     def __str__(self) -> str:
         return f"{self.judge}{self.op}{self.threshold:g}"
@@ -107,7 +116,7 @@ def evaluate(
         if on == "interval":
             interval = (intervals or {}).get(gate.judge)
             if interval is None:
-                raise ValueError(f"no interval for judge {gate.judge!r}; pass intervals with on='interval'")
+                raise SchedulerArgumentError(f"no interval for judge {gate.judge!r}; pass intervals with on='interval'")
             value = interval.lo if gate.op in (">=", ">") else interval.hi
             what = "95% CI lower end" if gate.op in (">=", ">") else "95% CI upper end"
         holds = _OPS[gate.op](value, gate.threshold)

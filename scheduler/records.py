@@ -13,7 +13,15 @@ hashes collide does it read the file a second time to name both lines.
 streamed; ``iter_batches`` given the scan's ``DatasetInfo`` also checks that
 the file it streams is still the file that was scanned (see there).
 
-The module is longer than most (about 400 lines) because error messages are
+Input that a ledger cannot store is bad input, found here before anything is
+written: a record (a JSONL line, a CSV row) longer than ``max_bytes``
+(``JUDGEQ_MAX_RECORD_BYTES``; lines are read at most that long, so memory stays
+bounded), JSON nested deeper than Python can decode, text holding a lone UTF-16
+surrogate (no UTF-8 can carry it), and the bounds ``Record`` itself sets (ids,
+metadata depth). So is a record without a field one of the run's judges needs
+(``RecordChecks.needed``): every such row would only be an error.
+
+The module is longer than most (about 450 lines) because error messages are
 most of it: each kind of bad input gets its own sentence and its own next step.
 """
 
@@ -24,9 +32,11 @@ import difflib
 import hashlib
 import json
 import os
+import re
 from array import array
-from collections.abc import Iterable, Iterator
-from dataclasses import dataclass, field as dataclass_field
+from collections.abc import Iterable, Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from dataclasses import field as dataclass_field
 from datetime import datetime
 from pathlib import Path
 from types import NoneType, UnionType
@@ -35,7 +45,7 @@ from typing import Any, Literal, NoReturn, Protocol, Union, get_args, get_origin
 from pydantic import AliasChoices, ValidationError
 
 from judges.record import Record
-from scheduler.errors import DatasetChanged, InputError
+from scheduler.errors import DatasetChanged, InputError, SchedulerArgumentError
 
 Format = Literal["jsonl", "csv"]
 
@@ -43,6 +53,27 @@ _FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "
 _BOM = b"\xef\xbb\xbf"
 _MASK64 = (1 << 64) - 1
 _MAX_CSV_CELL = 64 * 1024 * 1024  # csv's default limit (128 KiB) is too small for long contexts
+MAX_RECORD_BYTES = 1024 * 1024  # JUDGEQ_MAX_RECORD_BYTES's default
+_SURROGATE = re.compile("[\ud800-\udfff]")
+
+
+@dataclass(frozen=True)
+class RecordChecks:
+    """What a submission asks of every record beyond its format: a size, and the fields its judges need."""
+
+    max_bytes: int | None = MAX_RECORD_BYTES  # bytes of one JSONL line or CSV row; None: unbounded
+    needed: Mapping[str, str] = field(default_factory=dict)  # record field -> a judge that needs it
+
+    @classmethod
+    def of(cls, judges: Sequence[Any], max_bytes: int | None = MAX_RECORD_BYTES) -> RecordChecks:
+        """The checks for records judged by ``judges`` (resolved judges; see ``judges.registry.needed_fields``)."""
+        from judges.registry import needed_fields
+
+        needed: dict[str, str] = {}
+        for judge in judges:
+            for name in needed_fields(judge.spec):
+                needed.setdefault(name, judge.name)
+        return cls(max_bytes=max_bytes, needed=needed)
 
 
 @dataclass(frozen=True)
@@ -63,7 +94,7 @@ class DatasetInfo:
         return self.content_hash[:12]
 
 
-def scan(path: Path) -> DatasetInfo:
+def scan(path: Path, checks: RecordChecks = RecordChecks()) -> DatasetInfo:
     """Validate a whole file, streaming; raise ``InputError`` on its first problem.
 
     Repeated ids are found after the last line, so a file with both a bad line
@@ -74,7 +105,10 @@ def scan(path: Path) -> DatasetInfo:
     stamp = _stamp(path)  # before reading: a write during the scan then shows as a change
     digest = hashlib.sha256()
     id_hashes = array("Q")
-    for _line, record in _parse(path, fmt, digest):
+    for line, record in _parse(path, fmt, digest, checks.max_bytes):
+        for name, judge in checks.needed.items():
+            if not record.has(name):
+                _missing_for_judge(path, line, name, judge)
         # hash() is salted per process; both passes run in this one, so that is fine.
         id_hashes.append(hash(record.id) & _MASK64)
     if not id_hashes:
@@ -110,7 +144,7 @@ def iter_batches(path: Path, size: int, *, expect: DatasetInfo | None = None) ->
     made invalid by a change raises its own ``InputError`` first.
     """
     if size < 1:
-        raise ValueError(f"batch size must be at least 1, not {size}")
+        raise SchedulerArgumentError(f"batch size must be at least 1, not {size}")
     path = Path(path)
     digest = hashlib.sha256() if expect is not None else None
     batch: list[tuple[int, Record]] = []
@@ -211,17 +245,25 @@ class _CsvReader(Iterator[list[str]], Protocol):
     line_num: int
 
 
-def _parse(path: Path, fmt: Format, digest: _Digest | None) -> Iterator[tuple[int, Record]]:
+def _parse(path: Path, fmt: Format, digest: _Digest | None,
+           max_bytes: int | None = None) -> Iterator[tuple[int, Record]]:
     """The one parser: (line, record) for each record; ``digest`` sees every byte."""
-    lines = _lines(path, digest)
-    return _parse_csv(path, lines) if fmt == "csv" else _parse_jsonl(path, lines)
+    lines = _lines(path, digest, max_bytes)
+    return _parse_csv(path, lines, max_bytes) if fmt == "csv" else _parse_jsonl(path, lines)
 
 
-def _lines(path: Path, digest: _Digest | None) -> Iterator[str]:
-    """The file's lines as text, line ends kept, BOM dropped, fed to ``digest``."""
+def _lines(path: Path, digest: _Digest | None, max_bytes: int | None = None) -> Iterator[str]:
+    """The file's lines as text, line ends kept, BOM dropped, fed to ``digest``.
+
+    With ``max_bytes``, no more than that (and its line end) is read for one
+    line: a longer line is an InputError, however long it is.
+    """
     try:
         with path.open("rb") as file:
-            for number, raw in enumerate(file, 1):
+            raws: Iterable[bytes] = file if max_bytes is None else iter(lambda: file.readline(max_bytes + 2), b"")
+            for number, raw in enumerate(raws, 1):
+                if max_bytes is not None and len(raw) > max_bytes and len(raw.rstrip(b"\r\n")) > max_bytes:
+                    _too_long(path, number, max_bytes, "line")
                 if digest is not None:
                     digest.update(raw)
                 if number == 1 and raw.startswith(_BOM):
@@ -263,6 +305,8 @@ def _parse_jsonl(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Record
         first = False
         try:
             data = _JSON.decode(text)
+        except RecursionError:
+            _too_deep(path, number, None)
         except json.JSONDecodeError as error:
             hint = "each line must be one complete JSON object"
             if text.strip() == "{":
@@ -276,6 +320,8 @@ def _parse_jsonl(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Record
             problem = f"the line is {_kind(data)}, not a JSON object"
             hint = 'each line must be one JSON object, like {"output": "..."}'
             raise InputError(path, problem, line=number, hint=hint)
+        if "\\u" in text:  # only a \u escape can make a lone surrogate out of UTF-8 text
+            _check_surrogates(path, number, data)
         yield number, _record(path, number, data)
 
 
@@ -284,24 +330,42 @@ def _jsonl_name(path: Path) -> str:
     return f"{path.stem}.lines.jsonl" if path.suffix.lower() == ".jsonl" else f"{path.stem}.jsonl"
 
 
-def _parse_csv(path: Path, lines: Iterable[str]) -> Iterator[tuple[int, Record]]:
+def _parse_csv(path: Path, lines: Iterable[str], max_bytes: int | None = None) -> Iterator[tuple[int, Record]]:
     if csv.field_size_limit() < _MAX_CSV_CELL:
         csv.field_size_limit(_MAX_CSV_CELL)
-    reader = csv.reader(lines, strict=True)
+    counted = _Counted(lines)
+    reader = csv.reader(counted, strict=True)
     header, header_line = _next_row(path, reader)
     if header is None:
         raise InputError(path, "is empty", hint="the first row must be a header naming the columns, like id,input,output")
     _check_keys(path, header_line, header)
     while True:
+        counted.chars = 0
         row, line = _next_row(path, reader)
         if row is None:
             return
+        # A character is 1 to 4 bytes: only a row of more than max_bytes / 4 characters needs counting.
+        if max_bytes is not None and counted.chars * 4 > max_bytes and sum(len(c.encode()) for c in row) > max_bytes:
+            _too_long(path, line, max_bytes, "row")
         if len(row) > len(header):
             problem = f"the row has {len(row)} cells but the header names {len(header)} columns"
             raise InputError(path, problem, line=line, hint='quote cells that contain commas: "a, b"')
         # Empty cells mean absent; so do missing cells at the end of a short row.
         data = {column: _cell(path, line, column, cell) for column, cell in zip(header, row) if cell}
         yield line, _record(path, line, data)
+
+
+class _Counted(Iterator[str]):
+    """Lines passed through, counting their characters: a row's size, cheaply, before its bytes are counted."""
+
+    def __init__(self, lines: Iterable[str]) -> None:
+        self._lines = iter(lines)
+        self.chars = 0
+
+    def __next__(self) -> str:
+        line = next(self._lines)
+        self.chars += len(line)
+        return line
 
 
 def _next_row(path: Path, reader: _CsvReader) -> tuple[list[str] | None, int]:
@@ -326,13 +390,19 @@ def _cell(path: Path, line: int, column: str, cell: str) -> Any:
         # A JSON list of strings is a list of chunks; anything else is plain text.
         try:
             value = _JSON.decode(cell)
-        except ValueError:
+        except (ValueError, RecursionError):
             return cell
-        return value if isinstance(value, list) and all(isinstance(v, str) for v in value) else cell
+        if not (isinstance(value, list) and all(isinstance(v, str) for v in value)):
+            return cell
+        if "\\u" in cell:
+            _check_surrogates(path, line, {column: value})
+        return value
     if field == "metadata":
         hint = 'write a JSON object like {"locale": "de"}, or leave the cell empty'
         try:
             value = _JSON.decode(cell)
+        except RecursionError:
+            _too_deep(path, line, column)
         except json.JSONDecodeError as error:
             problem = f"not a JSON object ({error.msg} at column {error.colno})"
             raise InputError(path, problem, line=line, field=column, hint=hint) from None
@@ -340,8 +410,55 @@ def _cell(path: Path, line: int, column: str, cell: str) -> Any:
             raise InputError(path, f"not a JSON object ({error})", line=line, field=column, hint=hint) from None
         if not isinstance(value, dict):
             raise InputError(path, f"got {_describe(value)}", line=line, field=column, hint=hint)
+        if "\\u" in cell:
+            _check_surrogates(path, line, {column: value})
         return value
     return cell
+
+
+# --- what cannot be stored ------------------------------------------------------
+
+
+def _too_long(path: Path, line: int, max_bytes: int, what: str) -> NoReturn:
+    raise InputError(
+        path, f"the record's {what} is longer than {max_bytes:,} bytes", line=line,
+        hint="shorten it (an excerpt of a long context, not all of it), or raise JUDGEQ_MAX_RECORD_BYTES",
+    )
+
+
+def _too_deep(path: Path, line: int, column: str | None) -> NoReturn:
+    raise InputError(
+        path, "JSON nested deeper than can be read", line=line, field=column,
+        hint='keep metadata to flat keys like {"locale": "de", "tenant": "acme"}',
+    )
+
+
+def _check_surrogates(path: Path, line: int, data: dict[str, Any]) -> None:
+    """A lone UTF-16 surrogate (an unpaired ``\\ud800``-``\\udfff`` escape) in any key or text is an InputError."""
+    for key, value in data.items():
+        stack: list[Any] = [key, value]
+        while stack:
+            item = stack.pop()
+            if isinstance(item, str):
+                bad = _SURROGATE.search(item)
+                if bad is not None:
+                    problem = f"holds a lone UTF-16 surrogate (\\u{ord(bad.group()):04x}), which is not a character"
+                    hint = r"escape a character outside the BMP as a pair, like \ud83d\ude00, or remove it"
+                    raise InputError(path, problem, line=line, field=key, hint=hint)
+            elif isinstance(item, dict):
+                stack.extend(item.keys())
+                stack.extend(item.values())
+            elif isinstance(item, list):
+                stack.extend(item)
+
+
+def _missing_for_judge(path: Path, line: int, name: str, judge: str) -> NoReturn:
+    aliases = _NAMES.get(name, (name,))
+    also = f" (alias: {', '.join(aliases[1:])})" if len(aliases) > 1 else ""
+    raise InputError(
+        path, "missing or empty", line=line, field=name,
+        hint=f"judge {judge!r} needs it in every record; add {name}{also} to each, or leave out --judge {judge}",
+    )
 
 
 # --- validating ---------------------------------------------------------------
@@ -353,6 +470,9 @@ def _record(path: Path, line: int, data: dict[str, Any]) -> Record:
         record = Record.model_validate(data)
     except ValidationError as error:
         raise _explain(path, line, data, error) from None
+    unstorable = record.unstorable()
+    if unstorable is not None:
+        raise InputError(path, unstorable[1], line=line, field=_written_as(data, unstorable[0]))
     if record.ts is not None:
         try:
             datetime.fromisoformat(record.ts)
@@ -360,6 +480,11 @@ def _record(path: Path, line: int, data: dict[str, Any]) -> Record:
             problem = f"not an ISO 8601 time: {json.dumps(record.ts, ensure_ascii=False)[:60]}"
             raise InputError(path, problem, line=line, field="ts", hint="write it like 2026-11-16T09:30:00Z") from None
     return record
+
+
+def _written_as(data: dict[str, Any], field: str) -> str:
+    """The name ``field`` has in the file (an alias stays an alias)."""
+    return next((name for name in _NAMES[field] if name in data), field)
 
 
 def _check_keys(path: Path, line: int, keys: Iterable[str]) -> None:

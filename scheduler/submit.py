@@ -30,7 +30,7 @@ from workers.keys import QUEUE_LOCAL, QUEUE_REMOTE
 from workers.message import ChunkMessage
 
 from .errors import DatasetChanged, InputError, UsageError
-from .records import DatasetInfo, iter_batches, scan
+from .records import MAX_RECORD_BYTES, DatasetInfo, RecordChecks, iter_batches, scan
 from .settings import SchedulerSettings
 
 
@@ -77,10 +77,11 @@ def resolve_judges(config: JudgeConfig, names: Sequence[str], check_env: bool = 
 
 
 def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: Sequence[str] = (),
-         meta: dict[str, str] | None = None, check_env: bool = True) -> SubmitPlan:
+         meta: dict[str, str] | None = None, check_env: bool = True,
+         max_record_bytes: int = MAX_RECORD_BYTES) -> SubmitPlan:
     """Validate judges and the whole dataset; raise before anything is written."""
     judges = resolve_judges(config, judge_names, check_env=check_env)
-    dataset = scan(path)
+    dataset = scan(path, RecordChecks.of(judges, max_record_bytes))
     return SubmitPlan(run_id=new_run_id(), dataset=dataset, judges=judges, tags=list(tags), meta=dict(meta or {}))
 
 

@@ -47,7 +47,7 @@ CASES = [
     ("missing_output", lines(GOOD, {"id": "b", "input": "q"}), "bad.jsonl:2", "output"),
     ("wrong_type", lines(GOOD, {"id": "b", "output": "y", "context": 5}), "bad.jsonl:2", "context"),
     ("metadata_not_object", lines({"id": "b", "output": "y", "metadata": [1]}), "bad.jsonl:1", "metadata"),
-    ("duplicate_ids", lines(GOOD, {"id": "b", "output": "y"}, GOOD), "bad.jsonl:3", "a"),
+    ("duplicate_ids", lines(GOOD, {"id": "b", "output": "y", "expected": "y"}, GOOD), "bad.jsonl:3", "a"),
     ("empty_file", "", "bad.jsonl", "no records"),
 ]
 

@@ -257,7 +257,7 @@ def test_unknown_runs_raise_run_not_found(ledger: Ledger) -> None:
         lambda: ledger.summary("nope"),
         lambda: ledger.mark_done_if_complete("nope"),
     ):
-        with pytest.raises(RunNotFound, match=r"'nope'.*judgeq status"):
+        with pytest.raises(RunNotFound, match=r"'nope'.*judgeq runs"):
             call()
 
 

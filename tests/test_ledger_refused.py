@@ -187,7 +187,7 @@ def test_embedded_mode_stops_resumably_with_exit_3_and_resume_completes(
 def test_a_refused_write_is_a_ledger_error_that_says_what_to_grant(grants: Grants) -> None:
     from ledger import ScoreIn
 
-    with Ledger(grants.url) as ledger, pytest.raises(LedgerRefused, match="grant the ledger's database role"):
+    with Ledger(grants.url) as ledger, pytest.raises(LedgerRefused, match="grant the role judgeq connects as"):
         ledger.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
 
 
@@ -198,9 +198,9 @@ def test_a_read_only_database_is_refused_with_what_to_do(pg_url: str) -> None:
     database = pg_url.rsplit("/", 1)[1]
     with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')  # type: ignore[arg-type]
-    with Ledger(pg_url) as ledger, pytest.raises(LedgerRefused, match="a writable database") as refused:
+    with Ledger(pg_url) as ledger, pytest.raises(LedgerRefused, match="is read-only") as refused:
         ledger.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
-    assert "read-only transaction" in str(refused.value) and "judgeq resume" in str(refused.value)
+    assert "read-only transaction" in str(refused.value) and "set JUDGEQ_LEDGER_URL" in str(refused.value)
 
 
 def test_a_refused_remote_chunk_is_not_judged_again_by_every_retry(tmp_path: Path, grants: Grants, redis_url: str,
@@ -234,5 +234,5 @@ def test_asking_whether_the_ledger_takes_writes_writes_nothing(ledger_url: str, 
         assert list(ledger.scores("r")) == []
     if ledger_url.startswith("sqlite"):  # the same file opened read-only is refused, with what to do
         read_only = ledger_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
-        with Ledger(read_only) as ledger, pytest.raises(LedgerRefused, match="a writable database"):
+        with Ledger(read_only) as ledger, pytest.raises(LedgerRefused, match="is read-only"):
             ledger.check_writable()

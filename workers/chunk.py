@@ -22,6 +22,7 @@ from judges.verdict import Verdict
 from ledger.errors import LedgerError
 from ledger.store import Ledger, ScoreIn
 
+from .errors import VerdictCountError
 from .message import ChunkMessage
 
 if TYPE_CHECKING:
@@ -127,7 +128,7 @@ def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
         return ChunkOutcome(written=remote.written, already_done=already, errors=remote.errors)
     verdicts = judge.judge(todo)
     if len(verdicts) != len(todo):  # a judge bug must not lose items silently
-        raise RuntimeError(f"judge {message.judge_name} returned {len(verdicts)} verdicts for {len(todo)} records")
+        raise VerdictCountError(f"judge {message.judge_name} returned {len(verdicts)} verdicts for {len(todo)} records")
     return _write(message, todo, verdicts, ledger, already_done=already)
 
 

@@ -77,9 +77,8 @@ class CeleryDispatcher:
             )
         except Exception as exc:
             raise BrokerUnavailable(
-                f"publishing to the broker at {_mask(self.settings.broker_url)} failed: {self._detail(exc)}; "
-                "the run is resumable with 'judgeq resume'"
-            ) from exc
+                f"publishing to the broker at {_mask(self.settings.broker_url)} failed: {self._detail(exc)}"
+            ) from exc  # the CLI adds how to complete the run, which it alone knows
 
     def _detail(self, exc: BaseException) -> str:
         """The error's text without the broker URL's secrets (kombu may repeat parts of the URL)."""

@@ -16,6 +16,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError
 
 from .errors import BadMessage
 
+
 if TYPE_CHECKING:
     from judges.record import Record
 
@@ -23,8 +24,21 @@ MESSAGE_VERSION = 1
 
 #: Records one chunk may carry (the largest chunk setting, JUDGEQ_CHUNK_LOCAL, is at most 5,000).
 MAX_CHUNK_RECORDS = 5000
-#: JUDGEQ_MAX_RECORD_BYTES's default: the largest record, as compact UTF-8 JSON.
-DEFAULT_MAX_RECORD_BYTES = 4_194_304
+#: JUDGEQ_MAX_RECORD_BYTES's default: the bytes one record may take in a dataset file (scheduler.records).
+DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
+#: Field names and nulls the normalised record may add to what the file held.
+RECORD_ENVELOPE_BYTES = 4096
+
+
+def json_limit(max_record_bytes: int) -> int:
+    """The largest compact JSON a record that passed the submit's check can have.
+
+    The submit bounds a record's bytes in the file; as compact UTF-8 JSON each
+    character takes at most 6 bytes (a control character as ``\\u0001``) and
+    at least 1 in the file, so no record the submit accepted is ever refused
+    here, while a forged one stays bounded.
+    """
+    return 6 * max_record_bytes + RECORD_ENVELOPE_BYTES
 #: Run ids: what ``judgeq submit`` makes (``r20261122-031500-3fa9c1``) and other plain ids.
 RUN_ID_PATTERN = r"^[A-Za-z0-9][A-Za-z0-9_.:@-]{0,199}$"
 #: Judge names, as judges.spec.NAME_PATTERN allows them.
@@ -173,10 +187,10 @@ class ChunkMessage:
             if not known.issuperset(keys):
                 raise BadMessage(f"{describe(body)}: {name} names records that are not in the chunk")
         for record in checked.records:
-            size = _json_size(record, max_record_bytes)
-            if size > max_record_bytes:
-                raise BadMessage(f"{describe(body)}: a record is {size} bytes of JSON, more than "
-                                 f"JUDGEQ_MAX_RECORD_BYTES = {max_record_bytes}")
+            size = _json_size(record, json_limit(max_record_bytes))
+            if size > json_limit(max_record_bytes):
+                raise BadMessage(f"{describe(body)}: a record is {size} bytes of JSON, more than a record of "
+                                 f"JUDGEQ_MAX_RECORD_BYTES = {max_record_bytes} can be")
         return cls(
             run_id=checked.run_id,
             dataset=checked.dataset,

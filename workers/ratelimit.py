@@ -23,6 +23,7 @@ from typing import Any
 
 from judges.limits import CUT, CUT_EVERY, MIN_FACTOR, RECOVER, Limit, LimiterUnavailable, LimitWait
 
+from .errors import WorkerArgumentError
 from .keys import RATE
 
 SCRIPT = """
@@ -77,7 +78,7 @@ class RedisLimiter:
 
     def __init__(self, client: Any, period_s: float = 60.0, headroom: float = 0.03) -> None:
         if period_s <= 0 or not 0 <= headroom < 1:
-            raise ValueError(f"period_s = {period_s} must be > 0 and headroom = {headroom} in [0, 1)")
+            raise WorkerArgumentError(f"period_s = {period_s} must be > 0 and headroom = {headroom} in [0, 1)")
         self.client = client
         self.period_s = period_s
         self.headroom = headroom

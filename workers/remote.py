@@ -39,6 +39,7 @@ from ledger.rows import ScoreIn
 from ledger.store import Ledger
 
 from .circuit import Circuit
+from .errors import VerdictCountError
 from .message import ChunkMessage
 from .settings import WorkerSettings
 
@@ -135,7 +136,7 @@ def judge_remote(
     deadline = time.monotonic() + services.settings.chunk_budget_s
     verdicts = judge.judge(todo, prior=prior, deadline=deadline) if todo else []  # type: ignore[call-arg]
     if len(verdicts) != len(todo):  # a judge bug must not lose items silently
-        raise RuntimeError(f"judge {name} returned {len(verdicts)} verdicts for {len(todo)} records")
+        raise VerdictCountError(f"judge {name} returned {len(verdicts)} verdicts for {len(todo)} records")
     ended: list[tuple[Record, Verdict]] = []
     deferred: list[tuple[Record, Verdict]] = []
     for record, verdict in zip(todo, verdicts):

@@ -105,7 +105,8 @@ class WorkerSettings(BaseSettings):
     max_record_bytes: int = Field(
         default=DEFAULT_MAX_RECORD_BYTES,
         ge=1024,
-        description="Largest record (its JSON, in bytes) a chunk may carry; a chunk with a larger one is refused.",
+        description="Bytes one record may take in a dataset file (a JSONL line, a CSV row); a longer one is bad "
+        "input. Workers refuse a chunk whose record could not have passed that check.",
     )
 
     @property
