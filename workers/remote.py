@@ -166,7 +166,7 @@ def _hand_back(message: ChunkMessage, deferred: Sequence[tuple[Record, Verdict]]
         record.id: Prior(
             attempts=v.attempts, started_at=v.started_at, not_before=_not_before(v, now),
             cost_usd=v.cost_usd, tokens_in=v.tokens_in, tokens_out=v.tokens_out, latency_s=v.latency_s,
-            last_error=v.error,
+            last_error=v.error, answer_errors=v.answer_errors,
         ).to_json()
         for record, v in deferred
     }
