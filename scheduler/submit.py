@@ -25,6 +25,7 @@ from workers.message import ChunkMessage
 
 from .errors import UsageError
 from .records import DatasetInfo, iter_batches, scan
+from .reopen import Reopening
 from .settings import SchedulerSettings
 
 
@@ -110,6 +111,7 @@ def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
             tags=plan.tags,
             meta=plan.meta,
             max_cost_usd=plan.max_cost_usd,
+            no_cache=plan.no_cache,
         )
     )
 
@@ -164,7 +166,13 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
 
 
 def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> int:
-    """Re-enqueue exactly the items of ``run`` that have no ledger row yet; returns how many."""
+    """Re-enqueue the items of ``run`` that have no verdict yet; returns how many.
+
+    Those are the items without a ledger row and those whose row is a
+    transient error (the provider did not answer within the retry budget; see
+    :mod:`scheduler.reopen`). The chunks carry the options the run was
+    submitted with (``--no-cache``, ``--max-cost``).
+    """
     stored = ledger.count_items(run.id)
     if stored < run.n_items:
         raise UsageError(
@@ -173,16 +181,20 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
         )
     judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
     counters = {j.name: 10_000_000 for j in judges}  # chunk numbers of a resume stand apart in logs
+    options = {"no_cache": run.no_cache, "max_cost_usd": run.max_cost_usd}
+    reopening = Reopening(dispatcher, ledger)
     missing = 0
     for judge in judges:
-        for batch in ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500)):
+        batches = ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500),
+                                       include_transient=True)
+        for batch in batches:
             missing += len(batch)
-            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, dispatcher, settings, counters,
-                        options={"max_cost_usd": run.max_cost_usd})
+            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, reopening, settings, counters,
+                        options=options)
     if not dispatcher.embedded:
         dispatcher.close()
-    if run.status == "submitting":
-        ledger.set_status(run.id, "running")
+    if run.status == "submitting" or (run.status == "done" and reopening.reopened):
+        ledger.set_status(run.id, "running")  # a run with reopened items is not done
     return missing
 
 

@@ -20,3 +20,7 @@ RATE = PREFIX + "rate:{key}"
 CIRCUIT_ERRORS = PREFIX + "circuit:errors:{run_id}:{judge}"
 CIRCUIT_OPEN = PREFIX + "circuit:open:{run_id}:{judge}"
 CIRCUIT_TTL_S = 24 * 3600
+
+#: The lease on one item being judged by one delivery (value: the delivery's token),
+#: so that a duplicate delivery does not call the provider for it again; workers/lease.py.
+LEASE = PREFIX + "lease:{run_id}:{judge}:{trace_id}"
