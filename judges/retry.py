@@ -51,10 +51,12 @@ class RetryPolicy:
 
     #: Unusable answers (JudgeAnswerError) in all, across hand-backs; failed calls do not count.
     attempts: int = 6
-    #: Full-jitter exponential backoff: a wait drawn from [0, min(backoff_cap_s, multiplier * 2**(n-1))],
-    #: n the record's failed attempts so far (across hand-backs).
+    #: Full-jitter exponential backoff: a wait drawn from [0, min(cap, multiplier * 2**(n-1))], n the
+    #: record's failed attempts so far (across hand-backs); the cap is ``max_wait_s`` after an unusable
+    #: answer (the provider is up) and ``backoff_cap_s`` after a failed call (it may be down).
     multiplier: float = 0.5
-    max_wait_s: float = 60.0
+    max_wait_s: float = 8.0
+    max_outage_wait_s: float = 60.0
     #: The longest Retry-After honoured; a provider asking for more gets this.
     retry_after_cap_s: float = 120.0
     #: Seconds from a record's first attempt after which no new attempt starts.
@@ -69,12 +71,12 @@ class RetryPolicy:
 
     @property
     def backoff_cap_s(self) -> float:
-        """The longest backoff: ``max_wait_s``, and never more than a tenth of the time budget.
+        """The longest backoff after a failed call: ``max_outage_wait_s``, at most a tenth of the time budget.
 
         So the budget sees about ten attempts or more however long an outage
         lasts, and the record's last retry falls late in the budget.
         """
-        return min(self.max_wait_s, self.max_total_s / 10)
+        return min(self.max_outage_wait_s, self.max_total_s / 10)
 
     def retrying(
         self, *, sleep: Callable[[float], None] = time.sleep, prior: Prior | None = None, now: float | None = None
@@ -129,14 +131,18 @@ class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for waits
         self.offset = offset  # attempts made by earlier deliveries: the backoff goes on growing
         self.budget = budget
         # Full jitter on multiplier * 2**(n - 1); earlier deliveries' attempts shift n.
-        self.backoff = wait_random_exponential(multiplier=policy.multiplier * 2.0 ** min(offset, 30),
-                                               max=policy.backoff_cap_s)
+        multiplier = policy.multiplier * 2.0 ** min(offset, 30)
+        self.backoff = wait_random_exponential(multiplier=multiplier, max=policy.backoff_cap_s)
+        self.answer_backoff = wait_random_exponential(multiplier=multiplier, max=min(policy.max_wait_s,
+                                                                                    policy.backoff_cap_s))
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
         asked = exc.retry_after_s if isinstance(exc, JudgeCallError) else None
         if asked is not None and asked >= 0:
             wait = min(asked, self.policy.retry_after_cap_s) + random.uniform(0, self.policy.multiplier)
+        elif isinstance(exc, JudgeAnswerError):
+            wait = float(self.answer_backoff(retry_state))
         else:
             wait = float(self.backoff(retry_state))
         if self.budget is not None:
