@@ -53,8 +53,9 @@ def print_outcomes(run: Any, summaries: Sequence[Any], file: Any = None) -> None
     file = file or sys.stdout
     counts = outcome_counts(run, summaries)
     for c in counts:
+        transient = f" ({c['transient_errors']} transient)" if c["transient_errors"] else ""
         print(f"{c['judge']}: {c['judged']} judged, {c['cached']} cached (${c['saved_usd']:.4f} saved), "
-              f"{c['judge_error']} judge errors, {c['skipped_budget']} skipped (budget), "
+              f"{c['judge_error']} judge errors{transient}, {c['skipped_budget']} skipped (budget), "
               f"{c['not_yet_judged']} not yet judged; cost ${c['cost_usd']:.4f}", file=file)
     if len(counts) > 1:
         t = totals(counts)

@@ -11,6 +11,13 @@ from typing import Any
 import pytest
 
 from ledger import ItemIn, Ledger, Run, ScoreIn
+from scheduler.reopen import Reopening
+from workers.dispatch import CeleryDispatcher
+from workers.errors import BrokerUnavailable
+from workers.message import ChunkMessage
+from workers.settings import WorkerSettings
+
+from .processes import free_port
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -72,3 +79,15 @@ def test_cost_of_a_verdict_that_arrived_second_is_added_to_the_row(ledger: Ledge
     assert (rows["ok"].cost_usd, rows["ok"].tokens_in, rows["ok"].tokens_out) == (0.625, 13, 6)
     assert rows["ok"].score == 1.0 and rows["fatal"].cost_usd == 0.0  # the stored verdict stands
     assert ledger.spend("run-1") == pytest.approx(0.5 + 0.125 + 0.25)
+
+
+def test_a_reopened_chunk_that_cannot_be_sent_gets_its_rows_back(ledger: Ledger) -> None:
+    dead = CeleryDispatcher(WorkerSettings(broker_url=f"redis://127.0.0.1:{free_port()}/0"))
+    message = ChunkMessage(run_id="run-1", dataset="d", judge={"name": "faithfulness", "version": "v"},
+                           records=[{"id": "no-row"}, {"id": "transient"}])
+    with pytest.raises(BrokerUnavailable):
+        Reopening(dead, ledger).send(message, "remote")
+    rows = {row.trace_id: row for row in ledger.scores("run-1")}
+    back = rows["transient"]
+    assert (back.error_kind, back.attempts, back.cost_usd) == ("transient", 9, 0.25)
+    assert ledger.progress("run-1").done == 5

@@ -62,7 +62,8 @@ def rows(url: str, run_id: str) -> list[sa.Row]:  # type: ignore[type-arg]
     try:
         with engine.connect() as conn:
             return list(conn.execute(sa.text(
-                "select trace_id, status, error_kind, attempts, cost_usd from scores where run_id = :r"), {"r": run_id}))
+                "select trace_id, status, error_kind, attempts, cost_usd from scores where run_id = :r"),
+                {"r": run_id}))
     finally:
         engine.dispose()
 
