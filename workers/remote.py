@@ -51,8 +51,10 @@ from .settings import WorkerSettings
 
 log = logging.getLogger(__name__)
 
-#: A record handed back this many times without ending is recorded as an error.
-MAX_HANDBACKS = 200
+#: A record handed back this many times without ending is recorded as an error: a guard against
+#: deferrals that never lead to an attempt. Not the bound of an outage, which is the retry budget
+#: (JUDGEQ_RETRY_MAX_S): ten minutes of it take about 50 hand-backs with the default settings.
+MAX_HANDBACKS = 1000
 #: The shortest countdown of a hand-back.
 MIN_COUNTDOWN_S = 0.2
 
