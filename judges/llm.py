@@ -151,11 +151,11 @@ class LlmJudge:
         policy = self.retry
         started = time.perf_counter()
         attempts, cost, tokens_in, tokens_out = prior.attempts, prior.cost_usd, prior.tokens_in, prior.tokens_out
-        first_at, last_error = prior.started_at, prior.last_error
+        first_at, last_error, answer_errors = prior.started_at, prior.last_error, prior.answer_errors
 
         def usage() -> dict[str, Any]:
             return {"attempts": attempts, "cost_usd": cost, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                    "latency_s": prior.latency_s + time.perf_counter() - started}
+                    "latency_s": prior.latency_s + time.perf_counter() - started, "answer_errors": answer_errors}
 
         def may_wait(seconds: float) -> bool:
             if policy.handback_s is not None and seconds > policy.handback_s:
@@ -168,7 +168,7 @@ class LlmJudge:
             time.sleep(seconds)
 
         def attempt() -> Verdict:
-            nonlocal attempts, cost, tokens_in, tokens_out, first_at, last_error
+            nonlocal attempts, cost, tokens_in, tokens_out, first_at, last_error, answer_errors
             messages = self._messages(record)
             self._api_key()  # an unset key fails before it costs a rate limit slot
             estimated = _estimate_tokens(messages)
@@ -191,6 +191,7 @@ class LlmJudge:
                 tokens_in += exc.tokens_in
                 tokens_out += exc.tokens_out
                 last_error = exc.describe()
+                answer_errors += isinstance(exc, JudgeAnswerError)
                 if exc.status_code == 429 and not isinstance(exc, FatalJudgeCallError):
                     self.limiter.throttled(self.limit, exc.retry_after_s)
                 if exc.tokens_in or exc.tokens_out:
@@ -202,22 +203,21 @@ class LlmJudge:
         try:
             if prior.not_before > time.time():
                 sleep(prior.not_before - time.time())
-            if first_at is not None and time.time() - first_at >= policy.max_total_s:
-                raise _GaveUp()
+            # A record handed back for a wait makes that attempt even when its budget ran out meanwhile.
             verdict = policy.retrying(sleep=sleep, prior=prior)(attempt)
         except _HandBack as back:
             return Verdict.deferred(record.id, back.wait_s, error=last_error, started_at=first_at, **usage())
-        except _GaveUp:
-            error = f"{last_error or 'no answer'}; gave up after {policy.max_total_s:g}s"
-            return Verdict.failed(record.id, error, error_kind="transient", **usage())
         except EgressRefused as exc:
             error, kind = exc.describe(), "forbidden"
         except AccountJudgeCallError as exc:
             error, kind = exc.describe(), "account"
         except FatalJudgeCallError as exc:
             error, kind = exc.describe(), "fatal"
-        except JudgeCallError as exc:
-            error, kind = exc.describe(), "transient"
+        except JudgeAnswerError as exc:  # answers, paid for, that held no verdict: RetryPolicy.attempts of them
+            error, kind = f"{exc.describe()}; {answer_errors} unusable answers", "answer"
+        except JudgeCallError as exc:  # no answer (429, 5xx, timeout, connection) for the whole time budget
+            waited = time.time() - first_at if first_at else 0.0
+            error, kind = f"{exc.describe()}; no answer in {attempts} attempts over {waited:.0f}s", "transient"
         except Exception as exc:  # a bug rather than a provider failure: still a verdict
             error, kind = f"{type(exc).__name__}: {redact(str(exc), self._secrets())}", "internal"
         else:
@@ -380,10 +380,6 @@ class _HandBack(Exception):
     def __init__(self, wait_s: float) -> None:
         super().__init__(wait_s)
         self.wait_s = wait_s
-
-
-class _GaveUp(Exception):
-    """Raised inside judge_one when the record's total time is spent."""
 
 
 #: A record deferred for a rate limit slot comes back this much (at most a quarter of its wait) early.

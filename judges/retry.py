@@ -1,17 +1,30 @@
 """The retry policy of one remote judge call: tenacity, with full jitter and Retry-After.
 
 Kept apart from the call itself (:meth:`judges.llm.LlmJudge.call_once`).
-Retried: every JudgeCallError except FatalJudgeCallError (rate limits,
-timeouts, connection errors, 5xx, unparseable answers). The wait before the
+Retried: every JudgeCallError except FatalJudgeCallError. The wait before the
 next attempt is the provider's ``Retry-After`` when it sent one (capped, plus
 a little jitter so that waiting callers do not return in lockstep), and
-otherwise ``wait_random_exponential`` (full jitter).
+otherwise full-jitter exponential backoff, growing with every failed attempt
+up to ``backoff_cap_s``.
 
-Bounded twice: by ``attempts`` and by ``max_total_s`` since the record's first
-attempt. Both bounds hold across hand-backs: a record whose next wait is longer
-than ``handback_s`` is handed back to the queue (the caller re-publishes it
-with a countdown) together with its :class:`Prior`, what earlier deliveries
-spent on it, and the next delivery continues where this one stopped.
+Two bounds, for two kinds of failure:
+
+- a failed call (429, 5xx, timeout, refused connection: no answer) is not
+  evidence about the record, only about the provider, so it is retried until
+  ``max_total_s`` have passed since the record's first attempt, however many
+  attempts that takes: an outage of minutes is ridden out, and a record whose
+  budget runs out ends as a *transient* error that ``judgeq resume`` retries;
+- an answer that holds no usable verdict (:class:`JudgeAnswerError`) was a
+  real, paid reply: at most ``attempts`` of them, then the record ends as an
+  *answer* error.
+
+Both bounds hold across hand-backs: a record whose next wait is longer than
+``handback_s`` is handed back to the queue (the caller re-publishes it with a
+countdown) together with its :class:`Prior`, what earlier deliveries spent on
+it, and the next delivery continues where this one stopped (the backoff goes on
+growing, the clock and the count of unusable answers go on running). A wait is
+never longer than what is left of the time budget, so the last attempt is made
+when the budget ends, not skipped.
 """
 
 from __future__ import annotations
@@ -23,17 +36,11 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from tenacity import (
-    RetryCallState,
-    Retrying,
-    retry_if_exception,
-    stop_after_attempt,
-    stop_before_delay,
-    wait_random_exponential,
-)
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
-from .errors import FatalJudgeCallError, JudgeArgumentError, JudgeCallError
+from .errors import FatalJudgeCallError, JudgeAnswerError, JudgeArgumentError, JudgeCallError
 
 log = logging.getLogger(__name__)
 
@@ -42,11 +49,14 @@ log = logging.getLogger(__name__)
 class RetryPolicy:
     """How often and how patiently one record's call is retried."""
 
-    #: Attempts in all, the first included (across hand-backs).
+    #: Unusable answers (JudgeAnswerError) in all, across hand-backs; failed calls do not count.
     attempts: int = 6
-    #: Full-jitter exponential backoff: a wait drawn from [0, min(max_wait_s, multiplier * 2**n)].
+    #: Full-jitter exponential backoff: a wait drawn from [0, min(cap, multiplier * 2**(n-1))], n the
+    #: record's failed attempts so far (across hand-backs); the cap is ``max_wait_s`` after an unusable
+    #: answer (the provider is up) and ``backoff_cap_s`` after a failed call (it may be down).
     multiplier: float = 0.5
     max_wait_s: float = 8.0
+    max_outage_wait_s: float = 60.0
     #: The longest Retry-After honoured; a provider asking for more gets this.
     retry_after_cap_s: float = 120.0
     #: Seconds from a record's first attempt after which no new attempt starts.
@@ -59,19 +69,30 @@ class RetryPolicy:
         if self.attempts < 1:
             raise JudgeArgumentError(f"RetryPolicy.attempts = {self.attempts}; it must be at least 1")
 
+    @property
+    def backoff_cap_s(self) -> float:
+        """The longest backoff after a failed call: ``max_outage_wait_s``, at most a tenth of the time budget.
+
+        So the budget sees about ten attempts or more however long an outage
+        lasts, and the record's last retry falls late in the budget.
+        """
+        return min(self.max_outage_wait_s, self.max_total_s / 10)
+
     def retrying(
         self, *, sleep: Callable[[float], None] = time.sleep, prior: Prior | None = None, now: float | None = None
     ) -> Retrying:
         """A fresh tenacity controller for one record (controllers keep per-run state).
 
-        ``prior``: what earlier deliveries spent; its attempts and elapsed time
-        count against the bounds, and the backoff continues from its attempt count.
+        ``prior``: what earlier deliveries spent; its unusable answers and its
+        time count against the bounds, and the backoff continues from its
+        attempt count. ``now``: epoch seconds (default: the clock).
         """
-        done = prior.attempts if prior else 0
-        elapsed = (now if now is not None else time.time()) - prior.started_at if prior and prior.started_at else 0.0
+        prior = prior or Prior()
+        started = prior.started_at if prior.started_at else (now if now is not None else time.time())
+        budget = _Budget(self, ends_at=started + self.max_total_s, answers=prior.answer_errors)
         return Retrying(
-            stop=stop_after_attempt(max(1, self.attempts - done)) | stop_before_delay(max(0.001, self.max_total_s - elapsed)),
-            wait=wait_retry_after(self, offset=done),
+            stop=budget,
+            wait=wait_retry_after(self, offset=prior.attempts, budget=budget),
             retry=retry_if_exception(_retryable),
             sleep=sleep,
             before_sleep=_log_retry,
@@ -79,24 +100,54 @@ class RetryPolicy:
         )
 
 
-class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for waits
-    """Wait what the provider's Retry-After asks (capped, with jitter), else full-jitter backoff."""
+class _Budget(stop_base):
+    """Stop when the record's unusable answers reach ``attempts``, or its time budget is spent."""
 
-    def __init__(self, policy: RetryPolicy, offset: int = 0) -> None:
+    def __init__(self, policy: RetryPolicy, ends_at: float, answers: int) -> None:
+        self.policy = policy
+        self.ends_at = ends_at  # epoch seconds
+        self.answers = answers
+
+    def remaining_s(self) -> float:
+        return self.ends_at - time.time()
+
+    def __call__(self, retry_state: RetryCallState) -> bool:
+        exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
+        if isinstance(exc, JudgeAnswerError):
+            self.answers += 1  # called once per failed attempt
+            if self.answers >= self.policy.attempts:
+                return True
+        return self.remaining_s() <= 0
+
+
+class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for waits
+    """Wait what the provider's Retry-After asks (capped, with jitter), else full-jitter backoff.
+
+    With a ``budget``, no wait outlasts it: the last attempt is made as the budget ends.
+    """
+
+    def __init__(self, policy: RetryPolicy, offset: int = 0, budget: _Budget | None = None) -> None:
         self.policy = policy
         self.offset = offset  # attempts made by earlier deliveries: the backoff goes on growing
-        self.backoff = wait_random_exponential(multiplier=policy.multiplier, max=policy.max_wait_s)
+        self.budget = budget
+        # Full jitter on multiplier * 2**(n - 1); earlier deliveries' attempts shift n.
+        multiplier = policy.multiplier * 2.0 ** min(offset, 30)
+        self.backoff = wait_random_exponential(multiplier=multiplier, max=policy.backoff_cap_s)
+        self.answer_backoff = wait_random_exponential(multiplier=multiplier, max=min(policy.max_wait_s,
+                                                                                    policy.backoff_cap_s))
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
         asked = exc.retry_after_s if isinstance(exc, JudgeCallError) else None
         if asked is not None and asked >= 0:
-            return min(asked, self.policy.retry_after_cap_s) + random.uniform(0, self.policy.multiplier)
-        if self.offset:
-            exponent = retry_state.attempt_number + self.offset
-            high = min(self.policy.max_wait_s, self.policy.multiplier * 2.0 ** min(exponent, 30))
-            return random.uniform(0, high)
-        return float(self.backoff(retry_state))
+            wait = min(asked, self.policy.retry_after_cap_s) + random.uniform(0, self.policy.multiplier)
+        elif isinstance(exc, JudgeAnswerError):
+            wait = float(self.answer_backoff(retry_state))
+        else:
+            wait = float(self.backoff(retry_state))
+        if self.budget is not None:
+            wait = min(wait, max(0.0, self.budget.remaining_s()))
+        return wait
 
 
 @dataclass(frozen=True)
@@ -111,6 +162,7 @@ class Prior:
     tokens_out: int = 0
     latency_s: float = 0.0
     last_error: str | None = None
+    answer_errors: int = 0  # unusable answers so far (bounded by RetryPolicy.attempts)
 
     def to_json(self) -> dict[str, Any]:
         return {k: v for k, v in vars(self).items() if v not in (None, 0, 0.0)}

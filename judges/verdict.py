@@ -30,6 +30,7 @@ class Verdict:
     retry_in_s: float | None = None
     not_before: float | None = None  # a deferred verdict: epoch seconds of its next try
     started_at: float | None = None
+    answer_errors: int = 0  # unusable answers among the attempts (carried across hand-backs)
 
     @classmethod
     def failed(cls, trace_id: str, error: str, **usage: Any) -> "Verdict":

@@ -73,7 +73,8 @@ class Run(LedgerModel, table=True):
     finished_at: datetime | None = None
     tags: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
     meta: dict[str, Any] = Field(default_factory=dict, sa_type=sa.JSON, nullable=False)
-    max_cost_usd: float | None = None
+    max_cost_usd: float | None = None  # --max-cost
+    no_cache: bool = False  # --no-cache: remote judges call even for items with a cached verdict
 
 
 class Item(LedgerModel, table=True):
@@ -122,7 +123,8 @@ class Score(LedgerModel, table=True):
     cluster: str | None = None
     content_hash: str | None = None  # hash of the judged fields: the verdict cache's key
     saved_usd: float = 0.0  # a cache hit: what the verdict cost when it was first paid for
-    error_kind: str | None = None  # why an error or skip: transient, fatal, account, circuit, poison, setup, internal, budget
+    error_kind: str | None = None  # why an error or skip: transient, answer, fatal, forbidden, account, circuit,
+    #                                poison, setup, internal, budget (README lists them)
 
 
 # The tables as SQLAlchemy Core sees them: queries are written against these

@@ -131,3 +131,4 @@ class EvalSummary:
     judge_versions: tuple[str, ...] = field(default=())
     saved_usd: float = 0.0  # what the cache hits cost when first paid for
     account_errors: int = 0  # errors from the provider refusing the account, or the circuit they opened
+    transient_errors: int = 0  # no answer from the provider within the retry budget: `judgeq resume` retries them

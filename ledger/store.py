@@ -30,7 +30,7 @@ from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNo
 from ledger.migrate import ensure_schema
 from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
-from ledger.queries import IN_CHUNK, item_span, progress_counts, scored_among, unscored_in_window
+from ledger.queries import IN_CHUNK, TRANSIENT, item_span, progress_counts, scored_among, unscored_in_window
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
 from ledger.text import storable
@@ -180,9 +180,12 @@ class Ledger:
             return int(conn.execute(sa.select(sa.func.count()).where(ITEMS.c.run_id == run_id)).scalar_one())
 
     def missing_items(
-        self, run_id: str, eval_name: str, batch_size: int = 500
+        self, run_id: str, eval_name: str, batch_size: int = 500, *, include_transient: bool = False
     ) -> Iterator[list[dict[str, Any]]]:
         """The stored records that have no score row for ``eval_name``, in seq order, in batches.
+
+        ``include_transient``: also those whose row is a transient error (the
+        provider did not answer), which ``judgeq resume`` retries.
 
         Reads the items in windows of seq sized to hold about ``batch_size``
         items each (seq is the position in the dataset, so windows are
@@ -200,7 +203,7 @@ class Ledger:
         pending: list[dict[str, Any]] = []
         for lo in range(first, last + 1, width):
             with self._connect() as conn:
-                rows = conn.execute(unscored_in_window(run_id, eval_name, lo, lo + width))
+                rows = conn.execute(unscored_in_window(run_id, eval_name, lo, lo + width, include_transient))
                 pending.extend(row.record for row in rows)
             while len(pending) >= batch_size:
                 yield pending[:batch_size]
@@ -222,6 +225,48 @@ class Ledger:
                     stored[key] for key in conn.execute(scored_among(conn.dialect.name, run_id, eval_name, chunk)).scalars()
                 )
         return found
+
+    def reopen_transient(self, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> list[Score]:
+        """Delete the transient error rows among ``trace_ids`` and return them: those items are to be judged again.
+
+        A transient error (the provider did not answer) is not a verdict; its
+        item becomes an item without a row, counted as not yet judged, and the
+        caller carries what the deleted row cost into the retry (or writes the
+        row back if the retry cannot be enqueued).
+        """
+        removed: list[Score] = []
+        with self._connect() as conn, conn.begin():
+            for start in range(0, len(trace_ids), IN_CHUNK):
+                stmt = (
+                    sa.delete(SCORES)
+                    .where(SCORES.c.run_id == run_id, SCORES.c.eval == eval_name,
+                           SCORES.c.trace_id.in_(trace_ids[start : start + IN_CHUNK]), TRANSIENT)
+                    .returning(*SCORES.c)
+                )
+                removed.extend(Score.model_validate(dict(row._mapping)) for row in conn.execute(stmt))
+        return removed
+
+    def add_cost(self, run_id: str, eval_name: str, spent: Sequence[ScoreIn]) -> None:
+        """Add the cost and tokens of ``spent`` (rows not written: their key had a row already) to the stored rows.
+
+        So that spend counts every call paid for, also a verdict that arrived
+        second for its item and was not stored.
+        """
+        paid = [row for row in spent if row.cost_usd or row.tokens_in or row.tokens_out]
+        if not paid:
+            return
+        stmt = (
+            sa.update(SCORES)
+            .where(SCORES.c.run_id == run_id, SCORES.c.eval == eval_name,
+                   SCORES.c.trace_id == sa.bindparam("key_trace_id"))
+            .values(cost_usd=SCORES.c.cost_usd + sa.bindparam("add_cost", type_=sa.Float),
+                    tokens_in=SCORES.c.tokens_in + sa.bindparam("add_in", type_=sa.Integer),
+                    tokens_out=SCORES.c.tokens_out + sa.bindparam("add_out", type_=sa.Integer))
+        )
+        params = [{"key_trace_id": row.trace_id, "add_cost": row.cost_usd, "add_in": row.tokens_in,
+                   "add_out": row.tokens_out} for row in paid]
+        with self._connect() as conn, conn.begin():
+            conn.execute(stmt, params)
 
     def write_scores(self, rows: Sequence[ScoreIn]) -> int:
         """Write score rows in one transaction, idempotently (see ``ledger.upsert``).

@@ -18,6 +18,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.models import SCORES
+from ledger.queries import TRANSIENT
 from ledger.rows import EvalSummary
 
 STREAM_BATCH: Final = 5000
@@ -47,13 +48,15 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
             sa.func.sum(SCORES.c.tokens_out),
             sa.func.sum(SCORES.c.saved_usd),
             sa.func.count().filter(SCORES.c.error_kind.in_(ACCOUNT_KINDS)),
+            sa.func.count().filter(TRANSIENT),
         )
         .where(SCORES.c.run_id == run_id)
         .group_by(SCORES.c.eval)
         .order_by(SCORES.c.eval)
     )
     summaries = []
-    for name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out, saved, account in conn.execute(totals):
+    for (name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out, saved, account,
+         transient) in conn.execute(totals):
         p50, p95 = _percentiles(latencies.get(name))
         summaries.append(
             EvalSummary(
@@ -72,6 +75,7 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
                 judge_versions=tuple(sorted(versions[name])),
                 saved_usd=float(saved or 0.0),
                 account_errors=int(account),
+                transient_errors=int(transient),
             )
         )
     return summaries

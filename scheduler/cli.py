@@ -305,11 +305,15 @@ def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], 
         print(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); "
               f"check the workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'", file=sys.stderr)
         raise typer.Exit(exitcodes.INFRASTRUCTURE)
-    from .outcomes import refused
+    from .outcomes import refused, unreachable
 
     refusals = refused(assessment.summaries)
     if refusals:  # the provider refused a judge's account: infrastructure, not a measurement (exit 3)
         print(f"judgeq: {refusals}; fix the key or account, then submit again", file=sys.stderr)
+        raise typer.Exit(exitcodes.INFRASTRUCTURE)
+    outage = unreachable(assessment.summaries)
+    if outage:  # transient errors are not verdicts: an outage is infrastructure (exit 3), and resumable
+        print(f"judgeq: {outage}; once it answers again, 'judgeq resume {run_id}' retries them", file=sys.stderr)
         raise typer.Exit(exitcodes.INFRASTRUCTURE)
     if results and not all(r.passed for r in results):
         raise typer.Exit(exitcodes.GATE_FAILED)
@@ -478,7 +482,7 @@ def resume(
     json_out: JsonOpt = False,
     dataset: Annotated[Optional[Path], typer.Option("--dataset", help="The file the run was submitted from (checked by its sha256): needed to complete a run cut off while it was being submitted.")] = None,
 ) -> None:
-    """Re-enqueue exactly the items of a run that have no ledger row yet."""
+    """Re-enqueue the items of a run that have no verdict yet: no ledger row, or a transient error."""
     from ledger.settings import LedgerSettings
     from ledger.store import Ledger
 
@@ -509,7 +513,8 @@ def resume(
         from .deadletters import clear
 
         clear(run_id)  # their items were among those re-enqueued
-        print(f"run {run_id}: re-enqueued {missing} item-judge pairs without a ledger row", file=sys.stderr)
+        print(f"run {run_id}: re-enqueued {missing} item-judge pairs without a verdict (no row, or a transient "
+              "error)", file=sys.stderr)
         if wait:
             _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out)
 

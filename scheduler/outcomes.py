@@ -3,6 +3,10 @@
 A run's report keeps these apart because they mean different things: a judge
 error is not a measurement, a skip for budget is a choice, and an item not yet
 judged is work still queued (or lost with a dead fleet: ``judgeq resume``).
+Two kinds of judge error are about the infrastructure rather than the items,
+and make ``submit --wait`` exit 3: account errors (the provider refused the
+key; :func:`refused`) and transient errors (the provider did not answer within
+the retry budget; :func:`unreachable`), which ``judgeq resume`` retries.
 Cost is what the run paid; ``saved_usd`` is what its cache hits cost when
 first paid for.
 """
@@ -29,6 +33,7 @@ def outcome_counts(run: Any, summaries: Sequence[Any]) -> list[dict[str, Any]]:
             "cached": s.cached if s else 0,
             "judge_error": s.errors if s else 0,
             "account_errors": getattr(s, "account_errors", 0) if s else 0,
+            "transient_errors": getattr(s, "transient_errors", 0) if s else 0,
             "skipped_budget": s.skipped if s else 0,
             "not_yet_judged": max(0, run.n_items - n),
             "cost_usd": s.cost_usd if s else 0.0,
@@ -48,8 +53,9 @@ def print_outcomes(run: Any, summaries: Sequence[Any], file: Any = None) -> None
     file = file or sys.stdout
     counts = outcome_counts(run, summaries)
     for c in counts:
+        transient = f" ({c['transient_errors']} transient)" if c["transient_errors"] else ""
         print(f"{c['judge']}: {c['judged']} judged, {c['cached']} cached (${c['saved_usd']:.4f} saved), "
-              f"{c['judge_error']} judge errors, {c['skipped_budget']} skipped (budget), "
+              f"{c['judge_error']} judge errors{transient}, {c['skipped_budget']} skipped (budget), "
               f"{c['not_yet_judged']} not yet judged; cost ${c['cost_usd']:.4f}", file=file)
     if len(counts) > 1:
         t = totals(counts)
@@ -58,7 +64,17 @@ def print_outcomes(run: Any, summaries: Sequence[Any], file: Any = None) -> None
 
 def refused(summaries: Sequence[Any]) -> str:
     """Which judges the provider refused (account errors or an open circuit), as one sentence; '' if none."""
-    hit = [f"{s.eval} ({s.account_errors} items)" for s in summaries if getattr(s, "account_errors", 0)]
-    if not hit:
-        return ""
-    return "the provider refused the account of judge " + ", ".join(hit)
+    hit = _judges_with(summaries, "account_errors")
+    return f"the provider refused the account of judge {hit}" if hit else ""
+
+
+def unreachable(summaries: Sequence[Any]) -> str:
+    """Which judges' provider did not answer (transient errors), as one sentence; '' if none."""
+    hit = _judges_with(summaries, "transient_errors")
+    return (f"the provider was unreachable for judge {hit}: no answer (5xx, timeouts, refused connections, "
+            "rate limits) within the retry budget, JUDGEQ_RETRY_MAX_S") if hit else ""
+
+
+def _judges_with(summaries: Sequence[Any], count: str) -> str:
+    """'judge (n items), …' for the judges whose summary has a nonzero ``count``."""
+    return ", ".join(f"{s.eval} ({getattr(s, count)} items)" for s in summaries if getattr(s, count, 0))

@@ -31,6 +31,7 @@ from workers.message import ChunkMessage
 
 from .errors import DatasetChanged, InputError, UsageError
 from .records import MAX_RECORD_BYTES, DatasetInfo, RecordChecks, iter_batches, scan
+from .reopen import Reopening
 from .settings import SchedulerSettings
 
 
@@ -117,6 +118,7 @@ def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
             tags=plan.tags,
             meta=plan.meta,
             max_cost_usd=plan.max_cost_usd,
+            no_cache=plan.no_cache,
         )
     )
 
@@ -257,10 +259,14 @@ def abandon(run: Run, ledger: Ledger) -> bool:
 
 def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings,
            dataset: DatasetInfo | None = None) -> int:
-    """Re-enqueue exactly the items of ``run`` that have no ledger row yet; returns how many.
+    """Re-enqueue the items of ``run`` that have no verdict yet; returns how many.
 
-    A run cut off while it was submitted first gets its missing items from
-    ``dataset`` (checked by ``check_resumable``, which callers run first).
+    Those are the items without a ledger row and those whose row is a
+    transient error (the provider did not answer within the retry budget; see
+    :mod:`scheduler.reopen`). The chunks carry the options the run was
+    submitted with (``--no-cache``, ``--max-cost``). A run cut off while it was
+    submitted first gets its missing items from ``dataset`` (checked by
+    ``check_resumable``, which callers run first).
     """
     if dataset is None:
         check_resumable(run, ledger, None)  # an abandoned or cut-off run is refused before anything is sent
@@ -268,16 +274,20 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
         store_missing_items(run, dataset, ledger)
     judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
     counters = {j.name: 10_000_000 for j in judges}  # chunk numbers of a resume stand apart in logs
+    options = {"no_cache": run.no_cache, "max_cost_usd": run.max_cost_usd}
+    reopening = Reopening(dispatcher, ledger)
     missing = 0
     for judge in judges:
-        for batch in ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500)):
+        batches = ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500),
+                                       include_transient=True)
+        for batch in batches:
             missing += len(batch)
-            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, dispatcher, settings, counters,
-                        options={"max_cost_usd": run.max_cost_usd})
+            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, reopening, settings, counters,
+                        options=options)
     if not dispatcher.embedded:
         dispatcher.close()
-    if run.status == "submitting":
-        ledger.set_status(run.id, "running")
+    if run.status == "submitting" or (run.status == "done" and reopening.reopened):
+        ledger.set_status(run.id, "running")  # a run with reopened items is not done
     return missing
 
 

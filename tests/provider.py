@@ -12,6 +12,10 @@ exactly as it would to a self-hosted model (``model="openai/<name>"`` with
 
 What it answers, in this order of checks, for every request:
 
+0. Down (:meth:`FakeProvider.down`, :meth:`FakeProvider.outage`): in mode
+   ``"503"`` a 503 Service Unavailable; in mode ``"refuse"`` nothing at all,
+   as the listening socket is closed (connections are refused) and open
+   connections are dropped, until :meth:`FakeProvider.up`.
 1. ``require_key`` set and the ``Authorization: Bearer`` value differs: 401.
    The error message echoes the key it was given (a real provider echoes a
    masked one), so tests can check that the client never repeats it.
@@ -37,7 +41,7 @@ of the parsed request body returning a dict, or a str used verbatim as the
 content) to answer anything else.
 
 Every request is recorded (:class:`Call`: time, path, status, parsed body,
-arrival) for assertions; :meth:`FakeProvider.max_in_window` is the most
+arrival, and the usage tokens of a 200) for assertions; :meth:`FakeProvider.max_in_window` is the most
 requests that arrived in any window. ``usage`` estimates tokens as characters / 4.
 
 Run by hand: ``python -m tests.provider --port 8000 --rpm 1200 --latency 0.15``.
@@ -101,6 +105,8 @@ class Call:
     body: dict[str, Any] | None
     authorization: str = field(default="", repr=False)
     arrived: float = 0.0  # time.monotonic() when the request arrived (``ts`` is when it was answered)
+    tokens_in: int = 0  # the usage a 200 reported
+    tokens_out: int = 0
 
 
 class _Server(ThreadingHTTPServer):
@@ -201,6 +207,8 @@ class FakeProvider:
         self._server = _Server((host, port), _Handler)
         self._server.provider = self
         self._thread: threading.Thread | None = None
+        self._down: str | None = None  # None, "503" or "refuse"
+        self._up_timer: threading.Timer | None = None
 
     # -- lifecycle ---------------------------------------------------------
 
@@ -236,6 +244,49 @@ class FakeProvider:
         if self._thread is not None:
             self._thread.join(timeout=5)
 
+    def down(self, mode: str = "503") -> None:
+        """An outage from now until :meth:`up`: ``"503"`` answers 503, ``"refuse"`` refuses connections."""
+        if mode not in ("503", "refuse"):
+            raise ValueError(f"unknown outage mode {mode!r}; use '503' or 'refuse'")
+        with self._lock:
+            self._down = mode
+        if mode == "refuse" and self._thread is not None:
+            self._server.shutdown()
+            self._server.server_close()  # nothing listens: new connections are refused
+            self._thread.join(timeout=5)
+            self._thread = None
+            self._drop_connections()
+
+    def up(self) -> None:
+        """End the outage: answer again (on the same port)."""
+        with self._lock:
+            mode, self._down = self._down, None
+        if mode == "refuse" and not self._stopping.is_set():
+            self._server = _Server(("127.0.0.1", self.port), _Handler)  # the closed server keeps its address
+            self._server.provider = self
+            self.start()
+
+    def outage(self, seconds: float, mode: str = "503") -> None:
+        """Down from now for ``seconds`` (then up again by itself)."""
+        self.down(mode)
+        self._up_timer = threading.Timer(seconds, self.up)
+        self._up_timer.daemon = True
+        self._up_timer.start()
+
+    @property
+    def is_down(self) -> bool:
+        with self._lock:
+            return self._down is not None
+
+    def _drop_connections(self) -> None:
+        with self._lock:
+            open_connections = list(self._connections)
+        for connection in open_connections:
+            try:
+                connection.shutdown(socket.SHUT_RDWR)
+            except OSError:
+                pass
+
     def __enter__(self) -> FakeProvider:
         return self.start()
 
@@ -268,6 +319,8 @@ class FakeProvider:
     def _decide(self, authorization: str) -> tuple[str, float]:
         """The outcome of one request, and the Retry-After for a 429."""
         with self._lock:
+            if self._down is not None:
+                return "503", 0.0
             if self.require_key is not None and authorization != f"Bearer {self.require_key}":
                 return "401", 0.0
             if self._script:
@@ -292,10 +345,12 @@ class FakeProvider:
                 return "timeout", 0.0
             return "ok", 0.0
 
-    def _record(self, path: str, status: int, outcome: str, body: dict[str, Any] | None, auth: str) -> None:
+    def _record(self, path: str, status: int, outcome: str, body: dict[str, Any] | None, auth: str,
+                usage: dict[str, int] | None = None) -> None:
         arrived = getattr(self._arrival, "t", time.monotonic())
+        tokens = (usage["prompt_tokens"], usage["completion_tokens"]) if usage else (0, 0)
         with self._lock:
-            self._calls.append(Call(time.time(), path, status, outcome, body, auth, arrived))
+            self._calls.append(Call(time.time(), path, status, outcome, body, auth, arrived, *tokens))
 
     def max_in_window(self, window_s: float | None = None, *, statuses: tuple[int, ...] | None = None) -> int:
         """The most requests that arrived within any ``window_s`` (default: the rate window), sliding."""
@@ -341,6 +396,10 @@ class FakeProvider:
                 headers=headers,
             )
             return
+        if outcome == "503":
+            self._record(path, 503, outcome, body, auth)
+            handler.send_json(503, {"error": {"message": "the service is unavailable", "type": "server_error"}})
+            return
         if outcome == "timeout":
             self._stopping.wait(self.timeout_sleep_s)
         elif self.latency_s > 0:
@@ -354,8 +413,9 @@ class FakeProvider:
         else:
             answer = self.verdict(body)
             content = answer if isinstance(answer, str) else json.dumps(answer)
-        self._record(path, 200, outcome, body, auth)
-        handler.send_json(200, self._completion(body, content))
+        completion = self._completion(body, content)
+        self._record(path, 200, outcome, body, auth, completion["usage"])
+        handler.send_json(200, completion)
 
     def _completion(self, body: dict[str, Any], content: str) -> dict[str, Any]:
         prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages") or [])

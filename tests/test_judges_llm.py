@@ -31,7 +31,8 @@ from tests.provider import FakeProvider
 pytestmark = pytest.mark.timeout(30)
 
 KEY = "sk-judgeq-test-7f3a9c2e5b1d"
-FAST = RetryPolicy(attempts=3, multiplier=0.01, max_wait_s=0.02, retry_after_cap_s=0.05)
+#: Three unusable answers; failed calls retried for half a second.
+FAST = RetryPolicy(attempts=3, multiplier=0.01, max_wait_s=0.02, retry_after_cap_s=0.05, max_total_s=0.5)
 PROMPT = "Question: {input}\nAnswer: {output}\nIs the answer good?"
 
 
@@ -161,7 +162,7 @@ def test_a_garbage_answer_is_retried_then_failed_with_its_cost(key: str) -> None
         judge = llm_judge(provider, price_per_mtok_in=1.0, price_per_mtok_out=1.0)
         verdict = judge_one(judge, output="GOOD")
         assert provider.count(200) == 3
-    assert not verdict.ok and verdict.score is None and verdict.attempts == 3
+    assert not verdict.ok and verdict.score is None and verdict.attempts == 3 and verdict.error_kind == "answer"
     assert verdict.error is not None and verdict.error.startswith("JudgeAnswerError: the model's answer has no JSON")
     assert verdict.tokens_in > 0 and verdict.cost_usd > 0  # three answers were paid for
 
@@ -173,12 +174,26 @@ def test_500s_are_retried_until_success(key: str) -> None:
     assert verdict.ok and verdict.label == "pass" and verdict.attempts == 3
 
 
-def test_persistent_500s_fail_after_the_last_attempt(key: str) -> None:
+def test_persistent_500s_are_retried_for_the_time_budget_not_a_number_of_attempts(key: str) -> None:
     with FakeProvider(require_key=key, p_500=1.0) as provider:
-        verdict = judge_one(llm_judge(provider), output="GOOD")
-        assert provider.count(500) == 3
-    assert verdict.attempts == 3 and verdict.error is not None
-    assert verdict.error.startswith("InternalServerError: HTTP 500")
+        started = time.perf_counter()
+        verdict = judge_one(llm_judge(provider), output="GOOD")  # FAST: 3 answers, 0.5 s of failed calls
+        elapsed = time.perf_counter() - started
+        calls = provider.count(500)
+    assert calls > 3 and verdict.attempts == calls and verdict.error_kind == "transient"
+    assert verdict.error is not None and verdict.error.startswith("InternalServerError: HTTP 500")
+    assert f"no answer in {calls} attempts" in verdict.error
+    assert 0.5 <= elapsed < 2.0  # the last attempt is made when the budget ends
+
+
+def test_unusable_answers_and_failed_calls_have_separate_bounds(key: str) -> None:
+    script = ["garbage", "500", "garbage", "429", "timeout", "500", "garbage"]
+    with FakeProvider(require_key=key, script=script, timeout_sleep_s=5) as provider:
+        verdict = judge_one(llm_judge(provider, timeout_s=0.2, retry=RetryPolicy(
+            attempts=3, multiplier=0.01, retry_after_cap_s=0.05, max_total_s=30)), output="GOOD")
+        assert provider.count(200) == 3  # the unusable answers (the timed-out call is recorded late)
+    # Four failed calls did not use up the three answers; the third unusable one ended it.
+    assert verdict.attempts == 7 and verdict.error_kind == "answer" and verdict.answer_errors == 3
 
 
 def test_a_bad_key_fails_at_once_and_is_never_shown(monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture) -> None:
@@ -202,10 +217,11 @@ def test_a_bad_key_fails_at_once_and_is_never_shown(monkeypatch: pytest.MonkeyPa
 def test_the_key_never_appears_in_errors_of_retried_failures(key: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
     caplog.set_level(logging.DEBUG, logger="LiteLLM")
-    with FakeProvider(require_key=key, script=["500", "429", "garbage", "timeout"], timeout_sleep_s=5) as provider:
-        judge = llm_judge(provider, timeout_s=0.3, retry=RetryPolicy(attempts=4, multiplier=0.01, retry_after_cap_s=0.05))
-        verdict = judge_one(judge, output="GOOD")
-    assert verdict.attempts == 4 and verdict.error is not None and verdict.error.startswith("Timeout:")
+    with FakeProvider(require_key=key, script=["500", "429", "garbage", "timeout"], p_timeout=1.0,
+                      timeout_sleep_s=5) as provider:
+        policy = RetryPolicy(attempts=4, multiplier=0.01, retry_after_cap_s=0.05, max_total_s=1.0)
+        verdict = judge_one(llm_judge(provider, timeout_s=0.3, retry=policy), output="GOOD")
+    assert verdict.attempts >= 4 and verdict.error is not None and verdict.error.startswith("Timeout:")
     assert key not in caplog.text and key not in verdict.error
     assert "retrying" in caplog.text  # the retry log line exists, and is clean
 
@@ -235,7 +251,7 @@ def test_retry_after_is_honoured(key: str) -> None:
 
 def test_the_client_timeout_is_honoured(key: str) -> None:
     with FakeProvider(require_key=key, p_timeout=1.0, timeout_sleep_s=10) as provider:
-        judge = llm_judge(provider, timeout_s=0.3, retry=RetryPolicy(attempts=1))
+        judge = llm_judge(provider, timeout_s=0.3, retry=RetryPolicy(attempts=1, max_total_s=0.1))
         started = time.perf_counter()
         verdict = judge_one(judge, output="GOOD")
         elapsed = time.perf_counter() - started
@@ -249,12 +265,13 @@ def test_a_timeout_is_retried(key: str) -> None:
     assert verdict.ok and verdict.attempts == 2
 
 
-def test_connection_refused_is_retried_then_failed(key: str) -> None:
+def test_connection_refused_is_retried_for_the_time_budget_then_failed(key: str) -> None:
     closed = FakeProvider()
     closed.stop()  # bound, then closed: nothing listens on its port
     judge = llm_judge(closed)
     verdict = judge_one(judge, output="GOOD")
-    assert verdict.attempts == 3 and verdict.error is not None and verdict.error.startswith("APIConnectionError: ")
+    assert verdict.attempts > 3 and verdict.error_kind == "transient"  # more than FAST's 3 answers
+    assert verdict.error is not None and verdict.error.startswith("APIConnectionError: ")
 
 
 def test_a_wrong_model_route_fails_at_once(key: str) -> None:
@@ -302,7 +319,7 @@ def test_rendering_is_a_safe_single_pass() -> None:
 
 def test_fake_provider_rate_limit_is_a_sliding_window(key: str) -> None:
     with FakeProvider(require_key=key, rpm=2, window_s=60) as provider:
-        judge = llm_judge(provider, retry=RetryPolicy(attempts=1))
+        judge = llm_judge(provider, retry=RetryPolicy(attempts=1, max_total_s=0.01))
         verdicts = [judge_one(judge, output="GOOD") for _ in range(3)]
         assert [c.status for c in provider.calls] == [200, 200, 429]
         assert provider.count(429) == 1

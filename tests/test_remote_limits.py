@@ -81,7 +81,7 @@ def test_fault_mix_every_item_ends_once(tmp_path: Path, redis_url: str, pg_url: 
     assert "handed back" in log
     (out,) = payload["outcomes"]
     assert out["judged"] + out["judge_error"] == n and out["not_yet_judged"] == 0
-    assert out["judge_error"] <= 3  # six attempts: nearly every item gets through
+    assert out["judge_error"] <= 3  # failed calls retried for the time budget, six answers: nearly all get through
     assert rows_and_keys(pg_url, payload["run"]["id"]) == (n, n)
     engine = create_engine(pg_url)
     with engine.connect() as conn:

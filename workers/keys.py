@@ -25,3 +25,7 @@ CIRCUIT_TTL_S = 24 * 3600
 #: every retry (a hash: task id -> JSON entry); workers/deadletters.py.
 DEAD_LETTERS = PREFIX + "dead:{run_id}"
 DEAD_LETTERS_TTL_S = 14 * 24 * 3600
+
+#: The lease on one item being judged by one delivery (value: the delivery's token),
+#: so that a duplicate delivery does not call the provider for it again; workers/lease.py.
+LEASE = PREFIX + "lease:{run_id}:{judge}:{trace_id}"

@@ -81,9 +81,21 @@ class WorkerSettings(BaseSettings):
             "the item goes back to the queue with a countdown, freeing the worker slot."
         ),
     )
-    retry_attempts: int = Field(default=6, ge=1, description="Attempts per item for remote judges, the first included.")
+    retry_attempts: int = Field(
+        default=6,
+        ge=1,
+        description=(
+            "Unusable answers (no verdict in them) a remote judge accepts per item before recording it as an error. "
+            "Failed calls (429, 5xx, timeouts, refused connections) do not count: JUDGEQ_RETRY_MAX_S bounds them."
+        ),
+    )
     retry_max_s: float = Field(
-        default=600, gt=0, description="Seconds from an item's first attempt after which it is recorded as an error."
+        default=600,
+        gt=0,
+        description=(
+            "Seconds from an item's first attempt during which failed calls are retried (backoff up to a tenth of it, "
+            "at most 60 s; long waits go back to the queue); then the item is a transient error that resume retries."
+        ),
     )
     circuit_threshold: int = Field(
         default=3,

@@ -33,6 +33,7 @@ from .deadletters import DeadLetters
 from .keys import DELIVERIES, DELIVERIES_TTL_S
 from .circuit import Circuit, LocalCircuit, RedisCircuit
 from .keys import QUEUE_REMOTE
+from .lease import Leases, LocalLeases, RedisLeases
 from .message import ChunkMessage
 from .ratelimit import RedisLimiter
 from .remote import RemoteServices
@@ -81,10 +82,12 @@ class _ProcessState:
         if client is not None:
             limiter: RateLimiter = RedisLimiter(client, settings.rate_period_s, settings.rate_headroom)
             circuit: Circuit = RedisCircuit(client, settings.circuit_threshold)
+            leases: Leases = RedisLeases(client)
         else:
             limiter = LocalLimiter(settings.rate_period_s, settings.rate_headroom)
             circuit = LocalCircuit(settings.circuit_threshold)
-        return RemoteServices(limiter=limiter, circuit=circuit, settings=settings, requeue=_requeue)
+            leases = LocalLeases()
+        return RemoteServices(limiter=limiter, circuit=circuit, settings=settings, requeue=_requeue, leases=leases)
 
     def deliveries(self, task_id: str) -> int:
         """Count this delivery of ``task_id``; 1 on the first delivery, and while Redis cannot be reached.

@@ -1,0 +1,58 @@
+"""Resume's retry of transient errors: each chunk's transient error rows become items without a row again.
+
+A transient error (the provider did not answer within the retry budget) is
+not a verdict. ``judgeq resume`` re-enqueues such items with the items that
+have no row: :class:`Reopening` wraps the dispatcher so that, chunk by chunk,
+just before the chunk is sent, its items' transient error rows are deleted
+(:meth:`ledger.store.Ledger.reopen_transient`). From then on the items count as
+not yet judged (progress and ``--wait`` count rows), and what the deleted rows
+paid (cost, tokens) and tried (attempts) travels in the chunk as the items'
+``Prior``, so the row the retry writes carries it. A chunk that cannot be sent
+gets its rows written back before the error goes on.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Sequence
+
+from judges.retry import Prior
+from ledger.models import Score
+from ledger.rows import ScoreIn
+from ledger.store import Ledger
+from workers.dispatch import Dispatcher
+from workers.message import ChunkMessage
+
+
+class Reopening:
+    """A dispatcher that reopens each chunk's transient error rows before sending it through ``inner``."""
+
+    def __init__(self, inner: Dispatcher, ledger: Ledger) -> None:
+        self.inner = inner
+        self.ledger = ledger
+        self.embedded = inner.embedded
+        self.reopened = 0
+
+    def send(self, message: ChunkMessage, queue: str) -> None:
+        ids = [str(record["id"]) for record in message.records]
+        removed = self.ledger.reopen_transient(message.run_id, message.judge_name, ids)
+        carry = {row.trace_id: _spent(row).to_json() for row in removed}
+        try:
+            self.inner.send(dataclasses.replace(message, carry={**message.carry, **carry}), queue)
+        except BaseException:
+            self.ledger.write_scores(_as_rows(removed))  # not sent: the rows stand as they were
+            raise
+        self.reopened += len(removed)
+
+    def close(self) -> None:
+        self.inner.close()
+
+
+def _spent(row: Score) -> Prior:
+    """What the deleted row's attempts paid; the retry gets a fresh time budget."""
+    return Prior(attempts=row.attempts, cost_usd=row.cost_usd, tokens_in=row.tokens_in, tokens_out=row.tokens_out,
+                 last_error=row.error)
+
+
+def _as_rows(scores: Sequence[Score]) -> list[ScoreIn]:
+    return [ScoreIn(**score.model_dump()) for score in scores]
