@@ -99,7 +99,7 @@ class LedgerPermissionDenied(LedgerRefused):
     """Raised when the database role, or the file's permissions, do not allow the operation."""
 
     what = "refuses access"
-    hint = ("grant the role judgeq connects as SELECT, INSERT, UPDATE on the ledger's tables "
+    hint = ("grant the role judgeq connects as SELECT, INSERT, UPDATE, DELETE on the ledger's tables "
             "(or use the role that created them), or set JUDGEQ_LEDGER_URL")
 
 

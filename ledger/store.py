@@ -237,12 +237,12 @@ class Ledger:
         removed: list[Score] = []
         with self._connect() as conn, conn.begin():
             for start in range(0, len(trace_ids), IN_CHUNK):
-                stmt = (
-                    sa.delete(SCORES)
-                    .where(SCORES.c.run_id == run_id, SCORES.c.eval == eval_name,
-                           SCORES.c.trace_id.in_(trace_ids[start : start + IN_CHUNK]), TRANSIENT)
-                    .returning(*SCORES.c)
-                )
+                among = (SCORES.c.run_id == run_id, SCORES.c.eval == eval_name,
+                         SCORES.c.trace_id.in_(trace_ids[start : start + IN_CHUNK]), TRANSIENT)
+                # Asked first, so that a resume with nothing to reopen needs no DELETE privilege.
+                if conn.execute(sa.select(SCORES.c.trace_id).where(*among).limit(1)).first() is None:
+                    continue
+                stmt = sa.delete(SCORES).where(*among).returning(*SCORES.c)
                 removed.extend(Score.model_validate(dict(row._mapping)) for row in conn.execute(stmt))
         return removed
 

@@ -269,7 +269,7 @@ def test_a_postgresql_role_without_privileges_is_infrastructure_not_a_failed_gat
     for args in (["gate", run_id, "--gate", "exact>=0.5"], ["report", run_id], ["runs"]):
         res = run_cli(args, env)
         assert_one_line(res, 3, "refuses access (permission denied for table")
-        assert "grant the role judgeq connects as SELECT, INSERT, UPDATE" in res.stderr
+        assert "grant the role judgeq connects as SELECT, INSERT, UPDATE, DELETE" in res.stderr
     res = run_cli(["submit", str(tmp_path / "golden.jsonl"), "--judge", "exact", "--wait"], env)
     assert_one_error_line(res, 3, "refuses access")
     assert run_rows(owner) == 1

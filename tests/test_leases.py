@@ -8,6 +8,7 @@ HTTP to the fake provider, and a SQLite ledger.
 
 from __future__ import annotations
 
+import json
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -84,12 +85,13 @@ def test_a_verdict_whose_item_got_a_row_meanwhile_adds_its_cost_to_that_row(
                                          dataset="d", score=0.0, **other)])
         return default_verdict(body)
 
-    monkeypatch.setenv("JUDGEQ_TEST_PROVIDER_KEY", "sk-test-123")
+    monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-test-123")
     with FakeProvider(verdict=verdict) as provider:
         (tmp_path / "judgeq.toml").write_text(CONFIG.format(base=provider.base_url, limits="", timeout=5,
                                                             prompt="Grade this answer."))
         judge = load_config(tmp_path / "judgeq.toml").resolve("faithful").to_message()
-        services = RemoteServices(limiter=LocalLimiter(), circuit=LocalCircuit(), settings=WorkerSettings(),
+        allowed = WorkerSettings(key_endpoints=json.dumps({"TEST_PROVIDER_KEY": [provider.base_url]}))
+        services = RemoteServices(limiter=LocalLimiter(), circuit=LocalCircuit(), settings=allowed,
                                   requeue=lambda message, countdown: None)
         message = ChunkMessage(run_id="run-1", dataset="d", judge=judge, no_cache=True,
                                records=[{"id": "late", "output": "GOOD late"}, {"id": "alone", "output": "GOOD"}])
