@@ -167,7 +167,9 @@ def test_processes_starting_at_once_migrate_once(ledger_url: str) -> None:
             head_revision()
         ]
         if engine.dialect.name == "postgresql":  # every process let go of the migration lock
-            held = conn.execute(sa.text("SELECT count(*) FROM pg_locks WHERE locktype = 'advisory'")).scalar()
+            held = conn.execute(sa.text(  # this database's: other tests' databases may be migrating meanwhile
+                "SELECT count(*) FROM pg_locks WHERE locktype = 'advisory' "
+                "AND database = (SELECT oid FROM pg_database WHERE datname = current_database())")).scalar()
             assert held == 0
     engine.dispose()
 
