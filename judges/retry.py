@@ -34,8 +34,9 @@ import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import Any
+from typing import Annotated, Any
 
+from pydantic import Field, Strict
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
@@ -150,22 +151,40 @@ class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for waits
         return wait
 
 
+#: The longest last error a Prior carries (a longer one is cut when carried).
+MAX_CARRIED_ERROR = 10_000
+#: Bounds of a Prior's fields, checked where one arrives from outside (workers.message validates a
+#: chunk's carry against this very class, so the two cannot drift apart): strict types, no negative
+#: counts, finite times and amounts, a bounded error text.
+_Count = Annotated[int, Strict(), Field(ge=0)]
+_Amount = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
+_Text = Annotated[str, Strict(), Field(max_length=MAX_CARRIED_ERROR)]
+
+
 @dataclass(frozen=True)
 class Prior:
-    """What earlier deliveries spent on one record that is not judged yet (carried in the message)."""
+    """What earlier deliveries spent on one record that is not judged yet (carried in the message).
 
-    attempts: int = 0
-    started_at: float | None = None  # epoch seconds of the first attempt
-    not_before: float = 0.0  # epoch seconds: do not try again before
-    cost_usd: float = 0.0
-    tokens_in: int = 0
-    tokens_out: int = 0
-    latency_s: float = 0.0
-    last_error: str | None = None
-    answer_errors: int = 0  # unusable answers so far (bounded by RetryPolicy.attempts)
+    Its fields are the carry's whole shape: a field added here is carried, and
+    accepted by the workers' message check, with no other change.
+    """
+
+    attempts: _Count = 0
+    started_at: _Amount | None = None  # epoch seconds of the first attempt
+    not_before: _Amount = 0.0  # epoch seconds: do not try again before
+    cost_usd: _Amount = 0.0
+    tokens_in: _Count = 0
+    tokens_out: _Count = 0
+    latency_s: _Amount = 0.0
+    last_error: _Text | None = None
+    answer_errors: _Count = 0  # unusable answers so far (bounded by RetryPolicy.attempts)
 
     def to_json(self) -> dict[str, Any]:
-        return {k: v for k, v in vars(self).items() if v not in (None, 0, 0.0)}
+        """The fields that are not defaults, within the bounds the message check holds them to."""
+        body = {k: v for k, v in vars(self).items() if v not in (None, 0, 0.0)}
+        if len(body.get("last_error", "")) > MAX_CARRIED_ERROR:  # a model's answer quoted at length
+            body["last_error"] = body["last_error"][: MAX_CARRIED_ERROR - 1] + "…"
+        return body
 
     @classmethod
     def from_json(cls, body: dict[str, Any]) -> Prior:

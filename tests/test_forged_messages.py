@@ -7,6 +7,7 @@ arguments. Here they are sent with Celery's ``send_task`` to a real worker proce
 from __future__ import annotations
 
 import copy
+import dataclasses
 import json
 import math
 from pathlib import Path
@@ -16,6 +17,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, text
 
+from judges.retry import MAX_CARRIED_ERROR, Prior
 from ledger.store import Ledger
 from workers.app import create_app
 from workers.errors import BadMessage
@@ -123,6 +125,10 @@ def test_message_fields_are_checked() -> None:
         ({**good, "max_cost_usd": -1}, "max_cost_usd"),
         ({**good, "carry": {"f0": {"attempts": -1}}}, "carry.f0.attempts"),
         ({**good, "carry": {"zz": {"attempts": 1}}}, "carry names records that are not in the chunk"),
+        ({**good, "carry": {"f0": {"answer_errors": -1}}}, "carry.f0.answer_errors"),
+        ({**good, "carry": {"f0": {"started_at": math.nan}}}, "carry.f0.started_at"),
+        ({**good, "carry": {"f0": {"last_error": 7}}}, "carry.f0.last_error"),
+        ({**good, "carry": {"f0": 7}}, "carry.f0"),
         ({**good, "judge": {"name": "x y", "version": "v"}}, "judge.name"),
         ({**good, "records": [{"id": "a", "output": "x"}] * 5001}, "records"),
     ]
@@ -130,3 +136,24 @@ def test_message_fields_are_checked() -> None:
         with pytest.raises(BadMessage, match=says.replace(".", r"\.")) as caught:
             ChunkMessage.from_json(message)
         assert SECRET_TEXT not in str(caught.value)
+
+
+def test_every_field_a_hand_back_carries_is_admitted() -> None:
+    """A handed-back chunk carries a Prior per record; the check must take every field a Prior has.
+
+    A carry field the check did not know made workers refuse, and acknowledge, the hand-backs of
+    records with an unusable answer: their items never got a row.
+    """
+    judge = {"name": "j", "version": "j@1"}
+    spent = Prior(attempts=3, started_at=1.8e9, not_before=1.8e9 + 2, cost_usd=0.25, tokens_in=40, tokens_out=9,
+                  latency_s=1.5, last_error="500: boom", answer_errors=2)
+    assert set(spent.to_json()) == {f.name for f in dataclasses.fields(Prior)}  # every field set, none default
+    message = ChunkMessage.from_json(body("r1", judge, "d", carry={"f0": spent.to_json()}))
+    assert Prior.from_json(message.carry["f0"]) == spent
+    # A key a newer worker may carry is ignored, as unknown keys of the body are.
+    newer = ChunkMessage.from_json(body("r1", judge, "d", carry={"f0": {**spent.to_json(), "later_field": 1}}))
+    assert newer.carry == message.carry
+    # An error text of any length (a model's answer quoted in it) is cut to what the check takes.
+    wordy = Prior(attempts=1, last_error="x" * (MAX_CARRIED_ERROR + 5))
+    cut = ChunkMessage.from_json(body("r1", judge, "d", carry={"f0": wordy.to_json()})).carry["f0"]["last_error"]
+    assert len(cut) == MAX_CARRIED_ERROR and cut.startswith("xxx")

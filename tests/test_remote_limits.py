@@ -76,6 +76,7 @@ def test_fault_mix_every_item_ends_once(tmp_path: Path, redis_url: str, pg_url: 
             for w in fleet:
                 w.stop()
         outcomes = {c.outcome for c in provider.calls}
+    assert "refused a task message" not in log  # a refused hand-back is acknowledged: its items are lost
     assert payload["complete"] and code == 0, payload
     assert {"500", "garbage", "429", "timeout"} <= outcomes
     assert "handed back" in log
@@ -90,6 +91,35 @@ def test_fault_mix_every_item_ends_once(tmp_path: Path, redis_url: str, pg_url: 
                                 )).scalar_one()
     engine.dispose()
     assert retried > 0 and bad == 0
+
+
+def test_an_item_handed_back_after_an_unusable_answer_ends_once(tmp_path: Path, redis_url: str, pg_url: str) -> None:
+    """A hand-back carries everything a record spent (judges.retry.Prior), unusable answers included.
+
+    The script: a garbage answer (retried after a short backoff, slept), then a 429 asking for 1 s
+    (longer than JUDGEQ_HANDBACK_S: handed back with its one unusable answer), then a verdict. The
+    handed-back chunk must be admitted by the worker that receives it, not refused and acknowledged.
+    """
+    data = dataset(tmp_path / "golden.jsonl", 1)
+    with FakeProvider(script=["garbage", "429"], retry_after_s=1) as provider:
+        env = env_for(tmp_path, provider, JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url,
+                      JUDGEQ_HANDBACK_S="0.5")
+        worker = Worker("remote", env, "--concurrency", "2").wait_ready()
+        try:
+            res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json", "--timeout", "20"], env,
+                          timeout=60)
+        finally:
+            worker.stop()
+        outcomes = [c.outcome for c in provider.calls]
+    log = worker.log()
+    assert "handed back" in log and "refused a task message" not in log, log[-3000:]
+    assert res.returncode == 0 and json.loads(res.stdout)["complete"], res.stdout + res.stderr
+    assert outcomes == ["garbage", "429", "ok"]
+    engine = create_engine(pg_url)
+    with engine.connect() as conn:
+        row = conn.execute(text("select status, attempts from scores")).one()
+    engine.dispose()
+    assert tuple(row) == ("ok", 3)
 
 
 def test_auth_failure_opens_the_circuit_and_exits_3(tmp_path: Path, redis_url: str, pg_url: str) -> None:

@@ -12,7 +12,9 @@ import json
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
+
+from judges.retry import Prior
 
 from .errors import BadMessage
 
@@ -49,19 +51,9 @@ Finite = Annotated[float, Field(allow_inf_nan=False)]
 Count = Annotated[int, Field(ge=0)]
 
 
-class _Carry(BaseModel):
-    """What earlier deliveries spent on one record (``judges.retry.Prior.to_json``)."""
-
-    model_config = ConfigDict(extra="forbid", strict=True)
-
-    attempts: Count = 0
-    started_at: Annotated[Finite, Field(ge=0)] | None = None
-    not_before: Annotated[Finite, Field(ge=0)] = 0.0
-    cost_usd: Annotated[Finite, Field(ge=0)] = 0.0
-    tokens_in: Count = 0
-    tokens_out: Count = 0
-    latency_s: Annotated[Finite, Field(ge=0)] = 0.0
-    last_error: Annotated[str, Field(max_length=10_000)] | None = None
+#: A chunk's carry: what earlier deliveries spent, by record id, in the shape (and bounds) of
+#: judges.retry.Prior itself; keys a Prior does not have are ignored, as in the body (newer fields).
+_CARRY: TypeAdapter[dict[str, Prior]] = TypeAdapter(dict[str, Prior])
 
 
 class _Judge(BaseModel):
@@ -87,7 +79,7 @@ class _Body(BaseModel):
     weights: dict[str, Annotated[Finite, Field(gt=0)]] = Field(default_factory=dict)
     no_cache: bool = False
     max_cost_usd: Annotated[Finite, Field(ge=0)] | None = None
-    carry: dict[str, _Carry] = Field(default_factory=dict)
+    carry: dict[str, dict[str, Any]] = Field(default_factory=dict)  # checked by _CARRY
     handbacks: Annotated[int, Field(ge=0, le=_MAX_HANDBACKS)] = 0
     hashes: dict[str, Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=dict)
 
@@ -179,6 +171,10 @@ class ChunkMessage:
             checked = _Body.model_validate(body)
         except ValidationError as exc:
             raise BadMessage(f"{describe(body)}: {_problems(exc)}") from None
+        try:
+            carry = _CARRY.validate_python(checked.carry)
+        except ValidationError as exc:
+            raise BadMessage(f"{describe(body)}: {_problems(exc, within='carry')}") from None
         ids = [r.get("id") for r in checked.records]
         if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
             raise BadMessage(f"{describe(body)}: every record needs its own non-empty string id")
@@ -200,7 +196,7 @@ class ChunkMessage:
             weights=dict(checked.weights),
             no_cache=checked.no_cache,
             max_cost_usd=checked.max_cost_usd,
-            carry={k: v.model_dump(exclude_defaults=True) for k, v in checked.carry.items()},
+            carry={k: prior.to_json() for k, prior in carry.items()},
             handbacks=checked.handbacks,
             hashes=dict(checked.hashes),
         )
@@ -246,11 +242,14 @@ def _bound(value: Any) -> int:
     return 24  # None, booleans, other numbers
 
 
-def _problems(exc: ValidationError) -> str:
-    """The validation errors as ``field: what is wrong``, without the values (they may be records)."""
+def _problems(exc: ValidationError, within: str | None = None) -> str:
+    """The validation errors as ``field: what is wrong``, without the values (they may be records).
+
+    ``within``: the field the validated value came from, put before each location.
+    """
     problems = []
     for error in exc.errors()[:5]:
-        where = ".".join(str(p) for p in error["loc"]) or "message"
+        where = ".".join(str(p) for p in (within, *error["loc"]) if p is not None) or "message"
         problems.append(f"{where}: {error['msg']}")
     more = len(exc.errors()) - len(problems)
     return "; ".join(problems) + (f"; and {more} more" if more > 0 else "")
