@@ -146,7 +146,13 @@ class EmbeddedDispatcher:
             self._futures.append(future)
 
     def _requeue(self, message: ChunkMessage, countdown: float) -> None:
-        """A hand-back: judge the chunk again after ``countdown`` seconds (not bounded by max_pending)."""
+        """A hand-back: judge the chunk again after ``countdown`` seconds (not bounded by max_pending).
+
+        The message goes through the same checks a worker applies to a
+        published one (JSON and back), so that what a hand-back carries is
+        tested in embedded runs too.
+        """
+        message = ChunkMessage.from_json(message.to_json(), max_record_bytes=self.services.settings.max_record_bytes)
 
         def later() -> None:
             if not self._cancelled.wait(countdown):
