@@ -305,18 +305,26 @@ def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], 
         print(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); "
               f"check the workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'", file=sys.stderr)
         raise typer.Exit(exitcodes.INFRASTRUCTURE)
-    from .outcomes import refused, unreachable
-
-    refusals = refused(assessment.summaries)
-    if refusals:  # the provider refused a judge's account: infrastructure, not a measurement (exit 3)
-        print(f"judgeq: {refusals}; fix the key or account, then submit again", file=sys.stderr)
-        raise typer.Exit(exitcodes.INFRASTRUCTURE)
-    outage = unreachable(assessment.summaries)
-    if outage:  # transient errors are not verdicts: an outage is infrastructure (exit 3), and resumable
-        print(f"judgeq: {outage}; once it answers again, 'judgeq resume {run_id}' retries them", file=sys.stderr)
-        raise typer.Exit(exitcodes.INFRASTRUCTURE)
+    _exit_if_not_measured(run_id, assessment.summaries)
     if results and not all(r.passed for r in results):
         raise typer.Exit(exitcodes.GATE_FAILED)
+
+
+def _exit_if_not_measured(run_id: str, summaries: Any) -> None:
+    """Exit 3 when judges could not measure: the provider refused the account, or stayed unreachable.
+
+    Neither is a verdict on quality, so neither may read as a failed gate (1) or a pass (0).
+    """
+    from .outcomes import refused, unreachable
+
+    refusals = refused(summaries)
+    if refusals:
+        print(f"judgeq: {refusals}; fix the key or account, then submit again", file=sys.stderr)
+        raise typer.Exit(exitcodes.INFRASTRUCTURE)
+    outage = unreachable(summaries)
+    if outage:  # transient errors are resumable
+        print(f"judgeq: {outage}; once it answers again, 'judgeq resume {run_id}' retries them", file=sys.stderr)
+        raise typer.Exit(exitcodes.INFRASTRUCTURE)
 
 
 @app.command()
@@ -436,6 +444,8 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
     deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)
     if not complete and not json_out:
         print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
+    if options.gating:  # a gate on what the provider never answered is not a quality verdict
+        _exit_if_not_measured(run_id, assessment.summaries)
     if not assessment.passed:
         raise typer.Exit(exitcodes.GATE_FAILED)
 

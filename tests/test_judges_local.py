@@ -151,15 +151,3 @@ def test_a_crashing_record_function_fails_only_that_record() -> None:
     judge = LocalJudge("fragile", "fragile@000000000000", fragile)
     ok, bad = judge.judge([Record(id="a", output="fine"), Record(id="b", output="boom")])
     assert ok.ok and bad.error == "RuntimeError: kaboom" and bad.trace_id == "b"
-
-
-def test_local_judges_are_fast() -> None:
-    """A loose guard, not a benchmark: the queue targets >= 10,000 items/s end to end."""
-    records = [Record(id=str(i), output="The Eiffel Tower is in Paris", expected="paris", context="Paris") for i in range(20_000)]
-    for builtin in ("noop", "exact_match", "context_overlap"):
-        judge = local_judge(builtin)
-        started = time.perf_counter()
-        verdicts = judge.judge(records)
-        elapsed = time.perf_counter() - started
-        assert len(verdicts) == len(records)
-        assert elapsed < 1.0, f"{builtin}: {len(records) / elapsed:,.0f} records/s"

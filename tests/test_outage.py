@@ -142,6 +142,7 @@ def test_fleet_outage_longer_than_the_budget_exits_3_and_resume_completes(tmp_pa
             code, payload, err = finish(submit(data, env, "--gate", "faithful>=0.5"))
             run_id = payload["run"]["id"]
             before = rows(pg_url, run_id)
+            gated_later = run_cli(["gate", run_id, "--gate", "faithful>=0.5"], env)  # the same answer afterwards
             provider.up()
             resumed = run_cli(["resume", run_id, "--wait", "--json", "--timeout", "120"], env, timeout=150)
         answered = provider.count(200)
@@ -150,6 +151,7 @@ def test_fleet_outage_longer_than_the_budget_exits_3_and_resume_completes(tmp_pa
     assert f"'judgeq resume {run_id}' retries them" in err
     assert payload["outcomes"][0]["transient_errors"] == N
     assert len(before) == N and {(r.status, r.error_kind) for r in before} == {("error", "transient")}
+    assert gated_later.returncode == 3 and "provider was unreachable" in gated_later.stderr, gated_later.stderr
 
     assert resumed.returncode == 0, resumed.stderr
     again = json.loads(resumed.stdout)
