@@ -38,9 +38,9 @@ CHUNK = 250  # scheduler.settings chunk_local
 
 SCORE_COLUMNS = ("run_id", "trace_id", "eval", "score", "label", "reason", "judge_version", "dataset", "ts",
                  "cost_usd", "latency_s", "tokens_in", "tokens_out", "attempts", "error", "status", "cached",
-                 "weight", "stratum", "cluster", "content_hash")
+                 "weight", "stratum", "cluster", "content_hash", "saved_usd", "error_kind")
 SCORE_TYPES = ("text", "text", "text", "float8", "text", "text", "text", "text", "timestamptz", "float8", "float8",
-               "int4", "int4", "int4", "text", "text", "bool", "float8", "text", "text", "text")
+               "int4", "int4", "int4", "text", "text", "bool", "float8", "text", "text", "text", "float8", "text")
 SCORES_UNNEST = (
     f"INSERT INTO scores ({', '.join(SCORE_COLUMNS)}) "
     f"SELECT * FROM unnest({', '.join(f'%s::{t}[]' for t in SCORE_TYPES)}) "
@@ -272,7 +272,8 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
                                     cp.write_row((run_id, r.trace_id, r.eval, r.score, r.label, r.reason,
                                                   r.judge_version, r.dataset, r.ts or now, r.cost_usd, r.latency_s,
                                                   r.tokens_in, r.tokens_out, r.attempts, r.error, r.status, r.cached,
-                                                  r.weight, r.stratum, r.cluster, r.content_hash))
+                                                  r.weight, r.stratum, r.cluster, r.content_hash, r.saved_usd,
+                                                  r.error_kind))
                             cur.execute(SCORES_FROM_STAGE)
             return go
 
