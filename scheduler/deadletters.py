@@ -23,6 +23,8 @@ class DeadLetterView:
     run_id: str
     letters: list[Any] = field(default_factory=list)  # workers.deadletters.DeadLetter, oldest first
     unknown: str | None = None
+    refused: int = 0  # task messages naming the run that workers refused as invalid
+    first_refused: dict[str, Any] | None = None  # the first one's time and error
 
     @classmethod
     def read(cls, run_id: str) -> DeadLetterView:
@@ -32,7 +34,9 @@ class DeadLetterView:
         from workers.deadletters import DeadLetters
 
         try:
-            return cls(run_id, DeadLetters(client).of_run(run_id))
+            letters = DeadLetters(client)
+            refused, first = letters.refusals_of(run_id)
+            return cls(run_id, letters.of_run(run_id), refused=refused, first_refused=first)
         except Exception as exc:  # the broker is down: the ledger's figures still stand
             return cls(run_id, unknown=f"{type(exc).__name__}: {exc}")
         finally:
@@ -44,16 +48,25 @@ class DeadLetterView:
 
     def as_json(self) -> dict[str, Any]:
         first = self.letters[0].summary() if self.letters else None
-        return {"chunks": len(self.letters), "items": self.items, "first": first, "unknown": self.unknown}
+        return {"chunks": len(self.letters), "items": self.items, "first": first, "unknown": self.unknown,
+                "refused_messages": self.refused, "first_refused": self.first_refused}
 
     def lines(self) -> list[str]:
         """What ``status`` prints: nothing when there are none, else count, first error and the next step."""
         if self.unknown is not None:
             return [f"dead letters: unknown, the broker could not be read ({self.unknown})"]
+        lines = []
+        if self.refused:
+            first_refused = self.first_refused or {}
+            lines.append(
+                f"refused messages: workers refused {self.refused} task messages naming this run as invalid "
+                f"(first at {first_refused.get('at', '?')}: {first_refused.get('error', '?')}); nothing of them "
+                "was written: if they were the run's own chunks (workers of another judgeq version?), fix that, "
+                f"then 'judgeq resume {self.run_id}' re-enqueues the items without a row")
         if not self.letters:
-            return []
+            return lines
         first = self.letters[0]
-        return [
+        return lines + [
             f"dead letters: {len(self.letters)} chunks ({self.items} items) whose rows the ledger would not take "
             f"after every retry; first at {first.at} (judge {first.judge}, chunk {first.chunk}): {first.error}",
             f"next: fix the database, then 'judgeq resume {self.run_id}' re-enqueues every item without a row "

@@ -102,8 +102,14 @@ def test_forged_chunks_are_refused_and_acknowledged(tmp_path: Path, redis_url: s
 
             wait_until(acknowledged, 30, "the forged messages to be acknowledged")
             client.close()
+            shown = run_cli(["status", run_id, "--json"], env)
+            told = run_cli(["status", run_id], env)
         finally:
             worker.stop()
+        # The five that name the real run are counted where status looks; the other three name no run of it.
+        assert json.loads(shown.stdout)["dead_letters"]["refused_messages"] == 5, shown.stdout + shown.stderr
+        assert "workers refused 5 task messages naming this run" in told.stdout
+        assert f"'judgeq resume {run_id}'" in told.stdout and SECRET_TEXT not in told.stdout
         assert provider.count() == legit_calls and elsewhere.count() == 0  # nothing was called
     assert scores(sqlite_url) == legit_rows  # nothing was written
     log = worker.log()

@@ -16,20 +16,24 @@ process (a bounded LRU); an unknown run is asked for again each time.
 from __future__ import annotations
 
 import logging
+import re
 import threading
 from collections import OrderedDict
+from collections.abc import Callable
 from typing import Any
 
-from ledger.errors import RunNotFound
+from ledger.errors import LedgerError, RunNotFound
 from ledger.store import Ledger
 
 from .errors import BadMessage
-from .message import ChunkMessage
+from .message import RUN_ID_PATTERN, ChunkMessage
 
 log = logging.getLogger(__name__)
 
 #: Runs whose judges one process keeps.
 CACHED_RUNS = 1024
+
+RUN_ID = re.compile(RUN_ID_PATTERN)
 
 
 class RunJudges:
@@ -78,17 +82,36 @@ class RunJudges:
 _RUNS = RunJudges()
 
 
-def admit(body: Any, ledger: Ledger, max_record_bytes: int) -> ChunkMessage | None:
+def admit(body: Any, ledger: Ledger, max_record_bytes: int,
+          on_refused: Callable[[str, str], None] | None = None) -> ChunkMessage | None:
     """The chunk message in ``body`` if it is valid and one of a submitted run's; None (logged) if refused.
 
-    A refused message is to be acknowledged without writing anything. LedgerError
-    propagates (the ledger cannot be asked now: the caller retries).
+    A refused message is to be acknowledged without writing anything. When it
+    names a run the ledger holds, ``on_refused(run_id, error)`` is told, so
+    that ``judgeq status`` can show it (a run's own chunk refused leaves items
+    without rows). LedgerError propagates (the ledger cannot be asked now:
+    the caller retries).
     """
     try:
         message = ChunkMessage.from_json(body, max_record_bytes=max_record_bytes)
         _RUNS.check(message, ledger)
     except BadMessage as exc:
         log.error("refused a task message, nothing written: %s", exc)
+        run_id = _named_run(body, ledger)
+        if run_id is not None and on_refused is not None:
+            on_refused(run_id, str(exc))
         return None
     return message
+
+
+def _named_run(body: Any, ledger: Ledger) -> str | None:
+    """The run ``body`` names, if it is a well-formed run id the ledger holds; else None."""
+    run_id = body.get("run_id") if isinstance(body, dict) else None
+    if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
+        return None
+    try:
+        ledger.get_run(run_id)
+    except LedgerError:  # unknown, or the ledger cannot say now: nothing to show it on
+        return None
+    return run_id
 

@@ -13,6 +13,12 @@ Only then is the task acknowledged. The hash expires ``DEAD_LETTERS_TTL_S``
 after its latest entry. ``judgeq status RUN`` shows a run's dead letters;
 ``judgeq resume RUN`` re-enqueues the run's items that have no row (which
 include every dead letter's) and then clears them.
+
+Beside them, the task messages naming the run that workers refused as invalid
+(``workers.admission``): only a count and the first error (``keys.REFUSED``),
+never the message, which may be forged. A chunk of the run's own that was
+refused (workers and submitter of different judgeq versions, say) leaves its
+items without rows; status says so, and resume re-enqueues them.
 """
 
 from __future__ import annotations
@@ -22,7 +28,7 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
-from .keys import DEAD_LETTERS, DEAD_LETTERS_TTL_S
+from .keys import DEAD_LETTERS, DEAD_LETTERS_TTL_S, REFUSED
 from .message import ChunkMessage
 
 
@@ -68,16 +74,34 @@ class DeadLetters:
         pipe.expire(key, DEAD_LETTERS_TTL_S)
         pipe.execute()
 
+    def refused(self, run_id: str, error: str) -> None:
+        """Count a task message naming ``run_id`` that was refused with ``error`` (the first one is kept)."""
+        key = REFUSED.format(run_id=run_id)
+        first = {"at": dt.datetime.now(dt.UTC).isoformat(timespec="seconds"), "error": error[:1000]}
+        pipe = self.client.pipeline()
+        pipe.hincrby(key, "count", 1)
+        pipe.hsetnx(key, "first", json.dumps(first))
+        pipe.expire(key, DEAD_LETTERS_TTL_S)
+        pipe.execute()
+
+    def refusals_of(self, run_id: str) -> tuple[int, dict[str, Any] | None]:
+        """How many task messages naming the run were refused, and the first (its time and error)."""
+        found = self.client.hgetall(REFUSED.format(run_id=run_id))
+        count = int(found.get(b"count", 0))
+        first = found.get(b"first")
+        return count, (json.loads(first) if first else None)
+
     def of_run(self, run_id: str) -> list[DeadLetter]:
         """The run's dead letters, oldest first."""
         values = self.client.hvals(DEAD_LETTERS.format(run_id=run_id))
         return sorted((DeadLetter.from_json(value) for value in values), key=lambda letter: (letter.at, letter.chunk))
 
     def clear(self, run_id: str) -> int:
-        """Forget the run's dead letters; returns how many there were."""
+        """Forget the run's dead letters and refusals; returns how many dead letters there were."""
         key = DEAD_LETTERS.format(run_id=run_id)
         pipe = self.client.pipeline()
         pipe.hlen(key)
         pipe.delete(key)
-        count, _ = pipe.execute()
+        pipe.delete(REFUSED.format(run_id=run_id))
+        count, _, _ = pipe.execute()
         return int(count)

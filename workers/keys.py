@@ -26,6 +26,10 @@ CIRCUIT_TTL_S = 24 * 3600
 DEAD_LETTERS = PREFIX + "dead:{run_id}"
 DEAD_LETTERS_TTL_S = 14 * 24 * 3600
 
+#: Task messages naming a run that workers refused as invalid (a hash: "count",
+#: and "first", a JSON entry), kept for as long as dead letters; workers/deadletters.py.
+REFUSED = PREFIX + "refused:{run_id}"
+
 #: The lease on one item being judged by one delivery (value: the delivery's token),
 #: so that a duplicate delivery does not call the provider for it again; workers/lease.py.
 LEASE = PREFIX + "lease:{run_id}:{judge}:{trace_id}"

@@ -70,6 +70,16 @@ class _ProcessState:
             self.redis = redis_for(settings.broker_url)
         return self.redis
 
+    def note_refusal(self, run_id: str, error: str) -> None:
+        """Count a refused message naming ``run_id`` where ``judgeq status`` looks (a Redis broker only)."""
+        dead_letters = self.dead_letters()
+        if dead_letters is None:
+            return
+        try:
+            dead_letters.refused(run_id, error)
+        except Exception as exc:  # the refusal stands either way; only its visibility is lost
+            log.warning("cannot count the refused message of run %s in Redis: %s", run_id, exc)
+
     def dead_letters(self) -> DeadLetters | None:
         """Where chunks go that the ledger would not take after every retry; None without a Redis broker."""
         client = self._client()
@@ -124,7 +134,7 @@ def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
     assert state.ledger is not None
     settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
     try:  # untrusted input: a valid chunk of a run the ledger holds, with that run's judge, or nothing
-        admitted = admit(body, state.ledger, settings.max_record_bytes)
+        admitted = admit(body, state.ledger, settings.max_record_bytes, on_refused=state.note_refusal)
     except LedgerError as exc:
         log.warning("ledger unavailable while admitting a chunk: %s; retrying in %gs", exc, settings.ledger_retry_s)
         # Not admitted yet: its records must not reach Flower, and its summary is not known to be true.
