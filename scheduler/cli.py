@@ -1,23 +1,24 @@
-"""The ``judgeq`` command line; the only place where errors become exit codes.
+"""The ``judgeq`` command line; with ``scheduler.failures`` and ``scheduler.interrupts``, the only place
+where errors become exit codes.
 
-Heavy modules (Celery, SQLAlchemy, litellm) are imported inside commands, so
+One function per command and its options, which is why this is scheduler/'s
+largest module; what commands share lives in modules of its own. Heavy modules (Celery, SQLAlchemy, litellm) are imported inside commands, so
 ``judgeq --help`` stays fast.
 """
 
 from __future__ import annotations
 
-import contextlib
 import os
-import shlex
 import sys
 import threading
-from collections.abc import Iterator
 from pathlib import Path
 from typing import Annotated, Any, Optional, cast
 
 import typer
 
 from . import exitcodes
+from .failures import fail
+from .interrupts import Submission, interrupt_on_sigterm, interruptible, say
 from .cli_options import (BaselineOpt, BaselineTagOpt, ByOpt, ClusterByOpt, GateOnOpt, GateOpt, JunitOpt,
                           MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt, TimeoutOpt)
 
@@ -101,8 +102,8 @@ def submit(
     from .errors import UsageError
     from .settings import SchedulerSettings
 
-    _interrupt_on_sigterm()
-    with _interruptible(_Submission(dataset)) as submission:
+    interrupt_on_sigterm()
+    with interruptible(Submission(dataset)) as submission:
         settings = SchedulerSettings()
         options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
                                     baseline_tag=baseline_tag, max_drop=max_drop, cluster_by=cluster_by,
@@ -130,7 +131,7 @@ def submit(
         outputs: dict[str, Any] = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown)
         submitting.create_run(plan, ledger)  # the run id is shown only once its row exists
         submission.run_id = plan.run_id
-        _say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
+        say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
              f"({plan.dataset.name}, {plan.dataset.content_hash[:12]})")
         if not json_out:
             print(plan.run_id, flush=True)
@@ -146,62 +147,6 @@ def submit(
                 print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
             return
         _wait_and_report(plan.run_id, ledger, settings, gates, max_errors, timeout, json_out, **outputs)
-
-
-def _interrupt_on_sigterm() -> None:
-    """SIGTERM (CI cancelling a job, ``kill``) takes the same path as Ctrl-C (``_interruptible``)."""
-    import signal
-
-    def interrupt(signum: int, frame: Any) -> None:
-        raise KeyboardInterrupt(f"signal {signum}")
-
-    signal.signal(signal.SIGTERM, interrupt)
-
-
-class _Submission:
-    """What an interrupt or a failure during submit or resume has to say: the run, and how far it got."""
-
-    def __init__(self, dataset: Optional[Path], run_id: Optional[str] = None) -> None:
-        self.dataset = dataset
-        self.run_id = run_id  # set once the run's row exists
-        self.sent = threading.Event()  # set once every item is stored and sent
-
-    def next_step(self) -> str:
-        if self.run_id is None:
-            return "no run was created"
-        if self.sent.is_set() or self.dataset is None:  # every item is stored
-            return f"run {self.run_id} stays resumable with 'judgeq resume {self.run_id}'"
-        return (f"run {self.run_id} was cut off while it was being submitted; complete it with "
-                f"'judgeq resume {self.run_id} --dataset {shlex.quote(str(self.dataset))}', "
-                f"or give it up with 'judgeq abandon {self.run_id}'")
-
-
-@contextlib.contextmanager
-def _interruptible(submission: _Submission) -> Iterator[_Submission]:
-    """Ctrl-C and SIGTERM exit 3 saying what became of the run; a failure says so too, then goes on.
-
-    Handled here because Typer turns an interrupt into exit 130 before ``main`` sees it.
-    """
-    from .errors import SchedulerError
-
-    try:
-        yield submission
-    except (SchedulerError, typer.Exit):  # bad input (a changed file abandons the run), or a verdict
-        raise
-    except KeyboardInterrupt:
-        _say(f"judgeq: interrupted; {submission.next_step()}")
-        raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
-    except Exception as exc:
-        if submission.run_id is not None and exitcodes.for_error(exc) == exitcodes.INFRASTRUCTURE:
-            _say(f"judgeq: {_one_line(exc)}; {submission.next_step()}")  # one line: what failed, what to do
-            raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
-        if submission.run_id is not None and not submission.sent.is_set():
-            _say(f"judgeq: {submission.next_step()}")
-        raise
-
-
-def _say(text: str) -> None:
-    print(text, file=sys.stderr, flush=True)
 
 
 def _dispatcher(settings: Any) -> Any:
@@ -499,11 +444,11 @@ def resume(
     from . import submit as submitting
     from .settings import SchedulerSettings
 
-    _interrupt_on_sigterm()
+    interrupt_on_sigterm()
     settings = SchedulerSettings()
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
-    with _interruptible(_Submission(dataset, run_id)) as submission:
+    with interruptible(Submission(dataset, run_id)) as submission:
         info = submitting.check_resumable(run, ledger, dataset)  # before anything is written
         dispatcher = _dispatcher(settings)
         if dispatcher.embedded:
@@ -655,9 +600,7 @@ def db_upgrade() -> None:
 def main() -> None:
     """Entry point: run the app; an error ends it with one line on stderr and its exit code.
 
-    Every exception maps to a code through ``exitcodes.for_error`` (the tree is
-    drawn in ``scheduler.errors``); one nothing expected (exit 4) keeps its
-    traceback in a file named in the message. ``--debug`` prints the traceback.
+    See :mod:`scheduler.failures`; ``--debug`` prints the traceback.
     """
     try:
         app()
@@ -665,55 +608,4 @@ def main() -> None:
         print("judgeq: interrupted; the run stays resumable with 'judgeq resume RUN'", file=sys.stderr)
         sys.exit(exitcodes.INFRASTRUCTURE)
     except Exception as exc:
-        _fail(exc)
-
-
-def _fail(exc: Exception, code: Optional[int] = None) -> None:
-    """Print ``exc`` as one line (its traceback too with ``--debug``) and exit with its code."""
-    import traceback
-
-    message = _settings_problem(exc)
-    if code is None:
-        code = exitcodes.BAD_INPUT if message else exitcodes.for_error(exc)
-    if _debug:
-        traceback.print_exception(exc, file=sys.stderr)
-    if code == exitcodes.INTERNAL:
-        message = f"internal error: {type(exc).__name__}: {_one_line(exc)}; {_keep_traceback(exc)}"
-    print(f"judgeq: {message or _one_line(exc)}", file=sys.stderr)
-    sys.exit(code)
-
-
-def _one_line(exc: BaseException) -> str:
-    return " ".join(str(exc).split()) or type(exc).__name__
-
-
-def _settings_problem(exc: Exception) -> Optional[str]:
-    """A bad ``JUDGEQ_*`` variable, said in one line; None for any other error."""
-    from pydantic import ValidationError
-
-    if not isinstance(exc, ValidationError) or not exc.title.endswith("Settings") or not exc.errors():
-        return None
-    from ledger.urls import mask_url
-
-    error = exc.errors()[0]
-    name = "JUDGEQ_" + "_".join(str(part) for part in error["loc"]).upper()
-    value = mask_url(str(error.get("input")))[:60]  # a URL's password never reaches a terminal or a log
-    return f"setting {name}={value!r}: {error['msg']}; fix the variable (see the README's settings table)"
-
-
-def _keep_traceback(exc: BaseException) -> str:
-    """Write the traceback to a file of its own; say where (or, failing that, how to see it)."""
-    import tempfile
-    import traceback
-
-    from ledger.urls import mask_url
-
-    if _debug:
-        return "the traceback is above; please report it"
-    try:
-        with tempfile.NamedTemporaryFile("w", prefix="judgeq-traceback-", suffix=".txt", delete=False) as file:
-            file.write(f"judgeq {' '.join(mask_url(arg) for arg in sys.argv[1:])}\n")
-            traceback.print_exception(exc, file=file)
-    except OSError as error:
-        return f"the traceback could not be saved ({error.strerror}); run again with --debug to see it"
-    return f"the traceback is in {file.name} (or run again with --debug); please report it"
+        fail(exc, debug=_debug)
