@@ -21,8 +21,9 @@ surrogate (no UTF-8 can carry it), and the bounds ``Record`` itself sets (ids,
 metadata depth). So is a record without a field one of the run's judges needs
 (``RecordChecks.needed``): every such row would only be an error.
 
-The module is longer than most (about 450 lines) because error messages are
-most of it: each kind of bad input gets its own sentence and its own next step.
+The module is longer than most (about 580 lines) because error messages are
+most of it: each kind of bad input gets its own sentence and its own next step,
+and they need the field names and parsers that sit beside them.
 """
 
 from __future__ import annotations
@@ -36,7 +37,6 @@ import re
 from array import array
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
-from dataclasses import field as dataclass_field
 from datetime import datetime
 from pathlib import Path
 from types import NoneType, UnionType
@@ -86,7 +86,7 @@ class DatasetInfo:
     content_hash: str  # sha256 of the file's bytes, 64 hex digits
     count: int  # number of records
     # (device, inode, size, mtime in ns) of the file before it was read; None if it could not be stat'ed
-    stamp: tuple[int, int, int, int] | None = dataclass_field(default=None, compare=False)
+    stamp: tuple[int, int, int, int] | None = field(default=None, compare=False)
 
     @property
     def short(self) -> str:

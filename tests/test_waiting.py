@@ -52,14 +52,14 @@ def fleet(tmp_path: Path, ledger_url: str, redis_url: str, n: int, **extra: str)
     return data, env
 
 
-def count(url: str, table: str) -> int:
-    """Rows in a ledger table; -1 while the server is down or the table not yet made."""
+def count(url: str, table: str, where: str = "true") -> int:
+    """Rows in a ledger table (that match ``where``); -1 while the server is down or the table not yet made."""
     from sqlalchemy import create_engine, text
 
     engine = create_engine(url, connect_args={"connect_timeout": 2})
     try:
         with engine.connect() as conn:
-            return int(conn.execute(text(f"select count(*) from {table}")).scalar_one())
+            return int(conn.execute(text(f"select count(*) from {table} where {where}")).scalar_one())
     except Exception:
         return -1
     finally:
@@ -96,8 +96,8 @@ def test_wait_gives_up_after_the_outage_bound_with_exit_3(tmp_path: Path, privat
     data, env = fleet(tmp_path, private_pg.url, redis_url, 50, JUDGEQ_WAIT_OUTAGE_S="3")
     proc = subprocess.Popen(judgeq_cmd() + ["submit", str(data), "--judge", "slow", "--wait"],
                             env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
-    wait_until(lambda: count(private_pg.url, "items") == 50, 60, "the items stored")
-    time.sleep(1)  # waiting now (no worker: nothing is judged)
+    # Every item stored and sent: the submit is waiting now (no worker: nothing is judged).
+    wait_until(lambda: count(private_pg.url, "runs", "status = 'running'") == 1, 60, "the run sent whole")
     private_pg.stop()
     stopped = time.monotonic()
     _, err = proc.communicate(timeout=60)
