@@ -18,7 +18,7 @@ import typer
 
 from . import exitcodes
 from .failures import fail
-from .interrupts import Submission, interrupt_on_sigterm, interruptible, say
+from .interrupts import Submission, interrupt_on_signals, interruptible, say
 from .cli_options import (BaselineOpt, BaselineTagOpt, ByOpt, ClusterByOpt, GateOnOpt, GateOpt, JunitOpt,
                           MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt, TimeoutOpt)
 
@@ -102,7 +102,7 @@ def submit(
     from .errors import UsageError
     from .settings import SchedulerSettings
 
-    interrupt_on_sigterm()
+    interrupt_on_signals()
     with interruptible(Submission(dataset)) as submission:
         settings = SchedulerSettings()
         options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
@@ -444,7 +444,7 @@ def resume(
     from . import submit as submitting
     from .settings import SchedulerSettings
 
-    interrupt_on_sigterm()
+    interrupt_on_signals()
     settings = SchedulerSettings()
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)

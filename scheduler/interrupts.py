@@ -21,14 +21,41 @@ from . import exitcodes
 from .failures import one_line
 
 
-def interrupt_on_sigterm() -> None:
-    """SIGTERM (CI cancelling a job, ``kill``) takes the same path as Ctrl-C (:func:`interruptible`)."""
+_signalled: list[int] = []  # the signals received, in order; never cleared in a process
+
+
+def interrupt_on_signals() -> None:
+    """SIGTERM (CI cancelling a job, ``kill``) and Ctrl-C both take the path of :func:`interruptible`.
+
+    The handler raises ``KeyboardInterrupt`` where the main thread happens to
+    be, which stops a blocking call at once; but when that is inside a weakref
+    callback or a ``__del__``, Python prints the exception and drops it. The
+    signal is also recorded, so :func:`checkpoint` (between batches, between
+    polls, at the end of the command) raises it again: an interrupt is never lost.
+    """
     import signal
 
     def interrupt(signum: int, frame: Any) -> None:
+        _signalled.append(signum)
         raise KeyboardInterrupt(f"signal {signum}")
 
+    def unraisable(hook: Any) -> None:  # a dropped interrupt is re-raised by checkpoint(): no noise about it
+        if not (_signalled and isinstance(hook.exc_value, KeyboardInterrupt)):
+            default_hook(hook)
+
+    default_hook = sys.unraisablehook
+    sys.unraisablehook = unraisable
     signal.signal(signal.SIGTERM, interrupt)
+    signal.signal(signal.SIGINT, interrupt)
+
+
+def checkpoint() -> None:
+    """Raise the interrupt a signal asked for, if Python dropped it (see :func:`interrupt_on_signals`).
+
+    Only the main thread raises: the threads of the embedded fleet stop through their own event.
+    """
+    if _signalled and threading.current_thread() is threading.main_thread():
+        raise KeyboardInterrupt(f"signal {_signalled[-1]}")
 
 
 class Submission:
@@ -59,6 +86,7 @@ def interruptible(submission: Submission) -> Iterator[Submission]:
 
     try:
         yield submission
+        checkpoint()  # a signal that came while the last step finished still exits 3
     except (SchedulerError, typer.Exit):  # bad input (a changed file abandons the run), or a verdict
         raise
     except KeyboardInterrupt:

@@ -30,6 +30,7 @@ from workers.keys import QUEUE_LOCAL, QUEUE_REMOTE
 from workers.message import ChunkMessage
 
 from .errors import DatasetChanged, InputError, UsageError
+from .interrupts import checkpoint
 from .records import MAX_RECORD_BYTES, DatasetInfo, RecordChecks, iter_batches, scan
 from .reopen import Reopening
 from .settings import SchedulerSettings
@@ -138,6 +139,7 @@ def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, sett
         for batch in iter_batches(plan.dataset.path, batch_size, expect=plan.dataset):
             if stop is not None and stop.is_set():
                 return False
+            checkpoint()
             items = items_of(batch)
             ledger.add_items(plan.run_id, items)
             if over_budget(plan.run_id, plan.max_cost_usd, ledger):
@@ -281,6 +283,7 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
         batches = ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500),
                                        include_transient=True)
         for batch in batches:
+            checkpoint()
             missing += len(batch)
             send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, reopening, settings, counters,
                         options=options)

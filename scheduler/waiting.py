@@ -15,6 +15,7 @@ from collections.abc import Callable
 from ledger.errors import LedgerUnavailable
 from ledger.store import Ledger, Progress
 
+from .interrupts import checkpoint
 from .progress import ProgressView
 
 OUTAGE_POLL_S = 1.0  # at least this long between polls while the ledger is unreachable
@@ -33,6 +34,7 @@ def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: floa
     last: Progress | None = None
     down_since: float | None = None
     while True:
+        checkpoint()
         try:
             progress, complete = _poll(run_id, ledger, alive)
         except LedgerUnavailable as exc:

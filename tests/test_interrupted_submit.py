@@ -270,3 +270,43 @@ def test_no_run_id_is_printed_for_a_run_that_was_never_created(tmp_path: Path) -
     assert res.returncode == 3, res.stderr
     assert res.stdout == ""
     assert "run r" not in res.stderr and "cut off" not in res.stderr
+
+
+def test_an_interrupt_python_drops_is_raised_again_at_the_next_checkpoint(monkeypatch: pytest.MonkeyPatch) -> None:
+    """A signal landing in a weakref callback: Python prints and drops the handler's exception; we don't.
+
+    This is how CI once saw a SIGTERMed submit finish and exit 0: the
+    ``KeyboardInterrupt`` was raised inside ``WeakKeyDictionary``'s callback.
+    """
+    import gc
+    import sys
+    import weakref
+
+    from scheduler import interrupts
+
+    monkeypatch.setattr(interrupts, "_signalled", [])
+    monkeypatch.setattr(sys, "unraisablehook", sys.unraisablehook)
+    dropped: list[object] = []
+    before = {sig: signal.getsignal(sig) for sig in (signal.SIGTERM, signal.SIGINT)}
+    try:
+        interrupts.interrupt_on_signals()
+
+        class Thing:
+            pass
+
+        def callback(ref: object) -> None:  # the signal's handler runs in here, and raises here
+            os.kill(os.getpid(), signal.SIGTERM)
+            for _ in range(1000):
+                dropped.append(None)
+
+        thing = Thing()
+        ref = weakref.ref(thing, callback)
+        del thing
+        gc.collect()
+        assert ref() is None and interrupts._signalled == [signal.SIGTERM]
+        assert len(dropped) < 1000  # the callback was cut off, and Python went on as if nothing happened
+        with pytest.raises(KeyboardInterrupt):
+            interrupts.checkpoint()
+    finally:
+        signal.signal(signal.SIGTERM, before[signal.SIGTERM])
+        signal.signal(signal.SIGINT, before[signal.SIGINT])
