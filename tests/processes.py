@@ -34,14 +34,18 @@ def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, c
                           text=True, timeout=timeout)
 
 
-def wait_until(predicate: Callable[[], bool], timeout: float, what: str, interval: float = 0.1) -> None:
-    """Poll ``predicate`` until it holds; fail the test with ``what`` after ``timeout`` seconds."""
+def wait_until(predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str],
+               interval: float = 0.1) -> None:
+    """Poll ``predicate`` until it holds; fail the test with ``what`` after ``timeout`` seconds.
+
+    ``what`` may be a function, called on failure, to say what state things were left in.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         if predicate():
             return
         time.sleep(interval)
-    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what}")
+    raise AssertionError(f"timed out after {timeout:.0f}s waiting for {what() if callable(what) else what}")
 
 
 class Worker:

@@ -10,7 +10,10 @@ import json
 from pathlib import Path
 
 import pytest
+import redis
 from sqlalchemy import create_engine, text
+
+from workers.app import restore_mutex_s
 
 from .ledger_probe import rows_and_keys
 from .processes import Worker, base_env, run_cli, wait_until
@@ -48,6 +51,13 @@ def fleet_env(tmp_path: Path, redis_url: str, pg_url: str) -> dict[str, str]:
         JUDGEQ_CHUNK_LOCAL="20",
         JUDGEQ_POLL_S="0.2",
     )
+
+
+def broker_state(broker: "redis.Redis") -> str:
+    """What the broker holds, for a failure message: queue lengths, unacknowledged chunks, the sweep mutex."""
+    queues = {q: broker.llen(q) for q in ("local", "remote")}
+    return (f"queues {queues}, unacked {broker.hlen('unacked')}, "
+            f"restore mutex ttl {broker.ttl('unacked_mutex')} s")
 
 
 def count_rows(pg_url: str, run_id: str) -> int:
@@ -108,10 +118,16 @@ def test_worker_killed_mid_run_completes_with_one_row_each(tmp_path: Path, fleet
         run_id = sub.stdout.strip().splitlines()[0]
         wait_until(lambda: count_rows(pg_url, run_id) >= 40, 60, "the first rows")
         victim.kill()  # main process and children: its prefetched and running chunks are unacked
+        # As if it died inside a restore sweep (every second here), holding the sweep's mutex for as
+        # long as a worker takes it: kombu's default of 300 s stopped every restore (CI saw it once).
+        broker = redis.Redis.from_url(env["JUDGEQ_BROKER_URL"])
+        broker.set("unacked_mutex", "the-killed-worker", ex=restore_mutex_s(6))
         done_at_kill = count_rows(pg_url, run_id)
         assert done_at_kill < 400
         survivor = Worker("local", env, "--concurrency", "2").wait_ready()
-        wait_until(lambda: count_rows(pg_url, run_id) >= 400, 90, "all 400 rows after the kill")
+        wait_until(lambda: count_rows(pg_url, run_id) >= 400, 90,
+                   lambda: (f"all 400 rows after the kill; {broker_state(broker)}; survivor's log:\n"
+                            + (survivor.log()[-3000:] if survivor else "")))
         assert rows_and_keys(pg_url, run_id) == (400, 400)
         report = json.loads(run_cli(["report", run_id, "--json"], env).stdout)
         assert report["complete"] and report["judges"][0]["errors"] == 0
@@ -119,6 +135,16 @@ def test_worker_killed_mid_run_completes_with_one_row_each(tmp_path: Path, fleet
         victim.stop()
         if survivor:
             survivor.stop()
+
+
+def test_a_dead_sweepers_mutex_is_held_well_inside_the_visibility_timeout() -> None:
+    from workers.app import create_app
+    from workers.settings import WorkerSettings
+
+    app = create_app(WorkerSettings(broker_url="redis://127.0.0.1:1/0", visibility_timeout=180))
+    options = app.conf.broker_transport_options
+    assert options["unacked_mutex_expire"] == restore_mutex_s(180) == 60
+    assert restore_mutex_s(6) == 10
 
 
 def test_pool_child_killed_is_requeued_at_once(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:

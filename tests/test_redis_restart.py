@@ -99,7 +99,9 @@ def test_workers_keep_consuming_across_redis_restarts(tmp_path: Path, pg_url: st
             runs.append(sub.stdout.strip().splitlines()[0])
             # Every worker is alive, (re)connected and took a chunk it has not acknowledged yet.
             wait_until(lambda: all(holds_chunks_since(w, m) for w, m in zip(workers, marks)), 60,
-                       f"every worker taking chunks before restart {restart + 1}")
+                       lambda: f"every worker taking chunks before restart {restart + 1}; " + "; ".join(
+                           f"{w.name} took none, its log since:\n{''.join(w.lines[m:])[-3000:]}"
+                           for w, m in zip(workers, marks) if not holds_chunks_since(w, m)))
             redis.restart(kill=True)
 
         # Unacknowledged chunks come back; only a chunk in transit (one per connection at most) is lost.

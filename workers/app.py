@@ -44,6 +44,11 @@ def create_app(settings: WorkerSettings | None = None) -> Celery:
             "visibility_timeout": settings.visibility_timeout,
             "unacked_restore_interval": settings.restore_interval,
             "unacked_restore_throttle": 1,
+            # The sweep holds a Redis mutex; kombu keeps a dead holder's for 300 s, longer than the
+            # visibility timeout itself: a worker SIGKILLed (OOM) mid-sweep, or Redis killed then, would
+            # stop every restore for five minutes. A shorter hold is safe: each restore is a WATCHed
+            # transaction, so two sweeps at once restore a chunk once.
+            "unacked_mutex_expire": restore_mutex_s(settings.visibility_timeout),
             "socket_timeout": 15,
             "socket_connect_timeout": 10,
             "health_check_interval": 25,
@@ -53,6 +58,11 @@ def create_app(settings: WorkerSettings | None = None) -> Celery:
     )
     app.judgeq_settings = settings  # type: ignore[attr-defined]
     return app
+
+
+def restore_mutex_s(visibility_timeout: int) -> int:
+    """How long a restore sweep's mutex outlives a holder that died: a third of the visibility timeout."""
+    return max(10, visibility_timeout // 3)
 
 
 app = create_app()
