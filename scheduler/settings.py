@@ -10,17 +10,17 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import BaseSettings, SettingsConfigDict
+from pydantic_settings import SettingsConfigDict
+
+from workers.sending import ChunkSettings
 
 
-class SchedulerSettings(BaseSettings):
-    """Where the judge config is and how records are cut into chunks."""
+class SchedulerSettings(ChunkSettings):
+    """Where the judge config is and how records are cut into chunks (``ChunkSettings``, shared with workers)."""
 
     model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
 
     config: Path = Field(default=Path("judgeq.toml"), description="The judge config file (TOML).")
-    chunk_local: int = Field(default=250, ge=1, le=5000, description="Records per task for local judges.")
-    chunk_remote: int = Field(default=16, ge=1, le=500, description="Records per task for remote judges.")
     embedded_threads: int = Field(
         default=4, ge=1, le=256, description="Chunks judged at once by remote judges in embedded mode."
     )

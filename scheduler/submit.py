@@ -26,8 +26,7 @@ from judges.config import JudgeConfig, ResolvedJudge
 from ledger.models import Run
 from ledger.store import ItemIn, Ledger
 from workers.dispatch import Dispatcher
-from workers.keys import QUEUE_LOCAL, QUEUE_REMOTE
-from workers.message import ChunkMessage
+from workers.sending import send_chunks
 
 from .errors import DatasetChanged, InputError, UsageError
 from .interrupts import checkpoint
@@ -87,14 +86,6 @@ def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: S
     return SubmitPlan(run_id=new_run_id(), dataset=dataset, judges=judges, tags=list(tags), meta=dict(meta or {}))
 
 
-def queue_for(judge: ResolvedJudge) -> str:
-    return QUEUE_REMOTE if judge.kind == "remote" else QUEUE_LOCAL
-
-
-def chunk_size(judge: ResolvedJudge, settings: SchedulerSettings) -> int:
-    return settings.chunk_remote if judge.kind == "remote" else settings.chunk_local
-
-
 def enqueue(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> None:
     """Write the run and its items, sending each batch's chunks as soon as its items are stored."""
     create_run(plan, ledger)
@@ -133,7 +124,7 @@ def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, sett
     not hash again. ``stop`` (embedded mode, on Ctrl-C) ends the loop between
     batches, leaving the run "submitting"; returns whether every batch was sent.
     """
-    batch_size = max(max(chunk_size(j, settings) for j in plan.judges), STORE_BATCH)
+    batch_size = max(max(settings.size_for(j) for j in plan.judges), STORE_BATCH)
     counters = {j.name: 0 for j in plan.judges}
     with abandon_if_changed(plan.run_id, ledger):
         for batch in iter_batches(plan.dataset.path, batch_size, expect=plan.dataset):
@@ -180,30 +171,6 @@ def abandon_if_changed(run_id: str, ledger: Ledger) -> Iterator[None]:
         raise DatasetChanged(exc.path, problem, line=exc.line, field=exc.field,
                              hint=f"run {run_id} is marked abandoned (no gate or baseline uses it); "
                                   "submit the file again once nothing writes to it") from exc
-
-
-def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], records: list[dict],
-                dispatcher: Dispatcher, settings: SchedulerSettings, counters: dict[str, int],
-                options: dict[str, Any] | None = None, hashes: Mapping[str, str] | None = None) -> int:
-    """Cut ``records`` into each judge's chunk size and send them; returns chunks sent.
-
-    ``options``: further ChunkMessage fields for remote judges (``no_cache``, ``max_cost_usd``).
-    ``hashes``: the records' content hashes by id, carried in each chunk (see ``ChunkMessage``).
-    """
-    sent = 0
-    for judge in judges:
-        size = chunk_size(judge, settings)
-        body = judge.to_message()
-        for start in range(0, len(records), size):
-            part = records[start:start + size]
-            counters[judge.name] = counters.get(judge.name, 0) + 1
-            message = ChunkMessage(run_id=run_id, dataset=dataset, judge=body, records=part,
-                                   chunk=counters[judge.name],
-                                   hashes={r["id"]: hashes[r["id"]] for r in part} if hashes else {},
-                                   **(options if options and judge.kind == "remote" else {}))
-            dispatcher.send(message, queue_for(judge))
-            sent += 1
-    return sent
 
 
 def check_resumable(run: Run, ledger: Ledger, dataset: Path | None) -> DatasetInfo | None:
@@ -280,7 +247,7 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
     reopening = Reopening(dispatcher, ledger)
     missing = 0
     for judge in judges:
-        batches = ledger.missing_items(run.id, judge.name, batch_size=max(chunk_size(judge, settings), 500),
+        batches = ledger.missing_items(run.id, judge.name, batch_size=max(settings.size_for(judge), 500),
                                        include_transient=True)
         for batch in batches:
             checkpoint()

@@ -122,6 +122,9 @@ def test_message_fields_are_checked() -> None:
     judge = {"name": "j", "version": "j@1"}
     good = body("r1", judge, "d")
     assert ChunkMessage.from_json(good).records[0]["id"] == "f0"
+    online = ChunkMessage.from_json({**good, "weights": {"f0": 50.0}, "strata": {"f0": "de"}})
+    assert (online.weights, online.strata) == ({"f0": 50.0}, {"f0": "de"})
+    assert ChunkMessage.from_json(online.to_json()) == online
     bad: list[tuple[Any, str]] = [
         ({**good, "v": 2}, "version 2"),
         ({**good, "records": []}, "records"),
@@ -131,6 +134,8 @@ def test_message_fields_are_checked() -> None:
         ({**good, "max_cost_usd": -1}, "max_cost_usd"),
         ({**good, "carry": {"f0": {"attempts": -1}}}, "carry.f0.attempts"),
         ({**good, "carry": {"zz": {"attempts": 1}}}, "carry names records that are not in the chunk"),
+        ({**good, "strata": {"zz": "de"}}, "strata names records that are not in the chunk"),
+        ({**good, "strata": {"f0": 7}}, "strata.f0"),
         ({**good, "carry": {"f0": {"answer_errors": -1}}}, "carry.f0.answer_errors"),
         ({**good, "carry": {"f0": {"started_at": math.nan}}}, "carry.f0.started_at"),
         ({**good, "carry": {"f0": {"last_error": 7}}}, "carry.f0.last_error"),

@@ -157,7 +157,7 @@ def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_ver
     """The ledger row of one verdict."""
     meta = record.metadata
     cluster = next((str(meta[k]) for k in CLUSTER_KEYS if meta.get(k) is not None), None)
-    stratum = meta.get("stratum")
+    stratum = message.strata.get(record.id, meta.get("stratum"))
     return ScoreIn(
         run_id=message.run_id,
         trace_id=record.id,

@@ -82,6 +82,7 @@ class _Body(BaseModel):
     carry: dict[str, dict[str, Any]] = Field(default_factory=dict)  # checked by _CARRY
     handbacks: Annotated[int, Field(ge=0, le=_MAX_HANDBACKS)] = 0
     hashes: dict[str, Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=dict)
+    strata: dict[str, Annotated[str, Field(max_length=300)]] = Field(default_factory=dict)
 
 
 @dataclass(frozen=True)
@@ -97,6 +98,9 @@ class ChunkMessage:
     record id, what earlier deliveries spent on records handed back to the
     queue (``judges.retry.Prior.to_json``), and ``handbacks`` counts those
     hand-backs.
+
+    ``weights`` and ``strata``: an online sample's 1/p and stratum by record
+    id (absent: weight 1, the stratum in the record's metadata, if any).
 
     ``hashes``: each record's content hash by record id, as the submit computed
     it for the ledger's items, so that workers need not hash every record again
@@ -118,6 +122,7 @@ class ChunkMessage:
     carry: dict[str, dict[str, Any]] = field(default_factory=dict)
     handbacks: int = 0
     hashes: dict[str, str] = field(default_factory=dict)
+    strata: dict[str, str] = field(default_factory=dict)
 
     @property
     def judge_name(self) -> str:
@@ -139,6 +144,8 @@ class ChunkMessage:
             body["handbacks"] = self.handbacks
         if self.hashes:
             body["hashes"] = self.hashes
+        if self.strata:
+            body["strata"] = self.strata
         return body
 
     def _core(self) -> dict[str, Any]:
@@ -159,7 +166,7 @@ class ChunkMessage:
         Checked: the version, every field's type, the run id's and judge name's
         form, 1 to MAX_CHUNK_RECORDS records that are JSON objects with distinct
         string ids, each at most ``max_record_bytes`` as JSON, weights finite and
-        > 0, a budget finite and >= 0, carry, weights and hashes only for the
+        > 0, a budget finite and >= 0, carry, weights, hashes and strata only for the
         chunk's records, and the carry's shape (``judges.retry.Prior``).
         """
         if not isinstance(body, dict):
@@ -179,7 +186,8 @@ class ChunkMessage:
         if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
             raise BadMessage(f"{describe(body)}: every record needs its own non-empty string id")
         known = set(ids)
-        for name, keys in (("weights", checked.weights), ("carry", checked.carry), ("hashes", checked.hashes)):
+        for name, keys in (("weights", checked.weights), ("carry", checked.carry), ("hashes", checked.hashes),
+                           ("strata", checked.strata)):
             if not known.issuperset(keys):
                 raise BadMessage(f"{describe(body)}: {name} names records that are not in the chunk")
         for record in checked.records:
@@ -199,6 +207,7 @@ class ChunkMessage:
             carry={k: prior.to_json() for k, prior in carry.items()},
             handbacks=checked.handbacks,
             hashes=dict(checked.hashes),
+            strata=dict(checked.strata),
         )
 
     def summary(self) -> str:

@@ -254,6 +254,7 @@ def _hand_back(message: ChunkMessage, deferred: Sequence[tuple[Record, Verdict]]
         records=[body for body in message.records if str(body.get("id")) in wanted],
         weights={k: w for k, w in message.weights.items() if k in wanted},
         hashes={k: h for k, h in message.hashes.items() if k in wanted},
+        strata={k: s for k, s in message.strata.items() if k in wanted},
         carry=carry,
         handbacks=message.handbacks + 1,
     )
