@@ -159,9 +159,9 @@ def parse_window(text: str) -> Window:
     match = _TIME.fullmatch(text)
     if match is None:
         raise WindowError(f"window id {text!r} is malformed; write {ACCEPTED_IDS} (UTC)")
-    year, month, day, hour, minute, suffix = match.groups()
+    y, mo, d, hour, minute, suffix = match.groups()
     try:
-        start = datetime(int(year), int(month), int(day), int(hour or 0), int(minute or 0), tzinfo=UTC)
+        start = datetime(int(y), int(mo), int(d), int(hour or 0), int(minute or 0), tzinfo=UTC)
     except ValueError as exc:
         raise WindowError(f"window {text!r} is not a real time ({exc})") from None
     if minute is None:
