@@ -18,6 +18,8 @@ from pydantic import AliasChoices, BaseModel, ConfigDict, Field, field_validator
 
 MAX_ID_CHARS: Final = 256
 MAX_METADATA_DEPTH: Final = 32
+#: Metadata keys that name the cluster (session, else user) a record belongs to: first present wins.
+CLUSTER_KEYS: Final = ("session_id", "user_id")
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # C0 controls, DEL, and lone surrogates
 
 
@@ -47,19 +49,11 @@ class Record(BaseModel):
 
     def model_post_init(self, __context: Any) -> None:
         if not self.id:
-            object.__setattr__(self, "id", "h" + self.content_hash()[:16])
+            object.__setattr__(self, "id", default_id(self.content_hash()))
 
     def content_hash(self) -> str:
         """A hash of the fields a judge reads (not the id, not the timestamp)."""
-        body = {
-            "input": self.input,
-            "output": self.output,
-            "context": self.context,
-            "expected": self.expected,
-            "metadata": self.metadata,
-        }
-        text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
-        return hashlib.sha256(text.encode()).hexdigest()
+        return hash_content(self.input, self.output, self.context, self.expected, self.metadata)
 
     def unstorable(self) -> tuple[str, str] | None:
         """The first field outside the bounds above, and what is wrong with it; None when all are within.
@@ -103,6 +97,18 @@ class Record(BaseModel):
     def to_message(self) -> dict[str, Any]:
         """The JSON-safe form carried in task messages and stored in the ledger."""
         return self.model_dump(mode="json")
+
+
+def hash_content(input: Any, output: Any, context: Any, expected: Any, metadata: Any) -> str:
+    """:meth:`Record.content_hash` of these field values: also usable on a raw record without validating it."""
+    body = {"input": input, "output": output, "context": context, "expected": expected, "metadata": metadata}
+    text = json.dumps(body, sort_keys=True, ensure_ascii=False, separators=(",", ":"))
+    return hashlib.sha256(text.encode()).hexdigest()
+
+
+def default_id(content_hash: str) -> str:
+    """The id of a record that has none: derived from its content, so that the same record gets the same id."""
+    return "h" + content_hash[:16]
 
 
 def nesting(value: Any) -> int:

@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 if TYPE_CHECKING:
     from ledger.errors import LedgerError, LedgerUnavailable, MigrationError, RunExists, RunNotFound
     from ledger.models import Item, Run, RunKind, RunStatus, Score, ScoreStatus
-    from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn
+    from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, StratumCounts
     from ledger.settings import LedgerSettings
     from ledger.store import Ledger
 
@@ -37,6 +37,7 @@ _HOMES = {
     "ItemIn": "rows",
     "Progress": "rows",
     "ScoreIn": "rows",
+    "StratumCounts": "rows",
     "LedgerSettings": "settings",
     "Ledger": "store",
 }
@@ -59,6 +60,7 @@ __all__ = [
     "Score",
     "ScoreIn",
     "ScoreStatus",
+    "StratumCounts",
 ]
 
 

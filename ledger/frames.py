@@ -19,6 +19,7 @@ import numpy.typing as npt
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
+from ledger.errors import LedgerArgumentError
 from ledger.models import ITEMS, SCORES
 
 STREAM_BATCH: Final = 5000
@@ -69,10 +70,20 @@ def _text(value: Any) -> str | None:
     return str(value)
 
 
-def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: str | None = None) -> dict[str, EvalRows]:
-    """The run's score rows per eval (ordered by eval name), with the metadata keys asked for."""
+def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: str | None = None, *,
+              sampled: bool = False) -> dict[str, EvalRows]:
+    """The run's score rows per eval (ordered by eval name), with the metadata keys asked for.
+
+    ``sampled`` (an online run): ``by`` is the rows' ``stratum`` column, and
+    ``cluster`` their ``cluster`` column unless ``cluster_by`` names a
+    metadata key (``by`` must then be None).
+    """
+    if sampled and by is not None:
+        raise LedgerArgumentError("a sampled run's rows are sliced by their stratum; by must be None")
     columns: list[Any] = [SCORES.c.eval, SCORES.c.trace_id, SCORES.c.status, SCORES.c.score, SCORES.c.weight,
                           SCORES.c.cost_usd, SCORES.c.latency_s]
+    if sampled:
+        columns += [SCORES.c.stratum, SCORES.c.cluster]
     stmt = sa.select(*columns)
     if by is not None or cluster_by is not None:
         stmt = sa.select(*columns, ITEMS.c.record["metadata"]).select_from(
@@ -88,8 +99,11 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
         cols["w"].append(row[4])
         cols["c"].append(row[5])
         cols["l"].append(row[6])
-        if len(row) > 7:
-            meta = row[7] if isinstance(row[7], dict) else {}
+        if sampled:
+            cols["by"].append(row[7])
+            cols["cl"].append(row[8] if cluster_by is None else _text(_metadata(row[9]).get(cluster_by)))
+        elif len(row) > 7:
+            meta = _metadata(row[7])
             cols["by"].append(_text(meta.get(by)) if by is not None else None)
             cols["cl"].append(_text(meta.get(cluster_by)) if cluster_by is not None else None)
     out: dict[str, EvalRows] = {}
@@ -98,9 +112,14 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
             eval=name, trace_ids=cols["t"], status=cols["st"], score=np.asarray(cols["s"], dtype=np.float64),
             weight=np.asarray(cols["w"], dtype=np.float64), cost=np.asarray(cols["c"], dtype=np.float64),
             latency=np.asarray(cols["l"], dtype=np.float64),
-            by=cols["by"] if by is not None else None, cluster=cols["cl"] if cluster_by is not None else None,
+            by=cols["by"] if by is not None or sampled else None,
+            cluster=cols["cl"] if cluster_by is not None or sampled else None,
         )
     return out
+
+
+def _metadata(value: Any) -> dict[str, Any]:
+    return value if isinstance(value, dict) else {}
 
 
 def load_excerpts(conn: Connection, run_id: str, trace_ids: Iterable[str], chars: int = EXCERPT_CHARS) -> dict[str, str]:

@@ -1,4 +1,5 @@
-"""The ledger's tables, all of them: runs, their items, and one score row per judged item.
+"""The ledger's tables, all of them: runs, their items, one score row per judged item,
+and for online runs the per-stratum counts of a window and the sampling rates in force.
 
 This module is the data layout; migrations in ``ledger/migrations/versions``
 must produce exactly these tables (a test compares them). The models use a
@@ -26,6 +27,7 @@ RUN_KINDS: Final = ("offline", "online")
 #: abandoned: given up (cut off, or its file changed while it was read); no gate or baseline uses it.
 RUN_STATUSES: Final = ("submitting", "running", "done", "abandoned")
 SCORE_STATUSES: Final = ("ok", "error", "skipped")
+RATE_RANGE: Final = "rate >= 0 AND rate <= 1"  # a sampling probability
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -57,6 +59,7 @@ class Run(LedgerModel, table=True):
     __table_args__ = (
         sa.CheckConstraint(_one_of("kind", RUN_KINDS), name="kind"),
         sa.CheckConstraint(_one_of("status", RUN_STATUSES), name="status"),
+        sa.Index("ix_runs_kind_dataset_name_window", "kind", "dataset_name", "window"),  # a schedule's windows
     )
 
     id: str = Field(primary_key=True)
@@ -127,8 +130,49 @@ class Score(LedgerModel, table=True):
     #                                poison, setup, internal, budget (README lists them)
 
 
+class WindowStratum(LedgerModel, table=True):
+    """Why traces of an online run's window were or were not judged, per stratum: its counts and rate.
+
+    One row per (run, stratum), overwritten by each scan of the window (a
+    rescan after late traces writes the window's totals, not an increment).
+    """
+
+    __tablename__ = "window_strata"
+    __table_args__ = (sa.CheckConstraint(RATE_RANGE, name="rate"),)
+
+    run_id: str = Field(primary_key=True)
+    stratum: str = Field(primary_key=True)
+    seen: int = 0  # traces of the stratum read in the window
+    filtered: int = 0  # left out by the policy's `where`
+    sampled: int = 0  # u < rate
+    enqueued: int = 0  # items sent to the judge (new ones, over all scans)
+    rate: float = 0.0  # the sampling probability p of the stratum; rows weigh 1/p
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
+class SamplingRate(LedgerModel, table=True):
+    """A sampling rate set for a schedule's judge and stratum, overriding the configured one.
+
+    The seam the budget controller writes; ``set_by`` and ``reason`` say who
+    and why, for the operator reading the table later.
+    """
+
+    __tablename__ = "sampling_rates"
+    __table_args__ = (sa.CheckConstraint(RATE_RANGE, name="rate"),)
+
+    schedule: str = Field(primary_key=True)
+    judge: str = Field(primary_key=True)
+    stratum: str = Field(primary_key=True)
+    rate: float
+    set_by: str
+    reason: str = Field(default="", sa_type=sa.Text)
+    updated_at: datetime = Field(default_factory=utcnow)
+
+
 # The tables as SQLAlchemy Core sees them: queries are written against these
 # (typed column expressions), while rows come back as the classes above.
 RUNS: Final[sa.Table] = LedgerModel.metadata.tables["runs"]
 ITEMS: Final[sa.Table] = LedgerModel.metadata.tables["items"]
 SCORES: Final[sa.Table] = LedgerModel.metadata.tables["scores"]
+WINDOW_STRATA: Final[sa.Table] = LedgerModel.metadata.tables["window_strata"]
+SAMPLING_RATES: Final[sa.Table] = LedgerModel.metadata.tables["sampling_rates"]

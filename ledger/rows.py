@@ -132,3 +132,34 @@ class EvalSummary:
     saved_usd: float = 0.0  # what the cache hits cost when first paid for
     account_errors: int = 0  # errors from the provider refusing the account, or the circuit they opened
     transient_errors: int = 0  # no answer from the provider within the retry budget: `judgeq resume` retries them
+
+
+@dataclass(frozen=True)
+class StratumCounts:
+    """One stratum of an online run's window: why its traces were or were not judged, and at what rate.
+
+    ``seen``: traces of the stratum read in the window; ``filtered``: left out
+    by the policy's ``where``; ``sampled``: the rest with u < ``rate``;
+    ``enqueued``: items the scan that wrote these counts sent to the judge
+    (a rescan sends only traces not stored before). Sampled rows weigh 1/rate.
+    """
+
+    stratum: str
+    seen: int
+    filtered: int
+    sampled: int
+    enqueued: int
+    rate: float
+
+    def __post_init__(self) -> None:
+        check_rate(self.rate, f"the rate of stratum {self.stratum!r}")
+        for name in ("seen", "filtered", "sampled", "enqueued"):
+            if getattr(self, name) < 0:
+                raise LedgerArgumentError(f"stratum {self.stratum!r}: {name} must be 0 or more, not {getattr(self, name)}")
+
+
+def check_rate(rate: float, what: str) -> float:
+    """``rate`` if it is a sampling probability (a number in [0, 1]); LedgerArgumentError naming ``what`` otherwise."""
+    if isinstance(rate, bool) or not isinstance(rate, (int, float)) or not 0.0 <= rate <= 1.0:
+        raise LedgerArgumentError(f"{what} must be a probability between 0 and 1, not {rate!r}")
+    return float(rate)

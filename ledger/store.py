@@ -28,6 +28,7 @@ from sqlmodel import Session
 from ledger.engine import connect, create_ledger_engine
 from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
+from ledger.online import OnlineLedger
 from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.queries import IN_CHUNK, TRANSIENT, item_span, progress_counts, scored_among, unscored_in_window
@@ -41,8 +42,8 @@ from ledger.writer import writer_for
 STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
 
-class Ledger:
-    """Runs, their items and their score rows, in SQLite or PostgreSQL."""
+class Ledger(OnlineLedger):
+    """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``)."""
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)
@@ -85,14 +86,22 @@ class Ledger:
 
     def create_run(self, run: Run) -> None:
         """Store a new run; raises RunExists if its id is taken."""
+        if not self.create_run_if_absent(run):
+            raise RunExists(run.id)
+
+    def create_run_if_absent(self, run: Run) -> bool:
+        """Store ``run`` unless its id is taken: True if this call created it, False if it existed.
+
+        One INSERT .. ON CONFLICT DO NOTHING, so that of processes creating
+        the same run at once (schedulers racing on a window) exactly one gets True.
+        """
         if run.kind not in RUN_KINDS:
             raise LedgerArgumentError(f"run kind must be one of {RUN_KINDS}, not {run.kind!r}")
         if run.status not in RUN_STATUSES:
             raise LedgerArgumentError(f"run status must be one of {RUN_STATUSES}, not {run.status!r}")
         values = {key: storable(value) if isinstance(value, str) else value for key, value in run.model_dump().items()}
         with self._connect() as conn, conn.begin():
-            if conn.execute(self._insert_run, values).rowcount == 0:
-                raise RunExists(run.id)
+            return bool(conn.execute(self._insert_run, values).rowcount == 1)
 
     def set_status(self, run_id: str, status: RunStatus, *, at: datetime | None = None) -> None:
         """Set a run's status; "running" stamps submitted_at (once), "done" stamps finished_at."""

@@ -3,6 +3,8 @@
 - runs: ON CONFLICT (id) DO NOTHING, so that a taken id is told apart from
   other integrity errors by the row count;
 - items: ON CONFLICT (run_id, trace_id) DO NOTHING;
+- window_strata, sampling_rates: ON CONFLICT (key) DO UPDATE every other
+  column: the latest write of a key wins (a rescan's counts, a new rate);
 - scores (the write hot path): ON CONFLICT (run_id, trace_id,
   eval) DO NOTHING, except that an "error" row is replaced by an incoming
   "ok" row, so that a retry that succeeds wins over the failure recorded
@@ -28,7 +30,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.errors import LedgerError
-from ledger.models import ITEMS, RUNS, SCORES
+from ledger.models import ITEMS, RUNS, SAMPLING_RATES, SCORES, WINDOW_STRATA
 
 ITEM_KEY: Final = ("run_id", "trace_id")
 SCORE_KEY: Final = ("run_id", "trace_id", "eval")
@@ -61,6 +63,24 @@ def insert_items(dialect_name: str, source: sa.Select[Any] | None = None) -> sa.
     """INSERT into items (of ``source``'s rows if given) that leaves existing (run_id, trace_id) rows alone."""
     insert = _insert(dialect_name, ITEMS, source)
     stmt: sa.Insert = insert.on_conflict_do_nothing(index_elements=list(ITEM_KEY))
+    return stmt
+
+
+def insert_new_items(dialect_name: str, source: sa.Select[Any] | None = None) -> sa.Insert:
+    """``insert_items`` returning the trace ids it inserted: those no other transaction stored first."""
+    return insert_items(dialect_name, source).returning(ITEMS.c.trace_id)
+
+
+def overwrite(dialect_name: str, table: sa.Table) -> sa.Insert:
+    """INSERT into ``table`` (window_strata or sampling_rates) replacing the row of the same primary key."""
+    if table not in (WINDOW_STRATA, SAMPLING_RATES):
+        raise LedgerError(f"the table {table.name} is not written by overwriting")
+    insert = _insert(dialect_name, table)
+    key = [column.name for column in table.primary_key]
+    stmt: sa.Insert = insert.on_conflict_do_update(
+        index_elements=key,
+        set_={column.name: insert.excluded[column.name] for column in table.columns if column.name not in key},
+    )
     return stmt
 
 

@@ -27,7 +27,7 @@ from __future__ import annotations
 
 from collections.abc import Iterable, Sequence
 from datetime import datetime
-from operator import attrgetter
+from operator import attrgetter, itemgetter
 from typing import TYPE_CHECKING, Any, Final, cast
 
 import sqlalchemy as sa
@@ -36,7 +36,7 @@ from sqlalchemy.engine import Connection
 from ledger.models import ITEMS, SCORES
 from ledger.rows import ItemIn, ScoreIn
 from ledger.text import TextColumns, storable
-from ledger.upsert import insert_items, upsert_scores
+from ledger.upsert import insert_items, insert_new_items, upsert_scores
 
 if TYPE_CHECKING:
     import psycopg
@@ -75,10 +75,21 @@ class RowWriter:
 
     def __init__(self, dialect_name: str) -> None:
         self._insert_items = insert_items(dialect_name)
+        self._insert_new_items = insert_new_items(dialect_name)
         self._upsert_scores = upsert_scores(dialect_name)
 
     def add_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> None:
         conn.execute(self._insert_items, [dict(zip(ITEM_COLUMNS, _item_values(run_id, item))) for item in items])
+
+    def add_new_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> list[str]:
+        """Insert ``items`` in trace id order; the (stored) trace ids of those inserted, not there before.
+
+        Trace id order, so that transactions inserting overlapping items on
+        PostgreSQL wait for each other's rows in one order and cannot deadlock.
+        """
+        rows = sorted((_item_values(run_id, item) for item in items), key=itemgetter(1))
+        result = conn.execute(self._insert_new_items, [dict(zip(ITEM_COLUMNS, row)) for row in rows])
+        return list(result.scalars())
 
     def write_scores(self, conn: Connection, rows: Sequence[ScoreIn], now: datetime) -> int:
         params = [_score_params(row, now) for row in rows]
@@ -93,6 +104,8 @@ class CopyWriter(RowWriter):
         self._items = _Stage(ITEMS, ITEM_COLUMNS)
         self._scores = _Stage(SCORES, SCORE_COLUMNS)
         self._items_from_stage = insert_items("postgresql", source=sa.select(*self._items.table.c))
+        self._new_items_from_stage = insert_new_items(
+            "postgresql", source=sa.select(*self._items.table.c).order_by(self._items.table.c.trace_id))
         staged = self._scores.table.c
         ts = sa.func.coalesce(staged.ts, sa.bindparam("now", type_=SCORES.c.ts.type)).label("ts")
         self._scores_from_stage = upsert_scores(
@@ -102,6 +115,10 @@ class CopyWriter(RowWriter):
     def add_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> None:
         self._items.load(conn, (_item_values(run_id, item) for item in items))
         conn.execute(self._items_from_stage)
+
+    def add_new_items(self, conn: Connection, run_id: str, items: Sequence[ItemIn]) -> list[str]:
+        self._items.load(conn, (_item_values(run_id, item) for item in items))
+        return list(conn.execute(self._new_items_from_stage).scalars())
 
     def write_scores(self, conn: Connection, rows: Sequence[ScoreIn], now: datetime) -> int:
         if len({(row.run_id, row.trace_id, row.eval) for row in rows}) < len(rows):

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Any
 
 from judges.base import Judge
 from judges.config import ResolvedJudge
-from judges.record import Record
+from judges.record import CLUSTER_KEYS, Record
 from judges.registry import build
 from judges.verdict import Verdict
 from ledger.errors import LedgerError
@@ -32,8 +32,6 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
-#: Metadata keys that name the cluster an item belongs to (first present wins).
-CLUSTER_KEYS = ("session_id", "user_id")
 
 #: ``error_kind`` of the rows a worker writes for a chunk it could not judge (README, "Reliability").
 INTERNAL = "internal"  # judgeq's own code raised while judging the chunk (a bug: report it)
