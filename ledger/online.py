@@ -117,6 +117,16 @@ class OnlineLedger:
         with self._connect() as conn:
             return [StratumCounts(*row) for row in conn.execute(stmt)]
 
+    def note_scan(self, run_id: str, skipped: dict[str, int]) -> None:
+        """Keep in the run's meta what the last scan of its window skipped (no ts, malformed, duplicate...)."""
+        with self._session() as session:
+            run = session.get(Run, run_id)
+            if run is None:
+                raise RunNotFound(run_id)
+            run.meta = {**(run.meta or {}), "skipped": dict(skipped), "scanned_at": utcnow().isoformat()}
+            session.add(run)
+            session.commit()
+
     # -- sampling rates --------------------------------------------------------
 
     def sampling_rates(self, schedule: str) -> dict[tuple[str, str], float]:

@@ -181,6 +181,10 @@ class Decider:
         self._stratum = _stratum_of(compile_path(policy.strata)) if policy.strata else None
         self._by_session = policy.unit == "session"
 
+    def stratum(self, raw: Mapping[str, Any]) -> str:
+        """The trace's stratum (whether or not the filters keep it)."""
+        return self._stratum(raw) if self._stratum else ALL
+
     def filtered_by(self, raw: Mapping[str, Any]) -> Filter | None:
         """The first filter that leaves ``raw`` out, or None when it passes them all."""
         return next((f for f, keep in zip(self.policy.where, self._keeps, strict=True) if not keep(raw)), None)

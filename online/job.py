@@ -1,0 +1,247 @@
+"""Judging one window of one schedule: read the traces, sample them, store and send the sample.
+
+One run per window x judge, its id derived from (source, window, judge
+version, sampling policy key): a window scheduled twice is judged once.
+The steps, for all the schedule's judges in one read of the window:
+
+1. Count (only when ``min_per_stratum`` needs each stratum's size): the
+   traces per stratum that pass the filters.
+2. Rates per judge and stratum: those stored with the window's runs (a
+   rescan samples at the rates the window was first judged at), else the
+   rate book's (ledger over config) raised by ``plan_rates``.
+3. Sample, streaming: each trace's u is computed once; a trace sampled for
+   a judge becomes an item of that judge's run. Items are stored in batches
+   with insert-if-absent, and only the ones this call stored are sent, so
+   schedulers racing on a window, or a rescan after late traces, enqueue
+   each trace once.
+4. Counts per stratum (seen, filtered, sampled, enqueued, rate) and the
+   run's item counts are written; the run goes from "submitting" to "running".
+
+A scan that dies between storing a batch and sending it leaves its run
+"submitting": ``judgeq resume RUN`` sends what has no row, as for offline
+runs (at-least-once; the ledger's upsert keeps one row per item).
+"""
+
+from __future__ import annotations
+
+import hashlib
+from collections import Counter
+from collections.abc import Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any
+
+from pydantic import ValidationError
+
+from judges.record import Record
+from ledger.models import Run, utcnow
+from ledger.rows import ItemIn, StratumCounts
+from workers.sending import ChunkSettings, send_chunks
+
+from .rates import RateBook
+from .sampling import Decider, Decision, plan_rates
+from .schedules import Schedule
+from .windows import Window
+
+if TYPE_CHECKING:
+    from judges.resolved import ResolvedJudge
+    from ledger.store import Ledger
+    from workers.dispatch import Dispatcher
+
+    from .sources.base import TraceSource
+
+STORE_BATCH = 500  # items stored per transaction, at least
+
+
+def online_run_id(schedule: str, source: str, window: str, judge: ResolvedJudge, policy_key: str) -> str:
+    """``o-<window>-<judge>-<10 hex>``: readable, and the same for the same window, judge version and policy."""
+    body = "\x00".join((schedule, source, window, judge.version, policy_key))
+    return f"o-{window}-{judge.name}-{hashlib.sha256(body.encode()).hexdigest()[:10]}"
+
+
+@dataclass
+class JudgeSample:
+    """One judge's side of a window: its run, its rates, and what the scan did for it."""
+
+    judge: ResolvedJudge
+    run_id: str
+    created: bool
+    rates: dict[str, float]
+    base: Callable[[str], float]
+    sampled: Counter[str] = field(default_factory=Counter)
+    enqueued: Counter[str] = field(default_factory=Counter)
+    new: int = 0
+    pending: list[tuple[ItemIn, str, float]] = field(default_factory=list)  # item, stratum, weight
+
+    def rate(self, stratum: str) -> float:
+        found = self.rates.get(stratum)
+        if found is None:  # a stratum the plan did not see (a rescan's late traces): its base rate
+            found = self.rates[stratum] = min(1.0, max(0.0, self.base(stratum)))
+        return found
+
+
+@dataclass
+class WindowOutcome:
+    """What judging a window did: the runs by judge, and the window's counts."""
+
+    schedule: str
+    window: str
+    runs: dict[str, str]
+    created: dict[str, bool]
+    seen: int
+    filtered: int
+    sampled: dict[str, int]
+    new: dict[str, int]
+    skipped: dict[str, int]
+
+    def to_json(self) -> dict[str, Any]:
+        return {"schedule": self.schedule, "window": self.window, "runs": self.runs, "created": self.created,
+                "seen": self.seen, "filtered": self.filtered, "sampled": self.sampled, "enqueued": self.new,
+                "skipped": self.skipped}
+
+
+class WindowJob:
+    """Judge ``window`` of ``schedule``: see the module's docstring."""
+
+    def __init__(self, schedule: Schedule, window: Window, source: TraceSource, judges: Sequence[ResolvedJudge],
+                 ledger: Ledger, settings: ChunkSettings | None = None) -> None:
+        self.schedule = schedule
+        self.window = window
+        self.source = source
+        self.judges = list(judges)
+        self.ledger = ledger
+        self.settings = settings or ChunkSettings()
+        self.decider = Decider(schedule.policy)
+
+    def run_ids(self) -> dict[str, str]:
+        key = self.schedule.policy.key()
+        return {j.name: online_run_id(self.schedule.name, self.schedule.source, self.window.id, j, key)
+                for j in self.judges}
+
+    def run(self, dispatcher: Dispatcher, progress: Callable[[int], None] | None = None) -> WindowOutcome:
+        samples = self._open_runs()
+        seen: Counter[str] = Counter()
+        filtered: Counter[str] = Counter()
+        skipped: Counter[str] = Counter()
+        taken: set[str] = set()  # trace ids sampled in this scan: a duplicate id keeps its first trace
+        counters: dict[str, int] = {}
+        decide, stratum_of = self.decider.decide, self.decider.stratum
+        for seq, raw in enumerate(self.source.traces(self.window.start, self.window.end, skipped)):
+            if progress is not None and seq % 10_000 == 0:
+                progress(seq)
+            decision = decide(raw)
+            if decision is None:
+                stratum = stratum_of(raw)
+                seen[stratum] += 1
+                filtered[stratum] += 1
+                continue
+            seen[decision.stratum] += 1
+            wanted = [s for s in samples if decision.sampled_at(s.rate(decision.stratum))]
+            if not wanted:
+                continue
+            if decision.trace_id in taken:
+                skipped["duplicate"] += 1
+                continue
+            taken.add(decision.trace_id)
+            item = _item(raw, seq, decision, skipped)
+            if item is None:
+                continue
+            for sample in wanted:
+                sample.sampled[decision.stratum] += 1
+                sample.pending.append((item, decision.stratum, 1.0 / sample.rate(decision.stratum)))
+                if len(sample.pending) >= max(STORE_BATCH, self.settings.size_for(sample.judge)):
+                    self._flush(sample, dispatcher, counters)
+        for sample in samples:
+            self._flush(sample, dispatcher, counters)
+        self._finish(samples, seen, filtered, dict(skipped))
+        return WindowOutcome(
+            schedule=self.schedule.name, window=self.window.id,
+            runs={s.judge.name: s.run_id for s in samples}, created={s.judge.name: s.created for s in samples},
+            seen=sum(seen.values()), filtered=sum(filtered.values()),
+            sampled={s.judge.name: sum(s.sampled.values()) for s in samples},
+            new={s.judge.name: s.new for s in samples}, skipped=dict(skipped))
+
+    # -- steps -------------------------------------------------------------------
+
+    def _open_runs(self) -> list[JudgeSample]:
+        """Create the window's runs (or find them), with each judge's rates for the window."""
+        book = RateBook(self.schedule.policy, self.ledger.sampling_rates(self.schedule.name))
+        counts: dict[str, int] | None = None
+        samples = []
+        for judge in self.judges:
+            run_id = self.run_ids()[judge.name]
+            created = self.ledger.create_run_if_absent(self._new_run(run_id, judge))
+            stored = {} if created else {c.stratum: c.rate for c in self.ledger.strata(run_id)}
+            base = book.base(judge.name)
+            if stored:
+                rates = stored
+            elif self.schedule.policy.min_per_stratum > 0 or self.schedule.policy.floor > 0:
+                counts = counts if counts is not None else self._count()
+                rates = plan_rates(counts, base, self.schedule.policy.min_per_stratum, self.schedule.policy.floor)
+            else:
+                rates = {}
+            samples.append(JudgeSample(judge=judge, run_id=run_id, created=created, rates=dict(rates), base=base))
+        return samples
+
+    def _count(self) -> dict[str, int]:
+        """The traces per stratum that pass the filters (a read of the window without hashing)."""
+        counts: Counter[str] = Counter()
+        passes, stratum_of = self.decider.filtered_by, self.decider.stratum
+        for raw in self.source.traces(self.window.start, self.window.end, Counter()):
+            if passes(raw) is None:
+                counts[stratum_of(raw)] += 1
+        return dict(counts)
+
+    def _new_run(self, run_id: str, judge: ResolvedJudge) -> Run:
+        return Run(
+            id=run_id, kind="online", dataset_name=self.schedule.name, dataset_hash=None, window=self.window.id,
+            judges={judge.name: judge.to_message()}, n_items=0, expected=0, status="submitting",
+            created_at=utcnow(),
+            meta={"source": self.schedule.source, "schedule": self.schedule.name,
+                  "window": {"start": self.window.start.isoformat(), "end": self.window.end.isoformat()},
+                  "policy": self.schedule.policy.describe()},
+        )
+
+    def _flush(self, sample: JudgeSample, dispatcher: Dispatcher, counters: dict[str, int]) -> None:
+        """Store the judge's pending items; send those this call stored (others were stored, and sent, before)."""
+        if not sample.pending:
+            return
+        pending, sample.pending = sample.pending, []
+        new = set(self.ledger.add_new_items(sample.run_id, [item for item, _, _ in pending]))
+        fresh = [(item, stratum, weight) for item, stratum, weight in pending if item.trace_id in new]
+        if not fresh:
+            return
+        send_chunks(sample.run_id, self.window.id, [sample.judge], [item.record for item, _, _ in fresh],
+                    dispatcher, self.settings, counters,
+                    hashes={item.trace_id: item.content_hash for item, _, _ in fresh},
+                    weights={item.trace_id: weight for item, _, weight in fresh},
+                    strata={item.trace_id: stratum for item, stratum, _ in fresh})
+        for item, stratum, _ in fresh:
+            sample.enqueued[stratum] += 1
+        sample.new += len(fresh)
+
+    def _finish(self, samples: Iterable[JudgeSample], seen: Counter[str], filtered: Counter[str],
+                skipped: dict[str, int]) -> None:
+        for sample in samples:
+            strata = sorted(set(seen) | set(sample.rates))
+            self.ledger.record_strata(sample.run_id, [
+                StratumCounts(stratum=s, seen=seen[s], filtered=filtered[s], sampled=sample.sampled[s],
+                              enqueued=sample.enqueued[s], rate=sample.rate(s))
+                for s in strata])
+            self.ledger.note_scan(sample.run_id, skipped)
+            run = self.ledger.refresh_run_counts(sample.run_id)
+            if run.status == "submitting":
+                self.ledger.set_status(sample.run_id, "running")
+            self.ledger.mark_done_if_complete(sample.run_id)
+
+
+def _item(raw: dict[str, Any], seq: int, decision: Decision, skipped: Counter[str]) -> ItemIn | None:
+    """The sampled trace as a ledger item, validated as a dataset record is; None (counted) if it is not one."""
+    try:
+        record = Record.model_validate(raw)
+    except ValidationError:
+        skipped["invalid"] += 1
+        return None
+    if record.unstorable() is not None or record.id != decision.trace_id:
+        skipped["invalid"] += 1
+        return None
+    return ItemIn(trace_id=record.id, seq=seq, content_hash=record.content_hash(), record=record.to_message())
