@@ -95,6 +95,8 @@ def parse_schedule(name: str, table: Any, where: str) -> Schedule:
         raise OnlineConfigError(f"{where} judges: a judge is listed twice; list each once")
     size = _size(table.get("window"), f"{where} window")
     every = _duration(table.get("every"), f"{where} every") if "every" in table else size.step
+    if every <= timedelta(0):
+        raise OnlineConfigError(f'{where} every: must be longer than 0, e.g. "1h"')
     lateness = _duration(table.get("lateness"), f"{where} lateness") if "lateness" in table else DEFAULT_LATENESS
     catch_up = table.get("catch_up", DEFAULT_CATCH_UP)
     if isinstance(catch_up, bool) or not isinstance(catch_up, int) or not 1 <= catch_up <= MAX_CATCH_UP:
@@ -119,10 +121,4 @@ def _size(value: Any, where: str) -> Size:
 def _duration(value: Any, where: str) -> timedelta:
     if not isinstance(value, str):
         raise OnlineConfigError(f'{where}: write a duration, e.g. "5m", "90s" or "1h"')
-    try:
-        duration = parse_duration(value, where)
-    except Exception as exc:
-        raise OnlineConfigError(f"{where}: {exc}") from None
-    if duration <= timedelta(0):
-        raise OnlineConfigError(f"{where}: must be longer than 0")
-    return duration
+    return parse_duration(value, where)

@@ -1,0 +1,109 @@
+"""What ``judgeq online``, ``judgeq explain`` and the beat task resolve before reading a window.
+
+A schedule (``[online.NAME]``) or an ad-hoc one from flags, its source
+opened and its judges resolved: every config error is raised here, before
+anything is read or written (exit 2).
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, replace
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .errors import OnlineConfigError
+from .sampling import SamplingPolicy
+from .schedules import Schedule, load_schedules, read_toml
+from .windows import Window, check_closed, latest_closed, parse_size, parse_window
+
+if TYPE_CHECKING:
+    from judges.resolved import ResolvedJudge
+
+    from .sources.base import TraceSource
+
+
+@dataclass(frozen=True)
+class Plan:
+    """A schedule ready to judge windows: its source open and its judges resolved."""
+
+    schedule: Schedule
+    source: TraceSource
+    judges: list[ResolvedJudge]
+
+
+def schedule_for(config: Path | None, *, schedule: str | None = None, source: str | None = None,
+                 judges: tuple[str, ...] = (), rate: float | None = None, strata: str | None = None,
+                 min_per_stratum: int | None = None, size: str | None = None) -> Schedule:
+    """The named schedule, or an ad-hoc one over ``source`` (named after it) with the flags' policy.
+
+    Flags given with a schedule override its sampling for this run; that
+    changes the policy key only through strata and min_per_stratum (the
+    rate is not part of it), so ``--rate`` on a window already judged adds
+    the traces the higher rate picks, at the rate that window already has.
+    """
+    if schedule is not None:
+        schedules = load_schedules(config)
+        if schedule not in schedules:
+            known = ", ".join(sorted(schedules)) or "none"
+            raise OnlineConfigError(f"{config or 'judgeq.toml'}: no [online.{schedule}] table (configured: {known}); "
+                                    "add one, or give --source and --judge instead")
+        found = schedules[schedule]
+        if judges:
+            found = replace(found, judges=tuple(judges))
+    else:
+        if source is None:
+            raise OnlineConfigError("give --schedule NAME (an [online.NAME] table) or --source NAME with --judge")
+        if not judges:
+            raise OnlineConfigError(f"--source {source}: add --judge NAME (repeatable) to say who judges its traces")
+        found = Schedule(name=source, source=source, judges=tuple(judges), size=parse_size(size or "1d"),
+                         every=parse_size(size or "1d").step)
+    policy: SamplingPolicy = found.policy
+    if rate is not None:
+        if not 0.0 <= rate <= 1.0:
+            raise OnlineConfigError(f"--rate {rate:g} is not a share; give one from 0 to 1, e.g. 0.02")
+        policy = replace(policy, rate=rate)
+    if strata is not None:
+        from .fields import canonical_path
+
+        policy = replace(policy, strata=canonical_path(strata, "--strata"))
+    if min_per_stratum is not None:
+        policy = replace(policy, min_per_stratum=min_per_stratum)
+    return replace(found, policy=policy)
+
+
+def prepare(config: Path | None, schedule: Schedule, *, check_env: bool = True) -> Plan:
+    """Open the schedule's source and resolve its judges (an LLM judge's key variable checked)."""
+    from judges.config import load_config
+    from judges.errors import JudgeConfigError
+
+    from .sources.base import load_sources, open_source
+
+    tables = load_sources(config)
+    if schedule.source not in tables:
+        known = ", ".join(sorted(tables)) or "none"
+        raise OnlineConfigError(f"{config or 'judgeq.toml'}: unknown source {schedule.source!r} (configured: {known}); "
+                                f"add a [sources.{schedule.source}] table")
+    base_dir = config.resolve().parent if config is not None and config.exists() else Path.cwd()
+    source = open_source(schedule.source, tables[schedule.source], base_dir)
+    judge_config = load_config(config)
+    try:
+        judges = [judge_config.resolve(name, check_env=check_env) for name in schedule.judges]
+    except JudgeConfigError:
+        raise
+    return Plan(schedule=schedule, source=source, judges=judges)
+
+
+def window_for(schedule: Schedule, *, window: str | None, last: str | None, now: datetime) -> Window:
+    """``--window W`` (checked closed) or ``--last SIZE`` (the newest closed window of that size)."""
+    if (window is None) == (last is None):
+        raise OnlineConfigError("give one of --window ID (e.g. 2026-11-22T13) or --last SIZE (e.g. 1h)")
+    if last is not None:
+        return latest_closed(parse_size(last), now, schedule.lateness)
+    assert window is not None
+    found = parse_window(window)
+    check_closed(found, now, schedule.lateness)
+    return found
+
+
+__all__ = ["Plan", "prepare", "read_toml", "schedule_for", "window_for"]
