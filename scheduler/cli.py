@@ -609,3 +609,6 @@ def main() -> None:
         sys.exit(exitcodes.INFRASTRUCTURE)
     except Exception as exc:
         fail(exc, debug=_debug)
+
+
+from . import online_cmds  # noqa: E402,F401  (registers the online commands on app; they import it)

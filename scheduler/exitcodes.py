@@ -21,6 +21,7 @@ def exit_codes() -> dict[type[BaseException], int]:
 
     Imported on first use: the error modules are light, but ``judgeq --help`` needs none of them.
     """
+    from online.errors import OnlineError, SourceUnavailable
     from judges.errors import JudgeArgumentError, JudgeConfigError, JudgeError, LimiterUnavailable
     from ledger.errors import LedgerArgumentError, LedgerConfigError, LedgerError, LedgerUrlError, RunNotFound
     from workers.errors import (BadMessage, BrokerError, BrokerUrlError, VerdictCountError,
@@ -45,6 +46,8 @@ def exit_codes() -> dict[type[BaseException], int]:
         BadMessage: INTERNAL,
         VerdictCountError: INTERNAL,
         WorkerArgumentError: INTERNAL,
+        OnlineError: BAD_INPUT,
+        SourceUnavailable: INFRASTRUCTURE,
     }
 
 

@@ -12,15 +12,13 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from workers.sending import ChunkSettings
+from online.settings import OnlineSettings
 
 
-class SchedulerSettings(ChunkSettings):
-    """Where the judge config is and how records are cut into chunks (``ChunkSettings``, shared with workers)."""
+class SchedulerSettings(OnlineSettings):
+    """The CLI's settings; the config file and chunk sizes are ``OnlineSettings``' (shared with workers)."""
 
     model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
-
-    config: Path = Field(default=Path("judgeq.toml"), description="The judge config file (TOML).")
     embedded_threads: int = Field(
         default=4, ge=1, le=256, description="Chunks judged at once by remote judges in embedded mode."
     )

@@ -192,3 +192,45 @@ def _requeue(message: ChunkMessage, countdown: float) -> None:
 
 def _as_dict(outcome: ChunkOutcome) -> dict[str, int]:
     return {"written": outcome.written, "already_done": outcome.already_done, "errors": outcome.errors}
+
+
+#: Schedule names as [online.NAME] tables may spell them (a task argument is untrusted input).
+_SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
+
+
+@app.task(name="judgeq.online_tick", ignore_result=True)
+def online_tick(schedule: Any) -> list[dict[str, Any]]:
+    """Beat's tick for an [online.NAME] schedule: judge its newly closed windows (online/tick.py).
+
+    Thin: the schedule's name is checked (it comes from beat, or from anyone
+    who can write to the broker or log in to Flower), the rest is the
+    window job's. A config error is logged and the tick acknowledged: the
+    next tick after the config is fixed catches up.
+    """
+    import re
+    from datetime import UTC, datetime
+
+    from online.errors import OnlineError
+    from online.settings import OnlineSettings
+    from online.tick import tick
+
+    if not isinstance(schedule, str) or not re.fullmatch(_SCHEDULE_NAME, schedule):
+        log.error("online tick refused: %.80r is not a schedule name", schedule)
+        return []
+    state = _state.ensure()
+    assert state.ledger is not None
+    settings = OnlineSettings()
+    from .dispatch import CeleryDispatcher
+
+    dispatcher = CeleryDispatcher(app.judgeq_settings)  # type: ignore[attr-defined]
+    try:
+        outcomes = tick(settings.config, schedule, state.ledger, dispatcher, datetime.now(UTC), settings)
+    except OnlineError as exc:
+        log.error("online tick of %s: %s", schedule, exc)
+        return []
+    finally:
+        dispatcher.close()
+    for outcome in outcomes:
+        log.info("online %s window %s: %d seen, sampled %s, enqueued %s", schedule, outcome.window, outcome.seen,
+                 outcome.sampled, outcome.new)
+    return [outcome.to_json() for outcome in outcomes]

@@ -1,0 +1,21 @@
+"""Settings the online regime reads (prefix ``JUDGEQ_``): the config file, and chunk sizes (``ChunkSettings``).
+
+The CLI's settings extend these; a worker running beat's online tick reads them as they are.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import SettingsConfigDict
+
+from workers.sending import ChunkSettings
+
+
+class OnlineSettings(ChunkSettings):
+    """Where judgeq.toml is (its [sources], [online] and [judges] tables), and how records are cut into chunks."""
+
+    model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
+
+    config: Path = Field(default=Path("judgeq.toml"), description="The judge config file (TOML).")

@@ -1,0 +1,51 @@
+"""What beat fires for a schedule: judge its newly closed windows, catching up after downtime.
+
+Each tick looks at the schedule's last ``catch_up`` closed windows (the
+newest is ``latest_closed``) and judges, oldest first, those that have no
+run for every judge yet, or whose scan never finished (a run left
+"submitting": the scheduler died mid-window; the rescan stores and sends
+what is missing). Which windows were judged is read from the ledger, not
+from beat's state, so a beat restart, two beats, or a tick delivered twice
+judge each window once (see online/job.py).
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from .job import WindowJob, WindowOutcome
+from .plan import Plan, prepare, schedule_for
+from .windows import Window, latest_closed, window_at
+
+if TYPE_CHECKING:
+    from ledger.store import Ledger
+    from workers.dispatch import Dispatcher
+    from workers.sending import ChunkSettings
+
+
+def due_windows(plan: Plan, ledger: Ledger, now: datetime) -> list[Window]:
+    """The schedule's closed windows, at most ``catch_up`` back, that still need judging; oldest first."""
+    schedule = plan.schedule
+    newest = latest_closed(schedule.size, now, schedule.lateness)
+    candidates = [window_at(schedule.size, newest.start - back * schedule.size.step)
+                  for back in range(schedule.catch_up - 1, -1, -1)]
+    due = []
+    for window in candidates:
+        job = WindowJob(schedule, window, plan.source, plan.judges, ledger)
+        runs = [ledger.find_run(run_id) for run_id in job.run_ids().values()]
+        if any(run is None or run.status == "submitting" for run in runs):
+            due.append(window)
+    return due
+
+
+def tick(config: Path | None, schedule_name: str, ledger: Ledger, dispatcher: Dispatcher, now: datetime,
+         settings: ChunkSettings | None = None) -> list[WindowOutcome]:
+    """Judge the schedule's due windows, oldest first; what each did."""
+    plan = prepare(config, schedule_for(config, schedule=schedule_name))
+    outcomes = []
+    for window in due_windows(plan, ledger, now):
+        job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings)
+        outcomes.append(job.run(dispatcher))
+    return outcomes

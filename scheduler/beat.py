@@ -1,0 +1,43 @@
+"""``judgeq beat``: Celery beat firing each ``[online.NAME]`` schedule's tick (workers/tasks.py ``online_tick``).
+
+The schedule's state lives in Redis through celery-redbeat (JSON, never
+pickle: Celery's default beat store is a shelve file, which is pickle), so a
+restarted beat keeps its last run times, and redbeat's lock lets one beat
+fire at a time. Which windows are judged is the ledger's business
+(online/tick.py), so a lost beat state costs at most a tick, never a window.
+"""
+
+from __future__ import annotations
+
+from typing import Any, Final
+
+from online.schedules import Schedule
+from workers.keys import QUEUE_LOCAL
+
+TICK_TASK: Final = "judgeq.online_tick"
+#: Redis keys of beat's state (celery-redbeat's), apart from judgeq's others.
+BEAT_KEY_PREFIX: Final = "judgeq:beat:"
+
+
+def beat_schedule(schedules: dict[str, Schedule]) -> dict[str, dict[str, Any]]:
+    """Celery's ``beat_schedule``: one entry per online schedule, firing its tick every ``every``."""
+    return {
+        f"online:{name}": {
+            "task": TICK_TASK,
+            "schedule": schedule.every.total_seconds(),
+            "args": [name],
+            "options": {"queue": QUEUE_LOCAL, "expires": schedule.every.total_seconds()},
+        }
+        for name, schedule in sorted(schedules.items())
+    }
+
+
+def beat_config(schedules: dict[str, Schedule], broker_url: str) -> dict[str, Any]:
+    """The Celery settings that make ``celery beat`` judgeq's: the schedule, and redbeat on the broker's Redis."""
+    return {
+        "beat_schedule": beat_schedule(schedules),
+        "beat_scheduler": "redbeat.RedBeatScheduler",
+        "redbeat_redis_url": broker_url,
+        "redbeat_key_prefix": BEAT_KEY_PREFIX,
+        "beat_max_loop_interval": min([5.0, *(s.every.total_seconds() / 2 for s in schedules.values())]),
+    }

@@ -1,0 +1,202 @@
+"""The online commands: ``judgeq online`` (judge one window) and ``judgeq explain`` (why a trace was judged or not).
+
+Registered on the app of ``scheduler.cli``, which imports this module last.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from .cli import app
+from .cli_options import ClusterByOpt, JsonOpt, TimeoutOpt
+
+if TYPE_CHECKING:
+    from online.job import WindowOutcome
+
+ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="An [online.NAME] table of judgeq.toml.")]
+SourceOpt = Annotated[Optional[str], typer.Option("--source", help="A [sources.NAME] table (without --schedule: "
+                                                  "an ad-hoc schedule named after it).")]
+JudgeOpt = Annotated[list[str], typer.Option("--judge", help="Judge name (repeatable); with --schedule, instead of "
+                                             "its judges.")]
+WindowOpt = Annotated[Optional[str], typer.Option("--window", help="Window id: 2026-11-22T13 (hour), 2026-11-22 "
+                                                  "(day), 2026-W47 (ISO week), 2026-11-22T13:05+5m (minutes).")]
+
+
+@app.command()
+def online(
+    schedule: ScheduleOpt = None,
+    source: SourceOpt = None,
+    judge: JudgeOpt = [],  # noqa: B006 (Typer reads the default)
+    window: WindowOpt = None,
+    last: Annotated[Optional[str], typer.Option("--last", help="The newest closed window of this size (1h, 1d, "
+                                                "1w, 5m).")] = None,
+    rate: Annotated[Optional[float], typer.Option("--rate", help="Sampling rate (0-1) for every stratum.")] = None,
+    strata: Annotated[Optional[str], typer.Option("--strata", help="Record field to stratify by, e.g. "
+                                                  "metadata.locale.")] = None,
+    min_per_stratum: Annotated[Optional[int], typer.Option("--min-per-stratum", min=0,
+                                                           help="Raise small strata's rates to see this many.")] = None,
+    wait: Annotated[bool, typer.Option("--wait", help="Wait for the verdicts (always, without a broker).")] = False,
+    timeout: TimeoutOpt = None,
+    cluster_by: ClusterByOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Judge one window of live traces: read it from its source, sample it, enqueue the sample.
+
+    A window is judged once: running it again enqueues only traces that were
+    not there before (late ones). Without a broker the sample is judged in
+    this process on the ledger (SQLite by default).
+    """
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+    from online.job import WindowJob
+    from online.plan import prepare, schedule_for, window_for
+
+    from .cli import _dispatcher
+    from .interrupts import interrupt_on_signals
+    from .settings import SchedulerSettings
+
+    interrupt_on_signals()
+    settings = SchedulerSettings()
+    config = settings.config
+    chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
+                          min_per_stratum=min_per_stratum, size=last)
+    plan = prepare(config, chosen)
+    target = window_for(chosen, window=window, last=last, now=datetime.now(UTC))
+    dispatcher = _dispatcher(settings)
+    ledger = Ledger(LedgerSettings().ledger_url)
+    job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings)
+    _say(f"window {target.id} of {chosen.name} ({chosen.source}): [{target.start:%Y-%m-%d %H:%M}, "
+         f"{target.end:%Y-%m-%d %H:%M}) UTC, judges {', '.join(chosen.judges)}")
+    if dispatcher.embedded:
+        from workers.dispatch import EmbeddedDispatcher
+
+        trusted = [j.spec for j in plan.judges if j.kind == "remote"]  # this process's own config
+        in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=trusted)
+        outcome = job.run(in_process, progress=_scanned)
+        in_process.join()
+        wait = True
+    else:
+        outcome = job.run(dispatcher, progress=_scanned)
+        dispatcher.close()
+    if wait and not dispatcher.embedded:
+        _wait_all(outcome, ledger, settings, timeout)
+    _print_outcome(outcome, ledger, json_out=json_out, judged=wait, cluster_by=cluster_by)
+
+
+def _scanned(n: int) -> None:
+    if n:
+        _say(f"  {n:,} traces read")
+
+
+def _say(text: str) -> None:
+    print(text, file=sys.stderr, flush=True)
+
+
+def _wait_all(outcome: WindowOutcome, ledger: Any, settings: Any, timeout: Optional[float]) -> None:
+    from . import exitcodes
+    from .progress import ProgressView
+    from .waiting import wait_for
+
+    for judge, run_id in outcome.runs.items():
+        total = ledger.get_run(run_id).expected
+        with ProgressView(f"run {run_id}", total) as view:
+            progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.poll_s,
+                                          outage_s=settings.wait_outage_s)
+        if not complete:
+            _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
+                 f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")
+            raise typer.Exit(exitcodes.INFRASTRUCTURE)
+
+
+def _print_outcome(outcome: WindowOutcome, ledger: Any, *, json_out: bool, judged: bool,
+                   cluster_by: Optional[str]) -> None:
+    from .render import print_json
+
+    estimates = {}
+    if judged:
+        from .online_view import estimate
+
+        estimates = {judge: estimate(ledger, run_id, cluster_by=cluster_by) for judge, run_id in outcome.runs.items()}
+    if json_out:
+        print_json({**outcome.to_json(), "estimates": estimates})
+        return
+    skipped = ", ".join(f"{n} {why}" for why, n in sorted(outcome.skipped.items())) or "none"
+    print(f"window {outcome.window} ({outcome.schedule}): {outcome.seen:,} traces seen, {outcome.filtered:,} "
+          f"filtered out, skipped: {skipped}")
+    for judge, run_id in outcome.runs.items():
+        again = "" if outcome.created[judge] else " (judged before: only new traces sent)"
+        line = (f"  {judge}: run {run_id}: {outcome.sampled[judge]:,} sampled, {outcome.new[judge]:,} "
+                f"enqueued{again}")
+        found = estimates.get(judge)
+        if found and found.get("mean") is not None:
+            line += (f"; estimate {found['mean']:.3f} [{found['low']:.3f}, {found['high']:.3f}] "
+                     f"(weighted, n={found['n']})")
+        print(line)
+
+
+@app.command()
+def explain(
+    trace: Annotated[str, typer.Argument(help="The trace id.")],
+    window: Annotated[str, typer.Option("--window", help="The window id the trace belongs to.")],
+    schedule: ScheduleOpt = None,
+    source: SourceOpt = None,
+    judge: JudgeOpt = [],  # noqa: B006
+    json_out: JsonOpt = False,
+) -> None:
+    """Why a trace was or was not judged: filtered out, u >= p (both numbers), or judged (with its row).
+
+    Recomputed from the trace and the window's rates, not from a stored row per unsampled trace.
+    """
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+    from online.explaining import explain_trace
+    from online.plan import prepare, schedule_for
+    from online.windows import parse_window
+
+    from .render import print_json
+    from .settings import SchedulerSettings
+
+    settings = SchedulerSettings()
+    chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
+    plan = prepare(settings.config, chosen, check_env=False)
+    answers = explain_trace(plan, parse_window(window), trace, Ledger(LedgerSettings().ledger_url))
+    if json_out:
+        print_json([a.to_json() for a in answers])
+        return
+    for answer in answers:
+        print(answer.text())
+
+
+@app.command()
+def beat(
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+) -> None:
+    """Run Celery beat: each [online.NAME] schedule's tick judges its newly closed windows (run exactly one)."""
+    from online.schedules import load_schedules
+    from workers.settings import WorkerSettings
+
+    from .beat import beat_config
+    from .cli import _exit_like
+    from .errors import UsageError
+    from .settings import SchedulerSettings
+
+    worker_settings = WorkerSettings()
+    if not worker_settings.broker_url:
+        raise UsageError("beat needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    schedules = load_schedules(SchedulerSettings().config)
+    if not schedules:
+        raise UsageError(f"{SchedulerSettings().config}: no [online.NAME] table; beat would have nothing to fire")
+    from workers.dispatch import check_broker_url
+
+    check_broker_url(worker_settings.broker_url)
+    from workers.tasks import app as celery_app
+
+    celery_app.conf.update(beat_config(schedules, worker_settings.broker_url))
+    for name, schedule in sorted(schedules.items()):
+        _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
+             f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
+    _exit_like(celery_app.start(["beat", "--loglevel", loglevel]), "beat")
