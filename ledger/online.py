@@ -117,6 +117,13 @@ class OnlineLedger:
         with self._connect() as conn:
             return [StratumCounts(*row) for row in conn.execute(stmt)]
 
+    def find_run(self, run_id: str) -> Run | None:
+        """The run ``run_id``, or None when there is none."""
+        try:
+            return self.get_run(run_id)
+        except RunNotFound:
+            return None
+
     def note_scan(self, run_id: str, skipped: dict[str, int]) -> None:
         """Keep in the run's meta what the last scan of its window skipped (no ts, malformed, duplicate...)."""
         with self._session() as session:
