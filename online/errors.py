@@ -1,0 +1,32 @@
+"""Errors raised by the online regime (exit codes: scheduler/exitcodes.py).
+
+    OnlineError              base of everything raised by online/
+    ├── OnlineConfigError    a [sources.*] / [online.*] table or flag is wrong          -> exit 2
+    ├── WindowError          a malformed, unknown-size, future or not-yet-closed window -> exit 2
+    ├── SourceError          a source's data cannot be read as configured               -> exit 2
+    └── SourceUnavailable    the source cannot be reached (DB down, file vanished)      -> exit 3
+
+Messages name the file, table and key (or the window id) and say what to do.
+"""
+
+from __future__ import annotations
+
+
+class OnlineError(Exception):
+    """Raised for anything that goes wrong in online/."""
+
+
+class OnlineConfigError(OnlineError):
+    """Raised when a [sources.*] or [online.*] table, or a flag, holds something judgeq cannot use."""
+
+
+class WindowError(OnlineError):
+    """Raised when a window id is malformed, of an unknown size, in the future or not closed yet."""
+
+
+class SourceError(OnlineError):
+    """Raised when a source's data cannot be read as configured (a bad column mapping, a missing table)."""
+
+
+class SourceUnavailable(OnlineError):
+    """Raised when a source cannot be reached (its database is down, its files vanished)."""
