@@ -26,7 +26,7 @@ from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import IO
+from typing import IO, cast
 
 from online.errors import SourceError, SourceUnavailable
 
@@ -118,7 +118,7 @@ def open_lines(path: Path) -> Iterator[IO[bytes]]:
     try:
         if raw.peek(2)[:2] == _GZIP_MAGIC:
             with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield unzipped
+                yield cast(IO[bytes], unzipped)
         else:
             yield raw
     finally:

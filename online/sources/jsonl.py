@@ -41,7 +41,7 @@ class JsonlSettings(SourceSettings):
     daily_files: bool = False
 
 
-@dataclass(frozen=True)
+@dataclass
 class JsonlSource:
     """The records of JSONL files whose ``ts`` falls in a window."""
 
