@@ -1,0 +1,175 @@
+"""The trace source interface, the registry of source types, and the sources judgeq.toml configures.
+
+A source is anything with a ``name``, ``traces(start, end, skipped)`` and
+``count(start, end)`` (:class:`TraceSource`): the window job needs nothing
+else, so a new kind of store is one class and one registration.
+
+Adding a source type
+    Write the class and a factory ``(name, table, base_dir) -> source`` that
+    reads its ``[sources.NAME]`` table (``online.sources.settings`` validates
+    one with messages naming each key), then either register it in code::
+
+        from online.sources import register_source
+        register_source("kafka", KafkaSource.from_table)
+
+    or, from a package of your own, as an entry point, so judgeq finds it
+    without importing anything by hand::
+
+        [project.entry-points."judgeq.sources"]
+        kafka = "mypackage.kafka:KafkaSource.from_table"
+
+    ``type = "kafka"`` in a ``[sources.NAME]`` table then opens it.
+"""
+
+from __future__ import annotations
+
+import tomllib
+from collections import Counter
+from collections.abc import Callable, Iterator, Mapping
+from datetime import datetime
+from importlib.metadata import entry_points
+from pathlib import Path
+from typing import Any, Protocol, runtime_checkable
+
+from judges.config import DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES, read_small_file
+from judges.errors import JudgeConfigError
+from online.errors import OnlineConfigError
+
+__all__ = ["ENTRY_POINT_GROUP", "SOURCE_TYPES", "SourceFactory", "TraceSource", "configured_source", "load_sources",
+           "open_source", "register_source"]
+
+#: The entry point group packages declare source types in.
+ENTRY_POINT_GROUP = "judgeq.sources"
+
+
+@runtime_checkable
+class TraceSource(Protocol):
+    """Where the traces of a window are read from.
+
+    ``traces`` yields the raw records whose ``ts`` is in ``[start, end)``
+    (tz-aware datetimes), in the source's order (ts order where the source
+    can; files in name order, then line order), as dicts in the record format
+    of DESIGN.md (aliases allowed) with ``ts`` as ISO 8601 text. What cannot
+    be a trace is counted in ``skipped``, never raised: ``no_ts``, ``bad_ts``,
+    ``malformed``, and ``outside`` where a record outside the window had to
+    be read to know it. It streams: memory stays flat in the window's size.
+    ``count`` is the number of traces ``traces`` would yield.
+    """
+
+    name: str
+
+    def traces(self, start: datetime, end: datetime, skipped: Counter[str]) -> Iterator[dict[str, Any]]: ...
+
+    def count(self, start: datetime, end: datetime) -> int: ...
+
+
+#: Builds a source from its name, its ``[sources.NAME]`` table and the folder relative paths start from.
+SourceFactory = Callable[[str, Mapping[str, Any], Path], TraceSource]
+
+
+def _jsonl(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
+    from online.sources.jsonl import JsonlSource
+
+    return JsonlSource.from_table(name, table, base_dir)
+
+
+def _sql(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
+    from online.sources.sql import SqlSource
+
+    return SqlSource.from_table(name, table, base_dir)
+
+
+def _otlp(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
+    from online.sources.otlp import OtlpSource
+
+    return OtlpSource.from_table(name, table, base_dir)
+
+
+#: Source types by the ``type`` of their table. The built-in ones import their module when first opened.
+SOURCE_TYPES: dict[str, SourceFactory] = {"jsonl": _jsonl, "sql": _sql, "otlp": _otlp}
+
+
+def register_source(type_name: str, factory: SourceFactory) -> None:
+    """Make ``type = "type_name"`` in a ``[sources.NAME]`` table open sources with ``factory``."""
+    SOURCE_TYPES[type_name] = factory
+
+
+def _factory(type_name: str) -> SourceFactory | None:
+    found = SOURCE_TYPES.get(type_name)
+    if found is not None:
+        return found
+    for entry in entry_points(group=ENTRY_POINT_GROUP, name=type_name):
+        factory: SourceFactory = entry.load()
+        SOURCE_TYPES[type_name] = factory
+        return factory
+    return None
+
+
+def open_source(name: str, table: Mapping[str, Any], base_dir: Path, *,
+                config_path: Path | None = None) -> TraceSource:
+    """The source the ``[sources.NAME]`` table ``table`` describes; relative paths start at ``base_dir``.
+
+    Only the settings are checked here (a missing environment variable
+    included); the data is reached when it is read. ``config_path`` is named
+    in the messages of the OnlineConfigError a bad table raises.
+    """
+    prefix = f"{config_path}: " if config_path is not None else ""
+    type_name = table.get("type")
+    known = ", ".join(sorted({*SOURCE_TYPES, *(e.name for e in entry_points(group=ENTRY_POINT_GROUP))}))
+    if not isinstance(type_name, str):
+        what = "is missing" if type_name is None else f"must be text, not {type_name!r}"
+        raise OnlineConfigError(f"{prefix}sources.{name}.type {what}; set it to one of: {known}")
+    factory = _factory(type_name)
+    if factory is None:
+        raise OnlineConfigError(f"{prefix}sources.{name}.type: unknown source type {type_name!r}; known types: {known} "
+                                "(a new type is registered with online.sources.register_source)")
+    try:
+        return factory(name, table, base_dir)
+    except OnlineConfigError as exc:
+        raise OnlineConfigError(f"{prefix}{exc}") from None
+
+
+def load_sources(config_path: Path | None) -> dict[str, Mapping[str, Any]]:
+    """The raw ``[sources.*]`` tables of judgeq.toml, by name.
+
+    ``None`` means the default ``judgeq.toml``, which may be missing (no
+    sources); any other path must exist. Errors name the file.
+    """
+    explicit = config_path is not None and config_path != DEFAULT_CONFIG_PATH
+    target = config_path if config_path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = read_small_file(target, MAX_CONFIG_BYTES, "config file")
+    except FileNotFoundError:
+        if not explicit:
+            return {}
+        raise OnlineConfigError(f"config file {str(target)!r} does not exist; create it, or point JUDGEQ_CONFIG "
+                                "at an existing judgeq.toml") from None
+    except JudgeConfigError as exc:
+        raise OnlineConfigError(str(exc)) from None
+    try:
+        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise OnlineConfigError(f"{target}: not valid TOML ({exc}); fix the file") from None
+    tables = data.get("sources", {})
+    if not isinstance(tables, dict):
+        raise OnlineConfigError(f"{target}: 'sources' must be a table of [sources.NAME] tables; fix the file")
+    for name, table in tables.items():
+        if not isinstance(table, dict):
+            raise OnlineConfigError(f'{target}: sources.{name} must be a table ([sources.{name}] type = "jsonl", ...), '
+                                    f"not {table!r}; fix the file")
+    return tables
+
+
+def configured_source(name: str, config_path: Path | None) -> TraceSource:
+    """The source ``[sources.NAME]`` of the config at ``config_path`` (None: ./judgeq.toml), opened.
+
+    OnlineConfigError names the configured sources when there is no such table.
+    """
+    tables = load_sources(config_path)
+    target = config_path if config_path is not None else DEFAULT_CONFIG_PATH
+    table = tables.get(name)
+    if table is None:
+        configured = ", ".join(tables) or "none"
+        raise OnlineConfigError(f"unknown source {name!r}; {target} configures: {configured}. Add a [sources.{name}] "
+                                f"table to {target} or use one of these names")
+    return open_source(name, table, target.resolve().parent, config_path=target)
