@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import app
-from .cli_options import ClusterByOpt, JsonOpt, TimeoutOpt
+from .cli import JsonOpt, app
+from .cli_options import ClusterByOpt, TimeoutOpt
 
 if TYPE_CHECKING:
     from online.job import WindowOutcome
