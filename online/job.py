@@ -125,8 +125,9 @@ class WindowJob:
         taken: set[str] = set()  # trace ids sampled in this scan: a duplicate id keeps its first trace
         counters: dict[str, int] = {}
         decide, stratum_of = self.decider.decide, self.decider.stratum
+        highest: dict[str, float] = {}  # by stratum, the highest of the judges' rates: most traces stop there
         for seq, raw in enumerate(self.source.traces(self.window.start, self.window.end, skipped)):
-            if progress is not None and seq % 10_000 == 0:
+            if progress is not None and not seq & 0xFFFF:
                 progress(seq)
             decision = decide(raw)
             if decision is None:
@@ -134,8 +135,14 @@ class WindowJob:
                 seen[stratum] += 1
                 filtered[stratum] += 1
                 continue
-            seen[decision.stratum] += 1
-            wanted = [s for s in samples if decision.sampled_at(s.rate(decision.stratum))]
+            stratum = decision.stratum
+            seen[stratum] += 1
+            top = highest.get(stratum)
+            if top is None:
+                top = highest[stratum] = max(s.rate(stratum) for s in samples)
+            if decision.u >= top and top < 1.0:
+                continue
+            wanted = [s for s in samples if decision.sampled_at(s.rate(stratum))]
             if not wanted:
                 continue
             if decision.trace_id in taken:
@@ -146,8 +153,8 @@ class WindowJob:
             if item is None:
                 continue
             for sample in wanted:
-                sample.sampled[decision.stratum] += 1
-                sample.pending.append((item, decision.stratum, 1.0 / sample.rate(decision.stratum)))
+                sample.sampled[stratum] += 1
+                sample.pending.append((item, stratum, 1.0 / sample.rate(stratum)))
                 if len(sample.pending) >= max(STORE_BATCH, self.settings.size_for(sample.judge)):
                     self._flush(sample, dispatcher, counters)
         for sample in samples:
