@@ -171,7 +171,8 @@ class SqlSource:
     def _from(self, names: list[str]) -> sa.TableClause | sa.Subquery:
         cols: list[sa.ColumnClause[Any]] = [sa.column(n) for n in names]
         if self.settings.query is not None:
-            return sa.text(self.settings.query).columns(*cols).subquery("judgeq_source")
+            # On a line of its own: a query ending in a -- comment must not comment out the closing parenthesis.
+            return sa.text(self.settings.query + "\n").columns(*cols).subquery("judgeq_source")
         schema, _, table = (self.settings.table or "").rpartition(".")
         return sa.table(table, *cols, schema=schema or None)
 
