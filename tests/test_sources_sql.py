@@ -140,11 +140,12 @@ def test_config_errors_say_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     with pytest.raises(OnlineConfigError, match=r"NOT_SET_TRACES_URL, which is not set; set NOT_SET_TRACES_URL"):
         open_source("w", table, Path("."))
     monkeypatch.setenv("NOT_SET_TRACES_URL", "sqlite:///x.db")
-    for bad, message in [({"query": "SELECT 1"}, r"sources\.w: set exactly one of table"),
+    cases: list[tuple[dict[str, Any], str]] = [({"query": "SELECT 1"}, r"sources\.w: set exactly one of table"),
                          ({"table": None, "query": "DELETE FROM t"}, r"sources\.w\.query: query must be a SELECT"),
                          ({"columns": {"answer": "a", "output": "o"}}, r"sources\.w\.columns: .*'answer'"),
                          ({"columns": {"input": "q"}}, r"must map output"),
-                         ({"time_colum": "at"}, r"sources\.w\.time_colum is not a setting")]:
+                         ({"time_colum": "at"}, r"sources\.w\.time_colum is not a setting")]
+    for bad, message in cases:
         with pytest.raises(OnlineConfigError, match=message):
             open_source("w", {k: v for k, v in {**table, **bad}.items() if v is not None}, Path("."))
 
