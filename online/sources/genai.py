@@ -66,27 +66,33 @@ def attributes(items: Iterable[Any] | None) -> dict[str, Any]:
 
 def input_text(attrs: Mapping[str, Any]) -> str | None:
     """The prompt a span's attributes hold: the last user message's text; None when they hold none."""
-    messages = _messages(attrs.get("gen_ai.input.messages"))
-    if messages is None:
-        messages = _messages(attrs.get("gen_ai.prompt")) or _indexed(attrs, "prompt")
-        if messages is None:
-            prompt = attrs.get("gen_ai.prompt")
-            return prompt if isinstance(prompt, str) else None
-    users = [m for m in messages if m.get("role") == "user"]
-    chosen = users[-1] if users else messages[-1] if messages else None
+    found = _conversation(attrs, "gen_ai.input.messages", "prompt")
+    if not isinstance(found, list):
+        return found
+    users = [m for m in found if m.get("role") == "user"]
+    chosen = users[-1] if users else found[-1] if found else None
     return _text(chosen) if chosen is not None else None
 
 
 def output_text(attrs: Mapping[str, Any]) -> str | None:
     """The answer a span's attributes hold: every output message's text; None when they hold none."""
-    messages = _messages(attrs.get("gen_ai.output.messages"))
-    if messages is None:
-        messages = _messages(attrs.get("gen_ai.completion")) or _indexed(attrs, "completion")
-        if messages is None:
-            completion = attrs.get("gen_ai.completion")
-            return completion if isinstance(completion, str) else None
-    texts = [text for text in (_text(m) for m in messages) if text]
+    found = _conversation(attrs, "gen_ai.output.messages", "completion")
+    if not isinstance(found, list):
+        return found
+    texts = [text for text in (_text(m) for m in found) if text]
     return "\n\n".join(texts) if texts else None
+
+
+def _conversation(attrs: Mapping[str, Any], current: str, older: str) -> list[dict[str, Any]] | str | None:
+    """The messages of attribute ``current``, else of ``gen_ai.<older>`` (JSON or indexed), else its plain text."""
+    messages = _messages(attrs.get(current))
+    if messages is not None:
+        return messages
+    value = attrs.get(f"gen_ai.{older}")
+    messages = _messages(value) or _indexed(attrs, older)
+    if messages is not None:
+        return messages
+    return value if isinstance(value, str) else None
 
 
 def _messages(value: Any) -> list[dict[str, Any]] | None:
