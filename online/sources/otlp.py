@@ -76,6 +76,10 @@ class OtlpSource:
     files: FileSet
     settings: OtlpSettings
 
+    def __post_init__(self) -> None:
+        extra = tuple((key, (attribute,)) for key, attribute in self.settings.metadata_attributes.items())
+        self._metadata: tuple[tuple[str, tuple[str, ...]], ...] = (*METADATA, *extra)
+
     @classmethod
     def from_table(cls, name: str, table: Mapping[str, Any], base_dir: Path) -> OtlpSource:
         settings = parse_settings(OtlpSettings, name, table)
@@ -147,10 +151,14 @@ class OtlpSource:
         service = resource.get("service.name")
         if service is not None:
             meta["service"] = service
-        for key, names in (*METADATA, *((k, (a,)) for k, a in self.settings.metadata_attributes.items())):
-            value = next((found[n] for n in names for found in (attrs, resource) if found.get(n) is not None), None)
-            if value is not None:
-                meta[key] = value
+        for key, names in self._metadata:
+            for attribute in names:
+                value = attrs.get(attribute)
+                if value is None:
+                    value = resource.get(attribute)
+                if value is not None:
+                    meta[key] = value
+                    break
         record["metadata"] = meta
         return record
 
