@@ -164,7 +164,8 @@ class SqlSource:
 
     def _connect(self) -> Connection:
         database = self.engine.url.database or ""
-        if self.engine.dialect.name == "sqlite" and database not in ("", ":memory:") and not Path(database).exists():
+        if (self.engine.dialect.name == "sqlite" and database not in ("", ":memory:")
+                and not database.startswith("file:") and not Path(database).exists()):  # connecting would create it
             raise SourceUnavailable(f"source {self.name!r}: the SQLite file {database!r} does not exist "
                                     f"({self.settings.url_env}); create it or fix the URL")
         try:
