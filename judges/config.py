@@ -139,20 +139,10 @@ def load_config(path: Path | None = None) -> JudgeConfig:
     is empty and the builtins still resolve. Any other path must exist. A bad
     file raises JudgeConfigError naming the file, the table and the key.
     """
-    explicit = path is not None and path != DEFAULT_CONFIG_PATH
-    target = path if path is not None else DEFAULT_CONFIG_PATH
-    try:
-        raw = read_small_file(target, MAX_CONFIG_BYTES, "config file")
-    except FileNotFoundError:
-        if not explicit:
-            return JudgeConfig(path=None)
-        raise JudgeConfigError(
-            f"config file {str(target)!r} does not exist; create it, or point JUDGEQ_CONFIG at an existing judgeq.toml"
-        ) from None
-    try:
-        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise JudgeConfigError(f"{target}: not valid TOML ({exc}); fix the file") from None
+    found = read_config(path)
+    if found is None:
+        return JudgeConfig(path=None)
+    data, target = found
     tables = data.get("judges", {})
     if not isinstance(tables, dict):
         raise JudgeConfigError(f"{target}: 'judges' must be a table of [judges.NAME] tables; fix the file")
@@ -163,6 +153,30 @@ def load_config(path: Path | None = None) -> JudgeConfig:
         except JudgeConfigError as exc:
             raise JudgeConfigError(f"{target}: {exc}") from None
     return JudgeConfig(judges=judges, path=target.resolve())
+
+
+def read_config(path: Path | None) -> tuple[dict[str, Any], Path] | None:
+    """The parsed TOML of the config at ``path`` and that path; None when the default path is missing.
+
+    ``None`` and ``Path("judgeq.toml")`` mean the default, which may be
+    missing; any other path must exist. Every table is left to its reader
+    (``[judges.*]`` here, ``[sources.*]`` in online.sources). Raises
+    JudgeConfigError naming the file.
+    """
+    explicit = path is not None and path != DEFAULT_CONFIG_PATH
+    target = path if path is not None else DEFAULT_CONFIG_PATH
+    try:
+        raw = read_small_file(target, MAX_CONFIG_BYTES, "config file")
+    except FileNotFoundError:
+        if not explicit:
+            return None
+        raise JudgeConfigError(
+            f"config file {str(target)!r} does not exist; create it, or point JUDGEQ_CONFIG at an existing judgeq.toml"
+        ) from None
+    try:
+        return tomllib.loads(raw.decode("utf-8")), target
+    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
+        raise JudgeConfigError(f"{target}: not valid TOML ({exc}); fix the file") from None
 
 
 def read_small_file(path: Path, limit: int, what: str) -> bytes:

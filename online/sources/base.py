@@ -23,7 +23,6 @@ Adding a source type
 
 from __future__ import annotations
 
-import tomllib
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from datetime import datetime
@@ -31,7 +30,7 @@ from importlib.metadata import entry_points
 from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
-from judges.config import DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES, read_small_file
+from judges.config import DEFAULT_CONFIG_PATH, read_config
 from judges.errors import JudgeConfigError
 from online.errors import OnlineConfigError
 
@@ -135,21 +134,13 @@ def load_sources(config_path: Path | None) -> dict[str, Mapping[str, Any]]:
     ``None`` means the default ``judgeq.toml``, which may be missing (no
     sources); any other path must exist. Errors name the file.
     """
-    explicit = config_path is not None and config_path != DEFAULT_CONFIG_PATH
-    target = config_path if config_path is not None else DEFAULT_CONFIG_PATH
     try:
-        raw = read_small_file(target, MAX_CONFIG_BYTES, "config file")
-    except FileNotFoundError:
-        if not explicit:
-            return {}
-        raise OnlineConfigError(f"config file {str(target)!r} does not exist; create it, or point JUDGEQ_CONFIG "
-                                "at an existing judgeq.toml") from None
+        found = read_config(config_path)
     except JudgeConfigError as exc:
         raise OnlineConfigError(str(exc)) from None
-    try:
-        data: dict[str, Any] = tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise OnlineConfigError(f"{target}: not valid TOML ({exc}); fix the file") from None
+    if found is None:
+        return {}
+    data, target = found
     tables = data.get("sources", {})
     if not isinstance(tables, dict):
         raise OnlineConfigError(f"{target}: 'sources' must be a table of [sources.NAME] tables; fix the file")

@@ -18,6 +18,7 @@ from __future__ import annotations
 
 import glob
 import gzip
+import io
 import re
 import zlib
 from collections import Counter
@@ -35,6 +36,7 @@ __all__ = ["FileSet", "open_lines", "read_lines"]
 _GLOB_CHARS = frozenset("*?[")
 _NAME_DATE = re.compile(r"(?<!\d)(\d{4})-?(\d{2})-?(\d{2})(?!\d)")
 _GZIP_MAGIC = b"\x1f\x8b"
+_BUFFER = 1 << 18
 _SLACK_BEFORE = timedelta(days=1)
 _SLACK_AFTER = timedelta(days=2)
 
@@ -114,11 +116,13 @@ def _may_hold(name: str, start: datetime, end: datetime) -> bool:
 @contextmanager
 def open_lines(path: Path) -> Iterator[IO[bytes]]:
     """``path`` opened for reading bytes line by line, decompressed when it is gzip."""
-    raw = path.open("rb")
+    raw = cast(io.BufferedReader, path.open("rb", buffering=_BUFFER))
     try:
         if raw.peek(2)[:2] == _GZIP_MAGIC:
+            # GzipFile's own lines come through 8 KiB reads of Python code; a larger buffer halves their cost.
+            # (A file cut short loses the lines of the buffer it was cut in: at most _BUFFER bytes of them.)
             with gzip.GzipFile(fileobj=raw, mode="rb") as unzipped:
-                yield cast(IO[bytes], unzipped)
+                yield cast(IO[bytes], io.BufferedReader(cast(io.RawIOBase, unzipped), buffer_size=_BUFFER))
         else:
             yield raw
     finally:

@@ -40,9 +40,9 @@ def parse_settings(model: type[S], name: str, table: Mapping[str, Any]) -> S:
         kind = table.get("type", "?")
         if error["type"] == "extra_forbidden":
             known = ", ".join(k for k in model.model_fields if k != "type")
-            raise OnlineConfigError(f"{where} is not a setting of a {kind} source; remove it (known: {known})") from None
+            raise OnlineConfigError(f"{where} is not a setting of type = {kind!r} sources; remove it (known: {known})") from None
         if error["type"] == "missing":
-            raise OnlineConfigError(f"{where} is required for a {kind} source; add it") from None
+            raise OnlineConfigError(f"{where} is required for type = {kind!r} sources; add it") from None
         if error["type"] == "value_error":  # a model's own check: its message says what to do
             raise OnlineConfigError(f"{where}: {error['ctx']['error']}") from None
         raise OnlineConfigError(f"{where}: {error['msg']} (got {error.get('input')!r}); fix it") from None

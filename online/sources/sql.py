@@ -24,80 +24,31 @@ not for a large table. Elsewhere the bounds are bound as naive UTC datetimes.
 
 from __future__ import annotations
 
-import os
-import re
 from collections import Counter
 from collections.abc import Iterator, Mapping
 from dataclasses import dataclass
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 import sqlalchemy as sa
-from pydantic import Field, field_validator, model_validator
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.pool import NullPool
 
 from ledger.errors import LedgerUnavailable
 from ledger.refusals import classify
-from ledger.urls import ambiguous_password, mask_url, normalize_url, redact_secrets, unescaped_message
-from online.errors import OnlineConfigError, SourceError, SourceUnavailable
-from online.sources.rows import FIELDS, ColumnMap
-from online.sources.settings import SourceSettings, parse_settings
+from ledger.urls import mask_url, redact_secrets
+from online.errors import SourceError, SourceUnavailable
+from online.sources.rows import ColumnMap
+from online.sources.settings import parse_settings
+from online.sources.sql_settings import SqlSettings, database_url
 from online.sources.times import check_window
 
 __all__ = ["SqlSettings", "SqlSource"]
 
-_SELECT = re.compile(r"^\s*(?:--[^\n]*\n\s*|/\*.*?\*/\s*)*(select|with)\b", re.IGNORECASE | re.DOTALL)
 CONNECT_TIMEOUT_S = 10
 #: PostgreSQL type oids a time column may have: timestamp, timestamptz, date.
 PG_TIME_TYPES = frozenset({1114, 1184, 1082})
-
-
-class SqlSettings(SourceSettings):
-    """A ``[sources.NAME]`` table of ``type = "sql"``."""
-
-    type: Literal["sql"] = "sql"
-    url_env: str = Field(min_length=1)
-    table: str | None = Field(default=None, min_length=1)
-    query: str | None = Field(default=None, min_length=1)
-    time_column: str = Field(min_length=1)
-    columns: dict[str, str] | None = None
-    batch_size: int = Field(default=5000, ge=1, le=1_000_000)
-
-    @field_validator("columns")
-    @classmethod
-    def _paths(cls, columns: dict[str, str] | None) -> dict[str, str] | None:
-        if columns is None:
-            return None
-        known = ", ".join(sorted({*FIELDS.values(), "metadata.KEY"}))
-        paths = {}
-        for path, column in columns.items():
-            if path == "ts":
-                raise ValueError("ts is the time column: set time_column instead of columns.ts")
-            field = FIELDS.get(path) or (path if path.startswith("metadata.") and len(path) > 9 else None)
-            if field is None:
-                raise ValueError(f"columns: {path!r} is not a record field; use one of {known}")
-            paths[field] = column
-        if "output" not in paths:
-            raise ValueError("columns must map output (what the judges judge) to a column, e.g. "
-                             'columns = { output = "completion", ... }')
-        return paths
-
-    @field_validator("query")
-    @classmethod
-    def _select(cls, query: str | None) -> str | None:
-        if query is None:
-            return None
-        if not _SELECT.match(query):
-            raise ValueError("query must be a SELECT (or WITH ... SELECT); it is read as a subquery")
-        return query.strip().rstrip(";").rstrip()
-
-    @model_validator(mode="after")
-    def _table_or_query(self) -> SqlSettings:
-        if (self.table is None) == (self.query is None):
-            raise ValueError("set exactly one of table (a table name) and query (a SELECT)")
-        return self
 
 
 @dataclass
@@ -112,24 +63,7 @@ class SqlSource:
     @classmethod
     def from_table(cls, name: str, table: Mapping[str, Any], base_dir: Path) -> SqlSource:
         settings = parse_settings(SqlSettings, name, table)
-        var = settings.url_env
-        url = os.environ.get(var, "").strip()
-        if not url:
-            raise OnlineConfigError(f"source {name!r} reads its database URL from {var}, which is not set; set {var} "
-                                    f"to a SQLAlchemy URL (e.g. postgresql://user@host/db), or change "
-                                    f"sources.{name}.url_env")
-        if ambiguous_password(url):
-            raise OnlineConfigError(unescaped_message(url, var))
-        url = normalize_url(url)
-        try:
-            parsed = sa.make_url(url)
-            parsed.get_dialect().import_dbapi()
-        except sa.exc.ArgumentError:
-            raise OnlineConfigError(f"source {name!r}: {var} holds {mask_url(url)!r}, which is not a SQLAlchemy URL; "
-                                    "write it like postgresql://user:password@host/db or sqlite:///traces.db") from None
-        except (sa.exc.NoSuchModuleError, ImportError) as exc:
-            raise OnlineConfigError(f"source {name!r}: {var} holds {mask_url(url)}, whose database driver is not "
-                                    f"installed ({exc}); install it into judgeq's environment") from None
+        url, parsed = database_url(name, settings)
         return cls(name, settings, url, _engine(name, url, parsed))
 
     def traces(self, start: datetime, end: datetime, skipped: Counter[str]) -> Iterator[dict[str, Any]]:
@@ -171,7 +105,8 @@ class SqlSource:
     def _from(self, names: list[str]) -> sa.TableClause | sa.Subquery:
         cols: list[sa.ColumnClause[Any]] = [sa.column(n) for n in names]
         if self.settings.query is not None:
-            return sa.text(self.settings.query).columns(*cols).subquery("judgeq_source")
+            # On a line of its own: a query ending in a -- comment must not comment out the closing parenthesis.
+            return sa.text(self.settings.query + "\n").columns(*cols).subquery("judgeq_source")
         schema, _, table = (self.settings.table or "").rpartition(".")
         return sa.table(table, *cols, schema=schema or None)
 
@@ -229,7 +164,8 @@ class SqlSource:
 
     def _connect(self) -> Connection:
         database = self.engine.url.database or ""
-        if self.engine.dialect.name == "sqlite" and database not in ("", ":memory:") and not Path(database).exists():
+        if (self.engine.dialect.name == "sqlite" and database not in ("", ":memory:")
+                and not database.startswith("file:") and not Path(database).exists()):  # connecting would create it
             raise SourceUnavailable(f"source {self.name!r}: the SQLite file {database!r} does not exist "
                                     f"({self.settings.url_env}); create it or fix the URL")
         try:

@@ -1,0 +1,198 @@
+"""``type = "otlp"``: GenAI spans in the files the OpenTelemetry Collector's file exporter writes.
+
+    [sources.otel]
+    type = "otlp"
+    path = "otel/"                              # a file, a glob or a folder (its *.json, *.jsonl, and .gz)
+    span_names = ["chat"]                       # default: every span with a gen_ai.* attribute
+    context_attribute = "app.retrieved_context" # the attribute holding the retrieved context, if any
+    metadata_attributes = { locale = "app.locale", tenant = "app.tenant" }   # more metadata, by attribute
+
+Each line is one ``ExportTraceServiceRequest`` in OTLP JSON (resourceSpans ->
+scopeSpans -> spans). A judged span becomes one record: ``id`` is the trace
+id and the span id in hex, ``trace:span``; ``ts`` the span's start;
+``input`` / ``output`` from its GenAI attributes (:mod:`online.sources.genai`);
+``metadata`` holds ``service`` (the resource's ``service.name``),
+``span_name``, ``model``, ``session_id`` (``session.id``, else
+``gen_ai.conversation.id``) and ``user_id`` (``user.id``, else
+``enduser.id``), each from the span's attributes, else its resource's.
+
+Skipped and counted: ``no_content``, a judged span without output text
+(GenAI instrumentations record content only when asked to, e.g.
+``OTEL_INSTRUMENTATION_GENAI_CAPTURE_MESSAGE_CONTENT=true``); ``malformed``,
+a line or span that is not OTLP JSON; ``no_ts``/``bad_ts``/``outside``.
+
+The lines are parsed with orjson, not protobuf's ``json_format``: that is
+pure Python, tens of times slower, and reads ``traceId`` as base64 (proto3's
+JSON mapping) where OTLP JSON writes hex. Ids in either form are accepted.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+from collections import Counter
+from collections.abc import Iterator, Mapping
+from dataclasses import dataclass
+from datetime import datetime
+from pathlib import Path
+from typing import Any, Literal
+
+import orjson
+from pydantic import Field
+
+from online.sources.files import FileSet, read_lines
+from online.sources.genai import CONTENT_EVENTS, attributes, input_text, output_text
+from online.sources.settings import SourceSettings, parse_settings
+from online.sources.times import check_window, from_unix_nanos, unix_nanos
+
+__all__ = ["OtlpSettings", "OtlpSource"]
+
+SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+#: Metadata keys and the attributes (span first, then resource) they are read from, first found wins.
+METADATA = (("session_id", ("session.id", "gen_ai.conversation.id")), ("user_id", ("user.id", "enduser.id")),
+            ("model", ("gen_ai.response.model", "gen_ai.request.model")))
+
+
+class OtlpSettings(SourceSettings):
+    """A ``[sources.NAME]`` table of ``type = "otlp"``."""
+
+    type: Literal["otlp"] = "otlp"
+    path: str
+    daily_files: bool = False
+    span_names: list[str] | None = Field(default=None, min_length=1)
+    context_attribute: str | None = None
+    metadata_attributes: dict[str, str] = Field(default_factory=dict)
+
+
+class _Malformed(Exception):
+    """A span that is not OTLP JSON."""
+
+
+@dataclass
+class OtlpSource:
+    """The GenAI spans of OTLP JSON files whose start falls in a window, as records."""
+
+    name: str
+    files: FileSet
+    settings: OtlpSettings
+
+    def __post_init__(self) -> None:
+        extra = tuple((key, (attribute,)) for key, attribute in self.settings.metadata_attributes.items())
+        self._metadata: tuple[tuple[str, tuple[str, ...]], ...] = (*METADATA, *extra)
+
+    @classmethod
+    def from_table(cls, name: str, table: Mapping[str, Any], base_dir: Path) -> OtlpSource:
+        settings = parse_settings(OtlpSettings, name, table)
+        return cls(name, FileSet.of(name, settings.path, base_dir, SUFFIXES, settings.daily_files), settings)
+
+    def traces(self, start: datetime, end: datetime, skipped: Counter[str]) -> Iterator[dict[str, Any]]:
+        check_window(start, end)
+        start_ns, end_ns = unix_nanos(start), unix_nanos(end)
+        names = frozenset(self.settings.span_names) if self.settings.span_names is not None else None
+        for line in read_lines(self.files, start, end, skipped):
+            try:
+                request = orjson.loads(line)
+            except orjson.JSONDecodeError:
+                if line.strip():
+                    skipped["malformed"] += 1
+                continue
+            if not isinstance(request, dict):
+                skipped["malformed"] += 1
+                continue
+            for resource, span in _spans(request, skipped):
+                try:
+                    attrs = attributes(span.get("attributes"))
+                    if names is not None and span.get("name") not in names:
+                        continue
+                    if names is None and not any(key.startswith("gen_ai.") for key in attrs):
+                        continue
+                    nanos = span.get("startTimeUnixNano")
+                    if nanos in (None, "", "0", 0):
+                        skipped["no_ts"] += 1
+                        continue
+                    try:
+                        moment = int(nanos)
+                    except (TypeError, ValueError):
+                        skipped["bad_ts"] += 1
+                        continue
+                    if not start_ns <= moment < end_ns:
+                        skipped["outside"] += 1
+                        continue
+                    record = self._record(span, attrs, resource, moment)
+                except (_Malformed, KeyError, TypeError, ValueError, AttributeError):
+                    skipped["malformed"] += 1
+                    continue
+                if record is None:
+                    skipped["no_content"] += 1
+                    continue
+                yield record
+
+    def count(self, start: datetime, end: datetime) -> int:
+        return sum(1 for _ in self.traces(start, end, Counter()))
+
+    def _record(self, span: Mapping[str, Any], attrs: dict[str, Any], resource: Mapping[str, Any],
+                nanos: int) -> dict[str, Any] | None:
+        """The record of a judged span; None when it holds no output text."""
+        for event in span.get("events") or ():
+            if event.get("name") in CONTENT_EVENTS:
+                attrs = {**attributes(event.get("attributes")), **attrs}
+        output = output_text(attrs)
+        if not output:
+            return None
+        record: dict[str, Any] = {"id": f"{_hex(span.get('traceId'), 16)}:{_hex(span.get('spanId'), 8)}",
+                                  "input": input_text(attrs) or "", "output": output, "ts": from_unix_nanos(nanos)}
+        if self.settings.context_attribute is not None:
+            context = attrs.get(self.settings.context_attribute)
+            if isinstance(context, list):
+                record["context"] = [c if isinstance(c, str) else orjson.dumps(c).decode() for c in context]
+            elif context is not None:
+                record["context"] = str(context)
+        meta: dict[str, Any] = {"span_name": span.get("name", "")}
+        service = resource.get("service.name")
+        if service is not None:
+            meta["service"] = service
+        for key, names in self._metadata:
+            for attribute in names:
+                value = attrs.get(attribute)
+                if value is None:
+                    value = resource.get(attribute)
+                if value is not None:
+                    meta[key] = value
+                    break
+        record["metadata"] = meta
+        return record
+
+
+def _spans(request: Mapping[str, Any], skipped: Counter[str]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(resource attributes, span) of every span of a request, in order; a malformed resource is counted."""
+    for resource_spans in request.get("resourceSpans") or ():
+        try:
+            resource = attributes((resource_spans.get("resource") or {}).get("attributes"))
+            scopes = resource_spans.get("scopeSpans") or ()
+            spans = [span for scope in scopes for span in scope.get("spans") or ()]
+        except (KeyError, TypeError, ValueError, AttributeError):
+            skipped["malformed"] += 1
+            continue
+        for span in spans:
+            if isinstance(span, dict):
+                yield resource, span
+            else:
+                skipped["malformed"] += 1
+
+
+def _hex(value: Any, size: int) -> str:
+    """An OTLP id as lowercase hex: as OTLP JSON writes it (hex), or as proto3 JSON does (base64)."""
+    if not isinstance(value, str):
+        raise _Malformed("an id is not text")
+    if len(value) == 2 * size:
+        try:
+            return bytes.fromhex(value).hex()
+        except ValueError:
+            pass
+    try:
+        raw = base64.b64decode(value, validate=True)
+    except (binascii.Error, ValueError):
+        raise _Malformed(f"{value!r} is not an id") from None
+    if len(raw) != size:
+        raise _Malformed(f"{value!r} is not an id of {size} bytes")
+    return raw.hex()
