@@ -77,15 +77,9 @@ def prepare(config: Path | None, schedule: Schedule, *, check_env: bool = True) 
     from judges.config import load_config
     from judges.errors import JudgeConfigError
 
-    from .sources.base import load_sources, open_source
+    from .sources.base import configured_source
 
-    tables = load_sources(config)
-    if schedule.source not in tables:
-        known = ", ".join(sorted(tables)) or "none"
-        raise OnlineConfigError(f"{config or 'judgeq.toml'}: unknown source {schedule.source!r} (configured: {known}); "
-                                f"add a [sources.{schedule.source}] table")
-    base_dir = config.resolve().parent if config is not None and config.exists() else Path.cwd()
-    source = open_source(schedule.source, tables[schedule.source], base_dir)
+    source = configured_source(schedule.source, config)
     judge_config = load_config(config)
     try:
         judges = [judge_config.resolve(name, check_env=check_env) for name in schedule.judges]

@@ -18,7 +18,6 @@ run (``judgeq online --source S``) is named after its source.
 
 from __future__ import annotations
 
-import tomllib
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -50,23 +49,11 @@ class Schedule:
 
 
 def read_toml(path: Path | None) -> dict[str, Any]:
-    """The judge config file's tables (empty when the default file is missing), read as judges.config reads it."""
-    from judges.config import DEFAULT_CONFIG_PATH, MAX_CONFIG_BYTES, read_small_file
-    from judges.errors import JudgeConfigError
+    """The config file's tables (empty when the default file is missing), read as judges.config reads it."""
+    from judges.config import read_config
 
-    target = path if path is not None else DEFAULT_CONFIG_PATH
-    try:
-        raw = read_small_file(target, MAX_CONFIG_BYTES, "config file")
-    except FileNotFoundError:
-        if path is None or path == DEFAULT_CONFIG_PATH:
-            return {}
-        raise OnlineConfigError(f"config file {str(target)!r} does not exist; point JUDGEQ_CONFIG at judgeq.toml")
-    except JudgeConfigError as exc:
-        raise OnlineConfigError(str(exc)) from None
-    try:
-        return tomllib.loads(raw.decode("utf-8"))
-    except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
-        raise OnlineConfigError(f"{target}: not valid TOML ({exc}); fix the file") from None
+    found = read_config(path)
+    return {} if found is None else found[0]
 
 
 def load_schedules(path: Path | None) -> dict[str, Schedule]:
