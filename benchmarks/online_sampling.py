@@ -14,7 +14,7 @@ then measures, in this process:
    the counts into rates (2 %, ``min_per_stratum`` 200), the sample pass keeps
    ``u < p`` (the trace source's own work, e.g. checking ``ts``, is not in it);
 3. memory of both passes in a child process, for ``--small`` and ``--traces``
-   traces: peak RSS (``ru_maxrss``) and the peak of Python allocations
+   traces: peak RSS (VmHWM) and the peak of Python allocations
    (``tracemalloc``, started after the imports). Flat means the same at both sizes.
 
 Timings are the best of ``--repeat`` runs, one process (one core).
@@ -155,8 +155,15 @@ def child_memory(path: Path) -> None:
     tracemalloc.start()
     both_passes(path)
     _, peak = tracemalloc.get_traced_memory()
-    rss_kib = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
-    print(json.dumps({"traced_peak_bytes": peak, "max_rss_bytes": rss_kib * 1024}))
+    print(json.dumps({"traced_peak_bytes": peak, "max_rss_bytes": _vm_hwm()}))
+
+
+def _vm_hwm() -> int:
+    """This process's peak RSS. Not ru_maxrss: a child's starts at the parent's RSS when it was forked."""
+    for line in Path("/proc/self/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1]) * 1024
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss * 1024  # not Linux: the best there is
 
 
 def memory(path: Path) -> dict[str, int]:
