@@ -21,7 +21,8 @@ Every estimator takes per-item arrays and a sampling weight per item (1/p;
   leave fewer degrees of freedom than items: when a few heavily weighted
   items or sessions carry most of the estimate, V rests on those few, and
   a t on n-1 (or a Wilson on n_eff) is too narrow (tests/test_online_estimates.py:
-  92 % coverage instead of 95 % with ~10 heavy sessions). With
+  93 % coverage instead of 95 % where 8 sessions weighing 77 carry half of
+  the estimate; 90-92 % in other such draws). With
   ``df_from_weights=True`` the df are scaled by the weights' Satterthwaite
   efficiency (:func:`satterthwaite_df`; Valliant and Rust 2010 discuss such
   approximations), and a Wilson interval's n_eff shrinks by the same df, as
