@@ -45,7 +45,7 @@ _SCALE: Final = 2.0**-64
 _blake2b = hashlib.blake2b
 _from_bytes = int.from_bytes
 _new = tuple.__new__
-_ID_KEY: Final = ALIASES["id"][0]
+_ID_KEYS: Final = ALIASES["id"]
 
 
 def u_of(salt: str, unit_key: str) -> float:
@@ -202,8 +202,11 @@ class Decider:
         for keep in self._keeps:
             if not keep(raw):
                 return None
-        ident = raw.get(_ID_KEY)
-        if ident.__class__ is not str or not ident:  # an alias, a number, no id: the general rule
+        for key in _ID_KEYS:  # the first key present wins, as in the Record model
+            ident = raw.get(key)
+            if ident is not None:
+                break
+        if ident.__class__ is not str or not ident:  # a number, an empty id, no id: the general rule
             ident = trace_id(raw)
         meta = raw.get("metadata")
         cluster = None

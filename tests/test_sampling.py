@@ -151,6 +151,7 @@ def test_filters() -> None:
     ok = {"tenant": "acme", "env": "prod", "locale": "de", "region": "eu"}
     assert decider.decide(trace(1, **ok)) is not None
     assert decider.decide(trace(1, **{k: v for k, v in ok.items() if k != "tenant"})) is not None  # not_in passes absent
+    change: dict[str, Any]
     for change in ({"tenant": "internal"}, {"env": "dev"}, {"env": None}, {"is_judge": True}, {"is_judge": False},
                    {"locale": "en"}, {"locale": ["de"]}, {"region": None}, {"tier": 1}, {"tier": 1.0},
                    {"tier": True}):
@@ -176,6 +177,7 @@ def test_policy_key_ignores_rates_but_not_what_picks_traces() -> None:
     assert parse_policy({**base, "where": {"trace_id": "x"}}, WHERE).key() == \
         parse_policy({**base, "where": {"id": "x"}}, WHERE).key()  # an alias is the same field
     keys = {key}
+    other: dict[str, Any]
     for other in ({"salt": "s2"}, {"strata": "metadata.tenant"}, {"strata": None}, {"unit": "session"},
                   {"min_per_stratum": 30}, {"where": {}}, {"where": {"metadata.tenant": {"in": ["a", "b"]}}}):
         table = {k: v for k, v in {**base, **other}.items() if v is not None}
