@@ -76,14 +76,15 @@ class SamplingPolicy:
         return self.rates.get(stratum, self.rate)
 
     def key(self) -> str:
-        """12 hex naming what decides u, the strata and the filters, but not the rates or the floor.
+        """12 hex naming what decides u, the strata and the filters, but not the rates (nor the floor and
+        ``min_per_stratum``, which only set rates).
 
         A window's run id is derived from it: changing the rates (which the
         budget controller does per window) keeps the runs, and sampling more
         later only adds traces to them; changing the salt, the unit, the
         strata or the filters samples other traces, so it makes new runs.
         """
-        body = {"salt": self.salt, "unit": self.unit, "strata": self.strata, "min_per_stratum": self.min_per_stratum,
+        body = {"salt": self.salt, "unit": self.unit, "strata": self.strata,
                 "where": sorted(f.spec() for f in self.where)}
         return hashlib.sha256(json.dumps(body, sort_keys=True).encode()).hexdigest()[:12]
 

@@ -16,7 +16,7 @@ def estimate(ledger: Any, run_id: str, *, cluster_by: Optional[str] = None) -> d
     for rows in ledger.sampled_rows(run_id, cluster_by=cluster_by).values():
         ok = rows.subset(rows.scored)
         clusters = ok.cluster if ok.cluster is not None and any(c is not None for c in ok.cluster) else None
-        result = estimate_mean(ok.score, ok.weight, clusters)
+        result = estimate_mean(ok.score, ok.weight, clusters, df_from_weights=True)
         if result is not None:
             found.update(n=result.n, mean=result.mean, low=result.lo, high=result.hi)
     return found

@@ -171,7 +171,7 @@ def test_policy_key_ignores_rates_but_not_what_picks_traces() -> None:
     base = {"strata": "metadata.locale", "rate": 0.02, "where": {"metadata.tenant": {"not_in": ["a", "b"]}}}
     key = parse_policy(base, WHERE).key()
     assert len(key) == 12
-    for same in ({"rate": 0.5}, {"rates": {"de": 0.3}}, {"floor": 0.01},
+    for same in ({"rate": 0.5}, {"rates": {"de": 0.3}}, {"floor": 0.01}, {"min_per_stratum": 30},
                  {"where": {"metadata.tenant": {"not_in": ["b", "a"]}}}, {"strata": "metadata.locale"}):
         assert parse_policy({**base, **same}, WHERE).key() == key, same
     assert parse_policy({**base, "where": {"trace_id": "x"}}, WHERE).key() == \
@@ -179,10 +179,10 @@ def test_policy_key_ignores_rates_but_not_what_picks_traces() -> None:
     keys = {key}
     other: dict[str, Any]
     for other in ({"salt": "s2"}, {"strata": "metadata.tenant"}, {"strata": None}, {"unit": "session"},
-                  {"min_per_stratum": 30}, {"where": {}}, {"where": {"metadata.tenant": {"in": ["a", "b"]}}}):
+                  {"where": {}}, {"where": {"metadata.tenant": {"in": ["a", "b"]}}}):
         table = {k: v for k, v in {**base, **other}.items() if v is not None}
         keys.add(parse_policy(table, WHERE).key())
-    assert len(keys) == 8
+    assert len(keys) == 7
     assert parse_policy({}, WHERE) == SamplingPolicy()
     assert parse_policy(base, WHERE).describe()["where"] == ['metadata.tenant not in ["a", "b"]']
 
