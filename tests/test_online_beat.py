@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from online.windows import parse_size, window_at
 
 from .ledger_probe import rows_and_keys
-from .processes import REPO, Worker, base_env, judgeq_cmd, wait_until
+from .processes import REPO, Worker, base_env, judgeq_cmd, run_cli, wait_until
 
 # About 18 s: two process starts, five ticks 2 s apart, a beat restart and two ticks more.
 pytestmark = pytest.mark.timeout(120)
@@ -198,3 +198,88 @@ def test_beat_judges_each_closed_window_once_catching_up_oldest_first(tmp_path: 
         if restarted is not None:
             restarted.stop()
         worker.stop()
+
+
+# -- the tick task and beat's schedule ------------------------------------------------------------------------
+
+
+def test_the_tick_task_refuses_bad_arguments_without_raising(tmp_path: Path, env: dict[str, str], pg_url: str,
+                                                             redis_url: str) -> None:
+    """Anyone who can write to the broker (or log in to Flower) can send the tick any argument."""
+    from workers.app import create_app
+    from workers.settings import WorkerSettings
+
+    bad: list[Any] = [123, "two words", [SCHEDULE], None, "x" * 300, "../minutely", {"schedule": SCHEDULE}]
+    worker = Worker("local", env, "--concurrency", "1").wait_ready()
+    sender = create_app(WorkerSettings(broker_url=redis_url))
+    try:
+        sent = {sender.send_task("judgeq.online_tick", args=[arg], queue="local").id: arg for arg in bad}
+        unknown = sender.send_task("judgeq.online_tick", args=["nope"], queue="local").id
+
+        def finished(task_id: str) -> bool:
+            return f"online_tick[{task_id}] succeeded" in worker.log()
+
+        wait_until(lambda: all(finished(t) for t in [*sent, unknown]), 30,
+                   lambda: f"every tick acknowledged; worker:\n{worker.log()[-3000:]}")
+        log = worker.log()
+        assert log.count("online tick refused") == len(bad)
+        assert "online tick of nope: " in log and "no [online.nope] table" in log
+        assert "raised" not in log and "Traceback" not in log
+        assert online_runs(pg_url) == []
+    finally:
+        worker.stop()
+
+
+def test_beat_schedule_fires_each_schedules_tick_on_the_local_queue(tmp_path: Path) -> None:
+    from celery.beat import ScheduleEntry
+
+    from online.schedules import load_schedules
+    from scheduler.beat import BEAT_KEY_PREFIX, TICK_TASK, beat_config, beat_schedule
+    from workers.tasks import app
+
+    (tmp_path / "judgeq.toml").write_text(CONFIG + """
+[online.daily]
+source = "live"
+judges = ["exact"]
+window = "1d"
+""")
+    schedules = load_schedules(tmp_path / "judgeq.toml")
+    entries = beat_schedule(schedules)
+    assert list(entries) == ["online:daily", f"online:{SCHEDULE}"]
+    assert entries[f"online:{SCHEDULE}"] == {"task": TICK_TASK, "schedule": 2.0, "args": [SCHEDULE],
+                                            "options": {"queue": "local", "expires": 2.0}}
+    assert entries["online:daily"]["schedule"] == 86400.0  # every defaults to the window's length
+    assert TICK_TASK in app.tasks  # the task beat names is the one workers run
+    json.dumps(entries)  # beat's state is JSON in Redis (redbeat), never pickle
+    for name, entry in entries.items():  # Celery reads each entry as we mean it
+        parsed = ScheduleEntry(name=name, app=app, **entry)
+        assert parsed.schedule.run_every == timedelta(seconds=entry["schedule"])
+        assert parsed.args == entry["args"] and parsed.options["queue"] == "local"
+    assert beat_schedule({}) == {}
+
+    config = beat_config(schedules, "redis://redis:6379/0")
+    assert config["beat_schedule"] == entries
+    assert config["beat_scheduler"] == "redbeat.RedBeatScheduler"
+    assert config["redbeat_redis_url"] == "redis://redis:6379/0" and config["redbeat_key_prefix"] == BEAT_KEY_PREFIX
+    assert config["beat_max_loop_interval"] == 1.0  # half the shortest cadence: a 2 s schedule is not late
+
+
+@pytest.mark.parametrize(("table", "says"), [
+    ('[online."two words"]\nsource = "live"\njudges = ["exact"]\nwindow = "1h"\n', "is not a schedule name"),
+    ('[online.other]\nsource = "nope"\njudges = ["exact"]\nwindow = "1h"\n', "unknown source 'nope'"),
+    ('[online.other]\nsource = "live"\njudges = ["nope"]\nwindow = "1h"\n', "unknown judge 'nope'"),
+])
+def test_beat_refuses_a_schedule_every_tick_would_fail(tmp_path: Path, env: dict[str, str], table: str,
+                                                       says: str) -> None:
+    (tmp_path / "judgeq.toml").write_text(CONFIG + table)
+    res = run_cli(["beat"], env, timeout=60)
+    assert res.returncode == 2, res.stderr
+    assert says in res.stderr
+
+
+def test_beat_without_its_redis_exits_3(tmp_path: Path, env: dict[str, str]) -> None:
+    from .processes import free_port
+
+    res = run_cli(["beat"], dict(env, JUDGEQ_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0"), timeout=60)
+    assert res.returncode == 3, res.stderr
+    assert "cannot reach the broker" in res.stderr and "Traceback" not in res.stderr
