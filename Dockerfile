@@ -6,6 +6,7 @@ COPY scheduler ./scheduler
 COPY workers ./workers
 COPY judges ./judges
 COPY ledger ./ledger
+COPY online ./online
 RUN python -m venv /opt/judgeq \
  && /opt/judgeq/bin/pip install --no-cache-dir --disable-pip-version-check .
 

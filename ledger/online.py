@@ -10,7 +10,8 @@ write here is safe to repeat and to run in several processes at once:
 - :meth:`OnlineLedger.add_new_items`: each item is inserted, and reported as
   new, by exactly one caller; the others are told it was there (so it is
   enqueued once);
-- :meth:`OnlineLedger.record_strata`: a scan writes its window's totals;
+- :meth:`OnlineLedger.record_strata`: a scan writes its window's totals, and
+  adds what it enqueued itself;
 - :meth:`OnlineLedger.refresh_run_counts`: ``n_items`` and ``expected``
   follow the stored items, never backwards, and a "done" run that got new
   items is "running" again.
@@ -101,7 +102,11 @@ class OnlineLedger:
         return self.get_run(run_id)
 
     def record_strata(self, run_id: str, counts: Sequence[StratumCounts]) -> None:
-        """Write the window's counts per stratum for the run, replacing what an earlier scan wrote."""
+        """Write the window's counts per stratum for the run, replacing what an earlier scan wrote.
+
+        ``enqueued`` is what this scan enqueued: it is added to the stored one,
+        atomically, so the row keeps the total over all scans, racing ones too.
+        """
         if not counts:
             return
         now = utcnow()

@@ -25,8 +25,9 @@ runs (at-least-once; the ledger's upsert keeps one row per item).
 from __future__ import annotations
 
 import hashlib
+from itertools import chain
 from collections import Counter
-from collections.abc import Callable, Iterable, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
@@ -118,15 +119,29 @@ class WindowJob:
                 for j in self.judges}
 
     def run(self, dispatcher: Dispatcher, progress: Callable[[int], None] | None = None) -> WindowOutcome:
+        skipped: Counter[str] = Counter()
+        reading = self.source.traces(self.window.start, self.window.end, skipped)
+        try:
+            return self._scan(reading, skipped, dispatcher, progress)
+        finally:
+            close = getattr(reading, "close", None)
+            if close is not None:
+                close()
+
+    def _scan(self, reading: Iterator[dict[str, Any]], skipped: Counter[str], dispatcher: Dispatcher,
+              progress: Callable[[int], None] | None) -> WindowOutcome:
+        # The source is reached before any run is written: one that is down (SourceUnavailable) leaves
+        # no run behind "submitting" with nothing in it.
+        first = next(reading, None)
         samples = self._open_runs()
         seen: Counter[str] = Counter()
         filtered: Counter[str] = Counter()
-        skipped: Counter[str] = Counter()
+        traces = reading if first is None else chain((first,), reading)
         taken: set[str] = set()  # trace ids sampled in this scan: a duplicate id keeps its first trace
         counters: dict[str, int] = {}
         decide, stratum_of = self.decider.decide, self.decider.stratum
         highest: dict[str, float] = {}  # by stratum, the highest of the judges' rates: most traces stop there
-        for seq, raw in enumerate(self.source.traces(self.window.start, self.window.end, skipped)):
+        for seq, raw in enumerate(traces):
             if progress is not None and not seq & 0xFFFF:
                 progress(seq)
             decision = decide(raw)
@@ -229,6 +244,8 @@ class WindowJob:
     def _finish(self, samples: Iterable[JudgeSample], seen: Counter[str], filtered: Counter[str],
                 skipped: dict[str, int]) -> None:
         for sample in samples:
+            # seen, filtered and sampled are the window's (this scan's); enqueued is this scan's own,
+            # which the ledger adds to the earlier scans' (atomically: schedulers may race on a window).
             strata = sorted(set(seen) | set(sample.rates))
             self.ledger.record_strata(sample.run_id, [
                 StratumCounts(stratum=s, seen=seen[s], filtered=filtered[s], sampled=sample.sampled[s],

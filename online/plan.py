@@ -39,8 +39,9 @@ def schedule_for(config: Path | None, *, schedule: str | None = None, source: st
 
     Flags given with a schedule override its sampling for this run; that
     changes the policy key only through strata and min_per_stratum (the
-    rate is not part of it), so ``--rate`` on a window already judged adds
-    the traces the higher rate picks, at the rate that window already has.
+    rate is not part of it), so ``--rate`` on a window already judged
+    changes nothing: a window keeps the rates it was first judged at (its
+    rows' weights stay true), and the new rate applies from the next window.
     """
     if schedule is not None:
         schedules = load_schedules(config)

@@ -18,6 +18,7 @@ run (``judgeq online --source S``) is named after its source.
 
 from __future__ import annotations
 
+import re
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
@@ -32,6 +33,8 @@ KEYS: Final = ("source", "judges", "window", "every", "lateness", "catch_up", "s
 DEFAULT_LATENESS: Final = timedelta(minutes=5)
 DEFAULT_CATCH_UP: Final = 3
 MAX_CATCH_UP: Final = 1000
+#: Schedule names: beat hands them to the tick task (workers/tasks.py ``online_tick``), which accepts only these.
+NAME_PATTERN: Final = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]{0,199}")
 
 
 @dataclass(frozen=True)
@@ -67,6 +70,9 @@ def load_schedules(path: Path | None) -> dict[str, Schedule]:
 
 def parse_schedule(name: str, table: Any, where: str) -> Schedule:
     """One ``[online.NAME]`` table; ``where`` starts every error message."""
+    if not NAME_PATTERN.fullmatch(name):
+        raise OnlineConfigError(f"{where}: {name[:80]!r} is not a schedule name; use letters, digits, '_', '.' and "
+                                "'-' (starting with a letter or digit), e.g. [online.prod-hourly]")
     if not isinstance(table, Mapping):
         raise OnlineConfigError(f"{where}: must be a table (source, judges, window, ...)")
     unknown = sorted(set(table) - set(KEYS))

@@ -7,6 +7,10 @@ run for every judge yet, or whose scan never finished (a run left
 what is missing). Which windows were judged is read from the ledger, not
 from beat's state, so a beat restart, two beats, or a tick delivered twice
 judge each window once (see online/job.py).
+
+Nobody waits on the runs a tick starts (``judgeq online --wait`` marks its
+own "done"), so the ticks after it do: each tick first marks "done" the
+schedule's runs whose rows are all in.
 """
 
 from __future__ import annotations
@@ -27,23 +31,46 @@ if TYPE_CHECKING:
 
 def due_windows(plan: Plan, ledger: Ledger, now: datetime) -> list[Window]:
     """The schedule's closed windows, at most ``catch_up`` back, that still need judging; oldest first."""
-    schedule = plan.schedule
-    newest = latest_closed(schedule.size, now, schedule.lateness)
-    candidates = [window_at(schedule.size, newest.start - back * schedule.size.step)
-                  for back in range(schedule.catch_up - 1, -1, -1)]
     due = []
-    for window in candidates:
-        job = WindowJob(schedule, window, plan.source, plan.judges, ledger)
+    for window in recent_windows(plan, now):
+        job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger)
         runs = [ledger.find_run(run_id) for run_id in job.run_ids().values()]
         if any(run is None or run.status == "submitting" for run in runs):
             due.append(window)
     return due
 
 
+def recent_windows(plan: Plan, now: datetime) -> list[Window]:
+    """The schedule's last ``catch_up`` closed windows, oldest first."""
+    schedule = plan.schedule
+    newest = latest_closed(schedule.size, now, schedule.lateness)
+    return [window_at(schedule.size, newest.start - back * schedule.size.step)
+            for back in range(schedule.catch_up - 1, -1, -1)]
+
+
+#: The most of a schedule's "running" runs one tick looks at to mark done.
+MARK_LIMIT = 200
+
+
+def mark_finished(plan: Plan, ledger: Ledger) -> list[str]:
+    """Mark "done" the schedule's online runs whose rows are all in; their ids.
+
+    Nobody waits on the runs a tick starts, so the ticks after it do, for
+    any window (one that fell out of ``catch_up`` while its chunks were still
+    being judged included).
+    """
+    finished = []
+    for run in ledger.list_runs(limit=MARK_LIMIT, dataset_name=plan.schedule.name, status="running"):
+        if run.kind == "online" and ledger.mark_done_if_complete(run.id):
+            finished.append(run.id)
+    return finished
+
+
 def tick(config: Path | None, schedule_name: str, ledger: Ledger, dispatcher: Dispatcher, now: datetime,
          settings: ChunkSettings | None = None) -> list[WindowOutcome]:
     """Judge the schedule's due windows, oldest first; what each did."""
     plan = prepare(config, schedule_for(config, schedule=schedule_name))
+    mark_finished(plan, ledger)
     outcomes = []
     for window in due_windows(plan, ledger, now):
         job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings)

@@ -72,9 +72,10 @@ def online(
     _say(f"window {target.id} of {chosen.name} ({chosen.source}): [{target.start:%Y-%m-%d %H:%M}, "
          f"{target.end:%Y-%m-%d %H:%M}) UTC, judges {', '.join(chosen.judges)}")
     if dispatcher.embedded:
+        from judges.spec import LlmJudgeSpec
         from workers.dispatch import EmbeddedDispatcher
 
-        trusted = [j.spec for j in plan.judges if j.kind == "remote"]  # this process's own config
+        trusted = [j.spec for j in plan.judges if isinstance(j.spec, LlmJudgeSpec)]  # this process's own config
         in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=trusted)
         outcome = job.run(in_process, progress=_scanned)
         in_process.join()
@@ -176,6 +177,7 @@ def beat(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Run Celery beat: each [online.NAME] schedule's tick judges its newly closed windows (run exactly one)."""
+    from online.plan import prepare
     from online.schedules import load_schedules
     from workers.settings import WorkerSettings
 
@@ -187,16 +189,29 @@ def beat(
     worker_settings = WorkerSettings()
     if not worker_settings.broker_url:
         raise UsageError("beat needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    schedules = load_schedules(SchedulerSettings().config)
+    config = SchedulerSettings().config
+    schedules = load_schedules(config)
     if not schedules:
-        raise UsageError(f"{SchedulerSettings().config}: no [online.NAME] table; beat would have nothing to fire")
-    from workers.dispatch import check_broker_url
+        raise UsageError(f"{config}: no [online.NAME] table; beat would have nothing to fire")
+    for schedule in schedules.values():  # a schedule's unknown source or judge stops beat here, not every tick
+        prepare(config, schedule, check_env=False)
+    import redis
+
+    from ledger.urls import mask_url
+    from workers.dispatch import CeleryDispatcher, check_broker_url
+    from workers.errors import BrokerUnavailable
 
     check_broker_url(worker_settings.broker_url)
+    CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
     from workers.tasks import app as celery_app
 
     celery_app.conf.update(beat_config(schedules, worker_settings.broker_url))
     for name, schedule in sorted(schedules.items()):
         _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
              f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
-    _exit_like(celery_app.start(["beat", "--loglevel", loglevel]), "beat")
+    try:
+        code = celery_app.start(["beat", "--loglevel", loglevel])
+    except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis
+        raise BrokerUnavailable(f"beat lost the broker at {mask_url(worker_settings.broker_url)} ({exc}); start "
+                                "Redis, then beat again (its schedule state is kept there)") from exc
+    _exit_like(code, "beat")

@@ -72,3 +72,48 @@ def test_dockerfile_copies_what_exists_and_runs_as_a_user() -> None:
     assert re.search(r"^USER (?!root)\w+", text, re.M)
     assert 'ENTRYPOINT ["judgeq"]' in text
     assert "LITELLM_LOCAL_MODEL_COST_MAP=True" in text
+
+
+def test_compose_has_one_beat_with_the_workers_settings() -> None:
+    beat = SERVICES["beat"]
+    assert beat["command"] == ["beat"] and beat["image"] == SERVICES["worker-local"]["image"]
+    assert beat["environment"] == SERVICES["worker-local"]["environment"]  # the same broker, ledger and config
+    assert beat["depends_on"]["redis"]["condition"] == "service_healthy"  # its schedule state lives there
+    assert "deploy" not in beat and "ports" not in beat  # one beat, nothing to reach from outside
+    assert beat["restart"] == "unless-stopped"
+
+
+def test_workers_beat_and_flower_send_task_events() -> None:
+    from workers.settings import WorkerSettings
+
+    for name in ("worker-local", "worker-remote", "beat", "flower"):
+        value = SERVICES[name]["environment"].get("JUDGEQ_TASK_EVENTS", "true")
+        assert WorkerSettings(task_events=value).task_events, f"{name} sends no task events; Flower needs them"
+
+
+def test_dockerfile_copies_every_package() -> None:
+    import tomllib
+
+    text = (REPO / "Dockerfile").read_text()
+    wanted = tomllib.loads((REPO / "pyproject.toml").read_text())["tool"]["setuptools"]["packages"]["find"]["include"]
+    for pattern in wanted:
+        package = pattern.rstrip("*")
+        assert re.search(rf"^COPY {package} \./{package}$", text, re.M), f"the image lacks the {package} package"
+
+
+def test_the_shipped_sources_are_mounted_where_ticks_and_cli_read_them() -> None:
+    """A relative source path starts at judgeq.toml's folder, /etc/judgeq in the containers."""
+    import tomllib
+
+    sources = tomllib.loads((REPO / "judgeq.toml").read_text()).get("sources", {})
+    assert sources, "judgeq.toml ships an example source"
+    for name in ("worker-local", "submit"):
+        mounts = dict(reversed(v.rsplit(":", 2)[:2]) for v in SERVICES[name]["volumes"])  # container -> host
+        for source, table in sources.items():
+            if table.get("type") != "jsonl":
+                continue
+            inside = f"/etc/judgeq/{table['path']}"
+            found = [c for c in mounts if inside == c or inside.startswith(c.rstrip("/") + "/")]
+            assert found, f"{name}: sources.{source} ({inside}) is not mounted"
+            host = REPO / mounts[found[0]] / inside[len(found[0]):].lstrip("/")
+            assert host.exists(), f"{name}: sources.{source} is mounted from {host}, which does not exist"

@@ -194,10 +194,6 @@ def _as_dict(outcome: ChunkOutcome) -> dict[str, int]:
     return {"written": outcome.written, "already_done": outcome.already_done, "errors": outcome.errors}
 
 
-#: Schedule names as [online.NAME] tables may spell them (a task argument is untrusted input).
-_SCHEDULE_NAME = r"^[A-Za-z0-9][A-Za-z0-9_.-]{0,199}$"
-
-
 @app.task(name="judgeq.online_tick", ignore_result=True)
 def online_tick(schedule: Any) -> list[dict[str, Any]]:
     """Beat's tick for an [online.NAME] schedule: judge its newly closed windows (online/tick.py).
@@ -207,14 +203,15 @@ def online_tick(schedule: Any) -> list[dict[str, Any]]:
     window job's. A config error is logged and the tick acknowledged: the
     next tick after the config is fixed catches up.
     """
-    import re
     from datetime import UTC, datetime
 
     from online.errors import OnlineError
+    from online.schedules import NAME_PATTERN
     from online.settings import OnlineSettings
     from online.tick import tick
 
-    if not isinstance(schedule, str) or not re.fullmatch(_SCHEDULE_NAME, schedule):
+    # The schedule's name as [online.NAME] tables may spell it (a task argument is untrusted input).
+    if not isinstance(schedule, str) or not NAME_PATTERN.fullmatch(schedule):
         log.error("online tick refused: %.80r is not a schedule name", schedule)
         return []
     state = _state.ensure()
