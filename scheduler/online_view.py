@@ -83,7 +83,8 @@ def online_report(ledger: Any, run: Run, options: GateOptions, progress: Progres
     console = _console()
     for estimate in estimates:
         population_table(run, estimate, console)
-    skipped = {k: v for k, v in (run.meta.get("skipped") or {}).items() if v}
+    skipped = run.meta.get("skipped")
+    skipped = {k: v for k, v in skipped.items() if v} if isinstance(skipped, dict) else {}
     if skipped:
         console.print("not judged, as read from the source: "
                       + ", ".join(f"{count} {reason}" for reason, count in sorted(skipped.items())))

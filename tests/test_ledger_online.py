@@ -183,7 +183,8 @@ def test_strata_are_overwritten_by_a_rescan_and_read_by_name(ledger: Ledger) -> 
     assert ledger.strata("unknown") == []
 
 
-@pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"rate": float("nan")}, {"seen": -1}])
+@pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"rate": float("nan")}, {"seen": -1},
+                                 {"filtered": 1, "sampled": 1}])
 def test_impossible_stratum_counts_are_refused_naming_the_stratum(bad: dict[str, float]) -> None:
     values: dict[str, Any] = {"stratum": "fr", "seen": 1, "filtered": 0, "sampled": 0, "enqueued": 0, "rate": 0.5}
     with pytest.raises(LedgerArgumentError, match="'fr'"):
