@@ -5,7 +5,9 @@ metadata key is asked for (``--by locale``, ``--cluster-by session_id``): the
 key is read from the stored record's ``metadata`` object by the database
 (JSON extraction works the same on SQLite and PostgreSQL through SQLAlchemy's
 JSON type), so the records' text never leaves the database. Values of a key
-become strings; an item without the key has None.
+become strings; an item without the key has None. An online run's rows are
+read with their own sampling columns instead: the stratum as the slice, the
+cluster (session, else user) as the cluster, and the weight 1/p they carry.
 """
 
 from __future__ import annotations

@@ -43,6 +43,7 @@ from ledger.upsert import overwrite
 
 if TYPE_CHECKING:
     from ledger.frames import EvalRows
+    from ledger.population import PopulationEstimate
     from ledger.writer import RowWriter
 
 _COUNTS = ("seen", "filtered", "sampled", "enqueued", "rate")
@@ -196,6 +197,23 @@ class OnlineLedger:
             if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
                 raise RunNotFound(run_id)
             return load_rows(conn, run_id, cluster_by=cluster_by, sampled=True)
+
+    def population(self, run_id: str, cluster_by: str | None = None,
+                   min_slice: int | None = None) -> list[PopulationEstimate]:
+        """Per judge of an online run, its window's estimated mean overall and per stratum (``ledger.population``).
+
+        Judges without rows yet have no estimate but their window's counts.
+        numpy is imported here, not at the top: workers do not need it.
+        """
+        from ledger.population import ROW_CLUSTERS, estimate_population
+        from ledger.scorecard import MIN_SLICE
+
+        run = self.get_run(run_id)
+        rows = self.sampled_rows(run_id, cluster_by)
+        counts = self.strata(run_id)
+        return [estimate_population(rows.get(name), counts, eval_name=name, clustered_by=cluster_by or ROW_CLUSTERS,
+                                    min_slice=MIN_SLICE if min_slice is None else min_slice)
+                for name in sorted({*run.judges, *rows})]
 
 
 def _chunks(values: list[Any], size: int) -> Iterable[list[Any]]:

@@ -156,6 +156,9 @@ class StratumCounts:
         for name in ("seen", "filtered", "sampled", "enqueued"):
             if getattr(self, name) < 0:
                 raise LedgerArgumentError(f"stratum {self.stratum!r}: {name} must be 0 or more, not {getattr(self, name)}")
+        if self.filtered + self.sampled > self.seen:
+            raise LedgerArgumentError(f"stratum {self.stratum!r}: {self.filtered} filtered out and {self.sampled} "
+                                      f"sampled of {self.seen} seen; a trace is filtered, sampled or neither")
 
 
 def check_rate(rate: float, what: str) -> float:

@@ -358,7 +358,8 @@ def _assessment_command(need_gate: bool, doc: str) -> Any:
 
 
 app.command("report")(_assessment_command(
-    False, "Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency."))
+    False, "Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency. "
+    "An online run: its window's estimated mean (weighted 1/p) overall and per stratum, with counts."))
 app.command("gate")(_assessment_command(
     True, "Gate a finished run: absolute gates and/or a baseline gate; exit 0 pass, 1 failed, 2 bad usage."))
 
@@ -384,6 +385,13 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
     if need_gate and run.status == "abandoned":
         raise UsageError(f"run {run_id} was abandoned; there is nothing to gate (submit the dataset again)")
     progress = ledger.progress(run_id)
+    if run.kind == "online" and not need_gate:  # the window's population, estimated per stratum
+        from .online_view import online_report
+
+        online_report(ledger, run, options, progress, json_out=json_out)
+        if not progress.complete and not json_out:
+            print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
+        return
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
     deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)

@@ -8,6 +8,9 @@ stored (and so enqueued) by exactly one of them.
 from __future__ import annotations
 
 import multiprocessing
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from datetime import timedelta
 from typing import Any
 
@@ -69,23 +72,31 @@ def _race(url: str, barrier: Any, batches: list[list[str]], out: Any) -> None:
     with Ledger(url) as ledger:
         ledger.count_items("warm")  # connect and check the schema before the start line
         barrier.wait(timeout=60)
-        created = ledger.create_run_if_absent(online_run())
-        added = [trace_id for batch in batches for trace_id in ledger.add_new_items("o-1", items(*batch))]
+        try:
+            created = ledger.create_run_if_absent(online_run())
+            added = [trace_id for batch in batches for trace_id in ledger.add_new_items("o-1", items(*batch))]
+        except Exception as exc:  # told to the test at once (a deadlock, say), not by its timeout
+            out.put((None, repr(exc)))
+            raise
         out.put((created, added))
 
 
 def test_two_processes_racing_on_a_window_create_it_once_and_store_each_item_once(ledger_url: str) -> None:
-    Ledger(ledger_url).count_items("migrate-first")  # the race is on the run, not the schema
-    ids = [f"t{i:04d}" for i in range(600)]
-    # Overlapping, in different orders and batchings: 0-399 and 200-599, one process backwards.
-    first = [ids[i : i + 100] for i in range(0, 400, 100)]
-    second = [list(reversed(ids[i : i + 150])) for i in range(450, 200, -150)] + [ids[200:250][::-1]]
+    ledger = Ledger(ledger_url)
+    ledger.count_items("migrate-first")  # the race is on the run, not the schema
+    ids = [f"t{i:05d}" for i in range(6000)]
+    # Overlapping, batched differently, one process backwards: unless both insert
+    # in one order, PostgreSQL transactions waiting on each other's rows deadlock.
+    first = [ids[:4000], ids[4000:5000]]
+    second = [ids[2000:][::-1]]
     spawn = multiprocessing.get_context("spawn")
     barrier, out = spawn.Barrier(2), spawn.Queue()
     processes = [spawn.Process(target=_race, args=(ledger_url, barrier, batches, out)) for batches in (first, second)]
-    for process in processes:
-        process.start()
+    with _held_item(ledger, ids[3000]):  # PostgreSQL: both stop halfway, inside each other's rows
+        for process in processes:
+            process.start()
     results = [out.get(timeout=90) for _ in processes]
+    assert None not in [created for created, _ in results], results
     for process in processes:
         process.join(timeout=30)
     assert [process.exitcode for process in processes] == [0, 0]
@@ -93,8 +104,37 @@ def test_two_processes_racing_on_a_window_create_it_once_and_store_each_item_onc
     assert sorted(created for created, _ in results) == [False, True]
     returned = [trace_id for _, added in results for trace_id in added]
     assert sorted(returned) == ids  # every item stored by one process: none twice, none lost
-    with Ledger(ledger_url) as ledger:
-        assert ledger.count_items("o-1") == 600
+    assert ledger.count_items("o-1") == 6000
+    ledger.close()
+
+
+@contextmanager
+def _held_item(ledger: Ledger, trace_id: str) -> Iterator[None]:
+    """On PostgreSQL, hold an uncommitted insert of ``trace_id`` until two transactions wait on locks, then roll back.
+
+    So that the racing processes are both in the middle of their inserts
+    when they go on, every time (on SQLite one writer waits for the other's
+    whole transaction: there is no middle to stop in).
+    """
+    if ledger.engine.dialect.name != "postgresql":
+        yield
+        return
+    with ledger.engine.connect() as conn:
+        conn.execute(sa.text("INSERT INTO items (run_id, trace_id, seq, content_hash, record) "
+                             "VALUES ('o-1', :t, 0, 'h', '{}')"), {"t": trace_id})
+        yield
+        waiting = sa.text("SELECT count(*) FROM pg_stat_activity WHERE datname = current_database() "
+                          "AND wait_event_type = 'Lock'")
+        deadline = time.monotonic() + 60
+        with ledger.engine.connect() as watch:
+            while True:
+                count = watch.execute(waiting).scalar_one()
+                watch.rollback()  # pg_stat_activity is read once per transaction
+                if count >= 2:
+                    break
+                assert time.monotonic() < deadline, "the racing processes never both waited on a row"
+                time.sleep(0.02)
+        conn.rollback()
 
 
 # -- counts -------------------------------------------------------------------
@@ -144,7 +184,8 @@ def test_strata_are_overwritten_by_a_rescan_and_read_by_name(ledger: Ledger) -> 
     assert ledger.strata("unknown") == []
 
 
-@pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"rate": float("nan")}, {"seen": -1}])
+@pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"rate": float("nan")}, {"seen": -1},
+                                 {"filtered": 1, "sampled": 1}])
 def test_impossible_stratum_counts_are_refused_naming_the_stratum(bad: dict[str, float]) -> None:
     values: dict[str, Any] = {"stratum": "fr", "seen": 1, "filtered": 0, "sampled": 0, "enqueued": 0, "rate": 0.5}
     with pytest.raises(LedgerArgumentError, match="'fr'"):
