@@ -95,13 +95,12 @@ def estimate_population(rows: EvalRows | None, counts: Sequence[StratumCounts], 
     overall_card: Card | None = None
     cards: dict[str, Card] = {}
     if rows is not None and rows.trace_ids:
-        overall_card = card(rows, clustered=True, df_from_weights=True)
+        overall_card = card(rows, clustered=True)
         # A row without a stratum and one of the sampler's "(none)" stratum are the same stratum.
         strata_of_rows = [None if v == NO_VALUE else v for v in rows.by or [None] * len(rows.trace_ids)]
         labels = np.array([NO_VALUE if v is None else v for v in strata_of_rows], dtype=object)
         for name in slices_of(strata_of_rows):
             cards[name] = card(rows.subset(labels == name), name, binary=overall_card.binary, clustered=True,
-                               df_from_weights=True,
                                min_slice=min_slice)
     names = slices_of([None if name == NO_VALUE else name for name in {*by_name, *cards}])
     strata = tuple(StratumFigures(name, by_name.get(name), cards.get(name)) for name in names)

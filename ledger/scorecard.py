@@ -46,12 +46,8 @@ class Card:
 
 
 def card(rows: EvalRows, slice_name: str | None = None, *, binary: bool | None = None,
-         clustered: bool = False, min_slice: int = MIN_SLICE, df_from_weights: bool = False) -> Card:
-    """The Card of ``rows``; ``binary`` None decides from the scores (all 0 or 1).
-
-    ``df_from_weights``: an online sample's unequal weights (1/p) narrow the interval's degrees of
-    freedom (``ledger.stats.estimate_mean``).
-    """
+         clustered: bool = False, min_slice: int = MIN_SLICE) -> Card:
+    """The Card of ``rows``; ``binary`` None decides from the scores (all 0 or 1)."""
     status = np.array(rows.status, dtype=object)
     scored = rows.scored
     y = rows.score[scored]
@@ -61,8 +57,7 @@ def card(rows: EvalRows, slice_name: str | None = None, *, binary: bool | None =
     if clustered and rows.cluster is not None:
         clusters = [rows.cluster[i] for i in np.flatnonzero(scored)]
         unclustered = sum(1 for c in clusters if c is None)
-    estimate = estimate_mean(y, rows.weight[scored], clusters, binary=binary, bounds=SCORE_RANGE,
-                             df_from_weights=df_from_weights) if y.size else None
+    estimate = estimate_mean(y, rows.weight[scored], clusters, binary=binary, bounds=SCORE_RANGE) if y.size else None
     judged = status != "skipped"
     p50, p95 = percentiles(rows.latency[judged])
     n = len(rows.trace_ids)
