@@ -357,9 +357,64 @@ def _assessment_command(need_gate: bool, doc: str) -> Any:
     return command
 
 
-app.command("report")(_assessment_command(
-    False, "Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency. "
-    "An online run: its window's estimated mean (weighted 1/p) overall and per stratum, with counts."))
+@app.command("report")
+def report(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run id (or, for a trend, none).")] = None,
+    gate: GateOpt = [],
+    max_errors: MaxErrorsOpt = 0,
+    json_out: JsonOpt = False,
+    by: ByOpt = None,
+    cluster_by: ClusterByOpt = None,
+    min_slice: MinSliceOpt = 30,
+    gate_on: GateOnOpt = "point",
+    baseline: BaselineOpt = None,
+    baseline_tag: BaselineTagOpt = "main",
+    max_drop: MaxDropOpt = None,
+    junit: JunitOpt = None,
+    markdown: MarkdownOpt = None,
+    source: Annotated[Optional[str], typer.Option(
+        "--source", help="With --windows: the online runs of this source (or --schedule).")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="With --windows: an [online.NAME] "
+                                                    "schedule's runs.")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="With --windows: the judge.")] = None,
+    windows: Annotated[Optional[str], typer.Option(
+        "--windows", help="A trend: one line per window of A..B (e.g. 2026-11-20..2026-11-22).")] = None,
+) -> None:
+    """Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency.
+
+    An online run: its window's estimated mean (weighted 1/p) overall and per stratum, with counts.
+    With --windows A..B (and --source or --schedule, and --judge): one line per window, the trend.
+    """
+    from .errors import UsageError
+
+    if windows is not None or source is not None or schedule is not None:
+        if run_id is not None or windows is None or judge is None or (source is None) == (schedule is None):
+            raise UsageError("a trend takes --windows A..B, --judge J and one of --source S or --schedule N "
+                             "(and no run id)")
+        _trend(schedule or source or "", judge, windows, json_out, cluster_by)
+        return
+    if run_id is None:
+        raise UsageError("give a run id (see 'judgeq runs'), or --windows A..B with --source S and --judge J")
+    _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
+                     baseline_tag, max_drop, junit, markdown, need_gate=False)
+
+
+def _trend(name: str, judge: str, windows: str, json_out: bool, cluster_by: Optional[str]) -> None:
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+    from online.windows import windows_between
+
+    from .errors import UsageError
+    from .online_view import trend_view
+
+    ids = [w.id for w in windows_between(windows)]
+    ledger = Ledger(LedgerSettings().ledger_url)
+    runs = ledger.online_runs(name, judge, ids)
+    if not runs and not json_out:
+        raise UsageError(f"no online run of {name!r} with judge {judge!r} in {windows}; see 'judgeq runs'")
+    trend_view(ledger, runs, json_out=json_out, cluster_by=cluster_by, title=f"{name} · {judge} · {windows}")
+
+
 app.command("gate")(_assessment_command(
     True, "Gate a finished run: absolute gates and/or a baseline gate; exit 0 pass, 1 failed, 2 bad usage."))
 
