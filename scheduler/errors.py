@@ -24,6 +24,11 @@ them into exit codes::
     │   │   ├── LimitWait                   the next slot is too far away (handed back to the queue)
     │   │   └── LimiterUnavailable          the fleet's Redis is unreachable                → 3
     │   └── JudgeArgumentError              a caller's bug (also a ValueError)              → 4
+    ├── online.errors.OnlineError           base of everything raised by online/            → 2
+    │   ├── OnlineConfigError               a [sources.*] / [online.*] table or flag        → 2
+    │   ├── WindowError                     a malformed, future or not yet closed window    → 2
+    │   ├── SourceError                     a source's data cannot be read as configured    → 2
+    │   └── SourceUnavailable               the source cannot be reached                    → 3
     ├── ledger.errors.LedgerError           base of everything raised by ledger/            → 3
     │   ├── LedgerUnavailable               the database cannot be reached or opened        → 3
     │   ├── RunNotFound                     no run has that id (see `judgeq runs`)          → 2
