@@ -1,5 +1,6 @@
 """The ledger's tables, all of them: runs, their items, one score row per judged item,
-and for online runs the per-stratum counts of a window and the sampling rates in force.
+for online runs the per-stratum counts of a window and the sampling rates in force,
+and the daily budgets that steer those rates (with their history, decisions and reservations).
 
 This module is the data layout; migrations in ``ledger/migrations/versions``
 must produce exactly these tables (a test compares them). The models use a
@@ -28,6 +29,12 @@ RUN_KINDS: Final = ("offline", "online")
 RUN_STATUSES: Final = ("submitting", "running", "done", "abandoned")
 SCORE_STATUSES: Final = ("ok", "error", "skipped")
 RATE_RANGE: Final = "rate >= 0 AND rate <= 1"  # a sampling probability
+#: Where budget changes come from: the ``judgeq budget`` CLI, Flower's task API, or a program's call.
+BUDGET_VIAS: Final = ("cli", "flower", "api")
+#: The most USD per day a budget may be: a bound that also keeps NaN and infinity out (PostgreSQL's
+#: NaN and Infinity are >= 0; both are > this).
+MAX_USD_PER_DAY: Final = 1e12
+USD_RANGE: Final = "usd_per_day >= 0 AND usd_per_day <= 1e12"  # MAX_USD_PER_DAY
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -102,6 +109,7 @@ class Score(LedgerModel, table=True):
     __table_args__ = (
         sa.CheckConstraint(_one_of("status", SCORE_STATUSES), name="status"),
         sa.Index("ix_scores_verdict_cache", "judge_version", "content_hash"),
+        sa.Index("ix_scores_eval_ts", "eval", "ts"),  # a judge's spend, cost per item and cache hits over time
     )
 
     run_id: str = Field(primary_key=True)
@@ -169,6 +177,93 @@ class SamplingRate(LedgerModel, table=True):
     updated_at: datetime = Field(default_factory=utcnow)
 
 
+class Budget(LedgerModel, table=True):
+    """A daily spending cap in USD: global, a judge's, or a judge's within one online schedule.
+
+    ``scope`` is ``global``, ``judge:NAME`` or ``schedule:NAME/judge:NAME``
+    (``ledger.budget_rows.budget_scope``). A budget counts the spend of online
+    runs only; offline ``--max-cost`` runs have their own cap.
+    """
+
+    __tablename__ = "budgets"
+    __table_args__ = (sa.CheckConstraint(USD_RANGE, name="usd_per_day"),)
+
+    scope: str = Field(primary_key=True)
+    usd_per_day: float
+    updated_at: datetime = Field(default_factory=utcnow)
+    updated_by: str
+
+
+class BudgetChange(LedgerModel, table=True):
+    """One change of a budget: who made it, when, through what, from which amount to which.
+
+    ``old_usd`` None: there was no budget; ``new_usd`` None: the budget was removed.
+    """
+
+    __tablename__ = "budget_history"
+    __table_args__ = (sa.CheckConstraint(_one_of("via", BUDGET_VIAS), name="via"),)
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    scope: str
+    old_usd: float | None = None
+    new_usd: float | None = None
+    who: str
+    via: str
+    note: str = Field(default="", sa_type=sa.Text)
+
+
+class BudgetDecision(LedgerModel, table=True):
+    """A rate the budget controller chose for a schedule's judge and stratum, and the figures it chose it from.
+
+    Written for every decision so that "why did the rate drop at 14:00?" has
+    an answer (``judgeq budget history``). ``day`` is the budget day
+    (YYYY-MM-DD) the decision spends from; ``window`` the window it was made
+    for, when it was made for one.
+    """
+
+    __tablename__ = "budget_decisions"
+    __table_args__ = (
+        sa.CheckConstraint(RATE_RANGE, name="rate"),
+        sa.Index("ix_budget_decisions_day_id", "day", "id"),  # a day's decisions, newest first
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    day: str
+    schedule: str
+    judge: str
+    stratum: str
+    window: str | None = None
+    rate: float
+    expected_count: float  # traces expected in the window, before sampling
+    cost_per_item: float  # expected USD per sampled trace (after the cache hit rate)
+    budget_left: float  # USD: budget - spent - reserved when deciding (negative when overspent)
+    reserved_usd: float  # USD reserved for the window by this decision's plan
+    reason: str = Field(default="", sa_type=sa.Text)
+
+
+class BudgetReservation(LedgerModel, table=True):
+    """What enqueueing an online run set aside from its day's budget, until its rows settle it.
+
+    Outstanding while the run is not done: max(0, reserved - the cost of its
+    rows so far); nothing once it is done or abandoned (``ledger.budget``).
+    """
+
+    __tablename__ = "budget_reservations"
+    __table_args__ = (
+        sa.CheckConstraint("reserved_usd >= 0", name="reserved_usd"),
+        sa.Index("ix_budget_reservations_day_judge", "day", "judge"),  # a day's outstanding reservations
+    )
+
+    run_id: str = Field(primary_key=True)
+    day: str
+    judge: str
+    schedule: str
+    reserved_usd: float
+    created_at: datetime = Field(default_factory=utcnow)
+
+
 # The tables as SQLAlchemy Core sees them: queries are written against these
 # (typed column expressions), while rows come back as the classes above.
 RUNS: Final[sa.Table] = LedgerModel.metadata.tables["runs"]
@@ -176,3 +271,7 @@ ITEMS: Final[sa.Table] = LedgerModel.metadata.tables["items"]
 SCORES: Final[sa.Table] = LedgerModel.metadata.tables["scores"]
 WINDOW_STRATA: Final[sa.Table] = LedgerModel.metadata.tables["window_strata"]
 SAMPLING_RATES: Final[sa.Table] = LedgerModel.metadata.tables["sampling_rates"]
+BUDGETS: Final[sa.Table] = LedgerModel.metadata.tables["budgets"]
+BUDGET_HISTORY: Final[sa.Table] = LedgerModel.metadata.tables["budget_history"]
+BUDGET_DECISIONS: Final[sa.Table] = LedgerModel.metadata.tables["budget_decisions"]
+BUDGET_RESERVATIONS: Final[sa.Table] = LedgerModel.metadata.tables["budget_reservations"]
