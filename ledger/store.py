@@ -28,6 +28,7 @@ from sqlmodel import Session
 from ledger.engine import connect, create_ledger_engine
 from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
+from ledger.budget import BudgetLedger
 from ledger.online import OnlineLedger
 from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
@@ -42,8 +43,9 @@ from ledger.writer import writer_for
 STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
 
-class Ledger(OnlineLedger):
-    """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``)."""
+class Ledger(OnlineLedger, BudgetLedger):
+    """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``;
+    budgets: ``ledger.budget``)."""
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)

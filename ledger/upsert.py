@@ -3,8 +3,9 @@
 - runs: ON CONFLICT (id) DO NOTHING, so that a taken id is told apart from
   other integrity errors by the row count;
 - items: ON CONFLICT (run_id, trace_id) DO NOTHING;
-- window_strata, sampling_rates: ON CONFLICT (key) DO UPDATE every other
-  column: the latest write of a key wins (a rescan's counts, a new rate);
+- window_strata, sampling_rates, budgets: ON CONFLICT (key) DO UPDATE every
+  other column: the latest write of a key wins (a rescan's counts, a new rate);
+- budget_reservations: ON CONFLICT (run_id) DO NOTHING: a run reserves once;
 - scores (the write hot path): ON CONFLICT (run_id, trace_id,
   eval) DO NOTHING, except that an "error" row is replaced by an incoming
   "ok" row, so that a retry that succeeds wins over the failure recorded
@@ -30,7 +31,7 @@ import sqlalchemy as sa
 from sqlalchemy.dialects import postgresql, sqlite
 
 from ledger.errors import LedgerError
-from ledger.models import ITEMS, RUNS, SAMPLING_RATES, SCORES, WINDOW_STRATA
+from ledger.models import BUDGET_RESERVATIONS, BUDGETS, ITEMS, RUNS, SAMPLING_RATES, SCORES, WINDOW_STRATA
 
 ITEM_KEY: Final = ("run_id", "trace_id")
 SCORE_KEY: Final = ("run_id", "trace_id", "eval")
@@ -71,14 +72,23 @@ def insert_new_items(dialect_name: str, source: sa.Select[Any] | None = None) ->
     return insert_items(dialect_name, source).returning(ITEMS.c.trace_id)
 
 
+def insert_if_absent(dialect_name: str, table: sa.Table) -> sa.Insert:
+    """INSERT into ``table`` (budget_reservations) that inserts nothing (row count 0) when its key is taken."""
+    if table is not BUDGET_RESERVATIONS:
+        raise LedgerError(f"the table {table.name} is not written by inserting if absent")
+    key = [column.name for column in table.primary_key]
+    stmt: sa.Insert = _insert(dialect_name, table).on_conflict_do_nothing(index_elements=key)
+    return stmt
+
+
 def overwrite(dialect_name: str, table: sa.Table) -> sa.Insert:
-    """INSERT into ``table`` (window_strata or sampling_rates) replacing the row of the same primary key.
+    """INSERT into ``table`` (window_strata, sampling_rates, budgets) replacing the row of the same primary key.
 
     Except window_strata's ``enqueued``, which adds up: each scan of a window
     writes what it enqueued itself, and two scans racing on a window each add
     theirs in one statement (read, then write, would lose one of them).
     """
-    if table not in (WINDOW_STRATA, SAMPLING_RATES):
+    if table not in (WINDOW_STRATA, SAMPLING_RATES, BUDGETS):
         raise LedgerError(f"the table {table.name} is not written by overwriting")
     insert = _insert(dialect_name, table)
     key = [column.name for column in table.primary_key]
