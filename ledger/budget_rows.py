@@ -78,6 +78,13 @@ def check_usd(amount: float, what: str) -> float:
     return float(amount)
 
 
+def check_limit(limit: int) -> int:
+    """``limit`` if it is a whole number of at least 1 (rows to read); LedgerArgumentError otherwise."""
+    if isinstance(limit, bool) or not isinstance(limit, int) or limit < 1:
+        raise LedgerArgumentError(f"limit must be a whole number of at least 1, not {limit!r}")
+    return limit
+
+
 def utc_day(instant: datetime) -> tuple[str, datetime, datetime]:
     """The UTC day holding ``instant`` (tz-aware): its key (YYYY-MM-DD) and bounds [start, end)."""
     if instant.utcoffset() is None:
