@@ -74,7 +74,7 @@ def check_usd(amount: float, what: str) -> float:
     if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
         raise LedgerArgumentError(f"{what} must be a finite number of USD, not {amount!r}")
     if not 0 <= amount <= MAX_USD_PER_DAY:
-        raise LedgerArgumentError(f"{what} must be between 0 and {MAX_USD_PER_DAY:.0e} USD, not {amount!r}")
+        raise LedgerArgumentError(f"{what} must be between 0 and {MAX_USD_PER_DAY:.0f} USD, not {amount!r}")
     return float(amount)
 
 

@@ -1,0 +1,212 @@
+"""``judgeq budget``: the cost owner's commands (set, unset, show, history) over the ledger's daily budgets.
+
+A budget caps what online judging spends per UTC day, globally, per judge,
+or per judge within one online schedule; the budget controller turns it into
+sampling rates. Offline runs keep their own cap (``submit --max-cost``) and do
+not count against a daily budget. Registered on the app of ``scheduler.cli``,
+which imports this module last. Bad values (negative, NaN, infinite, an
+unknown judge or schedule) exit 2 and change nothing.
+"""
+
+from __future__ import annotations
+
+import getpass
+import math
+import os
+from datetime import UTC, date, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from .cli import JsonOpt, app
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from ledger.store import Ledger
+
+budget_app = typer.Typer(help="Daily USD budgets of online judging: set, unset, show, history.", no_args_is_help=True)
+app.add_typer(budget_app, name="budget")
+
+JudgeOpt = Annotated[Optional[str], typer.Option("--judge", help="The judge the budget caps (judgeq.toml or a "
+                                                 "builtin).")]
+ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="Only within this online schedule (an "
+                                                    "[online.NAME] table, or an ad-hoc run's source).")]
+GlobalOpt = Annotated[bool, typer.Option("--global", help="The cap of all online judging together.")]
+NoteOpt = Annotated[str, typer.Option("--note", help="Why: kept in the history.")]
+WhoOpt = Annotated[Optional[str], typer.Option("--who", help="Who makes the change (default: the login name).")]
+
+
+@budget_app.command("set")
+def budget_set(
+    usd_per_day: Annotated[float, typer.Option("--usd-per-day", help="USD per UTC day (0 stops online judging).")],
+    judge: JudgeOpt = None,
+    schedule: ScheduleOpt = None,
+    everything: GlobalOpt = False,
+    note: NoteOpt = "",
+    who: WhoOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Set a daily budget; the controller applies it at its next tick, and the change is kept in the history."""
+    from ledger.models import MAX_USD_PER_DAY
+
+    if not math.isfinite(usd_per_day) or not 0 <= usd_per_day <= MAX_USD_PER_DAY:
+        raise UsageError(f"--usd-per-day {usd_per_day:g} is not a budget; give a number of USD from 0 to "
+                         f"{MAX_USD_PER_DAY:.0f}, e.g. --usd-per-day 20")
+    scope = _scope(judge, schedule, everything)
+    if judge is not None:
+        _check_names(_config_path(), judge, schedule)
+    change = _ledger().set_budget(scope, usd_per_day, who=who or _login(), via="cli", note=note)
+    _print_change(change, json_out)
+
+
+@budget_app.command("unset")
+def budget_unset(
+    judge: JudgeOpt = None,
+    schedule: ScheduleOpt = None,
+    everything: GlobalOpt = False,
+    note: NoteOpt = "",
+    who: WhoOpt = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Remove a daily budget (its rates stay as last set until someone or the controller changes them)."""
+    scope = _scope(judge, schedule, everything)
+    change = _ledger().set_budget(scope, None, who=who or _login(), via="cli", note=note)
+    if change is None:
+        raise UsageError(f"there is no budget for {scope} to remove; see `judgeq budget show`")
+    _print_change(change, json_out)
+
+
+@budget_app.command("show")
+def budget_show(
+    day: Annotated[Optional[str], typer.Option("--day", help="A UTC day YYYY-MM-DD (default: today).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Each budget: USD/day, spent (online), reserved, projected end of day, the rates in force, cache hits."""
+    from .budget_view import gather, print_status, status_json
+
+    now = datetime.now(UTC)
+    chosen = _day(day, now)
+    status = gather(_ledger(), chosen, now, _config_path())
+    if json_out:
+        from .render import print_json
+
+        print_json(status_json(status))
+        return
+    print_status(status)
+
+
+@budget_app.command("history")
+def budget_history(
+    limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Entries to show, newest first.")] = 30,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Only this judge's budgets and decisions.")] = None,
+    day: Annotated[Optional[str], typer.Option("--day", help="Only the decisions of this budget day "
+                                               "(YYYY-MM-DD).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Budget changes (who, when, through what, old -> new) and the controller's decisions, newest first."""
+    from .budget_view import history_entries, print_history
+
+    if day is not None:
+        _parse_date(day)
+    entries = history_entries(_ledger(), limit=limit, judge=judge, day=day)
+    if json_out:
+        from .render import print_json
+
+        print_json(entries)
+        return
+    print_history(entries)
+
+
+# -- checks ---------------------------------------------------------------------
+
+
+def _scope(judge: Optional[str], schedule: Optional[str], everything: bool) -> str:
+    """The scope key the flags name; UsageError unless they name exactly one budget."""
+    from ledger.budget_rows import budget_scope
+    from ledger.errors import LedgerArgumentError
+
+    if everything and (judge is not None or schedule is not None):
+        raise UsageError("--global is the cap of all judges together: give it alone, or --judge J [--schedule S]")
+    if not everything and judge is None:
+        raise UsageError("name the budget: --judge J (optionally with --schedule S), or --global")
+    try:
+        return budget_scope(judge or None, schedule) if not everything else budget_scope(None)
+    except LedgerArgumentError as exc:
+        raise UsageError(f"--judge/--schedule: {exc}") from None
+
+
+def _check_names(config: Path, judge: str, schedule: Optional[str]) -> None:
+    """UsageError unless ``judge`` is configured or a builtin, and ``schedule`` (if given) exists and runs it."""
+    from judges.config import load_config
+    from online.schedules import load_schedules
+    from online.sources.base import load_sources
+
+    judges = load_config(config).names()
+    where = str(config)
+    if judge not in judges:
+        raise UsageError(f"unknown judge {judge!r}: not a [judges.{judge}] table of {where} nor a builtin "
+                         f"(known: {', '.join(judges)}); see `judgeq judges`")
+    if schedule is None:
+        return
+    schedules = load_schedules(config)
+    if schedule in schedules:
+        if judge not in schedules[schedule].judges:
+            raise UsageError(f"schedule {schedule!r} does not run judge {judge!r} (its judges: "
+                             f"{', '.join(schedules[schedule].judges)}); fix --judge, or add it to "
+                             f"[online.{schedule}] judges in {where}")
+        return
+    if schedule not in load_sources(config):  # `judgeq online --source S` runs are named after S
+        raise UsageError(f"unknown schedule {schedule!r}: no [online.{schedule}] (nor [sources.{schedule}]) table "
+                         f"in {where} (schedules: {', '.join(sorted(schedules)) or 'none'})")
+
+
+def _day(text: Optional[str], now: datetime) -> date:
+    today = now.date()
+    if text is None:
+        return today
+    chosen = _parse_date(text)
+    if chosen > today:
+        raise UsageError(f"--day {text} has not begun (today is {today.isoformat()} UTC)")
+    return chosen
+
+
+def _parse_date(text: str) -> date:
+    try:
+        return date.fromisoformat(text)
+    except ValueError:
+        raise UsageError(f"--day {text!r} is not a day; write YYYY-MM-DD, e.g. 2026-12-01") from None
+
+
+# -- plumbing -------------------------------------------------------------------
+
+
+def _ledger() -> Ledger:
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    return Ledger(LedgerSettings().ledger_url)
+
+
+def _config_path() -> Path:
+    from .settings import SchedulerSettings
+
+    return SchedulerSettings().config
+
+
+def _login() -> str:
+    try:
+        return getpass.getuser()
+    except (KeyError, OSError):  # no USER/LOGNAME and a uid the password database does not know (a container)
+        return os.environ.get("HOSTNAME") or "unknown"
+
+
+def _print_change(change: object, json_out: bool) -> None:
+    from .budget_view import change_json, change_text
+
+    if json_out:
+        from .render import print_json
+
+        print_json(change_json(change))
+        return
+    print(change_text(change) + "; the controller applies it at its next tick")
