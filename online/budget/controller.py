@@ -186,7 +186,10 @@ def _usd(x: float) -> str:
 
 def _stratum_reason(s: StratumPlanInput, rate: float, p: float, guaranteed: float, cut: bool) -> str:
     if s.expected_count == 0:
-        return "no traces expected: the common rate"
+        if rate > p:
+            return f"no traces expected: floor rate {s.floor:g}"
+        return "no traces expected; the minimums were cut to the day's money left" if cut else (
+            "no traces expected: the common rate")
     if rate >= 1.0:
         if p >= 1.0:
             return f"all {s.expected_count:,.0f} traces: the window's money covers every trace"
@@ -227,17 +230,17 @@ def plan(inputs: PlanInput) -> Plan:
     guaranteed = [s.guaranteed(inputs.min_margin_z) for s in inputs.strata]
     counts = [s.expected_count for s in inputs.strata]
     cut = False
-    if cost <= 0:
-        p, items = 1.0, total
+    if cost <= 0:  # free (a cost measured at 0): every trace
+        p = 1.0
+    elif sum(guaranteed) * cost > left:  # the minimums alone would overrun the day: scale them to what is left
+        cut = True
+        guaranteed = [g * left / (sum(guaranteed) * cost) for g in guaranteed]
+        p = 0.0  # the cut minimums take all that is left, the window's share included
     else:
-        if sum(guaranteed) * cost > left:  # the minimums alone would overrun the day: scale them to what is left
-            cut = True
-            guaranteed = [g * left / (sum(guaranteed) * cost) for g in guaranteed]
-        items = window_budget / cost
-        p = common_rate(guaranteed, counts, items)
+        p = common_rate(guaranteed, counts, window_budget / cost)
     decisions = []
     for s, g in zip(inputs.strata, guaranteed):
-        own = g / s.expected_count if s.expected_count > 0 else 0.0
+        own = g / s.expected_count if s.expected_count > 0 else (0.0 if cut else s.floor)
         rate = min(1.0, max(p, own))
         n_items = rate * s.expected_count
         decisions.append(StratumDecision(s.stratum, rate, n_items, n_items * cost,
