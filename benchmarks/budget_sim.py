@@ -1,0 +1,333 @@
+"""The budget controller over a simulated day: does spend land on the budget, whatever the traffic does?
+
+    python -m benchmarks.budget_sim [--seeds 50] [--window 60] [--budget 20] [--png budget_sim.png] [--json]
+
+One UTC day in compressed time: the simulation's clock jumps from event to
+event (a window closing, an item judged), and the controller reads only that
+clock. Each window is planned when it closes (its counts per stratum then
+exact), the plan's expected cost is reserved, its sample is judged over the
+next ``lag_windows`` windows, and each judgment settles its actual cost. The
+world:
+
+- traffic: a diurnal curve (0.2x the day's mean per hour at 04:00, 1.8x at
+  16:00), +-10 % from day to day, Poisson per window; seven previous days of
+  windows are the controller's history; **a 10x spike from 14:00 to 15:00**
+  (traffic whose pass rate is 0.35 lower: an incident), not in the history;
+- 20 strata, the smallest **0.5 %** of traffic, pass rates 0.5-0.95; every
+  stratum has ``min_items`` per window;
+- a call costs ``cost_per_call`` **+-50 %** (uniform); cache hits cost 0, and
+  **the hit rate jumps from 20 % to 60 % at 12:00**; the judge has no priced
+  calls at midnight, so the first window plans at the default cost;
+- when the day's settled spend reaches the budget, items still queued are
+  skipped for budget (as workers do).
+
+The day's spend is the actual cost of the runs planned that day (the last
+windows' judgments finish after midnight). Targets over the seeds: spend
+within 5 % of the budget and never more than 1 % over; every stratum judged
+at least its minimum over the day; the weighted estimate's 95 % interval
+(ledger.stats.estimate_mean, weights 1/p) covers the day's true pass rate
+in at least 93 % of seeds.
+"""
+
+from __future__ import annotations
+
+import argparse
+import heapq
+import itertools
+import json
+import math
+import sys
+import time
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timedelta, timezone
+from typing import Any
+
+import numpy as np
+
+from ledger.stats import Estimate, estimate_mean
+from online.budget import PlanInput, StratumPlanInput, cost_estimate, expected_traffic, plan
+
+from .budget_books import Books, MemoryBooks
+
+DAY = datetime(2026, 11, 22, tzinfo=timezone.utc)
+
+
+@dataclass(frozen=True)
+class SimConfig:
+    budget_usd: float = 50.0
+    traces_per_hour: float = 40_000  # the day's mean: about a million traces a day
+    window_minutes: int = 60
+    strata: int = 20
+    rare_share: float = 0.005
+    min_items: int = 5
+    cost_per_call: float = 0.004
+    cost_noise: float = 0.5
+    hit_rate_before: float = 0.2
+    hit_rate_after: float = 0.6
+    hit_jump_hour: float = 12.0
+    spike_hour: int = 14
+    spike_factor: float = 10.0
+    lag_windows: float = 1.5
+    history_days: int = 7
+    day_noise: float = 0.1
+
+    @property
+    def step(self) -> timedelta:
+        return timedelta(minutes=self.window_minutes)
+
+
+class SimClock:
+    """The injectable clock: ``now()`` is wherever the simulation has moved it."""
+
+    def __init__(self, at: datetime) -> None:
+        self.at = at
+
+    def now(self) -> datetime:
+        return self.at
+
+
+def diurnal(hour: float) -> float:
+    """Traffic relative to the day's mean per hour: 0.2 at 04:00, 1.8 at 16:00, mean 1."""
+    return 0.2 + 1.6 * (1 - math.cos(2 * math.pi * (hour - 4) / 24)) / 2
+
+
+@dataclass(frozen=True)
+class World:
+    """Who sends traces, how good the answers are, and what judging them costs."""
+
+    cfg: SimConfig
+    shares: np.ndarray
+    quality: np.ndarray
+
+    @classmethod
+    def build(cls, cfg: SimConfig) -> World:
+        k = np.arange(1, cfg.strata)
+        common = k ** -0.8
+        shares = np.append(common / common.sum() * (1 - cfg.rare_share), cfg.rare_share)
+        quality = np.append(0.55 + 0.4 * (k - 1) / max(1, cfg.strata - 2), 0.5)
+        return cls(cfg, shares, quality)
+
+    def mean_count(self, start: datetime) -> float:
+        mid = start + self.cfg.step / 2
+        return self.cfg.traces_per_hour * diurnal(mid.hour + mid.minute / 60) * self.cfg.window_minutes / 60
+
+    def window(self, rng: np.random.Generator, start: datetime, day_factor: float,
+               spike: bool) -> tuple[np.ndarray, np.ndarray]:
+        """(traces per stratum, passing traces per stratum) of one window."""
+        counts = rng.multinomial(rng.poisson(self.mean_count(start) * day_factor), self.shares)
+        passes = rng.binomial(counts, self.quality)
+        if spike and start.hour == self.cfg.spike_hour:
+            extra = rng.multinomial(rng.poisson(self.mean_count(start) * day_factor * (self.cfg.spike_factor - 1)),
+                                    self.shares)
+            counts, passes = counts + extra, passes + rng.binomial(extra, np.clip(self.quality - 0.35, 0.05, 1))
+        return counts, passes
+
+    def hit_rate(self, at: datetime) -> float:
+        hours = (at - DAY).total_seconds() / 3600
+        return self.cfg.hit_rate_before if hours < self.cfg.hit_jump_hour else self.cfg.hit_rate_after
+
+
+@dataclass
+class WindowTrace:
+    """One window as the controller saw and decided it (for the figures)."""
+
+    start: datetime
+    planned_at: datetime
+    count: int
+    expected: float
+    rate: float  # the largest stratum's: the common rate, or its minimum's where the minimums take the whole share
+    rare_rate: float  # the 0.5 % stratum's
+    window_budget: float
+    reserved: float  # this window's expected cost, reserved at enqueue
+    committed: float  # settled spend + outstanding reservations, this one's included, when it was planned
+    cost_per_item: float
+
+
+@dataclass
+class DayResult:
+    seed: int
+    budget: float
+    spent: float
+    skipped: int
+    items: int
+    truth: float
+    estimate: Estimate
+    unweighted: float
+    windows_short: int  # (window, stratum) pairs judged below min(min_items, traces)
+    pairs: int
+    strata_short: list[str]  # strata judged below their day's minimum
+    spend_curve: list[tuple[float, float]] = field(default_factory=list)  # (hours after midnight, settled spend)
+    windows: list[WindowTrace] = field(default_factory=list)
+
+    @property
+    def covered(self) -> bool:
+        return self.estimate.lo <= self.truth <= self.estimate.hi
+
+
+class SimulatedDay:
+    """The state of one simulated day: the queue of sampled items, the books, and what was judged."""
+
+    def __init__(self, seed: int, cfg: SimConfig, books: Books) -> None:
+        self.rng = np.random.default_rng(seed)
+        self.seed, self.cfg, self.books = seed, cfg, books
+        self.world = World.build(cfg)
+        self.clock = SimClock(DAY)
+        self.windows = round(timedelta(days=1) / cfg.step)
+        self.queue: list[tuple[datetime, int, str, int, float, float]] = []  # (when, seq, run, stratum, score, w)
+        self.seq = itertools.count()
+        self.pending: dict[str, int] = {}
+        self.run_index: dict[str, int] = {}
+        self.judged = np.zeros((self.windows, cfg.strata), dtype=int)
+        self.minimum = np.zeros_like(self.judged)  # min(min_items, traces) per window and stratum
+        self.scores: list[float] = []
+        self.weights: list[float] = []
+        self.population = [0, 0]  # passing traces, traces
+        self.skipped = 0
+        self.spend_curve: list[tuple[float, float]] = []
+        self.traces: list[WindowTrace] = []
+
+    def history(self) -> None:
+        """The previous days' windows, as the ledger's window_strata would hold them."""
+        step = self.cfg.step
+        for d in range(self.cfg.history_days, 0, -1):
+            factor = self.rng.lognormal(0, self.cfg.day_noise)
+            for i in range(self.windows):
+                start = DAY - timedelta(days=d) + i * step
+                if start < DAY - step:  # the window that closes at midnight is planned today
+                    self.books.record_seen(start, int(self.world.window(self.rng, start, factor, False)[0].sum()))
+
+    def settle_until(self, until: datetime) -> None:
+        """Judge the queued items due by ``until``, in time order; skip them for budget once the day's is spent."""
+        day = DAY.date()
+        while self.queue and self.queue[0][0] <= until:
+            at, _, run_id, stratum, score, weight = heapq.heappop(self.queue)
+            self.clock.at = at
+            self.pending[run_id] -= 1
+            if self.books.spent(day) >= self.cfg.budget_usd:
+                self.skipped += 1
+            else:
+                cached = self.rng.random() < self.world.hit_rate(at)
+                noise = self.rng.uniform(1 - self.cfg.cost_noise, 1 + self.cfg.cost_noise)
+                self.books.settle(run_id, 0.0 if cached else self.cfg.cost_per_call * noise, cached, at)
+                self.scores.append(score)
+                self.weights.append(weight)
+                self.judged[self.run_index[run_id], stratum] += 1
+                self.spend_curve.append(((at - DAY).total_seconds() / 3600, self.books.spent(day)))
+            if self.pending[run_id] == 0:
+                self.books.finish(run_id)
+
+    def window(self, index: int, factor: float) -> None:
+        """Close window ``index``: plan it, reserve, sample, queue the sample for judging."""
+        cfg, step, day = self.cfg, self.cfg.step, DAY.date()
+        start = DAY - step + index * step
+        self.settle_until(start + step)
+        self.clock.at = start + step
+        counts, passes = self.world.window(self.rng, start, factor, True)
+        self.population[0] += int(passes.sum())
+        self.population[1] += int(counts.sum())
+        cost = cost_estimate(*self.books.recent_calls())
+        expected, remaining = expected_traffic(self.books.history(), start, start + step,
+                                               DAY + timedelta(days=1) - step, step)
+        spent, reserved = self.books.spent(day), self.books.outstanding(day)
+        decided = plan(PlanInput(
+            now=self.clock.now(), day_start=DAY, day_end=DAY + timedelta(days=1), budget_usd=cfg.budget_usd,
+            spent_usd=spent, reserved_usd=reserved, cost_per_item=cost.per_item,
+            window_expected=expected, remaining_expected=remaining,
+            strata=tuple(StratumPlanInput(f"s{i:02d}", float(n), cfg.min_items) for i, n in enumerate(counts))))
+        run_id = f"o-{start:%Y-%m-%dT%H%M}"
+        self.run_index[run_id] = index
+        self.books.reserve(run_id, day, decided.expected_cost_usd, self.clock.now())
+        self.books.record_decision(self.clock.now(), start, decided)
+        self.books.record_seen(start, int(counts.sum()))
+        rates = [d.rate for d in decided.decisions]
+        self.traces.append(WindowTrace(start, self.clock.now(), int(counts.sum()), expected, rates[0], rates[-1],
+                                       decided.window_budget_usd, decided.expected_cost_usd,
+                                       spent + reserved + decided.expected_cost_usd, decided.cost_per_item))
+        self.pending[run_id] = 0
+        for stratum, (n, good, rate) in enumerate(zip(counts, passes, rates)):
+            self.minimum[index, stratum] = min(cfg.min_items, int(n))
+            k = int(self.rng.binomial(n, rate)) if rate > 0 else 0
+            ones = int(self.rng.hypergeometric(good, n - good, k)) if k else 0
+            for j, lag in enumerate(self.rng.uniform(0, cfg.lag_windows * step.total_seconds(), k)):
+                heapq.heappush(self.queue, (self.clock.now() + timedelta(seconds=float(lag)), next(self.seq), run_id,
+                                            stratum, 1.0 if j < ones else 0.0, 1 / rate))
+            self.pending[run_id] += k
+        if self.pending[run_id] == 0:
+            self.books.finish(run_id)
+
+    def run(self) -> DayResult:
+        self.history()
+        factor = self.rng.lognormal(0, self.cfg.day_noise)
+        for index in range(self.windows):
+            self.window(index, factor)
+        self.settle_until(datetime.max.replace(tzinfo=timezone.utc))
+        found = estimate_mean(self.scores, self.weights, binary=True, df_from_weights=True)
+        assert found is not None, "a day without a judged item"
+        short = self.judged.sum(axis=0) < self.minimum.sum(axis=0)
+        return DayResult(
+            seed=self.seed, budget=self.cfg.budget_usd, spent=self.books.spent(DAY.date()), skipped=self.skipped,
+            items=len(self.scores), truth=self.population[0] / self.population[1], estimate=found,
+            unweighted=float(np.mean(self.scores)), windows_short=int((self.judged < self.minimum).sum()),
+            pairs=int(self.judged.size), strata_short=[f"s{i:02d}" for i in np.flatnonzero(short)],
+            spend_curve=self.spend_curve, windows=self.traces)
+
+
+def simulate(seed: int, cfg: SimConfig = SimConfig(), books: Books | None = None) -> DayResult:
+    """One simulated day through the controller (see the module's docstring); ``books`` default to memory."""
+    return SimulatedDay(seed, cfg, books or MemoryBooks()).run()
+
+
+def summarize(results: list[DayResult]) -> dict[str, Any]:
+    ratio = np.array([r.spent / r.budget for r in results])
+    return {
+        "seeds": len(results),
+        "spend_over_budget": {"mean": float(ratio.mean()), "min": float(ratio.min()), "max": float(ratio.max())},
+        "within_5pct": int((np.abs(ratio - 1) <= 0.05).sum()),
+        "max_committed_over_budget": max(w.committed / r.budget for r in results for w in r.windows),
+        "more_than_1pct_over": int((ratio > 1.01).sum()),
+        "items_per_day": float(np.mean([r.items for r in results])),
+        "skipped_for_budget": int(sum(r.skipped for r in results)),
+        "strata_short_of_day_minimum": sum(len(r.strata_short) for r in results),
+        "window_strata_short": f"{sum(r.windows_short for r in results)} of {sum(r.pairs for r in results)}",
+        "covered": int(sum(r.covered for r in results)),
+        "coverage": float(np.mean([r.covered for r in results])),
+        "unweighted_bias": float(np.mean([r.unweighted - r.truth for r in results])),
+        "weighted_bias": float(np.mean([r.estimate.mean - r.truth for r in results])),
+        "mean_halfwidth": float(np.mean([(r.estimate.hi - r.estimate.lo) / 2 for r in results])),
+    }
+
+
+def targets_met(summary: dict[str, Any]) -> bool:
+    return (summary["within_5pct"] == summary["seeds"] and summary["more_than_1pct_over"] == 0
+            and summary["strata_short_of_day_minimum"] == 0 and summary["coverage"] >= 0.93)
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--seeds", type=int, default=50)
+    parser.add_argument("--window", type=int, default=60, choices=(15, 30, 60), help="window size in minutes")
+    parser.add_argument("--budget", type=float, default=50.0, help="USD per day")
+    parser.add_argument("--min-items", type=int, default=5, help="min_per_stratum, per window")
+    parser.add_argument("--png", default="budget_sim.png", help="where the figure goes ('' for none)")
+    parser.add_argument("--json", action="store_true")
+    args = parser.parse_args(argv)
+    cfg = SimConfig(budget_usd=args.budget, window_minutes=args.window, min_items=args.min_items)
+    began = time.perf_counter()
+    results = [simulate(seed, cfg) for seed in range(args.seeds)]
+    summary = {"config": asdict(cfg), **summarize(results), "seconds": round(time.perf_counter() - began, 2)}
+    if args.png:
+        from .budget_plot import draw
+
+        draw(results, cfg, args.png)
+        summary["png"] = args.png
+    if args.json:
+        print(json.dumps(summary, indent=2, default=str))
+    else:
+        from .budget_plot import report
+
+        print(report(results, summary))
+    return 0 if targets_met(summary) else 1
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,130 @@
+"""The controller's two estimates: how many traces the day still holds, and what a sampled trace costs.
+
+Both are pure functions of what the ledger already records: the windows'
+``seen`` counts (``window_strata``) and the recent scored rows of the judge
+version (their ``cost_usd`` and whether they were cache hits).
+
+**Traffic** follows the hour of day: the traces per second seen in each hour
+of the day on the previous days (the mean over the windows that were
+judged then: a window that was not judged is unknown, not zero), integrated
+over the next window and over the rest of the day. An hour the previous
+days never saw, or every hour when there are no previous days (a schedule's
+first day), gets the recent average rate (every window given); with no
+history at all, the window being planned (``current``) stands for the rest
+of the day, so a new schedule does not spend the whole day's money on its
+first window. Windows of a day or longer have no hour of day: they get the
+recent average.
+
+**Cost per sampled item** is the mean cost of a call (rows that were not
+cache hits) times the share of calls that miss the cache. The hit rate used
+is capped at :data:`MAX_HIT_RATE`, so a cache that has hit every recent call
+does not make judgments look free (rate 1, nothing reserved) the moment it
+stops hitting.
+"""
+
+from __future__ import annotations
+
+import math
+from collections import defaultdict
+from collections.abc import Iterable
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Final
+
+from ..windows import Size
+from .controller import DEFAULT_COST_PER_ITEM_USD
+
+#: The highest cache hit rate the cost estimate believes.
+MAX_HIT_RATE: Final = 0.9
+
+HOUR: Final = timedelta(hours=1)
+DAY: Final = timedelta(days=1)
+
+
+def _rate_profile(history: list[tuple[datetime, int]], step: timedelta,
+                  day_start: datetime) -> tuple[dict[int, float], float | None]:
+    """(traces per second by hour of day over the previous days, the mean traces per second of every window)."""
+    seconds = step.total_seconds()
+    by_hour: dict[int, list[float]] = defaultdict(list)
+    every: list[float] = []
+    for start, seen in history:
+        rate = seen / seconds
+        every.append(rate)
+        if start < day_start and step <= HOUR:
+            by_hour[start.hour].append(rate)
+    profile = {hour: sum(rates) / len(rates) for hour, rates in by_hour.items()}
+    return profile, (sum(every) / len(every) if every else None)
+
+
+def _integrate(profile: dict[int, float], average: float, start: datetime, end: datetime) -> float:
+    """Traces expected in ``[start, end)``: the hourly rates times the seconds of each hour in the span."""
+    total, at = 0.0, start
+    while at < end:
+        next_hour = at.replace(minute=0, second=0, microsecond=0) + HOUR
+        stop = min(next_hour, end)
+        total += profile.get(at.hour, average) * (stop - at).total_seconds()
+        at = stop
+    return total
+
+
+def expected_traffic(history: Iterable[tuple[datetime, int]], window_start: datetime, window_end: datetime,
+                     day_end: datetime, size: Size | timedelta, *,
+                     current: float | None = None) -> tuple[float, float]:
+    """(traces expected in ``[window_start, window_end)``, traces expected in ``[window_end, day_end)``).
+
+    ``history``: recent windows of this schedule as (window start, traces seen), of length ``size``
+    (UTC datetimes). ``day_end``: the end of the budget's day (the day is the 24 hours before it).
+    ``current``: the planned window's own count, used only when there is no history.
+    """
+    step = size.step if isinstance(size, Size) else size
+    if step <= timedelta(0):
+        raise ValueError(f"window size {step} must be positive")
+    windows = list(history)
+    profile, average = _rate_profile(windows, step, day_end - DAY)
+    if average is None:
+        if current is None:
+            return 0.0, 0.0
+        average = current / (window_end - window_start).total_seconds()
+    window = _integrate(profile, average, window_start, window_end)
+    remaining = _integrate(profile, average, window_end, day_end) if window_end < day_end else 0.0
+    return window, remaining
+
+
+@dataclass(frozen=True)
+class CostEstimate:
+    """Expected USD per sampled item, and what it rests on.
+
+    ``measured`` is False when no call has been priced yet: ``usd`` is then
+    the default, and ``per_item`` (what ``PlanInput.cost_per_item`` takes) is
+    None so that the plan says so in its reason.
+    """
+
+    usd: float
+    measured: bool
+    mean_cost_of_calls: float | None
+    hit_rate: float
+
+    @property
+    def per_item(self) -> float | None:
+        return self.usd if self.measured else None
+
+    def describe(self) -> str:
+        if not self.measured:
+            return f"${self.usd:.4f} per item (the default: no priced calls yet)"
+        return (f"${self.usd:.4f} per item (${self.mean_cost_of_calls:.4f} per call x "
+                f"{1 - self.hit_rate:.0%} not cached)")
+
+
+def cost_estimate(mean_cost_of_calls: float | None, hit_rate: float | None,
+                  default: float = DEFAULT_COST_PER_ITEM_USD) -> CostEstimate:
+    """Expected USD per sampled item: the mean cost of a call x (1 - the cache hit rate); cache hits cost nothing.
+
+    ``mean_cost_of_calls``: the mean ``cost_usd`` of the judge version's recent rows that were not cache
+    hits (None when there are none). ``hit_rate``: the share of its recent rows that were cache hits (None:
+    no rows, taken as 0). Without a priced call the default stands in, undiscounted: a hit rate measured
+    on no calls says nothing about what a call costs.
+    """
+    hit = 0.0 if hit_rate is None or math.isnan(hit_rate) else min(MAX_HIT_RATE, max(0.0, hit_rate))
+    if mean_cost_of_calls is None or not math.isfinite(mean_cost_of_calls) or mean_cost_of_calls < 0:
+        return CostEstimate(default, False, None, hit)
+    return CostEstimate(mean_cost_of_calls * (1 - hit), True, mean_cost_of_calls, hit)
