@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from ledger.store import Ledger
     from workers.dispatch import Dispatcher
 
+    from .budget.pacer import Planner
     from .sources.base import TraceSource
 
 STORE_BATCH = 500  # items stored per transaction, at least
@@ -104,7 +105,7 @@ class WindowJob:
     """Judge ``window`` of ``schedule``: see the module's docstring."""
 
     def __init__(self, schedule: Schedule, window: Window, source: TraceSource, judges: Sequence[ResolvedJudge],
-                 ledger: Ledger, settings: ChunkSettings | None = None) -> None:
+                 ledger: Ledger, settings: ChunkSettings | None = None, planner: Planner | None = None) -> None:
         self.schedule = schedule
         self.window = window
         self.source = source
@@ -112,6 +113,7 @@ class WindowJob:
         self.ledger = ledger
         self.settings = settings or ChunkSettings()
         self.decider = Decider(schedule.policy)
+        self.planner = planner  # the budget controller (online/budget/pacer.py), when a budget applies
 
     def run_ids(self) -> dict[str, str]:
         key = self.schedule.policy.key()
@@ -194,8 +196,14 @@ class WindowJob:
             created = self.ledger.create_run_if_absent(self._new_run(run_id, judge))
             stored = {} if created else {c.stratum: c.rate for c in self.ledger.strata(run_id)}
             base = book.base(judge.name)
+            planned = None
+            if not stored and self.planner is not None:
+                counts = counts if counts is not None else self._count()
+                planned = self.planner(judge, run_id, counts)
             if stored:
                 rates = stored
+            elif planned is not None:
+                rates = dict(planned)
             elif self.schedule.policy.min_per_stratum > 0 or self.schedule.policy.floor > 0:
                 counts = counts if counts is not None else self._count()
                 rates = plan_rates(counts, base, self.schedule.policy.min_per_stratum, self.schedule.policy.floor)

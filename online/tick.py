@@ -19,6 +19,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
 
+from .budget.pacer import window_planner
 from .job import WindowJob, WindowOutcome
 from .plan import Plan, prepare, schedule_for
 from .windows import Window, latest_closed, window_at
@@ -73,6 +74,7 @@ def tick(config: Path | None, schedule_name: str, ledger: Ledger, dispatcher: Di
     mark_finished(plan, ledger)
     outcomes = []
     for window in due_windows(plan, ledger, now):
-        job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings)
+        job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings,
+                        planner=window_planner(ledger, plan.schedule, window, now))
         outcomes.append(job.run(dispatcher))
     return outcomes

@@ -15,13 +15,17 @@ from online.schedules import Schedule
 from workers.keys import QUEUE_LOCAL
 
 TICK_TASK: Final = "judgeq.online_tick"
+BUDGET_TASK: Final = "judgeq.budget_tick"
+#: The budget controller plans ahead this often (DESIGN: every minute).
+BUDGET_EVERY_S: Final = 60.0
 #: Redis keys of beat's state (celery-redbeat's), apart from judgeq's others.
 BEAT_KEY_PREFIX: Final = "judgeq:beat:"
 
 
 def beat_schedule(schedules: dict[str, Schedule]) -> dict[str, dict[str, Any]]:
-    """Celery's ``beat_schedule``: one entry per online schedule, firing its tick every ``every``."""
-    return {
+    """Celery's ``beat_schedule``: one entry per online schedule, firing its tick every ``every``, and the
+    budget controller's tick every minute (it plans only judges that have a budget)."""
+    entries: dict[str, dict[str, Any]] = {
         f"online:{name}": {
             "task": TICK_TASK,
             "schedule": schedule.every.total_seconds(),
@@ -30,6 +34,10 @@ def beat_schedule(schedules: dict[str, Schedule]) -> dict[str, dict[str, Any]]:
         }
         for name, schedule in sorted(schedules.items())
     }
+    if schedules:
+        entries["budget"] = {"task": BUDGET_TASK, "schedule": BUDGET_EVERY_S, "args": [],
+                             "options": {"queue": QUEUE_LOCAL, "expires": BUDGET_EVERY_S}}
+    return entries
 
 
 def beat_config(schedules: dict[str, Schedule], broker_url: str) -> dict[str, Any]:

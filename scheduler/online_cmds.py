@@ -68,7 +68,10 @@ def online(
     target = window_for(chosen, window=window, last=last, now=datetime.now(UTC))
     dispatcher = _dispatcher(settings)
     ledger = Ledger(LedgerSettings().ledger_url)
-    job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings)
+    from online.budget.pacer import window_planner
+
+    job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings,
+                    planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
     _say(f"window {target.id} of {chosen.name} ({chosen.source}): [{target.start:%Y-%m-%d %H:%M}, "
          f"{target.end:%Y-%m-%d %H:%M}) UTC, judges {', '.join(chosen.judges)}")
     if dispatcher.embedded:

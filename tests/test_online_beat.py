@@ -245,7 +245,8 @@ window = "1d"
 """)
     schedules = load_schedules(tmp_path / "judgeq.toml")
     entries = beat_schedule(schedules)
-    assert list(entries) == ["online:daily", f"online:{SCHEDULE}"]
+    assert list(entries) == ["online:daily", f"online:{SCHEDULE}", "budget"]
+    assert entries["budget"]["task"] == "judgeq.budget_tick" and entries["budget"]["schedule"] == 60.0
     assert entries[f"online:{SCHEDULE}"] == {"task": TICK_TASK, "schedule": 2.0, "args": [SCHEDULE],
                                             "options": {"queue": "local", "expires": 2.0}}
     assert entries["online:daily"]["schedule"] == 86400.0  # every defaults to the window's length

@@ -43,6 +43,7 @@ from judges.retry import Prior, RetryPolicy
 from judges.verdict import Verdict
 from ledger.rows import ScoreIn
 from ledger.store import Ledger
+from online.budget.gate import DailyBudgetGate
 
 from .circuit import Circuit
 from .errors import VerdictCountError
@@ -74,6 +75,8 @@ class RemoteServices:
     requeue: Callable[[ChunkMessage, float], None]
     #: Leases on items being judged (fleet-wide in Redis; in-process by default).
     leases: Leases = field(default_factory=LocalLeases)
+    #: Online judges' daily budgets: once spent, their queued items are skipped for budget.
+    daily_budget: DailyBudgetGate = field(default_factory=DailyBudgetGate)
 
     def retry_policy(self) -> RetryPolicy:
         s = self.settings
@@ -128,6 +131,13 @@ def judge_remote(
                        delivery.rows([(r, Verdict.failed(r.id, reason, attempts=0)) for r in records])]
             ledger.write_scores(skipped)
             return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
+
+    spent = services.daily_budget.spent(ledger, message.run_id, name)
+    if spent is not None:  # an online run's judge has spent the day's budget (online/budget/gate.py)
+        skipped = [dataclasses.replace(row, status="skipped", error_kind="budget") for row in
+                   delivery.rows([(r, Verdict.failed(r.id, spent, attempts=0)) for r in records])]
+        ledger.write_scores(skipped)
+        return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
 
     cached_rows: list[ScoreIn] = []
     todo: Sequence[Record] = records

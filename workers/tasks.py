@@ -231,3 +231,56 @@ def online_tick(schedule: Any) -> list[dict[str, Any]]:
         log.info("online %s window %s: %d seen, sampled %s, enqueued %s", schedule, outcome.window, outcome.seen,
                  outcome.sampled, outcome.new)
     return [outcome.to_json() for outcome in outcomes]
+
+
+@app.task(name="judgeq.budget_tick", ignore_result=True)
+def budget_tick() -> list[str]:
+    """Beat's minute tick of the budget controller (online/budget/ahead.py): plan each schedule's next window."""
+    from datetime import UTC, datetime
+
+    from online.budget.ahead import plan_ahead
+    from online.errors import OnlineError
+    from online.settings import OnlineSettings
+
+    state = _state.ensure()
+    assert state.ledger is not None
+    try:
+        planned = plan_ahead(OnlineSettings().config, state.ledger, datetime.now(UTC))
+    except OnlineError as exc:
+        log.error("budget tick: %s", exc)
+        return []
+    for ahead in planned:
+        log.info("budget %s", ahead.summary())
+    return [ahead.summary() for ahead in planned]
+
+
+@app.task(name="judgeq.budget_set", ignore_result=True)
+def budget_set(judge: Any = None, usd_per_day: Any = None, schedule: Any = None, everything: Any = False,
+               who: Any = "flower", note: Any = "") -> str:
+    """Set a daily budget (Flower's API: ``POST /api/task/async-apply/judgeq.budget_set`` with JSON kwargs).
+
+    ``judge`` (or ``everything: true`` for the global cap), ``usd_per_day`` (a number >= 0, or null to
+    remove it), ``schedule`` (optional). Bad values fail the task with a message saying what to send, and
+    change nothing. The change applies from the next tick and shows in ``judgeq budget history`` as made
+    through Flower.
+    """
+    from online.budget.setting import set_checked
+    from online.errors import OnlineConfigError
+    from online.settings import OnlineSettings
+
+    if everything is not True and everything is not False:
+        raise OnlineConfigError("everything is true (the global cap) or false")
+    if everything and (judge is not None or schedule is not None):
+        raise OnlineConfigError("everything: true is the global cap of all judges: give no judge or schedule")
+    if not everything and judge is None:
+        raise OnlineConfigError('name the budget: {"judge": "J", "usd_per_day": 20} or {"everything": true, ...}')
+    if not isinstance(who, str) or not who.strip() or not isinstance(note, str):
+        raise OnlineConfigError("who and note are text")
+    state = _state.ensure()
+    assert state.ledger is not None
+    change = set_checked(state.ledger, OnlineSettings().config, judge=None if everything else judge,
+                         schedule=schedule, usd=usd_per_day, who=f"{who.strip()[:80]}", via="flower",
+                         note=note[:500])
+    summary = "no change" if change is None else f"{change.scope}: {change.old_usd} -> {change.new_usd} USD/day"
+    log.info("budget set through Flower: %s", summary)
+    return summary
