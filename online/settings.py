@@ -19,3 +19,7 @@ class OnlineSettings(ChunkSettings):
     model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
 
     config: Path = Field(default=Path("judgeq.toml"), description="The judge config file (TOML).")
+    budget_tick_s: float = Field(
+        default=60.0, gt=0, le=3600,
+        description="Seconds between the budget controller's ticks in `judgeq beat` (each plans the next windows).",
+    )

@@ -16,13 +16,11 @@ from workers.keys import QUEUE_LOCAL
 
 TICK_TASK: Final = "judgeq.online_tick"
 BUDGET_TASK: Final = "judgeq.budget_tick"
-#: The budget controller plans ahead this often (DESIGN: every minute).
-BUDGET_EVERY_S: Final = 60.0
 #: Redis keys of beat's state (celery-redbeat's), apart from judgeq's others.
 BEAT_KEY_PREFIX: Final = "judgeq:beat:"
 
 
-def beat_schedule(schedules: dict[str, Schedule]) -> dict[str, dict[str, Any]]:
+def beat_schedule(schedules: dict[str, Schedule], budget_every_s: float = 60.0) -> dict[str, dict[str, Any]]:
     """Celery's ``beat_schedule``: one entry per online schedule, firing its tick every ``every``, and the
     budget controller's tick every minute (it plans only judges that have a budget)."""
     entries: dict[str, dict[str, Any]] = {
@@ -35,15 +33,15 @@ def beat_schedule(schedules: dict[str, Schedule]) -> dict[str, dict[str, Any]]:
         for name, schedule in sorted(schedules.items())
     }
     if schedules:
-        entries["budget"] = {"task": BUDGET_TASK, "schedule": BUDGET_EVERY_S, "args": [],
-                             "options": {"queue": QUEUE_LOCAL, "expires": BUDGET_EVERY_S}}
+        entries["budget"] = {"task": BUDGET_TASK, "schedule": budget_every_s, "args": [],
+                             "options": {"queue": QUEUE_LOCAL, "expires": budget_every_s}}
     return entries
 
 
-def beat_config(schedules: dict[str, Schedule], broker_url: str) -> dict[str, Any]:
+def beat_config(schedules: dict[str, Schedule], broker_url: str, budget_every_s: float = 60.0) -> dict[str, Any]:
     """The Celery settings that make ``celery beat`` judgeq's: the schedule, and redbeat on the broker's Redis."""
     return {
-        "beat_schedule": beat_schedule(schedules),
+        "beat_schedule": beat_schedule(schedules, budget_every_s),
         "beat_scheduler": "redbeat.RedBeatScheduler",
         "redbeat_redis_url": broker_url,
         "redbeat_key_prefix": BEAT_KEY_PREFIX,

@@ -208,7 +208,7 @@ def beat(
     CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
     from workers.tasks import app as celery_app
 
-    celery_app.conf.update(beat_config(schedules, worker_settings.broker_url))
+    celery_app.conf.update(beat_config(schedules, worker_settings.broker_url, SchedulerSettings().budget_tick_s))
     for name, schedule in sorted(schedules.items()):
         _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
              f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
