@@ -22,9 +22,7 @@ def _steps(ax: Axes, edges: list[float], values: list[float], baseline: float | 
     ax.stairs(values, edges, baseline=baseline, **style)
 
 
-def _legend_below(ax: Axes, handles: list[Any] | None = None, labels: list[str] | None = None) -> None:
-    if handles is None:
-        handles, labels = ax.get_legend_handles_labels()
+def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
 
 

@@ -1,6 +1,6 @@
 """The budget controller over a simulated day: does spend land on the budget, whatever the traffic does?
 
-    python -m benchmarks.budget_sim [--seeds 50] [--window 60] [--budget 20] [--png budget_sim.png] [--json]
+    python -m benchmarks.budget_sim [--seeds 50] [--window 60] [--budget 50] [--png benchmarks/budget_sim.png] [--json]
 
 One UTC day in compressed time: the simulation's clock jumps from event to
 event (a window closing, an item judged), and the controller reads only that
@@ -317,7 +317,7 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--window", type=int, default=60, choices=(15, 30, 60), help="window size in minutes")
     parser.add_argument("--budget", type=float, default=50.0, help="USD per day")
     parser.add_argument("--min-items", type=int, default=5, help="min_per_stratum, per window")
-    parser.add_argument("--png", default="budget_sim.png", help="where the figure goes ('' for none)")
+    parser.add_argument("--png", default="benchmarks/budget_sim.png", help="where the figure goes ('' for none)")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     cfg = SimConfig(budget_usd=args.budget, window_minutes=args.window, min_items=args.min_items)

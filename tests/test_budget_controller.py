@@ -27,7 +27,7 @@ HOUR = timedelta(hours=1)
 SHARES = {"de": 0.5, "fr": 0.3, "it": 0.195, "rare": 0.005}
 
 
-def diurnal(hour: int) -> float:
+def diurnal(hour: int) -> int:
     """Traces per hour: quiet at 04:00, busiest at 16:00."""
     return round(1000 + 9000 * (1 - math.cos(2 * math.pi * (hour - 4) / 24)) / 2)
 

@@ -46,7 +46,7 @@ HOUR: Final = timedelta(hours=1)
 DAY: Final = timedelta(days=1)
 
 
-def _rate_profile(history: list[tuple[datetime, int]], step: timedelta,
+def _rate_profile(history: list[tuple[datetime, float]], step: timedelta,
                   day_start: datetime) -> tuple[dict[int, float], float | None]:
     """(traces per second by hour of day over the previous days, the mean traces per second of every window)."""
     seconds = step.total_seconds()
@@ -72,7 +72,7 @@ def _integrate(profile: dict[int, float], average: float, start: datetime, end: 
     return total
 
 
-def expected_traffic(history: Iterable[tuple[datetime, int]], window_start: datetime, window_end: datetime,
+def expected_traffic(history: Iterable[tuple[datetime, float]], window_start: datetime, window_end: datetime,
                      day_end: datetime, size: Size | timedelta, *,
                      current: float | None = None) -> tuple[float, float]:
     """(traces expected in ``[window_start, window_end)``, traces expected in ``[window_end, day_end)``).
