@@ -137,7 +137,11 @@ def cost_estimate(mean_cost_of_calls: float | None, hit_rate: float | None,
 
 def minimums_ahead(strata: Sequence[StratumPlanInput], windows_left: int, remaining_expected: float,
                    cost_per_item: float, z: float = MIN_MARGIN_Z) -> float:
-    """What the minimums of the day's ``windows_left`` later windows are expected to cost, in USD."""
+    """What the minimums of the day's ``windows_left`` later windows are expected to cost, in USD.
+
+    Pass 0 instead while the cost is the default (no priced calls): a
+    conservative guess times a day of minimums would cut the first window's.
+    """
     total = sum(s.expected_count for s in strata)
     if windows_left <= 0 or total <= 0:
         return 0.0
