@@ -22,9 +22,7 @@ def _steps(ax: Axes, edges: list[float], values: list[float], baseline: float | 
     ax.stairs(values, edges, baseline=baseline, **style)
 
 
-def _legend_below(ax: Axes, handles: list[Any] | None = None, labels: list[str] | None = None) -> None:
-    if handles is None:
-        handles, labels = ax.get_legend_handles_labels()
+def _legend_below(ax: Axes, handles: list[Any], labels: list[str]) -> None:
     ax.legend(handles, labels, loc="upper center", bbox_to_anchor=(0.5, -0.13), ncol=2, fontsize=8, frameon=False)
 
 
@@ -99,9 +97,9 @@ def report(results: list[DayResult], summary: dict[str, Any]) -> str:
         f"{s['seeds']} simulated days, ${results[0].budget:g}/day, {s['seconds']} s",
         f"spend / budget: mean {ratio['mean']:.4f}, min {ratio['min']:.4f}, max {ratio['max']:.4f}",
         f"  within 5 % of the budget: {s['within_5pct']} of {s['seeds']} days; more than 1 % over: "
-        f"{s['more_than_1pct_over']}; planned (settled + reserved) at most {s['max_committed_over_budget']:.4f} "
-        "of the budget",
-        f"items judged per day: {s['items_per_day']:,.0f}; skipped for budget: {s['skipped_for_budget']} in all",
+        f"{s['more_than_1pct_over']}; windows that reserved more than was left: {s['planned_past_the_budget']}",
+        f"items judged per day: {s['items_per_day']:,.0f}; skipped for budget: {s['skipped_for_budget']} in all; "
+        f"windows whose minimums were cut (the day's money could not pay them all): {s['windows_with_minimums_cut']}",
         f"strata short of their day's minimum: {s['strata_short_of_day_minimum']}; (window, stratum) pairs short "
         f"of min(min_items, traces): {s['window_strata_short']}",
         f"weighted estimate's 95 % interval covers the day's truth: {s['covered']} of {s['seeds']} "

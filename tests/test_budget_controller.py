@@ -15,6 +15,7 @@ from online.budget import (
     StratumPlanInput,
     cost_estimate,
     expected_traffic,
+    minimums_ahead,
     plan,
 )
 from online.budget.controller import common_rate
@@ -26,7 +27,7 @@ HOUR = timedelta(hours=1)
 SHARES = {"de": 0.5, "fr": 0.3, "it": 0.195, "rare": 0.005}
 
 
-def diurnal(hour: int) -> float:
+def diurnal(hour: int) -> int:
     """Traces per hour: quiet at 04:00, busiest at 16:00."""
     return round(1000 + 9000 * (1 - math.cos(2 * math.pi * (hour - 4) / 24)) / 2)
 
@@ -41,10 +42,10 @@ def strata(total: float, min_items: int = 0, floor: float = 0.0) -> tuple[Stratu
 
 def inputs(*, now: datetime = DAY + 10 * HOUR, budget: float = 20.0, spent: float = 0.0, reserved: float = 0.0,
            cost: float | None = 0.003, window: float = 10_000, remaining: float = 100_000,
-           counts: tuple[StratumPlanInput, ...] | None = None) -> PlanInput:
+           counts: tuple[StratumPlanInput, ...] | None = None, ahead: float = 0.0) -> PlanInput:
     return PlanInput(now=now, day_start=DAY, day_end=DAY + 24 * HOUR, budget_usd=budget, spent_usd=spent,
                      reserved_usd=reserved, cost_per_item=cost, window_expected=window, remaining_expected=remaining,
-                     strata=strata(window) if counts is None else counts)
+                     strata=strata(window) if counts is None else counts, remaining_minimums_usd=ahead)
 
 
 def run_day(actual: dict[int, float], budget: float = 20.0, cost: float = 0.003,
@@ -93,7 +94,7 @@ def test_a_quiet_morning_leaves_its_money_for_later_windows() -> None:
     quiet = run_day({h: diurnal(h) * (0.02 if h < 12 else 1) for h in range(24)}, budget=budget)
     calm = run_day({h: diurnal(h) for h in range(24)}, budget=budget)
     assert all(p.rate == 1.0 for p in quiet[:12])
-    assert "stays for later windows" in quiet[0].reason
+    assert "of the share stays for later" in quiet[0].reason
     morning = sum(p.expected_cost_usd for p in quiet[:12])
     assert morning == pytest.approx(sum(0.02 * diurnal(h) * 0.003 for h in range(12)))  # every trace, no more
     assert morning < 0.2 * sum(p.expected_cost_usd for p in calm[:12])
@@ -106,7 +107,7 @@ def test_minimums_come_first_and_the_rest_is_one_rate() -> None:
     result = plan(inputs(counts=strata(10_000, min_items=20)))
     by = {d.stratum: d for d in result.decisions}
     assert by["rare"].expected_items >= 20  # 50 traces: the minimum plus its margin
-    assert by["rare"].expected_items == pytest.approx(min(50, 20 + 2 * math.sqrt(20)))
+    assert by["rare"].expected_items == pytest.approx(min(50, (math.sqrt(20) + 1) ** 2))
     assert by["rare"].rate > result.rate
     assert "minimum 20 items" in by["rare"].reason
     for name in ("de", "fr", "it"):  # self-weighting where the minimum does not bind
@@ -117,15 +118,25 @@ def test_minimums_come_first_and_the_rest_is_one_rate() -> None:
     assert {d.stratum: d.rate for d in tiny.decisions}["rare"] == 1.0
 
 
-def test_minimums_that_cost_more_than_the_share_are_granted_from_the_day_and_cut_to_what_is_left() -> None:
+def test_minimums_past_the_share_are_granted_while_the_day_can_pay_every_windows_minimums() -> None:
     counts = tuple(StratumPlanInput(f"s{i}", 1_000, 50) for i in range(10))
-    granted = plan(inputs(budget=20.0, spent=19.0, counts=counts))  # $1 left; share $0.09; minimums ~$1.9
-    assert granted.expected_cost_usd == pytest.approx(1.0, rel=1e-9)
-    assert all("cut to the day's money left" in d.reason for d in granted.decisions)
-    roomy = plan(inputs(budget=20.0, spent=15.0, counts=counts))  # $5 left: the minimums whole, past the share
-    assert roomy.expected_cost_usd > roomy.window_budget_usd
-    assert all(d.expected_items == pytest.approx(50 + 2 * math.sqrt(50)) for d in roomy.decisions)
-    assert "more than the share" in roomy.reason
+    minimums = 10 * (math.sqrt(50) + 1) ** 2 * 0.003  # about $1.95: more than this window's share of the day
+    roomy = plan(inputs(budget=20.0, spent=15.0, counts=counts))  # $5 left, share 10k of 110k traces: $0.45
+    assert roomy.window_budget_usd == pytest.approx(5.0 / 11)
+    assert roomy.expected_cost_usd == pytest.approx(minimums)
+    assert all(d.expected_items == pytest.approx((math.sqrt(50) + 1) ** 2) for d in roomy.decisions)
+    assert "its minimums $1.95 first" in roomy.reason and "cost more than the share" in roomy.reason
+    assert not roomy.minimums_cut
+    # the rest of the day's minimums ($2 of them) still fit: granted the same
+    assert plan(inputs(budget=20.0, spent=15.0, counts=counts, ahead=2.0)).expected_cost_usd == pytest.approx(minimums)
+    # $4 of them do not: every window gets the same fraction of its minimums, 5 / (1.95 + 4)
+    cut = plan(inputs(budget=20.0, spent=15.0, counts=counts, ahead=4.0))
+    assert cut.minimums_cut and cut.expected_cost_usd == pytest.approx(minimums * 5.0 / (minimums + 4.0))
+    assert all("cut to the day's money left" in d.reason for d in cut.decisions)
+    assert "does not cover the minimums" in cut.reason
+    # $1 left and nothing ahead: the minimums are cut to the $1
+    granted = plan(inputs(budget=20.0, spent=19.0, counts=counts))
+    assert granted.minimums_cut and granted.expected_cost_usd == pytest.approx(1.0, rel=1e-9)
 
 
 def test_rates_are_capped_at_one_and_floored() -> None:
@@ -133,9 +144,11 @@ def test_rates_are_capped_at_one_and_floored() -> None:
     assert all(d.rate == 1.0 for d in small.decisions)
     assert small.expected_cost_usd == pytest.approx(100 * 0.003)
     assert "every trace fits" in small.reason
-    floored = plan(inputs(budget=2.0, counts=strata(10_000, floor=0.05)))
-    assert all(d.rate == pytest.approx(0.05) for d in floored.decisions)
-    assert all(d.reason == "floor rate 0.05" for d in floored.decisions)
+    floors = (StratumPlanInput("de", 9_000), StratumPlanInput("rare", 1_000, 0, 0.2))
+    floored = plan(inputs(counts=floors))
+    by = {d.stratum: d for d in floored.decisions}
+    assert by["rare"].rate == pytest.approx(0.2) and by["rare"].reason == "floor rate 0.2"
+    assert by["de"].rate == floored.rate < 0.2
 
 
 @pytest.mark.parametrize(("spent", "reserved"), [(20.0, 0.0), (25.0, 0.0), (12.0, 8.0)])
@@ -183,7 +196,8 @@ def test_random_inputs_keep_rates_in_range_and_spend_within_the_share_plus_the_m
         budget = rng.choice([0.0, rng.uniform(0, 5), rng.uniform(0, 500)])
         given = inputs(budget=budget, spent=rng.uniform(0, 1.2) * budget, reserved=rng.uniform(0, 0.3) * budget,
                        cost=rng.choice([None, 0.0, rng.uniform(1e-5, 0.05)]), window=rng.uniform(0, 1e5),
-                       remaining=rng.choice([0.0, rng.uniform(0, 1e6)]), counts=counts)
+                       remaining=rng.choice([0.0, rng.uniform(0, 1e6)]), counts=counts,
+                       ahead=rng.choice([0.0, rng.uniform(0, budget)]))
         result = plan(given)
         left = budget - given.spent_usd - given.reserved_usd
         assert 0.0 <= result.rate <= 1.0, case
@@ -262,6 +276,15 @@ def test_the_cost_estimate_discounts_cache_hits_and_falls_back_to_the_default() 
     assert "default" in unknown.describe()
     assert cost_estimate(0.004, None).usd == 0.004
     assert cost_estimate(0.004, 1.0).usd == pytest.approx(0.004 * (1 - MAX_HIT_RATE))
+
+
+def test_the_minimums_ahead_spread_the_traffic_left_over_the_windows_left() -> None:
+    counts = (StratumPlanInput("de", 9_900, 5), StratumPlanInput("rare", 100, 5), StratumPlanInput("none", 0, 5))
+    # 10 windows of 2,000 traces: "de" 1,980 and "rare" 20, each granted (sqrt(5) + 1)^2 items; "none" has no traces
+    assert minimums_ahead(counts, 10, 20_000, 0.003) == pytest.approx(10 * 2 * (math.sqrt(5) + 1) ** 2 * 0.003)
+    # windows so small that a stratum has fewer traces than its minimum: all of them
+    assert minimums_ahead(counts, 10, 500, 0.003) == pytest.approx(10 * ((math.sqrt(5) + 1) ** 2 + 0.5) * 0.003)
+    assert minimums_ahead(counts, 0, 20_000, 0.003) == 0.0
 
 
 def test_bad_inputs_are_refused() -> None:

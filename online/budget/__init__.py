@@ -17,7 +17,7 @@ from .controller import (
     StratumPlanInput,
     plan,
 )
-from .traffic import CostEstimate, cost_estimate, expected_traffic
+from .traffic import CostEstimate, cost_estimate, expected_traffic, minimums_ahead
 
 __all__ = [
     "DEFAULT_COST_PER_ITEM_USD",
@@ -28,5 +28,6 @@ __all__ = [
     "StratumPlanInput",
     "cost_estimate",
     "expected_traffic",
+    "minimums_ahead",
     "plan",
 ]

@@ -17,24 +17,31 @@ decisions down. The steps:
    day. The share follows the *expected* traffic while the rates follow the
    window's *actual* counts (the strata's ``expected_count``, exact once the
    window is closed): a window with 10x its usual traffic gets its usual
-   money at a tenth of the rate, and a quiet morning spends less than its
-   share, which stays in ``left`` and flows to the later windows. The last
-   window of the day (nothing remaining) gets all that is left.
-3. **Minimums first**: each stratum's ``min_items`` (plus a margin of
-   ``min_margin_z`` standard deviations, because sampling each trace with
-   probability p yields a random number of items: the margin makes falling
-   short of the minimum rare rather than a coin toss) and its ``floor`` rate,
-   capped by the stratum's size, are granted before anything else, from the
-   window's share or, if they cost more, from the day's money left (cut to it
-   when even that is short).
-4. **The rest at one rate**: what is left of the window's share buys items
-   at one common rate for every stratum (strata whose minimum already asks
-   for more keep it), so the sample is self-weighting wherever the minimums
-   do not bind, and the weights 1/p vary only where a minimum or a spike made
-   them. Not Neyman (variance) allocation: the variances would come from the
-   small recent samples of each stratum, noisy enough to starve a stratum on
-   a few unlucky scores, and an honest estimate matters more here than a
-   slightly smaller interval. Rates are clamped to ``[floor, 1]``.
+   money at a tenth of the rate, and a quiet morning whose traces are all
+   judged for less than its share leaves the rest in ``left``, for the
+   later windows. The last window of the day (nothing remaining) gets all
+   that is left.
+3. **Minimums first**: each stratum's ``min_items`` m and ``floor`` rate,
+   capped by the stratum's size, are granted before the share is spread,
+   even past the share, as long as the day's money left still covers the
+   minimums of the rest of the day's windows (``remaining_minimums_usd``,
+   the caller's estimate): the night's minimums do not eat the last
+   window's. When it cannot, every window gets the same fraction of its
+   minimums ("cut"; ``Plan.minimums_cut``: the budget is too small for the
+   minimums). A margin is added to m: sampling each trace with probability
+   p yields a random number of items, so aiming at m would fall short in
+   half the windows; aiming at ``(sqrt(m) + z/2)^2`` items (z =
+   ``min_margin_z``, from the square root's normal approximation of a
+   Poisson count, closer for small m than ``m + z sqrt(m)``) falls short in
+   about 2 %.
+4. **The rest at one rate**: the rest of the share buys items at one common
+   rate for every stratum (strata whose minimum already asks for more keep
+   it), so the sample is self-weighting wherever the minimums do not bind,
+   and the weights 1/p vary only where a minimum or a spike made them. Not
+   Neyman (variance) allocation: the variances would come from the small
+   recent samples of each stratum, noisy enough to starve a stratum on a few
+   unlucky scores, and an honest estimate matters more here than a slightly
+   smaller interval. Rates are clamped to ``[floor, 1]``.
 
 The reason strings are what ``judgeq budget history`` shows, so "why did the
 rate drop at 14:00?" has an answer in dollars and traces.
@@ -56,8 +63,8 @@ from typing import Final
 #: later windows (the measured cost takes over once rows arrive), while guessing low overspends the first window.
 DEFAULT_COST_PER_ITEM_USD: Final = 0.01
 
-#: The margin over a stratum's minimum, in standard deviations of a Poisson count: about 98 % of windows then
-#: judge at least the minimum, instead of about half of them.
+#: The margin over a stratum's minimum m, as a normal quantile: (sqrt(m) + z/2)^2 items are aimed at, and about
+#: 98 % of windows then judge at least m (m = 5: 10.5 items expected, 1.7 % of windows short; instead of half).
 MIN_MARGIN_Z: Final = 2.0
 
 
@@ -87,7 +94,7 @@ class StratumPlanInput:
     def guaranteed(self, z: float) -> float:
         """The items granted before the common rate: the minimum plus its margin, or the floor's, at most all."""
         m = float(self.min_items)
-        wanted = m + z * math.sqrt(m) if m > 0 else 0.0
+        wanted = (math.sqrt(m) + z / 2) ** 2 if m > 0 else 0.0
         return min(self.expected_count, max(wanted, self.floor * self.expected_count))
 
 
@@ -113,12 +120,13 @@ class PlanInput:
     strata: tuple[StratumPlanInput, ...]
     default_cost_per_item: float = DEFAULT_COST_PER_ITEM_USD
     min_margin_z: float = MIN_MARGIN_Z
+    remaining_minimums_usd: float = 0.0  # what the minimums of the rest of the day's windows are expected to cost
 
     def __post_init__(self) -> None:
         _check(self.now.tzinfo is not None, f"now {self.now!r} has no time zone")
         _check(self.day_start < self.day_end, f"the day [{self.day_start}, {self.day_end}) is empty")
         for name in ("budget_usd", "spent_usd", "reserved_usd", "window_expected", "remaining_expected",
-                     "min_margin_z"):
+                     "min_margin_z", "remaining_minimums_usd"):
             _check(_finite(getattr(self, name)), f"{name} {getattr(self, name)!r} is not a finite amount >= 0")
         _check(self.cost_per_item is None or _finite(self.cost_per_item), f"cost_per_item {self.cost_per_item!r}")
         _check(_finite(self.default_cost_per_item) and self.default_cost_per_item > 0,
@@ -141,7 +149,8 @@ class StratumDecision:
 @dataclass(frozen=True)
 class Plan:
     """The next window's rates. ``rate`` is the common rate (where no minimum binds); ``cost_per_item`` the
-    USD per item the plan used (the default when the cost was unknown). Reserve ``expected_cost_usd``."""
+    USD per item the plan used (the default when the cost was unknown); ``minimums_cut`` says the day's
+    money left could not pay every window's minimums. Reserve ``expected_cost_usd``."""
 
     window_budget_usd: float
     budget_left_usd: float
@@ -149,6 +158,7 @@ class Plan:
     reason: str
     rate: float = 0.0
     cost_per_item: float = 0.0
+    minimums_cut: bool = False  # the day's money left did not cover the minimums: worth a warning
 
     @property
     def expected_cost_usd(self) -> float:
@@ -180,6 +190,8 @@ def common_rate(guaranteed: list[float], counts: list[float], items: float) -> f
 
 
 def _usd(x: float) -> str:
+    if x == 0:
+        return "$0"
     sign = "-" if x < 0 else ""
     return f"{sign}${abs(x):,.2f}" if abs(x) >= 1 else f"{sign}${abs(x):,.4f}"
 
@@ -226,16 +238,18 @@ def plan(inputs: PlanInput) -> Plan:
     total = sum(s.expected_count for s in inputs.strata)
     weight = inputs.window_expected if inputs.window_expected > 0 else total
     share = weight / (weight + inputs.remaining_expected) if weight + inputs.remaining_expected > 0 else 1.0
-    window_budget = left * share
     guaranteed = [s.guaranteed(inputs.min_margin_z) for s in inputs.strata]
     counts = [s.expected_count for s in inputs.strata]
+    minimums = sum(guaranteed) * cost
+    window_budget = left * share
     cut = False
     if cost <= 0:  # free (a cost measured at 0): every trace
         p = 1.0
-    elif sum(guaranteed) * cost > left:  # the minimums alone would overrun the day: scale them to what is left
+    elif minimums + inputs.remaining_minimums_usd > left:  # the day cannot pay every window's minimums
         cut = True
-        guaranteed = [g * left / (sum(guaranteed) * cost) for g in guaranteed]
-        p = 0.0  # the cut minimums take all that is left, the window's share included
+        scale = left / (minimums + inputs.remaining_minimums_usd)
+        guaranteed = [g * scale for g in guaranteed]
+        p, window_budget = 0.0, minimums * scale
     else:
         p = common_rate(guaranteed, counts, window_budget / cost)
     decisions = []
@@ -245,23 +259,30 @@ def plan(inputs: PlanInput) -> Plan:
         n_items = rate * s.expected_count
         decisions.append(StratumDecision(s.stratum, rate, n_items, n_items * cost,
                                          _stratum_reason(s, rate, p, g, cut)))
-    draft = Plan(window_budget, left, tuple(decisions), "", p, cost)
-    return Plan(window_budget, left, draft.decisions, _reason(inputs, draft, share, total) + cost_note, p, cost)
+    draft = Plan(window_budget, left, tuple(decisions), "", p, cost, cut)
+    reason = _reason(inputs, draft, share, total, minimums) + cost_note
+    return Plan(window_budget, left, draft.decisions, reason, p, cost, cut)
 
 
-def _reason(inputs: PlanInput, result: Plan, share: float, total: float) -> str:
+def _reason(inputs: PlanInput, result: Plan, share: float, total: float, minimums: float) -> str:
     """One line: where the money comes from, the window's share, and what it buys."""
+    left_share = result.budget_left_usd * share
     text = (f"{_usd(result.budget_left_usd)} left of {_usd(inputs.budget_usd)} ({_usd(inputs.spent_usd)} spent, "
             f"{_usd(inputs.reserved_usd)} reserved); this window's share {share:.1%} "
             f"({inputs.window_expected:,.0f} of the {inputs.window_expected + inputs.remaining_expected:,.0f} traces "
-            f"expected in the rest of the day) = {_usd(result.window_budget_usd)}; at {_usd(result.cost_per_item)} per item: "
-            f"{result.expected_items:,.1f} items of {total:,.0f} traces, common rate {result.rate:.3%}")
+            f"expected in the rest of the day) = {_usd(left_share)}")
+    if minimums:
+        text += f", its minimums {_usd(minimums)} first"
+    text += (f"; at {_usd(result.cost_per_item)} per item: {result.expected_items:,.1f} items of {total:,.0f} "
+             f"traces, common rate {result.rate:.3%}")
     if inputs.window_expected > 0 and total > 2 * inputs.window_expected:
         text += (f"; {total / inputs.window_expected:.1f}x the expected traffic: the window's usual money "
                  "at a lower rate")
-    if result.rate >= 1.0 and result.expected_cost_usd < result.window_budget_usd:
-        text += (f"; every trace fits: {_usd(result.window_budget_usd - result.expected_cost_usd)} of the share "
-                 "stays for later windows")
-    if result.expected_cost_usd > result.window_budget_usd * (1 + 1e-9):
-        text += f"; the minimums cost {_usd(result.expected_cost_usd)}, more than the share"
+    if result.rate >= 1.0 and result.expected_cost_usd < left_share:
+        text += f"; every trace fits: {_usd(left_share - result.expected_cost_usd)} of the share stays for later"
+    if result.minimums_cut:
+        text += (f"; the day's money left does not cover the minimums (this window's and "
+                 f"{_usd(inputs.remaining_minimums_usd)} for the rest of the day): each window's cut alike")
+    elif result.expected_cost_usd > left_share * (1 + 1e-9):
+        text += "; the minimums cost more than the share"
     return text

@@ -15,6 +15,11 @@ of the day, so a new schedule does not spend the whole day's money on its
 first window. Windows of a day or longer have no hour of day: they get the
 recent average.
 
+**The minimums still ahead** (``PlanInput.remaining_minimums_usd``): the
+windows left in the day, each assumed to hold the traffic left spread
+evenly, in the planned window's stratum shares, each stratum granted its
+minimum (with the margin) or all of its traces if fewer.
+
 **Cost per sampled item** is the mean cost of a call (rows that were not
 cache hits) times the share of calls that miss the cache. The hit rate used
 is capped at :data:`MAX_HIT_RATE`, so a cache that has hit every recent call
@@ -26,13 +31,13 @@ from __future__ import annotations
 
 import math
 from collections import defaultdict
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Final
 
 from ..windows import Size
-from .controller import DEFAULT_COST_PER_ITEM_USD
+from .controller import DEFAULT_COST_PER_ITEM_USD, MIN_MARGIN_Z, StratumPlanInput
 
 #: The highest cache hit rate the cost estimate believes.
 MAX_HIT_RATE: Final = 0.9
@@ -41,7 +46,7 @@ HOUR: Final = timedelta(hours=1)
 DAY: Final = timedelta(days=1)
 
 
-def _rate_profile(history: list[tuple[datetime, int]], step: timedelta,
+def _rate_profile(history: list[tuple[datetime, float]], step: timedelta,
                   day_start: datetime) -> tuple[dict[int, float], float | None]:
     """(traces per second by hour of day over the previous days, the mean traces per second of every window)."""
     seconds = step.total_seconds()
@@ -67,7 +72,7 @@ def _integrate(profile: dict[int, float], average: float, start: datetime, end: 
     return total
 
 
-def expected_traffic(history: Iterable[tuple[datetime, int]], window_start: datetime, window_end: datetime,
+def expected_traffic(history: Iterable[tuple[datetime, float]], window_start: datetime, window_end: datetime,
                      day_end: datetime, size: Size | timedelta, *,
                      current: float | None = None) -> tuple[float, float]:
     """(traces expected in ``[window_start, window_end)``, traces expected in ``[window_end, day_end)``).
@@ -128,3 +133,19 @@ def cost_estimate(mean_cost_of_calls: float | None, hit_rate: float | None,
     if mean_cost_of_calls is None or not math.isfinite(mean_cost_of_calls) or mean_cost_of_calls < 0:
         return CostEstimate(default, False, None, hit)
     return CostEstimate(mean_cost_of_calls * (1 - hit), True, mean_cost_of_calls, hit)
+
+
+def minimums_ahead(strata: Sequence[StratumPlanInput], windows_left: int, remaining_expected: float,
+                   cost_per_item: float, z: float = MIN_MARGIN_Z) -> float:
+    """What the minimums of the day's ``windows_left`` later windows are expected to cost, in USD.
+
+    Pass 0 instead while the cost is the default (no priced calls): a
+    conservative guess times a day of minimums would cut the first window's.
+    """
+    total = sum(s.expected_count for s in strata)
+    if windows_left <= 0 or total <= 0:
+        return 0.0
+    per_window = remaining_expected / windows_left
+    items = sum(StratumPlanInput(s.stratum, s.expected_count / total * per_window, s.min_items, s.floor).guaranteed(z)
+                for s in strata)
+    return windows_left * items * cost_per_item
