@@ -104,6 +104,14 @@ class RemoteOutcome:
     deferred: int
 
 
+def _skip_for_budget(records: Sequence[Record], reason: str, delivery: _Delivery, ledger: Ledger) -> RemoteOutcome:
+    """Every item recorded as skipped for budget (status skipped, kind budget), nothing called."""
+    skipped = [dataclasses.replace(row, status="skipped", error_kind="budget") for row in
+               delivery.rows([(r, Verdict.failed(r.id, reason, attempts=0)) for r in records])]
+    ledger.write_scores(skipped)
+    return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
+
+
 def judge_remote(
     message: ChunkMessage,
     records: Sequence[Record],
@@ -127,17 +135,11 @@ def judge_remote(
         spent = ledger.spend(message.run_id)
         if spent >= message.max_cost_usd:
             reason = f"budget: the run spent ${spent:.4f} of its --max-cost ${message.max_cost_usd:g}"
-            skipped = [dataclasses.replace(row, status="skipped", error_kind="budget") for row in
-                       delivery.rows([(r, Verdict.failed(r.id, reason, attempts=0)) for r in records])]
-            ledger.write_scores(skipped)
-            return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
+            return _skip_for_budget(records, reason, delivery, ledger)
 
     over = services.daily_budget.spent(ledger, message.run_id, name)
     if over is not None:  # an online run's judge has spent the day's budget (online/budget/gate.py)
-        skipped = [dataclasses.replace(row, status="skipped", error_kind="budget") for row in
-                   delivery.rows([(r, Verdict.failed(r.id, over, attempts=0)) for r in records])]
-        ledger.write_scores(skipped)
-        return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
+        return _skip_for_budget(records, over, delivery, ledger)
 
     cached_rows: list[ScoreIn] = []
     todo: Sequence[Record] = records
