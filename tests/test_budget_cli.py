@@ -60,6 +60,7 @@ def as_json(env: dict[str, str], *args: str) -> Any:
     return json.loads(judgeq(env, *args, "--json").stdout)
 
 
+@pytest.mark.timeout(300)  # ~10 s: ten CLI processes, each importing judgeq whole
 def test_budgets_are_set_unset_and_their_history_shown(env: dict[str, str], ledger_url: str) -> None:
     change = as_json(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "20", "--note", "pilot")
     assert (change["scope"], change["old_usd"], change["new_usd"], change["who"], change["via"]) == (
@@ -72,9 +73,7 @@ def test_budgets_are_set_unset_and_their_history_shown(env: dict[str, str], ledg
     removed = as_json(env, "budget", "unset", "--judge", "contains", "--schedule", "adhoc")
     assert (removed["old_usd"], removed["new_usd"]) == (1.0, None)
 
-    assert "is not a budget" in judgeq(env, "budget", "set", "--global", "--usd-per-day", "-5", code=2).stderr
-    assert "unknown judge" in judgeq(env, "budget", "set", "--judge", "nope", "--usd-per-day", "5", code=2).stderr
-    with Ledger(ledger_url) as ledger:  # the refused ones changed nothing
+    with Ledger(ledger_url) as ledger:
         assert ledger.budgets() == {"judge:exact_match": 25.0, "schedule:prod-hourly/judge:exact_match": 5.5,
                                     "global": 0.0}
         assert len(ledger.budget_history()) == 6
@@ -118,7 +117,7 @@ BAD = [
 ]
 
 
-@pytest.mark.timeout(300)  # ~15 CLI processes of about a second each
+@pytest.mark.timeout(300)  # ~10 s: fifteen CLI processes, each importing judgeq whole
 def test_bad_values_exit_2_and_change_nothing(sqlite_url: str, tmp_path: Path) -> None:
     (tmp_path / "judgeq.toml").write_text(CONFIG)
     env = base_env(JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), USER="tester")
