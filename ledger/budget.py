@@ -29,8 +29,7 @@ from sqlmodel import Session
 from ledger.budget_rows import DecisionIn, check_limit, check_usd, parse_scope
 from ledger.errors import LedgerArgumentError
 from ledger.models import (BUDGET_DECISIONS, BUDGET_HISTORY, BUDGET_RESERVATIONS, BUDGET_VIAS, BUDGETS, RUNS,
-                           SAMPLING_RATES, SCORES, Budget, BudgetChange, BudgetDecision,
-                           SamplingRate, utcnow)
+                           SAMPLING_RATES, SCORES, Budget, BudgetChange, BudgetDecision, SamplingRate, utcnow)
 from ledger.text import storable
 from ledger.upsert import insert_if_absent, overwrite
 
@@ -54,7 +53,7 @@ class BudgetLedger:
 
         The budget and its history row are one transaction, serialized per
         scope (a lock), so each history row's ``old_usd`` is the value the
-        previous change left. Removing a budget there is none of changes
+        previous change left. Removing a budget that is not set changes
         nothing and returns None.
         """
         parse_scope(scope)

@@ -64,13 +64,16 @@ class SpendLedger:
             return float(conn.execute(stmt).scalar_one())
 
     def cache_hit_rate(self, judge: str | None, since: datetime, limit: int = HIT_ROWS, *,
-                       schedule: str | None = None, online_only: bool = True) -> float | None:
-        """The share of ``judge``'s newest ``limit`` verdicts (ok rows) since ``since`` that were served from the
-        cache; None without any."""
+                       until: datetime | None = None, schedule: str | None = None,
+                       online_only: bool = True) -> float | None:
+        """The share of ``judge``'s newest ``limit`` verdicts (ok rows) written in [since, until) that were served
+        from the cache; None without any."""
         with self._connect() as conn:
-            recent = _judge_rows(conn, SCORES.c.cached, judge, schedule, online_only).where(
-                SCORES.c.ts >= _aware(since), SCORES.c.status == "ok",
-            ).order_by(SCORES.c.ts.desc()).limit(check_limit(limit)).subquery()
+            stmt = _judge_rows(conn, SCORES.c.cached, judge, schedule, online_only).where(
+                SCORES.c.ts >= _aware(since), SCORES.c.status == "ok")
+            if until is not None:
+                stmt = stmt.where(SCORES.c.ts < _aware(until))
+            recent = stmt.order_by(SCORES.c.ts.desc()).limit(check_limit(limit)).subquery()
             count = sa.func.count()
             total, hits = conn.execute(sa.select(count, count.filter(recent.c.cached.is_(True)))).one()
         return None if not total else int(hits) / int(total)

@@ -84,7 +84,7 @@ def gather(ledger: Ledger, day: date, now: datetime, config: Path) -> BudgetRepo
         lines.append(BudgetLine(
             scope=entry.scope, judge=scope.judge, schedule=scope.schedule, usd_per_day=entry.usd_per_day,
             spent_usd=spent, reserved_usd=reserved, projected_usd=spent + reserved + pace,
-            cache_hit_rate=ledger.cache_hit_rate(scope.judge, start, schedule=scope.schedule),
+            cache_hit_rate=ledger.cache_hit_rate(scope.judge, start, until=end, schedule=scope.schedule),
             updated_at=entry.updated_at, updated_by=entry.updated_by,
             rates=_rates(ledger, schedules, scope.judge, scope.schedule)))
     return BudgetReport(day=day, now=now, elapsed_h=elapsed / 3600, left_h=left / 3600, budgets=tuple(lines),
@@ -123,7 +123,7 @@ def status_json(report: BudgetReport) -> dict[str, Any]:
     """``budget show --json``."""
     start, end = day_bounds(report.day)
     return {"day": report.day.isoformat(), "now": report.now, "day_start": start, "day_end": end,
-            "offline_counted": False, "offline_note": OFFLINE_NOTE, "projection": PROJECTION,
+            "elapsed_h": report.elapsed_h, "left_h": report.left_h, "offline_counted": False, "offline_note": OFFLINE_NOTE, "projection": PROJECTION,
             "config_problem": report.config_problem, "budgets": to_jsonable(list(report.budgets))}
 
 

@@ -286,6 +286,7 @@ def test_cost_per_item_is_the_mean_of_recent_paid_verdicts(ledger: Ledger) -> No
     # 30 of the 30 + 10 + 25 ok rows of online runs are cache hits (errors are not verdicts)
     assert ledger.cache_hit_rate("helpful", since) == pytest.approx(30 / 95)
     assert ledger.cache_hit_rate("helpful", DAY + timedelta(hours=2, minutes=30)) == pytest.approx(30 / 55)
+    assert ledger.cache_hit_rate("helpful", since, until=DAY + timedelta(hours=3)) == 0.0  # before the hits
     assert ledger.cache_hit_rate("helpful", since, limit=30) == 1.0  # the newest rows: the hits, at 11:00
     assert ledger.cache_hit_rate("helpful", since, limit=55) == pytest.approx(30 / 55)
     assert ledger.cache_hit_rate("helpful", since, online_only=False) == pytest.approx(30 / 135)
