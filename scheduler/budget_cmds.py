@@ -137,28 +137,13 @@ def _scope(judge: Optional[str], schedule: Optional[str], everything: bool) -> s
 
 
 def _check_names(config: Path, judge: str, schedule: Optional[str]) -> None:
-    """UsageError unless ``judge`` is configured or a builtin, and ``schedule`` (if given) exists and runs it."""
-    from judges.config import load_config
-    from online.schedules import load_schedules
-    from online.sources.base import load_sources
+    """Exit 2 unless ``judge`` is configured or a builtin, and ``schedule`` (if given) exists and runs it.
 
-    judges = load_config(config).names()
-    where = str(config)
-    if judge not in judges:
-        raise UsageError(f"unknown judge {judge!r}: not a [judges.{judge}] table of {where} nor a builtin "
-                         f"(known: {', '.join(judges)}); see `judgeq judges`")
-    if schedule is None:
-        return
-    schedules = load_schedules(config)
-    if schedule in schedules:
-        if judge not in schedules[schedule].judges:
-            raise UsageError(f"schedule {schedule!r} does not run judge {judge!r} (its judges: "
-                             f"{', '.join(schedules[schedule].judges)}); fix --judge, or add it to "
-                             f"[online.{schedule}] judges in {where}")
-        return
-    if schedule not in load_sources(config):  # `judgeq online --source S` runs are named after S
-        raise UsageError(f"unknown schedule {schedule!r}: no [online.{schedule}] (nor [sources.{schedule}]) table "
-                         f"in {where} (schedules: {', '.join(sorted(schedules)) or 'none'})")
+    The same check as Flower's ``judgeq.budget_set`` task (online/budget/setting.py).
+    """
+    from online.budget.setting import check_names
+
+    check_names(config, judge, schedule)
 
 
 def _day(text: Optional[str], now: datetime) -> date:
