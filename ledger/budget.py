@@ -23,7 +23,7 @@ from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
+from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
 from ledger.budget_rows import DecisionIn, check_limit, check_usd, parse_scope
@@ -44,6 +44,8 @@ class BudgetLedger:
 
     @abstractmethod
     def _session(self) -> AbstractContextManager[Session]: ...
+
+    engine: Engine
 
     # -- budgets and their history ---------------------------------------------
 
@@ -173,6 +175,37 @@ class BudgetLedger:
             for row in rows:
                 session.expunge(row)
             return rows
+
+    @contextmanager
+    def planning_lock(self, name: str) -> Iterator[None]:
+        """Held while a plan reads the money left and reserves against it, so that plans sharing a budget take
+        turns: concurrent windows and judges never together plan past the budget.
+
+        PostgreSQL: a session advisory lock on a connection of its own (other
+        connections go on reading and writing). SQLite: an exclusive lock on a
+        file beside the database, since the database's own write lock would
+        stop the plan's writes on its other connections.
+        """
+        key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+        if self.engine.dialect.name == "sqlite":
+            import fcntl
+
+            database = self.engine.url.database or "judgeq.db"
+            with open(f"{database}.planning.lock", "a+b") as handle:
+                fcntl.flock(handle, fcntl.LOCK_EX)
+                try:
+                    yield
+                finally:
+                    fcntl.flock(handle, fcntl.LOCK_UN)
+            return
+        with self._connect() as conn:
+            conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
+            conn.commit()
+            try:
+                yield
+            finally:
+                conn.execute(sa.select(sa.func.pg_advisory_unlock(key)))
+                conn.commit()
 
     @contextmanager
     def _locked(self, name: str) -> Iterator[Connection]:

@@ -36,6 +36,7 @@ if TYPE_CHECKING:
 DAY = timedelta(days=1)
 HISTORY = timedelta(days=8)  # recent windows looked at for the traffic by hour of day
 COST_HISTORY = timedelta(days=7)  # recent verdicts looked at for the cost per item
+PLANNING_LOCK = "judgeq budget planning"  # one lock for every plan that reserves: plans take milliseconds
 
 
 def utc_day(now: datetime) -> tuple[datetime, datetime]:
@@ -147,13 +148,14 @@ def window_planner(ledger: Ledger, schedule: Schedule, window: Window, now: date
     """The window job's planner: plan the window's rates on its exact counts, write the decisions down and
     reserve the plan's expected cost before anything is sent."""
     def planner(judge: ResolvedJudge, run_id: str, counts: Mapping[str, int]) -> Mapping[str, float] | None:
-        found = plan_window(ledger, schedule, judge, window, now, counts)
-        if found is None:
-            return None
-        result, money, cost = found
+        with ledger.planning_lock(PLANNING_LOCK):  # read what is left and reserve against it, one plan at a time
+            found = plan_window(ledger, schedule, judge, window, now, counts)
+            if found is None:
+                return None
+            result, money, cost = found
+            ledger.reserve(run_id, f"{utc_day(now)[0]:%Y-%m-%d}", judge.name, schedule.name,
+                           sum(d.expected_cost for d in result.decisions))
         ledger.record_decisions(decisions(result, money, cost, schedule.name, judge.name, window.id, now))
-        ledger.reserve(run_id, f"{utc_day(now)[0]:%Y-%m-%d}", judge.name, schedule.name,
-                       sum(d.expected_cost for d in result.decisions))
         return {d.stratum: d.rate for d in result.decisions}
 
     return planner
