@@ -341,6 +341,25 @@ def test_plan_ahead_paces_the_rest_of_the_day_at_the_measured_cost(ledger: Ledge
     assert d.cost_per_item == pytest.approx(0.0125) and "this window's share 50.0%" in d.reason
 
 
+def test_a_removed_budget_gives_the_judge_back_to_the_config_at_the_next_tick(ledger: Ledger, plan: Plan,
+                                                                             config: Path) -> None:
+    history(ledger, 20, 21, 22)
+    ledger.set_sampling_rate(SCHEDULE, "exact", "*", 0.25, set_by="ana", reason="a person's rate")
+    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    spend(ledger, 1.5)
+    (ahead,) = plan_ahead(config, ledger, NOW)
+    assert ahead.rates == {"en": 0.0, "ja": 0.0}  # spent: the rates in force are 0
+
+    ledger.set_budget("judge:exact", None, who="ana", via="cli")
+    assert plan_ahead(config, ledger, NOW) == []
+
+    # The budget's rates are gone with it (a person's rate stays): the window is judged as configured.
+    in_force = {(r.stratum, r.set_by) for r in ledger.rates_in_force(schedule=SCHEDULE, judge="exact")}
+    assert in_force == {("*", "ana")}
+    outcome = judge_window(ledger, plan, LAST_HOUR)
+    assert rates(ledger, outcome.runs["exact"]) == {"en": 0.25, "ja": 0.25}
+
+
 # -- the workers' gate ------------------------------------------------------------------------------------------
 
 
