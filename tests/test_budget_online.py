@@ -32,7 +32,8 @@ from ledger import Ledger, Run, ScoreIn, StratumCounts
 from ledger.models import BUDGET_RESERVATIONS
 from online.budget.ahead import plan_ahead
 from online.budget.controller import DEFAULT_COST_PER_ITEM_USD, MIN_MARGIN_Z
-from online.budget.gate import DailyBudgetGate
+from online.budget.gate import DailyBudgetGate, Reading, trusted_for
+from online.budget.pacer import Money
 from online.budget.pacer import money_for, window_planner
 from online.job import WindowJob, WindowOutcome
 from online.plan import Plan, prepare
@@ -378,3 +379,34 @@ def test_the_gate_says_spent_once_spend_reaches_the_budget_and_never_for_offline
     assert gate.spent(ledger, online, "contains", NOW) is None  # no budget: never spent
     ledger.set_budget("judge:exact", 5.0, who="ana", via="cli")
     assert gate.spent(ledger, online, "exact", NOW) is None  # a raised budget applies at once (no cache here)
+
+
+def test_between_readings_the_gate_adds_what_this_process_spent(ledger: Ledger) -> None:
+    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    online = spend(ledger, 0.5, run_id="o-online")
+    offline = spend(ledger, 0.5, kind="offline", run_id="offline")
+    gate = DailyBudgetGate(cache_s=3600)
+
+    assert gate.spent(ledger, online, "exact", NOW) is None  # read: $0.50 of $1
+    spend(ledger, 0.5, run_id="o-elsewhere")  # another process's: not seen before the next reading
+    assert gate.spent(ledger, online, "exact", NOW) is None
+    gate.charge(offline, "exact", 5.0, NOW)  # an offline run's spend is not the day's
+    gate.charge(online, "exact", 0.25, NOW)
+    assert gate.spent(ledger, online, "exact", NOW) is None  # $0.75 as far as this process knows
+    gate.charge(online, "exact", 0.25, NOW)
+    said = gate.spent(ledger, online, "exact", NOW)
+    assert said is not None and "spent $1.0000 of its $1 per day" in said
+
+
+def test_a_reading_is_trusted_for_less_when_the_spend_would_reach_the_budget_sooner() -> None:
+    def money(spent: float) -> Money:
+        return Money("judge:exact", 1.0, spent, 0.0)
+
+    before = Reading(at=100.0, money=money(0.2), trusted_s=60.0, charged=0.0)
+    # $0.40 in 10 s: the $0.40 left would go in 10 s more, so the new reading is trusted for half that.
+    assert trusted_for(money(0.6), before, 110.0, cache_s=60.0) == pytest.approx(5.0)
+    assert trusted_for(money(0.6), before, 110.0, cache_s=2.0) == 2.0
+    assert trusted_for(money(0.2), before, 110.0, cache_s=60.0) == 60.0  # nothing spent since: no hurry
+    assert trusted_for(money(0.6), None, 110.0, cache_s=60.0) == 60.0  # the first reading
+    assert trusted_for(money(1.2), before, 110.0, cache_s=60.0) == 60.0  # spent already: it stays spent
+    assert trusted_for(None, before, 110.0, cache_s=60.0) == 60.0  # no budget
