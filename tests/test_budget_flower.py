@@ -8,8 +8,9 @@ closed windows to judge: their counts are the history the budget tick plans
 the window in progress from. A budget set through ``POST
 /api/task/async-apply/judgeq.budget_set`` shows in the ledger's history as
 made through Flower, and the tick after it writes the rates in force
-(``sampling_rates`` set by "budget"); bad values fail the task, as Flower
-shows, and change nothing.
+(``sampling_rates`` set by "budget"), which Flower's task list shows as the
+tick's one-line summary; bad values fail the task, as Flower shows, and
+change nothing.
 """
 
 from __future__ import annotations
@@ -97,6 +98,11 @@ class Flower:
         resp = httpx.get(f"{self.base}/api/task/info/{task_id}", auth=AUTH, timeout=10)
         return resp.json() if resp.status_code == 200 else {}
 
+    def tasks(self, name: str) -> list[dict[str, Any]]:
+        """The tasks named ``name`` Flower has seen, as its task list shows them."""
+        resp = httpx.get(f"{self.base}/api/tasks", params={"taskname": name}, auth=AUTH, timeout=10)
+        return list(resp.json().values()) if resp.status_code == 200 else []
+
     def stop(self) -> None:
         self.proc.terminate()
         try:
@@ -159,6 +165,11 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         assert "the window's money covers every trace" in first.reason
         decided = ledger.decisions(judge="exact", limit=1)
         assert decided and decided[0].schedule == SCHEDULE and decided[0].window is not None
+        # Flower's task list shows the ticks, each with its one-line summary of the decisions.
+        wait_until(lambda: any("$1.50 left" in str(t.get("result")) for t in flower.tasks("judgeq.budget_tick")),
+                   20, lambda: f"a budget tick in Flower: {flower.tasks('judgeq.budget_tick')}")
+        (tick, *_) = [t for t in flower.tasks("judgeq.budget_tick") if "$1.50 left" in str(t.get("result"))]
+        assert f"{SCHEDULE}/exact " in tick["result"] and ": rates all 1; $1.50 left; " in tick["result"]
 
         # Cut to nothing: the tick after the change sets rate 0.
         resp = flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 0}})
