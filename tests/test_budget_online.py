@@ -23,7 +23,7 @@ import math
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Literal
 
 import pytest
 import sqlalchemy as sa
@@ -135,8 +135,9 @@ def reservations(ledger: Ledger) -> dict[str, tuple[str, str, str, float]]:
                 for r in conn.execute(sa.select(BUDGET_RESERVATIONS))}
 
 
-def spend(ledger: Ledger, usd: float, *, judge: str = "exact", kind: str = "online", run_id: str | None = None,
-          at: datetime = NOW - timedelta(hours=3), n: int = 2, version: str | None = None) -> str:
+def spend(ledger: Ledger, usd: float, *, judge: str = "exact", kind: Literal["online", "offline"] = "online",
+          run_id: str | None = None, at: datetime = NOW - timedelta(hours=3), n: int = 2,
+          version: str | None = None) -> str:
     """``n`` rows costing ``usd`` in all, of a finished run of ``judge`` (online by default), written at ``at``."""
     run_id = run_id or f"spend-{judge}-{kind}-{usd}-{at:%d%H%M%S}"
     version = version or f"{judge}@v1"
@@ -189,7 +190,7 @@ def test_a_budget_sets_the_windows_rates_reserves_its_cost_and_says_why(ledger: 
     assert 70 <= sampled <= 130, sampled  # ~100 expected: a binomial count, sd ~ 9.6
     rows = list(ledger.scores(exact))
     assert len(rows) == sampled and all(r.status == "ok" for r in rows)
-    assert all(r.weight == pytest.approx(1 / got[r.stratum]) for r in rows)
+    assert all(r.weight == pytest.approx(1 / got[str(r.stratum)]) for r in rows)
 
     # The judge without a budget keeps the config's rates; nothing is reserved or decided for it.
     contains = outcome.runs["contains"]

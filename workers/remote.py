@@ -132,10 +132,10 @@ def judge_remote(
             ledger.write_scores(skipped)
             return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
 
-    spent = services.daily_budget.spent(ledger, message.run_id, name)
-    if spent is not None:  # an online run's judge has spent the day's budget (online/budget/gate.py)
+    exhausted = services.daily_budget.spent(ledger, message.run_id, name)
+    if exhausted is not None:  # an online run's judge has spent the day's budget (online/budget/gate.py)
         skipped = [dataclasses.replace(row, status="skipped", error_kind="budget") for row in
-                   delivery.rows([(r, Verdict.failed(r.id, spent, attempts=0)) for r in records])]
+                   delivery.rows([(r, Verdict.failed(r.id, exhausted, attempts=0)) for r in records])]
         ledger.write_scores(skipped)
         return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
 
