@@ -24,6 +24,7 @@ from typing import Any
 
 import httpx
 import pytest
+import redis
 
 from ledger import Ledger
 from ledger.models import SamplingRate
@@ -159,6 +160,13 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         assert (change.scope, change.old_usd, change.new_usd, change.via, change.who) == (
             "judge:exact", None, 1.5, "flower", "flower")
         assert ledger.budgets() == {"judge:exact": 1.5}
+        # Beat fires the budget tick every JUDGEQ_BUDGET_TICK_S (redbeat keeps its entry in Redis).
+        broker = redis.Redis.from_url(redis_url)
+        try:
+            entry = json.loads(broker.hget("judgeq:beat:budget", "definition") or "{}")
+        finally:
+            broker.close()
+        assert entry.get("task") == "judgeq.budget_tick" and entry["schedule"]["every"] == 2.0, entry
         # The next tick plans the minute in progress: the judge's calls are free (a local judge), so every trace.
         wait_until(lambda: budget_rates(ledger).get("all") is not None, 20, lambda: f"the budget's rates; {state()}")
         first = budget_rates(ledger)["all"]
