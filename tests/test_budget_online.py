@@ -380,6 +380,11 @@ def test_the_gate_says_spent_once_spend_reaches_the_budget_and_never_for_offline
     assert gate.spent(ledger, online, "contains", NOW) is None  # no budget: never spent
     ledger.set_budget("judge:exact", 5.0, who="ana", via="cli")
     assert gate.spent(ledger, online, "exact", NOW) is None  # a raised budget applies at once (no cache here)
+    ledger.set_budget("global", 1.5, who="ana", via="cli")
+    assert gate.spent(ledger, online, "exact", NOW) is None
+    spend(ledger, 0.5, judge="contains")  # the global cap is spent, by every judge together
+    said = gate.spent(ledger, online, "exact", NOW)
+    assert said is not None and said.startswith("budget: judge:exact (global cap) spent $1.0000")
 
 
 def test_between_readings_the_gate_adds_what_this_process_spent(ledger: Ledger) -> None:
