@@ -164,6 +164,14 @@ class OnlineLedger:
         with self._connect() as conn, conn.begin():
             conn.execute(overwrite(conn.dialect.name, SAMPLING_RATES), row)
 
+    def clear_sampling_rates(self, schedule: str, judge: str, *, set_by: str) -> int:
+        """Remove the rates ``set_by`` set for the schedule's judge (others, and the config's, apply again);
+        how many were removed. The budget controller's, once the judge has no budget."""
+        stmt = sa.delete(SAMPLING_RATES).where(SAMPLING_RATES.c.schedule == schedule,
+                                               SAMPLING_RATES.c.judge == judge, SAMPLING_RATES.c.set_by == set_by)
+        with self._connect() as conn, conn.begin():
+            return int(conn.execute(stmt).rowcount)
+
     # -- reading ---------------------------------------------------------------
 
     def online_runs(self, dataset_name: str, judge: str, window_ids: Sequence[str]) -> list[Run]:

@@ -164,6 +164,7 @@ def judge_remote(
         written = delivery.write(ended, cached_rows) if ended or cached_rows else 0
     finally:
         services.leases.release(lease)  # before the hand-back, which may come back at once
+    services.daily_budget.charge(message.run_id, name, sum(v.cost_usd for _, v in ended))
     errors = sum(1 for _, v in ended if v.error is not None)
     account = [v for _, v in ended if v.error_kind == "account"]
     if account and services.circuit.record(message.run_id, name, len(account), account[-1].error or "account error"):

@@ -5,7 +5,8 @@ the window now in progress is planned from recent traffic (its exact counts
 come when it closes, and the window job plans it again on them): the rates
 go to the ledger's ``sampling_rates`` (set by "budget"), which is what
 ``judgeq budget show`` reports as the rates in force, and every decision to
-``budget_decisions``. A judge without a budget is left alone.
+``budget_decisions``. A judge without a budget is not planned: the rates a
+removed budget left behind are removed, and its config's rates apply again.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Final
 
 from ..plan import prepare
 from ..schedules import load_schedules
@@ -22,6 +23,10 @@ from .pacer import decisions, plan_window
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
+
+
+#: ``sampling_rates.set_by`` of the rates the controller sets.
+BUDGET: Final = "budget"
 
 
 @dataclass(frozen=True)
@@ -41,9 +46,15 @@ class Ahead:
 
 
 def plan_ahead(config: Path | None, ledger: Ledger, now: datetime) -> list[Ahead]:
-    """Plan each schedule's window in progress for every judge with a budget; write rates and decisions."""
+    """Plan each schedule's window in progress for every judge with a budget; write rates and decisions.
+
+    A judge whose budget was removed gets its "budget" rates removed too, so the config's rates (or a
+    person's) apply again from this tick: left in place, the last plan's rates (0 once a budget was
+    spent) would steer its windows for good.
+    """
     budgets = ledger.budgets()
-    if not budgets:
+    stale = {(r.schedule, r.judge) for r in ledger.rates_in_force() if r.set_by == BUDGET}
+    if not budgets and not stale:
         return []
     planned = []
     for name, schedule in sorted(load_schedules(config).items()):
@@ -52,10 +63,12 @@ def plan_ahead(config: Path | None, ledger: Ledger, now: datetime) -> list[Ahead
         for judge in plan.judges:
             found = plan_window(ledger, schedule, judge, window, now)
             if found is None:
+                if (name, judge.name) in stale:
+                    ledger.clear_sampling_rates(name, judge.name, set_by=BUDGET)
                 continue
             result, money, cost = found
             for d in result.decisions:
-                ledger.set_sampling_rate(name, judge.name, d.stratum, d.rate, set_by="budget",
+                ledger.set_sampling_rate(name, judge.name, d.stratum, d.rate, set_by=BUDGET,
                                          reason=f"planned ahead for {window.id}: {d.reason}"[:1000])
             ledger.record_decisions(decisions(result, money, cost, name, judge.name, window.id, now))
             planned.append(Ahead(name, judge.name, window.id, {d.stratum: d.rate for d in result.decisions},

@@ -111,7 +111,7 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
     result = plan(PlanInput(now=now, day_start=day_start, day_end=day_end, budget_usd=money.budget,
                             spent_usd=money.spent, reserved_usd=max(0.0, money.reserved),
                             cost_per_item=cost.per_item, window_expected=window_expected,
-                            remaining_expected=remaining, strata=strata, default_cost_per_item=cost.usd))
+                            remaining_expected=remaining, strata=strata))
     return result, money, cost.usd
 
 
