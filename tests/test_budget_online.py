@@ -167,7 +167,7 @@ def history(ledger: Ledger, *hours: int) -> None:
 
 def minimum_items() -> float:
     """A stratum's minimum with the controller's margin: what ``ja`` is guaranteed before the common rate."""
-    return MIN + MIN_MARGIN_Z * math.sqrt(MIN)
+    return (math.sqrt(MIN) + MIN_MARGIN_Z / 2) ** 2  # the square root's normal approximation of a Poisson count
 
 
 # -- a window judged on the budget ------------------------------------------------------------------------------
