@@ -76,7 +76,7 @@ def render(result: dict[str, Any]) -> str:
             f"{'yes' if r['verified'] else 'NO':>3}"
         )
     targets = result["targets"]
-    lines += ["", "targets (DESIGN.md): >= {e2e:,} items/s end to end; {n:,} items enqueued in <= {enq} s; "
+    lines += ["", "targets (docs/architecture.md): >= {e2e:,} items/s end to end; {n:,} items enqueued in <= {enq} s; "
               "flat memory".format(**targets)]
     for r in result["end_to_end"] + result["enqueue_only"]:
         if r.get("foreign_redis_clients"):

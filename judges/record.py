@@ -1,6 +1,6 @@
 """The record a judge judges: one dataset item or one production trace.
 
-Field names and aliases are the contract of DESIGN.md; loaders validate
+Field names and aliases are the contract (docs/architecture.md, "Records"); loaders validate
 through this model, so the aliases live here and nowhere else, and so do the
 bounds of what a ledger can store: an id is at most ``MAX_ID_CHARS``
 characters, none of them a control character; ``metadata`` nests at most

@@ -22,7 +22,8 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
     except LedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        return 2 if isinstance(exc, LedgerConfigError) else 3  # bad configuration, or infrastructure (DESIGN.md)
+        # bad configuration, or infrastructure (docs/architecture.md, "Exit codes")
+        return 2 if isinstance(exc, LedgerConfigError) else 3
     print(f"ledger at {mask_url(url)} is at revision {head_revision()}")
     return 0
 

@@ -53,7 +53,7 @@ them into exit codes::
     └── anything else: a bug or an unforeseen failure (traceback in a file, or --debug)     → 4
 
 Exit 2 means nothing was written or enqueued; exit 3 means the run stays
-resumable (DESIGN.md, "Exit codes"); exit 1 is kept for a failed gate and is
+resumable (docs/architecture.md, "Exit codes"); exit 1 is kept for a failed gate and is
 never the code of an error.
 """
 

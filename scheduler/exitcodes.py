@@ -1,4 +1,4 @@
-"""Exit codes of judgeq's commands (DESIGN.md), and which error ends a command with which.
+"""Exit codes of judgeq's commands (docs/architecture.md, "Exit codes"), and which error ends a command with which.
 
 Only the CLI turns errors into these: ``scheduler.cli.main`` asks
 :func:`for_error`. The tree of error classes is drawn in ``scheduler.errors``.

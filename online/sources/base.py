@@ -48,7 +48,7 @@ class TraceSource(Protocol):
     ``traces`` yields the raw records whose ``ts`` is in ``[start, end)``
     (tz-aware datetimes), in the source's order (ts order where the source
     can; files in name order, then line order), as dicts in the record format
-    of DESIGN.md (aliases allowed) with ``ts`` as ISO 8601 text. What cannot
+    of docs/architecture.md, "Records" (aliases allowed) with ``ts`` as ISO 8601 text. What cannot
     be a trace is counted in ``skipped``, never raised: ``no_ts``, ``bad_ts``,
     ``malformed``, and ``outside`` where a record outside the window had to
     be read to know it. It streams: memory stays flat in the window's size.

@@ -5,7 +5,7 @@
     path = "traces/"          # a file, a glob ("traces/*.jsonl.gz") or a folder (its *.jsonl and *.jsonl.gz)
     daily_files = false       # true: skip files whose name's date is a day or more outside the window
 
-Lines are records in the format of DESIGN.md (aliases included); ``ts`` is
+Lines are records in the format of docs/architecture.md, "Records" (aliases included); ``ts`` is
 required. Reading is the hot path of a window (a million lines an hour is an
 ordinary product), so a line costs one ``orjson.loads`` and one
 ``datetime.fromisoformat``, and nothing is validated beyond ``ts``: the
