@@ -1,1 +1,4 @@
-"""The front door of judgeq: CLI, dataset and trace loading, sampling, budgets."""
+"""The front door of judgeq: the CLI, dataset loading, submit and resume, gates and reports, beat.
+
+Trace sources, sampling and the budget controller live in ``online/``, which the CLI calls.
+"""

@@ -6,7 +6,8 @@ judge once the items that already have a row in this run are set aside:
 1. the judge's circuit is open in this run (repeated account errors,
    :mod:`workers.circuit`): every item is recorded as an error naming the cause;
 2. the run has a budget (``--max-cost``) and its spend, summed in the ledger,
-   has reached it: every item is recorded as skipped for budget;
+   has reached it, or the run is online and its judge has spent the day's
+   budget (:mod:`online.budget.gate`): every item is recorded as skipped for budget;
 3. the verdict cache (unless ``--no-cache``): an item whose content hash has an
    "ok" row under the same judge version, in any run, gets a copy of it
    (``cached``, cost 0, ``saved_usd`` what it cost first) and no call;
