@@ -83,22 +83,19 @@ def _judges_with(summaries: Sequence[Any], count: str) -> str:
 def judge_errors(run_id: str, summaries: Sequence[Any]) -> str:
     """One line on the run's judge errors, per judge, with the next step; '' when it has none.
 
-    Judge errors are rows without a verdict: a run that ends with some measured
-    less than it was asked to, which the exit code says only with a gate (its
-    ``--max-errors``) or ``--fail-on-errors``, so the line says it always.
+    Judge errors are rows without a verdict: the run measured less than it was
+    asked to, which the exit code says only with a gate (its ``--max-errors``)
+    or ``--fail-on-errors``. Transient and account errors never reach this
+    line: they exit 3 first, with their own (:func:`unreachable`, :func:`refused`).
     """
     hit = [s for s in summaries if s.errors]
     if not hit:
         return ""
     total = sum(s.errors for s in hit)
     rows = sum(s.n for s in summaries)
-    per_judge = ", ".join(
-        f"{s.eval} {s.errors}" + (f" ({s.transient_errors} transient)" if getattr(s, "transient_errors", 0) else "")
-        for s in hit)
-    transient = sum(getattr(s, "transient_errors", 0) for s in hit)
-    retry = f"; 'judgeq resume {run_id}' retries the transient ones" if transient else ""
-    return (f"run {run_id} ended with {total} of {rows} rows judge errors, not verdicts ({per_judge}); "
-            f"'judgeq report {run_id}' shows them{retry}")
+    per_judge = ", ".join(f"{s.eval} {s.errors}" for s in hit)
+    return (f"run {run_id}: {total} of {rows} rows are judge errors, not verdicts ({per_judge}); "
+            f"'judgeq report {run_id}' shows why")
 
 
 def over_errors(summaries: Sequence[Any], max_errors: int) -> list[str]:
