@@ -52,9 +52,9 @@ def run_rows(tmp_path: Path) -> int:
         return conn.execute("SELECT count(*) FROM runs").fetchone()[0] if "runs" in tables else 0
 
 
-@pytest.mark.timeout(180, func_only=True)
+@pytest.mark.timeout(180)  # ~20 s: two embedded submits of an LLM judge, each importing litellm (5-8 s here)
 def test_errors_are_said_and_fail_only_when_asked(tmp_path: Path, env: dict[str, str]) -> None:
-    """Three CLI runs of the judge (each pays litellm's import, ~5 s here), then gate/report on the ledger."""
+    """Two CLI runs of the judge (each pays litellm's import, 2-6 s here), then gate and report on the ledger."""
     data = dataset(tmp_path / "items.jsonl", 8)  # t0 and t4 say "bad"
 
     plain = run_cli(["submit", str(data), "--judge", "faithful", "--wait"], env)
@@ -72,12 +72,6 @@ def test_errors_are_said_and_fail_only_when_asked(tmp_path: Path, env: dict[str,
     [line] = errors_line(failed.stderr)
     assert f"run {summary['run']['id']}: 2 of 8" in line and "--fail-on-errors: faithful over --max-errors 0" in line
 
-    allowed = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--fail-on-errors",
-                       "--max-errors", "2"], env)
-    assert allowed.returncode == 0, allowed.stderr[-3000:]
-    [line] = errors_line(allowed.stderr)  # still said: the errors are there
-    assert "2 of 8" in line and "--fail-on-errors" not in line
-
     # On the finished run: `gate --fail-on-errors` is a check of its own; `report` says nothing unless asked.
     gated = run_cli(["gate", run_id, "--fail-on-errors"], env)
     assert gated.returncode == 1 and len(errors_line(gated.stderr)) == 1, gated.stderr[-3000:]
@@ -86,8 +80,6 @@ def test_errors_are_said_and_fail_only_when_asked(tmp_path: Path, env: dict[str,
     assert passing_gate.returncode == 0, passing_gate.stderr[-3000:]  # mean 1.0 over the 6 verdicts
     report = run_cli(["report", run_id], env)
     assert report.returncode == 0 and not errors_line(report.stderr), report.stderr[-3000:]
-    asked = run_cli(["report", run_id, "--fail-on-errors"], env)
-    assert asked.returncode == 1 and len(errors_line(asked.stderr)) == 1, asked.stderr[-3000:]
 
 
 def test_a_clean_run_passes_and_the_flag_needs_wait(tmp_path: Path, env: dict[str, str]) -> None:
@@ -101,7 +93,6 @@ def test_a_clean_run_passes_and_the_flag_needs_wait(tmp_path: Path, env: dict[st
     usage = run_cli(["submit", str(data), "--judge", "exact", "--fail-on-errors"], env)
     assert usage.returncode == 2 and "--fail-on-errors needs --wait" in usage.stderr, usage.stderr
     assert run_rows(tmp_path) == 0
-    assert run_cli(["gate", "nope", "--max-errors", "1"], env).returncode == 2  # still nothing to gate on
 
     clean = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--fail-on-errors"], env)
     assert clean.returncode == 0, clean.stderr[-3000:]  # half fail, but failing verdicts are verdicts
