@@ -242,9 +242,14 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
     cfg = SimConfig(budget_usd=args.budget, window_minutes=args.window, min_items=args.min_items)
+    from .machine import describe, in_loops, reference
+
+    ref = reference()  # the machine's speed today: the simulation's seconds compare across days as loops
     began = time.perf_counter()
     results = [simulate(seed, cfg) for seed in range(args.seeds)]
-    summary = {"config": asdict(cfg), **summarize(results), "seconds": round(time.perf_counter() - began, 2)}
+    seconds = time.perf_counter() - began
+    summary = {"config": asdict(cfg), **summarize(results), "seconds": round(seconds, 2), "reference": ref,
+               "seconds_in_loops": round(in_loops(seconds, ref), 2)}
     if args.png:
         from .budget_plot import draw
 
@@ -256,6 +261,8 @@ def main(argv: list[str] | None = None) -> int:
         from .budget_plot import report
 
         print(report(results, summary))
+        print(f"{describe(ref)}; the simulation took {summary['seconds']:.1f} s = "
+              f"{summary['seconds_in_loops']:.1f} loops")
     return 0 if targets_met(summary) else 1
 
 

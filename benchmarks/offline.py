@@ -484,6 +484,9 @@ def main(argv: list[str] | None = None) -> int:
         if py_spy_path() is None:
             print("py-spy is not installed (pip install py-spy); profiling skipped", file=sys.stderr)
     started = time.monotonic()
+    from .machine import per_loop, reference
+
+    ref = reference(args.pg)  # before anything of the benchmark's runs: the machine's speed, today
     private: PrivateRedis | None = None
     with tempfile.TemporaryDirectory(prefix="judgeq-bench-") as tmp:
         workdir = Path(tmp)
@@ -501,9 +504,14 @@ def main(argv: list[str] | None = None) -> int:
                 private.stop()
     facts, datasets, enqueue_only, end_to_end = results
     redis_shown = "private redis-server" if private else args.redis
+    for r in end_to_end:  # the headlines in units of the machine's speed (benchmarks/machine.py)
+        r["e2e_items_per_loop"] = round(per_loop(r["e2e_items_per_s"] or 0.0, ref))
+    for r in enqueue_only:
+        r["enqueue_items_per_loop"] = round(per_loop(r["enqueue_items_per_s"] or 0.0, ref))
 
     result = {
         "machine": facts,
+        "reference": ref,
         "config": {"items": args.items, "bytes_per_record": datasets[args.items][1], "chunk": chunk,
                    "pool": args.pool or "prefork (judgeq default)",
                    "extra_env": extra_env, "redis": redis_shown, "workers": args.workers,

@@ -5,6 +5,8 @@ from __future__ import annotations
 import json
 from typing import Any
 
+from .machine import describe, in_loops
+
 
 
 # --- output --------------------------------------------------------------------------------------------
@@ -32,6 +34,7 @@ def render(result: dict[str, Any]) -> str:
         f"software: Python {m['python']}, Redis {m['redis']} (appendonly {m['redis_appendonly']}), "
         f"PostgreSQL {m['postgresql']} (" + ", ".join(f"{k}={v}" for k, v in m["postgresql_settings"].items()) + "), "
         + ", ".join(f"{k} {v}" for k, v in m["packages"].items()),
+        describe(result["reference"]),
         f"broker: {cfg.get('redis')}",
         f"dataset: {cfg['items']:,} records, {cfg['bytes_per_record']:.0f} B/record; judge noop (local); "
         f"chunk {cfg['chunk']} records/task; pool {cfg.get('pool')}; extra env {cfg['extra_env'] or '-'}",
@@ -75,6 +78,15 @@ def render(result: dict[str, Any]) -> str:
             f"{_fmt(r['cpu_s']['postgres'], 7)} {r['messages']:>9,} {r['redis_bytes_per_item']:>12,} "
             f"{'yes' if r['verified'] else 'NO':>3}"
         )
+    ref = result["reference"]
+    lines += ["", f"Relative to the machine reference (rates x the loop's {ref['loop_s']:.2f} s, times / it): "
+              "compare these across days"]
+    for r in result["end_to_end"]:
+        lines.append(f"  end to end, {r['workers']} worker(s), conc {r['concurrency']}: "
+                     f"{r['e2e_items_per_s'] or 0:,} items/s = {r['e2e_items_per_loop']:,} items per loop")
+    for r in result["enqueue_only"]:
+        lines.append(f"  enqueue {r['items']:,}: {r['enqueue_items_per_s'] or 0:,} items/s = "
+                     f"{r['enqueue_items_per_loop']:,} items per loop; {in_loops(r['enqueue_s'] or 0.0, ref):.2f} loops")
     targets = result["targets"]
     lines += ["", "targets (docs/architecture.md): >= {e2e:,} items/s end to end; {n:,} items enqueued in <= {enq} s; "
               "flat memory".format(**targets)]

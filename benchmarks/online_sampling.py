@@ -184,6 +184,9 @@ def main() -> None:
         child_memory(args.child_memory)
         return
     MiB = 2**20
+    from .machine import describe, per_loop, reference
+
+    ref = reference()  # the machine's speed today, so the figures compare across days
     with tempfile.TemporaryDirectory(prefix="judgeq-online-bench-") as tmp:
         big, small = Path(tmp) / "big.jsonl", Path(tmp) / "small.jsonl"
         started = time.perf_counter()
@@ -197,19 +200,23 @@ def main() -> None:
         best = min(runs, key=lambda r: r["count_s"] + r["sample_s"])
         report |= {"decide_s": decided, "passes": best,
                    "memory": {str(args.small): memory(small), str(args.traces): memory(big)}}
+    both = best["count_s"] + best["sample_s"]
+    report |= {"reference": ref, "decided_per_loop": round(per_loop(args.traces / decided, ref)),
+               "window_per_loop": round(per_loop(args.traces / both, ref))}
     if args.json:
         print(json.dumps(report, indent=2))
         return
     n = args.traces
     sampled = sum(best["sampled"].values())
+    print(describe(ref))
     print(f"window: {n:,} traces, {per_line:.0f} B/trace, {STRATA} strata, written in {report['written_s']:.1f} s")
-    print(f"decide() alone on parsed dicts: {n / decided:,.0f} traces/s ({decided / n * 1e6:.2f} µs each)")
+    print(f"decide() alone on parsed dicts: {n / decided:,.0f} traces/s ({decided / n * 1e6:.2f} µs each) = "
+          f"{report['decided_per_loop']:,} per loop")
     for name in ("count", "sample"):
         seconds = best[f"{name}_s"]
         print(f"{name} pass (read lines + orjson.loads + decide): {n / seconds:,.0f} traces/s ({seconds:.2f} s)")
-    both = best["count_s"] + best["sample_s"]
     print(f"both passes: {both:.2f} s, {best['cpu_s']:.2f} CPU-s: a window decided at {n / both:,.0f} traces/s "
-          "on one core")
+          f"on one core = {report['window_per_loop']:,} per loop")
     smallest = min(best["counts"], key=best["counts"].get)
     print(f"filtered out: {best['filtered']:,}; sampled: {sampled:,} ({sampled / (n - best['filtered']):.2%} of "
           f"the rest); strata of {min(best['counts'].values()):,} to {max(best['counts'].values()):,} traces; "

@@ -155,6 +155,11 @@ def main() -> None:
         kind, n, jsonl, url = args.one.split("|")
         print(json.dumps(measure(kind, int(n), Path(jsonl), url)))
         return
+    from .machine import describe, per_loop, reference
+
+    ref = reference(ADMIN)  # the machine's speed today, so the figures compare across days
+    if not args.json:
+        print(describe(ref), flush=True)
     folder = Path(args.dir)
     folder.mkdir(parents=True, exist_ok=True)
     results = []
@@ -171,14 +176,18 @@ def main() -> None:
                                   f"{kind}|{n}|{jsonl}|{traces_url}"], capture_output=True, text=True, check=True,
                                  env={**os.environ, "LITELLM_LOCAL_MODEL_COST_MAP": "True"})
             result = json.loads(out.stdout.strip().splitlines()[-1])
+            result["decided_per_loop"] = round(per_loop(result["decided_per_s"], ref))
+            result["judged_per_loop"] = round(per_loop(result["judged_per_s"] or 0.0, ref))
             results.append(result)
             if not args.json:
                 print(f"{kind:5} {result['traces']:>9,} traces  {result['decided_per_s']:>9,} decided/s  "
                       f"{result['sampled']:>7,} sampled ({result['chunks']} chunks)  peak {result['peak_mb']:>5} MB  "
-                      f"judged {result['judged_per_s']:>7,}/s", flush=True)
+                      f"judged {result['judged_per_s']:>7,}/s; per loop: {result['decided_per_loop']:,} decided, "
+                      f"{result['judged_per_loop']:,} judged", flush=True)
     if args.json:
         print(json.dumps({"machine": os.uname().nodename, "cpus": os.cpu_count(),
-                          "date": datetime.now(UTC).date().isoformat(), "results": results}, indent=2))
+                          "date": datetime.now(UTC).date().isoformat(), "reference": ref, "results": results},
+                         indent=2))
     else:
         print(f"({os.cpu_count()} CPUs; counts in {Counter(r['source'] for r in results)})")
 

@@ -123,6 +123,9 @@ def main(argv: list[str] | None = None) -> None:
 
     import psycopg
 
+    from .machine import describe, in_loops, per_loop, reference
+
+    ref = reference(PG_ADMIN)  # the machine's speed today, so the figures compare across days
     db = "judgeq_bench_" + secrets.token_hex(4)
     with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{db}"')
@@ -144,7 +147,8 @@ def main(argv: list[str] | None = None) -> None:
     finally:
         with psycopg.connect(PG_ADMIN, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{db}" WITH (FORCE)')
-    print(f"\nremote benchmark: {args.items} items, limit {args.rpm} req/min, latency {args.latency * 1000:.0f} ms\n")
+    print(f"\nremote benchmark: {args.items} items, limit {args.rpm} req/min, latency {args.latency * 1000:.0f} ms")
+    print(describe(ref) + "\n")
     print("| workers | achieved req/min | share of limit | 429s | lost | duplicated rows | paid twice | errors "
           "| busiest 60 s | wall s | ideal s |")
     print("| ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: | ---: |")
@@ -152,6 +156,12 @@ def main(argv: list[str] | None = None) -> None:
         print(f"| {r['workers']} | {r['achieved_rpm']:.0f} | {r['share_of_limit']:.1%} | {r['share_429']:.2%} "
               f"| {r['lost']} | {r['duplicated_rows']} | {r['paid_twice']} | {r['errors']} | {r['busiest_minute']} "
               f"| {r['wall_s']:.1f} | {r['ideal_s']:.1f} |")
+    print(f"\nrelative to the machine reference (the loop's {ref['loop_s']:.2f} s): the limit, not the CPU, sets "
+          "these rates; the overhead over the ideal wall time is what a slower machine stretches")
+    for r in results:
+        print(f"  {r['workers']} worker(s): {r['achieved_rpm'] / 60:.1f} req/s = {per_loop(r['achieved_rpm'] / 60, ref):.1f} "
+              f"req per loop; wall over ideal {r['wall_s'] - r['ideal_s']:.1f} s = "
+              f"{in_loops(r['wall_s'] - r['ideal_s'], ref):.1f} loops")
 
 
 if __name__ == "__main__":

@@ -19,8 +19,8 @@ import typer
 from . import exitcodes
 from .failures import fail
 from .interrupts import Submission, interrupt_on_signals, interruptible, say
-from .cli_options import (BaselineOpt, BaselineTagOpt, ByOpt, ClusterByOpt, GateOnOpt, GateOpt, JunitOpt,
-                          MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt, TimeoutOpt)
+from .cli_options import (BaselineOpt, BaselineTagOpt, ByOpt, ClusterByOpt, FailOnErrorsOpt, GateOnOpt, GateOpt,
+                          JunitOpt, MarkdownOpt, MaxDropOpt, MaxErrorsOpt, MinSliceOpt, TimeoutOpt)
 
 app = typer.Typer(
     name="judgeq",
@@ -91,6 +91,7 @@ def submit(
     markdown: MarkdownOpt = None,
     max_cost: Annotated[Optional[float], typer.Option("--max-cost", min=0, help="USD: once the run's spend reaches it, stop enqueueing and skip the remaining items (recorded as skipped for budget).")] = None,
     no_cache: Annotated[bool, typer.Option("--no-cache", help="Call remote judges even for items with a cached verdict (same judge version and content).")] = False,
+    fail_on_errors: FailOnErrorsOpt = False,
 ) -> None:
     """Judge a dataset: validate it whole, enqueue it, and optionally wait for the verdict."""
     from judges.config import load_config
@@ -111,6 +112,8 @@ def submit(
         gates = options.gates
         if options.gating and not wait:
             raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
+        if fail_on_errors and not wait:
+            raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
         config = load_config(settings.config)
         plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta),
                                max_record_bytes=settings.max_record_bytes)
@@ -128,7 +131,8 @@ def submit(
             from .baseline import resolve
 
             baseline_run = resolve(ledger, options.baseline, plan.dataset.name, options.baseline_tag)
-        outputs: dict[str, Any] = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown)
+        outputs: dict[str, Any] = dict(options=options, baseline_run=baseline_run, junit=junit, markdown=markdown,
+                                       fail_on_errors=fail_on_errors)
         submitting.create_run(plan, ledger)  # the run id is shown only once its row exists
         submission.run_id = plan.run_id
         say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
@@ -225,7 +229,12 @@ def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], 
                      timeout: Optional[float], json_out: bool, alive: Any = None,
                      failure: Optional[list[BaseException]] = None, expected: Optional[int] = None,
                      options: Any = None, baseline_run: Any = None, junit: Optional[Path] = None,
-                     markdown: Optional[Path] = None) -> None:
+                     markdown: Optional[Path] = None, fail_on_errors: bool = False) -> None:
+    """Wait for the run, print its summary, and exit: 3 incomplete or not measured, 1 a gate failed or
+    (``fail_on_errors``) a judge has more judge errors than ``max_errors``; else 0.
+
+    Judge errors are said in one line on stderr whatever the exit code.
+    """
     from .assess import GateOptions, assess
     from .progress import ProgressView
     from .report_view import deliver
@@ -251,8 +260,23 @@ def _wait_and_report(run_id: str, ledger: Any, settings: Any, gates: list[Any], 
               f"check the workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'", file=sys.stderr)
         raise typer.Exit(exitcodes.INFRASTRUCTURE)
     _exit_if_not_measured(run_id, assessment.summaries)
-    if results and not all(r.passed for r in results):
+    errors_failed = _say_judge_errors(run_id, assessment.summaries, fail_on_errors, options.max_errors)
+    if (results and not all(r.passed for r in results)) or errors_failed:
         raise typer.Exit(exitcodes.GATE_FAILED)
+
+
+def _say_judge_errors(run_id: str, summaries: Any, fail_on_errors: bool, max_errors: int) -> bool:
+    """Say the run's judge errors in one line on stderr; whether ``--fail-on-errors`` fails on them."""
+    from .outcomes import judge_errors, over_errors
+
+    line = judge_errors(run_id, summaries)
+    if not line:
+        return False
+    failing = over_errors(summaries, max_errors) if fail_on_errors else []
+    verdict = (f"; --fail-on-errors: {', '.join(failing)} over --max-errors {max_errors}, exit 1"
+               if failing else "")
+    print(f"judgeq: {line}{verdict}", file=sys.stderr)
+    return bool(failing)
 
 
 def _exit_if_not_measured(run_id: str, summaries: Any) -> None:
@@ -349,9 +373,11 @@ def _assessment_command(need_gate: bool, doc: str) -> Any:
         max_drop: MaxDropOpt = None,
         junit: JunitOpt = None,
         markdown: MarkdownOpt = None,
+        fail_on_errors: FailOnErrorsOpt = False,
     ) -> None:
         _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
-                         baseline_tag, max_drop, junit, markdown, need_gate=need_gate)
+                         baseline_tag, max_drop, junit, markdown, need_gate=need_gate,
+                         fail_on_errors=fail_on_errors)
 
     command.__doc__ = doc
     return command
@@ -379,6 +405,7 @@ def report(
     judge: Annotated[Optional[str], typer.Option("--judge", help="With --windows: the judge.")] = None,
     windows: Annotated[Optional[str], typer.Option(
         "--windows", help="A trend: one line per window of A..B (e.g. 2026-11-20..2026-11-22).")] = None,
+    fail_on_errors: FailOnErrorsOpt = False,
 ) -> None:
     """Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency.
 
@@ -396,7 +423,7 @@ def report(
     if run_id is None:
         raise UsageError("give a run id (see 'judgeq runs'), or --windows A..B with --source S and --judge J")
     _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
-                     baseline_tag, max_drop, junit, markdown, need_gate=False)
+                     baseline_tag, max_drop, junit, markdown, need_gate=False, fail_on_errors=fail_on_errors)
 
 
 def _trend(name: str, judge: str, windows: str, json_out: bool, cluster_by: Optional[str]) -> None:
@@ -422,7 +449,8 @@ app.command("gate")(_assessment_command(
 def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bool, by: Optional[str],
                      cluster_by: Optional[str], min_slice: int, gate_on: str, baseline: Optional[str],
                      baseline_tag: str, max_drop: Optional[float], junit: Optional[Path],
-                     markdown: Optional[Path], need_gate: bool) -> None:
+                     markdown: Optional[Path], need_gate: bool, fail_on_errors: bool = False) -> None:
+    """Report or gate a run; ``fail_on_errors`` counts as a gate (``judgeq gate RUN --fail-on-errors``)."""
     from ledger.settings import LedgerSettings
     from ledger.store import Ledger
 
@@ -433,8 +461,8 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
     options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
                                 baseline_tag=baseline_tag, max_drop=max_drop, by=by, cluster_by=cluster_by,
                                 min_slice=min_slice, files=junit is not None or markdown is not None)
-    if need_gate and not options.gating:
-        raise UsageError('nothing to gate on; add --gate "JUDGE>=X" and/or --baseline RUN|latest')
+    if need_gate and not options.gating and not fail_on_errors:
+        raise UsageError('nothing to gate on; add --gate "JUDGE>=X", --baseline RUN|latest and/or --fail-on-errors')
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
     if need_gate and run.status == "abandoned":
@@ -452,9 +480,11 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
     deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)
     if not complete and not json_out:
         print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
-    if options.gating:  # a gate on what the provider never answered is not a quality verdict
+    if options.gating or fail_on_errors:  # a gate on what the provider never answered is not a quality verdict
         _exit_if_not_measured(run_id, assessment.summaries)
-    if not assessment.passed:
+    # Said only when asked to check them: the scorecard already shows the errors.
+    errors_failed = fail_on_errors and _say_judge_errors(run_id, assessment.summaries, True, options.max_errors)
+    if not assessment.passed or errors_failed:
         raise typer.Exit(exitcodes.GATE_FAILED)
 
 
@@ -499,6 +529,7 @@ def resume(
     timeout: TimeoutOpt = None,
     json_out: JsonOpt = False,
     dataset: Annotated[Optional[Path], typer.Option("--dataset", help="The file the run was submitted from (checked by its sha256): needed to complete a run cut off while it was being submitted.")] = None,
+    fail_on_errors: FailOnErrorsOpt = False,
 ) -> None:
     """Re-enqueue the items of a run that have no verdict yet: no ledger row, or a transient error."""
     from ledger.settings import LedgerSettings
@@ -508,6 +539,10 @@ def resume(
     from .settings import SchedulerSettings
 
     interrupt_on_signals()
+    if fail_on_errors and not wait:
+        from .errors import UsageError
+
+        raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
     settings = SchedulerSettings()
     ledger = Ledger(LedgerSettings().ledger_url)
     run = ledger.get_run(run_id)
@@ -524,7 +559,8 @@ def resume(
             def job(embedded: Any, stop: threading.Event) -> None:
                 submitting.resume(run, ledger, embedded, settings, dataset=info)
 
-            _judge_in_process(job, run_id, ledger, settings, [], 0, timeout, json_out, own)
+            _judge_in_process(job, run_id, ledger, settings, [], 0, timeout, json_out, own,
+                              fail_on_errors=fail_on_errors)
             return
         missing = submitting.resume(run, ledger, dispatcher, settings, dataset=info)
         submission.sent.set()
@@ -534,7 +570,7 @@ def resume(
         print(f"run {run_id}: re-enqueued {missing} item-judge pairs without a verdict (no row, or a transient "
               "error)", file=sys.stderr)
         if wait:
-            _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out)
+            _wait_and_report(run_id, ledger, settings, [], 0, timeout, json_out, fail_on_errors=fail_on_errors)
 
 
 @app.command()

@@ -45,3 +45,6 @@ MinSliceOpt = Annotated[int, typer.Option("--min-slice", help="Slices with fewer
 JunitOpt = Annotated[Optional[Path], typer.Option("--junit", help="Write JUnit XML (one test case per gate) here.")]
 MarkdownOpt = Annotated[Optional[Path], typer.Option(
     "--markdown", help="Write a Markdown summary here (e.g. $GITHUB_STEP_SUMMARY).")]
+FailOnErrorsOpt = Annotated[bool, typer.Option(
+    "--fail-on-errors", help="Exit 1, as a failed gate, when a judge ends with more judge errors (rows without a "
+                             "verdict) than --max-errors allows (0 unless given), gated or not.")]

@@ -9,7 +9,7 @@ from __future__ import annotations
 import functools
 
 OK = 0  #: the gate passed (or the command did its job)
-GATE_FAILED = 1  #: a gate failed; never the code of an error
+GATE_FAILED = 1  #: a gate failed, or --fail-on-errors found judge errors; never the code of an error
 BAD_INPUT = 2  #: bad input, usage or configuration; nothing was written or enqueued
 INFRASTRUCTURE = 3  #: broker, ledger or provider failure, or --timeout; the run stays resumable
 INTERNAL = 4  #: an unexpected error (a bug in judgeq, or a failure nothing foresaw); the traceback is kept

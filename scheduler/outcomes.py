@@ -78,3 +78,26 @@ def unreachable(summaries: Sequence[Any]) -> str:
 def _judges_with(summaries: Sequence[Any], count: str) -> str:
     """'judge (n items), …' for the judges whose summary has a nonzero ``count``."""
     return ", ".join(f"{s.eval} ({getattr(s, count)} items)" for s in summaries if getattr(s, count, 0))
+
+
+def judge_errors(run_id: str, summaries: Sequence[Any]) -> str:
+    """One line on the run's judge errors, per judge, with the next step; '' when it has none.
+
+    Judge errors are rows without a verdict: the run measured less than it was
+    asked to, which the exit code says only with a gate (its ``--max-errors``)
+    or ``--fail-on-errors``. Transient and account errors never reach this
+    line: they exit 3 first, with their own (:func:`unreachable`, :func:`refused`).
+    """
+    hit = [s for s in summaries if s.errors]
+    if not hit:
+        return ""
+    total = sum(s.errors for s in hit)
+    rows = sum(s.n for s in summaries)
+    per_judge = ", ".join(f"{s.eval} {s.errors}" for s in hit)
+    return (f"run {run_id}: {total} of {rows} rows are judge errors, not verdicts ({per_judge}); "
+            f"'judgeq report {run_id}' shows why")
+
+
+def over_errors(summaries: Sequence[Any], max_errors: int) -> list[str]:
+    """The judges with more than ``max_errors`` judge errors: what ``--fail-on-errors`` fails on."""
+    return [s.eval for s in summaries if s.errors > max_errors]
