@@ -17,10 +17,12 @@ The algorithm is GCRA (the generic cell rate algorithm) in its reservation
 form, applied twice, to requests and to tokens, per :class:`Limit` key (one
 provider endpoint and model). With a limit of R per ``period_s`` and a
 ``headroom`` h, it schedules calls at the rate R·(1-h)/period with a burst of
-max(1, ⌊R·h/2⌋), so that in ANY window of ``period_s`` the key admits at most
-R·(1-h/2) + 1 requests (tokens: tpm·(1-h/2) plus one request's tokens). The
-unused R·h/2 absorbs the jitter between admission (the limiter's clock) and
-arrival at the provider.
+max(1, ⌊min(R·h/2, R·h/period · 1 s)⌋), so that in ANY window of ``period_s``
+the key admits at most R·(1-h/2) + 1 requests (tokens: tpm·(1-h/2) plus one
+request's tokens), and in any second no more than one second of the limit
+allows, plus one: a provider that enforces R/period per second (as OpenAI and
+Anthropic say they may) sees no start-up burst. The unused headroom absorbs
+the jitter between admission (the limiter's clock) and arrival at the provider.
 
 :class:`LocalLimiter` is the in-process implementation (embedded mode and unit
 tests); workers use the Redis implementation (``workers/ratelimit.py``), whose
@@ -47,6 +49,9 @@ CUT = 0.8
 CUT_EVERY = 12
 MIN_FACTOR = 0.05
 RECOVER = 1.0
+#: The shortest window a provider may enforce its limit over (OpenAI and Anthropic say a per-minute limit
+#: may be enforced per second): the burst never exceeds what this window of the limit allows.
+BURST_WINDOW_S = 1.0
 
 
 @dataclass(frozen=True)
@@ -94,7 +99,9 @@ class Pacing:
     @classmethod
     def of(cls, per_period: int, period_s: float, headroom: float, factor: float) -> Pacing:
         rate = per_period * (1.0 - headroom) * factor / period_s
-        burst = max(1, math.floor(per_period * headroom / 2))
+        # The burst also fits in one second of the limit (providers may enforce R/period over any second):
+        # what a second allows beyond the paced rate, at least one call.
+        burst = max(1, math.floor(min(per_period * headroom / 2, (per_period / period_s - rate) * BURST_WINDOW_S)))
         interval = 1.0 / rate
         return cls(interval_s=interval, tolerance_s=(burst - 1) * interval)
 

@@ -68,6 +68,19 @@ def test_no_window_admits_more_than_the_documented_bound(make_limiter) -> None: 
     assert span == pytest.approx((240 - 5) / (rpm * (1 - headroom)), rel=0.1)
 
 
+def test_no_second_admits_more_than_a_second_of_the_limit_from_a_cold_start(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    """1,200 requests a minute, enforced also as at most 20 in any second: no start-up burst.
+
+    The burst was max(1, R h / 2) = 18 at once, then 19.4/s: 37 calls in the first second, and a 429
+    storm from providers that enforce per-second windows. Now the burst fits what a second allows.
+    """
+    period, headroom, rpm = 60.0, 0.03, 1200
+    limiter = make_limiter(period, headroom)
+    times = admitted_times(limiter, Limit("k-second", rpm=rpm), 64)
+    assert most_in_window(times, 1.0) <= rpm / period + 1
+    assert times[-1] - times[0] == pytest.approx(63 / (rpm * (1 - headroom) / period), rel=0.1)  # still paced at 97 %
+
+
 def test_a_far_slot_is_not_reserved(make_limiter) -> None:  # type: ignore[no-untyped-def]
     limiter = make_limiter(1.0, 0.0)
     limit = Limit("k-far", rpm=10)

@@ -21,7 +21,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from judges.limits import CUT, CUT_EVERY, MIN_FACTOR, RECOVER, Limit, LimiterUnavailable, LimitWait
+from judges.limits import (BURST_WINDOW_S, CUT, CUT_EVERY, MIN_FACTOR, RECOVER, Limit, LimiterUnavailable,
+                           LimitWait)
 
 from .errors import WorkerArgumentError
 from .keys import RATE
@@ -38,7 +39,8 @@ local f, fa, lc = tonumber(s[3]) or 1, tonumber(s[4]) or now, tonumber(s[5]) or 
 local factor = math.min(1, f + (now - fa) * %(recover)s / period)
 local function pacing(per)
   local interval = period / (per * (1 - h) * factor)
-  local burst = math.max(1, math.floor(per * h / 2))
+  local paced = per * (1 - h) * factor / period
+  local burst = math.max(1, math.floor(math.min(per * h / 2, (per / period - paced) * %(burst_window)s)))
   return interval, (burst - 1) * interval
 end
 local function fmt(x) return string.format('%%.6f', x) end
@@ -70,7 +72,8 @@ elseif op == 'factor' then
 end
 redis.call('EXPIRE', KEYS[1], math.ceil(math.max(tr, tt, now) - now + 2 * period))
 return result
-""" % {"recover": RECOVER, "cut_every": CUT_EVERY, "min_factor": MIN_FACTOR, "cut": CUT}
+""" % {"recover": RECOVER, "cut_every": CUT_EVERY, "min_factor": MIN_FACTOR, "cut": CUT,
+       "burst_window": BURST_WINDOW_S}
 
 
 class RedisLimiter:
