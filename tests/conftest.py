@@ -109,7 +109,7 @@ def _pg_template(_pg_dropper: _Dropper) -> Iterator[str]:
 def pg_url(_pg_dropper: _Dropper, _pg_template: str) -> Iterator[str]:
     """The URL of a new PostgreSQL database already at the ledger's head revision, dropped after the test.
 
-    Tests of migrating an empty database use ``pg_empty_url`` (or ``ledger_url``).
+    Tests of migrating an empty database use ``pg_empty_url`` (or ``empty_ledger_url``).
     """
     yield from _pg_database(_pg_dropper, _pg_template)
 
@@ -128,10 +128,18 @@ def sqlite_url(tmp_path) -> str:  # type: ignore[no-untyped-def]
 
 @pytest.fixture(params=["sqlite", "postgresql"])
 def ledger_url(request) -> str:  # type: ignore[no-untyped-def]
-    """One contract test body, run against each ledger backend."""
+    """One contract test body, run against each ledger backend (PostgreSQL's already migrated, SQLite's not)."""
     if request.param == "sqlite":
         return request.getfixturevalue("sqlite_url")
-    return request.getfixturevalue("pg_empty_url")  # empty, as the SQLite file is
+    return request.getfixturevalue("pg_url")
+
+
+@pytest.fixture(params=["sqlite", "postgresql"])
+def empty_ledger_url(request) -> str:  # type: ignore[no-untyped-def]
+    """An empty ledger on each backend: for the tests of creating and migrating the schema."""
+    if request.param == "sqlite":
+        return request.getfixturevalue("sqlite_url")
+    return request.getfixturevalue("pg_empty_url")
 
 
 @pytest.fixture(scope="session")
