@@ -176,16 +176,3 @@ def redis_url(redis_server: str) -> str:
     client.flushdb()
     client.close()
     return url
-
-
-def pytest_collection_modifyitems(items: list[pytest.Item]) -> None:
-    """The tests allowed the longest timeouts first (a stable sort: files keep their order otherwise).
-
-    Those are the slow ones (fleets, outages, restarts); started last, they
-    would run on one or two processes while the others sit idle at the end.
-    """
-    def allowed(item: pytest.Item) -> float:
-        marker = item.get_closest_marker("timeout")
-        return float(marker.args[0]) if marker and marker.args else 0.0
-
-    items.sort(key=allowed, reverse=True)
