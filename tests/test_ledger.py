@@ -91,8 +91,8 @@ def stored_rows(ledger: Ledger, run_id: str = "run-1") -> dict[tuple[str, str], 
 # -- schema -----------------------------------------------------------------
 
 
-def test_schema_is_created_on_first_use(ledger_url: str) -> None:
-    ledger = Ledger(ledger_url)
+def test_schema_is_created_on_first_use(empty_ledger_url: str) -> None:
+    ledger = Ledger(empty_ledger_url)
     assert not sa.inspect(ledger.engine).has_table("alembic_version")  # constructing touches nothing
 
     assert ledger.count_items("nothing-yet") == 0
@@ -106,8 +106,8 @@ def test_schema_is_created_on_first_use(ledger_url: str) -> None:
     ledger.close()
 
 
-def test_migrated_schema_matches_the_models(ledger_url: str) -> None:
-    engine = create_ledger_engine(ledger_url)
+def test_migrated_schema_matches_the_models(empty_ledger_url: str) -> None:
+    engine = create_ledger_engine(empty_ledger_url)
 
     def differences() -> list[Any]:
         with engine.connect() as conn:
@@ -120,9 +120,9 @@ def test_migrated_schema_matches_the_models(ledger_url: str) -> None:
     engine.dispose()
 
 
-def test_ensure_schema_at_head_costs_one_query_then_none(ledger_url: str) -> None:
-    upgrade(ledger_url)
-    engine = create_ledger_engine(ledger_url)
+def test_ensure_schema_at_head_costs_one_query_then_none(empty_ledger_url: str) -> None:
+    upgrade(empty_ledger_url)
+    engine = create_ledger_engine(empty_ledger_url)
     statements: list[str] = []
     sa.event.listen(engine, "before_cursor_execute", lambda *args: statements.append(args[2]))
 
@@ -133,14 +133,14 @@ def test_ensure_schema_at_head_costs_one_query_then_none(ledger_url: str) -> Non
     engine.dispose()
 
 
-def test_a_schema_newer_than_the_code_is_refused(ledger_url: str) -> None:
-    upgrade(ledger_url)
-    engine = create_ledger_engine(ledger_url)
+def test_a_schema_newer_than_the_code_is_refused(empty_ledger_url: str) -> None:
+    upgrade(empty_ledger_url)
+    engine = create_ledger_engine(empty_ledger_url)
     with engine.begin() as conn:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'from_the_future'"))
 
     with pytest.raises(MigrationError, match=r"from_the_future.*upgrade judgeq"):
-        Ledger(ledger_url).count_items("x")
+        Ledger(empty_ledger_url).count_items("x")
     engine.dispose()
 
 
@@ -151,17 +151,17 @@ def _start_and_ensure_schema(url: str, barrier: Any) -> None:
     engine.dispose()
 
 
-def test_processes_starting_at_once_migrate_once(ledger_url: str) -> None:
+def test_processes_starting_at_once_migrate_once(empty_ledger_url: str) -> None:
     spawn = multiprocessing.get_context("spawn")
     barrier = spawn.Barrier(4)
-    processes = [spawn.Process(target=_start_and_ensure_schema, args=(ledger_url, barrier)) for _ in range(4)]
+    processes = [spawn.Process(target=_start_and_ensure_schema, args=(empty_ledger_url, barrier)) for _ in range(4)]
     for process in processes:
         process.start()
     for process in processes:
         process.join(timeout=90)
     assert [process.exitcode for process in processes] == [0, 0, 0, 0]
 
-    engine = create_ledger_engine(ledger_url)
+    engine = create_ledger_engine(empty_ledger_url)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalars().all() == [
             head_revision()
@@ -527,14 +527,14 @@ def test_an_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path: Any) -> N
         Ledger(f"sqlite:///{tmp_path}/missing/dir/ledger.db").count_items("run-1")
 
 
-def test_the_upgrade_command_named_in_errors_migrates(ledger_url: str) -> None:
+def test_the_upgrade_command_named_in_errors_migrates(empty_ledger_url: str) -> None:
     repo = Path(__file__).resolve().parents[1]
     done = subprocess.run(
-        [sys.executable, "-m", "ledger", ledger_url], cwd=repo, capture_output=True, text=True, timeout=60
+        [sys.executable, "-m", "ledger", empty_ledger_url], cwd=repo, capture_output=True, text=True, timeout=60
     )
     assert done.returncode == 0, done.stderr
     assert f"revision {head_revision()}" in done.stdout
-    engine = create_ledger_engine(ledger_url)
+    engine = create_ledger_engine(empty_ledger_url)
     with engine.connect() as conn:
         assert conn.execute(sa.text("SELECT version_num FROM alembic_version")).scalar() == head_revision()
     engine.dispose()

@@ -59,22 +59,22 @@ def rows(run_id: str, *costs: float, judge: str = "helpful", at: datetime = DAY 
 # -- schema -------------------------------------------------------------------
 
 
-def test_migration_0006_goes_down_to_0005_and_up_again(ledger_url: str) -> None:
-    upgrade(ledger_url)
-    engine = create_ledger_engine(ledger_url)
-    with Ledger(ledger_url) as ledger:
+def test_migration_0006_goes_down_to_0005_and_up_again(empty_ledger_url: str) -> None:
+    upgrade(empty_ledger_url)
+    engine = create_ledger_engine(empty_ledger_url)
+    with Ledger(empty_ledger_url) as ledger:
         ledger.set_budget("judge:helpful", 5.0, who="ana", via="cli")
 
-    command.downgrade(alembic_config(ledger_url), "0005")
+    command.downgrade(alembic_config(empty_ledger_url), "0005")
     inspector = sa.inspect(engine)
     assert not BUDGET_TABLES & set(inspector.get_table_names())
     assert "ix_scores_eval_ts" not in {index["name"] for index in inspector.get_indexes("scores")}
 
-    command.upgrade(alembic_config(ledger_url), "head")
+    command.upgrade(alembic_config(empty_ledger_url), "head")
     with engine.connect() as conn:
         context = MigrationContext.configure(conn, opts={"compare_type": True})
         assert list(compare_metadata(context, LedgerModel.metadata)) == []
-    with Ledger(ledger_url) as ledger:
+    with Ledger(empty_ledger_url) as ledger:
         assert ledger.budgets() == {}  # the downgrade dropped the data with its tables
     engine.dispose()
 

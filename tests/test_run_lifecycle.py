@@ -138,13 +138,13 @@ def test_abandon(tmp_path: Path) -> None:
 # --- the migration -----------------------------------------------------------------
 
 
-def test_migration_0003_lets_a_run_be_abandoned_and_keeps_the_checks(ledger_url: str) -> None:
+def test_migration_0003_lets_a_run_be_abandoned_and_keeps_the_checks(empty_ledger_url: str) -> None:
     from alembic import command
 
     from ledger.engine import create_ledger_engine
     from ledger.migrate import alembic_config, upgrade
 
-    engine = create_ledger_engine(ledger_url)
+    engine = create_ledger_engine(empty_ledger_url)
     with engine.connect() as conn:
         config = alembic_config()
         config.attributes["connection"] = conn

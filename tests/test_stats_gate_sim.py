@@ -6,6 +6,11 @@
 - one that turns 2 % each way must pass it in at least 95 %.
 The rule is the one the CLI applies (``scheduler.baseline.drop_exceeds`` on
 ``ledger.stats.paired_delta``); a point-estimate rule is shown failing the second.
+
+500 simulations per claim (2,000 until the suite had to get faster) keep a wide
+margin: the rule catches the regression and passes the noise in 0.999-1.000 of
+them (an SE of 0.01 at 0.95: over 4 SE above it), and the point-estimate rule
+passes the noise in 0.85-0.88 (over 4 SE below 0.95).
 """
 
 from __future__ import annotations
@@ -22,7 +27,7 @@ from scheduler.gate import JudgeFigures
 
 pytestmark = pytest.mark.timeout(60)
 
-N, BASE_RATE, MAX_DROP, SIMS = 500, 0.85, 0.02, 2000
+N, BASE_RATE, MAX_DROP, SIMS = 500, 0.85, 0.02, 500
 
 
 def _candidate(rng: np.random.Generator, base: np.ndarray, to_fail: float, to_pass: float) -> np.ndarray:
