@@ -356,33 +356,6 @@ def _mark_done(ledger: Any, run_id: str) -> bool:
         return False
 
 
-def _assessment_command(need_gate: bool, doc: str) -> Any:
-    """``report`` and ``gate`` take the same options; they differ only in whether a gate is required."""
-
-    def command(
-        run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")],
-        gate: GateOpt = [],
-        max_errors: MaxErrorsOpt = 0,
-        json_out: JsonOpt = False,
-        by: ByOpt = None,
-        cluster_by: ClusterByOpt = None,
-        min_slice: MinSliceOpt = 30,
-        gate_on: GateOnOpt = "point",
-        baseline: BaselineOpt = None,
-        baseline_tag: BaselineTagOpt = "main",
-        max_drop: MaxDropOpt = None,
-        junit: JunitOpt = None,
-        markdown: MarkdownOpt = None,
-        fail_on_errors: FailOnErrorsOpt = False,
-    ) -> None:
-        _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
-                         baseline_tag, max_drop, junit, markdown, need_gate=need_gate,
-                         fail_on_errors=fail_on_errors)
-
-    command.__doc__ = doc
-    return command
-
-
 @app.command("report")
 def report(
     run_id: Annotated[Optional[str], typer.Argument(help="The run id (or, for a trend, none).")] = None,
@@ -442,8 +415,26 @@ def _trend(name: str, judge: str, windows: str, json_out: bool, cluster_by: Opti
     trend_view(ledger, runs, json_out=json_out, cluster_by=cluster_by, title=f"{name} · {judge} · {windows}")
 
 
-app.command("gate")(_assessment_command(
-    True, "Gate a finished run: absolute gates and/or a baseline gate; exit 0 pass, 1 failed, 2 bad usage."))
+@app.command("gate")
+def gate_command(
+    run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")],
+    gate: GateOpt = [],
+    max_errors: MaxErrorsOpt = 0,
+    json_out: JsonOpt = False,
+    by: ByOpt = None,
+    cluster_by: ClusterByOpt = None,
+    min_slice: MinSliceOpt = 30,
+    gate_on: GateOnOpt = "point",
+    baseline: BaselineOpt = None,
+    baseline_tag: BaselineTagOpt = "main",
+    max_drop: MaxDropOpt = None,
+    junit: JunitOpt = None,
+    markdown: MarkdownOpt = None,
+    fail_on_errors: FailOnErrorsOpt = False,
+) -> None:
+    """Gate a finished run: absolute gates and/or a baseline gate; exit 0 pass, 1 failed, 2 bad usage."""
+    _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
+                     baseline_tag, max_drop, junit, markdown, need_gate=True, fail_on_errors=fail_on_errors)
 
 
 def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bool, by: Optional[str],
