@@ -9,9 +9,8 @@ again, at most ``MAX_RESENDS`` times each in one wait (a chunk that keeps
 vanishing is a fault to see in the workers' logs, not to hide). The waiter's
 progress line says how many were sent again.
 
-Offline runs only: an online window's items carry their sampling weights in
-the chunk alone; its runs are completed by ``judgeq resume`` (which reads the
-weights back from the window's strata) or by beat's next tick.
+An online window's items are sent again with the weight and stratum they
+were sampled at, which their ledger items keep (``scheduler.submit.samples``).
 """
 
 from __future__ import annotations
@@ -25,6 +24,8 @@ from judges.resolved import ResolvedJudge
 from ledger.store import Ledger
 from workers.census import Census, take_census
 from workers.sending import ChunkSettings, send_chunks
+
+from .submit import samples
 
 MAX_RESENDS = 3  # times one item is sent again by one waiter
 RESEND_CHUNK_BASE = 20_000_000  # chunk numbers of re-sent chunks stand apart in logs (resume's are 10M+)
@@ -47,7 +48,7 @@ class LostChunks:
     def check(self) -> int:
         """Send the run's lost items again; returns how many item-judge pairs were sent."""
         run = self.ledger.get_run(self.run_id)
-        if run.kind != "offline" or run.status != "running":
+        if run.status != "running" or (run.kind != "offline" and self.ledger.unweighted_items(run.id)):
             return 0
         judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
         first = self._lost(judges)
@@ -65,8 +66,8 @@ class LostChunks:
             dispatcher = dispatcher or self.dispatcher()
             self._counters.setdefault(judge.name, RESEND_CHUNK_BASE)
             options = {"no_cache": run.no_cache, "max_cost_usd": run.max_cost_usd}
-            send_chunks(run.id, run.dataset_hash or "", [judge], again, dispatcher, self.settings, self._counters,
-                        options=options)
+            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], again, dispatcher, self.settings,
+                        self._counters, options=options, **samples(run, self.ledger, again))
             self.sent.update((judge.name, str(record["id"])) for record in again)
             resent += len(again)
         if dispatcher is not None:

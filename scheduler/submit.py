@@ -193,6 +193,10 @@ def check_resumable(run: Run, ledger: Ledger, dataset: Path | None) -> DatasetIn
                 f"is {run.dataset_hash[:12]} ({run.dataset_name}); give that same file, or submit this one as a "
                 "new run"
             )
+    if run.kind != "offline" and ledger.unweighted_items(run.id):
+        raise UsageError(f"run {run.id}: its items were stored by a judgeq that did not keep their sampling "
+                         "weights, so they cannot be sent again with them; judge the window again as a new run "
+                         "(a new salt or policy in its [online] table) instead of resuming this one")
     stored = ledger.count_items(run.id)
     if stored < run.n_items and info is None:
         raise UsageError(
@@ -253,12 +257,26 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
             checkpoint()
             missing += len(batch)
             send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, reopening, settings, counters,
-                        options=options)
+                        options=options, **samples(run, ledger, batch))
     if not dispatcher.embedded:
         dispatcher.close()
     if run.status == "submitting" or (run.status == "done" and reopening.reopened):
         ledger.set_status(run.id, "running")  # a run with reopened items is not done
     return missing
+
+
+def samples(run: Run, ledger: Ledger, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
+    """``send_chunks``' weights and strata for records of ``run`` sent again: an online sample's, from its items.
+
+    An online run's items keep the weight and stratum they were sampled at
+    (ledger migration 0009); without them a resent item would weigh 1, so
+    ``check_resumable`` refuses a run with items that keep none.
+    """
+    if run.kind == "offline":
+        return {}
+    kept = ledger.samples_of(run.id, [str(record["id"]) for record in records])
+    return {"weights": {t: w for t, (w, _) in kept.items()},
+            "strata": {t: s for t, (_, s) in kept.items() if s is not None}}
 
 
 def over_budget(run_id: str, max_cost_usd: float | None, ledger: Ledger) -> bool:

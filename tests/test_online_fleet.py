@@ -232,6 +232,40 @@ def test_a_window_through_the_fleet_once(tmp_path: Path, env: dict[str, str], pg
     assert rows_and_keys(pg_url, run_id) == (len(sample), len(sample))
 
 
+def test_a_window_whose_chunks_were_lost_is_resumed_at_its_sampling_weights(tmp_path: Path, env: dict[str, str],
+                                                                             pg_url: str, broker: redis.Redis,
+                                                                             ) -> None:
+    """Chunks lost in the broker (a flushed queue here) are sent again by resume with each item's 1/p and stratum.
+
+    They travel in the chunk only, so a resend must read them from the ledger's items, or the rows would
+    weigh 1 and bias the window's estimate towards the oversampled strata.
+    """
+    traces = day_traces(300)
+    write_lines(tmp_path / "traces.jsonl", traces)
+    rates = rates_for(traces)
+    sample = expected_sample(traces, rates)
+    sent = online(env, *SCHEDULE, "--json")  # no worker yet: the chunks wait in the queue
+    assert sent.returncode == 0, sent.stderr
+    run_id = json.loads(sent.stdout)["runs"]["exact"]
+    assert sum(queued_ids(broker).values()) == len(sample)
+    broker.delete("local")  # every chunk lost
+
+    resumed = run_cli(["resume", run_id], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sum(queued_ids(broker).values()) == len(sample)
+    started = Worker("local", env, "--concurrency", "2").wait_ready()
+    try:
+        wait_until(lambda: rows_and_keys(pg_url, run_id)[0] == len(sample), 60, "the resumed window's rows")
+    finally:
+        started.stop()
+    rows = ledger_rows(pg_url, run_id)
+    assert {r["trace_id"] for r in rows} == set(sample)
+    for row in rows:
+        stratum = sample[row["trace_id"]]
+        assert row["stratum"] == stratum
+        assert row["weight"] == pytest.approx(1 / rates[stratum])
+
+
 def waiting_on_items(pg_url: str) -> int:
     """Sessions waiting for a lock on the items table."""
     engine = sa.create_engine(pg_url)
