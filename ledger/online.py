@@ -28,6 +28,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from ledger.errors import LedgerArgumentError, RunNotFound
-from ledger.models import ITEMS, RUNS, SAMPLING_RATES, WINDOW_STRATA, Run, utcnow
+from ledger.models import ITEMS, RUNS, SAMPLING_RATES, SCORES, WINDOW_STRATA, Run, utcnow
 from ledger.queries import IN_CHUNK
 from ledger.rows import ItemIn, StratumCounts, check_rate
 from ledger.text import storable
@@ -91,6 +92,15 @@ class OnlineLedger:
                 for trace_id, weight, stratum in conn.execute(stmt):
                     found[wanted.get(trace_id, trace_id)] = (float(weight), stratum)
         return found
+
+    def last_row_at(self, run_id: str) -> datetime | None:
+        """When the run's newest score row was written; None before its first."""
+        stmt = sa.select(sa.func.max(SCORES.c.ts)).where(SCORES.c.run_id == run_id)
+        with self._connect() as conn:
+            found = conn.execute(stmt).scalar_one()
+        if found is None:
+            return None
+        return found if found.tzinfo is not None else found.replace(tzinfo=UTC)  # SQLite keeps naive UTC
 
     def unweighted_items(self, run_id: str) -> int:
         """How many of the run's items keep no sampling weight (all of an offline run's; an online run's stored

@@ -26,6 +26,7 @@ from judges.config import JudgeConfig, ResolvedJudge
 from ledger.models import Run
 from ledger.store import ItemIn, Ledger
 from workers.dispatch import Dispatcher
+from workers.lost import samples
 from workers.sending import send_chunks
 
 from .errors import DatasetChanged, InputError, UsageError
@@ -263,20 +264,6 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
     if run.status == "submitting" or (run.status == "done" and reopening.reopened):
         ledger.set_status(run.id, "running")  # a run with reopened items is not done
     return missing
-
-
-def samples(run: Run, ledger: Ledger, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``send_chunks``' weights and strata for records of ``run`` sent again: an online sample's, from its items.
-
-    An online run's items keep the weight and stratum they were sampled at
-    (ledger migration 0009); without them a resent item would weigh 1, so
-    ``check_resumable`` refuses a run with items that keep none.
-    """
-    if run.kind == "offline":
-        return {}
-    kept = ledger.samples_of(run.id, [str(record["id"]) for record in records])
-    return {"weights": {t: w for t, (w, _) in kept.items()},
-            "strata": {t: s for t, (_, s) in kept.items() if s is not None}}
 
 
 def over_budget(run_id: str, max_cost_usd: float | None, ledger: Ledger) -> bool:
