@@ -76,7 +76,7 @@ class Moments:
                        self.wy + other.wy, self.ww + other.ww, self.wyw + other.wyw, self.wywy + other.wywy)
 
     @classmethod
-    def of_clusters(cls, weight: Array, weighted_score: Array, rows: int) -> Moments:
+    def of_clusters(cls, weight: npt.ArrayLike, weighted_score: npt.ArrayLike, rows: int) -> Moments:
         """From per-cluster totals: ``weight`` s_g (sum of 1/p) and ``weighted_score`` t_g (sum of score/p)."""
         s, t = np.asarray(weight, dtype=np.float64), np.asarray(weighted_score, dtype=np.float64)
         return cls(int(rows), int(s.size), float(s.sum()), float(t.sum()), float((s * s).sum()),
