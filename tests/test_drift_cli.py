@@ -193,6 +193,15 @@ def test_no_change_passes_and_no_data_says_so(env: dict[str, str], ledger_url: s
     assert statuses.count("no_data") == 1 and "alert" not in statuses
 
 
+@pytest.fixture(scope="module")
+def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
+    """One SQLite ledger for the bad-flag cases (they must leave it as it is, so they can share it)."""
+    folder = tmp_path_factory.mktemp("bad-flags")
+    url = f"sqlite:///{folder / 'ledger.db'}"
+    fill(folder, url, FIRST.start, HOURS, dropped=HOURS - 1)
+    return folder, url
+
+
 @pytest.mark.parametrize(("args", "says"), [
     (["--judge", "nope"], "unknown judge 'nope'"),
     (["--by", "colour"], "no trace in the two spans has metadata key 'colour'"),
@@ -202,13 +211,13 @@ def test_no_change_passes_and_no_data_says_so(env: dict[str, str], ledger_url: s
     (["--at", "yesterday"], "--at 'yesterday' is not a time"),
     (["--webhook", "ftp://example.org/x"], "--webhook: not an http(s) URL"),
 ])
-def test_bad_flags_exit_2_and_record_nothing(tmp_path: Path, sqlite_url: str, args: list[str], says: str) -> None:
-    fill(tmp_path, sqlite_url, FIRST.start, HOURS, dropped=HOURS - 1)
-    env = base_env(JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"))
+def test_bad_flags_exit_2_and_record_nothing(filled: tuple[Path, str], args: list[str], says: str) -> None:
+    folder, url = filled
+    env = base_env(JUDGEQ_LEDGER_URL=url, JUDGEQ_CONFIG=str(folder / "judgeq.toml"))
     res = run_cli(["drift", "--schedule", "hourly", "--judge", "exact", "--at", AT, *args], env)
     assert res.returncode == 2, res.stdout + res.stderr
     assert says in res.stderr and "Traceback" not in res.stderr
-    assert checks(sqlite_url) == []
+    assert checks(url) == []
 
 
 def test_an_unreachable_webhook_warns_and_the_alert_stands(env: dict[str, str], ledger_url: str) -> None:
