@@ -227,3 +227,50 @@ def test_an_unreachable_webhook_warns_and_the_alert_stands(env: dict[str, str], 
     assert "ALERT" in res.stdout and "locale=fr" in res.stdout
     assert "warning: webhook at 127.0.0.1 unreachable" in res.stderr and "/hook" not in res.stderr
     assert any(r.status == "alert" for r in checks(ledger_url))
+
+
+# -- the trend picture ---------------------------------------------------------------------------------------
+
+
+def test_the_trend_picture_has_a_panel_per_slice_and_marks_the_drift(tmp_path: Path) -> None:
+    from online.drift_check import DriftQuery, check, record
+    from scheduler.trend_plot import plot_trend
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    fill(tmp_path, url, FIRST.start, HOURS, dropped=HOURS - 1)
+    at = datetime(2026, 11, 20, 7, tzinfo=UTC)
+    with Ledger(url) as ledger:
+        for when in (at - timedelta(hours=1), at):  # an hour without change, then the drop
+            record(ledger, check(ledger, DriftQuery("hourly", "exact", timedelta(hours=1), timedelta(hours=6),
+                                                    when, by=("locale",))), "cli")
+        runs = ledger.online_runs("hourly", "exact", [f"2026-11-20T0{h}" for h in range(HOURS)])
+        drawn = plot_trend(ledger, runs, source="hourly", judge="exact", title="t", path=tmp_path / "direct.png")
+    assert drawn.panels == ["all", "de", "en", "fr"]
+    assert drawn.marked == {"all": [LAST], "fr": [LAST]}
+    assert (tmp_path / "direct.png").read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+
+    env = base_env(JUDGEQ_LEDGER_URL=url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"))
+    args = ["report", "--schedule", "hourly", "--judge", "exact", "--windows", f"2026-11-20T00..{LAST}", "--plot"]
+    res = run_cli([*args, str(tmp_path / "trend.png")], env)
+    assert res.returncode == 0, res.stderr
+    assert "2026-11-20T06" in res.stdout  # the table is still printed
+    assert "4 panels, drift alerts marked in 1 windows" in res.stderr
+    picture = (tmp_path / "trend.png").read_bytes()
+    assert picture[:8] == b"\x89PNG\r\n\x1a\n" and len(picture) > 10_000
+
+    # Without matplotlib (the plot extra), --plot is a usage error that says what to install; no file.
+    import subprocess
+
+    from .processes import REPO
+
+    blocked = "import sys; sys.modules['matplotlib'] = None; from scheduler.cli import main; main()"
+    res = subprocess.run([*judgeq_python(), "-c", blocked, *args, str(tmp_path / "none.png")], env=env, cwd=REPO,
+                         capture_output=True, text=True, timeout=120)
+    assert res.returncode == 2 and "pip install 'judgeq[plot]'" in res.stderr, res.stderr
+    assert not (tmp_path / "none.png").exists() and res.stdout == ""
+
+
+def judgeq_python() -> list[str]:
+    import sys
+
+    return [sys.executable]
