@@ -51,6 +51,17 @@ class DriftRows:
         return len(self.score)
 
 
+@dataclass(frozen=True)
+class WindowRun:
+    """An online run as a drift check sees it: its window, when it was created, its judge version and status."""
+
+    run_id: str
+    window: str
+    created_at: datetime
+    version: str | None
+    status: str
+
+
 class DriftLedger:
     """The drift methods of the Ledger (see the module's docstring)."""
 
@@ -92,17 +103,17 @@ class DriftLedger:
                             out.by[key].append(as_text(meta.get(key)))
         return out
 
-    def drift_runs(self, source: str, judge: str) -> list[tuple[str, str, datetime, str | None]]:
-        """(run id, window id, created at, judge version) of ``source``'s online runs with ``judge``, oldest first."""
-        stmt = sa.select(RUNS.c.id, RUNS.c.window, RUNS.c.created_at, RUNS.c.judges).where(
+    def drift_runs(self, source: str, judge: str) -> list[WindowRun]:
+        """``source``'s online runs with ``judge`` (their window ids, versions and statuses), oldest first."""
+        stmt = sa.select(RUNS.c.id, RUNS.c.window, RUNS.c.created_at, RUNS.c.judges, RUNS.c.status).where(
             RUNS.c.kind == "online", RUNS.c.dataset_name == source, RUNS.c.window.is_not(None))
         found = []
         with self._connect() as conn:
-            for run_id, window, created_at, judges in conn.execute(stmt):
+            for run_id, window, created_at, judges, status in conn.execute(stmt):
                 if isinstance(judges, dict) and judge in judges:  # JSON keys are matched here, as online_runs does
-                    version = (judges[judge] or {}).get("version") if isinstance(judges[judge], dict) else None
-                    found.append((run_id, window, created_at, version))
-        return sorted(found, key=lambda r: (r[2], r[0]))
+                    about = judges[judge] if isinstance(judges[judge], dict) else {}
+                    found.append(WindowRun(run_id, window, created_at, about.get("version"), status))
+        return sorted(found, key=lambda r: (r.created_at, r.run_id))
 
     def record_drift(self, checks: Sequence[DriftCheck]) -> None:
         """Write one check's rows (one per slice) in one transaction; NaN and infinities are stored as NULL."""

@@ -37,7 +37,7 @@ from .errors import OnlineConfigError
 from .windows import Window, format_duration, parse_window, utc
 
 if TYPE_CHECKING:
-    from ledger.drift import DriftRows
+    from ledger.drift import DriftRows, WindowRun
     from ledger.models import DriftCheck
     from ledger.store import Ledger
 
@@ -190,15 +190,20 @@ def _iso(instant: datetime | None) -> str | None:
     return None if instant is None else utc(instant).isoformat()
 
 
-def spans(runs: Sequence[tuple[str, str, datetime, str | None]], query: DriftQuery) -> tuple[Span, Span]:
+def _window(window_id: str) -> Window | None:
+    try:
+        return parse_window(window_id)
+    except Exception:  # noqa: BLE001 (a window id this judgeq does not read belongs to no span)
+        return None
+
+
+def spans(runs: Sequence[WindowRun], query: DriftQuery) -> tuple[Span, Span]:
     """The short and long spans' windows (module docstring) of ``runs`` (``Ledger.drift_runs``)."""
     newest: dict[str, tuple[Window, str, str | None]] = {}
-    for run_id, window_id, _created, version in runs:  # oldest first: a later run of a window replaces it
-        try:
-            window = parse_window(window_id)
-        except Exception:  # noqa: BLE001 (a window id this judgeq does not read is not one of these spans)
-            continue
-        newest[window.id] = (window, run_id, version)
+    for run in runs:  # oldest first: a later run of a window replaces it
+        window = _window(run.window)
+        if window is not None:
+            newest[window.id] = (window, run.run_id, run.version)
     at = utc(query.at)
     cut = at - query.short
     short = sorted((w for w in newest.values() if cut < w[0].end <= at), key=lambda w: w[0].start)
@@ -277,11 +282,33 @@ def record(ledger: Ledger, report: DriftReport, via: str) -> None:
     ledger.record_drift(report.rows(via))
 
 
-def tick(config: Any, schedule_name: str, ledger: Ledger, now: datetime) -> list[DriftReport]:
-    """Beat's drift check of a schedule: each of its judges, as of ``now`` - lateness; recorded, alerts posted.
+#: The newest runs beat's check looks at to find the newest judged window.
+RECENT_RUNS: Final = 48
 
-    Checked as of ``now - lateness``, so the short span is the newest window
-    the online tick has had its lateness to judge. An alert goes to the URL
+
+def as_of(ledger: Ledger, source: str, judge: str, limit: datetime) -> datetime:
+    """The time beat checks as of: the end of the newest window closed by ``limit`` whose run is done.
+
+    A run whose rows are all in is marked done here (nobody waits on the
+    runs beat starts; ``Ledger.mark_done_if_complete`` is one conditional
+    UPDATE). So a check never looks at a window still being judged, and a
+    window judged late is checked by the next tick rather than skipped.
+    Without any done run: ``limit`` (the check then says what it found).
+    """
+    ends = []
+    for run in ledger.drift_runs(source, judge)[-RECENT_RUNS:]:
+        window = _window(run.window)
+        if window is None or window.end > limit:
+            continue
+        if run.status == "done" or (run.status == "running" and ledger.mark_done_if_complete(run.run_id)):
+            ends.append(window.end)
+    return max(ends, default=limit)
+
+
+def tick(config: Any, schedule_name: str, ledger: Ledger, now: datetime) -> list[DriftReport]:
+    """Beat's drift check of a schedule: each of its judges (``as_of``); recorded, alerts posted.
+
+    An alert goes to the URL
     in the variable ``webhook_env`` names (a warning in the log when the
     variable is unset or the receiver is down: the check stays recorded).
     """
@@ -301,7 +328,8 @@ def tick(config: Any, schedule_name: str, ledger: Ledger, now: datetime) -> list
     reports = []
     for judge in schedule.judges:
         query = DriftQuery(source=schedule.name, judge=judge, short=spec.short, long=spec.long,
-                           at=utc(now) - schedule.lateness, by=spec.by, min_drop=spec.min_drop)
+                           at=as_of(ledger, schedule.name, judge, utc(now) - schedule.lateness), by=spec.by,
+                           min_drop=spec.min_drop)
         report = check(ledger, query)
         record(ledger, report, "beat")
         reports.append(report)

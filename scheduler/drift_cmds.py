@@ -64,6 +64,8 @@ def drift(
     ledger = Ledger(LedgerSettings().ledger_url)
     report = check(ledger, query)
     record(ledger, report, "cli")
+    if report.status == "no_data" and source is not None:
+        _hint_schedules(config, source)
     if json_out:
         from .render import print_json
 
@@ -110,6 +112,16 @@ def _query(config: Any, judge: str, source: Optional[str], schedule: Optional[st
     return query
 
 
+def _hint_schedules(config: Any, source: str) -> None:
+    """Runs of a schedule are named after the schedule, not its source: say so when --source found nothing."""
+    from online.schedules import load_schedules
+
+    over = sorted(name for name, s in load_schedules(config).items() if s.source == source and name != source)
+    if over:
+        print(f"judgeq: note: --source {source} checks the runs of `judgeq online --source {source}`; the runs of "
+              f"schedules reading it are checked with --schedule ({', '.join(over)})", file=sys.stderr)
+
+
 def _schedule(config: Any, name: str) -> Schedule:
     from online.schedules import load_schedules
 
@@ -145,7 +157,8 @@ def show(report: DriftReport, console: Any = None) -> None:
         console.print(f"no data: {report.no_data_reason()}; nothing to compare, no alert")
         return
     table = Table(title_justify="left")
-    for col in ("slice", "status", "short mean", "n", "long mean", "n ", "drop", "p", "Holm p", "detectable"):
+    for col in ("slice", "status", "short mean", "short n", "long mean", "long n", "drop", "p", "Holm p",
+                "detectable"):
         table.add_column(col, justify="left" if col in ("slice", "status") else "right")
     style = {"alert": "[bold red]alert[/bold red]", "ok": "ok", "too_small": "[yellow]too small[/yellow]",
              "no_data": "[yellow]no data[/yellow]"}

@@ -67,6 +67,25 @@ def test_a_bad_drift_table_is_named_with_its_key(tmp_path: Path, table: str, say
     assert says in str(caught.value) and str(tmp_path / "judgeq.toml") in str(caught.value)
 
 
+def test_beat_checks_as_of_the_newest_window_whose_run_is_done(tmp_path: Path) -> None:
+    from ledger.store import Ledger
+    from online.drift_check import as_of
+
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    start = datetime(2026, 11, 20, tzinfo=UTC)
+    fill(tmp_path, url, start, 4, dropped=3)
+    with Ledger(url) as ledger:
+        runs = {r.window: r.run_id for r in ledger.drift_runs("hourly", "exact")}
+        assert as_of(ledger, "hourly", "exact", start + timedelta(hours=9)) == start + timedelta(hours=4)
+        assert as_of(ledger, "hourly", "exact", start + timedelta(hours=3, minutes=59)) == start + timedelta(hours=3)
+        ledger.set_status(runs["2026-11-20T03"], "running")  # all its rows are in: beat's check marks it done
+        assert as_of(ledger, "hourly", "exact", start + timedelta(hours=9)) == start + timedelta(hours=4)
+        assert ledger.get_run(runs["2026-11-20T03"]).status == "done"
+        ledger.set_status(runs["2026-11-20T03"], "submitting")  # still being sent: the check waits for it
+        assert as_of(ledger, "hourly", "exact", start + timedelta(hours=9)) == start + timedelta(hours=3)
+        assert as_of(ledger, "hourly", "exact", start) == start  # nothing done by then: the limit itself
+
+
 def test_the_drift_tick_in_a_real_worker_records_the_check_and_posts_the_alert(
         tmp_path: Path, pg_url: str, redis_url: str) -> None:
     from workers.app import create_app

@@ -192,6 +192,11 @@ def test_no_change_passes_and_no_data_says_so(env: dict[str, str], ledger_url: s
     statuses = sorted(r.status for r in checks(ledger_url))
     assert statuses.count("no_data") == 1 and "alert" not in statuses
 
+    # The schedule's runs are named after it, not after its source: --source finds none, and says where they are.
+    res = run_cli(["drift", "--source", "live", "--judge", "exact", "--at", AT], env)
+    assert res.returncode == 0 and "no data" in res.stdout, res.stderr
+    assert "checked with --schedule (hourly)" in res.stderr
+
 
 @pytest.fixture(scope="module")
 def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
