@@ -62,6 +62,8 @@ def drift(
 
         check_url(webhook)
     ledger = Ledger(LedgerSettings().ledger_url)
+    print(f"judgeq: checking {judge} on {query.source} as of {query.at:%Y-%m-%d %H:%M} UTC: reading both spans' rows",
+          file=sys.stderr, flush=True)  # a week of windows can take seconds
     report = check(ledger, query)
     record(ledger, report, "cli")
     if report.status == "no_data" and source is not None:

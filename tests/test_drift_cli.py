@@ -30,7 +30,7 @@ from workers.dispatch import EmbeddedDispatcher
 
 from .processes import base_env, free_port, run_cli
 
-pytestmark = pytest.mark.timeout(180)
+pytestmark = pytest.mark.timeout(300)  # several CLI processes a test; slow on a loaded machine
 
 FIRST = parse_window("2026-11-20T00")
 HOURS = 7
