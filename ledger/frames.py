@@ -64,7 +64,8 @@ class EvalRows:
         )
 
 
-def _text(value: Any) -> str | None:
+def as_text(value: Any) -> str | None:
+    """A metadata value as the text slices and clusters are keyed by (booleans lower case; None stays None)."""
     if value is None:
         return None
     if isinstance(value, bool):
@@ -103,11 +104,11 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
         cols["l"].append(row[6])
         if sampled:
             cols["by"].append(row[7])
-            cols["cl"].append(row[8] if cluster_by is None else _text(_metadata(row[9]).get(cluster_by)))
+            cols["cl"].append(row[8] if cluster_by is None else as_text(as_metadata(row[9]).get(cluster_by)))
         elif len(row) > 7:
-            meta = _metadata(row[7])
-            cols["by"].append(_text(meta.get(by)) if by is not None else None)
-            cols["cl"].append(_text(meta.get(cluster_by)) if cluster_by is not None else None)
+            meta = as_metadata(row[7])
+            cols["by"].append(as_text(meta.get(by)) if by is not None else None)
+            cols["cl"].append(as_text(meta.get(cluster_by)) if cluster_by is not None else None)
     out: dict[str, EvalRows] = {}
     for name, cols in raw.items():
         out[name] = EvalRows(
@@ -120,7 +121,8 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
     return out
 
 
-def _metadata(value: Any) -> dict[str, Any]:
+def as_metadata(value: Any) -> dict[str, Any]:
+    """A stored record's metadata object (anything else: empty)."""
     return value if isinstance(value, dict) else {}
 
 

@@ -1,6 +1,7 @@
 """The ledger's tables, all of them: runs, their items, one score row per judged item,
 for online runs the per-stratum counts of a window and the sampling rates in force,
-and the daily budgets that steer those rates (with their history, decisions and reservations).
+and the daily budgets that steer those rates (with their history, decisions and reservations),
+and the outcome of every drift check.
 
 This module is the data layout; migrations in ``ledger/migrations/versions``
 must produce exactly these tables (a test compares them). The models use a
@@ -35,6 +36,10 @@ BUDGET_VIAS: Final = ("cli", "flower", "api")
 #: NaN and Infinity are >= 0; both are > this).
 MAX_USD_PER_DAY: Final = 1e12
 USD_RANGE: Final = "usd_per_day >= 0 AND usd_per_day <= 1e12"  # MAX_USD_PER_DAY
+#: A drift check's verdict on one slice (``online.drift``): alert, ok, too small to tell, or no row in a span.
+DRIFT_STATUSES: Final = ("alert", "ok", "too_small", "no_data")
+#: Who ran a drift check: ``judgeq drift``, or beat's ``judgeq.drift_tick``.
+DRIFT_VIAS: Final = ("cli", "beat")
 
 NAMING_CONVENTION: Final = {
     "ix": "ix_%(table_name)s_%(column_0_N_name)s",
@@ -266,6 +271,53 @@ class BudgetReservation(LedgerModel, table=True):
     created_at: datetime = Field(default_factory=utcnow)
 
 
+class DriftCheck(LedgerModel, table=True):
+    """One slice of one drift check: the short window's and the long baseline's estimates, the test, the verdict.
+
+    A check writes one row per slice (``slice_key`` None: all traffic), all
+    with the same ``check_id``; a check that found no data writes one row,
+    status ``no_data``. ``short_windows`` lists the window ids the short span
+    held, so a trend can mark the windows where drift fired. Figures that
+    could not be computed are NULL (never NaN).
+    """
+
+    __tablename__ = "drift_checks"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("status", DRIFT_STATUSES), name="status"),
+        sa.CheckConstraint(_one_of("via", DRIFT_VIAS), name="via"),
+        sa.Index("ix_drift_checks_source_judge_at", "source", "judge", "at"),  # a trend's alerts; the newest check
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    check_id: str
+    at: datetime  # the check's time: the short span ends at the newest window closed by then
+    checked_at: datetime = Field(default_factory=utcnow)
+    via: str  # cli or beat
+    source: str  # the runs' dataset_name: a schedule, or a source for ad-hoc runs
+    judge: str
+    short: str  # "1h"
+    long: str  # "7d"
+    min_drop: float
+    short_start: datetime | None = None
+    short_end: datetime | None = None
+    long_start: datetime | None = None
+    long_end: datetime | None = None
+    short_windows: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    slice_key: str | None = None
+    slice: str
+    short_mean: float | None = None
+    short_se: float | None = None
+    short_n: int = 0
+    long_mean: float | None = None
+    long_se: float | None = None
+    long_n: int = 0
+    score_drop: float | None = None  # long mean - short mean
+    p_value: float | None = None
+    adjusted_p: float | None = None  # Holm's, over the slices tested in this check
+    status: str
+    correction: str = "holm"
+
+
 # The tables as SQLAlchemy Core sees them: queries are written against these
 # (typed column expressions), while rows come back as the classes above.
 RUNS: Final[sa.Table] = LedgerModel.metadata.tables["runs"]
@@ -277,3 +329,4 @@ BUDGETS: Final[sa.Table] = LedgerModel.metadata.tables["budgets"]
 BUDGET_HISTORY: Final[sa.Table] = LedgerModel.metadata.tables["budget_history"]
 BUDGET_DECISIONS: Final[sa.Table] = LedgerModel.metadata.tables["budget_decisions"]
 BUDGET_RESERVATIONS: Final[sa.Table] = LedgerModel.metadata.tables["budget_reservations"]
+DRIFT_CHECKS: Final[sa.Table] = LedgerModel.metadata.tables["drift_checks"]

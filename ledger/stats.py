@@ -112,7 +112,7 @@ def is_binary(*scores: Array) -> bool:
     return bool(values) and all(bool(np.all((s == 0.0) | (s == 1.0))) for s in values)
 
 
-def _cluster_codes(clusters: Sequence[Any] | None, n: int) -> npt.NDArray[np.intp] | None:
+def cluster_codes(clusters: Sequence[Any] | None, n: int) -> npt.NDArray[np.intp] | None:
     """Integer cluster codes (in order of first appearance); an item without a key (None) is a cluster of its own.
 
     A dict rather than ``np.unique`` on text keys: an online window's report
@@ -217,7 +217,7 @@ def estimate_mean(
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
     if w.shape != y.shape or np.any(w <= 0):
         raise LedgerArgumentError("weights must be positive, one per score")
-    codes = _cluster_codes(clusters, n)
+    codes = cluster_codes(clusters, n)
     mean, v_naive, v, g = linearised_variance(y, w, codes)
     se_naive, se = float(np.sqrt(v_naive)), float(np.sqrt(v))
     binary = is_binary(y) if binary is None else binary
@@ -261,7 +261,7 @@ def paired_delta(
     d = c - b
     n = int(d.size)
     w = np.ones(n) if weights is None else np.asarray(weights, dtype=np.float64)
-    codes = _cluster_codes(clusters, n)
+    codes = cluster_codes(clusters, n)
     mean, v_naive, v, g = linearised_variance(d, w, codes)
     se_naive, se = float(np.sqrt(v_naive)), float(np.sqrt(v))
     units = g if g is not None else n

@@ -29,6 +29,7 @@ from ledger.engine import connect, create_ledger_engine
 from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNotFound
 from ledger.migrate import ensure_schema
 from ledger.budget import BudgetLedger
+from ledger.drift import DriftLedger
 from ledger.online import OnlineLedger
 from ledger.spend import SpendLedger
 from ledger.refusals import from_database
@@ -44,9 +45,9 @@ from ledger.writer import writer_for
 STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
 
-class Ledger(OnlineLedger, BudgetLedger, SpendLedger):
+class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger):
     """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``;
-    budgets: ``ledger.budget``; spend: ``ledger.spend``)."""
+    budgets: ``ledger.budget``; spend: ``ledger.spend``; drift checks: ``ledger.drift``)."""
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)

@@ -11,6 +11,9 @@
     rate = 0.02
     strata = "metadata.locale"
     min_per_stratum = 30
+    [online.prod-hourly.drift]           # optional: beat checks drift (online.drift_config.parse_drift)
+    long = "7d"
+    by = ["locale"]
 
 A schedule's name is the ledger's ``dataset_name`` of its runs; an ad-hoc
 run (``judgeq online --source S``) is named after its source.
@@ -25,11 +28,12 @@ from datetime import timedelta
 from pathlib import Path
 from typing import Any, Final
 
+from .drift_config import DriftSpec, parse_drift
 from .errors import OnlineConfigError
 from .sampling import SamplingPolicy, parse_policy
 from .windows import Size, parse_duration, parse_size
 
-KEYS: Final = ("source", "judges", "window", "every", "lateness", "catch_up", "sampling")
+KEYS: Final = ("source", "judges", "window", "every", "lateness", "catch_up", "sampling", "drift")
 DEFAULT_LATENESS: Final = timedelta(minutes=5)
 DEFAULT_CATCH_UP: Final = 3
 MAX_CATCH_UP: Final = 1000
@@ -49,6 +53,7 @@ class Schedule:
     lateness: timedelta = DEFAULT_LATENESS
     catch_up: int = DEFAULT_CATCH_UP
     policy: SamplingPolicy = field(default_factory=SamplingPolicy)
+    drift: DriftSpec | None = None  # [online.NAME.drift]: beat checks the schedule's judges for drift
 
 
 def read_toml(path: Path | None) -> dict[str, Any]:
@@ -98,8 +103,12 @@ def parse_schedule(name: str, table: Any, where: str) -> Schedule:
     if not isinstance(sampling, Mapping):
         raise OnlineConfigError(f"{where} sampling: write a [online.{name}.sampling] table")
     policy = parse_policy(sampling, f"{where[:-1]}.sampling]" if where.endswith("]") else f"{where} sampling")
+    drift = None
+    if "drift" in table:
+        drift = parse_drift(table["drift"], f"{where[:-1]}.drift]" if where.endswith("]") else f"{where} drift",
+                            size.step)
     return Schedule(name=name, source=source, judges=tuple(judges), size=size, every=every, lateness=lateness,
-                    catch_up=catch_up, policy=policy)
+                    catch_up=catch_up, policy=policy, drift=drift)
 
 
 def _size(value: Any, where: str) -> Size:

@@ -16,13 +16,15 @@ from workers.keys import QUEUE_LOCAL
 
 TICK_TASK: Final = "judgeq.online_tick"
 BUDGET_TASK: Final = "judgeq.budget_tick"
+DRIFT_TASK: Final = "judgeq.drift_tick"
 #: Redis keys of beat's state (celery-redbeat's), apart from judgeq's others.
 BEAT_KEY_PREFIX: Final = "judgeq:beat:"
 
 
 def beat_schedule(schedules: dict[str, Schedule], budget_every_s: float = 60.0) -> dict[str, dict[str, Any]]:
-    """Celery's ``beat_schedule``: one entry per online schedule, firing its tick every ``every``, and the
-    budget controller's tick every minute (it plans only judges that have a budget)."""
+    """Celery's ``beat_schedule``: one entry per online schedule, firing its tick every ``every``; one per
+    schedule with an ``[online.NAME.drift]`` table, firing its drift check every ``drift.every`` (default:
+    the schedule's); and the budget controller's tick every minute (it plans only judges that have a budget)."""
     entries: dict[str, dict[str, Any]] = {
         f"online:{name}": {
             "task": TICK_TASK,
@@ -32,6 +34,11 @@ def beat_schedule(schedules: dict[str, Schedule], budget_every_s: float = 60.0) 
         }
         for name, schedule in sorted(schedules.items())
     }
+    for name, schedule in sorted(schedules.items()):
+        if schedule.drift is not None:
+            every = (schedule.drift.every or schedule.every).total_seconds()
+            entries[f"drift:{name}"] = {"task": DRIFT_TASK, "schedule": every, "args": [name],
+                                        "options": {"queue": QUEUE_LOCAL, "expires": every}}
     if schedules:
         entries["budget"] = {"task": BUDGET_TASK, "schedule": budget_every_s, "args": [],
                              "options": {"queue": QUEUE_LOCAL, "expires": budget_every_s}}

@@ -378,6 +378,9 @@ def report(
     judge: Annotated[Optional[str], typer.Option("--judge", help="With --windows: the judge.")] = None,
     windows: Annotated[Optional[str], typer.Option(
         "--windows", help="A trend: one line per window of A..B (e.g. 2026-11-20..2026-11-22).")] = None,
+    plot: Annotated[Optional[Path], typer.Option(
+        "--plot", help="With --windows: also draw the trend per slice, drift alerts marked, into this .png/.svg/.pdf "
+        "(needs the plot extra).")] = None,
     fail_on_errors: FailOnErrorsOpt = False,
 ) -> None:
     """Scorecard of a run: per judge (and --by slice) items, mean with 95% CI, errors, cost, latency.
@@ -391,15 +394,18 @@ def report(
         if run_id is not None or windows is None or judge is None or (source is None) == (schedule is None):
             raise UsageError("a trend takes --windows A..B, --judge J and one of --source S or --schedule N "
                              "(and no run id)")
-        _trend(schedule or source or "", judge, windows, json_out, cluster_by)
+        _trend(schedule or source or "", judge, windows, json_out, cluster_by, plot)
         return
+    if plot is not None:
+        raise UsageError("--plot draws a trend: give it with --windows A..B, --judge J and --source S or --schedule N")
     if run_id is None:
         raise UsageError("give a run id (see 'judgeq runs'), or --windows A..B with --source S and --judge J")
     _assess_and_exit(run_id, gate, max_errors, json_out, by, cluster_by, min_slice, gate_on, baseline,
                      baseline_tag, max_drop, junit, markdown, need_gate=False, fail_on_errors=fail_on_errors)
 
 
-def _trend(name: str, judge: str, windows: str, json_out: bool, cluster_by: Optional[str]) -> None:
+def _trend(name: str, judge: str, windows: str, json_out: bool, cluster_by: Optional[str],
+           plot: Optional[Path] = None) -> None:
     from ledger.settings import LedgerSettings
     from ledger.store import Ledger
     from online.windows import windows_between
@@ -412,7 +418,18 @@ def _trend(name: str, judge: str, windows: str, json_out: bool, cluster_by: Opti
     runs = ledger.online_runs(name, judge, ids)
     if not runs and not json_out:
         raise UsageError(f"no online run of {name!r} with judge {judge!r} in {windows}; see 'judgeq runs'")
+    if plot is not None:
+        from .trend_plot import check_plot
+
+        check_plot(plot)  # a bad file name or no matplotlib: exit 2 before anything is printed
     trend_view(ledger, runs, json_out=json_out, cluster_by=cluster_by, title=f"{name} · {judge} · {windows}")
+    if plot is not None:
+        from .trend_plot import plot_trend
+
+        drawn = plot_trend(ledger, runs, source=name, judge=judge, title=f"{name} · {judge} · {windows}", path=plot,
+                           cluster_by=cluster_by)
+        say(f"trend drawn in {drawn.path}: {len(drawn.panels)} panels, drift alerts marked in "
+            f"{len(drawn.marked.get('all', []))} windows")
 
 
 @app.command("gate")
@@ -703,3 +720,4 @@ def main() -> None:
 
 from . import online_cmds  # noqa: E402,F401  (registers the online commands on app; they import it)
 from . import budget_cmds  # noqa: E402,F401  (registers `judgeq budget` on app)
+from . import drift_cmds  # noqa: E402,F401  (registers `judgeq drift` on app)

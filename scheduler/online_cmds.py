@@ -182,6 +182,7 @@ def beat(
     """Run Celery beat: each [online.NAME] schedule's tick judges its newly closed windows (run exactly one)."""
     from online.plan import prepare
     from online.schedules import load_schedules
+    from online.windows import format_duration
     from workers.settings import WorkerSettings
 
     from .beat import beat_config
@@ -212,6 +213,10 @@ def beat(
     for name, schedule in sorted(schedules.items()):
         _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
              f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
+        if schedule.drift is not None:
+            every = (schedule.drift.every or schedule.every).total_seconds()
+            _say(f"beat: {name}: drift check every {every:g} s (short {format_duration(schedule.drift.short)}, "
+                 f"long {format_duration(schedule.drift.long)}, by {', '.join(schedule.drift.by) or 'nothing'})")
     try:
         code = celery_app.start(["beat", "--loglevel", loglevel])
     except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis

@@ -270,6 +270,37 @@ def budget_tick() -> list[str]:
     return [ahead.summary() for ahead in planned]
 
 
+@app.task(name="judgeq.drift_tick", ignore_result=True)
+def drift_tick(schedule: Any) -> list[str]:
+    """Beat's drift check of an [online.NAME] schedule with a drift table (online/drift_check.py ``tick``).
+
+    Thin, as ``online_tick``: the name is checked (untrusted input), a config
+    error is logged and the tick acknowledged. Returns each judge's one-line
+    outcome, which Flower's task list shows.
+    """
+    from datetime import UTC, datetime
+
+    from online.drift_check import tick
+    from online.errors import OnlineError
+    from online.schedules import NAME_PATTERN
+    from online.settings import OnlineSettings
+
+    if not isinstance(schedule, str) or not NAME_PATTERN.fullmatch(schedule):
+        log.error("drift tick refused: %.80r is not a schedule name", schedule)
+        return []
+    state = _state.ensure()
+    assert state.ledger is not None
+    try:
+        reports = tick(OnlineSettings().config, schedule, state.ledger, datetime.now(UTC))
+    except OnlineError as exc:
+        log.error("drift tick of %s: %s", schedule, exc)
+        return []
+    lines = [report.headline() for report in reports]
+    for line in lines:
+        log.info("%s", line)
+    return lines
+
+
 @app.task(name="judgeq.budget_set", ignore_result=True)
 def budget_set(judge: Any = None, usd_per_day: Any = None, schedule: Any = None, everything: Any = False,
                who: Any = "flower", note: Any = "") -> str:

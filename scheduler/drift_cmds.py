@@ -1,0 +1,180 @@
+"""``judgeq drift``: has a slice's score dropped in the short window against the long baseline before it?
+
+The statistics are ``online.drift`` and the check ``online.drift_check``
+(README, "Drift alerts"); this module turns flags (or a schedule's
+``[online.NAME.drift]`` table) into a query, records the outcome, prints it,
+posts an alert to ``--webhook`` and exits 0 (no alert, or no data), 1
+(alert) or 2 (bad usage). Registered on the app of ``scheduler.cli``, which
+imports this module last.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from .cli import JsonOpt, app
+
+if TYPE_CHECKING:
+    from online.drift_check import DriftQuery, DriftReport
+    from online.schedules import Schedule
+
+
+@app.command()
+def drift(
+    judge: Annotated[str, typer.Option("--judge", help="The judge whose scores are checked.")],
+    source: Annotated[Optional[str], typer.Option("--source", help="The online runs of this source "
+                                                  "(ad-hoc `judgeq online --source` runs).")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="The runs of this online schedule "
+                                                    "(its drift table gives the defaults).")] = None,
+    short: Annotated[Optional[str], typer.Option("--short", help="The span checked: the windows that ended in "
+                                                 "the last SHORT (default 1h).")] = None,
+    long: Annotated[Optional[str], typer.Option("--long", help="The baseline: the LONG before the short span "
+                                                "(default 7d).")] = None,
+    by: Annotated[list[str], typer.Option("--by", help="A metadata key; each value is a slice (repeatable).")] = [],  # noqa: B006
+    min_drop: Annotated[Optional[float], typer.Option("--min-drop", help="Alert only on drops larger than this, "
+                                                      "in score units (default 0.05).")] = None,
+    at: Annotated[Optional[str], typer.Option("--at", help="Check as of this time (ISO 8601; default now; "
+                                              "without a zone: UTC).")] = None,
+    webhook: Annotated[Optional[str], typer.Option("--webhook", help="POST an alert here as JSON with a Slack "
+                                                   "'text' field.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Drift: per slice, the short window's weighted mean against the long baseline just before it.
+
+    Alerts on a slice when its drop exceeds --min-drop with one-sided 95 %
+    confidence, Holm-corrected across slices. Exit 0: no alert (or no data),
+    1: alert, 2: bad usage. Every check is recorded in the ledger.
+    """
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+    from online.drift_check import check, record
+
+    from .settings import SchedulerSettings
+
+    config = SchedulerSettings().config
+    query = _query(config, judge, source, schedule, short, long, tuple(by), min_drop, at)
+    if webhook is not None:
+        from online.webhook import check_url
+
+        check_url(webhook)
+    ledger = Ledger(LedgerSettings().ledger_url)
+    print(f"judgeq: checking {judge} on {query.source} as of {query.at:%Y-%m-%d %H:%M} UTC: reading both spans' rows",
+          file=sys.stderr, flush=True)  # a week of windows can take seconds
+    report = check(ledger, query)
+    record(ledger, report, "cli")
+    if report.status == "no_data" and source is not None:
+        _hint_schedules(config, source)
+    if json_out:
+        from .render import print_json
+
+        print_json(report.to_json())
+    else:
+        show(report)
+    if report.status != "alert":
+        return
+    if webhook is not None:
+        from online.webhook import post_alert
+
+        problem = post_alert(webhook, report.to_json() | {"text": report.text()})
+        if problem:
+            print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
+                  "(drift_checks)", file=sys.stderr)
+    from . import exitcodes
+
+    raise typer.Exit(exitcodes.GATE_FAILED)
+
+
+def _query(config: Any, judge: str, source: Optional[str], schedule: Optional[str], short: Optional[str],
+           long: Optional[str], by: tuple[str, ...], min_drop: Optional[float], at: Optional[str]) -> DriftQuery:
+    """The check the flags ask for; OnlineConfigError (exit 2) for a bad flag, an unknown judge or source."""
+    from online.budget.setting import check_names
+    from online.drift_config import DEFAULT_LONG, DEFAULT_MIN_DROP, check_min_drop, slice_key
+    from online.drift_check import DriftQuery
+    from online.errors import OnlineConfigError
+    from online.windows import parse_duration
+
+    if (source is None) == (schedule is None):
+        raise OnlineConfigError("give one of --source S (ad-hoc runs of a source) or --schedule N (an [online.N] "
+                                "schedule's runs)")
+    name = schedule or source or ""
+    check_names(config, judge, name)
+    spec = _schedule(config, schedule).drift if schedule else None
+    query = DriftQuery(
+        source=name, judge=judge,
+        short=parse_duration(short, "--short") if short else (spec.short if spec else parse_duration("1h")),
+        long=parse_duration(long, "--long") if long else (spec.long if spec else DEFAULT_LONG),
+        at=_time(at),
+        by=tuple(dict.fromkeys(slice_key(k, "--by") for k in by)) if by else (spec.by if spec else ()),
+        min_drop=check_min_drop(min_drop, "--min-drop") if min_drop is not None else (
+            spec.min_drop if spec else DEFAULT_MIN_DROP))
+    return query
+
+
+def _hint_schedules(config: Any, source: str) -> None:
+    """Runs of a schedule are named after the schedule, not its source: say so when --source found nothing."""
+    from online.schedules import load_schedules
+
+    over = sorted(name for name, s in load_schedules(config).items() if s.source == source and name != source)
+    if over:
+        print(f"judgeq: note: --source {source} checks the runs of `judgeq online --source {source}`; the runs of "
+              f"schedules reading it are checked with --schedule ({', '.join(over)})", file=sys.stderr)
+
+
+def _schedule(config: Any, name: str) -> Schedule:
+    from online.schedules import load_schedules
+
+    return load_schedules(config)[name]  # check_names made sure it is there
+
+
+def _time(text: Optional[str]) -> datetime:
+    from online.errors import OnlineConfigError
+
+    if text is None:
+        return datetime.now(UTC)
+    try:
+        found = datetime.fromisoformat(text.strip().replace("Z", "+00:00"))
+    except ValueError:
+        raise OnlineConfigError(f"--at {text[:80]!r} is not a time; write ISO 8601, e.g. 2026-11-22T14:00Z") from None
+    return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
+
+
+def show(report: DriftReport, console: Any = None) -> None:
+    """Print the check: the two spans, one line per slice, and the verdict."""
+    from rich.table import Table
+
+    from online.windows import format_duration
+
+    from .report_view import _console, _f
+
+    console = console or _console()
+    q = report.query
+    console.print(f"drift of [bold]{q.judge}[/bold] on [bold]{q.source}[/bold] at {q.at:%Y-%m-%d %H:%M} UTC")
+    console.print(f"  short {format_duration(q.short)}: {report.short.text()}")
+    console.print(f"  long {format_duration(q.long)}: {report.long.text()}")
+    if report.status == "no_data":
+        console.print(f"no data: {report.no_data_reason()}; nothing to compare, no alert")
+        return
+    table = Table(title_justify="left")
+    for col in ("slice", "status", "short mean", "short n", "long mean", "long n", "drop", "p", "Holm p",
+                "detectable"):
+        table.add_column(col, justify="left" if col in ("slice", "status") else "right")
+    style = {"alert": "[bold red]alert[/bold red]", "ok": "ok", "too_small": "[yellow]too small[/yellow]",
+             "no_data": "[yellow]no data[/yellow]"}
+    for s in report.slices:
+        table.add_row(s.label, style[s.status], _f(s.short.mean if s.short else None, ".4f"),
+                      f"{s.short.n}" if s.short else "0", _f(s.long.mean if s.long else None, ".4f"),
+                      f"{s.long.n}" if s.long else "0", _f(s.drop, "+.4f"), _f(s.p_value, ".2g"),
+                      _f(s.adjusted, ".2g"), _f(s.detectable, ".3f"))
+    console.print(table)
+    console.print(f"drop = long mean - short mean (weighted 1/p, errors clustered by session); alert when the drop "
+                  f"exceeds {q.min_drop:g} with one-sided 95 % confidence, Holm-corrected; 'detectable' is the drop "
+                  "a slice flags half of the time; too small: fewer than 30 rows or 10 sessions")
+    if report.version_changed:
+        console.print("[yellow]the short window was judged by a judge version the baseline was not: a drop may be "
+                      "the measurement's[/yellow]")
+    console.print(("[bold red]" if report.alerts else "") + report.headline() + ("[/bold red]" if report.alerts
+                                                                                  else ""))
