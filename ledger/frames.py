@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.errors import LedgerArgumentError
 from ledger.models import ITEMS, SCORES
+from ledger.text import value_text as _text
 
 STREAM_BATCH: Final = 5000
 EXCERPT_CHARS: Final = 80
@@ -62,14 +63,6 @@ class EvalRows:
             by=None if self.by is None else pick(self.by),
             cluster=None if self.cluster is None else pick(self.cluster),
         )
-
-
-def _text(value: Any) -> str | None:
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
 
 
 def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: str | None = None, *,
