@@ -100,6 +100,10 @@ def export_otel(
 
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise UsageError(f"--endpoint {endpoint!r} is not an http(s) URL; write e.g. http://127.0.0.1:4318")
+    if run_id is not None and (source is not None or window is not None):
+        raise UsageError("give a RUN or --source S --window W, not both")
+    if run_id is None and (source is None or window is None):
+        raise UsageError("name what to send: a RUN, or --source S --window W (an online window's runs)")
     ledger = _ledger()
     runs = _runs(ledger, run_id, source, window, judge)
     total = sum(ledger.progress(run.id).done for run in runs)
@@ -119,14 +123,11 @@ def _runs(ledger: Ledger, run_id: Optional[str], source: Optional[str], window: 
           judge: Optional[str]) -> list[Run]:
     """The runs the flags name: RUN, or the online runs of --source's --window; UsageError otherwise."""
     if run_id is not None:
-        if source is not None or window is not None:
-            raise UsageError("give a RUN or --source S --window W, not both")
         run = ledger.get_run(run_id)
         if judge is not None and judge not in run.judges:
             raise UsageError(f"run {run_id} has no judge {judge!r}; its judges: {', '.join(sorted(run.judges))}")
         return [run]
-    if source is None or window is None:
-        raise UsageError("name what to send: a RUN, or --source S --window W (an online window's runs)")
+    assert source is not None and window is not None  # export_otel checked the flags
     from online.windows import parse_window
 
     chosen = parse_window(window)

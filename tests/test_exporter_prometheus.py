@@ -169,3 +169,19 @@ def test_drift_query_fires_for_the_slice_that_dropped(ledger_url: str, exporter_
         exporter.terminate()
         exporter.wait(timeout=30)
     assert exporter.returncode == 0  # SIGTERM stops it cleanly
+
+
+PROMTOOL = shutil.which("promtool")
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.mark.skipif(PROMTOOL is None, reason="needs Debian's prometheus package (.ci/run installs it)")
+def test_the_shipped_prometheus_files_are_valid_and_hold_readmes_query() -> None:
+    for kind, name in (("config", "prometheus.yml"), ("rules", "judgeq-rules.yml")):
+        done = subprocess.run([PROMTOOL or "promtool", "check", kind, str(REPO / "examples" / name)],
+                              capture_output=True, text=True, timeout=60)
+        assert done.returncode == 0, done.stdout + done.stderr
+    query = ("avg_over_time(app_eval_relevance[1h]) < 0.6 and avg_over_time(app_eval_relevance[7d]) > 0.75")
+    assert f"```promql\n{query}\n```" in (REPO / "README.md").read_text()
+    assert f"expr: {query}\n" in (REPO / "examples" / "judgeq-rules.yml").read_text()
+    assert "exporter:9464" in (REPO / "examples" / "prometheus.yml").read_text()
