@@ -11,9 +11,10 @@ PostgreSQL), so records' text never leaves the database; a value comes back
 as text (SQLite gives numbers and booleans as 1/0, PostgreSQL as their JSON
 text), and an item without the key as None.
 
-The totals cover every row of the ledger (a full scan of ``scores``): they
-are Prometheus counters, which must not go down with a sliding window. The
-exporter reads them at most once per refresh interval.
+The totals (rows by status, cost, the latency histogram) are read over a
+range of ``ts`` too, through the same index: the exporter adds up the rows
+written since its last snapshot into Prometheus counters, rather than
+aggregating the whole table per refresh (seconds on a million rows).
 
 These are methods of :class:`ledger.store.Ledger` (this class is one of its bases).
 """
@@ -92,16 +93,17 @@ class MetricsLedger:
                            slices=tuple(value_text(v) for v in row[3:3 + width]), weighted_sum=float(row[3 + width] or 0),
                            weight=float(row[4 + width] or 0), rows=int(row[5 + width])) for row in found]
 
-    def score_totals(self) -> list[ScoreTotals]:
-        """Every row of the ledger, grouped by eval and status (see the module's docstring)."""
+    def score_totals(self, since: datetime, until: datetime) -> list[ScoreTotals]:
+        """The rows written in [since, until), grouped by eval and status (see the module's docstring)."""
         timed = SCORES.c.cached.is_(False)
         latency = sa.cast(SCORES.c.latency_s, sa.Float)
         buckets = [sa.func.sum(sa.case((sa.and_(timed, latency <= bound), 1), else_=0)) for bound in LATENCY_BUCKETS]
-        stmt = (sa.select(SCORES.c.eval, SCORES.c.status, sa.func.count(), sa.func.sum(SCORES.c.cost_usd),
-                          sa.func.sum(sa.case((timed, 1), else_=0)), sa.func.sum(sa.case((timed, latency), else_=0.0)),
-                          *buckets)
-                .group_by(SCORES.c.eval, SCORES.c.status).order_by(SCORES.c.eval, SCORES.c.status))
         with self._connect() as conn:
+            stmt = (_judge_rows(conn, SCORES.c.eval, None, None, False, SCORES.c.status, sa.func.count(),
+                                sa.func.sum(SCORES.c.cost_usd), sa.func.sum(sa.case((timed, 1), else_=0)),
+                                sa.func.sum(sa.case((timed, latency), else_=0.0)), *buckets)
+                    .where(SCORES.c.ts >= _aware(since), SCORES.c.ts < _aware(until))
+                    .group_by(SCORES.c.eval, SCORES.c.status).order_by(SCORES.c.eval, SCORES.c.status))
             found = conn.execute(stmt).all()
         return [ScoreTotals(eval=row[0], status=row[1], rows=int(row[2]), cost_usd=float(row[3] or 0),
                             timed=int(row[4] or 0), latency_s=float(row[5] or 0),

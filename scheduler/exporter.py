@@ -9,8 +9,8 @@ The metrics (README, "Metrics and traces", lists them with their labels):
   versions wrote them.
 - ``judgeq_scores_total{judge, status}``, ``judgeq_cost_usd_total{judge}`` and
   the histogram ``judgeq_judge_latency_seconds{judge}`` (rows judged, not
-  served from the verdict cache): every row of the ledger, so they only grow
-  (``judgeq resume`` deleting transient error rows reads as a counter reset).
+  served from the verdict cache): the rows written since the exporter started
+  (``scheduler.metrics.Counters``), so they only grow.
 - ``judgeq_spent_today_usd{judge}`` (online rows, the UTC day),
   ``judgeq_budget_usd_per_day{scope}``, ``judgeq_budget_spent_today_usd{scope}``,
   ``judgeq_budget_reserved_usd{scope}``, ``judgeq_sampling_rate{schedule, judge, stratum}``.

@@ -45,7 +45,7 @@ def exporter(
     from workers.settings import WorkerSettings
 
     from .exporter import LedgerCollector
-    from .metrics import SnapshotCache, load_exporter_config, take_snapshot, utc_now
+    from .metrics import COUNT_LAG, Counters, SnapshotCache, load_exporter_config, take_snapshot, utc_now
     from .settings import SchedulerSettings
 
     span = _duration(window, "--window", timedelta(seconds=1), timedelta(days=31))
@@ -54,7 +54,9 @@ def exporter(
     config = load_exporter_config(config_path)
     broker_url = WorkerSettings().broker_url
     ledger = _ledger()
-    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now()), every)
+    counters = Counters(utc_now() - COUNT_LAG)  # rows written from (about) now on
+    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now(), counters),
+                          every)
     first = cache.get()  # a bad ledger URL or an unreachable ledger is said now, not at the first scrape
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector(cache, config))

@@ -5,6 +5,14 @@ A :class:`Snapshot` is everything one scrape shows, read in one go by
 refresh interval however many scrapes arrive (a scrape storm costs the
 database nothing more), and concurrent scrapes wait for the same one.
 
+The counters (rows by status, cost, latency) count the rows written since
+the exporter started, as a process's own counters do (Prometheus's
+``rate``/``increase`` take a restart as a counter reset): each snapshot adds
+the rows written between the previous snapshot's cut and its own, read
+through the (eval, ts) index, instead of aggregating the whole table. The cut
+trails the clock by :data:`COUNT_LAG`, so a row whose write commits a little
+after the ``ts`` it was given is still counted, once.
+
 Slices (``[exporter] slices`` in judgeq.toml) are metadata keys of the
 judged records; only they label ``app_eval_<eval>``, and each keeps at most
 ``max_values`` distinct values per snapshot (the most frequent; the rest
@@ -36,6 +44,8 @@ if TYPE_CHECKING:
     from .budget_view import BudgetLine, RateLine
 
 KEYS: Final = ("slices", "max_values")
+#: How far the counters' cut trails the clock: rows are given their ``ts`` just before their transaction commits.
+COUNT_LAG: Final = timedelta(seconds=30)
 DEFAULT_MAX_VALUES: Final = 20
 MAX_SLICES: Final = 5
 #: The label value of a record without the slice's key, and of values beyond ``max_values``.
@@ -124,8 +134,33 @@ class Snapshot:
     seconds: float = 0.0  # how long taking it took
 
 
+class Counters:
+    """Running totals per (eval, status) of the rows written since ``since`` (see the module's docstring)."""
+
+    def __init__(self, since: datetime) -> None:
+        self.cut = since
+        self.totals: dict[tuple[str, str], ScoreTotals] = {}
+
+    def advance(self, ledger: Ledger, cut: datetime) -> list[ScoreTotals]:
+        """Add the rows written in [previous cut, ``cut``); the totals so far. A failed read changes nothing."""
+        if cut > self.cut:
+            for found in ledger.score_totals(self.cut, cut):
+                key = (found.eval, found.status)
+                self.totals[key] = found if key not in self.totals else _plus(self.totals[key], found)
+            self.cut = cut
+        return [self.totals[key] for key in sorted(self.totals)]
+
+
+def _plus(a: ScoreTotals, b: ScoreTotals) -> ScoreTotals:
+    from dataclasses import replace
+
+    return replace(a, rows=a.rows + b.rows, cost_usd=a.cost_usd + b.cost_usd, timed=a.timed + b.timed,
+                   latency_s=a.latency_s + b.latency_s,
+                   buckets=tuple(x + y for x, y in zip(a.buckets, b.buckets, strict=True)))
+
+
 def take_snapshot(ledger: Ledger, config: ExporterConfig, config_path: Path, window: timedelta,
-                  broker_url: str | None, now: datetime) -> Snapshot:
+                  broker_url: str | None, now: datetime, counters: Counters) -> Snapshot:
     """Read every figure as of ``now``: the ledger's (window means, totals, today's spend, budgets and rates)
     and the broker's queue depths."""
     from ledger.budget_rows import day_bounds
@@ -137,7 +172,7 @@ def take_snapshot(ledger: Ledger, config: ExporterConfig, config_path: Path, win
     queues, broker_up, problem = _queue_depths(broker_url)
     try:
         means = ledger.window_means(now - window, now, [s.key for s in config.slices])
-        totals = ledger.score_totals()
+        totals = counters.advance(ledger, now - COUNT_LAG)
         start, end = day_bounds(now.date())
         spent = ledger.spent_by_judge(start, end)
         report = gather(ledger, now.date(), now, config_path)

@@ -20,7 +20,8 @@ from prometheus_client.parser import text_string_to_metric_families
 from ledger.store import Ledger
 from scheduler.errors import UsageError
 from scheduler.exporter import LedgerCollector
-from scheduler.metrics import (ExporterConfig, SnapshotCache, load_exporter_config, metric_name, take_snapshot)
+from scheduler.metrics import (COUNT_LAG, Counters, ExporterConfig, SnapshotCache, load_exporter_config, metric_name,
+                               take_snapshot)
 
 from .metrics_rows import Row, make_run, weighted_mean, write_rows
 from .processes import base_env, free_port, run_cli
@@ -32,10 +33,12 @@ Samples = dict[tuple[str, tuple[tuple[str, str], ...]], float]
 
 def scrape(ledger: Ledger, config_path: Path, *, broker_url: str | None = None,
            window: timedelta = timedelta(hours=1)) -> Samples:
-    """One scrape of a fresh collector: every sample by (name, sorted labels)."""
+    """One scrape of a fresh collector that counts rows from a day ago, taken as if COUNT_LAG had passed since the
+    rows were written: every sample by (name, sorted labels)."""
     config = load_exporter_config(config_path)
-    now = datetime.now(UTC)
-    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, window, broker_url, now),
+    now = datetime.now(UTC) + COUNT_LAG + timedelta(seconds=1)
+    counters = Counters(now - timedelta(days=1))
+    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, window, broker_url, now, counters),
                           timedelta(seconds=15))
     registry = CollectorRegistry(auto_describe=False)
     registry.register(LedgerCollector(cache, config))
@@ -113,6 +116,29 @@ def test_every_metric_agrees_with_the_rows(ledger_url: str, tmp_path: Path, redi
     assert value("judgeq_broker_up") == 1 and value("judgeq_ledger_up") == 1
 
 
+def test_counters_count_each_row_once_as_the_cut_advances(sqlite_url: str) -> None:
+    ledger = Ledger(sqlite_url)
+    t0 = datetime(2026, 11, 22, 13, 0, tzinfo=UTC)
+    make_run(ledger, "on")
+    write_rows(ledger, "on", [Row("a", "en", 1.0, cost_usd=0.5, ts=t0 + timedelta(seconds=1)),
+                              Row("b", "en", None, status="error", ts=t0 + timedelta(seconds=9)),
+                              Row("c", "en", 1.0, cost_usd=0.25, ts=t0 + timedelta(seconds=15)),
+                              Row("z", "en", 1.0, cost_usd=9.0, ts=t0 - timedelta(seconds=1))])  # before counting
+    counters = Counters(t0)
+
+    def counts() -> dict[tuple[str, str], tuple[int, float]]:
+        return {(t.eval, t.status): (t.rows, t.cost_usd) for t in counters.totals.values()}
+
+    counters.advance(ledger, t0 + timedelta(seconds=10))
+    assert counts() == {("relevance", "ok"): (1, 0.5), ("relevance", "error"): (1, 0.0)}
+    counters.advance(ledger, t0 + timedelta(seconds=10))  # the same cut again: nothing added
+    counters.advance(ledger, t0 + timedelta(seconds=5))  # an earlier cut (a clock step back): nothing either
+    assert counts() == {("relevance", "ok"): (1, 0.5), ("relevance", "error"): (1, 0.0)}
+    write_rows(ledger, "on", [Row("d", "en", 0.0, cost_usd=1.0, ts=t0 + timedelta(seconds=12))])
+    counters.advance(ledger, t0 + timedelta(seconds=20))
+    assert counts() == {("relevance", "ok"): (3, 1.75), ("relevance", "error"): (1, 0.0)}
+
+
 def test_slice_values_beyond_max_values_fold_into_other(sqlite_url: str, tmp_path: Path) -> None:
     ledger = Ledger(sqlite_url)
     make_run(ledger, "on")
@@ -132,7 +158,8 @@ def test_the_cache_reads_the_ledger_once_per_refresh(sqlite_url: str, tmp_path: 
     clock = [1000.0]
 
     def take():  # type: ignore[no-untyped-def]
-        snapshot = take_snapshot(ledger, config, tmp_path / "none.toml", timedelta(hours=1), None, datetime.now(UTC))
+        now = datetime.now(UTC)
+        snapshot = take_snapshot(ledger, config, tmp_path / "none.toml", timedelta(hours=1), None, now, Counters(now))
         taken.append(snapshot.taken_at)
         return snapshot
 

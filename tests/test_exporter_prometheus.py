@@ -161,8 +161,8 @@ def test_drift_query_fires_for_the_slice_that_dropped(ledger_url: str, exporter_
         (english,) = prometheus.query(f"avg_over_time({en}[{short_ms}ms])", at=at)
         assert math.isclose(float(english["value"][1]), high_en)  # en did not move: no alert for it
 
-        # The counters Prometheus scraped agree with the rows written.
-        (rows,) = prometheus.query('judgeq_scores_total{judge="relevance",status="ok"}')
+        # The verdicts behind the means, as Prometheus scraped them.
+        (rows,) = prometheus.query('judgeq_eval_window_verdicts{judge="relevance",kind="online"}')
         assert int(float(rows["value"][1])) == len(HIGH_EN + HIGH_DE + DROP_DE)
     finally:
         prometheus.stop()
