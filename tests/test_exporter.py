@@ -177,11 +177,12 @@ def test_the_cache_reads_the_ledger_once_per_refresh(sqlite_url: str, tmp_path: 
     assert len(taken) == 2 and "judgeq_exporter_snapshots_total 2.0" in text
 
 
-def test_a_ledger_that_is_down_is_said_not_hidden(tmp_path: Path) -> None:
+def test_a_ledger_or_broker_that_is_down_is_said_not_hidden(tmp_path: Path) -> None:
     port = free_port()  # nothing listens there
     ledger = Ledger(f"postgresql+psycopg://postgres@127.0.0.1:{port}/judgeq?connect_timeout=2")
-    got = scrape(ledger, config_file(tmp_path, ""))
-    assert got[("judgeq_ledger_up", ())] == 0
+    got = scrape(ledger, config_file(tmp_path, ""), broker_url=f"redis://127.0.0.1:{port}/0")
+    assert got[("judgeq_ledger_up", ())] == 0 and got[("judgeq_broker_up", ())] == 0
+    assert not any(name == "judgeq_queue_depth" for name, _ in got)  # no depth rather than a made-up 0
     assert got[("judgeq_exporter_snapshot_failures_total", ())] == 1
     assert not any(name.startswith("app_eval_") or name.startswith("judgeq_scores") for name, _ in got)
 
