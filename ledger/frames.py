@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.errors import LedgerArgumentError
 from ledger.models import ITEMS, SCORES
+from ledger.text import value_text as as_text  # public: ledger.drift slices by it too
 
 STREAM_BATCH: Final = 5000
 EXCERPT_CHARS: Final = 80
@@ -62,15 +63,6 @@ class EvalRows:
             by=None if self.by is None else pick(self.by),
             cluster=None if self.cluster is None else pick(self.cluster),
         )
-
-
-def as_text(value: Any) -> str | None:
-    """A metadata value as the text slices and clusters are keyed by (booleans lower case; None stays None)."""
-    if value is None:
-        return None
-    if isinstance(value, bool):
-        return str(value).lower()
-    return str(value)
 
 
 def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: str | None = None, *,

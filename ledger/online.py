@@ -205,8 +205,8 @@ class OnlineLedger:
 
     # -- reading ---------------------------------------------------------------
 
-    def online_runs(self, dataset_name: str, judge: str, window_ids: Sequence[str]) -> list[Run]:
-        """The online runs of ``dataset_name`` (a schedule or source) with ``judge``, over ``window_ids``.
+    def online_runs(self, dataset_name: str, judge: str | None, window_ids: Sequence[str]) -> list[Run]:
+        """The online runs of ``dataset_name`` (a schedule or source) with ``judge`` (None: any), over ``window_ids``.
 
         In the order of ``window_ids``; a window judged more than once (the
         judge's version or the policy changed, so its run id did) has all its
@@ -219,7 +219,7 @@ class OnlineLedger:
                 stmt = sa.select(Run).where(RUNS.c.kind == "online", RUNS.c.dataset_name == dataset_name,
                                             RUNS.c.window.in_(chunk))
                 for run in session.scalars(stmt):
-                    if judge in run.judges:  # JSON keys are matched here: spelled differently per backend
+                    if judge is None or judge in run.judges:  # JSON keys are matched here: spelled differently per backend
                         session.expunge(run)
                         found.append(run)
         return sorted(found, key=lambda run: (order[run.window or ""], run.created_at, run.id))

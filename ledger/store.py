@@ -32,6 +32,7 @@ from ledger.budget import BudgetLedger
 from ledger.drift import DriftLedger
 from ledger.online import OnlineLedger
 from ledger.spend import SpendLedger
+from ledger.metrics import MetricsLedger
 from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.queries import IN_CHUNK, TRANSIENT, item_span, progress_counts, scored_among, unscored_in_window
@@ -45,9 +46,10 @@ from ledger.writer import writer_for
 STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
 
-class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger):
+class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger):
     """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``;
-    budgets: ``ledger.budget``; spend: ``ledger.spend``; drift checks: ``ledger.drift``)."""
+    budgets: ``ledger.budget``; spend: ``ledger.spend``; drift checks: ``ledger.drift``; the exporter's
+    figures: ``ledger.metrics``)."""
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)

@@ -61,3 +61,12 @@ class TextColumns:
             if isinstance(fixed[position], str):
                 fixed[position] = storable(fixed[position])
         return tuple(fixed)
+
+
+def value_text(value: Any) -> str | None:
+    """A metadata value as a slice's text: None stays None, booleans are "true"/"false", others ``str``."""
+    if value is None:
+        return None
+    if isinstance(value, bool):
+        return str(value).lower()
+    return str(value)

@@ -74,7 +74,7 @@ def gather(ledger: Ledger, day: date, now: datetime, config: Path) -> BudgetRepo
     start, end = day_bounds(day)
     clock = min(max(now, start), end)
     elapsed, left = (clock - start).total_seconds(), (end - clock).total_seconds()
-    schedules, problem = _schedules(config)
+    schedules, problem = schedules_of(config)
     lines = []
     for entry in ledger.budget_entries():
         scope = parse_scope(entry.scope)
@@ -86,12 +86,13 @@ def gather(ledger: Ledger, day: date, now: datetime, config: Path) -> BudgetRepo
             spent_usd=spent, reserved_usd=reserved, projected_usd=spent + reserved + pace,
             cache_hit_rate=ledger.cache_hit_rate(scope.judge, start, until=end, schedule=scope.schedule),
             updated_at=entry.updated_at, updated_by=entry.updated_by,
-            rates=_rates(ledger, schedules, scope.judge, scope.schedule)))
+            rates=rates_in_force(ledger, schedules, scope.judge, scope.schedule)))
     return BudgetReport(day=day, now=now, elapsed_h=elapsed / 3600, left_h=left / 3600, budgets=tuple(lines),
                         config_problem=problem)
 
 
-def _schedules(config: Path) -> tuple[dict[str, Any], str | None]:
+def schedules_of(config: Path) -> tuple[dict[str, Any], str | None]:
+    """The config's online schedules, and why they could not be read (None: they could)."""
     from online.errors import OnlineError
     from online.schedules import load_schedules
 
@@ -103,7 +104,7 @@ def _schedules(config: Path) -> tuple[dict[str, Any], str | None]:
         return {}, str(exc)
 
 
-def _rates(ledger: Ledger, schedules: dict[str, Any], judge: str | None, schedule: str | None) -> tuple[RateLine, ...]:
+def rates_in_force(ledger: Ledger, schedules: dict[str, Any], judge: str | None, schedule: str | None) -> tuple[RateLine, ...]:
     """The ledger's rates of the budget's judge (and schedule), then the config's where the ledger has none."""
     found = [RateLine(r.schedule, r.judge, r.stratum, r.rate, "ledger", r.set_by, r.reason, r.updated_at)
              for r in ledger.rates_in_force(judge, schedule)]

@@ -721,3 +721,4 @@ def main() -> None:
 from . import online_cmds  # noqa: E402,F401  (registers the online commands on app; they import it)
 from . import budget_cmds  # noqa: E402,F401  (registers `judgeq budget` on app)
 from . import drift_cmds  # noqa: E402,F401  (registers `judgeq drift` on app)
+from . import exporter_cmds  # noqa: E402,F401  (registers `judgeq exporter` and `judgeq export-otel` on app)

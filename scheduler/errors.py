@@ -11,6 +11,7 @@ them into exit codes::
     │   ├── InputError                      a dataset or trace file is unusable             → 2
     │   │   └── DatasetChanged              the file changed after it was validated         → 2
     │   ├── UsageError                      bad flags or a bad gate expression              → 2
+    │   ├── ExportUnavailable               an OTLP endpoint cannot be reached or refuses   → 3
     │   └── SchedulerArgumentError          a caller's bug (also a ValueError)              → 4
     ├── judges.errors.JudgeError            base of everything raised by judges/            → 4
     │   ├── JudgeConfigError                judgeq.toml or a judge asked for                → 2
@@ -117,3 +118,7 @@ class SchedulerArgumentError(SchedulerError, ValueError):
 
     Also a ValueError, which is what such a call raised before it had a class of its own.
     """
+
+
+class ExportUnavailable(SchedulerError):
+    """Raised when ``judgeq export-otel`` cannot deliver its spans: the endpoint is unreachable or refuses them."""

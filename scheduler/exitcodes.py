@@ -27,11 +27,12 @@ def exit_codes() -> dict[type[BaseException], int]:
     from workers.errors import (BadMessage, BrokerError, BrokerUrlError, VerdictCountError,
                                 WorkerArgumentError)
 
-    from .errors import SchedulerArgumentError, SchedulerError
+    from .errors import ExportUnavailable, SchedulerArgumentError, SchedulerError
 
     return {
         SchedulerError: BAD_INPUT,
         SchedulerArgumentError: INTERNAL,
+        ExportUnavailable: INFRASTRUCTURE,
         JudgeError: INTERNAL,  # judge call errors are recorded on rows; one reaching the CLI is a bug
         JudgeConfigError: BAD_INPUT,
         LimiterUnavailable: INFRASTRUCTURE,

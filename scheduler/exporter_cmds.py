@@ -1,0 +1,161 @@
+"""Metrics and traces: ``judgeq exporter`` (Prometheus) and ``judgeq export-otel`` (scores as spans).
+
+Registered on the app of ``scheduler.cli``, which imports this module last.
+The figures are ``scheduler.metrics`` and ``scheduler.exporter``; the spans
+``scheduler.otel_export``. prometheus_client and OpenTelemetry are imported
+inside the commands.
+"""
+
+from __future__ import annotations
+
+import signal
+import sys
+import threading
+from datetime import timedelta
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from .cli import JsonOpt, app
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from ledger.models import Run
+    from ledger.store import Ledger
+
+
+@app.command()
+def exporter(
+    port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to serve /metrics on.")] = 9464,
+    address: Annotated[str, typer.Option("--address", help="Address to listen on (0.0.0.0: every interface).")] = (
+        "127.0.0.1"),
+    window: Annotated[str, typer.Option("--window", help="app_eval_<eval> is the mean of the verdicts written in "
+                                        "this last stretch of time (e.g. 1h, 15m, 90s).")] = "1h",
+    refresh: Annotated[str, typer.Option("--refresh", help="Read the ledger at most this often, however many "
+                                         "scrapes arrive (e.g. 15s).")] = "15s",
+) -> None:
+    """Serve Prometheus metrics from the ledger: app_eval_<eval> per slice, rows, cost, latency, queues, budgets.
+
+    Slices are configured in judgeq.toml's [exporter] table (README, "Metrics and traces"). Runs until stopped
+    (Ctrl-C or SIGTERM).
+    """
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from ledger.urls import mask_url
+    from workers.settings import WorkerSettings
+
+    from .exporter import LedgerCollector
+    from .metrics import COUNT_LAG, Counters, SnapshotCache, load_exporter_config, take_snapshot, utc_now
+    from .settings import SchedulerSettings
+
+    span = _duration(window, "--window", timedelta(seconds=1), timedelta(days=31))
+    every = _duration(refresh, "--refresh", timedelta(seconds=1), timedelta(hours=1))
+    config_path = SchedulerSettings().config
+    config = load_exporter_config(config_path)
+    broker_url = WorkerSettings().broker_url
+    ledger = _ledger()
+    counters = Counters(utc_now() - COUNT_LAG)  # rows written from (about) now on
+    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now(), counters),
+                          every)
+    first = cache.get()  # a bad ledger URL or an unreachable ledger is said now, not at the first scrape
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LedgerCollector(cache, config))
+    try:
+        server, _thread = start_http_server(port, addr=address, registry=registry)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {address}:{port} ({exc.strerror or exc}); choose another --port or "
+                         "--address") from None
+    slices = ", ".join(s.path for s in config.slices) or "none"
+    print(f"judgeq exporter: http://{address}:{port}/metrics · window {window} · refresh {refresh} · slices "
+          f"{slices} · ledger {mask_url(ledger.url)}", file=sys.stderr, flush=True)
+    if first.problem:
+        print(f"judgeq exporter: {first.problem}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
+    print("judgeq exporter: stopped", file=sys.stderr)
+
+
+@app.command("export-otel")
+def export_otel(
+    run_id: Annotated[Optional[str], typer.Argument(help="The run whose verdicts to send (or --source/--window).")
+                      ] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="An online schedule or source: send the runs "
+                                                  "of its --window.")] = None,
+    window: Annotated[Optional[str], typer.Option("--window", help="The window id with --source, e.g. "
+                                                  "2026-11-22T13.")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Only this judge's verdicts.")] = None,
+    endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="OTLP/HTTP base URL, e.g. "
+                                                    "http://collector:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT "
+                                                    "or ..._TRACES_ENDPOINT, else http://localhost:4318).")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Send each verdict as a span of the trace it judged (child of the judged span when the id says which).
+
+    Attributes app.eval.<eval> (the score), app.eval.judge_version, app.eval.sampled, app.eval.weight. Headers
+    (e.g. an API key) come from OTEL_EXPORTER_OTLP_HEADERS. An endpoint that does not take the spans: exit 3.
+    """
+    from .otel_export import export_rows
+    from .progress import ProgressView
+
+    if endpoint is not None and not endpoint.startswith(("http://", "https://")):
+        raise UsageError(f"--endpoint {endpoint!r} is not an http(s) URL; write e.g. http://127.0.0.1:4318")
+    if run_id is not None and (source is not None or window is not None):
+        raise UsageError("give a RUN or --source S --window W, not both")
+    if run_id is None and (source is None or window is None):
+        raise UsageError("name what to send: a RUN, or --source S --window W (an online window's runs)")
+    ledger = _ledger()
+    runs = _runs(ledger, run_id, source, window, judge)
+    total = sum(ledger.progress(run.id).done for run in runs)
+    with ProgressView("spans", total, stream=sys.stderr, enabled=not json_out) as view:
+        counts = export_rows(runs, lambda run: ledger.scores(run.id, judge), endpoint, progress=view.update)
+    if json_out:
+        from .render import print_json
+
+        print_json(counts)
+        return
+    print(f"sent {counts.sent} spans to {counts.endpoint} ({counts.children} as children of the judged span) "
+          f"from {len(counts.runs)} run(s); not sent: {counts.not_scored} rows without a verdict, "
+          f"{counts.no_trace} whose trace id is no OpenTelemetry trace id")
+
+
+def _runs(ledger: Ledger, run_id: Optional[str], source: Optional[str], window: Optional[str],
+          judge: Optional[str]) -> list[Run]:
+    """The runs the flags name: RUN, or the online runs of --source's --window; UsageError otherwise."""
+    if run_id is not None:
+        run = ledger.get_run(run_id)
+        if judge is not None and judge not in run.judges:
+            raise UsageError(f"run {run_id} has no judge {judge!r}; its judges: {', '.join(sorted(run.judges))}")
+        return [run]
+    assert source is not None and window is not None  # export_otel checked the flags
+    from online.windows import parse_window
+
+    chosen = parse_window(window)
+    runs = ledger.online_runs(source, judge, [chosen.id])
+    if not runs:
+        raise UsageError(f"no online run of {source!r} judged window {chosen.id}"
+                         f"{'' if judge is None else f' with judge {judge!r}'}; see `judgeq runs`")
+    return runs
+
+
+def _duration(text: str, flag: str, least: timedelta, most: timedelta) -> timedelta:
+    from online.errors import OnlineConfigError
+    from online.windows import parse_duration
+
+    try:
+        found = parse_duration(text, flag)
+    except OnlineConfigError as exc:
+        raise UsageError(str(exc)) from None
+    if not least <= found <= most:
+        raise UsageError(f"{flag} {text}: give {least.total_seconds():g} s to {most.total_seconds():g} s")
+    return found
+
+
+def _ledger() -> Ledger:
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    return Ledger(LedgerSettings().ledger_url)
+

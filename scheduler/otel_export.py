@@ -1,0 +1,183 @@
+"""``judgeq export-otel``: each verdict of a run (or of a window's runs) as a span of the trace it judged.
+
+The span of a ledger row lives in the judged trace, so the score sits beside
+the latency and tokens that trace already carries:
+
+- a row whose trace id is ``TRACE:SPAN`` (32 and 16 hex digits, the ids the
+  ``otlp`` source gives a judged span) becomes a child of that span: its parent
+  is a non-recording ``SpanContext`` (remote) passed to ``start_span``;
+- a row whose trace id is a W3C trace id alone (32 hex digits) becomes a root
+  span of that trace (the SDK's ``IdGenerator`` hook hands the SDK the trace id);
+- any other id is no OpenTelemetry trace: the row is skipped and counted.
+
+Only verdicts are sent (status ok with a score); error and skipped rows are
+counted, not sent. A span starts ``latency_s`` before the row's ``ts`` and ends
+at it, and carries ``app.eval.<eval>`` (the score), ``app.eval.name``,
+``app.eval.judge_version``, ``app.eval.sampled`` (an online run's row),
+``app.eval.weight`` (1/p), ``app.eval.label``, ``app.eval.run_id``,
+``app.eval.dataset`` (dataset hash or window id) and, online,
+``app.eval.stratum``; never the record's text or the judge's reason.
+
+Spans go out over OTLP/HTTP (protobuf) in batches through the SDK's
+``OTLPSpanExporter``, whose endpoint, headers and timeout follow the standard
+``OTEL_EXPORTER_OTLP_*`` variables (secrets such as an auth header stay in the
+environment). A batch the endpoint does not take ends the export with
+:class:`ExportUnavailable` (exit 3), saying how many spans were sent before it.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+from collections.abc import Callable, Iterable, Iterator, Sequence
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING, Any, Final
+
+from .errors import ExportUnavailable
+
+if TYPE_CHECKING:
+    from ledger.models import Run, Score
+
+BATCH: Final = 512  # spans per OTLP request (the SDK's batch processor's default)
+TRACES_PATH: Final = "/v1/traces"
+_TRACE_AND_SPAN: Final = re.compile(r"([0-9a-f]{32}):([0-9a-f]{16})")
+_TRACE: Final = re.compile(r"[0-9a-f]{32}")
+
+
+@dataclass
+class ExportCounts:
+    """What an export did: spans sent, and rows not sent with why."""
+
+    endpoint: str
+    sent: int = 0
+    children: int = 0  # of the sent: children of the judged span
+    not_scored: int = 0  # error or skipped rows
+    no_trace: int = 0  # ids that are no OpenTelemetry trace id
+    runs: list[str] = field(default_factory=list)
+
+
+def trace_ids(trace_id: str) -> tuple[int, int | None] | None:
+    """(trace id, parent span id or None) of a row's trace id, as integers; None when it is no OTel trace."""
+    text = trace_id.lower()
+    match = _TRACE_AND_SPAN.fullmatch(text)
+    if match is not None:
+        trace, span = int(match[1], 16), int(match[2], 16)
+        return (trace, span) if trace and span else None
+    if _TRACE.fullmatch(text) and int(text, 16):
+        return int(text, 16), None
+    return None
+
+
+def traces_endpoint(endpoint: str | None) -> str | None:
+    """``--endpoint`` as the SDK wants it: a base URL (as ``OTEL_EXPORTER_OTLP_ENDPOINT``) gets ``/v1/traces``."""
+    if endpoint is None:
+        return None
+    base = endpoint.rstrip("/")
+    return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+
+
+def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], endpoint: str | None,
+                progress: Callable[[int], None] = lambda sent: None) -> ExportCounts:
+    """Send the verdicts of ``runs`` (``rows_of`` streams a run's rows) as spans; the counts."""
+    from opentelemetry import trace
+    from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
+    from opentelemetry.sdk.resources import SERVICE_NAME, Resource
+    from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
+    from opentelemetry.sdk.trace.export import SpanExportResult
+    from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+
+    class TraceIds(IdGenerator):
+        """Random span ids; the trace id of a root span is the judged trace's (set before each root span)."""
+
+        def __init__(self) -> None:
+            self.random = RandomIdGenerator()
+            self.next_trace: int | None = None
+
+        def generate_span_id(self) -> int:
+            return self.random.generate_span_id()
+
+        def generate_trace_id(self) -> int:
+            found, self.next_trace = self.next_trace, None
+            return found if found is not None else self.random.generate_trace_id()
+
+    class Collect(SpanProcessor):
+        """Keeps ended spans until the caller sends them (so a refused batch is known, not logged and lost)."""
+
+        def __init__(self) -> None:
+            self.ended: list[ReadableSpan] = []
+
+        def on_end(self, span: ReadableSpan) -> None:
+            self.ended.append(span)
+
+    resolved = traces_endpoint(endpoint)
+    exporter = OTLPSpanExporter(endpoint=resolved)
+    counts = ExportCounts(endpoint=exporter._endpoint)  # the URL the SDK resolved (flag, env or default)
+    attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "judgeq"}
+    ids = TraceIds()
+    collect = Collect()
+    provider = TracerProvider(resource=Resource.create(attributes), id_generator=ids)
+    provider.add_span_processor(collect)
+    tracer = provider.get_tracer("judgeq.export_otel")
+
+    def flush() -> None:
+        if not collect.ended:
+            return
+        batch, collect.ended = collect.ended, []
+        if exporter.export(batch) != SpanExportResult.SUCCESS:
+            raise ExportUnavailable(f"the OTLP endpoint {counts.endpoint} did not take {len(batch)} spans "
+                                    f"({counts.sent} were sent before); check that a collector listens there "
+                                    "(--endpoint, OTEL_EXPORTER_OTLP_ENDPOINT) and its headers "
+                                    "(OTEL_EXPORTER_OTLP_HEADERS), then run export-otel again")
+        counts.sent += len(batch)
+        progress(counts.sent)
+
+    try:
+        for run in runs:
+            counts.runs.append(run.id)
+            for row in rows_of(run):
+                if row.status != "ok" or row.score is None:
+                    counts.not_scored += 1
+                    continue
+                found = trace_ids(row.trace_id)
+                if found is None:
+                    counts.no_trace += 1
+                    continue
+                _span(tracer, trace, ids, run, row, *found)
+                counts.children += found[1] is not None
+                if len(collect.ended) >= BATCH:
+                    flush()
+        flush()
+    finally:
+        exporter.shutdown()
+    return counts
+
+
+def _span(tracer: Any, trace: Any, ids: Any, run: Run, row: Score, trace_id: int, parent: int | None) -> None:
+    """Start and end the span of one verdict (see the module's docstring)."""
+    end = int(row.ts.timestamp() * 1e9)
+    start = end - max(0, int(row.latency_s * 1e9))
+    if parent is not None:
+        context = trace.SpanContext(trace_id=trace_id, span_id=parent, is_remote=True,
+                                    trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+        parent_context = trace.set_span_in_context(trace.NonRecordingSpan(context))
+    else:
+        ids.next_trace = trace_id
+        parent_context = trace.set_span_in_context(trace.INVALID_SPAN)  # a new root span, not the caller's
+    span = tracer.start_span(f"judge {row.eval}", context=parent_context, start_time=start,
+                             attributes=dict(_attributes(run, row)))
+    span.end(end_time=end)
+
+
+def _attributes(run: Run, row: Score) -> Iterator[tuple[str, Any]]:
+    yield f"app.eval.{row.eval}", float(row.score or 0.0)
+    yield "app.eval.name", row.eval
+    yield "app.eval.judge_version", row.judge_version
+    yield "app.eval.sampled", run.kind == "online"
+    yield "app.eval.weight", float(row.weight)
+    yield "app.eval.run_id", row.run_id
+    yield "app.eval.dataset", row.dataset
+    if row.label is not None:
+        yield "app.eval.label", row.label
+    if run.kind == "online" and row.stratum is not None:
+        yield "app.eval.stratum", row.stratum
+
