@@ -586,13 +586,14 @@ def judges(json_out: JsonOpt = False) -> None:
     """List the configured and built-in judges with their versions."""
     from judges.config import load_config
 
+    from .distill_cmds import distilled_summary
     from .render import print_json
     from .settings import SchedulerSettings
 
     from judges.errors import JudgeConfigError
 
     config = load_config(SchedulerSettings().config)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for judge_name in config.names():
         try:
             resolved = config.resolve(judge_name, check_env=False)
@@ -600,6 +601,11 @@ def judges(json_out: JsonOpt = False) -> None:
             rows.append({"name": judge_name, "kind": "?", "version": "–", "definition": f"unusable: {exc}"})
             continue
         spec = resolved.spec
+        distilled = distilled_summary(spec)
+        if distilled is not None:
+            rows.append({"name": judge_name, "kind": resolved.kind, "version": resolved.version,
+                         "definition": distilled[0], "metrics": distilled[1]})
+            continue
         definition = getattr(spec, "model", None) or f"builtin {getattr(spec, 'builtin', '?')}"
         params = getattr(spec, "params", None)
         if params and resolved.kind == "local":
@@ -703,3 +709,4 @@ def main() -> None:
 
 from . import online_cmds  # noqa: E402,F401  (registers the online commands on app; they import it)
 from . import budget_cmds  # noqa: E402,F401  (registers `judgeq budget` on app)
+from . import distill_cmds  # noqa: E402,F401  (registers `judgeq distill` on app)
