@@ -50,3 +50,13 @@ def resolve_cascade(name: str, spec: CascadeJudgeSpec, resolve: Callable[[str], 
     threshold = min(max(threshold, 1e-9), 1.0)
     return spec.model_copy(update={"threshold": threshold,
                                    "stages": {"first": first.to_message(), "then": then.to_message()}})
+
+
+def llm_specs(resolved: ResolvedJudge) -> list[LlmJudgeSpec]:
+    """The LLM judge specs a resolved judge calls: its own, a cascade's ``then``, none for local judges."""
+    spec = resolved.spec
+    if isinstance(spec, LlmJudgeSpec):
+        return [spec]
+    if isinstance(spec, CascadeJudgeSpec) and spec.stages is not None:
+        return llm_specs(ResolvedJudge.from_message(spec.stages["then"]))
+    return []

@@ -178,7 +178,9 @@ def _run_embedded(plan: Any, ledger: Any, settings: Any, gates: list[Any], max_e
     from . import submit as submitting
 
     # The judges come from this process's own judgeq.toml: trusted (see judges.egress).
-    trusted = [j.spec for j in plan.judges if j.kind == "remote"]
+    from judges.distilled_config import llm_specs
+
+    trusted = [spec for j in plan.judges for spec in llm_specs(j)]
 
     def job(dispatcher: Any, stop: threading.Event) -> None:
         if submitting.enqueue_items(plan, ledger, dispatcher, settings, stop=stop) and sent is not None:

@@ -13,9 +13,9 @@ class probability gives directly. A class's score is the median of the
 teacher's scores for it.
 
 **Model.** Each judged field (input, output, context, expected) is hashed on
-its own (``HashingVectorizer``, words and word pairs, 2**18 features each, so
+its own (``HashingVectorizer``, words and word pairs, 2**16 features each, so
 "sorry" in the output and in the input are different features); a
-``LogisticRegression`` reads them. Hashing keeps no vocabulary, so the model
+``LogisticRegression`` (the saga solver: sparse, one pass per epoch) reads them. Hashing keeps no vocabulary, so the model
 stays a few arrays (no strings to trust on load) and fits 100k rows on one
 core in a minute or two. Logistic regression minimises log loss, so its
 probabilities are calibrated by construction; the expected calibration error
@@ -36,6 +36,7 @@ t = 1.0 (escalate everything) and ``target_reached`` is false.
 from __future__ import annotations
 
 import time
+import warnings
 from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
@@ -55,9 +56,13 @@ if TYPE_CHECKING:
 #: Fewest teacher verdicts per class to train on (and at least one cluster of each in the holdout).
 MIN_PER_CLASS: Final = 20
 HOLDOUT_SHARE: Final = 0.2
-HASH_FEATURES: Final = 2**18
+HASH_FEATURES: Final = 2**16
 ECE_BINS: Final = 10
 SEED: Final = 0
+#: Inverse regularisation strength: on the test rule's data (600 to 20k rows) C=30 gave the lowest calibration
+#: error and C=4 an underconfident model (ECE 0.18 at 600 rows); more rows need less of it.
+REGULARISATION_C: Final = 30.0
+MAX_ITER: Final = 300
 
 
 @dataclass
@@ -141,13 +146,15 @@ def pipeline() -> Any:
         (name, HashingVectorizer(n_features=HASH_FEATURES, ngram_range=(1, 2), alternate_sign=False), i)
         for i, name in enumerate(FIELDS)
     ])
-    return Pipeline([("features", features), ("model", LogisticRegression(C=4.0, max_iter=1000))])
+    return Pipeline([("features", features), ("model", LogisticRegression(C=REGULARISATION_C, solver="saga",
+                                                                          max_iter=MAX_ITER))])
 
 
 def train(data: TrainingSet, target: float, say: Callable[[str], None] = lambda _: None) -> Trained:
     """Split by cluster, fit, measure on the holdout and propose the threshold; TrainingDataError if it cannot."""
     import numpy as np
     import sklearn
+    from sklearn.exceptions import ConvergenceWarning
     from sklearn.model_selection import GroupShuffleSplit
 
     from judges.distilled import FIELDS, columns
@@ -167,7 +174,10 @@ def train(data: TrainingSet, target: float, say: Callable[[str], None] = lambda 
                                 f"{missing}; add runs with more sessions or users giving those labels")
     say(f"training on {len(train_idx):,} rows, holding out {len(hold_idx):,} ({n_groups:,} clusters)")
     started = time.perf_counter()
-    model = pipeline().fit(table[train_idx], labels[train_idx])
+    with warnings.catch_warnings(record=True) as caught:  # saga's "max_iter reached" is kept in the metadata
+        warnings.simplefilter("always", ConvergenceWarning)
+        model = pipeline().fit(table[train_idx], labels[train_idx])
+    converged = not any(issubclass(w.category, ConvergenceWarning) for w in caught)
     fit_s = time.perf_counter() - started
     say(f"fitted in {fit_s:.1f}s; measuring on the holdout")
     proba = model.predict_proba(table[hold_idx])
@@ -184,7 +194,8 @@ def train(data: TrainingSet, target: float, say: Callable[[str], None] = lambda 
         "rows": {"total": len(labels), "train": len(train_idx), "holdout": len(hold_idx),
                  "left_out": dict(data.left_out)},
         "features": f"per field: hashed words and word pairs, {HASH_FEATURES} features",
-        "model": "LogisticRegression(C=4)",
+        "model": f"LogisticRegression(C={REGULARISATION_C:g}, solver=saga)",
+        "converged": converged,
         "sklearn": sklearn.__version__,
         "fit_s": round(fit_s, 3),
         "created_at": time.strftime("%Y-%m-%dT%H:%M:%SZ", time.gmtime()),
