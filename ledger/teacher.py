@@ -1,4 +1,5 @@
-"""A judge's verdicts with the records they judged: what a distilled judge is trained on.
+"""A judge's verdicts with the records they judged (what a distilled judge is trained on), and a
+cascade's stages in a run (what ``judgeq report`` shows of it).
 
 These are methods of :class:`ledger.store.Ledger` (this class is one of its bases).
 """
@@ -33,6 +34,24 @@ class VerdictRow:
     record: dict[str, Any] | None
 
 
+@dataclass(frozen=True)
+class CascadeCounts:
+    """A cascade's rows in one run: how many each stage decided, the audit, and what was paid.
+
+    ``called``: rows that paid the LLM judge (escalated, or audited); ``called_usd`` their cost.
+    """
+
+    eval: str
+    rows: int
+    first: int
+    then: int
+    audited: int
+    audit_agreed: int
+    cost_usd: float
+    called: int
+    called_usd: float
+
+
 class TeacherLedger:
     """Reading a judge's rows together with their items (see the module's docstring)."""
 
@@ -54,3 +73,22 @@ class TeacherLedger:
                     yield VerdictRow(run_id=row[0], trace_id=row[1], status=row[2], label=row[3], score=row[4],
                                      judge_version=row[5], cluster=row[6],
                                      record=row[7] if isinstance(row[7], dict) else None)
+
+    def cascade_counts(self, run_id: str) -> list[CascadeCounts]:
+        """Per eval with cascade rows (a ``stage``) in the run: its counts, by eval name."""
+        c = SCORES.c
+        paid = sa.and_(c.cost_usd > 0, sa.or_(c.stage == "then", c.audit_label.is_not(None)))
+        stmt = (sa.select(c.eval, sa.func.count(),
+                          sa.func.sum(sa.case((c.stage == "first", 1), else_=0)),
+                          sa.func.sum(sa.case((c.stage == "then", 1), else_=0)),
+                          sa.func.sum(sa.case((c.audit_label.is_not(None), 1), else_=0)),
+                          sa.func.sum(sa.case((c.audit_label == c.label, 1), else_=0)),
+                          sa.func.sum(c.cost_usd),
+                          sa.func.sum(sa.case((paid, 1), else_=0)),
+                          sa.func.sum(sa.case((paid, c.cost_usd), else_=0.0)))
+                .where(c.run_id == run_id, c.stage.is_not(None)).group_by(c.eval).order_by(c.eval))
+        with self._connect() as conn:
+            return [CascadeCounts(eval=r[0], rows=int(r[1]), first=int(r[2] or 0), then=int(r[3] or 0),
+                                  audited=int(r[4] or 0), audit_agreed=int(r[5] or 0), cost_usd=float(r[6] or 0),
+                                  called=int(r[7] or 0), called_usd=float(r[8] or 0))
+                    for r in conn.execute(stmt)]

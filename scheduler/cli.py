@@ -465,12 +465,19 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
         from .online_view import online_report
 
         online_report(ledger, run, options, progress, json_out=json_out)
+        if not json_out:
+            from .cascade_view import cascade_figures, print_cascades
+
+            print_cascades(cascade_figures(ledger.cascade_counts(run_id)))
         if not progress.complete and not json_out:
             print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
         return
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
-    deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)
+    from .cascade_view import cascade_figures
+
+    deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown,
+            cascades=cascade_figures(ledger.cascade_counts(run_id)) if not need_gate else ())
     if not complete and not json_out:
         print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
     if options.gating or fail_on_errors:  # a gate on what the provider never answered is not a quality verdict

@@ -75,7 +75,8 @@ def test_distill_then_judge_alone_and_in_a_cascade(tmp_path: Path, provider: Fak
     assert agree >= 0.9, agree
     assert all(row.confidence is not None and 0.5 <= row.confidence <= 1 for row in student.values())
 
-    cascade = {row.trace_id: row for row in ledger.scores(submit(fresh, "faithful-cascade", env))}
+    cascade_run = submit(fresh, "faithful-cascade", env)
+    cascade = {row.trace_id: row for row in ledger.scores(cascade_run)}
     calls = provider.count() - calls_before
     threshold = report["threshold"]
     first = [row for row in cascade.values() if row.stage == "first"]
@@ -90,3 +91,18 @@ def test_distill_then_judge_alone_and_in_a_cascade(tmp_path: Path, provider: Fak
     assert all(row.audit_label == truth[row.trace_id] for row in audited)
     assert all(row.label == truth[row.trace_id] for row in then)
     assert sum(row.label == truth[t] for t, row in cascade.items()) / FRESH >= agree
+
+    shown = run_cli(["report", cascade_run, "--json"], env)
+    assert shown.returncode == 0, shown.stderr[-2000:]
+    [figures] = json.loads(shown.stdout)["cascades"]
+    assert figures["eval"] == "faithful-cascade" and figures["rows"] == FRESH
+    assert figures["escalated"] == len(then) and figures["audited"] == len(audited)
+    assert figures["escalation_rate"] == pytest.approx(len(then) / FRESH)
+    paid = sum(row.cost_usd for row in cascade.values())
+    assert figures["cost_usd"] == pytest.approx(paid)
+    assert figures["all_remote_usd"] == pytest.approx(paid / calls * FRESH) and figures["saved_usd"] > 0
+    agreed = sum(row.audit_label == row.label for row in audited) / len(audited)
+    low, high = figures["audit_agreement_ci"]
+    assert figures["audit_agreement"] == pytest.approx(agreed) and low <= agreed <= high and high - low > 0
+    table = run_cli(["report", cascade_run], env)
+    assert table.returncode == 0 and "cascades" in table.stdout and "faithful-cascade" in table.stdout
