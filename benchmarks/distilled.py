@@ -2,6 +2,7 @@
 
     python -m benchmarks.distilled                     # 5,000 training rows, 10,000 cascade items
     python -m benchmarks.distilled --train 20000 --items 10000 --json
+    python -m benchmarks.distilled --fit-only 100000   # training alone on 100k rows, in this process
 
 1. **Training**: ``--train`` teacher verdicts of the test rule
    (``tests/distill_data.py``, outputs of ~1 KB) are written into a scratch
@@ -148,13 +149,32 @@ def cascade(folder: Path, env: dict[str, str], provider: FakeProvider, n: int) -
             "agreement": round(agree, 4), "confident_agreement": round(student, 4)}
 
 
+def fit_only(n: int) -> dict[str, Any]:
+    """``scheduler.distill``'s collect and train on ``n`` rows of ~1 KB records, without a ledger."""
+    from ledger.teacher import VerdictRow
+    from scheduler.distill import collect, train
+
+    rows = [VerdictRow("r", r["id"], "ok", teacher_label(r), float(teacher_label(r) == "pass"), "v", None, r)
+            for r in records(n, seed=1, words=WORDS_1KB)]
+    wall, cpu = time.perf_counter(), time.process_time()
+    meta = train(collect(rows, "bench", "v"), 0.95).meta
+    return {"rows": n, "wall_s": round(time.perf_counter() - wall, 1), "cpu_s": round(time.process_time() - cpu, 1),
+            "fit_s": meta["fit_s"], "accuracy": meta["accuracy"], "ece": meta["ece"], "converged": meta["converged"]}
+
+
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
     parser.add_argument("--train", type=int, default=5000, help="Teacher verdicts to train on.")
     parser.add_argument("--items", type=int, default=10_000, help="Items the cascade judges.")
     parser.add_argument("--audit", type=float, default=0.05, help="The cascade's audit share.")
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
+    parser.add_argument("--fit-only", type=int, default=None, help="Only train on this many rows, in process.")
     args = parser.parse_args()
+    if args.fit_only is not None:
+        from .machine import reference
+
+        print(json.dumps({"reference": reference(), "fit": fit_only(args.fit_only)}, indent=1))
+        return
 
     from .machine import describe, per_loop, reference
 
