@@ -29,7 +29,8 @@ from .errors import JudgeConfigError
 from .prompt import BUILTIN_TEMPLATES, PLACEHOLDERS, builtin_template, placeholders
 from .registry import builtins
 from .resolved import ResolvedJudge
-from .spec import LlmJudgeSpec, LocalJudgeSpec, parse_spec
+from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
+from .spec import AnySpec, LlmJudgeSpec, LocalJudgeSpec, parse_spec
 
 __all__ = ["DEFAULT_CONFIG_PATH", "JudgeConfig", "ResolvedJudge", "load_config"]
 
@@ -43,7 +44,7 @@ MAX_PROMPT_BYTES: Final = 256 * 1024
 class JudgeConfig:
     """The judges of one judgeq.toml (possibly none), and where it was read from."""
 
-    judges: dict[str, LlmJudgeSpec | LocalJudgeSpec] = field(default_factory=dict)
+    judges: dict[str, AnySpec] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -62,9 +63,18 @@ class JudgeConfig:
         ``check_env=False`` skips the API key check (workers fail the rows instead).
         Raises JudgeConfigError for an unknown name, a missing prompt file or an unset key.
         """
-        spec = self.judges.get(name)
+        spec: AnySpec | None = self.judges.get(name)
         if spec is None:
             spec = self._builtin_spec(name)
+        if isinstance(spec, DistilledJudgeSpec | CascadeJudgeSpec):
+            from .distilled_config import resolve_cascade, resolve_distilled
+
+            if isinstance(spec, DistilledJudgeSpec):
+                spec = resolve_distilled(name, spec, self.base_dir)
+            else:
+                if name in (spec.first, spec.then):
+                    raise JudgeConfigError(f"cascade {name!r} names itself as a stage; name two other judges")
+                spec = resolve_cascade(name, spec, lambda stage: self.resolve(stage, check_env=check_env))
         if isinstance(spec, LlmJudgeSpec):
             spec = spec.model_copy(update={"prompt_text": self._prompt_text(name, spec)})
             if check_env and spec.api_key_env and not os.environ.get(spec.api_key_env):
@@ -146,7 +156,7 @@ def load_config(path: Path | None = None) -> JudgeConfig:
     tables = data.get("judges", {})
     if not isinstance(tables, dict):
         raise JudgeConfigError(f"{target}: 'judges' must be a table of [judges.NAME] tables; fix the file")
-    judges: dict[str, LlmJudgeSpec | LocalJudgeSpec] = {}
+    judges: dict[str, AnySpec] = {}
     for name, table in tables.items():
         try:
             judges[name] = parse_spec(name, table)

@@ -2,7 +2,9 @@
 
     JudgeError                   base of everything raised by judges/
     ├── JudgeConfigError         judgeq.toml (or a judge asked for) is unusable
-    │   └── EgressConfigError    the key allow-list (JUDGEQ_KEY_ENDPOINTS) is malformed
+    │   ├── EgressConfigError    the key allow-list (JUDGEQ_KEY_ENDPOINTS) is malformed
+    │   └── ArtifactError        a distilled judge's artifact is missing, altered, of an unknown
+    │                            type or trained as another judge (judges.artifact): nothing is loaded
     ├── JudgeCallError           one call of a judge failed (recorded on the row)
     │   ├── JudgeAnswerError     the model answered, but not with a usable verdict (retryable)
     │   └── FatalJudgeCallError  a failure that retrying cannot fix (auth, bad request)
@@ -102,3 +104,7 @@ class JudgeArgumentError(JudgeError, ValueError):
 
     Also a ValueError, which is what such a call raised before it had a class of its own.
     """
+
+
+class ArtifactError(JudgeConfigError):
+    """Raised when a distilled judge's artifact is missing, altered, of an unknown type or of another judge."""

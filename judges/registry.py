@@ -169,6 +169,7 @@ def build(
     process), and where its key may be sent (default: the built-in provider
     pairs of :mod:`judges.egress`).
     """
+    from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
     from .spec import LlmJudgeSpec
 
     spec = resolved.spec
@@ -177,6 +178,11 @@ def build(
 
         return LlmJudge(resolved.name, resolved.version, spec, retry=retry, max_workers=max_workers, limiter=limiter,
                         egress=egress)
+    if isinstance(spec, DistilledJudgeSpec | CascadeJudgeSpec):
+        from .distilled_build import build_distilled
+
+        return build_distilled(resolved, lambda stage: build(stage, retry=retry, max_workers=max_workers,
+                                                             limiter=limiter, egress=egress))
     from .local import LocalJudge
 
     record_judge = get_builtin(spec.builtin).make(spec.params)

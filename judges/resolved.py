@@ -15,7 +15,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .base import Kind
 from .errors import JudgeConfigError
-from .spec import JudgeSpec, LlmJudgeSpec, LocalJudgeSpec, describe
+from .distilled_spec import CascadeJudgeSpec
+from .spec import AnySpec, JudgeSpec, LlmJudgeSpec, describe
 from .version import judge_version
 
 
@@ -33,16 +34,15 @@ class ResolvedJudge(BaseModel):
     def _consistent(self) -> ResolvedJudge:
         if isinstance(self.spec, LlmJudgeSpec) and self.spec.prompt_text is None:
             raise ValueError(f"judge {self.name!r} has no prompt_text; resolve it through JudgeConfig.resolve")
-        expected_kind = "remote" if isinstance(self.spec, LlmJudgeSpec) else "local"
+        expected_kind = spec_kind(self.spec)
         if self.kind != expected_kind:
             raise ValueError(f"judge {self.name!r} is {expected_kind}, not {self.kind}")
         return self
 
     @classmethod
-    def of(cls, name: str, spec: LlmJudgeSpec | LocalJudgeSpec) -> ResolvedJudge:
+    def of(cls, name: str, spec: AnySpec) -> ResolvedJudge:
         """A resolved judge for a spec that is complete (prompt text inlined)."""
-        kind: Kind = "remote" if isinstance(spec, LlmJudgeSpec) else "local"
-        return cls(name=name, kind=kind, version=judge_version(name, spec), spec=spec)
+        return cls(name=name, kind=spec_kind(spec), version=judge_version(name, spec), spec=spec)
 
     def to_message(self) -> dict[str, Any]:
         """The JSON-safe form for task messages (holds no secret, only api_key_env's name)."""
@@ -63,3 +63,8 @@ class ResolvedJudge(BaseModel):
             )
         return resolved
 
+
+
+def spec_kind(spec: AnySpec) -> Kind:
+    """The queue a judge of ``spec`` runs on: remote when it may call a provider (LLM judges, cascades)."""
+    return "remote" if isinstance(spec, LlmJudgeSpec | CascadeJudgeSpec) else "local"

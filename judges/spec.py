@@ -19,6 +19,7 @@ from typing import Annotated, Any, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
 
+from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
 from .errors import JudgeConfigError
 from .registry import get_builtin
 
@@ -134,11 +135,14 @@ class LocalJudgeSpec(BaseModel):
         return self
 
 
-JudgeSpec = Annotated[LlmJudgeSpec | LocalJudgeSpec, Field(discriminator="type")]
-_SPEC: TypeAdapter[LlmJudgeSpec | LocalJudgeSpec] = TypeAdapter(JudgeSpec)
+#: Every kind of judge spec (distilled judges and cascades: judges/distilled_spec.py).
+AnySpec = LlmJudgeSpec | LocalJudgeSpec | DistilledJudgeSpec | CascadeJudgeSpec
+JudgeSpec = Annotated[AnySpec, Field(discriminator="type")]
+_SPEC: TypeAdapter[AnySpec] = TypeAdapter(JudgeSpec)
+TYPES = ("llm", "local", "distilled", "cascade")
 
 
-def parse_spec(name: str, table: Any) -> LlmJudgeSpec | LocalJudgeSpec:
+def parse_spec(name: str, table: Any) -> AnySpec:
     """The spec of the ``[judges.NAME]`` table; JudgeConfigError naming table and key otherwise."""
     where = f"[judges.{name}]"
     if not NAME_PATTERN.fullmatch(name):
@@ -149,8 +153,9 @@ def parse_spec(name: str, table: Any) -> LlmJudgeSpec | LocalJudgeSpec:
     if not isinstance(table, dict):
         raise JudgeConfigError(f"{where} must be a table of keys, got {table!r}")
     kind = table.get("type")
-    if kind not in ("llm", "local"):
-        raise JudgeConfigError(f'{where}: type = {kind!r} must be "llm" or "local"; set type in the table')
+    if kind not in TYPES:
+        raise JudgeConfigError(f'{where}: type = {kind!r} must be "llm", "local", "distilled" or "cascade"; '
+                               "set type in the table")
     try:
         return _SPEC.validate_python(table)
     except ValidationError as exc:
@@ -161,7 +166,7 @@ def describe(exc: ValidationError) -> str:
     """A ValidationError as one line per problem: the key, what is wrong and the bad value."""
     problems = []
     for error in exc.errors():
-        loc = [str(part) for part in error["loc"] if part not in ("llm", "local")]
+        loc = [str(part) for part in error["loc"] if part not in TYPES]
         key = ".".join(loc)
         kind = error["type"]
         message = error["msg"].removeprefix("Value error, ")

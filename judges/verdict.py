@@ -31,6 +31,10 @@ class Verdict:
     not_before: float | None = None  # a deferred verdict: epoch seconds of its next try
     started_at: float | None = None
     answer_errors: int = 0  # unusable answers among the attempts (carried across hand-backs)
+    confidence: float | None = None  # a distilled judge's probability of its label
+    stage: str | None = None  # a cascade's: "first" (the distilled judge decided) or "then" (escalated)
+    audit_label: str | None = None  # a cascade's audited item: what the teacher said as well
+    audit_score: float | None = None
 
     @classmethod
     def failed(cls, trace_id: str, error: str, **usage: Any) -> "Verdict":

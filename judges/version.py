@@ -19,11 +19,29 @@ from . import JUDGE_CODE_VERSION
 from .errors import JudgeConfigError
 from .llm import LLM_CODE_VERSION
 from .registry import get_builtin
-from .spec import LlmJudgeSpec, LocalJudgeSpec
+from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
+from .spec import AnySpec, LocalJudgeSpec
 
 
-def verdict_inputs(spec: LlmJudgeSpec | LocalJudgeSpec) -> dict[str, Any]:
-    """The part of a spec that can change a verdict (what the version hashes)."""
+def verdict_inputs(spec: AnySpec) -> dict[str, Any]:
+    """The part of a spec that can change a verdict (what the version hashes).
+
+    A distilled judge: its artifact's SHA-256 (not its path). A cascade: both
+    stages' versions, the threshold and the audit share.
+    """
+    if isinstance(spec, DistilledJudgeSpec | CascadeJudgeSpec):
+        from .distilled import DISTILLED_CODE_VERSION
+
+        code = {"judges": JUDGE_CODE_VERSION, "distilled": DISTILLED_CODE_VERSION}
+        if isinstance(spec, DistilledJudgeSpec):
+            if spec.sha256 is None:
+                raise JudgeConfigError(f"the distilled spec of {spec.artifact!r} is not resolved; resolve it "
+                                       "through JudgeConfig")
+            return {"code": code, "type": "distilled", "sha256": spec.sha256}
+        if spec.stages is None or spec.threshold is None:
+            raise JudgeConfigError("the cascade spec is not resolved; resolve it through JudgeConfig")
+        return {"code": code, "type": "cascade", "first": spec.stages["first"].get("version"),
+                "then": spec.stages["then"].get("version"), "threshold": spec.threshold, "audit": spec.audit}
     if isinstance(spec, LocalJudgeSpec):
         return {
             "code": {"judges": JUDGE_CODE_VERSION, "builtin": get_builtin(spec.builtin).code_version},
@@ -45,7 +63,7 @@ def verdict_inputs(spec: LlmJudgeSpec | LocalJudgeSpec) -> dict[str, Any]:
     }
 
 
-def judge_version(name: str, spec: LlmJudgeSpec | LocalJudgeSpec) -> str:
+def judge_version(name: str, spec: AnySpec) -> str:
     """``name@<first 12 hex of the sha256 of the canonical JSON of verdict_inputs(spec)>``."""
     canonical = json.dumps(
         verdict_inputs(spec), sort_keys=True, ensure_ascii=False, separators=(",", ":"), allow_nan=False

@@ -143,6 +143,10 @@ class Score(LedgerModel, table=True):
     saved_usd: float = 0.0  # a cache hit: what the verdict cost when it was first paid for
     error_kind: str | None = None  # why an error or skip: transient, answer, fatal, forbidden, account, circuit,
     #                                poison, setup, internal, budget (README lists them)
+    confidence: float | None = None  # a distilled judge's (or cascade's student's) probability of its label
+    stage: str | None = None  # a cascade's row: "first" (its distilled judge decided) or "then" (escalated)
+    audit_label: str | None = None  # a cascade's audited row: the teacher's label and score beside the student's
+    audit_score: float | None = None
 
 
 class WindowStratum(LedgerModel, table=True):

@@ -61,6 +61,10 @@ class ScoreIn:
     content_hash: str | None = None
     saved_usd: float = 0.0
     error_kind: str | None = None
+    confidence: float | None = None
+    stage: str | None = None
+    audit_label: str | None = None
+    audit_score: float | None = None
     ts: datetime | None = None
 
     def __post_init__(self) -> None:

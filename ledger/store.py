@@ -39,6 +39,7 @@ from ledger.queries import IN_CHUNK, TRANSIENT, item_span, progress_counts, scor
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
 from ledger.text import storable
+from ledger.teacher import TeacherLedger
 from ledger.upsert import insert_run, upsert_scores
 from ledger.urls import normalize_url
 from ledger.writer import writer_for
@@ -46,10 +47,10 @@ from ledger.writer import writer_for
 STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
 
-class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger):
+class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger, TeacherLedger):
     """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``;
     budgets: ``ledger.budget``; spend: ``ledger.spend``; drift checks: ``ledger.drift``; the exporter's
-    figures: ``ledger.metrics``)."""
+    figures: ``ledger.metrics``; a judge's rows with their records: ``ledger.teacher``)."""
 
     def __init__(self, url: str) -> None:
         self.url = normalize_url(url)

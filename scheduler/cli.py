@@ -178,7 +178,9 @@ def _run_embedded(plan: Any, ledger: Any, settings: Any, gates: list[Any], max_e
     from . import submit as submitting
 
     # The judges come from this process's own judgeq.toml: trusted (see judges.egress).
-    trusted = [j.spec for j in plan.judges if j.kind == "remote"]
+    from judges.distilled_config import llm_specs
+
+    trusted = [spec for j in plan.judges for spec in llm_specs(j)]
 
     def job(dispatcher: Any, stop: threading.Event) -> None:
         if submitting.enqueue_items(plan, ledger, dispatcher, settings, stop=stop) and sent is not None:
@@ -480,12 +482,19 @@ def _assess_and_exit(run_id: str, gate: list[str], max_errors: int, json_out: bo
         from .online_view import online_report
 
         online_report(ledger, run, options, progress, json_out=json_out)
+        if not json_out:
+            from .cascade_view import cascade_figures, print_cascades
+
+            print_cascades(cascade_figures(ledger.cascade_counts(run_id)))
         if not progress.complete and not json_out:
             print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
         return
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
-    deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown)
+    from .cascade_view import cascade_figures
+
+    deliver(assessment, progress, complete, json_out=json_out, junit=junit, markdown=markdown,
+            cascades=cascade_figures(ledger.cascade_counts(run_id)) if not need_gate else ())
     if not complete and not json_out:
         print(f"(incomplete: {progress.done}/{progress.expected} rows)", file=sys.stderr)
     if options.gating or fail_on_errors:  # a gate on what the provider never answered is not a quality verdict
@@ -603,13 +612,14 @@ def judges(json_out: JsonOpt = False) -> None:
     """List the configured and built-in judges with their versions."""
     from judges.config import load_config
 
+    from .distill_cmds import distilled_summary
     from .render import print_json
     from .settings import SchedulerSettings
 
     from judges.errors import JudgeConfigError
 
     config = load_config(SchedulerSettings().config)
-    rows = []
+    rows: list[dict[str, Any]] = []
     for judge_name in config.names():
         try:
             resolved = config.resolve(judge_name, check_env=False)
@@ -617,6 +627,11 @@ def judges(json_out: JsonOpt = False) -> None:
             rows.append({"name": judge_name, "kind": "?", "version": "–", "definition": f"unusable: {exc}"})
             continue
         spec = resolved.spec
+        distilled = distilled_summary(spec)
+        if distilled is not None:
+            rows.append({"name": judge_name, "kind": resolved.kind, "version": resolved.version,
+                         "definition": distilled[0], "metrics": distilled[1]})
+            continue
         definition = getattr(spec, "model", None) or f"builtin {getattr(spec, 'builtin', '?')}"
         params = getattr(spec, "params", None)
         if params and resolved.kind == "local":
@@ -722,3 +737,4 @@ from . import online_cmds  # noqa: E402,F401  (registers the online commands on 
 from . import budget_cmds  # noqa: E402,F401  (registers `judgeq budget` on app)
 from . import drift_cmds  # noqa: E402,F401  (registers `judgeq drift` on app)
 from . import exporter_cmds  # noqa: E402,F401  (registers `judgeq exporter` and `judgeq export-otel` on app)
+from . import distill_cmds  # noqa: E402,F401  (registers `judgeq distill` on app)

@@ -12,10 +12,12 @@ them into exit codes::
     │   │   └── DatasetChanged              the file changed after it was validated         → 2
     │   ├── UsageError                      bad flags or a bad gate expression              → 2
     │   ├── ExportUnavailable               an OTLP endpoint cannot be reached or refuses   → 3
+    │   ├── TrainingDataError               a teacher's rows cannot train a distilled judge → 2
     │   └── SchedulerArgumentError          a caller's bug (also a ValueError)              → 4
     ├── judges.errors.JudgeError            base of everything raised by judges/            → 4
     │   ├── JudgeConfigError                judgeq.toml or a judge asked for                → 2
-    │   │   └── EgressConfigError           JUDGEQ_KEY_ENDPOINTS is malformed               → 2
+    │   │   ├── EgressConfigError           JUDGEQ_KEY_ENDPOINTS is malformed               → 2
+    │   │   └── ArtifactError               a distilled judge's artifact: missing, altered, unknown types → 2
     │   ├── JudgeCallError                  one judge call failed (recorded on the row, never reaches the CLI)
     │   │   ├── JudgeAnswerError            the answer holds no usable verdict (retried)
     │   │   └── FatalJudgeCallError         a failure retrying cannot fix
@@ -111,6 +113,10 @@ class DatasetChanged(InputError):
 
 class UsageError(SchedulerError):
     """Raised when command-line flags or a gate expression cannot be used as given."""
+
+
+class TrainingDataError(SchedulerError):
+    """Raised when the teacher's rows cannot train a distilled judge (none, errors only, one class, too few)."""
 
 
 class SchedulerArgumentError(SchedulerError, ValueError):

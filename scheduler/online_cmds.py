@@ -75,10 +75,11 @@ def online(
     _say(f"window {target.id} of {chosen.name} ({chosen.source}): [{target.start:%Y-%m-%d %H:%M}, "
          f"{target.end:%Y-%m-%d %H:%M}) UTC, judges {', '.join(chosen.judges)}")
     if dispatcher.embedded:
-        from judges.spec import LlmJudgeSpec
         from workers.dispatch import EmbeddedDispatcher
 
-        trusted = [j.spec for j in plan.judges if isinstance(j.spec, LlmJudgeSpec)]  # this process's own config
+        from judges.distilled_config import llm_specs
+
+        trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
         in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=trusted)
         outcome = job.run(in_process, progress=_scanned)
         in_process.join()

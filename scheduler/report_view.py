@@ -163,16 +163,23 @@ def comparison_table(base_id: str, cand_id: str, comparisons: Sequence[Any], sho
 
 
 def deliver(a: Assessment, progress: Any, complete: bool, *, json_out: bool, junit: Any = None,
-            markdown: Any = None, scorecard: bool = True) -> None:
-    """Print the assessment (JSON, the scorecard, or the short summary table) and write the CI files."""
+            markdown: Any = None, scorecard: bool = True, cascades: Sequence[dict[str, Any]] = ()) -> None:
+    """Print the assessment (JSON, the scorecard, or the short summary table) and write the CI files.
+
+    ``cascades``: the run's cascade figures (``scheduler.cascade_view``), shown after the scorecard.
+    """
+    from .cascade_view import print_cascades
     from .render import print_json, run_payload, summary_table
 
     if json_out:
-        print_json(extend_payload(run_payload(a.run, a.summaries, progress, a.results, complete), a))
+        payload = extend_payload(run_payload(a.run, a.summaries, progress, a.results, complete), a)
+        print_json({**payload, "cascades": list(cascades)} if cascades else payload)
     elif scorecard and a.cards:
         scorecard_table(a)
     else:
         summary_table(a.run, a.summaries, a.results)
+    if not json_out:
+        print_cascades(cascades)
     if junit is not None:
         from .formats import write_junit
 

@@ -178,4 +178,8 @@ def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_ver
         stratum=None if stratum is None else str(stratum),
         cluster=cluster,
         content_hash=message.content_hash(record),
+        confidence=verdict.confidence,
+        stage=verdict.stage,
+        audit_label=verdict.audit_label,
+        audit_score=verdict.audit_score,
     )

@@ -153,7 +153,8 @@ def judge_remote(
                 if hit is None:
                     todo.append(record)
                     continue
-                copy = Verdict(record.id, hit.score, hit.label, hit.reason, attempts=0)
+                copy = Verdict(record.id, hit.score, hit.label, hit.reason, attempts=0, confidence=hit.confidence,
+                               stage=hit.stage)
                 cached_rows.append(dataclasses.replace(
                     *delivery.rows([(record, copy)]), cached=True, saved_usd=hit.cost_usd + hit.saved_usd))
 

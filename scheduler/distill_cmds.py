@@ -1,0 +1,153 @@
+"""``judgeq distill``: train a distilled judge on a teacher's verdicts in the ledger (``scheduler/distill.py``).
+
+Registered on the app of ``scheduler.cli``, which imports this module last.
+Everything is checked before anything is written: the teacher resolves, the
+runs exist, the rows can train a classifier (else exit 2, nothing written);
+only then is the artifact written, whole, under its content hash.
+"""
+
+from __future__ import annotations
+
+import sys
+import time
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Any, Optional
+
+import typer
+
+from .cli import JsonOpt, app
+from .errors import UsageError
+
+if TYPE_CHECKING:
+    from ledger.store import Ledger
+
+
+@app.command()
+def distill(
+    teacher: Annotated[str, typer.Option("--teacher", help="The judge whose verdicts to learn (judgeq.toml).")],
+    name: Annotated[str, typer.Option("--name", help="The distilled judge's name, e.g. faithfulness-mini.")],
+    runs: Annotated[list[str], typer.Option("--runs", help="Runs to learn from (repeatable, or comma-separated); "
+                                            "default: every run of the teacher.")] = [],
+    source: Annotated[Optional[str], typer.Option("--source", help="Online runs of this schedule or source ...")] = None,
+    windows: Annotated[Optional[str], typer.Option("--windows", help="... over these windows, A..B (e.g. "
+                                                   "2026-11-20..2026-11-26).")] = None,
+    target: Annotated[float, typer.Option("--target-agreement", help="Agreement with the teacher the proposed "
+                                          "confidence threshold must reach on the holdout.")] = 0.95,
+    out: Annotated[Path, typer.Option("--out", help="Folder for the artifact.")] = Path("distilled"),
+    json_out: JsonOpt = False,
+) -> None:
+    """Train a distilled judge on the teacher's ok verdicts; write NAME-<hash>.distilled and print its metrics."""
+    from judges.artifact import write_artifact
+    from judges.config import load_config
+    from judges.spec import NAME_PATTERN
+
+    from .distill import collect, train
+    from .settings import SchedulerSettings
+
+    if not NAME_PATTERN.fullmatch(name) or name == teacher:
+        raise UsageError(f"--name {name!r} must be a judge name (letters, digits, '_', '.', '-') other than the "
+                         "teacher's, e.g. --name faithfulness-mini")
+    if not 0.5 <= target < 1.0:
+        raise UsageError(f"--target-agreement {target:g} must be at least 0.5 and below 1, e.g. 0.95")
+    if (source is None) != (windows is None):
+        raise UsageError("--source and --windows go together: --source S --windows A..B")
+    if runs and source is not None:
+        raise UsageError("give --runs or --source/--windows, not both")
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    resolved = load_config(SchedulerSettings().config).resolve(teacher, check_env=False)
+    ledger = Ledger(LedgerSettings().ledger_url)
+    run_ids, where = _runs(ledger, teacher, runs, source, windows)
+    say = _say(json_out)
+    say(f"reading {teacher}'s verdicts ({resolved.version}) in {where}")
+    data = collect(ledger.verdict_rows(teacher, run_ids), teacher, resolved.version)
+    data.check(where)
+    trained = train(data, target, say)
+    meta = {**trained.meta, "name": name, "runs": run_ids[:1000], "source": source, "windows": windows}
+    path = write_artifact(out, name, trained.model, meta)
+    _report(path, meta, json_out)
+
+
+def _runs(ledger: Ledger, teacher: str, runs: list[str], source: str | None,
+          windows: str | None) -> tuple[list[str], str]:
+    """The run ids to learn from and how to name them in messages; RunNotFound for an unknown run."""
+    if runs:
+        ids = [r.strip() for value in runs for r in value.split(",") if r.strip()]
+        for run_id in ids:
+            ledger.get_run(run_id)
+        return ids, f"runs {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}"
+    if source is not None and windows is not None:
+        from online.windows import windows_between
+
+        found = ledger.online_runs(source, teacher, [w.id for w in windows_between(windows)])
+        return [run.id for run in found], f"{source}'s windows {windows}"
+    found_all = [run.id for run in ledger.list_runs(limit=1_000_000) if teacher in run.judges]
+    return found_all, "the ledger's runs"
+
+
+def _say(quiet: bool) -> Any:
+    started = time.monotonic()
+
+    def say(text: str) -> None:
+        if not quiet:
+            print(f"[{time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
+
+    return say
+
+
+def _report(path: Path, meta: dict[str, Any], json_out: bool) -> None:
+    from .render import print_json
+
+    if json_out:
+        print_json({"artifact": str(path), **meta})
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    rows = meta["rows"]
+    summary = Table(title=f"{meta['name']}: distilled from {meta['teacher_version']}", title_justify="left",
+                    show_header=False)
+    summary.add_column()
+    summary.add_column()
+    for key, value in [
+        ("artifact", str(path)),
+        ("rows", f"{rows['total']:,} ({rows['train']:,} train, {rows['holdout']:,} holdout by cluster)"),
+        ("accuracy", f"{meta['accuracy']:.3f}"),
+        ("Cohen's kappa", f"{meta['kappa']:.3f}"),
+        ("calibration error (ECE)", f"{meta['ece']:.3f}"),
+        ("threshold", f"{meta['threshold']:.3f} (agreement {meta['agreement_at_threshold']:.3f} "
+                      f"{'≥' if meta['target_reached'] else '<'} target {meta['target_agreement']:g})"),
+        ("would escalate", f"{meta['escalation_share']:.1%} of items"),
+    ]:
+        summary.add_row(key, value)
+    console.print(summary)
+    classes = Table(title="per class (holdout)", title_justify="left")
+    for column in ("label", "score", "precision", "recall", "support"):
+        classes.add_column(column)
+    for label, figures in meta["per_class"].items():
+        classes.add_row(label, f"{meta['scores'][label]:g}", f"{figures['precision']:.3f}",
+                        f"{figures['recall']:.3f}", str(figures["support"]))
+    console.print(classes)
+    console.print(f'use it: [judges.{meta["name"]}] type = "distilled", artifact = "{path}"')
+
+
+def distilled_summary(spec: Any) -> tuple[str, dict[str, Any]] | None:
+    """For ``judgeq judges``: a distilled judge's or cascade's definition and metrics; None for other judges."""
+    from judges.artifact import read_meta
+    from judges.distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
+
+    if isinstance(spec, CascadeJudgeSpec) and spec.stages is not None:
+        first, then = spec.stages["first"], spec.stages["then"]
+        return (f"{first['name']} then {then['name']} below confidence {spec.threshold:.3f}, audit {spec.audit:.0%}",
+                {"threshold": spec.threshold, "audit": spec.audit, "first": first["version"],
+                 "then": then["version"]})
+    if not isinstance(spec, DistilledJudgeSpec) or spec.sha256 is None:
+        return None
+    _, meta = read_meta(Path(spec.artifact), spec.sha256)
+    keys = ("teacher_version", "accuracy", "kappa", "ece", "threshold", "escalation_share")
+    metrics = {key: meta[key] for key in keys} | {"rows": meta["rows"]["total"]}
+    return (f"distilled from {meta['teacher_version']}: accuracy {meta['accuracy']:.3f}, kappa {meta['kappa']:.3f}, "
+            f"ECE {meta['ece']:.3f}, {meta['rows']['total']:,} rows; threshold {meta['threshold']:.3f} escalates "
+            f"{meta['escalation_share']:.1%}", metrics)
