@@ -703,3 +703,4 @@ def main() -> None:
 
 from . import online_cmds  # noqa: E402,F401  (registers the online commands on app; they import it)
 from . import budget_cmds  # noqa: E402,F401  (registers `judgeq budget` on app)
+from . import promote_cmds  # noqa: E402,F401  (registers `judgeq promote` on app)
