@@ -49,7 +49,7 @@ ROW_FIELDS: Final[dict[str, bool | None]] = {
 _ORDER: Final[dict[type[ast.cmpop], Callable[[Any, Any], bool]]] = {
     ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
 _WORDS: Final = {"true": True, "false": False, "null": None}
-_SINGLE_EQUALS: Final = re.compile(r"(?<![=!<>])=(?!=)")
+_SINGLE_EQUALS: Final = re.compile(r"(?<![=!<>])=(?![=<>])")
 
 
 @dataclass(frozen=True)
