@@ -88,5 +88,5 @@ def _print(done: Promotion) -> None:
     print(f"{len(done.added)} added ({done.matched} of {done.considered} rows matched, {done.selected} selected, "
           f"{skipped} already there), {done.expected_filled} with expected; {done.target}: {done.records} records",
           file=sys.stderr)
-    print(f"dataset sha256 {done.dataset_hash}" if done.dataset_hash else f"{done.target} was not created "
-          "(nothing to promote)")
+    print(f"dataset sha256 {done.dataset_hash}" if done.dataset_hash else f"{done.target} has no records "
+          "(nothing to promote; the file was not written)")

@@ -192,7 +192,10 @@ def slice_key(by: str | None) -> str | None:
 
 def select(ledger: Ledger, run: Run, judge: str, where: Where, *, by: str | None,
            limit: int | None, promotion: Promotion) -> list[Candidate]:
-    """The rows to promote, worst first per slice (see the module docstring), counted into ``promotion``."""
+    """The rows to promote, worst first per slice (see the module docstring), counted into ``promotion``.
+
+    The rows that pass ``where`` are held in memory with their records (failures: a share of a run).
+    """
     matched: dict[str, list[Candidate]] = {}
     for row, record in ledger.judged_items(run.id, judge):
         promotion.considered += 1
