@@ -12,6 +12,7 @@ from __future__ import annotations
 import hashlib
 import json
 import os
+import threading
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -248,6 +249,32 @@ def test_a_trace_the_dataset_rules_refuse_writes_nothing(sqlite_url: str, tmp_pa
     with pytest.raises(InputError, match="promoted trace 't02' would not pass"):
         promote(ledger, run, "helpful", parse_where("score < 0.5"), golden, now=NOW, max_bytes=2000)
     assert golden.read_text() == GOLDEN_HEAD and sorted(os.listdir(tmp_path)) == listing
+
+
+def test_concurrent_promotions_into_one_file_both_land(sqlite_url: str, tmp_path: Path) -> None:
+    """Each promotion copies the file and renames its copy over it: without the folder lock one would be lost."""
+    ledger = Ledger(sqlite_url)
+    runs = [_offline_run(ledger, [(_record(100 * k + i, "de"), 0.0) for i in range(40)], run_id=f"r-{k}")
+            for k in range(4)]
+    golden = tmp_path / "golden.jsonl"
+    golden.write_text(GOLDEN_HEAD + "\n")
+    errors: list[BaseException] = []
+
+    def one(run: Run) -> None:
+        try:
+            promote(ledger, run, "helpful", parse_where("score < 0.5"), golden, now=NOW)
+        except BaseException as exc:  # noqa: BLE001  (reported below)
+            errors.append(exc)
+
+    threads = [threading.Thread(target=one, args=(run,)) for run in runs]
+    for thread in threads:
+        thread.start()
+    for thread in threads:
+        thread.join(60)
+    assert not errors
+    ids = [line["id"] for line in _lines(golden)]
+    wanted = {f"t{100 * k + i:02d}" for k in range(4) for i in range(40)} - {"t01", "t23"}  # g1's content; an id
+    assert len(ids) == len(set(ids)) == scan(golden).count and set(ids) == wanted | {"g1", "t23"}
 
 
 # --- end to end through the CLI ----------------------------------------------------
