@@ -36,7 +36,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
-from pydantic import Field, Strict
+from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
 from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
@@ -161,13 +161,17 @@ _Amount = Annotated[float, Strict(), Field(ge=0, allow_inf_nan=False)]
 _Text = Annotated[str, Strict(), Field(max_length=MAX_CARRIED_ERROR)]
 
 
-@dataclass(frozen=True)
-class Prior:
+class Prior(BaseModel):
     """What earlier deliveries spent on one record that is not judged yet (carried in the message).
 
     Its fields are the carry's whole shape: a field added here is carried, and
-    accepted by the workers' message check, with no other change.
+    accepted by the workers' message check, with no other change. Validated on
+    construction and in :meth:`from_json` (strict types, the bounds above); a
+    longer error text is cut to ``MAX_CARRIED_ERROR`` rather than refused (a
+    model's answer quoted at length).
     """
+
+    model_config = ConfigDict(frozen=True, strict=True, extra="ignore")
 
     attempts: _Count = 0
     started_at: _Amount | None = None  # epoch seconds of the first attempt
@@ -179,17 +183,21 @@ class Prior:
     last_error: _Text | None = None
     answer_errors: _Count = 0  # unusable answers so far (bounded by RetryPolicy.attempts)
 
+    @field_validator("last_error", mode="before")
+    @classmethod
+    def _cut(cls, value: Any) -> Any:
+        if isinstance(value, str) and len(value) > MAX_CARRIED_ERROR:
+            return value[: MAX_CARRIED_ERROR - 1] + "…"
+        return value
+
     def to_json(self) -> dict[str, Any]:
-        """The fields that are not defaults, within the bounds the message check holds them to."""
-        body = {k: v for k, v in vars(self).items() if v not in (None, 0, 0.0)}
-        if len(body.get("last_error", "")) > MAX_CARRIED_ERROR:  # a model's answer quoted at length
-            body["last_error"] = body["last_error"][: MAX_CARRIED_ERROR - 1] + "…"
-        return body
+        """The fields that are not defaults (every default is 0 or null), for a chunk's carry."""
+        return self.model_dump(exclude_defaults=True)
 
     @classmethod
-    def from_json(cls, body: dict[str, Any]) -> Prior:
-        fields = cls.__dataclass_fields__
-        return cls(**{k: v for k, v in body.items() if k in fields})
+    def from_json(cls, body: Any) -> Prior:
+        """A carried Prior, validated; unknown keys (a newer worker's fields) are ignored."""
+        return cls.model_validate(body)
 
 
 def _retryable(exc: BaseException) -> bool:

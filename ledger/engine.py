@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import os
 import sqlite3
-import time
 from pathlib import Path
 from typing import Any, Final
 from urllib.parse import quote
@@ -140,22 +139,22 @@ def _read_only_uri(url: sa.URL) -> str | None:
 def _use_wal(cursor: Any) -> None:
     """Switch the database file to WAL (a persistent setting), retrying while it is locked.
 
-    Retrying by hand because SQLite does not call the busy handler for this
-    lock: processes opening a new file at the same moment would otherwise
-    fail at once with "database is locked".
+    Retrying here (tenacity: 10 ms doubling up to 0.5 s, for up to the busy
+    timeout) because SQLite does not call the busy handler for this lock:
+    processes opening a new file at the same moment would otherwise fail at
+    once with "database is locked". Any other error, or the last one, is raised as it is.
     """
-    deadline = time.monotonic() + SQLITE_BUSY_TIMEOUT_S
-    pause = 0.01
-    while True:
-        try:
+    from tenacity import Retrying, retry_if_exception, stop_after_delay, wait_exponential
+
+    for attempt in Retrying(retry=retry_if_exception(_locked), stop=stop_after_delay(SQLITE_BUSY_TIMEOUT_S),
+                            wait=wait_exponential(multiplier=0.01, max=0.5), reraise=True):
+        with attempt:
             if cursor.execute("PRAGMA journal_mode").fetchone()[0] != "wal":
                 cursor.execute("PRAGMA journal_mode = WAL")
-            return
-        except sqlite3.OperationalError as exc:
-            if "locked" not in str(exc) or time.monotonic() > deadline:
-                raise
-            time.sleep(pause)
-            pause = min(pause * 2, 0.5)
+
+
+def _locked(exc: BaseException) -> bool:
+    return isinstance(exc, sqlite3.OperationalError) and "locked" in str(exc)
 
 
 def connect(engine: Engine) -> Connection:

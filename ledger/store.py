@@ -374,6 +374,22 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
                 session.expunge(score)
                 yield score
 
+    def judged_items(self, run_id: str, eval_name: str) -> Iterator[tuple[Score, dict[str, Any]]]:
+        """The run's rows of one eval, each with the record it judged (as stored in ``items``), in trace order.
+
+        Rows whose item is not stored (none today: items are stored before
+        their chunks are sent) are left out. Holds a connection until the
+        iterator is exhausted or closed.
+        """
+        stmt = (sa.select(Score, ITEMS.c.record)
+                .join(ITEMS, sa.and_(ITEMS.c.run_id == SCORES.c.run_id, ITEMS.c.trace_id == SCORES.c.trace_id))
+                .where(SCORES.c.run_id == run_id, SCORES.c.eval == eval_name)
+                .order_by(SCORES.c.trace_id))
+        with self._session() as session:
+            for score, record in session.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
+                session.expunge(score)
+                yield score, dict(record)
+
     def progress(self, run_id: str) -> Progress:
         """Score rows written for the run, by status, against the rows expected."""
         with self._connect() as conn:

@@ -6,8 +6,9 @@ import json
 import math
 import sys
 from collections.abc import Sequence
-from dataclasses import asdict, is_dataclass
 from typing import Any
+
+from pydantic_core import to_jsonable_python
 
 from .gate import GateResult
 
@@ -42,19 +43,9 @@ def summary_table(run: Any, summaries: Sequence[Any], gates: Sequence[GateResult
 
 
 def to_jsonable(obj: Any) -> Any:
-    if is_dataclass(obj) and not isinstance(obj, type):
-        return {k: to_jsonable(v) for k, v in asdict(obj).items()}
-    if hasattr(obj, "model_dump"):
-        return to_jsonable(obj.model_dump(mode="json"))
-    if isinstance(obj, dict):
-        return {str(k): to_jsonable(v) for k, v in obj.items()}
-    if isinstance(obj, (list, tuple, set)):
-        return [to_jsonable(v) for v in obj]
-    if isinstance(obj, float) and math.isnan(obj):
-        return None
-    if hasattr(obj, "isoformat"):
-        return obj.isoformat()
-    return obj
+    """``obj`` as plain JSON values (pydantic_core): dataclasses and pydantic models as objects, tuples and sets
+    as lists, keys as text, datetimes in ISO 8601 (UTC as ``Z``), NaN and infinities as null (not JSON)."""
+    return to_jsonable_python(obj, inf_nan_mode="null")
 
 
 def print_json(payload: Any) -> None:

@@ -13,7 +13,6 @@ gets its rows written back before the error goes on.
 
 from __future__ import annotations
 
-import dataclasses
 from collections.abc import Sequence
 
 from judges.retry import Prior
@@ -38,7 +37,7 @@ class Reopening:
         removed = self.ledger.reopen_transient(message.run_id, message.judge_name, ids)
         carry = {row.trace_id: _spent(row).to_json() for row in removed}
         try:
-            self.inner.send(dataclasses.replace(message, carry={**message.carry, **carry}), queue)
+            self.inner.send(message.model_copy(update={"carry": {**message.carry, **carry}}), queue)
         except BaseException:
             self.ledger.write_scores(_as_rows(removed))  # not sent: the rows stand as they were
             raise

@@ -7,7 +7,6 @@ arguments. Here they are sent with Celery's ``send_task`` to a real worker proce
 from __future__ import annotations
 
 import copy
-import dataclasses
 import json
 import math
 from pathlib import Path
@@ -158,7 +157,7 @@ def test_every_field_a_hand_back_carries_is_admitted() -> None:
     judge = {"name": "j", "version": "j@1"}
     spent = Prior(attempts=3, started_at=1.8e9, not_before=1.8e9 + 2, cost_usd=0.25, tokens_in=40, tokens_out=9,
                   latency_s=1.5, last_error="500: boom", answer_errors=2)
-    assert set(spent.to_json()) == {f.name for f in dataclasses.fields(Prior)}  # every field set, none default
+    assert set(spent.to_json()) == set(Prior.model_fields)  # every field set, none default
     message = ChunkMessage.from_json(body("r1", judge, "d", carry={"f0": spent.to_json()}))
     assert Prior.from_json(message.carry["f0"]) == spent
     # A key a newer worker may carry is ignored, as unknown keys of the body are.

@@ -9,8 +9,7 @@ field's type and bounds before anything else reads the message (and
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass, field
-from typing import TYPE_CHECKING, Annotated, Any, Literal
+from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
@@ -65,29 +64,20 @@ class _Judge(BaseModel):
     version: Annotated[str, Field(min_length=1, max_length=300)]
 
 
-class _Body(BaseModel):
-    """The shape of a chunk message; unknown keys are ignored (newer optional fields)."""
-
-    model_config = ConfigDict(extra="ignore", strict=True)
-
-    v: Literal[1]
-    run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)]
-    dataset: Annotated[str, Field(max_length=300)]
-    judge: _Judge
-    records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_CHUNK_RECORDS)]
-    chunk: Count = 0
-    weights: dict[str, Annotated[Finite, Field(gt=0)]] = Field(default_factory=dict)
-    no_cache: bool = False
-    max_cost_usd: Annotated[Finite, Field(ge=0)] | None = None
-    carry: dict[str, dict[str, Any]] = Field(default_factory=dict)  # checked by _CARRY
-    handbacks: Annotated[int, Field(ge=0, le=_MAX_HANDBACKS)] = 0
-    hashes: dict[str, Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=dict)
-    strata: dict[str, Annotated[str, Field(max_length=300)]] = Field(default_factory=dict)
+_RECORDS: Final = {"records"}
+_HEAD: Final = ("v", "run_id", "dataset", "judge")  # the fields before records
 
 
-@dataclass(frozen=True)
-class ChunkMessage:
-    """A bounded chunk of records for one judge in one run.
+def _empty(value: Any) -> bool:
+    return not value
+
+
+def _none(value: Any) -> bool:
+    return value is None
+
+
+class ChunkMessage(BaseModel):
+    """A bounded chunk of records for one judge in one run; its JSON is the task's argument.
 
     ``judge`` is the resolved judge (``judges.config.ResolvedJudge.to_message``):
     its spec with the prompt text inlined and the *name* of its API key
@@ -108,21 +98,31 @@ class ChunkMessage:
 
     Absent keys mean the defaults, so older messages still parse, and workers
     of the same MESSAGE_VERSION ignore keys they do not know: new optional
-    fields need no new version.
+    fields need no new version. On the wire (:meth:`to_json`, pydantic's
+    serialization) ``v`` through ``weights`` are always present and the fields
+    after them only when they are not their defaults, in this order.
+
+    The model validates what it is given (strict types and the bounds below);
+    a sender that builds a message from its own, already validated records
+    uses ``ChunkMessage.model_construct`` and skips that cost.
     """
 
-    run_id: str
-    dataset: str
-    judge: dict[str, Any]
-    records: list[dict[str, Any]]
-    chunk: int = 0
-    weights: dict[str, float] = field(default_factory=dict)
-    no_cache: bool = False
-    max_cost_usd: float | None = None
-    carry: dict[str, dict[str, Any]] = field(default_factory=dict)
-    handbacks: int = 0
-    hashes: dict[str, str] = field(default_factory=dict)
-    strata: dict[str, str] = field(default_factory=dict)
+    model_config = ConfigDict(extra="ignore", strict=True, frozen=True)
+
+    v: Literal[1] = 1  # MESSAGE_VERSION
+    run_id: Annotated[str, Field(pattern=RUN_ID_PATTERN)]
+    dataset: Annotated[str, Field(max_length=300)]
+    judge: dict[str, Any]  # as sent (workers.admission compares it with the run's); its shape: _Judge
+    records: Annotated[list[dict[str, Any]], Field(min_length=1, max_length=MAX_CHUNK_RECORDS)]
+    chunk: Count = 0
+    weights: dict[str, Annotated[Finite, Field(gt=0)]] = Field(default_factory=dict)
+    no_cache: bool = Field(default=False, exclude_if=_empty)
+    max_cost_usd: Annotated[Finite, Field(ge=0)] | None = Field(default=None, exclude_if=_none)
+    carry: dict[str, dict[str, Any]] = Field(default_factory=dict, exclude_if=_empty)  # its shape: _CARRY
+    handbacks: Annotated[int, Field(ge=0, le=_MAX_HANDBACKS)] = Field(default=0, exclude_if=_empty)
+    hashes: dict[str, Annotated[str, Field(min_length=1, max_length=128)]] = Field(default_factory=dict,
+                                                                                   exclude_if=_empty)
+    strata: dict[str, Annotated[str, Field(max_length=300)]] = Field(default_factory=dict, exclude_if=_empty)
 
     @property
     def judge_name(self) -> str:
@@ -133,31 +133,16 @@ class ChunkMessage:
         return self.hashes.get(record.id) or record.content_hash()
 
     def to_json(self) -> dict[str, Any]:
-        body = self._core()
-        if self.no_cache:
-            body["no_cache"] = True
-        if self.max_cost_usd is not None:
-            body["max_cost_usd"] = self.max_cost_usd
-        if self.carry:
-            body["carry"] = self.carry
-        if self.handbacks:
-            body["handbacks"] = self.handbacks
-        if self.hashes:
-            body["hashes"] = self.hashes
-        if self.strata:
-            body["strata"] = self.strata
-        return body
+        """The task argument: JSON-ready, the optional fields only when set, in the fields' order.
 
-    def _core(self) -> dict[str, Any]:
-        return {
-            "v": MESSAGE_VERSION,
-            "run_id": self.run_id,
-            "dataset": self.dataset,
-            "judge": self.judge,
-            "records": self.records,
-            "chunk": self.chunk,
-            "weights": self.weights,
-        }
+        Serialised by pydantic, except ``records``, which are passed through as
+        they are (plain JSON objects, as validated or as the sender built them):
+        copying them cost about half of what kombu's JSON encoding of the
+        message costs (``benchmarks/message.py``), on every chunk sent.
+        """
+        body = self.model_dump(exclude=_RECORDS)
+        head = {key: body.pop(key) for key in _HEAD}
+        return {**head, "records": self.records, **body}
 
     @classmethod
     def from_json(cls, body: Any, max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> "ChunkMessage":
@@ -175,13 +160,19 @@ class ChunkMessage:
         if version != MESSAGE_VERSION:
             raise BadMessage(f"chunk message version {version!r:.20} is not {MESSAGE_VERSION}; upgrade the worker")
         try:
-            checked = _Body.model_validate(body)
+            _Judge.model_validate(body.get("judge"))
+        except ValidationError as exc:
+            raise BadMessage(f"{describe(body)}: {_problems(exc, within='judge')}") from None
+        try:
+            checked = cls.model_validate(body)
         except ValidationError as exc:
             raise BadMessage(f"{describe(body)}: {_problems(exc)}") from None
-        try:
-            carry = _CARRY.validate_python(checked.carry)
-        except ValidationError as exc:
-            raise BadMessage(f"{describe(body)}: {_problems(exc, within='carry')}") from None
+        if checked.carry:
+            try:
+                carry = _CARRY.validate_python(checked.carry)
+            except ValidationError as exc:
+                raise BadMessage(f"{describe(body)}: {_problems(exc, within='carry')}") from None
+            checked = checked.model_copy(update={"carry": {k: prior.to_json() for k, prior in carry.items()}})
         ids = [r.get("id") for r in checked.records]
         if not all(isinstance(i, str) and i for i in ids) or len(set(ids)) != len(ids):
             raise BadMessage(f"{describe(body)}: every record needs its own non-empty string id")
@@ -195,20 +186,7 @@ class ChunkMessage:
             if size > json_limit(max_record_bytes):
                 raise BadMessage(f"{describe(body)}: a record is {size} bytes of JSON, more than a record of "
                                  f"JUDGEQ_MAX_RECORD_BYTES = {max_record_bytes} can be")
-        return cls(
-            run_id=checked.run_id,
-            dataset=checked.dataset,
-            judge=body["judge"],  # as sent: workers.admission compares it with the run's
-            records=checked.records,
-            chunk=checked.chunk,
-            weights=dict(checked.weights),
-            no_cache=checked.no_cache,
-            max_cost_usd=checked.max_cost_usd,
-            carry={k: prior.to_json() for k, prior in carry.items()},
-            handbacks=checked.handbacks,
-            hashes=dict(checked.hashes),
-            strata=dict(checked.strata),
-        )
+        return checked
 
     def summary(self) -> str:
         """What Flower and logs show instead of the records (which may hold user data)."""

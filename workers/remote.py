@@ -264,17 +264,16 @@ def _hand_back(message: ChunkMessage, deferred: Sequence[tuple[Record, Verdict]]
     }
     countdown = min(_not_before(v, now) for _, v in deferred) - now  # the waits began when each was deferred
     countdown = min(max(countdown, MIN_COUNTDOWN_S), services.max_countdown_s)
-    again = dataclasses.replace(
-        message,
-        records=[body for body in message.records if str(body.get("id")) in wanted],
-        weights={k: w for k, w in message.weights.items() if k in wanted},
-        hashes={k: h for k, h in message.hashes.items() if k in wanted},
-        strata={k: s for k, s in message.strata.items() if k in wanted},
-        carry=carry,
-        handbacks=message.handbacks + 1,
-    )
+    again = message.model_copy(update={
+        "records": [body for body in message.records if str(body.get("id")) in wanted],
+        "weights": {k: w for k, w in message.weights.items() if k in wanted},
+        "hashes": {k: h for k, h in message.hashes.items() if k in wanted},
+        "strata": {k: s for k, s in message.strata.items() if k in wanted},
+        "carry": carry,
+        "handbacks": message.handbacks + 1,
+    })
     if len(again.records) != len(deferred):  # records are re-read by id: never lose one
-        again = dataclasses.replace(again, records=[record.to_message() for record, _ in deferred])
+        again = again.model_copy(update={"records": [record.to_message() for record, _ in deferred]})
     log.info("chunk %s: %d items handed back for %.1fs", message.summary(), len(deferred), countdown)
     services.requeue(again, countdown)
 

@@ -56,11 +56,11 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
         for start in range(0, len(records), size):
             part = records[start:start + size]
             counters[judge.name] = counters.get(judge.name, 0) + 1
-            message = ChunkMessage(run_id=run_id, dataset=dataset, judge=body, records=part,
-                                   chunk=counters[judge.name],
-                                   hashes=_pick(hashes, part), weights=_pick(weights, part),
-                                   strata=_pick(strata, part),
-                                   **(options if options and judge.kind == "remote" else {}))
+            # Built from records the caller validated: model_construct skips validating them again.
+            message = ChunkMessage.model_construct(
+                run_id=run_id, dataset=dataset, judge=body, records=part, chunk=counters[judge.name],
+                hashes=_pick(hashes, part), weights=_pick(weights, part), strata=_pick(strata, part),
+                **(options if options and judge.kind == "remote" else {}))
             dispatcher.send(message, queue_for(judge))
             sent += 1
     return sent

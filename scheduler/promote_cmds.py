@@ -1,0 +1,92 @@
+"""``judgeq promote``: a run's failing traces appended to the golden set (``scheduler.promotion``).
+
+Registered on the app of ``scheduler.cli``, which imports this module last.
+"""
+
+from __future__ import annotations
+
+import sys
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import TYPE_CHECKING, Annotated, Optional
+
+import typer
+
+from .cli import JsonOpt, app
+
+if TYPE_CHECKING:
+    from .promotion import Promotion
+
+
+@app.command()
+def promote(
+    where: Annotated[str, typer.Option("--where", help='Which rows to promote, e.g. "score < 0.5" or '
+                                       '\'label == "fail" and metadata.locale == "de"\' (see README).')],
+    to: Annotated[Path, typer.Option("--to", help="The golden dataset (.jsonl) to append to; created if absent.")],
+    run: Annotated[Optional[str], typer.Option("--run", help="The run to promote from.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="With --window and --judge: the online run "
+                                                  "of this source (or schedule).")] = None,
+    window: Annotated[Optional[str], typer.Option("--window", help="The window id, e.g. 2026-11-22T13.")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="The judge whose rows are read (needed with "
+                                                 "--source, or for a run of several judges).")] = None,
+    by: Annotated[Optional[str], typer.Option("--by", help="A metadata key: --limit applies per value of it "
+                                              "(e.g. locale).")] = None,
+    limit: Annotated[Optional[int], typer.Option("--limit", min=1, help="At most this many traces (per --by "
+                                                 "value), worst first.")] = None,
+    expected_from: Annotated[Optional[str], typer.Option("--expected-from", help="A record field holding the "
+                                                         "expected answer (e.g. metadata.reference); otherwise "
+                                                         "expected is left empty for review.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Append a run's failing traces to a golden dataset file, deduplicated, with their provenance.
+
+    Never rewrites existing lines; running it again adds nothing. Prints the
+    file's new SHA-256, the dataset version `judgeq submit` records.
+    """
+    from ledger.settings import LedgerSettings
+    from ledger.store import Ledger
+
+    from .errors import UsageError
+    from .promotion import check_target, expected_getter, find_run, promote as promoting, slice_key
+    from .settings import SchedulerSettings
+    from .where import parse_where
+
+    condition = parse_where(where)
+    check_target(to)
+    expected_getter(expected_from)
+    slice_key(by)
+    if by is not None and limit is None:
+        raise UsageError("--by sets the slices --limit applies to; give --limit N too")
+    settings = SchedulerSettings()
+    ledger = Ledger(LedgerSettings().ledger_url)
+    chosen, judge_name = find_run(ledger, run_id=run, source=source, window=window, judge=judge)
+    done = promoting(ledger, chosen, judge_name, condition, to, by=by, limit=limit, expected_from=expected_from,
+                     now=datetime.now(UTC), max_bytes=settings.max_record_bytes)
+    if json_out:
+        from .render import print_json
+
+        print_json(done.to_json())
+        return
+    _print(done)
+
+
+def _print(done: Promotion) -> None:
+    from rich.console import Console
+    from rich.table import Table
+
+    console = Console()
+    if done.added:
+        table = Table(title=f"promoted into {done.target.name} from run {done.run_id} · {done.judge}",
+                      title_justify="left")
+        for name, justify in (("trace", "left"), ("score", "right"), ("label", "left"), ("slice", "left")):
+            table.add_column(name, justify=justify)  # type: ignore[arg-type]
+        for c in done.added:
+            score = "–" if c.row.score is None else f"{c.row.score:.3f}"
+            table.add_row(c.trace_id, score, c.row.label or "", c.slice)
+        console.print(table)
+    skipped = done.already_in_file + done.same_in_batch
+    print(f"{len(done.added)} added ({done.matched} of {done.considered} rows matched, {done.selected} selected, "
+          f"{skipped} already there), {done.expected_filled} with expected; {done.target}: {done.records} records",
+          file=sys.stderr)
+    print(f"dataset sha256 {done.dataset_hash}" if done.dataset_hash else f"{done.target} has no records "
+          "(nothing to promote; the file was not written)")
