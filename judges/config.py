@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from .errors import JudgeConfigError
 from .prompt import BUILTIN_TEMPLATES, PLACEHOLDERS, builtin_template, placeholders
-from .registry import builtins
+from .catalog import builtins
 from .resolved import ResolvedJudge
 from .spec import LlmJudgeSpec, LocalJudgeSpec, parse_spec
 
