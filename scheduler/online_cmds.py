@@ -50,43 +50,43 @@ def online(
     not there before (late ones). Without a broker the sample is judged in
     this process on the ledger (SQLite by default).
     """
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
     from online.job import WindowJob
     from online.plan import prepare, schedule_for, window_for
+    from workers.dispatch import connect
 
-    from .cli import _dispatcher
+    from .cli import current_settings
     from .interrupts import interrupt_on_signals
-    from .settings import SchedulerSettings
 
     interrupt_on_signals()
-    settings = SchedulerSettings()
+    cli_settings = current_settings()
+    settings = cli_settings.scheduler
     config = settings.config
     chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
                           min_per_stratum=min_per_stratum, size=last)
     plan = prepare(config, chosen)
     target = window_for(chosen, window=window, last=last, now=datetime.now(UTC))
-    dispatcher = _dispatcher(settings)
-    ledger = Ledger(LedgerSettings().ledger_url)
+    fleet = connect(cli_settings.worker)
+    ledger = cli_settings.ledger()
     from online.budget.pacer import window_planner
 
     job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings,
                     planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
     _say(f"window {target.id} of {chosen.name} ({chosen.source}): [{target.start:%Y-%m-%d %H:%M}, "
          f"{target.end:%Y-%m-%d %H:%M}) UTC, judges {', '.join(chosen.judges)}")
-    if dispatcher.embedded:
+    if fleet is None:
         from judges.spec import LlmJudgeSpec
         from workers.dispatch import EmbeddedDispatcher
 
         trusted = [j.spec for j in plan.judges if isinstance(j.spec, LlmJudgeSpec)]  # this process's own config
-        in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=trusted)
+        in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, settings=cli_settings.worker,
+                                        trusted=trusted)
         outcome = job.run(in_process, progress=_scanned)
         in_process.join()
         wait = True
     else:
-        outcome = job.run(dispatcher, progress=_scanned)
-        dispatcher.close()
-    if wait and not dispatcher.embedded:
+        outcome = job.run(fleet, progress=_scanned)
+        fleet.close()
+    if wait and fleet is not None:
         _wait_all(outcome, ledger, settings, timeout)
     _print_outcome(outcome, ledger, json_out=json_out, judged=wait, cluster_by=cluster_by)
 
@@ -155,19 +155,17 @@ def explain(
 
     Recomputed from the trace and the window's rates, not from a stored row per unsampled trace.
     """
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
     from online.explaining import explain_trace
     from online.plan import prepare, schedule_for
     from online.windows import parse_window
 
+    from .cli import current_settings
     from .render import print_json
-    from .settings import SchedulerSettings
 
-    settings = SchedulerSettings()
+    settings = current_settings()
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
     plan = prepare(settings.config, chosen, check_env=False)
-    answers = explain_trace(plan, parse_window(window), trace, Ledger(LedgerSettings().ledger_url))
+    answers = explain_trace(plan, parse_window(window), trace, settings.ledger())
     if json_out:
         print_json([a.to_json() for a in answers])
         return
@@ -182,17 +180,17 @@ def beat(
     """Run Celery beat: each [online.NAME] schedule's tick judges its newly closed windows (run exactly one)."""
     from online.plan import prepare
     from online.schedules import load_schedules
-    from workers.settings import WorkerSettings
 
     from .beat import beat_config
-    from .cli import _exit_like
+    from .cli import _exit_like, current_settings
     from .errors import UsageError
-    from .settings import SchedulerSettings
+    from .fleet import run_celery
 
-    worker_settings = WorkerSettings()
+    settings = current_settings()
+    worker_settings = settings.worker
     if not worker_settings.broker_url:
         raise UsageError("beat needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    config = SchedulerSettings().config
+    config = settings.config
     schedules = load_schedules(config)
     if not schedules:
         raise UsageError(f"{config}: no [online.NAME] table; beat would have nothing to fire")
@@ -206,14 +204,12 @@ def beat(
 
     check_broker_url(worker_settings.broker_url)
     CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
-    from workers.tasks import app as celery_app
-
-    celery_app.conf.update(beat_config(schedules, worker_settings.broker_url, SchedulerSettings().budget_tick_s))
+    beat_conf = beat_config(schedules, worker_settings.broker_url, settings.scheduler.budget_tick_s)
     for name, schedule in sorted(schedules.items()):
         _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
              f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
     try:
-        code = celery_app.start(["beat", "--loglevel", loglevel])
+        code = run_celery(["beat", "--loglevel", loglevel], settings, conf=beat_conf)
     except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis
         raise BrokerUnavailable(f"beat lost the broker at {mask_url(worker_settings.broker_url)} ({exc}); start "
                                 "Redis, then beat again (its schedule state is kept there)") from exc

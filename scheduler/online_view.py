@@ -206,3 +206,14 @@ def estimate(ledger: Any, run_id: str, *, cluster_by: str | None = None) -> dict
             est = card.estimate
             found.update(n=est.n, mean=est.mean, low=est.lo, high=est.hi)
     return found
+
+
+def show_trend(ledger: Any, name: str, judge: str, windows: str, *, json_out: bool, cluster_by: str | None) -> None:
+    """``judgeq report --windows A..B``: the trend of a schedule's or source's runs of ``judge``."""
+    from online.windows import windows_between
+
+    ids = [w.id for w in windows_between(windows)]
+    runs = ledger.online_runs(name, judge, ids)
+    if not runs and not json_out:
+        raise UsageError(f"no online run of {name!r} with judge {judge!r} in {windows}; see 'judgeq runs'")
+    trend_view(ledger, runs, json_out=json_out, cluster_by=cluster_by, title=f"{name} · {judge} · {windows}")
