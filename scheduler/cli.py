@@ -1,9 +1,13 @@
 """The ``judgeq`` command line; with ``scheduler.failures`` and ``scheduler.interrupts``, the only place
 where errors become exit codes.
 
-One function per command and its options, which is why this is scheduler/'s
-largest module; what commands share lives in modules of its own. Heavy modules (Celery, SQLAlchemy, litellm) are imported inside commands, so
-``judgeq --help`` stays fast.
+One function per command: it parses its options and calls one library
+function with the command's settings (:func:`current_settings`, the global
+flags over the environment), then exits as the returned ``Ending`` says.
+Command modules of their own (``online_cmds``, ``budget_cmds``) register on
+``app`` by one import line at the end of this module. Heavy modules (Celery,
+SQLAlchemy, litellm) are imported inside commands, so ``judgeq --help`` stays
+fast.
 """
 
 from __future__ import annotations
@@ -13,17 +17,16 @@ import sys
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
 
-import click
 import typer
 
 from . import exitcodes
 from .cli_options import (BaselineOpt, BaselineTagOpt, ClusterByOpt, FailOnErrorsOpt, GateOnOpt, JsonOpt, ReportArgs,
                           JunitOpt, MarkdownOpt, MaxDropOpt, ByOpt, MinSliceOpt, TimeoutOpt, report_options)
 from .failures import fail
-from .settings import CliSettings
 
 if TYPE_CHECKING:
     from .finish import Ending
+    from .settings import CliSettings
 
 app = typer.Typer(
     name="judgeq",
@@ -37,27 +40,29 @@ db_app = typer.Typer(help="The ledger database.", no_args_is_help=True)
 app.add_typer(db_app, name="db")
 
 _debug = False  # --debug: errors print their traceback
+_settings: CliSettings | None = None  # the global flags of the command being run (see current_settings)
 
 
 @app.callback()
 def _global(
-    ctx: typer.Context,
     config: Annotated[Optional[Path], typer.Option(envvar="JUDGEQ_CONFIG", help="Judge config file (default: judgeq.toml).")] = None,
     broker_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_BROKER_URL", help="Celery broker URL (unset: embedded mode, judging in this process).")] = None,
     ledger_url: Annotated[Optional[str], typer.Option(envvar="JUDGEQ_LEDGER_URL", help="Ledger database URL (default: sqlite:///judgeq.db).")] = None,
     debug: Annotated[bool, typer.Option("--debug", help="On an error, print its traceback (unexpected errors otherwise keep it in a file).")] = False,
 ) -> None:
     """The flags win over the environment; commands get them with :func:`current_settings`."""
-    global _debug
+    from .settings import CliSettings
+
+    global _debug, _settings
     _debug = debug
-    ctx.obj = CliSettings(config=config, broker_url=broker_url, ledger_url=ledger_url)
+    _settings = CliSettings(config=config, broker_url=broker_url, ledger_url=ledger_url)
 
 
 def current_settings() -> CliSettings:
     """The settings of the command being run: its global flags over the environment (read once, when needed)."""
-    ctx = click.get_current_context(silent=True)
-    obj = ctx.find_root().obj if ctx is not None else None
-    return obj if isinstance(obj, CliSettings) else CliSettings()
+    from .settings import CliSettings
+
+    return _settings or CliSettings()
 
 
 def _end(ending: Ending) -> None:
