@@ -15,7 +15,7 @@ from __future__ import annotations
 import os
 import sys
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Any, Optional, cast
+from typing import TYPE_CHECKING, Annotated, Optional, cast
 
 import typer
 
@@ -128,24 +128,9 @@ def submit(
 @app.command()
 def status(run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")], json_out: JsonOpt = False) -> None:
     """How far a run has got, counted in the ledger."""
-    from .deadletters import DeadLetterView
-    from .render import print_json
+    from .run_status import show_status
 
-    settings = current_settings()
-    ledger = settings.ledger()
-    run = ledger.get_run(run_id)
-    progress = ledger.progress(run_id)
-    if run.status == "running" and progress.done >= progress.expected and _mark_done(ledger, run_id):
-        run = ledger.get_run(run_id)
-    dead = DeadLetterView.read(run_id, settings.worker.broker_url)
-    if json_out:
-        print_json({"run_id": run.id, "status": run.status, "progress": progress, "dead_letters": dead.as_json()})
-        return
-    pct = 100.0 * progress.done / progress.expected if progress.expected else 100.0
-    print(f"run {run.id} ({run.dataset_name}): {run.status}, {progress.done}/{progress.expected} rows ({pct:.0f}%), "
-          f"{progress.ok} ok, {progress.errors} errors, {progress.skipped} skipped")
-    for line in dead.lines():
-        print(line)
+    show_status(run_id, current_settings(), json_out=json_out)
 
 
 @app.command()
@@ -169,16 +154,6 @@ def runs(
     ledger = current_settings().ledger()
     listed = ledger.list_runs(limit=limit, dataset_name=dataset, tag=tag, status=cast("RunStatus | None", status))
     show_runs(listed, json_out)
-
-
-def _mark_done(ledger: Any, run_id: str) -> bool:
-    """``ledger.mark_done_if_complete``, except that a read-only ledger is read as it is."""
-    from ledger.errors import LedgerReadOnly
-
-    try:
-        return bool(ledger.mark_done_if_complete(run_id))
-    except LedgerReadOnly:
-        return False
 
 
 @app.command("report")
