@@ -100,6 +100,8 @@ class Item(LedgerModel, table=True):
     record: dict[str, Any] = Field(
         sa_type=sa.JSON, nullable=False
     )  # id, input, output, context, expected, metadata, ts
+    weight: float | None = None  # an online sample's 1/p (None: offline, weight 1); what resume sends again
+    stratum: str | None = None  # an online sample's stratum
 
 
 class Score(LedgerModel, table=True):

@@ -28,6 +28,7 @@ from __future__ import annotations
 from abc import abstractmethod
 from collections.abc import Iterable, Sequence
 from contextlib import AbstractContextManager
+from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 import sqlalchemy as sa
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection
 from sqlmodel import Session
 
 from ledger.errors import LedgerArgumentError, RunNotFound
-from ledger.models import ITEMS, RUNS, SAMPLING_RATES, WINDOW_STRATA, Run, utcnow
+from ledger.models import ITEMS, RUNS, SAMPLING_RATES, SCORES, WINDOW_STRATA, Run, utcnow
 from ledger.queries import IN_CHUNK
 from ledger.rows import ItemIn, StratumCounts, check_rate
 from ledger.text import storable
@@ -77,6 +78,36 @@ class OnlineLedger:
         with self._connect() as conn, conn.begin():
             inserted = self._writer.add_new_items(conn, run_id, items)
         return [given.get(trace_id, trace_id) for trace_id in inserted]
+
+    def samples_of(self, run_id: str, trace_ids: Sequence[str]) -> dict[str, tuple[float, str | None]]:
+        """The weight and stratum each of ``trace_ids`` was sampled at, for those of the run's items that keep one."""
+        found: dict[str, tuple[float, str | None]] = {}
+        wanted = {storable(t): t for t in trace_ids}
+        keys = list(wanted)
+        with self._connect() as conn:
+            for start in range(0, len(keys), IN_CHUNK):
+                stmt = (sa.select(ITEMS.c.trace_id, ITEMS.c.weight, ITEMS.c.stratum)
+                        .where(ITEMS.c.run_id == run_id, ITEMS.c.trace_id.in_(keys[start:start + IN_CHUNK]),
+                               ITEMS.c.weight.is_not(None)))
+                for trace_id, weight, stratum in conn.execute(stmt):
+                    found[wanted.get(trace_id, trace_id)] = (float(weight), stratum)
+        return found
+
+    def last_row_at(self, run_id: str) -> datetime | None:
+        """When the run's newest score row was written; None before its first."""
+        stmt = sa.select(sa.func.max(SCORES.c.ts)).where(SCORES.c.run_id == run_id)
+        with self._connect() as conn:
+            found = conn.execute(stmt).scalar_one()
+        if found is None:
+            return None
+        return found if found.tzinfo is not None else found.replace(tzinfo=UTC)  # SQLite keeps naive UTC
+
+    def unweighted_items(self, run_id: str) -> int:
+        """How many of the run's items keep no sampling weight (all of an offline run's; an online run's stored
+        before ledger migration 0009)."""
+        stmt = sa.select(sa.func.count()).where(ITEMS.c.run_id == run_id, ITEMS.c.weight.is_(None))
+        with self._connect() as conn:
+            return int(conn.execute(stmt).scalar_one())
 
     def refresh_run_counts(self, run_id: str) -> Run:
         """Set ``n_items`` to the run's stored items and ``expected`` to n_items x judges; the run as it is now.

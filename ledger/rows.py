@@ -25,6 +25,8 @@ class ItemIn:
     seq: int
     content_hash: str
     record: dict[str, Any]
+    weight: float | None = None  # an online sample's 1/p and stratum, kept so a resend carries them
+    stratum: str | None = None
 
 
 @dataclass(slots=True)

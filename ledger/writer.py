@@ -41,7 +41,7 @@ from ledger.upsert import insert_items, insert_new_items, upsert_scores
 if TYPE_CHECKING:
     import psycopg
 
-ITEM_COLUMNS: Final = ("run_id", "trace_id", "seq", "content_hash", "record")
+ITEM_COLUMNS: Final = ("run_id", "trace_id", "seq", "content_hash", "record", "weight", "stratum")
 SCORE_COLUMNS: Final = tuple(column.name for column in SCORES.columns)  # ScoreIn has the same fields
 
 _score_getter = attrgetter(*SCORE_COLUMNS)  # ScoreIn -> tuple in SCORE_COLUMNS order, in C
@@ -62,7 +62,8 @@ def _score_values(row: ScoreIn) -> tuple[Any, ...]:
 
 def _item_values(run_id: str, item: ItemIn) -> tuple[Any, ...]:
     """The item's values in ITEM_COLUMNS order; the record is JSON and is stored as it is."""
-    return (storable(run_id), storable(item.trace_id), item.seq, storable(item.content_hash), item.record)
+    return (storable(run_id), storable(item.trace_id), item.seq, storable(item.content_hash), item.record,
+            item.weight, None if item.stratum is None else storable(item.stratum))
 
 
 def writer_for(dialect_name: str) -> RowWriter:

@@ -24,6 +24,8 @@ runs (at-least-once; the ledger's upsert keeps one row per item).
 
 from __future__ import annotations
 
+import dataclasses
+
 import hashlib
 from itertools import chain
 from collections import Counter
@@ -236,7 +238,8 @@ class WindowJob:
         if not sample.pending:
             return
         pending, sample.pending = sample.pending, []
-        new = set(self.ledger.add_new_items(sample.run_id, [item for item, _, _ in pending]))
+        items = [dataclasses.replace(item, weight=weight, stratum=stratum) for item, stratum, weight in pending]
+        new = set(self.ledger.add_new_items(sample.run_id, items))
         fresh = [(item, stratum, weight) for item, stratum, weight in pending if item.trace_id in new]
         if not fresh:
             return

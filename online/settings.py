@@ -19,6 +19,11 @@ class OnlineSettings(ChunkSettings):
     model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
 
     config: Path = Field(default=Path("judgeq.toml"), description="The judge config file (TOML).")
+    lost_check_s: float = Field(
+        default=30, gt=0,
+        description="Seconds a fleet run may go without a new row before the broker is searched for chunks a killed "
+        "worker lost (their items are sent again): by a waiting submitter, and by beat's online ticks.",
+    )
     budget_tick_s: float = Field(
         default=60.0, gt=0, le=3600,
         description="Seconds between the budget controller's ticks in `judgeq beat` (each plans the next windows).",

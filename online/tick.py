@@ -10,11 +10,13 @@ judge each window once (see online/job.py).
 
 Nobody waits on the runs a tick starts (``judgeq online --wait`` marks its
 own "done"), so the ticks after it do: each tick first marks "done" the
-schedule's runs whose rows are all in.
+schedule's runs whose rows are all in, and has the chunks a killed worker
+lost sent again for those whose rows stopped coming (``workers/lost.py``).
 """
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from datetime import datetime
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -67,11 +69,30 @@ def mark_finished(plan: Plan, ledger: Ledger) -> list[str]:
     return finished
 
 
+def stalled(plan: Plan, ledger: Ledger, now: datetime, after_s: float) -> list[str]:
+    """The schedule's online runs still running with no new row for ``after_s`` seconds (none yet: since created)."""
+    found = []
+    for run in ledger.list_runs(limit=MARK_LIMIT, dataset_name=plan.schedule.name, status="running"):
+        if run.kind != "online":
+            continue
+        last = ledger.last_row_at(run.id) or run.created_at
+        if (now - last).total_seconds() >= after_s:
+            found.append(run.id)
+    return found
+
+
 def tick(config: Path | None, schedule_name: str, ledger: Ledger, dispatcher: Dispatcher, now: datetime,
-         settings: ChunkSettings | None = None) -> list[WindowOutcome]:
-    """Judge the schedule's due windows, oldest first; what each did."""
+         settings: ChunkSettings | None = None, lost: Callable[[str], int] | None = None,
+         lost_after_s: float = 30.0) -> list[WindowOutcome]:
+    """Judge the schedule's due windows, oldest first; what each did.
+
+    ``lost(run_id)`` sends again the items of a stalled run that no chunk holds any more, and says how many.
+    """
     plan = prepare(config, schedule_for(config, schedule=schedule_name))
     mark_finished(plan, ledger)
+    if lost is not None:
+        for run_id in stalled(plan, ledger, now, lost_after_s):
+            lost(run_id)
     outcomes = []
     for window in due_windows(plan, ledger, now):
         job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings,

@@ -26,6 +26,7 @@ from judges.config import JudgeConfig, ResolvedJudge
 from ledger.models import Run
 from ledger.store import ItemIn, Ledger
 from workers.dispatch import Dispatcher
+from workers.lost import samples
 from workers.sending import send_chunks
 
 from .errors import DatasetChanged, InputError, UsageError
@@ -193,6 +194,10 @@ def check_resumable(run: Run, ledger: Ledger, dataset: Path | None) -> DatasetIn
                 f"is {run.dataset_hash[:12]} ({run.dataset_name}); give that same file, or submit this one as a "
                 "new run"
             )
+    if run.kind != "offline" and ledger.unweighted_items(run.id):
+        raise UsageError(f"run {run.id}: its items were stored by a judgeq that did not keep their sampling "
+                         "weights, so they cannot be sent again with them; judge the window again as a new run "
+                         "(a new salt or policy in its [online] table) instead of resuming this one")
     stored = ledger.count_items(run.id)
     if stored < run.n_items and info is None:
         raise UsageError(
@@ -253,7 +258,7 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
             checkpoint()
             missing += len(batch)
             send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, reopening, settings, counters,
-                        options=options)
+                        options=options, **samples(run, ledger, batch))
     if not dispatcher.embedded:
         dispatcher.close()
     if run.status == "submitting" or (run.status == "done" and reopening.reopened):

@@ -5,18 +5,26 @@ workers ride that out (they retry a chunk every 15 s for 5 minutes), so the
 waiter does too: it keeps polling, says so on the progress line, and gives up
 only at its ``--timeout`` or once the ledger has been unreachable for
 ``outage_s`` seconds in a row (``JUDGEQ_WAIT_OUTAGE_S``).
+
+A fleet run whose row count stands still for ``JUDGEQ_LOST_CHECK_S`` seconds
+is looked at for chunks a killed worker took with it, and those items are sent
+again (:mod:`workers.lost`).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from ledger.errors import LedgerUnavailable
 from ledger.store import Ledger, Progress
 
 from .interrupts import checkpoint
 from .progress import ProgressView
+
+if TYPE_CHECKING:
+    from workers.lost import LostChunks
 
 OUTAGE_POLL_S = 1.0  # at least this long between polls while the ledger is unreachable
 
@@ -33,6 +41,7 @@ def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: floa
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last: Progress | None = None
     down_since: float | None = None
+    stall = _Stall(run_id, ledger) if alive is None else None
     while True:
         checkpoint()
         try:
@@ -59,6 +68,8 @@ def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: floa
         last = progress
         if complete is not None:
             return progress, complete
+        if stall is not None:
+            stall.watch(progress, view)
         if deadline is not None and time.monotonic() >= deadline:
             return progress, False
         time.sleep(poll_s)
@@ -76,3 +87,61 @@ def _poll(run_id: str, ledger: Ledger, alive: Callable[[], bool] | None) -> tupl
         progress = ledger.progress(run_id)
         return progress, progress.done >= progress.expected
     return progress, None
+
+
+class _Stall:
+    """Notices a fleet run whose rows stopped coming and has its lost chunks sent again (workers/lost.py)."""
+
+    def __init__(self, run_id: str, ledger: Ledger) -> None:
+        from .settings import SchedulerSettings
+
+        self.run_id = run_id
+        self.ledger = ledger
+        self.settings = SchedulerSettings()
+        self.after_s = self.settings.lost_check_s
+        self.done = -1
+        self.since = time.monotonic()
+        self.looked = False
+        self.dispatcher: Any = None
+        self.finder: LostChunks | None = None  # made at the first look; stays None without a Redis broker
+
+    def watch(self, progress: Progress, view: ProgressView) -> None:
+        now = time.monotonic()
+        if progress.done != self.done:
+            self.done, self.since = progress.done, now
+            return
+        if now - self.since < self.after_s:
+            return
+        self.since = now  # the next look after as long again without a row
+        if not self.looked:
+            self.looked = True
+            self.finder = self._finder()
+        if self.finder is None:
+            return
+        try:
+            resent = self.finder.check(self._dispatcher)
+        except Exception as exc:  # the broker is unreachable, say: the workers' problem too; keep waiting
+            view.update(progress.done, f"could not look for lost chunks: {type(exc).__name__}", now=True)
+            return
+        finally:
+            if self.dispatcher is not None:
+                self.dispatcher.close()
+                self.dispatcher = None
+        if resent:
+            view.update(progress.done, f"sent {resent} items again: a worker died holding their chunk", now=True)
+
+    def _finder(self) -> LostChunks | None:
+        """The finder for a fleet run (a Redis broker configured); None in embedded mode or with another broker."""
+        from workers.broker import redis_for
+        from workers.lost import LostChunks
+        from workers.settings import WorkerSettings
+
+        client = redis_for(WorkerSettings().broker_url, timeout_s=10)
+        return None if client is None else LostChunks(self.run_id, self.ledger, client, self.settings)
+
+    def _dispatcher(self) -> Any:
+        from workers.dispatch import CeleryDispatcher
+        from workers.settings import WorkerSettings
+
+        self.dispatcher = CeleryDispatcher(WorkerSettings())
+        return self.dispatcher

@@ -232,6 +232,71 @@ def test_a_window_through_the_fleet_once(tmp_path: Path, env: dict[str, str], pg
     assert rows_and_keys(pg_url, run_id) == (len(sample), len(sample))
 
 
+def test_a_window_whose_chunks_were_lost_is_resumed_at_its_sampling_weights(tmp_path: Path, env: dict[str, str],
+                                                                             pg_url: str, broker: redis.Redis,
+                                                                             ) -> None:
+    """Chunks lost in the broker (a flushed queue here) are sent again by resume with each item's 1/p and stratum.
+
+    They travel in the chunk only, so a resend must read them from the ledger's items, or the rows would
+    weigh 1 and bias the window's estimate towards the oversampled strata.
+    """
+    traces = day_traces(300)
+    write_lines(tmp_path / "traces.jsonl", traces)
+    rates = rates_for(traces)
+    sample = expected_sample(traces, rates)
+    sent = online(env, *SCHEDULE, "--json")  # no worker yet: the chunks wait in the queue
+    assert sent.returncode == 0, sent.stderr
+    run_id = json.loads(sent.stdout)["runs"]["exact"]
+    assert sum(queued_ids(broker).values()) == len(sample)
+    broker.delete("local")  # every chunk lost
+
+    resumed = run_cli(["resume", run_id], env)
+    assert resumed.returncode == 0, resumed.stderr
+    assert sum(queued_ids(broker).values()) == len(sample)
+    started = Worker("local", env, "--concurrency", "2").wait_ready()
+    try:
+        wait_until(lambda: rows_and_keys(pg_url, run_id)[0] == len(sample), 60, "the resumed window's rows")
+    finally:
+        started.stop()
+    rows = ledger_rows(pg_url, run_id)
+    assert {r["trace_id"] for r in rows} == set(sample)
+    for row in rows:
+        stratum = sample[row["trace_id"]]
+        assert row["stratum"] == stratum
+        assert row["weight"] == pytest.approx(1 / rates[stratum])
+
+
+def test_beats_tick_sends_again_a_chunk_a_killed_worker_took(tmp_path: Path, env: dict[str, str], pg_url: str,
+                                                              broker: redis.Redis, redis_url: str) -> None:
+    """Nobody waits on an online run: the schedule's next tick finds the lost chunk's items and sends them again."""
+    from workers.app import create_app
+    from workers.settings import WorkerSettings
+
+    traces = day_traces(300)
+    write_lines(tmp_path / "traces.jsonl", traces)
+    rates = rates_for(traces)
+    sample = expected_sample(traces, rates)
+    sent = online(env, *SCHEDULE, "--json")
+    assert sent.returncode == 0, sent.stderr
+    run_id = json.loads(sent.stdout)["runs"]["exact"]
+    taken = broker.rpop("local")  # what a worker's BRPOP gets; the worker dies before it records it unacked
+    assert taken is not None
+    lost = len(json.loads(base64.b64decode(json.loads(taken)["body"]))[0][0]["records"])
+    started = Worker("local", dict(env, JUDGEQ_LOST_CHECK_S="1"), "--concurrency", "2").wait_ready()
+    try:
+        wait_until(lambda: rows_and_keys(pg_url, run_id)[0] == len(sample) - lost, 60, "the other chunks' rows")
+        sender = create_app(WorkerSettings(broker_url=redis_url))
+        wait_until(lambda: bool(sender.send_task("judgeq.online_tick", args=["traces-daily"], queue="local"))
+                   and rows_and_keys(pg_url, run_id)[0] == len(sample), 60,
+                   lambda: f"the lost chunk's rows; worker:\n{started.log()[-3000:]}", interval=3)
+        assert f"sent {lost} items again" in started.log()
+    finally:
+        started.stop()
+    rows = ledger_rows(pg_url, run_id)
+    assert {r["trace_id"] for r in rows} == set(sample)
+    assert all(row["weight"] == pytest.approx(1 / rates[sample[row["trace_id"]]]) for row in rows)
+
+
 def waiting_on_items(pg_url: str) -> int:
     """Sessions waiting for a lock on the items table."""
     engine = sa.create_engine(pg_url)

@@ -30,6 +30,11 @@ DEAD_LETTERS_TTL_S = 14 * 24 * 3600
 #: and "first", a JSON entry), kept for as long as dead letters; workers/deadletters.py.
 REFUSED = PREFIX + "refused:{run_id}"
 
+#: Items of a run sent again because their chunk was lost with a killed worker (a hash: "judge NUL trace id"
+#: -> times), so that no item is sent again more than workers.lost.MAX_RESENDS times; workers/lost.py.
+RESENT = PREFIX + "resent:{run_id}"
+RESENT_TTL_S = 14 * 24 * 3600
+
 #: The lease on one item being judged by one delivery (value: the delivery's token),
 #: so that a duplicate delivery does not call the provider for it again; workers/lease.py.
 LEASE = PREFIX + "lease:{run_id}:{judge}:{trace_id}"

@@ -220,8 +220,24 @@ def online_tick(schedule: Any) -> list[dict[str, Any]]:
     from .dispatch import CeleryDispatcher
 
     dispatcher = CeleryDispatcher(app.judgeq_settings)  # type: ignore[attr-defined]
+    ledger = state.ledger
+
+    def lost(run_id: str) -> int:
+        """Send again a stalled run's items that no chunk holds (workers/lost.py)."""
+        from .broker import redis_for
+        from .lost import LostChunks
+
+        client = redis_for(app.judgeq_settings.broker_url)  # type: ignore[attr-defined]
+        if client is None:
+            return 0
+        resent = LostChunks(run_id, ledger, client, settings).check(lambda: dispatcher)
+        if resent:
+            log.warning("online run %s: sent %d items again that a killed worker had taken", run_id, resent)
+        return resent
+
     try:
-        outcomes = tick(settings.config, schedule, state.ledger, dispatcher, datetime.now(UTC), settings)
+        outcomes = tick(settings.config, schedule, ledger, dispatcher, datetime.now(UTC), settings, lost=lost,
+                        lost_after_s=settings.lost_check_s)
     except OnlineError as exc:
         log.error("online tick of %s: %s", schedule, exc)
         return []
