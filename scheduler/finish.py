@@ -25,7 +25,7 @@ from .assess import GateOptions, assess
 from .errors import UsageError
 from .outcomes import judge_errors, over_errors, refused, unreachable
 from .report_view import deliver
-from .settings import SchedulerSettings
+from .settings import CliSettings
 
 
 @dataclass(frozen=True)
@@ -52,7 +52,7 @@ class Report:
     baseline_run: Run | None = None  # resolved by the caller before anything was written (submit)
 
 
-def wait_and_report(run_id: str, ledger: Ledger, settings: SchedulerSettings, report: Report, *,
+def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: Report, *,
                     timeout: float | None, expected: int | None = None, alive: Callable[[], bool] | None = None,
                     failure: Sequence[BaseException] = ()) -> Ending:
     """Wait for the run's rows, print its summary, and end: see the module's docstring for the codes.
@@ -66,8 +66,8 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: SchedulerSettings, re
 
     total = expected if expected is not None else ledger.get_run(run_id).expected
     with ProgressView(f"run {run_id}", total) as view:
-        progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.poll_s, alive=alive,
-                                      outage_s=settings.wait_outage_s)
+        progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
+                                      alive=alive, outage_s=settings.scheduler.wait_outage_s, settings=settings)
     if failure:
         raise failure[0]
     run = ledger.get_run(run_id)

@@ -103,7 +103,7 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
             trusted = [j.spec for j in plan.judges if isinstance(j.spec, LlmJudgeSpec)]
             with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads,
                            trusted=trusted) as run:
-                return wait_and_report(plan.run_id, ledger, scheduler, report, timeout=request.timeout,
+                return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout,
                                        expected=plan.expected, alive=run.alive, failure=run.failure)
         submitting.enqueue_items(plan, ledger, fleet, scheduler)
         submission.sent.set()
@@ -113,7 +113,7 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
 
                 print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
             return Ending()
-        return wait_and_report(plan.run_id, ledger, scheduler, report, timeout=request.timeout)
+        return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout)
 
 
 def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
@@ -142,7 +142,7 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
                 submitting.resume(run, ledger, dispatcher, scheduler, dataset=info)
 
             with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads, trusted=own) as embedded:
-                return wait_and_report(run.id, ledger, scheduler, request.report, timeout=request.timeout,
+                return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout,
                                        alive=embedded.alive, failure=embedded.failure)
         missing = submitting.resume(run, ledger, fleet, scheduler, dataset=info)
         submission.sent.set()
@@ -151,4 +151,4 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
             "error)")
         if not request.wait:
             return Ending()
-        return wait_and_report(run.id, ledger, scheduler, request.report, timeout=request.timeout)
+        return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout)

@@ -16,6 +16,7 @@ from .cli_options import ClusterByOpt, TimeoutOpt
 
 if TYPE_CHECKING:
     from online.job import WindowOutcome
+    from .settings import CliSettings
 
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="An [online.NAME] table of judgeq.toml.")]
 SourceOpt = Annotated[Optional[str], typer.Option("--source", help="A [sources.NAME] table (without --schedule: "
@@ -87,7 +88,7 @@ def online(
         outcome = job.run(fleet, progress=_scanned)
         fleet.close()
     if wait and fleet is not None:
-        _wait_all(outcome, ledger, settings, timeout)
+        _wait_all(outcome, ledger, cli_settings, timeout)
     _print_outcome(outcome, ledger, json_out=json_out, judged=wait, cluster_by=cluster_by)
 
 
@@ -100,7 +101,7 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _wait_all(outcome: WindowOutcome, ledger: Any, settings: Any, timeout: Optional[float]) -> None:
+def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
     from . import exitcodes
     from .progress import ProgressView
     from .waiting import wait_for
@@ -108,8 +109,8 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: Any, timeout: Optio
     for judge, run_id in outcome.runs.items():
         total = ledger.get_run(run_id).expected
         with ProgressView(f"run {run_id}", total) as view:
-            progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.poll_s,
-                                          outage_s=settings.wait_outage_s)
+            progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
+                                          outage_s=settings.scheduler.wait_outage_s, settings=settings)
         if not complete:
             _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
                  f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")
