@@ -117,7 +117,7 @@ def batched(seq: list[Any], size: int) -> Iterator[list[Any]]:
 def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
     from judges.config import load_config
     from judges.record import Record
-    from judges.registry import build
+    from judges.build import build
     from ledger.models import Run
     from ledger.store import ItemIn, Ledger
     from scheduler.records import iter_batches, scan

@@ -4,7 +4,3 @@ A judge is a pure function of its input and its definition. This package
 imports nothing else of judgeq's, and it imports litellm only when a remote
 judge is called.
 """
-
-#: Bumped whenever judge code changes in a way that can change a verdict; it is
-#: part of every judge version, so old and new verdicts never mix silently.
-JUDGE_CODE_VERSION = "1"

@@ -27,7 +27,7 @@ from typing import Any, Final
 
 from .errors import JudgeConfigError
 from .prompt import BUILTIN_TEMPLATES, PLACEHOLDERS, builtin_template, placeholders
-from .registry import builtins
+from .catalog import builtins
 from .resolved import ResolvedJudge
 from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
 from .spec import AnySpec, LlmJudgeSpec, LocalJudgeSpec, parse_spec

@@ -30,7 +30,6 @@ from .verdict import Verdict
 #: The record fields a distilled model reads, in column order.
 FIELDS: Final = ("input", "output", "context", "expected")
 #: Bumped when the way a distilled judge turns probabilities into verdicts changes.
-DISTILLED_CODE_VERSION: Final = "1"
 
 
 def columns(records: Sequence[Record]) -> Any:

@@ -1,4 +1,4 @@
-"""Building distilled judges and cascades from their resolved specs (called by :func:`judges.registry.build`)."""
+"""Building distilled judges and cascades from their resolved specs (called by :func:`judges.build.build`)."""
 
 from __future__ import annotations
 

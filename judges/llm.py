@@ -52,10 +52,6 @@ from .retry import Prior, RetryPolicy
 from .spec import LlmJudgeSpec
 from .verdict import Verdict
 
-#: Bump when a change here, in parse.py or in prompt.py can change a verdict
-#: (the answer instructions, the parsing rules); it is part of the judge version.
-LLM_CODE_VERSION = "1"
-
 #: The default (and largest useful) number of records judged at once by one judge call.
 DEFAULT_MAX_WORKERS = 16
 _MAX_REASON = 1000

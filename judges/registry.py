@@ -1,4 +1,4 @@
-"""Judge factories: local built-ins registered by name, and building a judge from its spec.
+"""Registering local builtins: the ``@builtin`` decorator and the table it fills.
 
 Local built-ins are factories registered with :func:`builtin`, in the manner
 of inspect_ai's scorers: the factory's keyword arguments are the builtin's
@@ -14,7 +14,11 @@ the judge version, every verdict traces back to exactly what produced it::
 
 A builtin also declares the record fields it ``needs`` (``exact_match``
 compares with ``expected``): a dataset with a record that lacks one is
-refused at submit (:func:`needed_fields`), instead of each such row failing.
+refused at submit (:func:`judges.spec.needed_fields`), instead of each such row failing.
+
+This module imports no judge: modules that define builtins import it, and
+:mod:`judges.catalog` imports them all and answers lookups, so looking a
+builtin up always sees every one. Building a judge is :mod:`judges.build`.
 """
 
 from __future__ import annotations
@@ -22,20 +26,14 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable
 from dataclasses import dataclass
-from typing import TYPE_CHECKING, Any, get_type_hints
+from types import MappingProxyType
+from typing import Any, get_type_hints
 
 from pydantic import BaseModel, ConfigDict, ValidationError, create_model
 
 from .errors import JudgeArgumentError, JudgeConfigError
 from .record import Record
 from .verdict import Verdict
-
-if TYPE_CHECKING:
-    from .base import Judge
-    from .egress import EgressPolicy
-    from .resolved import ResolvedJudge
-    from .limits import RateLimiter
-    from .retry import RetryPolicy
 
 #: What a builtin factory returns: the verdict on one record.
 RecordJudge = Callable[[Record], Verdict]
@@ -129,67 +127,6 @@ def builtin(
     return register
 
 
-def builtins() -> dict[str, Builtin]:
-    """Every registered local builtin, by name."""
-    _load_builtins()
-    return dict(_BUILTINS)
-
-
-def get_builtin(name: str) -> Builtin:
-    """The builtin called ``name``; JudgeConfigError listing the known ones otherwise."""
-    _load_builtins()
-    try:
-        return _BUILTINS[name]
-    except KeyError:
-        raise JudgeConfigError(
-            f"unknown builtin {name!r}; known builtins: {', '.join(sorted(_BUILTINS))}"
-        ) from None
-
-
-def needed_fields(spec: Any) -> tuple[str, ...]:
-    """The record fields a judge of ``spec`` cannot judge without (an LLM judge: none)."""
-    from .spec import LocalJudgeSpec
-
-    return get_builtin(spec.builtin).needs if isinstance(spec, LocalJudgeSpec) else ()
-
-
-def build(
-    resolved: ResolvedJudge,
-    *,
-    retry: RetryPolicy | None = None,
-    max_workers: int | None = None,
-    limiter: RateLimiter | None = None,
-    egress: EgressPolicy | None = None,
-) -> Judge:
-    """The judge object for a resolved judge.
-
-    ``retry``, ``max_workers``, ``limiter`` and ``egress`` apply to remote
-    (LLM) judges only: the retry policy of each record, the number of records
-    judged at once, the rate limiter its calls share (default: one per
-    process), and where its key may be sent (default: the built-in provider
-    pairs of :mod:`judges.egress`).
-    """
-    from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
-    from .spec import LlmJudgeSpec
-
-    spec = resolved.spec
-    if isinstance(spec, LlmJudgeSpec):
-        from .llm import LlmJudge
-
-        return LlmJudge(resolved.name, resolved.version, spec, retry=retry, max_workers=max_workers, limiter=limiter,
-                        egress=egress)
-    if isinstance(spec, DistilledJudgeSpec | CascadeJudgeSpec):
-        from .distilled_build import build_distilled
-
-        return build_distilled(resolved, lambda stage: build(stage, retry=retry, max_workers=max_workers,
-                                                             limiter=limiter, egress=egress))
-    from .local import LocalJudge
-
-    record_judge = get_builtin(spec.builtin).make(spec.params)
-    return LocalJudge(resolved.name, resolved.version, record_judge)
-
-
-def _load_builtins() -> None:
-    # The builtins register themselves on import; importing here (not at the
-    # top) avoids the cycle local -> registry -> local.
-    from . import local  # noqa: F401
+def registered() -> MappingProxyType[str, Builtin]:
+    """The builtins registered so far, read-only; look one up through :mod:`judges.catalog`."""
+    return MappingProxyType(_BUILTINS)

@@ -21,7 +21,7 @@ from .version import judge_version
 
 
 class ResolvedJudge(BaseModel):
-    """A judge ready to build: see :func:`judges.registry.build`."""
+    """A judge ready to build: see :func:`judges.build.build`."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
 

@@ -21,7 +21,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 
 from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
 from .errors import JudgeConfigError
-from .registry import get_builtin
+from .catalog import get_builtin
 
 #: Judge names: used in versions (``name@hash``), ledger rows and CLI flags.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -160,6 +160,11 @@ def parse_spec(name: str, table: Any) -> AnySpec:
         return _SPEC.validate_python(table)
     except ValidationError as exc:
         raise JudgeConfigError(f"{where}: " + describe(exc)) from None
+
+
+def needed_fields(spec: AnySpec) -> tuple[str, ...]:
+    """The record fields a judge of ``spec`` cannot judge without (an LLM judge: none)."""
+    return get_builtin(spec.builtin).needs if isinstance(spec, LocalJudgeSpec) else ()
 
 
 def describe(exc: ValidationError) -> str:

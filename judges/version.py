@@ -3,10 +3,10 @@
 Hashed: the prompt text (not its file name), model, temperature and other
 litellm params, labels or scale, the builtin's name and validated parameters
 (defaults filled in), JUDGE_CODE_VERSION and the code version of the builtin
-or of the LLM judge. Not hashed, because they do not change a verdict: rpm,
-tpm, timeout_s, api_base, api_key_env and prices. Moving a prompt file or
-pointing the same model at another proxy keeps the version; editing one
-word of the prompt changes it.
+or of the LLM judge (:mod:`judges.code_version`). Not hashed, because they do
+not change a verdict: rpm, tpm, timeout_s, api_base, api_key_env and prices.
+Moving a prompt file or pointing the same model at another proxy keeps the
+version; editing one word of the prompt changes it.
 """
 
 from __future__ import annotations
@@ -15,10 +15,9 @@ import hashlib
 import json
 from typing import Any
 
-from . import JUDGE_CODE_VERSION
+from .catalog import get_builtin
+from .code_version import DISTILLED_CODE_VERSION, JUDGE_CODE_VERSION, LLM_CODE_VERSION
 from .errors import JudgeConfigError
-from .llm import LLM_CODE_VERSION
-from .registry import get_builtin
 from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
 from .spec import AnySpec, LocalJudgeSpec
 
@@ -30,8 +29,6 @@ def verdict_inputs(spec: AnySpec) -> dict[str, Any]:
     stages' versions, the threshold and the audit share.
     """
     if isinstance(spec, DistilledJudgeSpec | CascadeJudgeSpec):
-        from .distilled import DISTILLED_CODE_VERSION
-
         code = {"judges": JUDGE_CODE_VERSION, "distilled": DISTILLED_CODE_VERSION}
         if isinstance(spec, DistilledJudgeSpec):
             if spec.sha256 is None:

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import JsonOpt, app
+from .cli import JsonOpt, app, current_settings
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -167,16 +167,11 @@ def _parse_date(text: str) -> date:
 
 
 def _ledger() -> Ledger:
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
-
-    return Ledger(LedgerSettings().ledger_url)
+    return current_settings().ledger()
 
 
 def _config_path() -> Path:
-    from .settings import SchedulerSettings
-
-    return SchedulerSettings().config
+    return current_settings().config
 
 
 def _login() -> str:

@@ -27,8 +27,8 @@ class DeadLetterView:
     first_refused: dict[str, Any] | None = None  # the first one's time and error
 
     @classmethod
-    def read(cls, run_id: str) -> DeadLetterView:
-        client = _client()
+    def read(cls, run_id: str, broker_url: str | None) -> DeadLetterView:
+        client = _client(broker_url)
         if client is None:
             return cls(run_id)
         from workers.deadletters import DeadLetters
@@ -74,13 +74,13 @@ class DeadLetterView:
         ]
 
 
-def clear(run_id: str) -> None:
+def clear(run_id: str, broker_url: str | None) -> None:
     """Forget a run's dead letters (after ``resume`` re-enqueued their items); say so on stderr if that fails.
 
     Failing to clear them is not worth failing the resume that already
     happened: they would only be shown again by ``status``.
     """
-    client = _client()
+    client = _client(broker_url)
     if client is None:
         return
     from workers.deadletters import DeadLetters
@@ -94,8 +94,7 @@ def clear(run_id: str) -> None:
         client.close()
 
 
-def _client() -> Any:
+def _client(broker_url: str | None) -> Any:
     from workers.broker import redis_for
-    from workers.settings import WorkerSettings
 
-    return redis_for(WorkerSettings().broker_url, timeout_s=CLI_TIMEOUT_S)
+    return redis_for(broker_url, timeout_s=CLI_TIMEOUT_S)

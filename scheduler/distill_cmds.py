@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app
+from .cli import JsonOpt, app, current_settings
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -42,7 +42,6 @@ def distill(
     from judges.spec import NAME_PATTERN
 
     from .distill import collect, train
-    from .settings import SchedulerSettings
 
     if not NAME_PATTERN.fullmatch(name) or name == teacher:
         raise UsageError(f"--name {name!r} must be a judge name (letters, digits, '_', '.', '-') other than the "
@@ -53,11 +52,10 @@ def distill(
         raise UsageError("--source and --windows go together: --source S --windows A..B")
     if runs and source is not None:
         raise UsageError("give --runs or --source/--windows, not both")
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
 
-    resolved = load_config(SchedulerSettings().config).resolve(teacher, check_env=False)
-    ledger = Ledger(LedgerSettings().ledger_url)
+    settings = current_settings()
+    resolved = load_config(settings.config).resolve(teacher, check_env=False)
+    ledger = settings.ledger()
     run_ids, where = _runs(ledger, teacher, runs, source, windows)
     say = _say(json_out)
     say(f"reading {teacher}'s verdicts ({resolved.version}) in {where}")

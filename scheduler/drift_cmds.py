@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app
+from .cli import JsonOpt, app, current_settings
 
 if TYPE_CHECKING:
     from online.drift_check import DriftQuery, DriftReport
@@ -49,19 +49,17 @@ def drift(
     confidence, Holm-corrected across slices. Exit 0: no alert (or no data),
     1: alert, 2: bad usage. Every check is recorded in the ledger.
     """
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
     from online.drift_check import check, record
 
-    from .settings import SchedulerSettings
 
-    config = SchedulerSettings().config
+    settings = current_settings()
+    config = settings.config
     query = _query(config, judge, source, schedule, short, long, tuple(by), min_drop, at)
     if webhook is not None:
         from online.webhook import check_url
 
         check_url(webhook)
-    ledger = Ledger(LedgerSettings().ledger_url)
+    ledger = settings.ledger()
     print(f"judgeq: checking {judge} on {query.source} as of {query.at:%Y-%m-%d %H:%M} UTC: reading both spans' rows",
           file=sys.stderr, flush=True)  # a week of windows can take seconds
     report = check(ledger, query)

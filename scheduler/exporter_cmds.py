@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import JsonOpt, app
+from .cli import JsonOpt, app, current_settings
 from .errors import UsageError
 
 if TYPE_CHECKING:
@@ -42,17 +42,15 @@ def exporter(
     from prometheus_client import CollectorRegistry, start_http_server
 
     from ledger.urls import mask_url
-    from workers.settings import WorkerSettings
 
     from .exporter import LedgerCollector
     from .metrics import COUNT_LAG, Counters, SnapshotCache, load_exporter_config, take_snapshot, utc_now
-    from .settings import SchedulerSettings
 
     span = _duration(window, "--window", timedelta(seconds=1), timedelta(days=31))
     every = _duration(refresh, "--refresh", timedelta(seconds=1), timedelta(hours=1))
-    config_path = SchedulerSettings().config
+    config_path = current_settings().config
     config = load_exporter_config(config_path)
-    broker_url = WorkerSettings().broker_url
+    broker_url = current_settings().worker.broker_url
     ledger = _ledger()
     counters = Counters(utc_now() - COUNT_LAG)  # rows written from (about) now on
     cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now(), counters),
@@ -154,8 +152,5 @@ def _duration(text: str, flag: str, least: timedelta, most: timedelta) -> timede
 
 
 def _ledger() -> Ledger:
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
-
-    return Ledger(LedgerSettings().ledger_url)
+    return current_settings().ledger()
 

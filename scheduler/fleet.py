@@ -1,4 +1,4 @@
-"""Command lines for the fleet's long-running processes: workers and Flower.
+"""The fleet's long-running processes, workers and Flower: their command lines, and running them.
 
 Defaults per queue: local judges are CPU-bound, so a prefork pool with one
 process per core, a few chunks prefetched and Celery's time limits (prefork
@@ -12,10 +12,14 @@ from __future__ import annotations
 
 import os
 import socket
+from typing import TYPE_CHECKING, Any
 
 from workers.keys import QUEUES
 
 from .errors import UsageError
+
+if TYPE_CHECKING:
+    from .settings import CliSettings
 
 DEFAULTS = {
     # queue: (pool, concurrency, prefetch multiplier)
@@ -107,3 +111,31 @@ def password_weakness(user: str, password: str) -> str:
         return ""
     warning = str(rating.get("feedback", {}).get("warning") or "").rstrip(".")
     return f"guessable: {warning.lower()}" if warning else "guessable by a password cracker"
+
+
+def run_worker(argv: list[str], settings: CliSettings) -> int | None:
+    """Check what a worker needs (a broker, a valid key policy), then run Celery's ``worker``; its exit code."""
+    worker = settings.worker
+    if not worker.broker_url:
+        raise UsageError("a worker needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0) or --broker-url")
+    worker.egress_policy()  # a malformed JUDGEQ_KEY_ENDPOINTS stops the worker here (exit 2)
+    from workers.dispatch import check_broker_url
+
+    check_broker_url(worker.broker_url)
+    return run_celery(argv, settings)
+
+
+def run_celery(argv: list[str], settings: CliSettings, conf: dict[str, Any] | None = None) -> int | None:
+    """Run a Celery command (``worker``, ``flower``, ``beat``) in this process, ``conf`` added; its exit code.
+
+    Celery's processes read judgeq's settings where they start (the app in
+    workers/app.py, each forked worker's ledger in workers/tasks.py), from the
+    environment, as they do when a supervisor starts them. The global flags
+    given to this command are handed over as that environment here, the one
+    place the CLI writes it, before the Celery app is imported.
+    """
+    os.environ.update(settings.environment())
+    from workers.tasks import app as celery_app
+
+    celery_app.conf.update(conf or {})
+    return celery_app.start(argv)  # type: ignore[no-any-return]

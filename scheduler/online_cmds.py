@@ -16,6 +16,7 @@ from .cli_options import ClusterByOpt, TimeoutOpt
 
 if TYPE_CHECKING:
     from online.job import WindowOutcome
+    from .settings import CliSettings
 
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="An [online.NAME] table of judgeq.toml.")]
 SourceOpt = Annotated[Optional[str], typer.Option("--source", help="A [sources.NAME] table (without --schedule: "
@@ -50,45 +51,44 @@ def online(
     not there before (late ones). Without a broker the sample is judged in
     this process on the ledger (SQLite by default).
     """
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
     from online.job import WindowJob
     from online.plan import prepare, schedule_for, window_for
+    from workers.dispatch import connect
 
-    from .cli import _dispatcher
+    from .cli import current_settings
     from .interrupts import interrupt_on_signals
-    from .settings import SchedulerSettings
 
     interrupt_on_signals()
-    settings = SchedulerSettings()
+    cli_settings = current_settings()
+    settings = cli_settings.scheduler
     config = settings.config
     chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
                           min_per_stratum=min_per_stratum, size=last)
     plan = prepare(config, chosen)
     target = window_for(chosen, window=window, last=last, now=datetime.now(UTC))
-    dispatcher = _dispatcher(settings)
-    ledger = Ledger(LedgerSettings().ledger_url)
+    fleet = connect(cli_settings.worker)
+    ledger = cli_settings.ledger()
     from online.budget.pacer import window_planner
 
     job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings,
                     planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
     _say(f"window {target.id} of {chosen.name} ({chosen.source}): [{target.start:%Y-%m-%d %H:%M}, "
          f"{target.end:%Y-%m-%d %H:%M}) UTC, judges {', '.join(chosen.judges)}")
-    if dispatcher.embedded:
+    if fleet is None:
+        from judges.distilled_config import llm_specs
         from workers.dispatch import EmbeddedDispatcher
 
-        from judges.distilled_config import llm_specs
-
         trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
-        in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, trusted=trusted)
+        in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, settings=cli_settings.worker,
+                                        trusted=trusted)
         outcome = job.run(in_process, progress=_scanned)
         in_process.join()
         wait = True
     else:
-        outcome = job.run(dispatcher, progress=_scanned)
-        dispatcher.close()
-    if wait and not dispatcher.embedded:
-        _wait_all(outcome, ledger, settings, timeout)
+        outcome = job.run(fleet, progress=_scanned)
+        fleet.close()
+    if wait and fleet is not None:
+        _wait_all(outcome, ledger, cli_settings, timeout)
     _print_outcome(outcome, ledger, json_out=json_out, judged=wait, cluster_by=cluster_by)
 
 
@@ -101,7 +101,7 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _wait_all(outcome: WindowOutcome, ledger: Any, settings: Any, timeout: Optional[float]) -> None:
+def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
     from . import exitcodes
     from .progress import ProgressView
     from .waiting import wait_for
@@ -109,8 +109,8 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: Any, timeout: Optio
     for judge, run_id in outcome.runs.items():
         total = ledger.get_run(run_id).expected
         with ProgressView(f"run {run_id}", total) as view:
-            progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.poll_s,
-                                          outage_s=settings.wait_outage_s)
+            progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
+                                          outage_s=settings.scheduler.wait_outage_s, settings=settings)
         if not complete:
             _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
                  f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")
@@ -156,19 +156,17 @@ def explain(
 
     Recomputed from the trace and the window's rates, not from a stored row per unsampled trace.
     """
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
     from online.explaining import explain_trace
     from online.plan import prepare, schedule_for
     from online.windows import parse_window
 
+    from .cli import current_settings
     from .render import print_json
-    from .settings import SchedulerSettings
 
-    settings = SchedulerSettings()
+    settings = current_settings()
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
     plan = prepare(settings.config, chosen, check_env=False)
-    answers = explain_trace(plan, parse_window(window), trace, Ledger(LedgerSettings().ledger_url))
+    answers = explain_trace(plan, parse_window(window), trace, settings.ledger())
     if json_out:
         print_json([a.to_json() for a in answers])
         return
@@ -184,17 +182,17 @@ def beat(
     from online.plan import prepare
     from online.schedules import load_schedules
     from online.windows import format_duration
-    from workers.settings import WorkerSettings
 
     from .beat import beat_config
-    from .cli import _exit_like
+    from .cli import _exit_like, current_settings
     from .errors import UsageError
-    from .settings import SchedulerSettings
+    from .fleet import run_celery
 
-    worker_settings = WorkerSettings()
+    settings = current_settings()
+    worker_settings = settings.worker
     if not worker_settings.broker_url:
         raise UsageError("beat needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    config = SchedulerSettings().config
+    config = settings.config
     schedules = load_schedules(config)
     if not schedules:
         raise UsageError(f"{config}: no [online.NAME] table; beat would have nothing to fire")
@@ -208,9 +206,7 @@ def beat(
 
     check_broker_url(worker_settings.broker_url)
     CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
-    from workers.tasks import app as celery_app
-
-    celery_app.conf.update(beat_config(schedules, worker_settings.broker_url, SchedulerSettings().budget_tick_s))
+    beat_conf = beat_config(schedules, worker_settings.broker_url, settings.scheduler.budget_tick_s)
     for name, schedule in sorted(schedules.items()):
         _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
              f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
@@ -219,7 +215,7 @@ def beat(
             _say(f"beat: {name}: drift check every {every:g} s (short {format_duration(schedule.drift.short)}, "
                  f"long {format_duration(schedule.drift.long)}, by {', '.join(schedule.drift.by) or 'nothing'})")
     try:
-        code = celery_app.start(["beat", "--loglevel", loglevel])
+        code = run_celery(["beat", "--loglevel", loglevel], settings, conf=beat_conf)
     except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis
         raise BrokerUnavailable(f"beat lost the broker at {mask_url(worker_settings.broker_url)} ({exc}); start "
                                 "Redis, then beat again (its schedule state is kept there)") from exc

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from collections.abc import Sequence
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from ledger.models import Run
@@ -206,3 +207,27 @@ def estimate(ledger: Any, run_id: str, *, cluster_by: str | None = None) -> dict
             est = card.estimate
             found.update(n=est.n, mean=est.mean, low=est.lo, high=est.hi)
     return found
+
+
+def show_trend(ledger: Any, name: str, judge: str, windows: str, *, json_out: bool, cluster_by: str | None,
+               plot: Path | None = None) -> None:
+    """``judgeq report --windows A..B [--plot FILE]``: the trend of a schedule's or source's runs of ``judge``."""
+    from online.windows import windows_between
+
+    ids = [w.id for w in windows_between(windows)]
+    runs = ledger.online_runs(name, judge, ids)
+    if not runs and not json_out:
+        raise UsageError(f"no online run of {name!r} with judge {judge!r} in {windows}; see 'judgeq runs'")
+    if plot is not None:
+        from .trend_plot import check_plot
+
+        check_plot(plot)  # a bad file name or no matplotlib: exit 2 before anything is printed
+    title = f"{name} · {judge} · {windows}"
+    trend_view(ledger, runs, json_out=json_out, cluster_by=cluster_by, title=title)
+    if plot is not None:
+        from .interrupts import say
+        from .trend_plot import plot_trend
+
+        drawn = plot_trend(ledger, runs, source=name, judge=judge, title=title, path=plot, cluster_by=cluster_by)
+        say(f"trend drawn in {drawn.path}: {len(drawn.panels)} panels, drift alerts marked in "
+            f"{len(drawn.marked.get('all', []))} windows")

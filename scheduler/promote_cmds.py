@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import JsonOpt, app
+from .cli import JsonOpt, app, current_settings
 
 if TYPE_CHECKING:
     from .promotion import Promotion
@@ -43,12 +43,9 @@ def promote(
     Never rewrites existing lines; running it again adds nothing. Prints the
     file's new SHA-256, the dataset version `judgeq submit` records.
     """
-    from ledger.settings import LedgerSettings
-    from ledger.store import Ledger
 
     from .errors import UsageError
     from .promotion import check_target, expected_getter, find_run, promote as promoting, slice_key
-    from .settings import SchedulerSettings
     from .where import parse_where
 
     condition = parse_where(where)
@@ -57,8 +54,9 @@ def promote(
     slice_key(by)
     if by is not None and limit is None:
         raise UsageError("--by sets the slices --limit applies to; give --limit N too")
-    settings = SchedulerSettings()
-    ledger = Ledger(LedgerSettings().ledger_url)
+    cli_settings = current_settings()
+    settings = cli_settings.scheduler
+    ledger = cli_settings.ledger()
     chosen, judge_name = find_run(ledger, run_id=run, source=source, window=window, judge=judge)
     done = promoting(ledger, chosen, judge_name, condition, to, by=by, limit=limit, expected_from=expected_from,
                      now=datetime.now(UTC), max_bytes=settings.max_record_bytes)

@@ -188,3 +188,22 @@ def deliver(a: Assessment, progress: Any, complete: bool, *, json_out: bool, jun
         from .formats import write_markdown
 
         write_markdown(markdown, a)
+
+
+def show_comparison(ledger: Any, base_id: str, cand_id: str, options: Any, *, show: int, json_out: bool) -> None:
+    """``judgeq compare``: the paired comparison of two runs per judge (``options``: a GateOptions)."""
+    from .assess import compare
+    from .errors import UsageError
+    from .render import print_json
+
+    base, cand = ledger.get_run(base_id), ledger.get_run(cand_id)
+    comparisons = compare(ledger, base, cand, options, excerpts=max(show, 50))
+    if not comparisons:
+        raise UsageError(f"runs {base_id} and {cand_id} share no judge with rows "
+                         f"({', '.join(base.judges)} vs {', '.join(cand.judges)}); compare runs of the same judges")
+    if json_out:
+        print_json({"base": {"id": base.id, "dataset_name": base.dataset_name, "status": base.status},
+                    "cand": {"id": cand.id, "dataset_name": cand.dataset_name, "status": cand.status},
+                    "judges": [comparison_json(c) for c in comparisons]})
+        return
+    comparison_table(base.id, cand.id, comparisons, show=show)

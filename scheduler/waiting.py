@@ -22,6 +22,7 @@ from ledger.store import Ledger, Progress
 
 from .interrupts import checkpoint
 from .progress import ProgressView
+from .settings import CliSettings
 
 if TYPE_CHECKING:
     from workers.lost import LostChunks
@@ -30,7 +31,8 @@ OUTAGE_POLL_S = 1.0  # at least this long between polls while the ledger is unre
 
 
 def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: float | None, poll_s: float,
-             alive: Callable[[], bool] | None = None, outage_s: float = 300.0) -> tuple[Progress, bool]:
+             alive: Callable[[], bool] | None = None, outage_s: float = 300.0,
+             settings: CliSettings | None = None) -> tuple[Progress, bool]:
     """Poll the run's row count until it reaches the expected count or ``timeout_s`` passes.
 
     Returns the last progress and whether the run is complete. ``alive`` (embedded
@@ -41,7 +43,7 @@ def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: floa
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last: Progress | None = None
     down_since: float | None = None
-    stall = _Stall(run_id, ledger) if alive is None else None
+    stall = _Stall(run_id, ledger, settings or CliSettings()) if alive is None else None
     while True:
         checkpoint()
         try:
@@ -92,12 +94,11 @@ def _poll(run_id: str, ledger: Ledger, alive: Callable[[], bool] | None) -> tupl
 class _Stall:
     """Notices a fleet run whose rows stopped coming and has its lost chunks sent again (workers/lost.py)."""
 
-    def __init__(self, run_id: str, ledger: Ledger) -> None:
-        from .settings import SchedulerSettings
-
+    def __init__(self, run_id: str, ledger: Ledger, settings: CliSettings) -> None:
         self.run_id = run_id
         self.ledger = ledger
-        self.settings = SchedulerSettings()
+        self.cli_settings = settings
+        self.settings = settings.scheduler
         self.after_s = self.settings.lost_check_s
         self.done = -1
         self.since = time.monotonic()
@@ -134,14 +135,12 @@ class _Stall:
         """The finder for a fleet run (a Redis broker configured); None in embedded mode or with another broker."""
         from workers.broker import redis_for
         from workers.lost import LostChunks
-        from workers.settings import WorkerSettings
 
-        client = redis_for(WorkerSettings().broker_url, timeout_s=10)
+        client = redis_for(self.cli_settings.worker.broker_url, timeout_s=10)
         return None if client is None else LostChunks(self.run_id, self.ledger, client, self.settings)
 
     def _dispatcher(self) -> Any:
         from workers.dispatch import CeleryDispatcher
-        from workers.settings import WorkerSettings
 
-        self.dispatcher = CeleryDispatcher(WorkerSettings())
+        self.dispatcher = CeleryDispatcher(self.cli_settings.worker)
         return self.dispatcher

@@ -18,7 +18,7 @@ from judges.egress import PLACEHOLDER_KEY, EgressPolicy, Endpoint
 from judges.errors import EgressConfigError
 from judges.llm import LlmJudge
 from judges.record import Record
-from judges.registry import build
+from judges.build import build
 from judges.retry import RetryPolicy
 from judges.spec import parse_spec
 from workers.settings import WorkerSettings

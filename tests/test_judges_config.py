@@ -9,12 +9,12 @@ from pathlib import Path
 
 import pytest
 
-from judges import JUDGE_CODE_VERSION
+from judges.code_version import JUDGE_CODE_VERSION
 from judges.base import Judge
 from judges.config import JudgeConfig, load_config
 from judges.errors import JudgeConfigError
 from judges.prompt import builtin_template
-from judges.registry import build
+from judges.build import build
 from judges.resolved import ResolvedJudge
 
 pytestmark = pytest.mark.timeout(30)
@@ -235,9 +235,9 @@ def test_built_judges_satisfy_the_protocol(tmp_path: Path, key: str) -> None:
 
 def test_importing_judges_does_not_import_litellm() -> None:
     code = (
-        "import sys, judges.config, judges.registry, judges.llm, judges.local, judges.parse\n"
+        "import sys, judges.config, judges.build, judges.llm, judges.local, judges.parse\n"
         "from judges.config import JudgeConfig\n"
-        "from judges.registry import build\n"
+        "from judges.build import build\n"
         "build(JudgeConfig().resolve('noop'))\n"
         "assert 'litellm' not in sys.modules, 'litellm imported'\n"
         "assert not any(m.startswith(('celery', 'sqlmodel', 'sqlalchemy')) for m in sys.modules)\n"
@@ -318,6 +318,7 @@ def test_local_versions_follow_builtin_and_parameters(tmp_path: Path) -> None:
 def test_code_versions_are_part_of_the_version(monkeypatch: pytest.MonkeyPatch) -> None:
     import dataclasses
 
+    import judges.catalog
     import judges.registry
     import judges.version
 
@@ -326,7 +327,7 @@ def test_code_versions_are_part_of_the_version(monkeypatch: pytest.MonkeyPatch) 
         patch.setattr(judges.version, "JUDGE_CODE_VERSION", JUDGE_CODE_VERSION + "-next")
         bumped_package = JudgeConfig().resolve("noop").version
     with monkeypatch.context() as patch:
-        noop = judges.registry.get_builtin("noop")
+        noop = judges.catalog.get_builtin("noop")
         patch.setitem(judges.registry._BUILTINS, "noop", dataclasses.replace(noop, code_version="999"))
         bumped_builtin = JudgeConfig().resolve("noop").version
     assert len({before, bumped_package, bumped_builtin}) == 3

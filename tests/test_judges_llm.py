@@ -22,7 +22,7 @@ from judges.llm import LlmJudge
 from judges.prompt import render
 from judges.provider_errors import retry_after_from_headers
 from judges.record import Record
-from judges.registry import build
+from judges.build import build
 from judges.retry import RetryPolicy
 from judges.spec import LlmJudgeSpec, parse_spec
 from judges.verdict import Verdict

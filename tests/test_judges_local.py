@@ -11,7 +11,7 @@ from judges.base import Judge
 from judges.config import JudgeConfig
 from judges.local import LocalJudge, content_words
 from judges.record import Record
-from judges.registry import build
+from judges.build import build
 from judges.spec import parse_spec
 from judges.verdict import Verdict
 

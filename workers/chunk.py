@@ -17,7 +17,7 @@ from typing import TYPE_CHECKING, Any
 from judges.base import Judge
 from judges.config import ResolvedJudge
 from judges.record import CLUSTER_KEYS, Record
-from judges.registry import build
+from judges.build import build
 from judges.verdict import Verdict
 from ledger.errors import LedgerError
 from ledger.store import Ledger, ScoreIn

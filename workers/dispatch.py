@@ -208,3 +208,12 @@ def check_broker_url(url: str | None) -> None:
 def _mask(url: str | None) -> str:
     """The URL with any password replaced, fit for an error message."""
     return mask_url(url) if url else "<unset>"
+
+
+def connect(settings: WorkerSettings) -> CeleryDispatcher | None:
+    """The fleet's dispatcher with its broker checked now; None without a broker (embedded mode)."""
+    if not settings.broker_url:
+        return None
+    dispatcher = CeleryDispatcher(settings)
+    dispatcher.check()
+    return dispatcher

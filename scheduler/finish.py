@@ -1,0 +1,155 @@
+"""Finishing a run: wait for its rows, show its scorecard, and say what its figures mean for the exit.
+
+``submit --wait``, ``resume --wait``, ``report`` and ``gate`` end here. These
+functions print the scorecard (stdout) and return an :class:`Ending`: the
+exit code the figures call for and the lines to say on stderr, which the CLI
+prints and exits with (only the CLI exits; see ``scheduler/exitcodes.py``).
+The codes: 3 when the run is incomplete or its judges could not measure
+(the provider refused the account, or stayed unreachable), 1 when a gate
+failed or ``--fail-on-errors`` found more judge errors than ``--max-errors``,
+else 0; judge errors are said in one line whatever the code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+from ledger.models import Run
+from ledger.store import Ledger
+
+from . import exitcodes
+from .assess import GateOptions, assess
+from .errors import UsageError
+from .outcomes import judge_errors, over_errors, refused, unreachable
+from .report_view import deliver
+from .settings import CliSettings
+
+
+@dataclass(frozen=True)
+class Ending:
+    """How a command ends: its exit code, and what it says on stderr first (one line each)."""
+
+    code: int = exitcodes.OK
+    lines: tuple[str, ...] = ()
+
+    def then(self, other: Ending) -> Ending:
+        """Both endings' lines, and the first nonzero code."""
+        return Ending(self.code or other.code, self.lines + other.lines)
+
+
+@dataclass(frozen=True)
+class Report:
+    """What to show and judge once a run is finished: the gating and reporting options of a command."""
+
+    options: GateOptions = field(default_factory=GateOptions)
+    json_out: bool = False
+    junit: Path | None = None
+    markdown: Path | None = None
+    fail_on_errors: bool = False
+    baseline_run: Run | None = None  # resolved by the caller before anything was written (submit)
+
+
+def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: Report, *,
+                    timeout: float | None, expected: int | None = None, alive: Callable[[], bool] | None = None,
+                    failure: Sequence[BaseException] = ()) -> Ending:
+    """Wait for the run's rows, print its summary, and end: see the module's docstring for the codes.
+
+    ``alive`` and ``failure`` come from an embedded run (:class:`workers.embedded.InProcess`):
+    whether it still judges, and what it raised (raised here, once the wait is over).
+    """
+    from .outcomes import print_outcomes
+    from .progress import ProgressView
+    from .waiting import wait_for
+
+    total = expected if expected is not None else ledger.get_run(run_id).expected
+    with ProgressView(f"run {run_id}", total) as view:
+        progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
+                                      alive=alive, outage_s=settings.scheduler.wait_outage_s, settings=settings)
+    if failure:
+        raise failure[0]
+    run = ledger.get_run(run_id)
+    assessment = assess(ledger, run, report.options, baseline_run=report.baseline_run)
+    deliver(assessment, progress, complete, json_out=report.json_out, junit=report.junit, markdown=report.markdown)
+    if not report.json_out:
+        print_outcomes(run, assessment.summaries)
+    if not complete:
+        return Ending(exitcodes.INFRASTRUCTURE, (
+            f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); "
+            f"check the workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'",))
+    ending = not_measured(run_id, assessment.summaries)
+    if ending.code:
+        return ending
+    ending = errors_said(run_id, assessment.summaries, report.fail_on_errors, report.options.max_errors)
+    if assessment.results and not all(r.passed for r in assessment.results):
+        return ending.then(Ending(exitcodes.GATE_FAILED))
+    return ending
+
+
+def report_run(run_id: str, ledger: Ledger, report: Report, *, need_gate: bool) -> Ending:
+    """``judgeq report RUN`` and ``judgeq gate RUN``: the run as it is now, and (``need_gate``) its gates.
+
+    ``--fail-on-errors`` counts as a gate (``judgeq gate RUN --fail-on-errors``).
+    """
+    options = report.options
+    if need_gate and not options.gating and not report.fail_on_errors:
+        raise UsageError('nothing to gate on; add --gate "JUDGE>=X", --baseline RUN|latest and/or --fail-on-errors')
+    run = ledger.get_run(run_id)
+    if need_gate and run.status == "abandoned":
+        raise UsageError(f"run {run_id} was abandoned; there is nothing to gate (submit the dataset again)")
+    progress = ledger.progress(run_id)
+    incomplete = Ending(lines=(f"(incomplete: {progress.done}/{progress.expected} rows)",))
+    if run.kind == "online" and not need_gate:  # the window's population, estimated per stratum
+        from .online_view import online_report
+
+        online_report(ledger, run, options, progress, json_out=report.json_out)
+        if not report.json_out:
+            from .cascade_view import cascade_figures, print_cascades
+
+            print_cascades(cascade_figures(ledger.cascade_counts(run_id)))
+        return incomplete if not progress.complete and not report.json_out else Ending()
+    assessment = assess(ledger, run, options)
+    complete = progress.done >= progress.expected
+    from .cascade_view import cascade_figures
+
+    deliver(assessment, progress, complete, json_out=report.json_out, junit=report.junit, markdown=report.markdown,
+            cascades=cascade_figures(ledger.cascade_counts(run_id)) if not need_gate else ())
+    ending = incomplete if not complete and not report.json_out else Ending()
+    if options.gating or report.fail_on_errors:  # a gate on what the provider never answered is not a quality verdict
+        measured = not_measured(run_id, assessment.summaries)
+        if measured.code:
+            return ending.then(measured)
+    if report.fail_on_errors:  # said only when asked to check them: the scorecard already shows the errors
+        ending = ending.then(errors_said(run_id, assessment.summaries, True, options.max_errors))
+    if not assessment.passed:
+        ending = ending.then(Ending(exitcodes.GATE_FAILED))
+    return ending
+
+
+def errors_said(run_id: str, summaries: Any, fail_on_errors: bool, max_errors: int) -> Ending:
+    """The run's judge errors in one line; exit 1 when ``fail_on_errors`` finds a judge over ``max_errors``."""
+    line = judge_errors(run_id, summaries)
+    if not line:
+        return Ending()
+    failing = over_errors(summaries, max_errors) if fail_on_errors else []
+    verdict = (f"; --fail-on-errors: {', '.join(failing)} over --max-errors {max_errors}, exit 1"
+               if failing else "")
+    return Ending(exitcodes.GATE_FAILED if failing else exitcodes.OK, (f"judgeq: {line}{verdict}",))
+
+
+def not_measured(run_id: str, summaries: Any) -> Ending:
+    """Exit 3 when judges could not measure: the provider refused the account, or stayed unreachable.
+
+    Neither is a verdict on quality, so neither may read as a failed gate (1) or a pass (0).
+    """
+    refusals = refused(summaries)
+    if refusals:
+        return Ending(exitcodes.INFRASTRUCTURE, (f"judgeq: {refusals}; fix the key or account, then submit again",))
+    outage = unreachable(summaries)
+    if outage:  # transient errors are resumable
+        return Ending(exitcodes.INFRASTRUCTURE,
+                      (f"judgeq: {outage}; once it answers again, 'judgeq resume {run_id}' retries them",))
+    return Ending()
+

@@ -1,0 +1,57 @@
+"""``judgeq judges``: the configured and built-in judges with their versions, as a table or JSON."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+
+def judge_rows(config_path: Path) -> list[dict[str, Any]]:
+    """One row per judge name of the config (its tables, then the builtins); an unusable table says why.
+
+    A distilled judge or cascade also gets its holdout ``metrics`` (see ``distilled_summary``).
+    """
+    from judges.config import load_config
+    from judges.errors import JudgeConfigError
+
+    from .distill_cmds import distilled_summary
+
+    config = load_config(config_path)
+    rows: list[dict[str, Any]] = []
+    for judge_name in config.names():
+        try:
+            resolved = config.resolve(judge_name, check_env=False)
+        except JudgeConfigError as exc:
+            rows.append({"name": judge_name, "kind": "?", "version": "–", "definition": f"unusable: {exc}"})
+            continue
+        spec: Any = resolved.spec
+        distilled = distilled_summary(spec)
+        if distilled is not None:
+            rows.append({"name": judge_name, "kind": resolved.kind, "version": resolved.version,
+                         "definition": distilled[0], "metrics": distilled[1]})
+            continue
+        definition = getattr(spec, "model", None) or f"builtin {getattr(spec, 'builtin', '?')}"
+        params = getattr(spec, "params", None)
+        if params and resolved.kind == "local":
+            definition += " " + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
+        rows.append({"name": judge_name, "kind": resolved.kind, "version": resolved.version, "definition": definition})
+    return rows
+
+
+def show_judges(config_path: Path, *, json_out: bool) -> None:
+    """Print :func:`judge_rows` as a table, or as JSON."""
+    rows = judge_rows(config_path)
+    if json_out:
+        from .render import print_json
+
+        print_json(rows)
+        return
+    from rich.console import Console
+    from rich.table import Table
+
+    table = Table(title="judges", title_justify="left")
+    for col in ("name", "kind", "version", "definition"):
+        table.add_column(col)
+    for row in rows:
+        table.add_row(row["name"], row["kind"], row["version"], row["definition"])
+    Console().print(table)

@@ -1,0 +1,156 @@
+"""The offline commands' work: submit a dataset, resume a run; in a fleet or in this process.
+
+``judgeq submit`` and ``judgeq resume`` each call one function here with their
+request and the command's :class:`scheduler.settings.CliSettings`. The steps
+themselves live in :mod:`scheduler.submit` (validate, store, send) and
+:mod:`scheduler.finish` (wait, report, the exit's figures); this module puts
+them in order and picks the mode: with a broker the chunks go to the fleet
+(:func:`workers.dispatch.connect`), without one they are judged in this
+process (:class:`workers.embedded.InProcess`), which always waits.
+
+Both run under :func:`scheduler.interrupts.interruptible`, so that Ctrl-C, SIGTERM and
+failures say what became of the run and how to complete it.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from judges.spec import LlmJudgeSpec
+
+from . import submit as submitting
+from .errors import UsageError
+from .finish import Ending, Report, wait_and_report
+from .interrupts import Submission, interrupt_on_signals, interruptible, say
+from .settings import CliSettings
+
+if TYPE_CHECKING:
+    from workers.dispatch import EmbeddedDispatcher
+
+
+@dataclass(frozen=True)
+class SubmitRequest:
+    """What ``judgeq submit`` was asked: the dataset, its judges, and what to do with the run."""
+
+    dataset: Path
+    judges: list[str]
+    report: Report
+    wait: bool = False
+    timeout: float | None = None
+    tags: list[str] = field(default_factory=list)
+    meta: dict[str, str] = field(default_factory=dict)
+    max_cost_usd: float | None = None
+    no_cache: bool = False
+
+
+@dataclass(frozen=True)
+class ResumeRequest:
+    """What ``judgeq resume`` was asked: the run, optionally its file, and whether to wait."""
+
+    run_id: str
+    report: Report
+    dataset: Path | None = None
+    wait: bool = False
+    timeout: float | None = None
+
+
+def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
+    """Validate everything, write the run, send its chunks; wait and report when asked (embedded: always)."""
+    from judges.config import load_config
+    from workers.dispatch import connect
+
+    from .gate import check_judges
+
+    report = request.report
+    interrupt_on_signals()
+    with interruptible(Submission(request.dataset)) as submission:
+        scheduler = settings.scheduler
+        if report.options.gating and not request.wait:
+            raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
+        if report.fail_on_errors and not request.wait:
+            raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
+        config = load_config(scheduler.config)
+        plan = submitting.plan(request.dataset, config, request.judges, tags=request.tags, meta=request.meta,
+                               max_record_bytes=scheduler.max_record_bytes)
+        if request.max_cost_usd is not None or request.no_cache:
+            plan = dataclasses.replace(plan, max_cost_usd=request.max_cost_usd, no_cache=request.no_cache)
+        check_judges(report.options.gates, [j.name for j in plan.judges])
+        fleet = connect(settings.worker)
+        ledger = settings.ledger()
+        if report.options.baseline is not None:  # resolved before anything is written: a bad baseline is exit 2
+            from .baseline import resolve
+
+            baseline_run = resolve(ledger, report.options.baseline, plan.dataset.name, report.options.baseline_tag)
+            report = dataclasses.replace(report, baseline_run=baseline_run)
+        submitting.create_run(plan, ledger)  # the run id is shown only once its row exists
+        submission.run_id = plan.run_id
+        say(f"run {plan.run_id}: {plan.dataset.count} items × {len(plan.judges)} judges "
+            f"({plan.dataset.name}, {plan.dataset.content_hash[:12]})")
+        if not report.json_out:
+            print(plan.run_id, flush=True)
+        if fleet is None:
+            from workers.embedded import InProcess
+
+            def job(dispatcher: EmbeddedDispatcher, stop: threading.Event) -> None:
+                if submitting.enqueue_items(plan, ledger, dispatcher, scheduler, stop=stop):
+                    submission.sent.set()
+
+            # The judges come from this process's own judgeq.toml: trusted (see judges.egress).
+            from judges.distilled_config import llm_specs
+
+            trusted = [spec for j in plan.judges for spec in llm_specs(j)]
+            with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads,
+                           trusted=trusted) as run:
+                return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout,
+                                       expected=plan.expected, alive=run.alive, failure=run.failure)
+        submitting.enqueue_items(plan, ledger, fleet, scheduler)
+        submission.sent.set()
+        if not request.wait:
+            if report.json_out:
+                from .render import print_json
+
+                print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
+            return Ending()
+        return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout)
+
+
+def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
+    """Send again every item of the run without a verdict (first storing those a cut-off submit missed)."""
+    from judges.config import load_config
+    from workers.dispatch import connect
+
+    from .deadletters import clear
+
+    interrupt_on_signals()
+    if request.report.fail_on_errors and not request.wait:
+        raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
+    scheduler = settings.scheduler
+    ledger = settings.ledger()
+    run = ledger.get_run(request.run_id)
+    with interruptible(Submission(request.dataset, request.run_id)) as submission:
+        info = submitting.check_resumable(run, ledger, request.dataset)  # before anything is written
+        fleet = connect(settings.worker)
+        if fleet is None:
+            from workers.embedded import InProcess
+
+            # Only judges that match this process's own judgeq.toml are trusted; the ledger may be shared.
+            own = [s for s in load_config(scheduler.config).judges.values() if isinstance(s, LlmJudgeSpec)]
+
+            def job(dispatcher: EmbeddedDispatcher, stop: threading.Event) -> None:
+                submitting.resume(run, ledger, dispatcher, scheduler, dataset=info)
+
+            with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads, trusted=own) as embedded:
+                return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout,
+                                       alive=embedded.alive, failure=embedded.failure)
+        missing = submitting.resume(run, ledger, fleet, scheduler, dataset=info)
+        submission.sent.set()
+        clear(run.id, settings.worker.broker_url)  # their items were among those re-enqueued
+        say(f"run {run.id}: re-enqueued {missing} item-judge pairs without a verdict (no row, or a transient "
+            "error)")
+        if not request.wait:
+            return Ending()
+        return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout)
