@@ -24,24 +24,35 @@ allows, plus one: a provider that enforces R/period per second (as OpenAI and
 Anthropic say they may) sees no start-up burst. The unused headroom absorbs
 the jitter between admission (the limiter's clock) and arrival at the provider.
 
-:class:`LocalLimiter` is the in-process implementation (embedded mode and unit
-tests); workers use the Redis implementation (``workers/ratelimit.py``), whose
-Lua script does the same arithmetic atomically for the whole fleet.
+:class:`LocalLimiter` is the in-process implementation (unit tests);
+:class:`SharedLimiter` keeps the same schedule in a locked file, so every
+process of one user on one machine shares it (embedded mode: two ``judgeq
+submit`` at once on one key stay at the limit together); workers use the
+Redis implementation (``workers/ratelimit.py``), whose Lua script does the
+same arithmetic atomically for the whole fleet.
 """
 
 from __future__ import annotations
 
+import contextlib
 import hashlib
+import json
+import logging
 import math
+import os
+import tempfile
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Iterator
+from pathlib import Path
 from dataclasses import dataclass, field
 from typing import Protocol
 
 from .errors import JudgeArgumentError
 from .errors import LimiterUnavailable as LimiterUnavailable  # re-exported: the limiter's protocol raises them
 from .errors import LimitWait as LimitWait
+
+log = logging.getLogger(__name__)
 
 #: AIMD on 429s: the rate factor is multiplied by CUT (at most once per
 #: period/CUT_EVERY), never below MIN_FACTOR, and recovers by RECOVER per period.
@@ -117,7 +128,10 @@ class _KeyState:
     factor: float = 1.0
     factor_at: float = 0.0
     last_cut: float = -math.inf
-    lock: threading.Lock = field(default_factory=threading.Lock)
+    lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
+
+    #: The fields kept where processes share a schedule (:class:`SharedLimiter`).
+    SHARED = ("tat_requests", "tat_tokens", "factor", "factor_at", "last_cut")
 
 
 class LocalLimiter:
@@ -139,11 +153,17 @@ class LocalLimiter:
                 state = self._keys[key] = _KeyState(factor_at=self.clock())
             return state
 
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[_KeyState]:
+        """The key's schedule, held by this caller alone until the block ends."""
+        state = self._state(key)
+        with state.lock:
+            yield state
+
     def reserve(self, limit: Limit, tokens: int, max_wait_s: float) -> float:
         if not limit.limited:
             return 0.0
-        state = self._state(limit.key)
-        with state.lock:
+        with self._locked(limit.key) as state:
             now = self.clock()
             factor = _factor(state, now, self.period_s)
             admit = now
@@ -166,14 +186,14 @@ class LocalLimiter:
     def settle(self, limit: Limit, estimated: int, actual: int) -> None:
         if limit.tpm is None or actual == estimated:
             return
-        state = self._state(limit.key)
-        with state.lock:
+        with self._locked(limit.key) as state:
             factor = _factor(state, self.clock(), self.period_s)
             state.tat_tokens += (actual - estimated) * Pacing.of(limit.tpm, self.period_s, self.headroom, factor).interval_s
 
     def throttled(self, limit: Limit, retry_after_s: float | None) -> None:
-        state = self._state(limit.key)
-        with state.lock:
+        if not limit.limited:
+            return
+        with self._locked(limit.key) as state:
             now = self.clock()
             if now - state.last_cut < self.period_s / CUT_EVERY:
                 return  # one overshoot answers many calls with 429: cut once for it
@@ -183,9 +203,76 @@ class LocalLimiter:
 
     def factor(self, limit: Limit) -> float:
         """The key's current rate factor (1.0: the configured limit); for tests and reports."""
-        state = self._state(limit.key)
-        with state.lock:
+        with self._locked(limit.key) as state:
             return _factor(state, self.clock(), self.period_s)
+
+
+class SharedLimiter(LocalLimiter):
+    """The same schedule shared by every process of this user on this machine, through a locked file.
+
+    For processes that share a key without a Redis broker (two embedded
+    ``judgeq submit`` at once): each limit key has a small file in ``folder``
+    (by default a per-user runtime folder, see :func:`default_folder`) named by
+    the limit's key, a hash of endpoint and model (never an API key), holding
+    the five numbers of the schedule. Every reservation takes an exclusive
+    ``flock`` on it, reads, computes exactly as :class:`LocalLimiter` does and
+    writes back: one schedule, so two processes together stay at the limit
+    rather than each at all of it. The clock is the epoch (``time.time``),
+    which every process reads alike. A file that cannot be read as a
+    schedule (cut short by a crash) counts as a fresh one.
+    """
+
+    def __init__(self, folder: Path, period_s: float = 60.0, headroom: float = 0.03,
+                 clock: Callable[[], float] = time.time) -> None:
+        super().__init__(period_s, headroom, clock)
+        folder.mkdir(mode=0o700, parents=True, exist_ok=True)
+        self.folder = folder
+
+    def path(self, limit: Limit) -> Path:
+        return self.folder / f"rate-{limit.key}.json"
+
+    @contextlib.contextmanager
+    def _locked(self, key: str) -> Iterator[_KeyState]:
+        import fcntl
+
+        with super()._locked(key) as mine:  # threads of this process queue here, not on the file
+            fd = os.open(self.folder / f"rate-{key}.json", os.O_RDWR | os.O_CREAT, 0o600)
+            try:
+                fcntl.flock(fd, fcntl.LOCK_EX)
+                state = _KeyState(factor_at=self.clock())
+                try:
+                    saved = json.loads(os.pread(fd, 4096, 0) or b"{}")
+                    for name in _KeyState.SHARED:
+                        if isinstance(saved.get(name), (int, float)):
+                            setattr(state, name, float(saved[name]))
+                except ValueError:
+                    pass
+                yield state
+                data = json.dumps({name: getattr(state, name) for name in _KeyState.SHARED
+                                   if math.isfinite(getattr(state, name))}).encode()
+                os.ftruncate(fd, 0)
+                os.pwrite(fd, data, 0)
+                mine.factor = state.factor  # what factor() of this process last saw
+            finally:
+                os.close(fd)  # releases the lock
+
+
+def machine_limiter(folder: Path | None, period_s: float, headroom: float) -> LocalLimiter:
+    """A :class:`SharedLimiter` in ``folder`` (default: :func:`default_folder`); in-process if it cannot be made."""
+    target = folder or default_folder()
+    try:
+        return SharedLimiter(target, period_s, headroom)
+    except OSError as exc:
+        log.warning("rate limits are not shared with other processes: cannot use %s (%s)", target, exc.strerror)
+        return LocalLimiter(period_s, headroom)
+
+
+def default_folder() -> Path:
+    """Where :class:`SharedLimiter` keeps schedules: ``$XDG_RUNTIME_DIR/judgeq``, else a per-user temp folder."""
+    runtime = os.environ.get("XDG_RUNTIME_DIR")
+    if runtime and Path(runtime).is_dir():
+        return Path(runtime) / "judgeq"
+    return Path(tempfile.gettempdir()) / f"judgeq-{os.getuid()}"
 
 
 class Unlimited:

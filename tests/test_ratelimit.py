@@ -1,22 +1,29 @@
-"""The rate limiter's contract, run against the in-process GCRA and the fleet's Redis script."""
+"""The rate limiter's contract, run against the in-process GCRA, the machine's shared file and the fleet's Redis script."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from judges.limits import Limit, LimitWait, LocalLimiter, RateLimiter
+from judges.limits import Limit, LimitWait, LocalLimiter, RateLimiter, SharedLimiter
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(params=["local", "redis"])
-def make_limiter(request: pytest.FixtureRequest) -> Iterator:  # type: ignore[type-arg]
+@pytest.fixture(params=["local", "shared", "redis"])
+def make_limiter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     if request.param == "local":
         yield lambda period, headroom: LocalLimiter(period, headroom)
+        return
+    if request.param == "shared":
+        yield lambda period, headroom: SharedLimiter(tmp_path / "rates", period, headroom)
         return
     import redis
 
@@ -109,3 +116,44 @@ def test_a_429_slows_the_key_down_once_then_it_recovers(make_limiter) -> None:  
     assert limiter.factor(limit) == pytest.approx(0.8, abs=0.02)
     time.sleep(0.12)  # recovery: the whole cut back over one period (1.2 s), linearly
     assert 0.85 < limiter.factor(limit) < 0.97
+
+
+#: One process of the test below: reserves calls from four threads, prints when each was allowed to go.
+RESERVER = """
+import json, sys, threading, time
+from pathlib import Path
+from judges.limits import Limit, SharedLimiter
+folder, n = Path(sys.argv[1]), int(sys.argv[2])
+limiter, limit, times, lock = SharedLimiter(folder, 2.0, 0.1), Limit("k-two", rpm=40), [], threading.Lock()
+while not (folder / "go").exists():
+    time.sleep(0.005)
+def run():
+    for _ in range(n // 4):
+        go = time.time() + limiter.reserve(limit, 10, max_wait_s=60)
+        with lock:
+            times.append(go)
+threads = [threading.Thread(target=run) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps(times))
+"""
+
+
+def test_two_processes_share_one_schedule_through_the_file(tmp_path: Path) -> None:
+    """Two real processes on one key: together they keep to the limit (each alone would take all of it)."""
+    folder = tmp_path / "rates"
+    folder.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RESERVER, str(folder), "40"], stdout=subprocess.PIPE, text=True)
+             for _ in range(2)]
+    time.sleep(0.5)  # both are waiting for the start
+    (folder / "go").touch()
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    first, second = (json.loads(out) for out in outs)
+    times = sorted(first + second)
+    assert len(first) == len(second) == 40
+    # 40 per 2 s at 10 % headroom: 18 calls/s paced, no 2 s window above 40 * 0.95 + 1, no second above 20 + 1.
+    assert most_in_window(times, 2.0) <= 39
+    assert most_in_window(times, 1.0) <= 21
+    # And they interleave: the schedule is one, not two taken in turn.
+    assert min(second) < max(first) and min(first) < max(second)
