@@ -67,21 +67,31 @@ BURST_WINDOW_S = 1.0
 
 @dataclass(frozen=True)
 class Limit:
-    """One provider limit: its key (endpoint and model) and its requests and tokens per period."""
+    """One provider limit: its key (endpoint and model), requests and tokens per period, and what a second allows.
+
+    ``rps``: requests in any one second, where the provider states such a
+    limit beside its per-minute one (paced as a schedule of its own, over one
+    second, with the same headroom and rate factor). ``burst``: the most
+    requests admitted at once (ahead of the paced schedule), where the
+    provider states one; without it the burst is what the module docstring says.
+    """
 
     key: str
     rpm: int | None = None
     tpm: int | None = None
+    rps: float | None = None
+    burst: int | None = None
 
     @classmethod
-    def of(cls, model: str, api_base: str | None, rpm: int | None, tpm: int | None) -> Limit:
+    def of(cls, model: str, api_base: str | None, rpm: int | None, tpm: int | None,
+           rps: float | None = None, burst: int | None = None) -> Limit:
         """The limit of a judge: judges sharing an endpoint and model share its key."""
         where = f"{api_base or ''}|{model}"
-        return cls(key=hashlib.sha256(where.encode()).hexdigest()[:16], rpm=rpm, tpm=tpm)
+        return cls(key=hashlib.sha256(where.encode()).hexdigest()[:16], rpm=rpm, tpm=tpm, rps=rps, burst=burst)
 
     @property
     def limited(self) -> bool:
-        return self.rpm is not None or self.tpm is not None
+        return self.rpm is not None or self.tpm is not None or self.rps is not None
 
 
 class RateLimiter(Protocol):
@@ -108,11 +118,14 @@ class Pacing:
     tolerance_s: float  # how far ahead of schedule a caller may be admitted
 
     @classmethod
-    def of(cls, per_period: int, period_s: float, headroom: float, factor: float) -> Pacing:
+    def of(cls, per_period: float, period_s: float, headroom: float, factor: float, most: int | None = None) -> Pacing:
+        """``most``: a cap on the burst (a provider's stated burst)."""
         rate = per_period * (1.0 - headroom) * factor / period_s
         # The burst also fits in one second of the limit (providers may enforce R/period over any second):
         # what a second allows beyond the paced rate, at least one call.
         burst = max(1, math.floor(min(per_period * headroom / 2, (per_period / period_s - rate) * BURST_WINDOW_S)))
+        if most is not None:
+            burst = max(1, min(burst, most))
         interval = 1.0 / rate
         return cls(interval_s=interval, tolerance_s=(burst - 1) * interval)
 
@@ -125,13 +138,14 @@ def _factor(state: _KeyState, now: float, period_s: float) -> float:
 class _KeyState:
     tat_requests: float = 0.0
     tat_tokens: float = 0.0
+    tat_seconds: float = 0.0  # the per-second schedule (Limit.rps)
     factor: float = 1.0
     factor_at: float = 0.0
     last_cut: float = -math.inf
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     #: The fields kept where processes share a schedule (:class:`SharedLimiter`).
-    SHARED = ("tat_requests", "tat_tokens", "factor", "factor_at", "last_cut")
+    SHARED = ("tat_requests", "tat_tokens", "tat_seconds", "factor", "factor_at", "last_cut")
 
 
 class LocalLimiter:
@@ -167,10 +181,13 @@ class LocalLimiter:
             now = self.clock()
             factor = _factor(state, now, self.period_s)
             admit = now
-            req = tok = None
+            req = tok = sec = None
             if limit.rpm is not None:
-                req = Pacing.of(limit.rpm, self.period_s, self.headroom, factor)
+                req = Pacing.of(limit.rpm, self.period_s, self.headroom, factor, limit.burst)
                 admit = max(admit, state.tat_requests - req.tolerance_s)
+            if limit.rps is not None:
+                sec = Pacing.of(limit.rps, 1.0, self.headroom, factor, limit.burst)
+                admit = max(admit, state.tat_seconds - sec.tolerance_s)
             if limit.tpm is not None:
                 tok = Pacing.of(limit.tpm, self.period_s, self.headroom, factor)
                 admit = max(admit, state.tat_tokens - tok.tolerance_s)
@@ -179,6 +196,8 @@ class LocalLimiter:
                 raise LimitWait(wait)
             if req is not None:
                 state.tat_requests = max(state.tat_requests, admit) + req.interval_s
+            if sec is not None:
+                state.tat_seconds = max(state.tat_seconds, admit) + sec.interval_s
             if tok is not None:
                 state.tat_tokens = max(state.tat_tokens, admit) + max(tokens, 0) * tok.interval_s
             return wait

@@ -89,7 +89,7 @@ class LlmJudge:
         self._template: str = spec.prompt_text
         self._system = answer_instructions(labels=spec.labels, scale=spec.scale)
         self._json_mode: bool | None = None
-        self.limit = Limit.of(spec.model, spec.api_base, spec.rpm, spec.tpm)
+        self.limit = Limit.of(spec.model, spec.api_base, spec.rpm, spec.tpm, spec.rps, spec.burst)
         self.limiter: RateLimiter = limiter or (default_limiter() if self.limit.limited else Unlimited())
         #: Where this judge's key may go; the built-in provider pairs unless the caller says otherwise.
         self.egress = egress or EgressPolicy.defaults()

@@ -4,7 +4,7 @@ Hashed: the prompt text (not its file name), model, temperature and other
 litellm params, labels or scale, the builtin's name and validated parameters
 (defaults filled in), JUDGE_CODE_VERSION and the code version of the builtin
 or of the LLM judge. Not hashed, because they do not change a verdict: rpm,
-tpm, timeout_s, api_base, api_key_env and prices. Moving a prompt file or
+tpm, rps, burst, timeout_s, api_base, api_key_env and prices. Moving a prompt file or
 pointing the same model at another proxy keeps the version; editing one
 word of the prompt changes it.
 """

@@ -339,6 +339,18 @@ def test_fake_provider_rate_limit_is_a_sliding_window(key: str) -> None:
     assert verdicts[2].error is not None and verdicts[2].error.startswith("RateLimitError: HTTP 429")
 
 
+def test_a_judge_keeps_a_providers_per_second_limit(key: str) -> None:
+    # At most 5 in any second at the provider; the judge says so (rps) and is never refused.
+    with FakeProvider(require_key=key, per_second=5) as provider:
+        judge = llm_judge(provider, rps=5)
+        verdicts = judge.judge([Record(id=f"r{i}", output="GOOD") for i in range(15)])
+        assert provider.count(429) == 0 and provider.max_in_window(1.0) <= 5
+        assert all(v.ok for v in verdicts)
+    with FakeProvider(require_key=key, per_second=5) as provider:  # the same provider, the judge not told
+        llm_judge(provider).judge([Record(id=f"r{i}", output="GOOD") for i in range(15)])
+        assert provider.count(429) > 0
+
+
 def test_retry_after_header_forms() -> None:
     assert retry_after_from_headers({"Retry-After": "2"}) == 2.0
     assert retry_after_from_headers({"retry-after-ms": "250", "retry-after": "9"}) == 0.25

@@ -157,3 +157,19 @@ def test_two_processes_share_one_schedule_through_the_file(tmp_path: Path) -> No
     assert most_in_window(times, 1.0) <= 21
     # And they interleave: the schedule is one, not two taken in turn.
     assert min(second) < max(first) and min(first) < max(second)
+
+
+def test_a_per_second_limit_is_kept_beside_the_per_minute_one(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(60.0, 0.1)
+    limit = Limit("k-rps", rpm=6000, rps=10)  # the minute allows 100/s; the second only 10
+    times = admitted_times(limiter, limit, 40, threads=4)
+    assert most_in_window(times, 1.0) <= 10
+    assert times[-1] - times[0] >= 3.5  # 40 calls at 9/s
+
+
+def test_a_stated_burst_caps_what_goes_at_once(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(60.0, 0.2)  # 6000/min paced at 80/s: by itself a burst of 20 at once
+    free = Limit("k-free", rpm=6000)
+    capped = Limit("k-capped", rpm=6000, burst=3)
+    at_once = [sum(limiter.reserve(limit, 10, max_wait_s=60) < 0.005 for _ in range(25)) for limit in (free, capped)]
+    assert at_once[0] >= 15 and at_once[1] <= 4
