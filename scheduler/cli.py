@@ -115,6 +115,7 @@ def submit(
         if fail_on_errors and not wait:
             raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
         config = load_config(settings.config)
+        submitting.warm_up_in_background(config, judge)
         plan = submitting.plan(dataset, config, judge, tags=tag, meta=_parse_meta(meta),
                                max_record_bytes=settings.max_record_bytes)
         if max_cost is not None or no_cache:
