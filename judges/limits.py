@@ -23,6 +23,9 @@ request's tokens), and in any second no more than one second of the limit
 allows, plus one: a provider that enforces R/period per second (as OpenAI and
 Anthropic say they may) sees no start-up burst. The unused headroom absorbs
 the jitter between admission (the limiter's clock) and arrival at the provider.
+A provider's own per-second limit (``Limit.rps``) is a third schedule, over
+one second, and a stated burst (``Limit.burst``) caps the burst of both
+request schedules.
 
 :class:`LocalLimiter` is the in-process implementation (unit tests);
 :class:`SharedLimiter` keeps the same schedule in a locked file, so every
@@ -44,8 +47,8 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Iterator
-from pathlib import Path
 from dataclasses import dataclass, field
+from pathlib import Path
 from typing import Protocol
 
 from .errors import JudgeArgumentError
@@ -246,9 +249,6 @@ class SharedLimiter(LocalLimiter):
         super().__init__(period_s, headroom, clock)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.folder = folder
-
-    def path(self, limit: Limit) -> Path:
-        return self.folder / f"rate-{limit.key}.json"
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[_KeyState]:
