@@ -39,10 +39,10 @@ from __future__ import annotations
 
 import contextlib
 import hashlib
-import json
 import logging
 import math
 import os
+import struct
 import tempfile
 import threading
 import time
@@ -236,44 +236,50 @@ class SharedLimiter(LocalLimiter):
     ``judgeq submit`` at once): each limit key has a small file in ``folder``
     (by default a per-user runtime folder, see :func:`default_folder`) named by
     the limit's key, a hash of endpoint and model (never an API key), holding
-    the five numbers of the schedule. Every reservation takes an exclusive
-    ``flock`` on it, reads, computes exactly as :class:`LocalLimiter` does and
-    writes back: one schedule, so two processes together stay at the limit
-    rather than each at all of it. The clock is the epoch (``time.time``),
-    which every process reads alike. A file that cannot be read as a
-    schedule (cut short by a crash) counts as a fresh one.
+    the six numbers of the schedule (``_KeyState.SHARED``, little-endian
+    doubles). Every reservation takes an exclusive ``flock`` on it, reads,
+    computes exactly as :class:`LocalLimiter` does and writes back: one
+    schedule, so two processes together stay at the limit rather than each at
+    all of it. The clock is the epoch (``time.time``), which every process
+    reads alike. A file that cannot be read as a schedule (cut short by a
+    crash) counts as a fresh one. Each process keeps its files open (a child
+    forked from it opens its own: a shared open file would share the lock).
     """
+
+    _FORMAT = struct.Struct("<" + "d" * len(_KeyState.SHARED))
 
     def __init__(self, folder: Path, period_s: float = 60.0, headroom: float = 0.03,
                  clock: Callable[[], float] = time.time) -> None:
         super().__init__(period_s, headroom, clock)
         folder.mkdir(mode=0o700, parents=True, exist_ok=True)
         self.folder = folder
+        self._files: dict[str, tuple[int, int]] = {}  # key -> (pid that opened it, fd)
+
+    def _file(self, key: str) -> int:
+        pid, fd = self._files.get(key, (-1, -1))
+        if pid != os.getpid():
+            fd = os.open(self.folder / f"rate-{key}.bin", os.O_RDWR | os.O_CREAT | os.O_CLOEXEC, 0o600)
+            self._files[key] = (os.getpid(), fd)
+        return fd
 
     @contextlib.contextmanager
     def _locked(self, key: str) -> Iterator[_KeyState]:
         import fcntl
 
         with super()._locked(key) as mine:  # threads of this process queue here, not on the file
-            fd = os.open(self.folder / f"rate-{key}.json", os.O_RDWR | os.O_CREAT, 0o600)
+            fd = self._file(key)
+            fcntl.flock(fd, fcntl.LOCK_EX)
             try:
-                fcntl.flock(fd, fcntl.LOCK_EX)
                 state = _KeyState(factor_at=self.clock())
-                try:
-                    saved = json.loads(os.pread(fd, 4096, 0) or b"{}")
-                    for name in _KeyState.SHARED:
-                        if isinstance(saved.get(name), (int, float)):
-                            setattr(state, name, float(saved[name]))
-                except ValueError:
-                    pass
+                saved = os.pread(fd, self._FORMAT.size, 0)
+                if len(saved) == self._FORMAT.size:
+                    for name, value in zip(_KeyState.SHARED, self._FORMAT.unpack(saved)):
+                        setattr(state, name, value)
                 yield state
-                data = json.dumps({name: getattr(state, name) for name in _KeyState.SHARED
-                                   if math.isfinite(getattr(state, name))}).encode()
-                os.ftruncate(fd, 0)
-                os.pwrite(fd, data, 0)
+                os.pwrite(fd, self._FORMAT.pack(*(getattr(state, name) for name in _KeyState.SHARED)), 0)
                 mine.factor = state.factor  # what factor() of this process last saw
             finally:
-                os.close(fd)  # releases the lock
+                fcntl.flock(fd, fcntl.LOCK_UN)
 
 
 def machine_limiter(folder: Path | None, period_s: float, headroom: float) -> LocalLimiter:
