@@ -113,6 +113,10 @@ def _phase(label: str, workers: int, submits: int, data: Path, n: int, rpm: int,
             e = conn.execute(text("select count(*) from scores where run_id=:r and status<>'ok'"),
                              {"r": run_id}).scalar_one()
             rows, distinct, errors = rows + int(r), distinct + int(d), errors + int(e)
+            for kind, error, count in conn.execute(text(
+                    "select error_kind, left(error, 300), count(*) from scores where run_id=:r and status<>'ok' "
+                    "group by 1, 2 order by 3 desc limit 5"), {"r": run_id}):
+                print(f"  {label}: {count} judge errors of kind {kind}: {error}", file=sys.stderr, flush=True)
     engine.dispose()
     achieved = len(answered) / span * 60 if span > 0 else float("nan")
     items = n * submits
