@@ -32,6 +32,7 @@ import functools
 import logging
 import math
 import os
+import threading
 import time
 from collections.abc import Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
@@ -85,7 +86,7 @@ class LlmJudge:
         self._template: str = spec.prompt_text
         self._system = answer_instructions(labels=spec.labels, scale=spec.scale)
         self._json_mode: bool | None = None
-        self.limit = Limit.of(spec.model, spec.api_base, spec.rpm, spec.tpm)
+        self.limit = Limit.of(spec.model, spec.api_base, spec.rpm, spec.tpm, spec.rps, spec.burst)
         self.limiter: RateLimiter = limiter or (default_limiter() if self.limit.limited else Unlimited())
         #: Where this judge's key may go; the built-in provider pairs unless the caller says otherwise.
         self.egress = egress or EgressPolicy.defaults()
@@ -399,8 +400,42 @@ def default_limiter() -> LocalLimiter:
     return LocalLimiter()
 
 
+def warm_up() -> float:
+    """Import litellm and run its call path once without a request; the seconds it took. Never raises.
+
+    A process that will judge remotely calls this before it has work (a
+    worker before it reports ready, an embedded submit while it reads the
+    dataset), so that the first record's call does not pay the import
+    (seconds) nor litellm's lazily loaded call path: the priming call is a
+    ``mock_response`` completion, which builds the request as a real one
+    would and sends nothing.
+    """
+    started = time.perf_counter()
+    try:
+        _litellm().completion(model="openai/judgeq-warm-up", api_base="http://127.0.0.1:9/v1", api_key=PLACEHOLDER_KEY,
+                              messages=[{"role": "user", "content": "warm up"}], mock_response="{}",
+                              max_retries=0, num_retries=0, timeout=1)
+    except Exception as exc:  # ImportError included: the first record's verdict will say what is wrong
+        logging.getLogger(__name__).warning("could not warm up litellm: %s: %s", type(exc).__name__, exc)
+    return time.perf_counter() - started
+
+
+#: One import of litellm at a time: a warm-up thread and the first judging threads may ask at once.
+_IMPORT_LOCK = threading.Lock()
+#: litellm once imported whole and set up (``sys.modules`` holds it from the start of its import).
+_IMPORTED: list[ModuleType] = []
+
+
 def _litellm() -> ModuleType:
     """litellm, imported on first use with the local price map (no download at import)."""
+    if not _IMPORTED:
+        with _IMPORT_LOCK:
+            if not _IMPORTED:
+                _IMPORTED.append(_import_litellm())
+    return _IMPORTED[0]
+
+
+def _import_litellm() -> ModuleType:
     os.environ.setdefault("LITELLM_LOCAL_MODEL_COST_MAP", "True")
     import litellm
     import openai.resources  # noqa: F401 - else imported by the first call (0.3-0.5 s), after its rate slot

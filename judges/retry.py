@@ -13,7 +13,13 @@ Two bounds, for two kinds of failure:
   evidence about the record, only about the provider, so it is retried until
   ``max_total_s`` have passed since the record's first attempt, however many
   attempts that takes: an outage of minutes is ridden out, and a record whose
-  budget runs out ends as a *transient* error that ``judgeq resume`` retries;
+  budget runs out ends as a *transient* error that ``judgeq resume`` retries.
+  A 429 in particular never ends a record while the provider keeps answering
+  others: a provider asking for 50 ms (``retry-after-ms``) may be asked again
+  a hundred times, and none of those attempts is counted against anything but
+  the time budget (one budget for every failed call, ``JUDGEQ_RETRY_MAX_S``:
+  a 429 and a 503 both say "not now", and a second setting would only let the
+  two disagree);
 - an answer that holds no usable verdict (:class:`JudgeAnswerError`) was a
   real, paid reply: at most ``attempts`` of them, then the record ends as an
   *answer* error.
@@ -30,14 +36,13 @@ when the budget ends, not skipped.
 from __future__ import annotations
 
 import logging
-import random
 import time
 from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, Strict, field_validator
-from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random_exponential
+from tenacity import RetryCallState, Retrying, retry_if_exception, wait_random, wait_random_exponential
 from tenacity.stop import stop_base
 from tenacity.wait import wait_base
 
@@ -136,12 +141,14 @@ class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for waits
         self.backoff = wait_random_exponential(multiplier=multiplier, max=policy.backoff_cap_s)
         self.answer_backoff = wait_random_exponential(multiplier=multiplier, max=min(policy.max_wait_s,
                                                                                     policy.backoff_cap_s))
+        # Spreads callers told the same Retry-After, so they do not all come back in the same instant.
+        self.spread = wait_random(0, policy.multiplier)
 
     def __call__(self, retry_state: RetryCallState) -> float:
         exc = retry_state.outcome.exception() if retry_state.outcome is not None else None
         asked = exc.retry_after_s if isinstance(exc, JudgeCallError) else None
         if asked is not None and asked >= 0:
-            wait = min(asked, self.policy.retry_after_cap_s) + random.uniform(0, self.policy.multiplier)
+            wait = min(asked, self.policy.retry_after_cap_s) + float(self.spread(retry_state))
         elif isinstance(exc, JudgeAnswerError):
             wait = float(self.answer_backoff(retry_state))
         else:

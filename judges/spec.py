@@ -51,6 +51,9 @@ class LlmJudgeSpec(BaseModel):
     scale: tuple[float, float] | None = None
     rpm: Annotated[int, Field(gt=0)] | None = None
     tpm: Annotated[int, Field(gt=0)] | None = None
+    #: What a provider states beside its per-minute limit: requests in any one second, requests at once.
+    rps: Annotated[float, Field(gt=0, allow_inf_nan=False)] | None = None
+    burst: Annotated[int, Field(ge=1)] | None = None
     timeout_s: Annotated[float, Field(gt=0)] = 30.0
     price_per_mtok_in: Annotated[float, Field(ge=0)] | None = None
     price_per_mtok_out: Annotated[float, Field(ge=0)] | None = None
@@ -93,6 +96,11 @@ class LlmJudgeSpec(BaseModel):
                 raise ValueError(f"labels {list(self.labels)} differ only by case; labels are matched case-insensitively")
         if self.scale is not None and not self.scale[0] < self.scale[1]:
             raise ValueError(f"scale = {list(self.scale)} must be [low, high] with low < high, e.g. [1, 5]")
+        if self.burst is not None and self.rpm is None and self.rps is None:
+            raise ValueError("burst caps the pacing of rpm or rps; set rpm (or rps) too, or remove burst")
+        if self.burst is not None and self.rps is not None and self.burst > self.rps:
+            raise ValueError(f"burst = {self.burst} is more than rps = {self.rps} allows in one second; "
+                             "lower burst to at most rps")
         if (self.price_per_mtok_in is None) != (self.price_per_mtok_out is None):
             raise ValueError("set both price_per_mtok_in and price_per_mtok_out, or neither")
         return self

@@ -4,9 +4,9 @@ Hashed: the prompt text (not its file name), model, temperature and other
 litellm params, labels or scale, the builtin's name and validated parameters
 (defaults filled in), JUDGE_CODE_VERSION and the code version of the builtin
 or of the LLM judge (:mod:`judges.code_version`). Not hashed, because they do
-not change a verdict: rpm, tpm, timeout_s, api_base, api_key_env and prices.
-Moving a prompt file or pointing the same model at another proxy keeps the
-version; editing one word of the prompt changes it.
+not change a verdict: rpm, tpm, rps, burst, timeout_s, api_base, api_key_env
+and prices. Moving a prompt file or pointing the same model at another proxy
+keeps the version; editing one word of the prompt changes it.
 """
 
 from __future__ import annotations

@@ -78,6 +78,24 @@ def resolve_judges(config: JudgeConfig, names: Sequence[str], check_env: bool = 
     return resolved
 
 
+def warm_up_in_background(config: JudgeConfig, judge_names: Sequence[str], *, fleet: bool) -> None:
+    """Embedded mode with an LLM judge (or a cascade): import litellm on a thread while the dataset is validated.
+
+    The import takes seconds; started here it overlaps the dataset's scan and
+    the run's first writes instead of delaying the first call by all of it.
+    A fleet's submitter never calls a provider (its workers are warm, see
+    workers/warm.py), so nothing is imported there.
+    """
+    from judges.distilled_spec import CascadeJudgeSpec
+    from judges.spec import LlmJudgeSpec
+
+    if fleet or not any(isinstance(config.judges.get(n), LlmJudgeSpec | CascadeJudgeSpec) for n in judge_names):
+        return
+    from judges.llm import warm_up
+
+    threading.Thread(target=warm_up, name="judgeq-warm-up", daemon=True).start()
+
+
 def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: Sequence[str] = (),
          meta: dict[str, str] | None = None, check_env: bool = True,
          max_record_bytes: int = MAX_RECORD_BYTES) -> SubmitPlan:

@@ -25,6 +25,9 @@ What it answers, in this order of checks, for every request:
    ``window_s`` seconds (a sliding window, 60 s by default): 429 with a
    ``Retry-After`` header (whole seconds until the oldest admitted request
    leaves the window). Rejected requests do not count against the window.
+   ``per_second`` set: the same over any one second as well (a provider that
+   enforces its per-minute limit over shorter intervals too), checked after
+   ``rpm``; a request must fit both windows to be admitted.
 4. With the seeded probabilities: ``p_429`` a 429 with ``Retry-After:
    retry_after_s`` (and ``retry-after-ms`` when ``retry_after_ms``; also sent
    on the limit's 429s), ``p_500`` a 500, ``p_garbage`` a 200 whose
@@ -167,6 +170,7 @@ class FakeProvider:
         latency_s: float = 0.0,
         rpm: int | None = None,
         window_s: float = 60.0,
+        per_second: int | None = None,
         p_500: float = 0.0,
         p_garbage: float = 0.0,
         p_timeout: float = 0.0,
@@ -187,6 +191,7 @@ class FakeProvider:
         self.latency_s = latency_s
         self.rpm = rpm
         self.window_s = window_s
+        self.per_second = per_second
         self.p_500 = p_500
         self.p_garbage = p_garbage
         self.p_timeout = p_timeout
@@ -200,6 +205,7 @@ class FakeProvider:
         self._random = random.Random(seed)
         self._lock = threading.Lock()
         self._admitted: collections.deque[float] = collections.deque()
+        self._admitted_second: collections.deque[float] = collections.deque()
         self._calls: list[Call] = []
         self._stopping = threading.Event()
         self._connections: set[socket.socket] = set()
@@ -313,6 +319,7 @@ class FakeProvider:
         with self._lock:
             self._calls.clear()
             self._admitted.clear()
+            self._admitted_second.clear()
 
     # -- serving -----------------------------------------------------------
 
@@ -331,10 +338,19 @@ class FakeProvider:
                     self._admitted.popleft()
                 if len(self._admitted) >= self.rpm:
                     return "429", self._admitted[0] + self.window_s - now
+            if self.per_second is not None:
+                while self._admitted_second and self._admitted_second[0] <= now - 1.0:
+                    self._admitted_second.popleft()
+                if len(self._admitted_second) >= self.per_second:
+                    return "429", self._admitted_second[0] + 1.0 - now
+                self._admitted_second.append(now)
+            if self.rpm is not None:
                 self._admitted.append(now)
             if self.p_429 and self._random.random() < self.p_429:
                 if self.rpm is not None:
                     self._admitted.pop()  # a rejected request does not count against the window
+                if self.per_second is not None:
+                    self._admitted_second.pop()
                 return "429", self.retry_after_s
             draw = self._random.random()
             if draw < self.p_500:
@@ -443,6 +459,7 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--port", type=int, default=8000)
     parser.add_argument("--rpm", type=int, default=None, help="requests per sliding window (default: no limit)")
     parser.add_argument("--window", type=float, default=60.0, help="the rate window in seconds")
+    parser.add_argument("--per-second", type=int, default=None, help="requests in any one second (default: no limit)")
     parser.add_argument("--latency", type=float, default=0.0, help="seconds before each answer")
     parser.add_argument("--p-500", type=float, default=0.0)
     parser.add_argument("--p-garbage", type=float, default=0.0)
@@ -455,6 +472,7 @@ def main(argv: list[str] | None = None) -> None:
         port=args.port,
         rpm=args.rpm,
         window_s=args.window,
+        per_second=args.per_second,
         latency_s=args.latency,
         p_500=args.p_500,
         p_garbage=args.p_garbage,

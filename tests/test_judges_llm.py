@@ -249,6 +249,19 @@ def test_retry_after_is_honoured(key: str) -> None:
     assert second.ts - first.ts >= 0.55  # Retry-After: 1, capped at 0.6 s by the policy
 
 
+def test_429s_are_retried_while_the_provider_answers_however_many_it_takes(key: str) -> None:
+    # A provider that rate limits 70 % of calls with sub-second Retry-Afters, yet answers the rest.
+    with FakeProvider(require_key=key, p_429=0.7, retry_after_s=0.02, retry_after_ms=True, seed=3) as provider:
+        policy = RetryPolicy(attempts=2, multiplier=0.01, max_total_s=60)
+        judge = llm_judge(provider, retry=policy)
+        verdicts = judge.judge([Record(id=f"r{i}", output="GOOD") for i in range(20)])
+        rate_limited, answered = provider.count(429), provider.count(200)
+    assert all(v.ok and v.label == "pass" for v in verdicts), [v.error for v in verdicts if not v.ok]
+    assert answered == 20 and sum(v.attempts for v in verdicts) == 20 + rate_limited
+    # Many records needed more attempts than the count of unusable answers allows: 429s are not counted.
+    assert max(v.attempts for v in verdicts) > policy.attempts and rate_limited > 20
+
+
 def test_the_client_timeout_is_honoured(key: str) -> None:
     with FakeProvider(require_key=key, p_timeout=1.0, timeout_sleep_s=10) as provider:
         judge = llm_judge(provider, timeout_s=0.3, retry=RetryPolicy(attempts=1, max_total_s=0.1))
@@ -324,6 +337,18 @@ def test_fake_provider_rate_limit_is_a_sliding_window(key: str) -> None:
         assert [c.status for c in provider.calls] == [200, 200, 429]
         assert provider.count(429) == 1
     assert verdicts[2].error is not None and verdicts[2].error.startswith("RateLimitError: HTTP 429")
+
+
+def test_a_judge_keeps_a_providers_per_second_limit(key: str) -> None:
+    # At most 5 in any second at the provider; the judge says so (rps) and is never refused.
+    with FakeProvider(require_key=key, per_second=5) as provider:
+        judge = llm_judge(provider, rps=5)
+        verdicts = judge.judge([Record(id=f"r{i}", output="GOOD") for i in range(15)])
+        assert provider.count(429) == 0 and provider.max_in_window(1.0) <= 5
+        assert all(v.ok for v in verdicts)
+    with FakeProvider(require_key=key, per_second=5) as provider:  # the same provider, the judge not told
+        llm_judge(provider).judge([Record(id=f"r{i}", output="GOOD") for i in range(15)])
+        assert provider.count(429) > 0
 
 
 def test_retry_after_header_forms() -> None:

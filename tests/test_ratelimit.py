@@ -1,22 +1,29 @@
-"""The rate limiter's contract, run against the in-process GCRA and the fleet's Redis script."""
+"""The rate limiter's contract, run against the in-process GCRA, the machine's shared file and the fleet's Redis script."""
 
 from __future__ import annotations
 
+import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
+from pathlib import Path
 
 import pytest
 
-from judges.limits import Limit, LimitWait, LocalLimiter, RateLimiter
+from judges.limits import Limit, LimitWait, LocalLimiter, RateLimiter, SharedLimiter
 
 pytestmark = pytest.mark.timeout(60)
 
 
-@pytest.fixture(params=["local", "redis"])
-def make_limiter(request: pytest.FixtureRequest) -> Iterator:  # type: ignore[type-arg]
+@pytest.fixture(params=["local", "shared", "redis"])
+def make_limiter(request: pytest.FixtureRequest, tmp_path: Path) -> Iterator:  # type: ignore[type-arg]
     if request.param == "local":
         yield lambda period, headroom: LocalLimiter(period, headroom)
+        return
+    if request.param == "shared":
+        yield lambda period, headroom: SharedLimiter(tmp_path / "rates", period, headroom)
         return
     import redis
 
@@ -109,3 +116,77 @@ def test_a_429_slows_the_key_down_once_then_it_recovers(make_limiter) -> None:  
     assert limiter.factor(limit) == pytest.approx(0.8, abs=0.02)
     time.sleep(0.12)  # recovery: the whole cut back over one period (1.2 s), linearly
     assert 0.85 < limiter.factor(limit) < 0.97
+
+
+#: One process of the test below: reserves calls from four threads, prints when each was allowed to go.
+RESERVER = """
+import json, sys, threading, time
+from pathlib import Path
+from judges.limits import Limit, SharedLimiter
+folder, n = Path(sys.argv[1]), int(sys.argv[2])
+limiter, limit, times, lock = SharedLimiter(folder, 2.0, 0.1), Limit("k-two", rpm=40), [], threading.Lock()
+(folder / sys.argv[3]).touch()  # ready
+while not (folder / "go").exists():
+    time.sleep(0.005)
+def run():
+    for _ in range(n // 4):
+        go = time.time() + limiter.reserve(limit, 10, max_wait_s=60)
+        with lock:
+            times.append(go)
+started = time.time()
+threads = [threading.Thread(target=run) for _ in range(4)]
+[t.start() for t in threads]
+[t.join() for t in threads]
+print(json.dumps({"started": started, "times": times}))
+"""
+
+
+def test_two_processes_share_one_schedule_through_the_file(tmp_path: Path) -> None:
+    """Two real processes on one key: together they keep to the limit (each alone would take all of it)."""
+    folder = tmp_path / "rates"
+    folder.mkdir()
+    procs = [subprocess.Popen([sys.executable, "-c", RESERVER, str(folder), "40", f"ready{i}"], stdout=subprocess.PIPE,
+                              text=True) for i in range(2)]
+    deadline = time.monotonic() + 60
+    while not all((folder / f"ready{i}").exists() for i in range(2)) and time.monotonic() < deadline:
+        time.sleep(0.01)
+    (folder / "go").touch()  # both reserve at once
+    outs = [p.communicate(timeout=60)[0] for p in procs]
+    assert all(p.returncode == 0 for p in procs)
+    first, second = (json.loads(out) for out in outs)
+    times = sorted(first["times"] + second["times"])
+    assert len(times) == 80
+    # They reserved together (each alone would have paced itself at the whole limit from its start)...
+    assert abs(first["started"] - second["started"]) < 1.5
+    # ...and kept to one limit: 40 per 2 s at 10 % headroom is 18 calls/s paced, no 2 s window above
+    # 40 * 0.95 + 1, no second above 20 + 1. Two schedules would have let about twice that through.
+    assert most_in_window(times, 2.0) <= 39
+    assert most_in_window(times, 1.0) <= 21
+
+
+def test_a_per_second_limit_is_kept_beside_the_per_minute_one(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(60.0, 0.1)
+    limit = Limit("k-rps", rpm=6000, rps=10)  # the minute allows 100/s; the second only 10
+    times = admitted_times(limiter, limit, 40, threads=4)
+    assert most_in_window(times, 1.0) <= 10
+    assert times[-1] - times[0] >= 3.5  # 40 calls at 9/s
+
+
+def test_a_stated_burst_caps_what_goes_at_once(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(60.0, 0.9)  # 6000/min paced at 10/s: by itself a burst of 90 at once
+    free = Limit("k-free", rpm=6000)
+    capped = Limit("k-capped", rpm=6000, burst=3)  # then one call per 100 ms: far above a reservation's cost
+    at_once = [sum(limiter.reserve(limit, 10, max_wait_s=60) < 0.05 for _ in range(25)) for limit in (free, capped)]
+    assert at_once[0] == 25 and at_once[1] <= 4
+
+
+def test_a_shared_schedule_cut_short_counts_as_a_fresh_one(tmp_path: Path) -> None:
+    limiter = SharedLimiter(tmp_path / "rates", 60.0, 0.03)
+    limit = Limit("k-torn", rpm=60)
+    schedule = tmp_path / "rates" / "rate-k-torn.bin"
+    schedule.write_bytes(b"\x00\x01\x02")  # a crash mid-write
+    assert limiter.reserve(limit, 10, max_wait_s=5) == 0.0
+    assert limiter.reserve(limit, 10, max_wait_s=5) > 0.9  # and the schedule goes on from the file again
+    assert len(schedule.read_bytes()) == 6 * 8
+    other = SharedLimiter(tmp_path / "rates", 60.0, 0.03)  # another process's view: the same schedule
+    assert other.reserve(limit, 10, max_wait_s=5) > 1.9

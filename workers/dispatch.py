@@ -11,7 +11,6 @@ from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Iterable
 from typing import Any, Protocol
 
-from judges.limits import LocalLimiter
 from judges.spec import LlmJudgeSpec
 from ledger.store import Ledger
 from ledger.urls import ambiguous_password, has_query_secret, mask_url, redact_secrets, unescaped_message
@@ -110,9 +109,9 @@ class EmbeddedDispatcher:
                  settings: WorkerSettings | None = None, trusted: Iterable[LlmJudgeSpec] = ()) -> None:
         self.ledger = ledger
         settings = settings or WorkerSettings()
-        # The same limiter, retry policy and circuit as a worker's, in this process.
+        # A worker's retry policy and circuit, in this process; the limiter is shared by this machine's processes.
         self.services = RemoteServices(
-            limiter=LocalLimiter(settings.rate_period_s, settings.rate_headroom),
+            limiter=settings.machine_limiter(),
             circuit=LocalCircuit(settings.circuit_threshold),
             settings=settings,
             requeue=self._requeue,

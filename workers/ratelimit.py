@@ -4,10 +4,11 @@ The arithmetic is that of :class:`judges.limits.LocalLimiter` (see
 :mod:`judges.limits` for the algorithm and its tolerance); here it runs inside
 Redis, atomically, with Redis's own clock (``TIME``), so every process and
 machine of the fleet reserves slots from one schedule and no two clocks need to
-agree. One key per limit (``keys.RATE``), a hash of five numbers:
+agree. One key per limit (``keys.RATE``), a hash of six numbers:
 
     tr  the request schedule's theoretical arrival time (epoch seconds)
     tt  the token schedule's
+    ts  the per-second schedule's (a judge's ``rps``)
     f   the AIMD rate factor set at the last 429 (1.0: the configured limit)
     fa  when f was set (it recovers linearly from there)
     lc  the last cut (one cut per period/12, however many 429s answer one overshoot)
@@ -33,33 +34,38 @@ local now = tonumber(t[1]) + tonumber(t[2]) / 1000000
 local op = ARGV[1]
 local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
 local period, h = tonumber(ARGV[4]), tonumber(ARGV[5])
-local s = redis.call('HMGET', KEYS[1], 'tr', 'tt', 'f', 'fa', 'lc')
-local tr, tt = tonumber(s[1]) or 0, tonumber(s[2]) or 0
+local rps, most = tonumber(ARGV[6]), tonumber(ARGV[7])
+local s = redis.call('HMGET', KEYS[1], 'tr', 'tt', 'f', 'fa', 'lc', 'ts')
+local tr, tt, ts = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[6]) or 0
 local f, fa, lc = tonumber(s[3]) or 1, tonumber(s[4]) or now, tonumber(s[5]) or 0
 local factor = math.min(1, f + (now - fa) * %(recover)s / period)
-local function pacing(per)
-  local interval = period / (per * (1 - h) * factor)
-  local paced = per * (1 - h) * factor / period
-  local burst = math.max(1, math.floor(math.min(per * h / 2, (per / period - paced) * %(burst_window)s)))
+local function pacing(per, over, cap)
+  over = over or period
+  local interval = over / (per * (1 - h) * factor)
+  local paced = per * (1 - h) * factor / over
+  local burst = math.max(1, math.floor(math.min(per * h / 2, (per / over - paced) * %(burst_window)s)))
+  if cap and cap > 0 then burst = math.max(1, math.min(burst, cap)) end
   return interval, (burst - 1) * interval
 end
 local function fmt(x) return string.format('%%.6f', x) end
 local result = {'ok', '0'}
 if op == 'reserve' then
-  local tokens, max_wait = tonumber(ARGV[6]), tonumber(ARGV[7])
-  local admit, ri, rtol, ti, ttol = now, 0, 0, 0, 0
-  if rpm > 0 then ri, rtol = pacing(rpm); admit = math.max(admit, tr - rtol) end
+  local tokens, max_wait = tonumber(ARGV[8]), tonumber(ARGV[9])
+  local admit, ri, rtol, ti, ttol, si, stol = now, 0, 0, 0, 0, 0, 0
+  if rpm > 0 then ri, rtol = pacing(rpm, period, most); admit = math.max(admit, tr - rtol) end
   if tpm > 0 then ti, ttol = pacing(tpm); admit = math.max(admit, tt - ttol) end
+  if rps > 0 then si, stol = pacing(rps, 1, most); admit = math.max(admit, ts - stol) end
   local wait = admit - now
   if wait > max_wait then return {'wait', fmt(wait)} end
   if rpm > 0 then tr = math.max(tr, admit) + ri end
   if tpm > 0 then tt = math.max(tt, admit) + tokens * ti end
-  redis.call('HSET', KEYS[1], 'tr', fmt(tr), 'tt', fmt(tt))
+  if rps > 0 then ts = math.max(ts, admit) + si end
+  redis.call('HSET', KEYS[1], 'tr', fmt(tr), 'tt', fmt(tt), 'ts', fmt(ts))
   result = {'ok', fmt(wait)}
 elseif op == 'settle' then
   if tpm > 0 then
     local ti = pacing(tpm)
-    tt = tt + tonumber(ARGV[6]) * ti
+    tt = tt + tonumber(ARGV[8]) * ti
     redis.call('HSET', KEYS[1], 'tt', fmt(tt))
   end
 elseif op == 'throttle' then
@@ -70,7 +76,7 @@ elseif op == 'throttle' then
 elseif op == 'factor' then
   result = {'ok', fmt(factor)}
 end
-redis.call('EXPIRE', KEYS[1], math.ceil(math.max(tr, tt, now) - now + 2 * period))
+redis.call('EXPIRE', KEYS[1], math.ceil(math.max(tr, tt, ts, now) - now + 2 * period))
 return result
 """ % {"recover": RECOVER, "cut_every": CUT_EVERY, "min_factor": MIN_FACTOR, "cut": CUT,
        "burst_window": BURST_WINDOW_S}
@@ -90,7 +96,8 @@ class RedisLimiter:
     def _run(self, op: str, limit: Limit, *extra: float) -> tuple[str, float]:
         import redis
 
-        args = [op, limit.rpm or 0, limit.tpm or 0, self.period_s, self.headroom, *extra]
+        args = [op, limit.rpm or 0, limit.tpm or 0, self.period_s, self.headroom, limit.rps or 0, limit.burst or 0,
+                *extra]
         try:
             status, value = self._script(keys=[RATE.format(key=limit.key)], args=args)
         except redis.RedisError as exc:

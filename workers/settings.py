@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 from pydantic import Field
@@ -12,6 +13,7 @@ from .message import DEFAULT_MAX_RECORD_BYTES
 
 if TYPE_CHECKING:
     from judges.egress import EgressPolicy
+    from judges.limits import LocalLimiter
 
 
 class WorkerSettings(BaseSettings):
@@ -73,6 +75,13 @@ class WorkerSettings(BaseSettings):
             "bursts of at most h/2 of it, so no period-long window sees more than (1 - h/2) of the limit."
         ),
     )
+    rate_dir: Path | None = Field(
+        default=None,
+        description=(
+            "Folder where processes without a Redis broker (embedded submits) share their rate limit schedules, "
+            "one small file per endpoint and model. Unset: $XDG_RUNTIME_DIR/judgeq, else judgeq-UID in the temp folder."
+        ),
+    )
     handback_s: float = Field(
         default=10,
         gt=0,
@@ -125,6 +134,12 @@ class WorkerSettings(BaseSettings):
     def chunk_budget_s(self) -> float:
         """How long one delivery of a remote chunk may judge before handing the rest back."""
         return self.visibility_timeout / 3
+
+    def machine_limiter(self) -> LocalLimiter:
+        """The rate limiter of processes without Redis: one schedule per key for every process of this machine."""
+        from judges.limits import machine_limiter
+
+        return machine_limiter(self.rate_dir, self.rate_period_s, self.rate_headroom)
 
     def egress_policy(self) -> EgressPolicy:
         """The built-in key policy with ``key_endpoints`` applied; EgressConfigError if it is malformed."""

@@ -22,7 +22,7 @@ from celery import Task
 
 from ledger.errors import LedgerError
 from ledger.settings import LedgerSettings
-from judges.limits import LocalLimiter, RateLimiter
+from judges.limits import RateLimiter
 from ledger.store import Ledger
 
 from .admission import admit
@@ -94,7 +94,7 @@ class _ProcessState:
             circuit: Circuit = RedisCircuit(client, settings.circuit_threshold)
             leases: Leases = RedisLeases(client)
         else:
-            limiter = LocalLimiter(settings.rate_period_s, settings.rate_headroom)
+            limiter = settings.machine_limiter()
             circuit = LocalCircuit(settings.circuit_threshold)
             leases = LocalLeases()
         return RemoteServices(limiter=limiter, circuit=circuit, settings=settings, requeue=_requeue, leases=leases)

@@ -1,0 +1,101 @@
+"""Pacing at a provider's limit: processes that share a key without Redis, per-second limits, warm starts.
+
+Real processes (``judgeq submit`` in embedded mode, ``judgeq worker``) against
+the fake provider, which enforces its limit as a sliding window and answers
+429 past it; the provider's own record of arrivals is what is asserted.
+"""
+
+from __future__ import annotations
+
+import sqlite3
+import subprocess
+import sys
+import time
+from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
+
+import pytest
+
+from .processes import REPO, Worker, run_cli
+from .provider import FakeProvider
+from .remote_judge import dataset, env_for
+
+pytestmark = pytest.mark.timeout(240)
+
+
+def ok_rows(db: Path) -> int:
+    with sqlite3.connect(db) as conn:
+        return int(conn.execute("SELECT count(*) FROM scores WHERE status = 'ok'").fetchone()[0])
+
+
+def test_two_embedded_submits_on_one_key_share_its_limit(tmp_path: Path) -> None:
+    """Two concurrent submits without a broker, one key: together at the limit, almost no 429s."""
+    n, rpm, window = 40, 60, 5.0  # 12 calls/s between the two; each alone would pace itself at all of it
+    with FakeProvider(rpm=rpm, window_s=window, latency_s=0.05) as provider:
+        env = env_for(tmp_path, provider, limits=f"rpm = {rpm}", JUDGEQ_RATE_PERIOD_S=str(window),
+                      JUDGEQ_RATE_DIR=str(tmp_path / "rates"))
+        data = dataset(tmp_path / "items.jsonl", n)
+
+        def submit(i: int) -> tuple[int, str]:
+            db = tmp_path / f"ledger{i}.db"
+            res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json"],
+                          {**env, "JUDGEQ_LEDGER_URL": f"sqlite:///{db}"}, timeout=200)
+            return res.returncode, res.stderr[-2000:]
+
+        with ThreadPoolExecutor(2) as pool:
+            results = list(pool.map(submit, (1, 2)))
+        calls, limited = provider.count(), provider.count(429)
+        busiest = provider.max_in_window(window, statuses=(200,))
+    assert [code for code, _ in results] == [0, 0], results
+    assert ok_rows(tmp_path / "ledger1.db") == ok_rows(tmp_path / "ledger2.db") == n
+    assert limited <= 0.02 * calls, f"{limited} of {calls} calls were rate limited"
+    assert busiest <= rpm
+
+
+def litellm_import_s() -> float:
+    """What importing litellm costs in a fresh process on this machine now (the comparison's yardstick)."""
+    code = ("import time; t = time.perf_counter(); from judges.llm import _litellm; _litellm(); "
+            "print(time.perf_counter() - t)")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
+    assert res.returncode == 0, res.stderr
+    return float(res.stdout.strip())
+
+
+def first_call_after(provider: FakeProvider, started: float) -> float:
+    return min(c.arrived for c in provider.calls) - started
+
+
+def test_a_warm_worker_calls_the_provider_well_within_an_import_of_submit(
+        tmp_path: Path, redis_url: str, pg_url: str) -> None:
+    """The worker imports litellm before it reports ready: a submit's first call does not pay the import."""
+    data = dataset(tmp_path / "items.jsonl", 4)
+    with FakeProvider() as provider:
+        env = env_for(tmp_path, provider, JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url)
+        worker = Worker("remote", env).wait_ready(180)
+        try:
+            import_s = litellm_import_s()
+            started = time.monotonic()
+            res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json"], env, timeout=180)
+            first = first_call_after(provider, started)
+            log = worker.log()
+        finally:
+            worker.stop()
+    assert res.returncode == 0, res.stderr
+    print(f"first call {first:.2f}s after submit on a warm worker; litellm's import alone {import_s:.2f}s")
+    primed = log.index("litellm imported and primed")
+    assert primed < log.index(" ready."), log
+    # The submit's own start (its CLI's imports) remains; the import of litellm is not paid again.
+    assert first < 0.6 * import_s, (first, import_s)
+
+
+def test_an_embedded_submit_overlaps_the_import_with_validating_the_dataset(tmp_path: Path) -> None:
+    data = dataset(tmp_path / "items.jsonl", 4)
+    with FakeProvider() as provider:
+        env = env_for(tmp_path, provider, JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'judgeq.db'}")
+        import_s = litellm_import_s()
+        started = time.monotonic()
+        res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json"], env, timeout=180)
+        first = first_call_after(provider, started)
+    assert res.returncode == 0, res.stderr
+    print(f"first call {first:.2f}s after submit; litellm's import alone {import_s:.2f}s")
+    assert first < 1.6 * import_s, (first, import_s)
