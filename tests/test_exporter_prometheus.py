@@ -34,6 +34,8 @@ from .processes import base_env, free_port, judgeq_cmd, wait_until
 pytestmark = pytest.mark.timeout(240)
 
 PROMETHEUS = shutil.which("prometheus")
+MISSING = ("Debian's prometheus package is not installed: apt-get install prometheus (.ci/run installs it; "
+           "README, 'Two commands')")
 
 HIGH_EN = [Row(f"en{i}", "en", 0.9, weight=2.0) for i in range(10)]
 # Weighted 0.976 (unweighted 0.9): the exporter must weigh by 1/p.
@@ -111,11 +113,11 @@ def start_exporter(env: dict[str, str], ledger_url: str, port: int, tmp: Path) -
     return proc
 
 
-@pytest.mark.skipif(PROMETHEUS is None, reason="needs Debian's prometheus package (.ci/run installs it)")
 @pytest.mark.parametrize("ledger_url", ["sqlite", pytest.param("postgresql", marks=pytest.mark.postgres)],
                          indirect=True)
 def test_drift_query_fires_for_the_slice_that_dropped(ledger_url: str, exporter_env: dict[str, str],
                                                       tmp_path: Path) -> None:
+    assert PROMETHEUS is not None, MISSING
     ledger = Ledger(ledger_url)
     make_run(ledger, "online-1")
     write_rows(ledger, "online-1", HIGH_EN + HIGH_DE)
@@ -175,8 +177,8 @@ PROMTOOL = shutil.which("promtool")
 REPO = Path(__file__).resolve().parent.parent
 
 
-@pytest.mark.skipif(PROMTOOL is None, reason="needs Debian's prometheus package (.ci/run installs it)")
 def test_the_shipped_prometheus_files_are_valid_and_hold_readmes_query() -> None:
+    assert PROMTOOL is not None, MISSING
     for kind, name in (("config", "prometheus.yml"), ("rules", "judgeq-rules.yml")):
         done = subprocess.run([PROMTOOL or "promtool", "check", kind, str(REPO / "examples" / name)],
                               capture_output=True, text=True, timeout=60)
