@@ -102,6 +102,15 @@ class WindowOutcome:
                 "seen": self.seen, "filtered": self.filtered, "sampled": self.sampled, "enqueued": self.new,
                 "skipped": self.skipped}
 
+    def settle(self, ledger: Ledger) -> list[str]:
+        """Mark "done" this window's runs whose rows are all in; the ones this call marked.
+
+        The job's own check runs when the sample is sent, usually before its
+        rows are written; whoever then waits on them (the embedded dispatcher's
+        ``join``, a waiter, beat's next tick) calls this.
+        """
+        return [run_id for run_id in self.runs.values() if ledger.mark_done_if_complete(run_id)]
+
 
 class WindowJob:
     """Judge ``window`` of ``schedule``: see the module's docstring."""

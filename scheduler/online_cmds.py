@@ -83,6 +83,7 @@ def online(
                                         trusted=trusted)
         outcome = job.run(in_process, progress=_scanned)
         in_process.join()
+        outcome.settle(ledger)
         wait = True
     else:
         outcome = job.run(fleet, progress=_scanned)

@@ -93,7 +93,10 @@ def warm_up_in_background(config: JudgeConfig, judge_names: Sequence[str], *, fl
         return
     from judges.llm import warm_up
 
-    threading.Thread(target=warm_up, name="judgeq-warm-up", daemon=True).start()
+    # Not a daemon: a daemon thread stopped mid-import at exit holds that module's import lock, and a
+    # finalizer that imports (litellm's HTTP handlers do) then waits on it for ever. An early exit
+    # (bad input) therefore waits for the import to end.
+    threading.Thread(target=warm_up, name="judgeq-warm-up").start()
 
 
 def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: Sequence[str] = (),

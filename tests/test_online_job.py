@@ -27,6 +27,8 @@ from online.sources.base import open_source
 from online.windows import parse_size, parse_window
 from workers.dispatch import EmbeddedDispatcher
 
+from .processes import base_env, run_cli
+
 DAY = parse_window("2026-11-22")
 LOCALES = {"en": 0.80, "de": 0.15, "fr": 0.045, "ja": 0.005}
 
@@ -59,12 +61,29 @@ def schedule(**sampling: Any) -> Schedule:
                     every=timedelta(days=1), policy=policy)
 
 
+class Deferred(EmbeddedDispatcher):
+    """Judges nothing until ``join``: the rows come after the job's own completion check, as on a busy machine."""
+
+    def __init__(self, ledger: Ledger) -> None:
+        super().__init__(ledger)
+        self.held: list[tuple[Any, str]] = []
+
+    def send(self, message: Any, queue: str) -> None:
+        self.held.append((message, queue))
+
+    def join(self) -> None:
+        for message, queue in self.held:
+            super().send(message, queue)
+        super().join()
+
+
 def judge(ledger: Ledger, path: Path, sched: Schedule, window: Any = DAY) -> Any:
     source = open_source("prod", {"type": "jsonl", "path": str(path)}, path.parent)
     judges = [load_config(None).resolve(name) for name in sched.judges]
-    dispatcher = EmbeddedDispatcher(ledger)
+    dispatcher = Deferred(ledger)
     outcome = WindowJob(sched, window, source, judges, ledger).run(dispatcher)
     dispatcher.join()
+    outcome.settle(ledger)
     return outcome
 
 
@@ -171,3 +190,20 @@ def test_the_ledgers_rates_steer_new_windows_and_a_policy_change_makes_new_runs(
     assert salted.runs["exact"] != outcome.runs["exact"] and salted.created["exact"]
     higher = judge(ledger, path, schedule(rate=0.9))  # the rate is not the policy: the same run
     assert higher.runs == outcome.runs and higher.new["exact"] == 0
+
+
+def test_the_embedded_command_leaves_its_runs_done(tmp_path: Path) -> None:
+    """README's one-command window (no broker, a SQLite ledger): once it returns, its runs are "done".
+
+    The job's own check runs as the sample is sent, before the in-process judges
+    wrote their rows; without a beat to look again the run stayed "running".
+    """
+    db = tmp_path / "ledger.db"
+    env = base_env(JUDGEQ_LEDGER_URL=f"sqlite:///{db}")
+    done = run_cli(["online", "--schedule", "examples-daily", "--window", "2026-11-22", "--json"], env)
+    assert done.returncode == 0, done.stderr
+    runs = json.loads(done.stdout)["runs"]
+    ledger = Ledger(f"sqlite:///{db}")
+    for run_id in runs.values():
+        run = ledger.get_run(run_id)
+        assert run.status == "done" and run.finished_at is not None and run.n_items > 0

@@ -11,6 +11,7 @@ import json
 import sqlite3
 import subprocess
 import sys
+import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
 from datetime import UTC
@@ -119,3 +120,26 @@ def test_an_embedded_submit_overlaps_the_import_with_validating_the_dataset(tmp_
     assert res.returncode == 0, res.stderr
     print(f"first call {first:.2f}s after submit; litellm's import alone {import_s:.2f}s")
     assert first < 1.6 * import_s, (first, import_s)
+
+
+def test_the_warm_up_thread_is_waited_for_at_exit(tmp_path: Path) -> None:
+    """An exit during the warm-up (bad input found while litellm imports) must not hang.
+
+    A daemon thread stopped mid-import keeps that module's import lock, and
+    litellm's HTTP handlers import from their finalizers at exit: the process
+    then waits for ever (seen once in CI as a 120 s timeout). So the thread is
+    not a daemon; the interpreter waits for it, which ends in seconds.
+    """
+    from judges.config import load_config
+    from scheduler.submit import warm_up_in_background
+
+    with FakeProvider() as provider:
+        env_for(tmp_path, provider)
+    config = load_config(tmp_path / "judgeq.toml")
+    before = set(threading.enumerate())
+    warm_up_in_background(config, ["faithful"], fleet=False)
+    started = [t for t in threading.enumerate() if t not in before]
+    assert [t.name for t in started] == ["judgeq-warm-up"]
+    assert not started[0].daemon
+    started[0].join(120)
+    assert not started[0].is_alive()
