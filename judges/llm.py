@@ -412,13 +412,19 @@ def warm_up() -> float:
     would and sends nothing.
     """
     started = time.perf_counter()
+    main = threading.main_thread()
     try:
-        _litellm().completion(model="openai/judgeq-warm-up", api_base="http://127.0.0.1:9/v1", api_key=PLACEHOLDER_KEY,
-                              messages=[{"role": "user", "content": "warm up"}], mock_response="{}",
-                              max_retries=0, num_retries=0, timeout=1)
+        litellm = _litellm()
+        if not main.is_alive():  # the process is ending (bad input, on a warm-up thread): nothing to prime
+            return time.perf_counter() - started
+        litellm.completion(model="openai/judgeq-warm-up", api_base="http://127.0.0.1:9/v1", api_key=PLACEHOLDER_KEY,
+                           messages=[{"role": "user", "content": "warm up"}], mock_response="{}",
+                           max_retries=0, num_retries=0, timeout=1)
     except Exception as exc:  # ImportError included: the first record's verdict will say what is wrong
-        logging.getLogger(__name__).warning("could not warm up litellm: %s: %s", type(exc).__name__, exc)
-    settle_heap()
+        if main.is_alive():  # else litellm failed because the interpreter is shutting down: not worth a line
+            logging.getLogger(__name__).warning("could not warm up litellm: %s: %s", type(exc).__name__, exc)
+    if main.is_alive():
+        settle_heap()
     return time.perf_counter() - started
 
 

@@ -2,10 +2,15 @@
 
 from __future__ import annotations
 
+import atexit
+import contextlib
 import os
+import shutil
 import signal
+import socket
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -29,9 +34,114 @@ def base_env(**extra: str) -> dict[str, str]:
 
 def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, cwd: Path | None = None,
             ) -> subprocess.CompletedProcess[str]:
-    """Run ``judgeq ARGS`` to completion and return its output and exit code."""
-    return subprocess.run(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, capture_output=True,
-                          text=True, timeout=timeout)
+    """Run ``judgeq ARGS`` to completion in a process of its own and return its output and exit code.
+
+    The process is forked from this test process's zygote (tests/zygote.py),
+    which has the heavy libraries imported already; ``JUDGEQ_TEST_ZYGOTE=0``
+    starts a fresh interpreter per call instead.
+    """
+    if os.environ.get("JUDGEQ_TEST_ZYGOTE", "1") == "0":
+        return subprocess.run(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, capture_output=True,
+                              text=True, timeout=timeout)
+    return _zygote().run(list(args), dict(env), cwd or REPO, timeout)
+
+
+class _Zygote:
+    """The client of one ``python -m tests.zygote`` process (see that module)."""
+
+    def __init__(self) -> None:
+        self.folder = tempfile.mkdtemp(prefix="judgeq-zygote-")
+        self.path = os.path.join(self.folder, "socket")
+        self.proc = subprocess.Popen([sys.executable, "-m", "tests.zygote", self.path], env=base_env(), cwd=REPO,
+                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        assert self.proc.stdout is not None
+        if self.proc.stdout.readline().strip() != b"ready":
+            raise AssertionError(f"the test zygote did not start (exit {self.proc.wait(timeout=30)})")
+
+    def alive(self) -> bool:
+        return self.proc.poll() is None
+
+    def close(self) -> None:
+        if self.alive():
+            self.proc.kill()
+            self.proc.wait(timeout=30)
+        shutil.rmtree(self.folder, ignore_errors=True)
+
+    def run(self, args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+        from .zygote import STATUS, send_request
+
+        out_r, out_w = os.pipe()
+        err_r, err_w = os.pipe()
+        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
+            conn.connect(self.path)
+            try:
+                send_request(conn, {"args": args, "env": env, "cwd": str(cwd)}, [out_w, err_w])
+            finally:
+                os.close(out_w)
+                os.close(err_w)
+            kind, pid = STATUS.unpack(_recv_exactly(conn, STATUS.size))
+            deadline = time.monotonic() + timeout
+            out, err = _drain({out_r: bytearray(), err_r: bytearray()}, deadline)
+            timed_out = time.monotonic() >= deadline
+            if timed_out:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
+            kind, status = STATUS.unpack(_recv_exactly(conn, STATUS.size))
+        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        cmd = judgeq_cmd() + args
+        if timed_out:
+            raise subprocess.TimeoutExpired(cmd, timeout, output=stdout, stderr=stderr)
+        return subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status), stdout, stderr)
+
+
+def _recv_exactly(conn: socket.socket, size: int) -> bytes:
+    data = b""
+    while len(data) < size:
+        more = conn.recv(size - len(data))
+        if not more:
+            raise AssertionError("the test zygote's keeper went away")
+        data += more
+    return data
+
+
+def _drain(buffers: dict[int, bytearray], deadline: float) -> tuple[bytes, bytes]:
+    """Read the command's stdout and stderr pipes (in that order in ``buffers``) to their end or the deadline."""
+    import selectors
+
+    fds = list(buffers)
+    with selectors.DefaultSelector() as selector:
+        for fd in fds:
+            selector.register(fd, selectors.EVENT_READ)
+        open_fds = set(fds)
+        while open_fds:
+            left = deadline - time.monotonic()
+            if left <= 0:
+                break
+            for key, _ in selector.select(timeout=left):
+                chunk = os.read(key.fd, 65536)
+                if chunk:
+                    buffers[key.fd] += chunk
+                else:
+                    selector.unregister(key.fd)
+                    open_fds.discard(key.fd)
+    for fd in fds:
+        os.close(fd)
+    return bytes(buffers[fds[0]]), bytes(buffers[fds[1]])
+
+
+_ZYGOTE: list[_Zygote] = []
+_ZYGOTE_LOCK = threading.Lock()
+
+
+def _zygote() -> _Zygote:
+    with _ZYGOTE_LOCK:
+        if not _ZYGOTE or not _ZYGOTE[0].alive():
+            if not _ZYGOTE:
+                atexit.register(lambda: _ZYGOTE and _ZYGOTE[0].close())
+            else:
+                _ZYGOTE.pop().close()
+            _ZYGOTE.append(_Zygote())
+        return _ZYGOTE[0]
 
 
 def wait_until(predicate: Callable[[], bool], timeout: float, what: str | Callable[[], str],

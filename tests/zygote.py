@@ -1,0 +1,127 @@
+"""A pre-imported interpreter that forks one real process per ``judgeq`` CLI call (tests only).
+
+Each CLI call of the suite used to start a fresh interpreter and import
+SQLAlchemy, Celery, pydantic and typer again: 1-3 s of a 2-core machine per
+call, hundreds of calls. The zygote imports them once (and judgeq's CLI,
+whose modules read nothing from the environment at import), then serves
+calls over a Unix socket: for each it forks a process that takes the
+caller's environment, working directory, stdout and stderr (the pipe ends
+travel over the socket, ``SCM_RIGHTS``) and runs ``judgeq ARGS`` to its
+normal end (atexit handlers, thread joins and flushes included). The call
+is a real process with its own exit code; only the imports are shared.
+
+Layout per call: the zygote forks a *keeper*, which forks the *command* and
+reports its pid, then its exit status, back on the call's connection (the
+zygote itself reaps its keepers automatically, so it never blocks). litellm,
+scikit-learn and matplotlib are not preloaded: the tests that time litellm's
+import or a warm-up see a cold process, as a user would.
+"""
+
+from __future__ import annotations
+
+import array
+import json
+import os
+import signal
+import socket
+import struct
+import sys
+from typing import Any
+
+#: Imported once in the zygote; everything else a command needs it imports itself.
+PRELOAD = (
+    "sqlalchemy", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite", "sqlmodel", "psycopg",
+    "pydantic", "pydantic_settings", "typer", "rich.console", "rich.table", "rich.progress",
+    "celery", "kombu", "kombu.transport.redis", "redis", "numpy", "scipy.stats",
+    "scheduler.cli", "ledger.store", "ledger.models", "judges.config", "workers.dispatch",
+)
+
+#: What the keeper answers on the call's connection: b"p" and the command's pid, then b"x" and its wait status.
+STATUS = struct.Struct("!ci")
+
+
+def send_request(sock: socket.socket, request: dict[str, Any], fds: list[int]) -> None:
+    """The caller's side: the request (JSON, length first) with the command's stdout and stderr."""
+    payload = json.dumps(request).encode()
+    data = struct.pack("!I", len(payload)) + payload
+    sent = sock.sendmsg([data], [(socket.SOL_SOCKET, socket.SCM_RIGHTS, array.array("i", fds))])
+    if sent < len(data):
+        sock.sendall(data[sent:])
+
+
+def _recv_request(conn: socket.socket) -> tuple[dict[str, Any], list[int]]:
+    fds = array.array("i")
+    head, ancdata, _flags, _addr = conn.recvmsg(4 + 65536, socket.CMSG_LEN(8 * fds.itemsize))
+    for level, kind, data in ancdata:
+        if level == socket.SOL_SOCKET and kind == socket.SCM_RIGHTS:
+            fds.frombytes(data[: len(data) - (len(data) % fds.itemsize)])
+    (size,) = struct.unpack("!I", head[:4])
+    body = head[4:]
+    while len(body) < size:
+        more = conn.recv(size - len(body))
+        if not more:
+            raise EOFError("the caller went away mid-request")
+        body += more
+    return json.loads(body), list(fds)
+
+
+def serve(path: str) -> tuple[dict[str, Any], list[int], socket.socket]:
+    """The zygote's loop; returns only in a forked command process, with its request."""
+    signal.signal(signal.SIGCHLD, signal.SIG_IGN)  # keepers are reaped by the kernel
+    listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+    listener.bind(path)
+    listener.listen(64)
+    print("ready", flush=True)
+    while True:
+        conn, _ = listener.accept()
+        if os.fork() != 0:
+            conn.close()
+            continue
+        # The keeper.
+        listener.close()
+        signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+        request, fds = _recv_request(conn)
+        pid = os.fork()
+        if pid == 0:
+            return request, fds, conn
+        for fd in fds:
+            os.close(fd)
+        conn.sendall(STATUS.pack(b"p", pid))
+        _, status = os.waitpid(pid, 0)
+        conn.sendall(STATUS.pack(b"x", status))
+        os._exit(0)
+
+
+def become(request: dict[str, Any], fds: list[int], conn: socket.socket) -> None:
+    """In the command process: take the caller's streams, environment and directory."""
+    conn.close()
+    signal.signal(signal.SIGCHLD, signal.SIG_DFL)
+    stdout, stderr = fds
+    devnull = os.open(os.devnull, os.O_RDONLY)
+    os.dup2(devnull, 0)
+    os.dup2(stdout, 1)
+    os.dup2(stderr, 2)
+    for fd in (devnull, stdout, stderr):
+        os.close(fd)
+    os.environ.clear()
+    os.environ.update(request["env"])
+    os.chdir(request["cwd"])
+    sys.path[0] = ""  # as ``python -c``: the working directory first
+    for entry in reversed(request["env"].get("PYTHONPATH", "").split(os.pathsep)):
+        if entry and entry not in sys.path:
+            sys.path.insert(1, entry)
+    sys.argv = ["-c", *request["args"]]  # as ``python -c "from scheduler.cli import main; main()" ARGS``
+
+
+def main() -> None:
+    for name in PRELOAD:
+        __import__(name)
+    request, fds, conn = serve(sys.argv[1])
+    become(request, fds, conn)
+    from scheduler.cli import main as judgeq
+
+    judgeq()
+
+
+if __name__ == "__main__":
+    main()
