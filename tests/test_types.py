@@ -1,4 +1,4 @@
-"""The packages type-check (STYLE.md: a typed public surface, mypy clean).
+"""The packages type-check (a typed public surface, mypy clean).
 
 mypy takes a minute or more of one core, so it is not a test: ``scripts/test``
 (README's test command) runs it beside the suite and fails when it fails.
