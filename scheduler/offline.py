@@ -74,9 +74,8 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
         if report.fail_on_errors and not request.wait:
             raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
         config = load_config(scheduler.config)
-        submitting.warm_up_in_background(config, request.judges, fleet=bool(settings.worker.broker_url))
         plan = submitting.plan(request.dataset, config, request.judges, tags=request.tags, meta=request.meta,
-                               max_record_bytes=scheduler.max_record_bytes)
+                               max_record_bytes=scheduler.max_record_bytes, warm_up=not settings.worker.broker_url)
         if request.max_cost_usd is not None or request.no_cache:
             plan = dataclasses.replace(plan, max_cost_usd=request.max_cost_usd, no_cache=request.no_cache)
         check_judges(report.options.gates, [j.name for j in plan.judges])

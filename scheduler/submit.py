@@ -78,32 +78,40 @@ def resolve_judges(config: JudgeConfig, names: Sequence[str], check_env: bool = 
     return resolved
 
 
-def warm_up_in_background(config: JudgeConfig, judge_names: Sequence[str], *, fleet: bool) -> None:
+def warm_up_in_background(config: JudgeConfig, judge_names: Sequence[str]) -> None:
     """Embedded mode with an LLM judge (or a cascade): import litellm on a thread while the dataset is validated.
 
     The import takes seconds; started here it overlaps the dataset's scan and
     the run's first writes instead of delaying the first call by all of it.
+    :func:`plan` starts it once the judges resolved, so a bad judge table
+    (the commonest bad input of a new config) ends the process at once.
     A fleet's submitter never calls a provider (its workers are warm, see
     workers/warm.py), so nothing is imported there.
     """
     from judges.distilled_spec import CascadeJudgeSpec
     from judges.spec import LlmJudgeSpec
 
-    if fleet or not any(isinstance(config.judges.get(n), LlmJudgeSpec | CascadeJudgeSpec) for n in judge_names):
+    if not any(isinstance(config.judges.get(n), LlmJudgeSpec | CascadeJudgeSpec) for n in judge_names):
         return
     from judges.llm import warm_up
 
     # Not a daemon: a daemon thread stopped mid-import at exit holds that module's import lock, and a
-    # finalizer that imports (litellm's HTTP handlers do) then waits on it for ever. An early exit
-    # (bad input) therefore waits for the import to end.
+    # finalizer that imports (litellm's HTTP handlers do) then waits on it for ever. An exit while it
+    # imports (a bad dataset, say: the message is printed first) therefore waits for the import to end.
     threading.Thread(target=warm_up, name="judgeq-warm-up").start()
 
 
 def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: Sequence[str] = (),
          meta: dict[str, str] | None = None, check_env: bool = True,
-         max_record_bytes: int = MAX_RECORD_BYTES) -> SubmitPlan:
-    """Validate judges and the whole dataset; raise before anything is written."""
+         max_record_bytes: int = MAX_RECORD_BYTES, warm_up: bool = False) -> SubmitPlan:
+    """Validate judges and the whole dataset; raise before anything is written.
+
+    ``warm_up``: this process will judge (embedded mode): litellm's import
+    starts on a thread once the judges resolved, beside the dataset's scan.
+    """
     judges = resolve_judges(config, judge_names, check_env=check_env)
+    if warm_up:
+        warm_up_in_background(config, judge_names)
     dataset = scan(path, RecordChecks.of(judges, max_record_bytes))
     return SubmitPlan(run_id=new_run_id(), dataset=dataset, judges=judges, tags=list(tags), meta=dict(meta or {}))
 

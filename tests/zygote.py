@@ -12,9 +12,9 @@ is a real process with its own exit code; only the imports are shared.
 
 Layout per call: the zygote forks a *keeper*, which forks the *command* and
 reports its pid, then its exit status, back on the call's connection (the
-zygote itself reaps its keepers automatically, so it never blocks). litellm,
-scikit-learn and matplotlib are not preloaded: the tests that time litellm's
-import or a warm-up see a cold process, as a user would.
+zygote itself reaps its keepers automatically, so it never blocks). litellm
+and matplotlib are not preloaded: the tests that time litellm's import or a
+warm-up see a cold process, as a user would.
 """
 
 from __future__ import annotations
@@ -34,6 +34,9 @@ PRELOAD = (
     "pydantic", "pydantic_settings", "typer", "rich.console", "rich.table", "rich.progress",
     "celery", "kombu", "kombu.transport.redis", "redis", "numpy", "scipy.stats",
     "scheduler.cli", "ledger.store", "ledger.models", "judges.config", "workers.dispatch",
+    # The distilled judges' (each of their CLI calls would import scikit-learn again: seconds).
+    "sklearn.compose", "sklearn.feature_extraction.text", "sklearn.linear_model", "sklearn.pipeline",
+    "sklearn.model_selection", "sklearn.metrics", "skops.io",
 )
 
 #: What the keeper answers on the call's connection: b"p" and the command's pid, then b"x" and its wait status.
