@@ -52,11 +52,14 @@ class _Zygote:
     def __init__(self) -> None:
         self.folder = tempfile.mkdtemp(prefix="judgeq-zygote-")
         self.path = os.path.join(self.folder, "socket")
-        self.proc = subprocess.Popen([sys.executable, "-m", "tests.zygote", self.path], env=base_env(), cwd=REPO,
-                                     stdout=subprocess.PIPE, stderr=subprocess.DEVNULL, start_new_session=True)
+        log = Path(self.folder) / "zygote.log"
+        with log.open("wb") as errors:
+            self.proc = subprocess.Popen([sys.executable, "-m", "tests.zygote", self.path], env=base_env(),
+                                         cwd=REPO, stdout=subprocess.PIPE, stderr=errors, start_new_session=True)
         assert self.proc.stdout is not None
         if self.proc.stdout.readline().strip() != b"ready":
-            raise AssertionError(f"the test zygote did not start (exit {self.proc.wait(timeout=30)})")
+            raise AssertionError(f"the test zygote did not start (exit {self.proc.wait(timeout=30)}):\n"
+                                 + log.read_text(errors="replace")[-4000:])
 
     def alive(self) -> bool:
         return self.proc.poll() is None

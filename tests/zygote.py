@@ -74,9 +74,17 @@ def serve(path: str) -> tuple[dict[str, Any], list[int], socket.socket]:
     listener = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
     listener.bind(path)
     listener.listen(64)
+    listener.settimeout(2.0)
+    parent = os.getppid()
     print("ready", flush=True)
     while True:
-        conn, _ = listener.accept()
+        try:
+            conn, _ = listener.accept()
+        except TimeoutError:
+            if os.getppid() != parent:  # the test process is gone (killed): so is the need for a zygote
+                os._exit(0)
+            continue
+        conn.setblocking(True)
         if os.fork() != 0:
             conn.close()
             continue
@@ -114,6 +122,9 @@ def become(request: dict[str, Any], fds: list[int], conn: socket.socket) -> None
         if entry and entry not in sys.path:
             sys.path.insert(1, entry)
     sys.argv = ["-c", *request["args"]]  # as ``python -c "from scheduler.cli import main; main()" ARGS``
+    main_module = sys.modules["__main__"]
+    main_module.__package__ = None  # else click names the program "python -m tests.-c" in its usage lines
+    main_module.__spec__ = None
 
 
 def main() -> None:
