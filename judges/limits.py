@@ -9,9 +9,10 @@ An LLM judge calls its limiter around every attempt:
   the caller can hand the record back to the queue instead of holding a slot;
 - :meth:`RateLimiter.settle` after the call, with the tokens the provider
   reported, so the token budget follows real usage;
-- :meth:`RateLimiter.throttled` on a 429: the provider says the limit is lower
-  than we think, so the key slows down (multiplicative decrease), and
-  recovers linearly over time (additive increase).
+- :meth:`RateLimiter.throttled` on a 429: if 429s persist (see
+  :func:`cut_due`), the provider's limit is lower than we think, so the key
+  slows down (multiplicative decrease), and recovers linearly over time
+  (additive increase).
 
 The algorithm is GCRA (the generic cell rate algorithm) in its reservation
 form, applied twice, to requests and to tokens, per :class:`Limit` key (one
@@ -66,6 +67,36 @@ RECOVER = 1.0
 #: The shortest window a provider may enforce its limit over (OpenAI and Anthropic say a per-minute limit
 #: may be enforced per second): the burst never exceeds what this window of the limit allows.
 BURST_WINDOW_S = 1.0
+
+
+def strike_s(period_s: float) -> float:
+    """How long the 429s of one bunch of late calls may keep coming: a second, less for short test periods."""
+    return min(BURST_WINDOW_S, period_s / CUT_EVERY / 2)
+
+
+def cut_due(now: float, first_429: float, last_cut: float, period_s: float) -> tuple[bool, float]:
+    """Whether this 429 cuts the rate, and the new start of the current strike.
+
+    A 429 alone is a strike, not yet a cut: calls admitted on time can still
+    reach the provider together (a process paused, a slow network) and a
+    provider enforcing its limit per second refuses that one bunch; cutting
+    the rate for it costs a short run a tenth of its throughput (the rate
+    recovers over a whole period). The strike's 429s within
+    :func:`strike_s` are that same bunch. A 429 after it, and within
+    period/CUT_EVERY of the strike's first, says the limit really is lower:
+    the rate is cut (and one cut covers period/CUT_EVERY, however many 429s
+    answer the overshoot). A limit set too high in judgeq.toml is still found
+    within seconds.
+    """
+    window = period_s / CUT_EVERY
+    if now - last_cut < window:
+        return False, first_429
+    since = now - first_429
+    if since < strike_s(period_s):
+        return False, first_429  # the same bunch
+    if since > window:
+        return False, now  # a new strike
+    return True, -math.inf
 
 
 @dataclass(frozen=True)
@@ -145,10 +176,11 @@ class _KeyState:
     factor: float = 1.0
     factor_at: float = 0.0
     last_cut: float = -math.inf
+    first_429: float = -math.inf  # the current strike's first 429 (see cut_due)
     lock: threading.Lock = field(default_factory=threading.Lock, compare=False, repr=False)
 
     #: The fields kept where processes share a schedule (:class:`SharedLimiter`).
-    SHARED = ("tat_requests", "tat_tokens", "tat_seconds", "factor", "factor_at", "last_cut")
+    SHARED = ("tat_requests", "tat_tokens", "tat_seconds", "factor", "factor_at", "last_cut", "first_429")
 
 
 class LocalLimiter:
@@ -217,11 +249,11 @@ class LocalLimiter:
             return
         with self._locked(limit.key) as state:
             now = self.clock()
-            if now - state.last_cut < self.period_s / CUT_EVERY:
-                return  # one overshoot answers many calls with 429: cut once for it
-            state.factor = max(MIN_FACTOR, _factor(state, now, self.period_s) * CUT)
-            state.factor_at = now
-            state.last_cut = now
+            cut, state.first_429 = cut_due(now, state.first_429, state.last_cut, self.period_s)
+            if cut:
+                state.factor = max(MIN_FACTOR, _factor(state, now, self.period_s) * CUT)
+                state.factor_at = now
+                state.last_cut = now
 
     def factor(self, limit: Limit) -> float:
         """The key's current rate factor (1.0: the configured limit); for tests and reports."""
@@ -236,7 +268,7 @@ class SharedLimiter(LocalLimiter):
     ``judgeq submit`` at once): each limit key has a small file in ``folder``
     (by default a per-user runtime folder, see :func:`default_folder`) named by
     the limit's key, a hash of endpoint and model (never an API key), holding
-    the six numbers of the schedule (``_KeyState.SHARED``, little-endian
+    the seven numbers of the schedule (``_KeyState.SHARED``, little-endian
     doubles). Every reservation takes an exclusive ``flock`` on it, reads,
     computes exactly as :class:`LocalLimiter` does and writes back: one
     schedule, so two processes together stay at the limit rather than each at

@@ -37,8 +37,10 @@ def test_two_embedded_submits_on_one_key_share_its_limit(tmp_path: Path) -> None
     """Two concurrent submits without a broker, one key: together at the limit, almost no 429s."""
     n, rpm, window = 40, 60, 5.0  # 12 calls/s between the two; each alone would pace itself at all of it
     with FakeProvider(rpm=rpm, window_s=window, latency_s=0.05) as provider:
+        # 15 % headroom: this test is about sharing one schedule, not about absorbing a loaded machine's
+        # jitter (its provider runs in this busy pytest process and stamps arrivals late and together).
         env = env_for(tmp_path, provider, limits=f"rpm = {rpm}", JUDGEQ_RATE_PERIOD_S=str(window),
-                      JUDGEQ_RATE_DIR=str(tmp_path / "rates"))
+                      JUDGEQ_RATE_DIR=str(tmp_path / "rates"), JUDGEQ_RATE_HEADROOM="0.15")
         data = dataset(tmp_path / "items.jsonl", n)
 
         def submit(i: int) -> tuple[int, str]:
@@ -53,11 +55,10 @@ def test_two_embedded_submits_on_one_key_share_its_limit(tmp_path: Path) -> None
         busiest = provider.max_in_window(window, statuses=(200,))
     assert [code for code, _ in results] == [0, 0], results
     assert ok_rows(tmp_path / "ledger1.db") == ok_rows(tmp_path / "ledger2.db") == n
-    # Limiters that do not share the schedule see about 20 % 429s here; a shared one none on a quiet machine
-    # (benchmarks/remote.py: 0.06 % at 2 concurrent submits). A loaded machine delays a paced call now and
-    # then until it arrives beside the next one, so a few of these 80 may be refused (5 of 85 seen in a full
-    # suite run): at most half of what unshared limiters see.
-    assert limited <= 0.10 * calls, f"{limited} of {calls} calls were rate limited"
+    # Limiters that do not share the schedule see about 20 % 429s here (each paces at all of the limit); a
+    # shared one none on a quiet machine (benchmarks/remote.py: 0.06-0.44 % at 2 concurrent submits). A
+    # heavily loaded machine still delays a paced call now and then until it arrives beside the next one.
+    assert limited <= 0.05 * calls, f"{limited} of {calls} calls were rate limited"
     assert busiest <= rpm
 
 

@@ -108,14 +108,29 @@ def test_tokens_are_paced_and_corrected(make_limiter) -> None:  # type: ignore[n
     assert limiter.reserve(limit, 100, max_wait_s=5) == pytest.approx(0.6, abs=0.05)
 
 
-def test_a_429_slows_the_key_down_once_then_it_recovers(make_limiter) -> None:  # type: ignore[no-untyped-def]
-    limiter = make_limiter(1.2, 0.0)
+def test_429s_that_persist_slow_the_key_down_once_then_it_recovers(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    # A 24 s period: cuts at most every 2 s, and a strike's own bunch lasts 1 s (judges.limits.cut_due).
+    limiter = make_limiter(24.0, 0.0)
     limit = Limit("k-aimd", rpm=60)
-    limiter.throttled(limit, 1.0)
+    limiter.throttled(limit, 1.0)  # a strike: calls that left late together may meet a per-second window
+    limiter.throttled(limit, 1.0)  # the same bunch
+    assert limiter.factor(limit) == pytest.approx(1.0)
+    time.sleep(1.3)
+    limiter.throttled(limit, 1.0)  # 429s past the bunch: the limit is lower than configured
     limiter.throttled(limit, 1.0)  # the same overshoot answered twice: one cut
     assert limiter.factor(limit) == pytest.approx(0.8, abs=0.02)
-    time.sleep(0.12)  # recovery: the whole cut back over one period (1.2 s), linearly
-    assert 0.85 < limiter.factor(limit) < 0.97
+    time.sleep(0.6)  # recovery: the whole cut back over one period (24 s), linearly
+    assert 0.81 < limiter.factor(limit) < 0.9
+
+
+def test_a_lone_bunch_of_429s_does_not_cut_the_rate(make_limiter) -> None:  # type: ignore[no-untyped-def]
+    limiter = make_limiter(24.0, 0.0)
+    limit = Limit("k-stray", rpm=60)
+    for _ in range(5):
+        limiter.throttled(limit, 1.0)
+    time.sleep(2.2)  # past the 2 s in which a second 429 would have confirmed the first
+    limiter.throttled(limit, 1.0)  # another strike, alone again
+    assert limiter.factor(limit) == pytest.approx(1.0)
 
 
 #: One process of the test below: reserves calls from four threads, prints when each was allowed to go.
@@ -187,6 +202,6 @@ def test_a_shared_schedule_cut_short_counts_as_a_fresh_one(tmp_path: Path) -> No
     schedule.write_bytes(b"\x00\x01\x02")  # a crash mid-write
     assert limiter.reserve(limit, 10, max_wait_s=5) == 0.0
     assert limiter.reserve(limit, 10, max_wait_s=5) > 0.9  # and the schedule goes on from the file again
-    assert len(schedule.read_bytes()) == 6 * 8
+    assert len(schedule.read_bytes()) == 7 * 8  # seven doubles (judges.limits._KeyState.SHARED)
     other = SharedLimiter(tmp_path / "rates", 60.0, 0.03)  # another process's view: the same schedule
     assert other.reserve(limit, 10, max_wait_s=5) > 1.9

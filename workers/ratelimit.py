@@ -4,7 +4,7 @@ The arithmetic is that of :class:`judges.limits.LocalLimiter` (see
 :mod:`judges.limits` for the algorithm and its tolerance); here it runs inside
 Redis, atomically, with Redis's own clock (``TIME``), so every process and
 machine of the fleet reserves slots from one schedule and no two clocks need to
-agree. One key per limit (``keys.RATE``), a hash of six numbers:
+agree. One key per limit (``keys.RATE``), a hash of seven numbers:
 
     tr  the request schedule's theoretical arrival time (epoch seconds)
     tt  the token schedule's
@@ -12,6 +12,7 @@ agree. One key per limit (``keys.RATE``), a hash of six numbers:
     f   the AIMD rate factor set at the last 429 (1.0: the configured limit)
     fa  when f was set (it recovers linearly from there)
     lc  the last cut (one cut per period/12, however many 429s answer one overshoot)
+    fs  the current strike's first 429 (a lone bunch of 429s is forgiven: ``judges.limits.cut_due``)
 
 The key expires two periods after its schedules run dry. One round trip per
 call (reserve), one more when the provider's token count differs from the
@@ -35,9 +36,9 @@ local op = ARGV[1]
 local rpm, tpm = tonumber(ARGV[2]), tonumber(ARGV[3])
 local period, h = tonumber(ARGV[4]), tonumber(ARGV[5])
 local rps, most = tonumber(ARGV[6]), tonumber(ARGV[7])
-local s = redis.call('HMGET', KEYS[1], 'tr', 'tt', 'f', 'fa', 'lc', 'ts')
+local s = redis.call('HMGET', KEYS[1], 'tr', 'tt', 'f', 'fa', 'lc', 'ts', 'fs')
 local tr, tt, ts = tonumber(s[1]) or 0, tonumber(s[2]) or 0, tonumber(s[6]) or 0
-local f, fa, lc = tonumber(s[3]) or 1, tonumber(s[4]) or now, tonumber(s[5]) or 0
+local f, fa, lc, fs = tonumber(s[3]) or 1, tonumber(s[4]) or now, tonumber(s[5]) or 0, tonumber(s[7]) or 0
 local factor = math.min(1, f + (now - fa) * %(recover)s / period)
 local function pacing(per, over, cap)
   over = over or period
@@ -69,8 +70,15 @@ elseif op == 'settle' then
     redis.call('HSET', KEYS[1], 'tt', fmt(tt))
   end
 elseif op == 'throttle' then
-  if now - lc >= period / %(cut_every)s then
-    redis.call('HSET', KEYS[1], 'f', fmt(math.max(%(min_factor)s, factor * %(cut)s)), 'fa', fmt(now), 'lc', fmt(now))
+  local window = period / %(cut_every)s
+  local since = now - fs
+  if now - lc < window or since < math.min(%(burst_window)s, window / 2) then
+    -- covered by the last cut, or the same bunch as the strike's first 429
+  elseif since > window then
+    redis.call('HSET', KEYS[1], 'fs', fmt(now))  -- a new strike: no cut yet
+  else
+    redis.call('HSET', KEYS[1], 'f', fmt(math.max(%(min_factor)s, factor * %(cut)s)), 'fa', fmt(now), 'lc', fmt(now),
+               'fs', '0')
   end
   result = {'ok', fmt(factor)}
 elseif op == 'factor' then
