@@ -25,6 +25,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import statistics
 import sys
 import tempfile
@@ -170,6 +171,8 @@ def main() -> None:
     parser.add_argument("--json", action="store_true", help="Print the figures as JSON.")
     parser.add_argument("--fit-only", type=int, default=None, help="Only train on this many rows, in process.")
     args = parser.parse_args()
+    # A user's `judgeq` is a fresh interpreter: not the test suite's pre-imported zygote (tests/zygote.py).
+    os.environ["JUDGEQ_TEST_ZYGOTE"] = "0"
     if args.fit_only is not None:
         from .machine import reference
 

@@ -28,6 +28,7 @@ from __future__ import annotations
 
 import argparse
 import json
+import os
 import re
 import secrets
 import sys
@@ -149,6 +150,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--judge-rps", type=float, default=None,
                         help="the judge's rps (default: unset, as a user who only knows the per-minute limit)")
     args = parser.parse_args(argv)
+    # A user's `judgeq submit` is a fresh interpreter: not the test suite's pre-imported zygote (tests/zygote.py).
+    os.environ["JUDGEQ_TEST_ZYGOTE"] = "0"
 
     import psycopg
 
@@ -174,6 +177,11 @@ def main(argv: list[str] | None = None) -> None:
                            JUDGEQ_KEY_ENDPOINTS=json.dumps({"BENCH_PROVIDER_KEY": [provider.base_url]}),
                            JUDGEQ_BROKER_URL=REDIS_URL, JUDGEQ_LEDGER_URL=PG_ADMIN.rsplit("/", 1)[0] + "/" + db,
                            JUDGEQ_POLL_S="0.5", JUDGEQ_RATE_DIR=str(folder / "rates"))
+            # As at a deployment, the ledger is migrated before the fleet starts (else the first phase's first
+            # call would also wait for the migrations of an empty database).
+            upgraded = run_cli(["db", "upgrade"], env)
+            if upgraded.returncode != 0:
+                raise SystemExit(f"judgeq db upgrade failed: {upgraded.stderr[-2000:]}")
             for label, workers, submits in phases:
                 print(f"{label}: {args.items} items at {args.rpm} req/min, {args.latency * 1000:.0f} ms …",
                       file=sys.stderr, flush=True)
