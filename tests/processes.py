@@ -37,10 +37,11 @@ def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, c
     """Run ``judgeq ARGS`` to completion in a process of its own and return its output and exit code.
 
     The process is forked from this test process's zygote (tests/zygote.py),
-    which has the heavy libraries imported already; ``JUDGEQ_TEST_ZYGOTE=0``
-    starts a fresh interpreter per call instead.
+    which has the heavy libraries (litellm included) imported already;
+    ``JUDGEQ_TEST_ZYGOTE=0`` in ``env`` (or in this process's environment)
+    starts a fresh interpreter instead, for a test that times imports.
     """
-    if os.environ.get("JUDGEQ_TEST_ZYGOTE", "1") == "0":
+    if env.get("JUDGEQ_TEST_ZYGOTE", os.environ.get("JUDGEQ_TEST_ZYGOTE", "1")) == "0":
         return subprocess.run(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, capture_output=True,
                               text=True, timeout=timeout)
     return _zygote().run(list(args), dict(env), cwd or REPO, timeout)

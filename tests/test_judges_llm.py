@@ -38,6 +38,14 @@ FAST = RetryPolicy(attempts=3, multiplier=0.01, max_wait_s=0.02, retry_after_cap
 PROMPT = "Question: {input}\nAnswer: {output}\nIs the answer good?"
 
 
+@pytest.fixture(scope="module", autouse=True)
+def _litellm_imported() -> None:
+    """litellm imported before any test times a call: its import (3-10 s) is not what these tests time."""
+    from judges.llm import _litellm
+
+    _litellm()
+
+
 @pytest.fixture
 def key(monkeypatch: pytest.MonkeyPatch) -> str:
     monkeypatch.setenv("FAKE_PROVIDER_KEY", KEY)

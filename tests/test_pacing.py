@@ -115,7 +115,8 @@ def test_a_warm_worker_calls_the_provider_well_within_an_import_of_submit(
 def test_an_embedded_submit_overlaps_the_import_with_validating_the_dataset(tmp_path: Path) -> None:
     data = dataset(tmp_path / "items.jsonl", 4)
     with FakeProvider() as provider:
-        env = env_for(tmp_path, provider, JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'judgeq.db'}")
+        env = env_for(tmp_path, provider, JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'judgeq.db'}",
+                      JUDGEQ_TEST_ZYGOTE="0")  # a fresh interpreter: the import is what this test times
         import_s = litellm_import_s()
         started = time.monotonic()
         res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json"], env, timeout=180)

@@ -13,8 +13,11 @@ is a real process with its own exit code; only the imports are shared.
 Layout per call: the zygote forks a *keeper*, which forks the *command* and
 reports its pid, then its exit status, back on the call's connection (the
 zygote itself reaps its keepers automatically, so it never blocks). litellm
-and matplotlib are not preloaded: the tests that time litellm's import or a
-warm-up see a cold process, as a user would.
+is imported too (it starts no thread at import, so forking after it is safe)
+and the heap frozen, as a warm judgeq process does (``judges.llm.warm_up``):
+an embedded submit of an LLM judge no longer pays 3-6 s of import per call.
+A test that times that import or the warm-up passes ``JUDGEQ_TEST_ZYGOTE=0``
+in its environment and gets a fresh interpreter, as a user would.
 """
 
 from __future__ import annotations
@@ -130,6 +133,10 @@ def become(request: dict[str, Any], fds: list[int], conn: socket.socket) -> None
 def main() -> None:
     for name in PRELOAD:
         __import__(name)
+    from judges.llm import _litellm, settle_heap
+
+    _litellm()
+    settle_heap()
     request, fds, conn = serve(sys.argv[1])
     become(request, fds, conn)
     from scheduler.cli import main as judgeq
