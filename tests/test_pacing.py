@@ -109,7 +109,8 @@ def test_a_warm_worker_calls_the_provider_well_within_an_import_of_submit(
           f"litellm's import alone {import_s:.2f}s")
     primed = log.index("litellm imported and primed")
     assert primed < log.index(" ready."), log
-    assert first - created < 0.6 * import_s, (first, created, import_s)
+    # A cold worker would import litellm after the chunk arrived: at least the import from the row to the call.
+    assert first - created < 0.9 * import_s, (first, created, import_s)
 
 
 def test_an_embedded_submit_imports_litellm_while_it_validates_the_dataset(tmp_path: Path,
