@@ -106,8 +106,9 @@ class WindowOutcome:
         """Mark "done" this window's runs whose rows are all in; the ones this call marked.
 
         The job's own check runs when the sample is sent, usually before its
-        rows are written; whoever then waits on them (the embedded dispatcher's
-        ``join``, a waiter, beat's next tick) calls this.
+        rows are written. ``judgeq online`` without a broker calls this once
+        its in-process judges finished; in a fleet, beat's next tick marks
+        the schedule's complete runs (online/tick.py).
         """
         return [run_id for run_id in self.runs.values() if ledger.mark_done_if_complete(run_id)]
 
