@@ -78,7 +78,7 @@ def resolve_judges(config: JudgeConfig, names: Sequence[str], check_env: bool = 
     return resolved
 
 
-def warm_up_in_background(config: JudgeConfig, judge_names: Sequence[str]) -> None:
+def warm_up_in_background(judges: Sequence[ResolvedJudge]) -> None:
     """Embedded mode with an LLM judge (or a cascade): import litellm on a thread while the dataset is validated.
 
     The import takes seconds; started here it overlaps the dataset's scan and
@@ -88,10 +88,9 @@ def warm_up_in_background(config: JudgeConfig, judge_names: Sequence[str]) -> No
     A fleet's submitter never calls a provider (its workers are warm, see
     workers/warm.py), so nothing is imported there.
     """
-    from judges.distilled_spec import CascadeJudgeSpec
-    from judges.spec import LlmJudgeSpec
+    from judges.distilled_config import llm_specs
 
-    if not any(isinstance(config.judges.get(n), LlmJudgeSpec | CascadeJudgeSpec) for n in judge_names):
+    if not any(llm_specs(judge) for judge in judges):
         return
     from judges.llm import warm_up
 
@@ -111,7 +110,7 @@ def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: S
     """
     judges = resolve_judges(config, judge_names, check_env=check_env)
     if warm_up:
-        warm_up_in_background(config, judge_names)
+        warm_up_in_background(judges)
     dataset = scan(path, RecordChecks.of(judges, max_record_bytes))
     return SubmitPlan(run_id=new_run_id(), dataset=dataset, judges=judges, tags=list(tags), meta=dict(meta or {}))
 

@@ -167,7 +167,7 @@ def test_the_warm_up_thread_is_waited_for_at_exit(tmp_path: Path) -> None:
         env_for(tmp_path, provider)
     config = load_config(tmp_path / "judgeq.toml")
     before = set(threading.enumerate())
-    warm_up_in_background(config, ["faithful"])
+    warm_up_in_background([config.resolve("faithful", check_env=False)])
     started = [t for t in threading.enumerate() if t not in before]
     assert [t.name for t in started] == ["judgeq-warm-up"]
     assert not started[0].daemon
