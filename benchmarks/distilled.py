@@ -41,18 +41,8 @@ from tests.distill_data import records, teacher_label, write  # noqa: E402
 from tests.processes import base_env, run_cli  # noqa: E402
 from tests.provider import FakeProvider  # noqa: E402
 
-CONFIG = """
-[judges.bench]
-type = "llm"
-model = "openai/bench-judge"
-api_base = "{base}"
-api_key_env = "BENCH_PROVIDER_KEY"
-prompt_text = "Grade the answer. Output: {{output}}"
-prompt = "inline"
-timeout_s = 10
-price_per_mtok_in = 0.15
-price_per_mtok_out = 0.60
-"""
+from benchmarks.remote import CONFIG  # noqa: E402  (the teacher is the remote benchmark's judge, unlimited)
+
 WORDS_1KB = 150  # ~1 KB of output per record (the words average ~6 characters with their space)
 
 
@@ -186,7 +176,7 @@ def main() -> None:
     with tempfile.TemporaryDirectory(prefix="judgeq-distilled-") as tmp, FakeProvider() as provider:
         folder = Path(tmp)
         config = folder / "judgeq.toml"
-        config.write_text(CONFIG.format(base=provider.base_url))
+        config.write_text(CONFIG.format(base=provider.base_url, limits=""))
         url = f"sqlite:///{folder / 'ledger.db'}"
         env = base_env(JUDGEQ_CONFIG=str(config), JUDGEQ_LEDGER_URL=url, BENCH_PROVIDER_KEY="sk-bench",
                        JUDGEQ_KEY_ENDPOINTS=json.dumps({"BENCH_PROVIDER_KEY": [provider.base_url]}))
@@ -224,8 +214,15 @@ def main() -> None:
     print(f"cascade on {c['items']:,} items: {c['escalation_rate']:.1%} escalated, {c['calls']:,} calls, "
           f"${c['cost_usd']:.4f} against ${c['all_remote_usd']:.4f} all-remote ({c['saved_share']:.1%} saved); "
           f"agreement with the teacher's rule {c['agreement']:.3f} (of the items kept local "
-          f"{c['confident_agreement']:.3f}); audited agreement {c['audit_agreement']:.3f} "
-          f"[{c['audit_agreement_ci'][0]:.3f}, {c['audit_agreement_ci'][1]:.3f}]; {c['wall_s']} s")
+          f"{c['confident_agreement']:.3f}); audited agreement {_audited(c)}; {c['wall_s']} s")
+
+
+def _audited(cascade: dict[str, Any]) -> str:
+    """The audited agreement and its interval; none when no confident item was audited (a weak student)."""
+    if cascade["audit_agreement"] is None:
+        return "none (no item was audited)"
+    low, high = cascade["audit_agreement_ci"]
+    return f"{cascade['audit_agreement']:.3f} [{low:.3f}, {high:.3f}]"
 
 
 if __name__ == "__main__":
