@@ -344,7 +344,8 @@ def test_rendering_is_a_safe_single_pass() -> None:
 
 def test_fake_provider_rate_limit_is_a_sliding_window(key: str) -> None:
     with FakeProvider(require_key=key, rpm=2, window_s=60) as provider:
-        judge = llm_judge(provider, retry=RetryPolicy(attempts=1, max_total_s=0.01))
+        # No time budget: a 429 is not retried (a budget of any length ends with one last attempt).
+        judge = llm_judge(provider, retry=RetryPolicy(attempts=1, max_total_s=0.0))
         verdicts = [judge_one(judge, output="GOOD") for _ in range(3)]
         assert [c.status for c in provider.calls] == [200, 200, 429]
         assert provider.count(429) == 1
