@@ -554,15 +554,29 @@ def _describe(value: Any) -> str:
 # --- repeated ids -------------------------------------------------------------
 
 
-def _check_unique_ids(path: Path, fmt: Format, id_hashes: array[int]) -> None:
+#: Up to this many ids, repeated hashes are found with a set; above it with numpy's sort, which needs a
+#: tenth of the memory but costs its import (some 0.05-0.1 s, before a small submit's first call).
+SET_CHECK_MAX = 200_000
+
+
+def _repeated_hashes(id_hashes: array[int]) -> set[int]:
+    """The hashes that occur more than once."""
+    if len(id_hashes) <= SET_CHECK_MAX:
+        seen: set[int] = set()
+        repeated: set[int] = set()
+        for h in id_hashes:
+            (repeated if h in seen else seen).add(h)
+        return repeated
     import numpy as np  # here, not at the top: `judgeq --help` must stay fast
 
     ordered = np.sort(np.frombuffer(id_hashes, dtype=np.uint64))
-    repeated = ordered[1:][ordered[1:] == ordered[:-1]]
-    if repeated.size == 0:
+    return set(np.unique(ordered[1:][ordered[1:] == ordered[:-1]]).tolist())
+
+
+def _check_unique_ids(path: Path, fmt: Format, id_hashes: array[int]) -> None:
+    suspects = _repeated_hashes(id_hashes)
+    if not suspects:
         return
-    suspects = set(np.unique(repeated).tolist())
-    del ordered, repeated
     # Second pass, only over records whose hash repeats: the one that repeats an
     # earlier id first (in file order) is reported. Equal hashes of different ids
     # are possible, if unlikely; they pass.

@@ -107,10 +107,27 @@ def test_a_warm_worker_calls_the_provider_well_within_an_import_of_submit(
     created = run_created(pg_url, json.loads(res.stdout)["run"]["id"]) - started_wall
     print(f"first call {first:.2f}s after submit, {first - created:.2f}s after its run row; "
           f"litellm's import alone {import_s:.2f}s")
-    primed = log.index("litellm imported and primed")
-    assert primed < log.index(" ready."), log
+    ready = log.index(" ready.")
+    assert log.index("litellm imported and primed") < ready and log.index("ledger and Redis opened") < ready, log
     # A cold worker would import litellm after the chunk arrived: at least the import from the row to the call.
     assert first - created < 0.9 * import_s, (first, created, import_s)
+
+
+def test_priming_a_worker_opens_its_ledger_and_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                            caplog: pytest.LogCaptureFixture) -> None:
+    """What a worker opens before ``ready``: an empty ledger gets its schema; one out of reach is only logged."""
+    from workers.tasks import _ProcessState
+
+    db = tmp_path / "ledger.db"
+    monkeypatch.setenv("JUDGEQ_LEDGER_URL", f"sqlite:///{db}")
+    state = _ProcessState()
+    state.prime()
+    with sqlite3.connect(db) as conn:
+        assert conn.execute("SELECT count(*) FROM scores").fetchone() == (0,)
+    assert "could not open" not in caplog.text
+    monkeypatch.setenv("JUDGEQ_LEDGER_URL", f"sqlite:///{tmp_path}/missing/folder/ledger.db")
+    _ProcessState().prime()
+    assert "could not open the ledger and Redis before the first chunk: LedgerUnavailable" in caplog.text
 
 
 def test_an_embedded_submit_imports_litellm_while_it_validates_the_dataset(tmp_path: Path,

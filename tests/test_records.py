@@ -18,6 +18,7 @@ import pytest
 
 from judges.record import Record
 from scheduler.errors import InputError, SchedulerError
+from scheduler import records
 from scheduler.records import DatasetInfo, iter_batches, iter_records, scan
 
 DATA = Path(__file__).parent / "data"
@@ -194,6 +195,17 @@ def test_repeated_ids_name_both_lines(tmp_path: Path) -> None:
     error = rejected(write(tmp_path, "golden.jsonl", "\n".join(lines) + "\n"))
     assert (error.line, error.field) == (40, "id")
     assert "line 40 repeats id 'q-3' from line 3" in str(error)
+
+
+@pytest.mark.parametrize("set_check_max", [1_000, 10], ids=["set", "numpy"])
+def test_repeated_ids_are_found_the_same_way_by_a_set_and_by_numpy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
+                                                                 set_check_max: int) -> None:
+    """Small files look for repeats with a set, large ones with numpy's sort: both find the same first repeat."""
+    monkeypatch.setattr(records, "SET_CHECK_MAX", set_check_max)
+    lines = [f'{{"id": "q-{i % 30}", "output": "a"}}' for i in range(1, 60)]
+    error = rejected(write(tmp_path, "golden.jsonl", "\n".join(lines) + "\n"))
+    assert (error.line, str(error).count("repeats id 'q-1' from line 1")) == (31, 1)
+    assert records.scan(write(tmp_path, "unique.jsonl", "\n".join(lines[:29]) + "\n")).count == 29
 
 
 def test_identical_records_without_ids_are_repeats(tmp_path: Path) -> None:

@@ -10,6 +10,10 @@ imported module; the threads pool runs in it) and before the consumer, whose
 start is what logs ``ready``. ``worker_process_init`` would not do: the
 threads pool, the remote queue's default, never sends it, and in prefork it
 runs in the children while the parent may already report ready.
+
+A worker of any queue whose pool runs tasks in its own process (threads,
+solo) also opens the ledger and Redis there before ``ready``, which its first
+chunk would otherwise do before its first call.
 """
 
 from __future__ import annotations
@@ -25,11 +29,19 @@ log = logging.getLogger(__name__)
 
 
 @celeryd_after_setup.connect
-def warm_remote_worker(sender: str, instance: Any, **kwargs: Any) -> None:
-    """Before ``ready``: litellm imported and primed, if this worker consumes the remote queue."""
+def warm_worker(sender: str, instance: Any, **kwargs: Any) -> None:
+    """Before ``ready``: litellm imported and primed for the remote queue; the ledger and Redis opened in-process."""
     queues = instance.app.amqp.queues.consume_from  # None: no --queues, so every queue
-    if queues is not None and QUEUE_REMOTE not in queues:
-        return
-    from judges.llm import warm_up
+    if queues is None or QUEUE_REMOTE in queues:
+        from judges.llm import warm_up
 
-    log.info("litellm imported and primed in %.1fs", warm_up())
+        log.info("litellm imported and primed in %.1fs", warm_up())
+    if getattr(instance.pool_cls, "__module__", None) in IN_PROCESS_POOLS:
+        from .tasks import _state
+
+        log.info("ledger and Redis opened in %.2fs", _state.prime())
+
+
+#: Pools whose tasks run in the worker's own process (celery.concurrency's modules): its handles can be
+#: opened before ``ready``. Prefork children open theirs after the fork.
+IN_PROCESS_POOLS = ("celery.concurrency.thread", "celery.concurrency.solo")
