@@ -32,19 +32,24 @@ def base_env(**extra: str) -> dict[str, str]:
     return env
 
 
-def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, cwd: Path | None = None,
-            ) -> subprocess.CompletedProcess[str]:
+def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, cwd: Path | None = None, *,
+            unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
     """Run ``judgeq ARGS`` to completion in a process of its own and return its output and exit code.
 
     The process is forked from this test process's zygote (tests/zygote.py),
     which has the heavy libraries (litellm included) imported already;
     ``JUDGEQ_TEST_ZYGOTE=0`` in ``env`` (or in this process's environment)
     starts a fresh interpreter instead, for a test that times imports.
+    ``unprivileged``: file modes apply to it even when the tests run as root.
     """
+    unprivileged = unprivileged and os.geteuid() == 0
     if env.get("JUDGEQ_TEST_ZYGOTE", os.environ.get("JUDGEQ_TEST_ZYGOTE", "1")) == "0":
+        from .zygote import drop_file_override_capabilities
+
         return subprocess.run(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, capture_output=True,
-                              text=True, timeout=timeout)
-    return _zygote().run(list(args), dict(env), cwd or REPO, timeout)
+                              text=True, timeout=timeout,
+                              preexec_fn=drop_file_override_capabilities if unprivileged else None)
+    return _zygote().run(list(args), dict(env), cwd or REPO, timeout, unprivileged=unprivileged)
 
 
 class _Zygote:
@@ -71,7 +76,8 @@ class _Zygote:
             self.proc.wait(timeout=30)
         shutil.rmtree(self.folder, ignore_errors=True)
 
-    def run(self, args: list[str], env: dict[str, str], cwd: Path, timeout: float) -> subprocess.CompletedProcess[str]:
+    def run(self, args: list[str], env: dict[str, str], cwd: Path, timeout: float, *,
+            unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
         from .zygote import STATUS, send_request
 
         out_r, out_w = os.pipe()
@@ -79,7 +85,8 @@ class _Zygote:
         with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
             conn.connect(self.path)
             try:
-                send_request(conn, {"args": args, "env": env, "cwd": str(cwd)}, [out_w, err_w])
+                send_request(conn, {"args": args, "env": env, "cwd": str(cwd), "unprivileged": unprivileged},
+                             [out_w, err_w])
             finally:
                 os.close(out_w)
                 os.close(err_w)

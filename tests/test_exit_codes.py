@@ -8,14 +8,13 @@ anything unforeseen 4 with its traceback kept in a file.
 
 from __future__ import annotations
 
-import ctypes
 import json
 import os
 import re
 import shlex
 import sqlite3
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import psycopg
@@ -183,19 +182,9 @@ def test_a_corrupt_or_truncated_sqlite_ledger_is_infrastructure(tmp_path: Path, 
     assert_one_line(res, 3, "is not a usable database (database disk image is malformed)")
 
 
-def _drop_file_override_capabilities() -> None:  # pragma: no cover - runs in the child before exec
-    """In a child process of root: give up CAP_DAC_OVERRIDE and CAP_DAC_READ_SEARCH, so file modes apply."""
-    libc = ctypes.CDLL(None, use_errno=True)
-    for capability in (1, 2):  # CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH
-        if libc.prctl(24, capability, 0, 0, 0) != 0:  # PR_CAPBSET_DROP: gone from the exec'd program
-            raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
-
-
 def run_unprivileged(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess[str]:
     """``judgeq ARGS`` unable to override file permissions, even when the tests run as root."""
-    preexec: Callable[[], None] | None = _drop_file_override_capabilities if os.geteuid() == 0 else None
-    return subprocess.run(judgeq_cmd() + args, env=env, cwd=REPO, capture_output=True, text=True, timeout=120,
-                          preexec_fn=preexec)
+    return run_cli(args, env, unprivileged=True)
 
 
 @pytest.mark.parametrize("folder_writable", [False, True], ids=["file_and_folder_0444", "file_0444"])
