@@ -4,7 +4,9 @@
 
 Creates a fresh database, writes ``--rows`` score rows in chunks of 200 (one
 transaction each, as workers do), then the same rows again (all conflicts, as
-redeliveries do), prints rows/s for both, and drops the database.
+redeliveries do), prints rows/s for both, and drops the database. Beside them:
+the machine reference (benchmarks/machine.py) and each rate as a share of its
+plain PostgreSQL insert rate, which compares across days.
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ import time
 
 import psycopg
 
+from benchmarks.machine import describe, reference
 from ledger import Ledger, Run, ScoreIn
 
 
@@ -34,6 +37,9 @@ def main() -> None:
     parser.add_argument("--rows", type=int, default=100_000)
     parser.add_argument("--chunk", type=int, default=200)
     args = parser.parse_args()
+    ref = reference(args.pg)
+    print(describe(ref))
+    plain = ref["pg_insert_rows"] / ref["pg_insert_s"] if ref.get("pg_insert_s") else None
     name = "judgeq_bench_" + secrets.token_hex(4)
     with psycopg.connect(args.pg, autocommit=True) as conn:
         conn.execute(f'CREATE DATABASE "{name}"')
@@ -48,8 +54,10 @@ def main() -> None:
                 for i in range(0, args.rows, args.chunk):
                     ledger.write_scores(rows[i:i + args.chunk])
                 elapsed = time.perf_counter() - started
-                print(f"{label}: {args.rows:,} rows in chunks of {args.chunk}: {elapsed:.2f} s, "
-                      f"{args.rows / elapsed:,.0f} rows/s")
+                rate = args.rows / elapsed
+                share = f" ({rate / plain:.0%} of the reference's plain insert rate)" if plain else ""
+                print(f"{label}: {args.rows:,} rows in chunks of {args.chunk}: {elapsed:.2f} s, {rate:,.0f} rows/s"
+                      + share)
             assert ledger.progress("bench").done == args.rows
     finally:
         with psycopg.connect(args.pg, autocommit=True) as conn:

@@ -18,7 +18,7 @@ from __future__ import annotations
 
 import hashlib
 from abc import abstractmethod
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterator, Mapping, Sequence
 from contextlib import AbstractContextManager, contextmanager
 from typing import Any, Final
 
@@ -30,6 +30,7 @@ from ledger.budget_rows import DecisionIn, check_limit, check_usd, parse_scope
 from ledger.errors import LedgerArgumentError
 from ledger.models import (BUDGET_DECISIONS, BUDGET_HISTORY, BUDGET_RESERVATIONS, BUDGET_VIAS, BUDGETS, RUNS,
                            SAMPLING_RATES, SCORES, Budget, BudgetChange, BudgetDecision, SamplingRate, utcnow)
+from ledger.online import rate_row
 from ledger.text import storable
 from ledger.upsert import insert_if_absent, overwrite
 
@@ -103,16 +104,21 @@ class BudgetLedger:
         """Write the controller's decisions (one transaction); how many were written."""
         if not rows:
             return 0
-        now = utcnow()
-        values = [{"at": row.at or now, "day": row.day, "schedule": storable(row.schedule),
-                   "judge": storable(row.judge), "stratum": storable(row.stratum),
-                   "window": None if row.window is None else storable(row.window), "rate": float(row.rate),
-                   "expected_count": float(row.expected_count), "cost_per_item": float(row.cost_per_item),
-                   "budget_left": float(row.budget_left), "reserved_usd": float(row.reserved_usd),
-                   "reason": storable(row.reason)} for row in rows]
         with self._connect() as conn, conn.begin():
-            conn.execute(sa.insert(BUDGET_DECISIONS), values)
-        return len(values)
+            conn.execute(sa.insert(BUDGET_DECISIONS), _decision_values(rows))
+        return len(rows)
+
+    def set_planned_rates(self, schedule: str, judge: str, rates: Mapping[str, tuple[float, str]],
+                          decisions: Sequence[DecisionIn], *, set_by: str) -> None:
+        """A plan in one transaction: its rates in force (stratum -> (rate, reason)) and the decisions behind
+        them, so that nobody ever reads a rate the budget set without the decision that set it."""
+        rows = [rate_row(schedule, judge, stratum, rate, set_by=set_by, reason=reason)
+                for stratum, (rate, reason) in rates.items()]
+        with self._connect() as conn, conn.begin():
+            for row in rows:
+                conn.execute(overwrite(conn.dialect.name, SAMPLING_RATES), row)
+            if decisions:
+                conn.execute(sa.insert(BUDGET_DECISIONS), _decision_values(decisions))
 
     def decisions(self, day: str | None = None, limit: int = 100, *, judge: str | None = None,
                   schedule: str | None = None) -> list[BudgetDecision]:
@@ -230,3 +236,12 @@ class BudgetLedger:
                 key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
                 conn.execute(sa.select(sa.func.pg_advisory_xact_lock(key)))
                 yield conn
+
+
+def _decision_values(rows: Sequence[DecisionIn]) -> list[dict[str, Any]]:
+    now = utcnow()
+    return [{"at": row.at or now, "day": row.day, "schedule": storable(row.schedule), "judge": storable(row.judge),
+             "stratum": storable(row.stratum), "window": None if row.window is None else storable(row.window),
+             "rate": float(row.rate), "expected_count": float(row.expected_count),
+             "cost_per_item": float(row.cost_per_item), "budget_left": float(row.budget_left),
+             "reserved_usd": float(row.reserved_usd), "reason": storable(row.reason)} for row in rows]

@@ -50,6 +50,15 @@ if TYPE_CHECKING:
 _COUNTS = ("seen", "filtered", "sampled", "enqueued", "rate")
 
 
+def rate_row(schedule: str, judge: str, stratum: str, rate: float, *, set_by: str, reason: str) -> dict[str, Any]:
+    """A ``sampling_rates`` row, checked (a rate in [0, 1], someone who set it), as of now."""
+    rate = check_rate(rate, f"the sampling rate of {schedule}/{judge}/{stratum}")
+    if not set_by:
+        raise LedgerArgumentError("set_by must name who sets the rate (a person, or 'budget')")
+    return {"schedule": storable(schedule), "judge": storable(judge), "stratum": storable(stratum), "rate": rate,
+            "set_by": storable(set_by), "reason": storable(reason), "updated_at": utcnow()}
+
+
 class OnlineLedger:
     """The online-run methods of the Ledger (see the module's docstring)."""
 
@@ -187,11 +196,7 @@ class OnlineLedger:
         ``set_by`` and ``reason`` say who decided it and why ("budget: ..."),
         for whoever wonders later why a stratum was sampled as it was.
         """
-        rate = check_rate(rate, f"the sampling rate of {schedule}/{judge}/{stratum}")
-        if not set_by:
-            raise LedgerArgumentError("set_by must name who sets the rate (a person, or 'budget')")
-        row = {"schedule": storable(schedule), "judge": storable(judge), "stratum": storable(stratum), "rate": rate,
-               "set_by": storable(set_by), "reason": storable(reason), "updated_at": utcnow()}
+        row = rate_row(schedule, judge, stratum, rate, set_by=set_by, reason=reason)
         with self._connect() as conn, conn.begin():
             conn.execute(overwrite(conn.dialect.name, SAMPLING_RATES), row)
 

@@ -22,7 +22,7 @@ from alembic.runtime.migration import MigrationContext
 from ledger import Ledger, Run, ScoreIn, StratumCounts
 from ledger.budget_rows import DecisionIn, budget_scope, parse_scope, utc_day
 from ledger.engine import create_ledger_engine
-from ledger.errors import LedgerArgumentError, LedgerDataError
+from ledger.errors import LedgerArgumentError, LedgerDataError, LedgerError
 from ledger.migrate import alembic_config, upgrade
 from ledger.models import BUDGETS, LedgerModel
 
@@ -190,6 +190,27 @@ def test_decisions_are_read_back_newest_first_by_day(ledger: Ledger) -> None:
         with pytest.raises(LedgerArgumentError):
             DecisionIn(**({"day": "2026-12-01", "schedule": "prod", "judge": "j", "stratum": "all", "rate": 0.5,
                            "expected_count": 1, "cost_per_item": 0.1, "budget_left": 1, "reserved_usd": 0} | bad))
+
+
+def test_a_plans_rates_and_its_decisions_are_written_together_or_not_at_all(ledger: Ledger) -> None:
+    def decision(stratum: str, rate: float) -> DecisionIn:
+        return DecisionIn(day="2026-12-01", schedule="prod", judge="helpful", stratum=stratum, rate=rate,
+                          expected_count=100.0, cost_per_item=0.002, budget_left=1.0, reserved_usd=0.2, reason="pacing")
+
+    def rates() -> list[tuple[str, float, str]]:
+        return [(r.stratum, r.rate, r.reason) for r in ledger.rates_in_force(schedule="prod", judge="helpful")]
+
+    ledger.set_planned_rates("prod", "helpful", {"de": (0.2, "planned: pacing")}, [decision("de", 0.2)],
+                             set_by="budget")
+    assert rates() == [("de", 0.2, "planned: pacing")]
+    assert [(d.stratum, d.rate) for d in ledger.decisions()] == [("de", 0.2)]
+    # The decisions' table refuses the insert: the rates of the same plan are not left in force either.
+    with ledger.engine.begin() as conn:
+        conn.execute(sa.text("DROP TABLE budget_decisions"))
+    with pytest.raises(LedgerError):
+        ledger.set_planned_rates("prod", "helpful", {"de": (0.9, "x"), "fr": (0.5, "x")},
+                                 [decision("de", 0.9), decision("fr", 0.5)], set_by="budget")
+    assert rates() == [("de", 0.2, "planned: pacing")]
 
 
 # -- spend and reservations -----------------------------------------------------

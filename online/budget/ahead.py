@@ -67,10 +67,9 @@ def plan_ahead(config: Path | None, ledger: Ledger, now: datetime) -> list[Ahead
                     ledger.clear_sampling_rates(name, judge.name, set_by=BUDGET)
                 continue
             result, money, cost = found
-            for d in result.decisions:
-                ledger.set_sampling_rate(name, judge.name, d.stratum, d.rate, set_by=BUDGET,
-                                         reason=f"planned ahead for {window.id}: {d.reason}"[:1000])
-            ledger.record_decisions(decisions(result, money, cost, name, judge.name, window.id, now))
+            rates = {d.stratum: (d.rate, f"planned ahead for {window.id}: {d.reason}"[:1000]) for d in result.decisions}
+            ledger.set_planned_rates(name, judge.name, rates, decisions(result, money, cost, name, judge.name,
+                                                                         window.id, now), set_by=BUDGET)
             planned.append(Ahead(name, judge.name, window.id, {d.stratum: d.rate for d in result.decisions},
                                  result.budget_left_usd, result.reason))
     return planned
