@@ -14,6 +14,7 @@ import tempfile
 import threading
 import time
 from collections.abc import Callable, Mapping, Sequence
+from typing import Any
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parent.parent
@@ -43,13 +44,18 @@ def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, c
     ``unprivileged``: file modes apply to it even when the tests run as root.
     """
     unprivileged = unprivileged and os.geteuid() == 0
-    if env.get("JUDGEQ_TEST_ZYGOTE", os.environ.get("JUDGEQ_TEST_ZYGOTE", "1")) == "0":
+    if not forks_from_zygote(env):
         from .zygote import drop_file_override_capabilities
 
         return subprocess.run(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, capture_output=True,
                               text=True, timeout=timeout,
                               preexec_fn=drop_file_override_capabilities if unprivileged else None)
     return _zygote().run(list(args), dict(env), cwd or REPO, timeout, unprivileged=unprivileged)
+
+
+def forks_from_zygote(env: Mapping[str, str]) -> bool:
+    """Whether a command with ``env`` is forked from the zygote: unless ``JUDGEQ_TEST_ZYGOTE=0`` (there or here)."""
+    return env.get("JUDGEQ_TEST_ZYGOTE", os.environ.get("JUDGEQ_TEST_ZYGOTE", "1")) != "0"
 
 
 class _Zygote:
@@ -103,6 +109,79 @@ class _Zygote:
         if timed_out:
             raise subprocess.TimeoutExpired(cmd, timeout, output=stdout, stderr=stderr)
         return subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status), stdout, stderr)
+
+
+    def spawn(self, args: list[str], env: dict[str, str], cwd: Path) -> "Spawned":
+        """Start ``judgeq ARGS`` in a session of its own, its stdout and stderr on one pipe; do not wait."""
+        from .zygote import STATUS, send_request
+
+        out_r, out_w = os.pipe()
+        conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
+        try:
+            conn.connect(self.path)
+            send_request(conn, {"args": args, "env": env, "cwd": str(cwd), "session": True}, [out_w, out_w])
+            _, pid = STATUS.unpack(_recv_exactly(conn, STATUS.size))
+        except BaseException:
+            conn.close()
+            os.close(out_r)
+            raise
+        finally:
+            os.close(out_w)
+        return Spawned(pid, conn, os.fdopen(out_r, "r", errors="replace"))
+
+
+class Spawned:
+    """What a test needs of ``subprocess.Popen`` for a command forked by the zygote (see ``Worker``).
+
+    ``pid`` is the command's own (a session leader: ``os.killpg(pid, ...)``
+    reaches it and its children); its exit status comes from the zygote's
+    keeper on ``conn``.
+    """
+
+    def __init__(self, pid: int, conn: socket.socket, stdout: Any) -> None:
+        self.pid = pid
+        self.stdout = stdout
+        self.returncode: int | None = None
+        self._conn = conn
+        self._lock = threading.Lock()
+
+    def poll(self) -> int | None:
+        return self._status(0.0)
+
+    def wait(self, timeout: float | None = None) -> int:
+        code = self._status(timeout)
+        if code is None:
+            raise subprocess.TimeoutExpired(judgeq_cmd(), timeout or 0.0)
+        return code
+
+    def _status(self, timeout: float | None) -> int | None:
+        from .zygote import STATUS
+
+        with self._lock:
+            if self.returncode is None:
+                self._conn.settimeout(timeout)
+                try:
+                    data = self._conn.recv(STATUS.size, socket.MSG_PEEK)
+                except (TimeoutError, BlockingIOError):
+                    return None
+                if len(data) < STATUS.size and timeout == 0.0:
+                    return None
+                self._conn.settimeout(None)
+                _, status = STATUS.unpack(_recv_exactly(self._conn, STATUS.size))
+                self._conn.close()
+                self.returncode = os.waitstatus_to_exitcode(status)
+            return self.returncode
+
+    def send_signal(self, sig: int) -> None:
+        if self.returncode is None:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(self.pid, sig)
+
+    def terminate(self) -> None:
+        self.send_signal(signal.SIGTERM)
+
+    def kill(self) -> None:
+        self.send_signal(signal.SIGKILL)
 
 
 def _recv_exactly(conn: socket.socket, size: int) -> bytes:
@@ -175,10 +254,16 @@ class Worker:
     def __init__(self, queues: str, env: Mapping[str, str], *extra: str, name: str | None = None) -> None:
         self.name = name or f"{queues.replace(',', '-')}-{os.getpid()}-{time.monotonic_ns() % 100000}@test"
         args = ["worker", "--queues", queues, "--name", self.name, *extra]
-        self.proc = subprocess.Popen(
-            judgeq_cmd() + args, env=dict(env), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-            text=True, start_new_session=True,
-        )
+        # Forked from the zygote, as CLI calls are (the imports of celery, judgeq and litellm are done once),
+        # unless JUDGEQ_TEST_ZYGOTE=0 asks for a fresh interpreter.
+        self.proc: subprocess.Popen[str] | Spawned
+        if not forks_from_zygote(env):
+            self.proc = subprocess.Popen(
+                judgeq_cmd() + args, env=dict(env), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
+                text=True, start_new_session=True,
+            )
+        else:
+            self.proc = _zygote().spawn(args, dict(env), REPO)
         self.lines: list[str] = []
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -91,7 +91,9 @@ def test_a_warm_worker_calls_the_provider_well_within_an_import_of_submit(
     """The worker imports litellm before it reports ready: a submit's first call does not pay the import."""
     data = dataset(tmp_path / "items.jsonl", 4)
     with FakeProvider() as provider:
-        env = env_for(tmp_path, provider, JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url)
+        # A fresh interpreter, as a deployment's worker (the zygote's forks have litellm imported already).
+        env = env_for(tmp_path, provider, JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url,
+                      JUDGEQ_TEST_ZYGOTE="0")
         worker = Worker("remote", env).wait_ready(180)
         try:
             import_s = litellm_import_s()

@@ -97,9 +97,17 @@ def serve(path: str) -> tuple[dict[str, Any], list[int], socket.socket]:
         listener.close()
         signal.signal(signal.SIGCHLD, signal.SIG_DFL)
         request, fds = _recv_request(conn)
+        started_r, started_w = os.pipe()
         pid = os.fork()
         if pid == 0:
+            os.close(started_r)
+            if request.get("session"):  # a long-running command stopped with killpg: Popen's start_new_session
+                os.setsid()
+            os.close(started_w)
             return request, fds, conn
+        os.close(started_w)
+        os.read(started_r, 1)  # EOF once the command has its session: a killpg on the pid sent next reaches it
+        os.close(started_r)
         for fd in fds:
             os.close(fd)
         conn.sendall(STATUS.pack(b"p", pid))
