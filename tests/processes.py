@@ -53,6 +53,18 @@ def run_cli(args: Sequence[str], env: Mapping[str, str], timeout: float = 120, c
     return _zygote().run(list(args), dict(env), cwd or REPO, timeout, unprivileged=unprivileged)
 
 
+def start_cli(args: Sequence[str], env: Mapping[str, str], cwd: Path | None = None) -> "Started":
+    """Start ``judgeq ARGS`` without waiting: stdout and stderr on pipes, ``communicate``, ``send_signal``...
+
+    Forked from the zygote as :func:`run_cli`'s calls are (not in a session of its own: signals are sent
+    to its pid); a fresh interpreter with ``JUDGEQ_TEST_ZYGOTE=0``.
+    """
+    if not forks_from_zygote(env):
+        return subprocess.Popen(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.PIPE, text=True)
+    return _zygote().spawn(list(args), dict(env), cwd or REPO, session=False, merge_stderr=False)
+
+
 def forks_from_zygote(env: Mapping[str, str]) -> bool:
     """Whether a command with ``env`` is forked from the zygote: unless ``JUDGEQ_TEST_ZYGOTE=0`` (there or here)."""
     return env.get("JUDGEQ_TEST_ZYGOTE", os.environ.get("JUDGEQ_TEST_ZYGOTE", "1")) != "0"
@@ -111,23 +123,31 @@ class _Zygote:
         return subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status), stdout, stderr)
 
 
-    def spawn(self, args: list[str], env: dict[str, str], cwd: Path) -> "Spawned":
-        """Start ``judgeq ARGS`` in a session of its own, its stdout and stderr on one pipe; do not wait."""
+    def spawn(self, args: list[str], env: dict[str, str], cwd: Path, *, session: bool,
+              merge_stderr: bool) -> "Spawned":
+        """Start ``judgeq ARGS`` (in a session of its own if asked) and do not wait for it.
+
+        Its stdout and stderr go to two pipes, or one with ``merge_stderr``.
+        """
         from .zygote import STATUS, send_request
 
         out_r, out_w = os.pipe()
+        err_r, err_w = (out_r, out_w) if merge_stderr else os.pipe()
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.connect(self.path)
-            send_request(conn, {"args": args, "env": env, "cwd": str(cwd), "session": True}, [out_w, out_w])
+            send_request(conn, {"args": args, "env": env, "cwd": str(cwd), "session": session}, [out_w, err_w])
             _, pid = STATUS.unpack(_recv_exactly(conn, STATUS.size))
         except BaseException:
             conn.close()
-            os.close(out_r)
+            for fd in {out_r, err_r}:
+                os.close(fd)
             raise
         finally:
-            os.close(out_w)
-        return Spawned(pid, conn, os.fdopen(out_r, "r", errors="replace"))
+            for fd in {out_w, err_w}:
+                os.close(fd)
+        stdout = os.fdopen(out_r, "r", errors="replace")
+        return Spawned(pid, conn, stdout, None if merge_stderr else os.fdopen(err_r, "r", errors="replace"))
 
 
 class Spawned:
@@ -138,9 +158,10 @@ class Spawned:
     keeper on ``conn``.
     """
 
-    def __init__(self, pid: int, conn: socket.socket, stdout: Any) -> None:
+    def __init__(self, pid: int, conn: socket.socket, stdout: Any, stderr: Any = None) -> None:
         self.pid = pid
         self.stdout = stdout
+        self.stderr = stderr
         self.returncode: int | None = None
         self._conn = conn
         self._lock = threading.Lock()
@@ -172,6 +193,17 @@ class Spawned:
                 self.returncode = os.waitstatus_to_exitcode(status)
             return self.returncode
 
+    def communicate(self, timeout: float | None = None) -> tuple[str, str]:
+        """Its stdout and stderr to their end, then its exit (as Popen's, for separate pipes)."""
+        deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
+        assert self.stderr is not None, "communicate() reads two pipes; this command's stderr went to stdout"
+        out, err = _drain({os.dup(self.stdout.fileno()): bytearray(), os.dup(self.stderr.fileno()): bytearray()},
+                          deadline)
+        self.stdout.close()
+        self.stderr.close()
+        self.wait(max(0.0, deadline - time.monotonic()))
+        return out.decode(errors="replace"), err.decode(errors="replace")
+
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
             with contextlib.suppress(ProcessLookupError):
@@ -182,6 +214,10 @@ class Spawned:
 
     def kill(self) -> None:
         self.send_signal(signal.SIGKILL)
+
+
+#: A command started and not waited for: a Popen (fresh interpreter) or forked by the zygote.
+Started = subprocess.Popen[str] | Spawned
 
 
 def _recv_exactly(conn: socket.socket, size: int) -> bytes:
@@ -263,7 +299,7 @@ class Worker:
                 text=True, start_new_session=True,
             )
         else:
-            self.proc = _zygote().spawn(args, dict(env), REPO)
+            self.proc = _zygote().spawn(args, dict(env), REPO, session=True, merge_stderr=True)
         self.lines: list[str] = []
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -131,16 +131,13 @@ def test_worker_killed_mid_run_completes_with_one_row_each(tmp_path: Path, fleet
     killed worker's unacked chunks for lost, so at most one chunk's items are sent again.
     """
     import re
-    import subprocess
-
-    from .processes import judgeq_cmd
+    from .processes import start_cli
 
     env = dict(fleet_env, JUDGEQ_VISIBILITY_TIMEOUT="6", JUDGEQ_RESTORE_INTERVAL="1", JUDGEQ_LOST_CHECK_S="2")
     data = write_dataset(tmp_path / "golden.jsonl", 400)
     victim = Worker("local", env, "--concurrency", "2", "--prefetch", "4").wait_ready()
     survivor = None
-    waiter = subprocess.Popen(judgeq_cmd() + ["submit", str(data), "--judge", "slow", "--wait", "--timeout", "150"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = start_cli(["submit", str(data), "--judge", "slow", "--wait", "--timeout", "150"], env)
     try:
         run_id = wait_for_run_id(pg_url)
         wait_until(lambda: count_rows(pg_url, run_id) >= 40, 60, "the first rows")
@@ -175,15 +172,12 @@ def test_a_chunk_a_killed_worker_took_with_it_is_sent_again_by_the_waiter(tmp_pa
     The test takes one chunk off the queue exactly as that BRPOP does, so the loss is certain; the
     waiting submitter finds its items in no message (workers/census.py) and sends them again.
     """
-    import subprocess
-
-    from .processes import judgeq_cmd
+    from .processes import start_cli
 
     env = dict(fleet_env, JUDGEQ_LOST_CHECK_S="1", JUDGEQ_CHUNK_LOCAL="10")
     data = write_dataset(tmp_path / "golden.jsonl", 100)
     broker = redis.Redis.from_url(env["JUDGEQ_BROKER_URL"])
-    waiter = subprocess.Popen(judgeq_cmd() + ["submit", str(data), "--judge", "exact", "--wait", "--timeout", "120"],
-                              env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    waiter = start_cli(["submit", str(data), "--judge", "exact", "--wait", "--timeout", "120"], env)
     worker = None
     try:
         wait_until(lambda: broker.llen("local") == 10, 60, lambda: f"ten chunks queued; {broker_state(broker)}")

@@ -16,7 +16,6 @@ from __future__ import annotations
 import json
 import os
 import signal
-import subprocess
 import time
 from pathlib import Path
 
@@ -24,7 +23,7 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from .ledger_probe import rows_and_keys
-from .processes import REPO, RedisServer, Worker, base_env, judgeq_cmd, run_cli, wait_until
+from .processes import RedisServer, Started, Worker, base_env, run_cli, start_cli, wait_until
 from .test_fleet import CONFIG  # judges "exact" and "slow" (a noop with a delay)
 
 pytestmark = pytest.mark.timeout(180)
@@ -76,13 +75,12 @@ class Ledger:
         self.engine.dispose()
 
 
-def start_submit(data: Path, env: dict[str, str], *judges: str) -> subprocess.Popen[str]:
+def start_submit(data: Path, env: dict[str, str], *judges: str) -> Started:
     args = ["submit", str(data)] + [a for j in judges or ("exact",) for a in ("--judge", j)]
-    return subprocess.Popen(judgeq_cmd() + args, env=env, cwd=REPO, stdout=subprocess.PIPE,
-                            stderr=subprocess.PIPE, text=True)
+    return start_cli(args, env)
 
 
-def mid_enqueue(proc: subprocess.Popen[str], ledger: Ledger) -> str:
+def mid_enqueue(proc: Started, ledger: Ledger) -> str:
     """Wait until the run exists and its first batch of items is stored; its id."""
     def stored() -> bool:
         assert proc.poll() is None, f"submit ended early ({proc.returncode}): {proc.communicate()[1]}"

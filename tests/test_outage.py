@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import json
 import re
-import subprocess
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -21,7 +20,7 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .processes import Worker, judgeq_cmd, run_cli, wait_until
+from .processes import Started, Worker, run_cli, start_cli, wait_until
 from .provider import FakeProvider, last_user_text
 from .remote_judge import dataset, env_for
 
@@ -45,15 +44,14 @@ def fleet(env: dict[str, str]) -> Iterator[tuple[dict[str, str], Worker]]:
         worker.stop()
 
 
-def submit(data: Path, env: dict[str, str], *args: str) -> subprocess.Popen[str]:
-    return subprocess.Popen(judgeq_cmd() + ["submit", str(data), "--judge", "faithful", "--wait", "--json",
-                                            "--timeout", "120", *args],
-                            env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+def submit(data: Path, env: dict[str, str], *args: str) -> Started:
+    return start_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json", "--timeout", "120", *args], env)
 
 
-def finish(proc: subprocess.Popen[str]) -> tuple[int, dict, str]:  # type: ignore[type-arg]
+def finish(proc: Started) -> tuple[int, dict, str]:  # type: ignore[type-arg]
     out, err = proc.communicate(timeout=150)
     assert out.strip(), err
+    assert proc.returncode is not None
     return proc.returncode, json.loads(out), err
 
 

@@ -12,7 +12,6 @@ from __future__ import annotations
 
 import io
 import json
-import subprocess
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -23,7 +22,7 @@ from scheduler.progress import ProgressView
 
 from .ledger_probe import rows_and_keys
 from .pg_server import PostgresServer
-from .processes import REPO, Worker, base_env, judgeq_cmd, wait_until
+from .processes import Worker, base_env, start_cli, wait_until
 
 CONFIG = """
 [judges.slow]
@@ -72,8 +71,7 @@ def test_submit_wait_rides_out_a_postgres_restart(tmp_path: Path, private_pg: Po
     data, env = fleet(tmp_path, private_pg.url, redis_url, 400)
     worker = Worker("local", env, "--concurrency", "2").wait_ready()
     try:
-        proc = subprocess.Popen(judgeq_cmd() + ["submit", str(data), "--judge", "slow", "--wait", "--json"],
-                                env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        proc = start_cli(["submit", str(data), "--judge", "slow", "--wait", "--json"], env)
         wait_until(lambda: count(private_pg.url, "scores") >= 40, 60, "the first rows")
         private_pg.stop()
         time.sleep(4)  # the restart's downtime: nothing to wait for
@@ -94,8 +92,7 @@ def test_submit_wait_rides_out_a_postgres_restart(tmp_path: Path, private_pg: Po
 def test_wait_gives_up_after_the_outage_bound_with_exit_3(tmp_path: Path, private_pg: PostgresServer,
                                                           redis_url: str) -> None:
     data, env = fleet(tmp_path, private_pg.url, redis_url, 50, JUDGEQ_WAIT_OUTAGE_S="3")
-    proc = subprocess.Popen(judgeq_cmd() + ["submit", str(data), "--judge", "slow", "--wait"],
-                            env=env, cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    proc = start_cli(["submit", str(data), "--judge", "slow", "--wait"], env)
     # Every item stored and sent: the submit is waiting now (no worker: nothing is judged).
     wait_until(lambda: count(private_pg.url, "runs", "status = 'running'") == 1, 60, "the run sent whole")
     private_pg.stop()
