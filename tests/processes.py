@@ -65,6 +65,15 @@ def start_cli(args: Sequence[str], env: Mapping[str, str], cwd: Path | None = No
     return _zygote().spawn(list(args), dict(env), cwd or REPO, session=False, merge_stderr=False)
 
 
+def start_session(args: Sequence[str], env: Mapping[str, str]) -> Started:
+    """Start ``judgeq ARGS`` in a session of its own (``os.killpg(proc.pid, ...)`` stops it and its children),
+    stdout and stderr on one pipe: a worker, beat. Forked from the zygote unless ``JUDGEQ_TEST_ZYGOTE=0``."""
+    if not forks_from_zygote(env):
+        return subprocess.Popen(judgeq_cmd() + list(args), env=dict(env), cwd=REPO, stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT, text=True, start_new_session=True)
+    return _zygote().spawn(list(args), dict(env), REPO, session=True, merge_stderr=True)
+
+
 def forks_from_zygote(env: Mapping[str, str]) -> bool:
     """Whether a command with ``env`` is forked from the zygote: unless ``JUDGEQ_TEST_ZYGOTE=0`` (there or here)."""
     return env.get("JUDGEQ_TEST_ZYGOTE", os.environ.get("JUDGEQ_TEST_ZYGOTE", "1")) != "0"
@@ -292,14 +301,7 @@ class Worker:
         args = ["worker", "--queues", queues, "--name", self.name, *extra]
         # Forked from the zygote, as CLI calls are (the imports of celery, judgeq and litellm are done once),
         # unless JUDGEQ_TEST_ZYGOTE=0 asks for a fresh interpreter.
-        self.proc: subprocess.Popen[str] | Spawned
-        if not forks_from_zygote(env):
-            self.proc = subprocess.Popen(
-                judgeq_cmd() + args, env=dict(env), cwd=REPO, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
-                text=True, start_new_session=True,
-            )
-        else:
-            self.proc = _zygote().spawn(args, dict(env), REPO, session=True, merge_stderr=True)
+        self.proc = start_session(args, env)
         self.lines: list[str] = []
         self._ready = threading.Event()
         self._reader = threading.Thread(target=self._read, daemon=True)

@@ -27,7 +27,7 @@ import sqlalchemy as sa
 from online.windows import parse_size, window_at
 
 from .ledger_probe import rows_and_keys
-from .processes import REPO, Worker, base_env, judgeq_cmd, run_cli, wait_until
+from .processes import Worker, base_env, run_cli, start_session, wait_until
 
 # About 18 s: two process starts, five ticks 2 s apart, a beat restart and two ticks more.
 pytestmark = pytest.mark.timeout(120)
@@ -68,8 +68,7 @@ class Beat:
     """A ``judgeq beat`` process in its own process group, its log kept for failure messages."""
 
     def __init__(self, env: Mapping[str, str]) -> None:
-        self.proc = subprocess.Popen(judgeq_cmd() + ["beat"], env=dict(env), cwd=REPO, stdout=subprocess.PIPE,
-                                     stderr=subprocess.STDOUT, text=True, start_new_session=True)
+        self.proc = start_session(["beat"], env)
         self.lines: list[str] = []
         threading.Thread(target=self._read, daemon=True).start()
 

@@ -24,7 +24,7 @@ import redis
 import sqlalchemy as sa
 
 from .ledger_probe import rows_and_keys
-from .processes import REPO, Worker, base_env, judgeq_cmd, run_cli, wait_until
+from .processes import Started, Worker, base_env, run_cli, start_cli, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -328,11 +328,10 @@ def test_two_schedulers_racing_on_a_window_enqueue_each_trace_once(tmp_path: Pat
     assert len(sample) > 5 * 500  # several store batches each (online.job.STORE_BATCH)
     assert run_cli(["db", "upgrade"], env).returncode == 0
     gate = psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"))
-    procs: list[subprocess.Popen[str]] = []
+    procs: list[Started] = []
     try:
         gate.execute("LOCK TABLE items IN ACCESS EXCLUSIVE MODE")  # held until the rollback below
-        procs = [subprocess.Popen(judgeq_cmd() + ["online", *SCHEDULE, "--json"], env=env, cwd=REPO,
-                                  stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True) for _ in range(2)]
+        procs = [start_cli(["online", *SCHEDULE, "--json"], env) for _ in range(2)]
         wait_until(lambda: waiting_on_items(pg_url) == 2 or any(p.poll() is not None for p in procs), 60,
                    "both schedulers waiting to store their first batch")
         assert all(p.poll() is None for p in procs), [p.communicate() for p in procs if p.poll() is not None]

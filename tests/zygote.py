@@ -1,4 +1,4 @@
-"""A pre-imported interpreter that forks one real process per ``judgeq`` CLI call (tests only).
+"""A pre-imported interpreter that forks one real process per ``judgeq`` command a test runs (tests only).
 
 Each CLI call of the suite used to start a fresh interpreter and import
 SQLAlchemy, Celery, pydantic and typer again: 1-3 s of a 2-core machine per
@@ -9,6 +9,10 @@ caller's environment, working directory, stdout and stderr (the pipe ends
 travel over the socket, ``SCM_RIGHTS``) and runs ``judgeq ARGS`` to its
 normal end (atexit handlers, thread joins and flushes included). The call
 is a real process with its own exit code; only the imports are shared.
+Workers, beat and the commands a test signals or waits on are forked the
+same way (``tests.processes.start_session`` and ``start_cli``), without
+waiting: the keeper reports the pid at once (once a command asked to be a
+session leader is one) and the exit status when it comes.
 
 Layout per call: the zygote forks a *keeper*, which forks the *command* and
 reports its pid, then its exit status, back on the call's connection (the
