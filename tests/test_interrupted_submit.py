@@ -153,7 +153,9 @@ def test_sigkill_mid_enqueue_then_resume_with_the_file_completes(tmp_path: Path,
         ledger.close()
 
 
-def test_broker_blip_mid_enqueue_exits_3_and_resume_completes(tmp_path: Path, pg_url: str) -> None:
+def test_broker_lost_mid_enqueue_exits_3_and_resume_completes(tmp_path: Path, pg_url: str) -> None:
+    """The broker goes away mid-enqueue and stays away until the submit gives up (a blip shorter than the
+    publish retries is ridden out: how long that is depends on the machine, so the test does not race it)."""
     broker = RedisServer(tmp_path).start()
     env = env_for(tmp_path, pg_url, f"{broker.url}/0")
     data = write_dataset(tmp_path / "golden.jsonl")
@@ -163,9 +165,8 @@ def test_broker_blip_mid_enqueue_exits_3_and_resume_completes(tmp_path: Path, pg
         proc = start_submit(data, env)
         run_id = mid_enqueue(proc, ledger)
         broker.stop(kill=True)
-        time.sleep(3)  # the blip itself: nothing to wait for
-        broker.start()
         _, err = proc.communicate(timeout=60)
+        broker.start()
         assert proc.returncode == 3, err
         assert "broker" in err and f"'judgeq resume {run_id} --dataset {data}'" in err
         assert ledger.status(run_id) == "submitting"

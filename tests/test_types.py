@@ -53,11 +53,11 @@ def test_the_test_command_runs_mypy_beside_the_suite(tmp_path: Path) -> None:
     code, calls = run_script(tmp_path)
     assert code == 0
     assert "-m mypy" in calls  # no paths: the packages are [tool.mypy] files
-    assert "-m pytest -n 4 --durations=25 -x" in calls  # the script's arguments go to pytest
+    assert "-m pytest -n 4 --dist worksteal --durations=25 -x" in calls  # the script's arguments go to pytest
 
 
 @pytest.mark.parametrize("fail", [{"mypy": 1}, {"pytest": 1}, {"mypy": 1, "pytest": 1}])
 def test_the_test_command_fails_when_mypy_or_the_suite_fails(tmp_path: Path, fail: dict[str, int]) -> None:
     code, calls = run_script(tmp_path, **fail)
     assert code != 0
-    assert "-m mypy" in calls and "-m pytest -n 4 --durations=25 -x" in calls  # both ran to the end
+    assert "-m mypy" in calls and "-m pytest -n 4 --dist worksteal --durations=25 -x" in calls  # both ran to the end
