@@ -5,6 +5,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import select
 import shutil
 import signal
 import socket
@@ -62,7 +63,7 @@ def start_cli(args: Sequence[str], env: Mapping[str, str], cwd: Path | None = No
     if not forks_from_zygote(env):
         return subprocess.Popen(judgeq_cmd() + list(args), env=dict(env), cwd=cwd or REPO, stdout=subprocess.PIPE,
                                 stderr=subprocess.PIPE, text=True)
-    return _zygote().spawn(list(args), dict(env), cwd or REPO, session=False, merge_stderr=False)
+    return _zygote().spawn(list(args), dict(env), cwd or REPO)
 
 
 def start_session(args: Sequence[str], env: Mapping[str, str]) -> Started:
@@ -105,36 +106,19 @@ class _Zygote:
 
     def run(self, args: list[str], env: dict[str, str], cwd: Path, timeout: float, *,
             unprivileged: bool = False) -> subprocess.CompletedProcess[str]:
-        from .zygote import STATUS, send_request
+        """``judgeq ARGS`` to its end (killed after ``timeout`` seconds), as ``subprocess.run`` would."""
+        proc = self.spawn(args, env, cwd, unprivileged=unprivileged)
+        try:
+            out, err = proc.communicate(timeout)
+        except subprocess.TimeoutExpired:
+            proc.kill()
+            proc.wait()
+            raise
+        return subprocess.CompletedProcess(proc.args, proc.wait(), out, err)
 
-        out_r, out_w = os.pipe()
-        err_r, err_w = os.pipe()
-        with socket.socket(socket.AF_UNIX, socket.SOCK_STREAM) as conn:
-            conn.connect(self.path)
-            try:
-                send_request(conn, {"args": args, "env": env, "cwd": str(cwd), "unprivileged": unprivileged},
-                             [out_w, err_w])
-            finally:
-                os.close(out_w)
-                os.close(err_w)
-            kind, pid = STATUS.unpack(_recv_exactly(conn, STATUS.size))
-            deadline = time.monotonic() + timeout
-            out, err = _drain({out_r: bytearray(), err_r: bytearray()}, deadline)
-            timed_out = time.monotonic() >= deadline
-            if timed_out:
-                with contextlib.suppress(ProcessLookupError):
-                    os.kill(pid, signal.SIGKILL)
-            kind, status = STATUS.unpack(_recv_exactly(conn, STATUS.size))
-        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
-        cmd = judgeq_cmd() + args
-        if timed_out:
-            raise subprocess.TimeoutExpired(cmd, timeout, output=stdout, stderr=stderr)
-        return subprocess.CompletedProcess(cmd, os.waitstatus_to_exitcode(status), stdout, stderr)
-
-
-    def spawn(self, args: list[str], env: dict[str, str], cwd: Path, *, session: bool,
-              merge_stderr: bool) -> "Spawned":
-        """Start ``judgeq ARGS`` (in a session of its own if asked) and do not wait for it.
+    def spawn(self, args: list[str], env: dict[str, str], cwd: Path, *, session: bool = False,
+              merge_stderr: bool = False, unprivileged: bool = False) -> "Spawned":
+        """Start ``judgeq ARGS`` and do not wait for it (see tests/zygote.py for ``session`` and ``unprivileged``).
 
         Its stdout and stderr go to two pipes, or one with ``merge_stderr``.
         """
@@ -145,7 +129,8 @@ class _Zygote:
         conn = socket.socket(socket.AF_UNIX, socket.SOCK_STREAM)
         try:
             conn.connect(self.path)
-            send_request(conn, {"args": args, "env": env, "cwd": str(cwd), "session": session}, [out_w, err_w])
+            send_request(conn, {"args": args, "env": env, "cwd": str(cwd), "session": session,
+                                "unprivileged": unprivileged}, [out_w, err_w])
             _, pid = STATUS.unpack(_recv_exactly(conn, STATUS.size))
         except BaseException:
             conn.close()
@@ -156,18 +141,20 @@ class _Zygote:
             for fd in {out_w, err_w}:
                 os.close(fd)
         stdout = os.fdopen(out_r, "r", errors="replace")
-        return Spawned(pid, conn, stdout, None if merge_stderr else os.fdopen(err_r, "r", errors="replace"))
+        return Spawned(judgeq_cmd() + args, pid, conn, stdout,
+                       None if merge_stderr else os.fdopen(err_r, "r", errors="replace"))
 
 
 class Spawned:
     """What a test needs of ``subprocess.Popen`` for a command forked by the zygote (see ``Worker``).
 
-    ``pid`` is the command's own (a session leader: ``os.killpg(pid, ...)``
-    reaches it and its children); its exit status comes from the zygote's
-    keeper on ``conn``.
+    ``pid`` is the command's own (a session leader if spawned as one:
+    ``os.killpg(pid, ...)`` reaches it and its children); its wait status
+    comes from the zygote's keeper on ``conn``.
     """
 
-    def __init__(self, pid: int, conn: socket.socket, stdout: Any, stderr: Any = None) -> None:
+    def __init__(self, args: list[str], pid: int, conn: socket.socket, stdout: Any, stderr: Any = None) -> None:
+        self.args = args
         self.pid = pid
         self.stdout = stdout
         self.stderr = stderr
@@ -181,37 +168,38 @@ class Spawned:
     def wait(self, timeout: float | None = None) -> int:
         code = self._status(timeout)
         if code is None:
-            raise subprocess.TimeoutExpired(judgeq_cmd(), timeout or 0.0)
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0)
         return code
 
     def _status(self, timeout: float | None) -> int | None:
+        """The exit code once the keeper sent the wait status (within ``timeout`` seconds), else None."""
         from .zygote import STATUS
 
         with self._lock:
             if self.returncode is None:
-                self._conn.settimeout(timeout)
-                try:
-                    data = self._conn.recv(STATUS.size, socket.MSG_PEEK)
-                except (TimeoutError, BlockingIOError):
+                readable, _, _ = select.select([self._conn], [], [], timeout)
+                if not readable:
                     return None
-                if len(data) < STATUS.size and timeout == 0.0:
-                    return None
-                self._conn.settimeout(None)
                 _, status = STATUS.unpack(_recv_exactly(self._conn, STATUS.size))
                 self._conn.close()
                 self.returncode = os.waitstatus_to_exitcode(status)
             return self.returncode
 
     def communicate(self, timeout: float | None = None) -> tuple[str, str]:
-        """Its stdout and stderr to their end, then its exit (as Popen's, for separate pipes)."""
+        """Its stdout and stderr to their end, then its exit (as Popen's, for separate pipes).
+
+        After ``timeout`` seconds: ``TimeoutExpired`` with what was read (the pipes are closed either way).
+        """
         deadline = time.monotonic() + (timeout if timeout is not None else 1e9)
         assert self.stderr is not None, "communicate() reads two pipes; this command's stderr went to stdout"
         out, err = _drain({os.dup(self.stdout.fileno()): bytearray(), os.dup(self.stderr.fileno()): bytearray()},
                           deadline)
         self.stdout.close()
         self.stderr.close()
-        self.wait(max(0.0, deadline - time.monotonic()))
-        return out.decode(errors="replace"), err.decode(errors="replace")
+        stdout, stderr = out.decode(errors="replace"), err.decode(errors="replace")
+        if self._status(max(0.0, deadline - time.monotonic())) is None:
+            raise subprocess.TimeoutExpired(self.args, timeout or 0.0, output=stdout, stderr=stderr)
+        return stdout, stderr
 
     def send_signal(self, sig: int) -> None:
         if self.returncode is None:
