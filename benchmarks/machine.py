@@ -13,6 +13,9 @@ The PostgreSQL figure (a fixed insert of :data:`PG_ROWS` rows in one
 transaction, committed) says whether the database's disk, rather than the CPU,
 is what changed; it is ``None`` when PostgreSQL is not reachable.
 
+:func:`machine_facts` records what a figure was measured on beside it: the
+commit, the CPU and memory, the services' versions and settings, the packages.
+
     python -m benchmarks.machine          # the reference alone, as JSON
 """
 
@@ -22,10 +25,15 @@ import json
 import os
 import platform
 import secrets
+import subprocess
 import sys
 import time
 from datetime import datetime, timezone
+from importlib import metadata
+from pathlib import Path
 from typing import Any
+
+from benchmarks.fleet import REPO, pg_connect, redis_client
 
 LOOP_ADDITIONS = 20_000_000  #: the fixed pure-Python loop: this many ``total += i``
 PG_ROWS = 50_000  #: the fixed PostgreSQL insert: this many rows of (int, 64 characters), one transaction
@@ -106,3 +114,65 @@ def describe(ref: dict[str, Any]) -> str:
 if __name__ == "__main__":
     json.dump(reference(sys.argv[1] if len(sys.argv) > 1 else PG_URL), sys.stdout, indent=2)
     sys.stdout.write("\n")
+
+
+# --- what a figure was measured on: the code, the machine, the services and the packages ---------------
+
+#: The packages whose versions a benchmark records beside its figures.
+PACKAGES = ("celery", "kombu", "redis", "sqlalchemy", "sqlmodel", "psycopg", "pydantic", "pydantic-core")
+
+
+def _code_version() -> str:
+    """The commit measured, and whether files outside benchmarks/ differ from it."""
+    try:
+        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
+                              timeout=10)
+        if head.returncode != 0:
+            return "not a git checkout"
+        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
+                                capture_output=True, text=True, timeout=10)
+    except (OSError, subprocess.TimeoutExpired):
+        return "unknown"
+    dirty = [line[3:] for line in status.stdout.splitlines() if not line[3:].startswith("benchmarks/")]
+    return head.stdout.strip() + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
+
+
+def machine_facts(admin_url: str, redis_url: str) -> dict[str, Any]:
+    cpuinfo = Path("/proc/cpuinfo").read_text()
+    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
+                 platform.processor() or "?")
+    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
+                   if line.startswith("MemTotal:"))
+    client = redis_client(redis_url)
+    try:
+        rinfo = client.info("server")
+        aof = client.config_get("appendonly").get("appendonly")
+    finally:
+        client.close()
+    with pg_connect(admin_url) as conn:
+        pg_version = conn.execute("show server_version").fetchone()[0]
+        pg_settings = {
+            name: conn.execute(f"show {name}").fetchone()[0]
+            for name in ("shared_buffers", "synchronous_commit", "fsync", "max_connections")
+        }
+    versions = {}
+    for package in PACKAGES:
+        try:
+            versions[package] = metadata.version(package)
+        except metadata.PackageNotFoundError:
+            versions[package] = None
+    return {
+        "date": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "code": _code_version(),
+        "cores": os.cpu_count(),
+        "cpu_model": model,
+        "memory_gib": round(mem_kib / 1024 / 1024, 1),
+        "kernel": platform.release(),
+        "python": platform.python_version(),
+        "redis": rinfo.get("redis_version"),
+        "redis_appendonly": aof,
+        "postgresql": pg_version,
+        "postgresql_settings": pg_settings,
+        "packages": versions,
+        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
+    }

@@ -31,22 +31,17 @@ with the dataset. See benchmarks/README.md for the figures and their reading.
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import math
-import os
-import platform
 import subprocess
 import sys
 import tempfile
 import time
 from dataclasses import dataclass, field
-from importlib import metadata
 from pathlib import Path
 from typing import Any
 
 from benchmarks.fleet import (
-    REPO,
     PrivateRedis,
     WorkerProc,
     create_database,
@@ -62,13 +57,13 @@ from benchmarks.fleet import (
     stop_py_spy,
     wait_for_quiet,
 )
+from benchmarks.machine import machine_facts
 from benchmarks.offline_table import render
 from benchmarks.procstat import Sampler
 
 JUDGE_CONFIG = '[judges.noop]\ntype = "local"\nbuiltin = "noop"\n'
 DEFAULT_CHUNK = 250  # scheduler.settings.SchedulerSettings.chunk_local
 LOCALES = ("en", "de", "fr", "es", "ja")
-PACKAGES = ("celery", "kombu", "redis", "sqlalchemy", "sqlmodel", "psycopg", "pydantic", "pydantic-core")
 
 
 # --- the dataset ------------------------------------------------------------------------------------
@@ -341,65 +336,6 @@ def measure_end_to_end(opts: Options, dataset: Path, n_items: int, n_workers: in
         "returncode": sub.returncode,
         "verified": verified,
         "stderr_tail": None if verified else sub.stderr[-1500:],
-    }
-
-
-# --- machine facts -------------------------------------------------------------------------------------
-
-
-def _code_version() -> str:
-    """The commit measured, and whether files outside benchmarks/ differ from it."""
-    try:
-        head = subprocess.run(["git", "rev-parse", "--short", "HEAD"], cwd=REPO, capture_output=True, text=True,
-                              timeout=10)
-        if head.returncode != 0:
-            return "not a git checkout"
-        status = subprocess.run(["git", "status", "--porcelain", "--untracked-files=no"], cwd=REPO,
-                                capture_output=True, text=True, timeout=10)
-    except (OSError, subprocess.TimeoutExpired):
-        return "unknown"
-    dirty = [line[3:] for line in status.stdout.splitlines() if not line[3:].startswith("benchmarks/")]
-    return head.stdout.strip() + (f" + uncommitted changes to {', '.join(dirty)}" if dirty else "")
-
-
-def machine_facts(admin_url: str, redis_url: str) -> dict[str, Any]:
-    cpuinfo = Path("/proc/cpuinfo").read_text()
-    model = next((line.split(":", 1)[1].strip() for line in cpuinfo.splitlines() if line.startswith("model name")),
-                 platform.processor() or "?")
-    mem_kib = next(int(line.split()[1]) for line in Path("/proc/meminfo").read_text().splitlines()
-                   if line.startswith("MemTotal:"))
-    client = redis_client(redis_url)
-    try:
-        rinfo = client.info("server")
-        aof = client.config_get("appendonly").get("appendonly")
-    finally:
-        client.close()
-    with pg_connect(admin_url) as conn:
-        pg_version = conn.execute("show server_version").fetchone()[0]
-        pg_settings = {
-            name: conn.execute(f"show {name}").fetchone()[0]
-            for name in ("shared_buffers", "synchronous_commit", "fsync", "max_connections")
-        }
-    versions = {}
-    for package in PACKAGES:
-        try:
-            versions[package] = metadata.version(package)
-        except metadata.PackageNotFoundError:
-            versions[package] = None
-    return {
-        "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-        "code": _code_version(),
-        "cores": os.cpu_count(),
-        "cpu_model": model,
-        "memory_gib": round(mem_kib / 1024 / 1024, 1),
-        "kernel": platform.release(),
-        "python": platform.python_version(),
-        "redis": rinfo.get("redis_version"),
-        "redis_appendonly": aof,
-        "postgresql": pg_version,
-        "postgresql_settings": pg_settings,
-        "packages": versions,
-        "loadavg_at_start": Path("/proc/loadavg").read_text().split()[:3],
     }
 
 
