@@ -1,12 +1,18 @@
 """Judge versions: ``name@<12 hex>``, a hash of everything that can change a verdict.
 
-Hashed: the prompt text (not its file name), model, temperature and other
-litellm params, labels or scale, the builtin's name and validated parameters
-(defaults filled in), JUDGE_CODE_VERSION and the code version of the builtin
-or of the LLM judge (:mod:`judges.code_version`). Not hashed, because they do
-not change a verdict: rpm, tpm, rps, burst, timeout_s, api_base, api_key_env
-and prices. Moving a prompt file or pointing the same model at another proxy
-keeps the version; editing one word of the prompt changes it.
+The version is the judge's identity: the verdict cache (a verdict reused by
+any later run of the fleet) and each worker's built judges are keyed by it, so
+it must cover everything that decides *who* produces a verdict, not only what
+they are asked. Hashed: the prompt text (not its file name), model, the
+endpoint (``api_base``, parsed so that ``HOST:443/v1/`` and ``HOST/v1`` are one
+endpoint) and the key variable (``api_key_env``: on a proxy the key picks the
+deployment and account that answer), temperature and other litellm params,
+labels or scale, the builtin's name and validated parameters (defaults filled
+in), JUDGE_CODE_VERSION and the code version of the builtin or of the LLM judge
+(:mod:`judges.code_version`). Not hashed, because they neither change a verdict
+nor who gives it: rpm, tpm, rps, burst, timeout_s and prices. Moving a prompt
+file keeps the version; editing one word of the prompt, or pointing the same
+model at another server, changes it.
 """
 
 from __future__ import annotations
@@ -16,6 +22,7 @@ import json
 from typing import Any
 
 from .catalog import get_builtin
+from .egress import Endpoint
 from .code_version import DISTILLED_CODE_VERSION, JUDGE_CODE_VERSION, LLM_CODE_VERSION
 from .errors import JudgeConfigError
 from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
@@ -52,12 +59,28 @@ def verdict_inputs(spec: AnySpec) -> dict[str, Any]:
         "code": {"judges": JUDGE_CODE_VERSION, "llm": LLM_CODE_VERSION},
         "type": "llm",
         "model": spec.model,
+        "endpoint": endpoint_identity(spec.api_base),
+        "key": spec.api_key_env,
         "prompt_text": spec.prompt_text,
         "labels": spec.labels,
         "scale": list(spec.scale) if spec.scale is not None else None,
         "temperature": spec.temperature,
         "params": spec.params,
     }
+
+
+def endpoint_identity(api_base: str | None) -> str | None:
+    """``api_base`` as one canonical URL (None: the provider's own endpoint); the text as given if unparsable.
+
+    An unparsable base never reaches a provider (the key policy refuses it), but it still names a judge
+    apart from every other.
+    """
+    if api_base is None:
+        return None
+    try:
+        return str(Endpoint.parse(api_base))
+    except ValueError:
+        return api_base
 
 
 def judge_version(name: str, spec: AnySpec) -> str:

@@ -63,16 +63,17 @@ def chunk(judge: dict[str, Any]) -> ChunkMessage:
     return ChunkMessage(run_id="run-1", dataset="d" * 12, judge=judge, records=records, chunk=1)
 
 
-def cache_with(judge: Any) -> JudgeCache:
+def cache_with(message: dict[str, Any], judge: Any) -> JudgeCache:
+    """A judge cache that serves ``judge`` for ``message`` (as if built from it)."""
     cache = JudgeCache()
-    cache._judges[judge.version] = judge
+    cache._judges[JudgeCache.key(message)] = judge
     return cache
 
 
 def test_a_verdict_with_nul_and_a_lone_surrogate_costs_no_neighbour_and_is_stored_alike(ledger: Ledger,
                                                                                       tmp_path: Any) -> None:
     judge = judge_message(tmp_path)
-    outcome = execute(chunk(judge), ledger, cache_with(FixedJudge(judge["version"])))
+    outcome = execute(chunk(judge), ledger, cache_with(judge, FixedJudge(judge["version"])))
 
     assert (outcome.written, outcome.errors) == (N, 0)
     rows = {row.trace_id: row for row in ledger.scores("run-1")}
@@ -101,7 +102,7 @@ def test_json_columns_keep_nul_and_lone_surrogates_exactly(ledger: Ledger) -> No
 
 def test_a_judge_that_raises_ends_its_chunk_as_internal_errors(ledger: Ledger, tmp_path: Any) -> None:
     judge = judge_message(tmp_path)
-    outcome = execute(chunk(judge), ledger, cache_with(FixedJudge(judge["version"], raises=True)))
+    outcome = execute(chunk(judge), ledger, cache_with(judge, FixedJudge(judge["version"], raises=True)))
 
     assert (outcome.written, outcome.errors) == (N, N)
     rows = list(ledger.scores("run-1"))

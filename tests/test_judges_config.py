@@ -274,8 +274,6 @@ def test_changing_the_prompt_text_changes_the_version(tmp_path: Path, key: str) 
         ("rpm = 600", "rpm = 60"),
         ("tpm = 150000", "tpm = 1000"),
         ("timeout_s = 30", "timeout_s = 5"),
-        ('api_base = "http://127.0.0.1:8000/v1"', 'api_base = "http://proxy:4000"'),
-        ('api_key_env = "JUDGEQ_TEST_KEY"', 'api_key_env = "OTHER_KEY"'),
         ("price_per_mtok_in = 0.15", "price_per_mtok_in = 9.0"),
     ],
 )
@@ -295,10 +293,23 @@ def test_operational_settings_do_not_change_the_version(
         ("labels = { pass = 1.0, fail = 0.0 }", "labels = { pass = 1.0, fail = 0.5 }"),
         ("labels = { pass = 1.0, fail = 0.0 }", "scale = [1, 5]"),
         ("temperature = 0", "temperature = 0\nparams = { max_tokens = 100 }"),
+        # Who answers is part of the identity: another server, or another key (on a proxy, another deployment).
+        ('api_base = "http://127.0.0.1:8000/v1"', 'api_base = "http://proxy:4000"'),
+        ('api_base = "http://127.0.0.1:8000/v1"', 'api_base = "http://127.0.0.1:8001/v1"'),
+        ('api_key_env = "JUDGEQ_TEST_KEY"', 'api_key_env = "OTHER_KEY"'),
+        ('api_base = "http://127.0.0.1:8000/v1"\n', ""),
     ],
 )
-def test_verdict_settings_change_the_version(tmp_path: Path, key: str, old: str, new: str) -> None:
+def test_verdict_settings_change_the_version(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, key: str,
+                                             old: str, new: str) -> None:
+    monkeypatch.setenv("OTHER_KEY", "x" * 10)
+    assert old in LLM_TABLE
     assert version_of(tmp_path) != version_of(tmp_path, LLM_TABLE.replace(old, new))
+
+
+@pytest.mark.parametrize("same", ["http://127.0.0.1:8000/v1/", "HTTP://127.0.0.1:8000/v1", "http://127.0.0.1:8000//v1"])
+def test_one_endpoint_spelled_another_way_keeps_the_version(tmp_path: Path, key: str, same: str) -> None:
+    assert version_of(tmp_path) == version_of(tmp_path, LLM_TABLE.replace("http://127.0.0.1:8000/v1", same))
 
 
 def test_moving_the_prompt_file_keeps_the_version(tmp_path: Path, key: str) -> None:

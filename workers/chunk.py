@@ -8,6 +8,8 @@ items that already have a row, so a redelivery does not pay twice.
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import threading
 from collections.abc import Sequence
@@ -49,7 +51,15 @@ class ChunkOutcome:
 
 
 class JudgeCache:
-    """Built judges by version, per process: building a judge is cheap but not free.
+    """Built judges per process, keyed by the whole judge message they were built from.
+
+    Building a judge is cheap but not free. The key is the digest of the
+    message's canonical JSON, never the version it claims: a message is
+    untrusted until :meth:`ResolvedJudge.from_message` has checked it, and a
+    judge built for one spec must never serve another (an ``api_base`` moved
+    under the same name and version claim would otherwise inherit the first
+    builder's judge, or hand its own to the next run). Two messages share a
+    judge only if they are the same message.
 
     ``services`` (remote judges): the rate limiter and retry policy judges are built with;
     ``egress``: where their keys may go (default: the services' settings, else the built-in pairs).
@@ -61,10 +71,17 @@ class JudgeCache:
         self._judges: dict[str, Judge] = {}
         self._lock = threading.Lock()
 
+    @staticmethod
+    def key(judge_message: dict[str, Any]) -> str:
+        """The cache key of a judge message: the SHA-256 of its canonical JSON."""
+        canonical = json.dumps(judge_message, sort_keys=True, ensure_ascii=False, separators=(",", ":"),
+                               default=str)
+        return hashlib.sha256(canonical.encode()).hexdigest()
+
     def get(self, judge_message: dict[str, Any]) -> Judge:
-        version = str(judge_message.get("version"))
+        key = self.key(judge_message)
         with self._lock:
-            judge = self._judges.get(version)
+            judge = self._judges.get(key)
         if judge is None:
             resolved = ResolvedJudge.from_message(judge_message)
             if self.services is not None:
@@ -73,7 +90,7 @@ class JudgeCache:
             else:
                 judge = build(resolved, egress=self.egress)
             with self._lock:
-                self._judges[version] = judge
+                self._judges[key] = judge
         return judge
 
 
