@@ -339,7 +339,7 @@ def tick(config: Any, schedule_name: str, ledger: Ledger, now: datetime) -> list
         if not url:
             log.warning("drift alert of %s/%s not posted: %s is not set", schedule.name, judge, spec.webhook_env)
             continue
-        problem = post_alert(url, report.to_json() | {"text": report.text()})
+        problem = post_alert(url, report.to_json(), report.text())
         if problem:
             log.warning("drift alert of %s/%s not posted: %s (it is recorded)", schedule.name, judge, problem)
     return reports

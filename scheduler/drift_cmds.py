@@ -77,7 +77,7 @@ def drift(
     if webhook is not None:
         from online.webhook import post_alert
 
-        problem = post_alert(webhook, report.to_json() | {"text": report.text()})
+        problem = post_alert(webhook, report.to_json(), report.text())
         if problem:
             print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
                   "(drift_checks)", file=sys.stderr)

@@ -58,8 +58,10 @@ rates = { en = 0.5 }
 LOCALES = {"en": (200, 2, 8, 8), "fr": (60, 3, 9, 3), "de": (20, 2, 8, 8)}
 
 
-def traces(start: datetime, hours: int, dropped: int) -> list[dict[str, Any]]:
-    """``hours`` hours from ``start``; hour ``dropped`` (an index) has each locale's dropped pass rate."""
+def traces(start: datetime, hours: int, dropped: int, names: dict[str, str] | None = None) -> list[dict[str, Any]]:
+    """``hours`` hours from ``start``; hour ``dropped`` (an index) has each locale's dropped pass rate.
+
+    ``names`` renames locales in the written metadata (a hostile label, say)."""
     out = []
     for h in range(hours):
         for locale, (n, session, before, after) in LOCALES.items():
@@ -68,16 +70,17 @@ def traces(start: datetime, hours: int, dropped: int) -> list[dict[str, Any]]:
                 ts = start + timedelta(hours=h, seconds=(i * 3600) // n)
                 out.append({"id": f"{locale}-{h}-{i}", "input": "q", "output": "yes" if i % 10 < passes else "no",
                             "expected": "yes", "ts": ts.isoformat(),
-                            "metadata": {"locale": locale, "session_id": f"{locale}-{h}-s{i // session}",
+                            "metadata": {"locale": (names or {}).get(locale, locale), "session_id": f"{locale}-{h}-s{i // session}",
                                          "tenant": "a" if i % 2 else "b"}})
     return out
 
 
-def fill(folder: Path, ledger_url: str, start: datetime, hours: int, dropped: int) -> None:
+def fill(folder: Path, ledger_url: str, start: datetime, hours: int, dropped: int,
+         names: dict[str, str] | None = None) -> None:
     """Write the traces and judge every hour through the window job, as `judgeq online` does without a broker."""
     (folder / "judgeq.toml").write_text(CONFIG + f"\n[judges.exact]\ntype = \"local\"\nbuiltin = \"exact_match\"\n")
     with (folder / "traces.jsonl").open("w") as f:
-        for record in traces(start, hours, dropped):
+        for record in traces(start, hours, dropped, names):
             f.write(json.dumps(record) + "\n")
     config = folder / "judgeq.toml"
     plan = prepare(config, schedule_for(config, schedule="hourly"))
@@ -166,7 +169,7 @@ def test_a_drop_in_one_locale_alerts_on_it_alone_and_is_recorded(env: dict[str, 
     (posted,) = hook.bodies
     assert posted["type"] == "application/json"
     assert posted["body"]["text"].startswith("drift of exact on hourly: ALERT")
-    assert "locale=fr 0.900 -> 0.300" in posted["body"]["text"]
+    assert "locale=fr 0.900 -&gt; 0.300" in posted["body"]["text"]  # escaped for Slack (online/webhook.py)
     assert [s["slice"] for s in posted["body"]["slices"] if s["status"] == "alert"] == [
         s for s in status if status[s]["status"] == "alert"]
 
@@ -179,6 +182,26 @@ def test_a_drop_in_one_locale_alerts_on_it_alone_and_is_recorded(env: dict[str, 
     assert row.short_end == datetime(2026, 11, 20, 7, tzinfo=UTC).replace(tzinfo=row.short_end.tzinfo)
     assert by_slice[("locale", "de")].status == "too_small" and by_slice[("locale", "de")].p_value is None
     assert by_slice[(None, "all")].long_n > 0
+
+
+#: A slice label as a hostile trace writer sets it: a channel-wide mention, a disguised link, Slack's markup.
+HOSTILE = "fr <!channel> <https://evil.example/login|open the dashboard> & @here *now*"
+
+
+def test_trace_metadata_reaches_slack_as_plain_text(tmp_path: Path, ledger_url: str, hook: Hook) -> None:
+    fill(tmp_path, ledger_url, FIRST.start, HOURS, dropped=HOURS - 1, names={"fr": HOSTILE})
+    env = base_env(JUDGEQ_LEDGER_URL=ledger_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"))
+    res = drift(env, "--short", "1h", "--long", "6h", "--by", "locale", "--at", AT, "--webhook", hook.url)
+    assert res.returncode == 1, res.stderr
+    (posted,) = hook.bodies
+    text = posted["body"]["text"]
+    assert "<" not in text and ">" not in text and "<!channel>" not in text and "@here" not in text
+    assert ("locale=fr &lt;!channel&gt; &lt;https://evil.example/login|open the dashboard&gt; &amp; "
+            "@\u2060here *now* 0.900 -&gt; 0.300") in text
+    body = posted["body"]
+    assert body["mrkdwn"] is False and body["unfurl_links"] is False and body["parse"] == "none"
+    # The figures for other receivers are the check's JSON, labels as they are in the ledger.
+    assert f"locale={HOSTILE}" in [s["slice"] for s in body["slices"]]
 
 
 def test_no_change_passes_and_no_data_says_so(env: dict[str, str], ledger_url: str) -> None:
