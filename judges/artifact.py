@@ -21,6 +21,15 @@ the judge was resolved with), a zip that is not an artifact, a format it does
 not know, and a model holding any type outside :data:`TRUSTED_TYPES`. The check
 walks every node of the skops schema (module, class and skops loader), then
 skops is given exactly the allowed types it would not trust by itself.
+
+Allowed types can still be given settings that cost without bound: a
+vectorizer's ``token_pattern`` is a regular expression run on every record (a
+catastrophic one took 16 s on a 37-character record), ``ngram_range`` and
+``analyzer`` multiply the features, ``input = "filename"`` reads each record as a
+path. So every vectorizer of a loaded model (fitted copies included) must read
+text exactly as ``judgeq distill`` builds it (:data:`TEXT_READING`), checked
+after skops builds the objects and before any text reaches them (building one
+runs nothing: the pattern is compiled and run only on ``transform``).
 """
 
 from __future__ import annotations
@@ -60,6 +69,14 @@ TRUSTED_TYPES: Final = frozenset({
     "sklearn.feature_extraction.text.HashingVectorizer",
     "sklearn.linear_model._logistic.LogisticRegression",
 })
+#: How every vectorizer of a distilled model reads text: what ``judgeq distill`` builds (scheduler/distill.py
+#: passes these), the only settings a loaded artifact may hold. The pattern is scikit-learn's default (words
+#: of two or more word characters), which matches in linear time.
+TEXT_READING: Final[dict[str, Any]] = {
+    "input": "content", "encoding": "utf-8", "decode_error": "strict", "strip_accents": None, "lowercase": True,
+    "preprocessor": None, "tokenizer": None, "stop_words": None, "token_pattern": r"(?u)\b\w\w+\b",
+    "analyzer": "word", "ngram_range": (1, 2),
+}
 #: The skops node loaders a distilled model may use (no ``ReduceNode`` or method and function references).
 TRUSTED_LOADERS: Final = frozenset({
     "DictNode", "ListNode", "TupleNode", "SliceNode", "JsonNode", "TypeNode", "NdArrayNode", "ObjectNode",
@@ -90,6 +107,7 @@ def write_artifact(folder: Path, name: str, model: Any, meta: dict[str, Any]) ->
     """
     import skops.io as sio
 
+    _check_text_reading(model, "the trained model")
     model_bytes = sio.dumps(model)
     _check_types(model_bytes, "the trained model")
     body = {**meta, "format": FORMAT, "name": name,
@@ -155,6 +173,7 @@ def load_artifact(path: Path, expected_sha256: str | None = None) -> Artifact:
     except Exception as exc:  # skops raises several kinds; none of them may escape as a crash
         raise ArtifactError(f"artifact {str(path)!r}: its model cannot be loaded ({type(exc).__name__}: {exc}); "
                             "train it again with 'judgeq distill'") from None
+    _check_text_reading(model, f"artifact {str(path)!r}")
     return Artifact(path=path, sha256=digest, meta=meta, model=model)
 
 
@@ -213,6 +232,40 @@ def _check_types(model_bytes: bytes, where: str) -> list[str]:
     if refused:
         raise ArtifactError(f"{where} holds types a distilled judge never has, refused unloaded: {', '.join(refused)}")
     return untrusted
+
+
+def _check_text_reading(model: Any, where: str) -> None:
+    """ArtifactError unless every vectorizer in ``model`` reads text as :data:`TEXT_READING` says."""
+    for vectorizer in _vectorizers(model):
+        for name, allowed in TEXT_READING.items():
+            value = getattr(vectorizer, name, None)
+            if isinstance(value, list):  # a tuple written by other means reads back as a list
+                value = tuple(value)
+            if value != allowed:
+                raise ArtifactError(f"{where}: its text vectorizer has {name} = {value!r:.80}, which "
+                                    f"'judgeq distill' never writes (it writes {allowed!r}); refused before "
+                                    "reading any text: train the judge again with 'judgeq distill'")
+
+
+def _vectorizers(model: Any) -> Iterator[Any]:
+    """Every HashingVectorizer reachable from ``model`` (a pipeline's steps and a transformer's fitted copies)."""
+    from sklearn.feature_extraction.text import HashingVectorizer
+
+    seen: set[int] = set()
+    stack = [model]
+    while stack:
+        item = stack.pop()
+        if id(item) in seen:
+            continue
+        seen.add(id(item))
+        if isinstance(item, HashingVectorizer):
+            yield item
+        if isinstance(item, dict):
+            stack.extend(item.values())
+        elif isinstance(item, list | tuple):
+            stack.extend(item)
+        elif hasattr(item, "__dict__") and type(item).__module__.startswith("sklearn."):
+            stack.extend(vars(item).values())
 
 
 def _nodes(node: Any) -> Iterator[tuple[str, str]]:

@@ -140,10 +140,11 @@ def pipeline() -> Any:
     from sklearn.linear_model import LogisticRegression
     from sklearn.pipeline import Pipeline
 
+    from judges.artifact import TEXT_READING
     from judges.distilled import FIELDS
 
     features = ColumnTransformer([
-        (name, HashingVectorizer(n_features=HASH_FEATURES, ngram_range=(1, 2), alternate_sign=False), i)
+        (name, HashingVectorizer(**TEXT_READING, n_features=HASH_FEATURES, alternate_sign=False), i)
         for i, name in enumerate(FIELDS)
     ])
     return Pipeline([("features", features), ("model", LogisticRegression(C=REGULARISATION_C, solver="saga",

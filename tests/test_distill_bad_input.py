@@ -167,6 +167,36 @@ def test_an_artifact_holding_unknown_types_is_refused_unloaded(tmp_path: Path) -
     assert not marker.exists()
 
 
+#: A catastrophic pattern: on "aaaa…a!" its backtracking doubles with each "a" (37 characters took 16 s).
+CATASTROPHIC = r"(a+)+$"
+
+
+@pytest.mark.parametrize("setting", [{"token_pattern": CATASTROPHIC}, {"ngram_range": (1, 500)},
+                                     {"analyzer": "char"}, {"input": "filename"}])
+def test_an_artifact_whose_vectorizer_reads_text_otherwise_than_distill_is_refused(
+        tmp_path: Path, setting: dict[str, Any]) -> None:
+    """Allowed types, dangerous settings: only in the fitted copy the pipeline runs, where a glance would not look."""
+    import time
+
+    import skops.io as sio
+
+    (tmp_path / "judgeq.toml").write_text(CONFIG)
+    path = trained_artifact(tmp_path / "models", tmp_path / "judgeq.toml")
+    good = load_artifact(path)
+    fitted = good.model.named_steps["features"].transformers_[1][1]  # the output's vectorizer, as fitted
+    fitted.set_params(**setting)
+    meta = {k: v for k, v in good.meta.items() if k != "model_sha256"}
+    crafted = forged(tmp_path / "forged", sio.dumps(good.model), meta)
+    name, value = next(iter(setting.items()))
+    started = time.monotonic()
+    with pytest.raises(ArtifactError, match=f"its text vectorizer has {name} = .*'judgeq distill' never writes"):
+        load_artifact(crafted)
+    assert time.monotonic() - started < 5
+    with pytest.raises(ArtifactError, match="never writes"):  # nothing is written that could not be loaded
+        write_artifact(tmp_path / "out", "faithful-mini", good.model, meta)
+    assert not (tmp_path / "out").exists()
+
+
 def test_wrong_judge_or_missing_artifact_exits_2(tmp_path: Path, env: dict[str, str]) -> None:
     config = Path(env["JUDGEQ_CONFIG"])
     path = trained_artifact(tmp_path / "models", config, name="other-mini")
