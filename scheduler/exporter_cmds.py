@@ -87,13 +87,17 @@ def export_otel(
     judge: Annotated[Optional[str], typer.Option("--judge", help="Only this judge's verdicts.")] = None,
     endpoint: Annotated[Optional[str], typer.Option("--endpoint", help="OTLP/HTTP base URL, e.g. "
                                                     "http://collector:4318 (default: OTEL_EXPORTER_OTLP_ENDPOINT "
-                                                    "or ..._TRACES_ENDPOINT, else http://localhost:4318).")] = None,
+                                                    "or ..._TRACES_ENDPOINT, else http://localhost:4318). "
+                                                    "An endpoint other than the environment's gets none of "
+                                                    "its headers (OTEL_EXPORTER_OTLP_HEADERS).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Send each verdict as a span of the trace it judged (child of the judged span when the id says which).
 
     Attributes app.eval.<eval> (the score), app.eval.judge_version, app.eval.sampled, app.eval.weight. Headers
-    (e.g. an API key) come from OTEL_EXPORTER_OTLP_HEADERS. An endpoint that does not take the spans: exit 3.
+    (e.g. an API key) come from OTEL_EXPORTER_OTLP_HEADERS and go only to the environment's endpoint
+    (OTEL_EXPORTER_OTLP_ENDPOINT); to send them to another collector, set that variable instead of --endpoint.
+    An endpoint that does not take the spans: exit 3.
     """
     from .otel_export import export_rows
     from .progress import ProgressView
@@ -109,6 +113,10 @@ def export_otel(
     total = sum(ledger.progress(run.id).done for run in runs)
     with ProgressView("spans", total, stream=sys.stderr, enabled=not json_out) as view:
         counts = export_rows(runs, lambda run: ledger.scores(run.id, judge), endpoint, progress=view.update)
+    if counts.withheld:
+        print(f"judgeq: {', '.join(counts.withheld)} not sent to {counts.endpoint}: the environment's "
+              "credentials go only to its own endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); to send them there, set "
+              "OTEL_EXPORTER_OTLP_ENDPOINT to it instead of --endpoint", file=sys.stderr)
     if json_out:
         from .render import print_json
 

@@ -23,6 +23,17 @@ Spans go out over OTLP/HTTP (protobuf) in batches through the SDK's
 ``OTEL_EXPORTER_OTLP_*`` variables (secrets such as an auth header stay in the
 environment). A batch the endpoint does not take ends the export with
 :class:`ExportUnavailable` (exit 3), saying how many spans were sent before it.
+
+The environment's credentials belong to the environment's collector: headers
+(``OTEL_EXPORTER_OTLP_HEADERS``, ``..._TRACES_HEADERS``) and a credential
+provider (``OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER``) go
+only to the endpoint the environment names (``..._TRACES_ENDPOINT``, else
+``OTEL_EXPORTER_OTLP_ENDPOINT`` + ``/v1/traces``, else the SDK's default). An
+``--endpoint`` elsewhere gets none of them (the SDK would add them to any
+URL): a flag typed from a runbook, or a shared script's argument, must not
+hand the collector's API key to another host. To send credentials to another
+collector, name it in the environment (``OTEL_EXPORTER_OTLP_ENDPOINT``)
+beside its headers.
 """
 
 from __future__ import annotations
@@ -30,7 +41,9 @@ from __future__ import annotations
 import os
 import re
 from collections.abc import Callable, Iterable, Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass, field
+from urllib.parse import urlsplit
 from typing import TYPE_CHECKING, Any, Final
 
 from .errors import ExportUnavailable
@@ -42,6 +55,10 @@ BATCH: Final = 512  # spans per OTLP request (the SDK's batch processor's defaul
 TRACES_PATH: Final = "/v1/traces"
 _TRACE_AND_SPAN: Final = re.compile(r"([0-9a-f]{32}):([0-9a-f]{16})")
 _TRACE: Final = re.compile(r"[0-9a-f]{32}")
+DEFAULT_ENDPOINT: Final = "http://localhost:4318"  # the SDK's, when the environment names none
+#: The environment's credentials for its collector (the SDK reads them for any endpoint).
+CREDENTIAL_VARIABLES: Final = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
+                               "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER")
 
 
 @dataclass
@@ -54,6 +71,7 @@ class ExportCounts:
     not_scored: int = 0  # error or skipped rows
     no_trace: int = 0  # ids that are no OpenTelemetry trace id
     runs: list[str] = field(default_factory=list)
+    withheld: list[str] = field(default_factory=list)  # credential variables not sent to --endpoint
 
 
 def trace_ids(trace_id: str) -> tuple[int, int | None] | None:
@@ -74,6 +92,39 @@ def traces_endpoint(endpoint: str | None) -> str | None:
         return None
     base = endpoint.rstrip("/")
     return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+
+
+def environment_endpoint() -> str:
+    """The traces URL the environment names, as the SDK resolves it."""
+    traces = os.environ.get("OTEL_EXPORTER_OTLP_TRACES_ENDPOINT")
+    if traces:
+        return traces
+    base = os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") or DEFAULT_ENDPOINT
+    return base.rstrip("/") + TRACES_PATH
+
+
+def same_endpoint(a: str, b: str) -> bool:
+    """Whether two URLs name the same endpoint: scheme, host, port and path compared, not the text."""
+    def key(url: str) -> tuple[str, str, int | None, str]:
+        parts = urlsplit(url.strip())
+        scheme = parts.scheme.lower()
+        try:
+            port = parts.port or {"http": 80, "https": 443}.get(scheme)
+        except ValueError:
+            port = None
+        return scheme, (parts.hostname or "").rstrip("."), port, parts.path.rstrip("/")
+
+    return key(a) == key(b)
+
+
+@contextmanager
+def _environment_without(names: Sequence[str]) -> Iterator[None]:
+    """The process's environment without ``names`` for the duration (the SDK reads them when built)."""
+    saved = {name: os.environ.pop(name) for name in names if name in os.environ}
+    try:
+        yield
+    finally:
+        os.environ.update(saved)
 
 
 def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], endpoint: str | None,
@@ -110,8 +161,17 @@ def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], 
             self.ended.append(span)
 
     resolved = traces_endpoint(endpoint)
-    exporter = OTLPSpanExporter(endpoint=resolved)
-    counts = ExportCounts(endpoint=exporter._endpoint)  # the URL the SDK resolved (flag, env or default)
+    foreign = resolved is not None and not same_endpoint(resolved, environment_endpoint())
+    withheld = [name for name in CREDENTIAL_VARIABLES if foreign and os.environ.get(name)]
+    if foreign:  # no credential of the environment's collector reaches another host (module docstring)
+        import requests
+
+        with _environment_without(CREDENTIAL_VARIABLES):
+            exporter = OTLPSpanExporter(endpoint=resolved, session=requests.Session())
+    else:
+        exporter = OTLPSpanExporter(endpoint=resolved)
+    counts = ExportCounts(endpoint=exporter._endpoint,  # the URL the SDK resolved (flag, env or default)
+                          withheld=withheld)
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "judgeq"}
     ids = TraceIds()
     collect = Collect()

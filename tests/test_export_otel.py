@@ -94,6 +94,29 @@ def test_a_window_through_the_standard_variables(sqlite_url: str) -> None:
     assert "s3cret" not in done.stdout + done.stderr
 
 
+def test_the_environments_headers_go_only_to_the_environments_endpoint(sqlite_url: str) -> None:
+    """OTEL_EXPORTER_OTLP_HEADERS is the configured collector's key: --endpoint elsewhere must not receive it."""
+    ledger = Ledger(sqlite_url)
+    make_run(ledger, "online-1")
+    write_rows(ledger, "online-1", ROWS)
+    with Receiver() as collector, Receiver() as elsewhere:
+        env = env_for(sqlite_url, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
+                      OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20collector-key-77",
+                      OTEL_EXPORTER_OTLP_TRACES_HEADERS="x-api-key=traces-key-88")
+        done = run_cli(["export-otel", "online-1", "--endpoint", elsewhere.url], env)
+        assert done.returncode == 0, done.stderr
+        assert len(elsewhere.requests) == 1 and not collector.requests
+        assert "authorization" not in elsewhere.headers[0] and "x-api-key" not in elsewhere.headers[0]
+        assert ("OTEL_EXPORTER_OTLP_HEADERS, OTEL_EXPORTER_OTLP_TRACES_HEADERS not sent to "
+                f"{elsewhere.url}/v1/traces") in done.stderr
+        assert "key-77" not in done.stdout + done.stderr and "key-88" not in done.stdout + done.stderr
+        # The same endpoint written as the flag (a trailing slash, the path spelled out) is the environment's.
+        done = run_cli(["export-otel", "online-1", "--endpoint", collector.url + "/v1/traces/"], env)
+        assert done.returncode == 0, done.stderr
+        assert len(collector.requests) == 1 and collector.headers[0]["x-api-key"] == "traces-key-88"
+        assert "not sent" not in done.stderr
+
+
 def test_spans_go_in_batches_and_offline_rows_are_not_sampled(sqlite_url: str) -> None:
     ledger = Ledger(sqlite_url)
     make_run(ledger, "golden", kind="offline", dataset_name="golden")
