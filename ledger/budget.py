@@ -26,7 +26,8 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from ledger.budget_rows import DecisionIn, check_limit, check_usd, parse_scope
+from ledger.budget_rows import (MAX_NOTE_CHARS, MAX_WHO_CHARS, DecisionIn, check_limit, check_usd,
+                                parse_scope, text_problem)
 from ledger.errors import LedgerArgumentError
 from ledger.models import (BUDGET_DECISIONS, BUDGET_HISTORY, BUDGET_RESERVATIONS, BUDGET_VIAS, BUDGETS, RUNS,
                            SAMPLING_RATES, SCORES, Budget, BudgetChange, BudgetDecision, SamplingRate, utcnow)
@@ -65,6 +66,10 @@ class BudgetLedger:
             raise LedgerArgumentError(f"via must be one of {BUDGET_VIAS}, not {via!r}")
         if not who:
             raise LedgerArgumentError("who must name who changes the budget")
+        for name, text, limit in (("who", who, MAX_WHO_CHARS), ("note", note, MAX_NOTE_CHARS)):
+            problem = text_problem(text, limit)  # the callers' rule (online/budget/setting.py), held here too
+            if problem is not None:
+                raise LedgerArgumentError(f"{name} {problem}")
         now = utcnow()
         with self._locked(f"budget {scope}") as conn:
             old = conn.execute(sa.select(BUDGETS.c.usd_per_day).where(BUDGETS.c.scope == scope)).scalar()

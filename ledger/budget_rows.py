@@ -69,13 +69,64 @@ def parse_scope(scope: str) -> Scope:
                               "'schedule:NAME/judge:NAME'")
 
 
+def usd_problem(amount: object) -> str | None:
+    """Why ``amount`` is not USD per day (or a reservation), or None: the one rule of every path that sets one.
+
+    A real number (not a bool, not text), finite, from 0 to MAX_USD_PER_DAY,
+    without a minus sign (``-0.0`` is refused: it reads back as "$-0.00"). Whole
+    numbers of any size are compared exactly, so ``10**400`` is out of range,
+    not an OverflowError.
+    """
+    if isinstance(amount, bool) or not isinstance(amount, int | float):
+        return f"{type(amount).__name__}, not a number"
+    if isinstance(amount, float) and not math.isfinite(amount):
+        return "not a finite number"
+    if amount < 0 or (isinstance(amount, float) and math.copysign(1.0, amount) < 0):
+        return "negative"
+    if amount > MAX_USD_PER_DAY:
+        return f"more than the most a budget may be, {MAX_USD_PER_DAY:.0f} USD"
+    return None
+
+
+def shown_amount(value: object) -> str:
+    """``value`` for a message, never its whole text (a 400-digit number, a long string)."""
+    if isinstance(value, float):
+        return f"{value:g}"
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 64:
+        return f"(a whole number of about 10^{int(value.bit_length() * 0.30103)})"
+    text = repr(value)
+    return text if len(text) <= 40 else text[:40] + "…"
+
+
 def check_usd(amount: float, what: str) -> float:
-    """``amount`` if it is a finite number of USD from 0 to MAX_USD_PER_DAY; LedgerArgumentError naming ``what``."""
-    if isinstance(amount, bool) or not isinstance(amount, (int, float)) or not math.isfinite(amount):
-        raise LedgerArgumentError(f"{what} must be a finite number of USD, not {amount!r}")
-    if not 0 <= amount <= MAX_USD_PER_DAY:
-        raise LedgerArgumentError(f"{what} must be between 0 and {MAX_USD_PER_DAY:.0f} USD, not {amount!r}")
+    """``amount`` as a float if :func:`usd_problem` finds nothing; LedgerArgumentError naming ``what`` otherwise."""
+    problem = usd_problem(amount)
+    if problem is not None:
+        raise LedgerArgumentError(f"{what} {shown_amount(amount)} is not an amount of USD ({problem})")
     return float(amount)
+
+
+MAX_WHO_CHARS: Final = 80
+MAX_NOTE_CHARS: Final = 500
+
+
+def text_problem(text: object, limit: int) -> str | None:
+    """What is wrong with ``text`` as a one-line name or note of at most ``limit`` characters, or None.
+
+    Every character must be printable as Python defines it (``str.isprintable``:
+    no C0/C1 control such as ESC, which starts a terminal escape sequence, no
+    format character such as a bidirectional override or a zero-width space, no
+    line break), so what ``budget history`` shows is what was typed.
+    """
+    if not isinstance(text, str):
+        return f"is {type(text).__name__}, not text"
+    if len(text) > limit:
+        return f"is {len(text)} characters long, more than {limit}"
+    if not text.isprintable():
+        position, char = next((i, c) for i, c in enumerate(text, 1) if not c.isprintable())
+        return (f"holds a control or invisible character (U+{ord(char):04X} at position {position}); "
+                "write plain one-line text")
+    return None
 
 
 def check_limit(limit: int) -> int:

@@ -11,11 +11,10 @@ unknown judge or schedule) exit 2 and change nothing.
 from __future__ import annotations
 
 import getpass
-import math
 import os
 from datetime import UTC, date, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
@@ -48,15 +47,8 @@ def budget_set(
     json_out: JsonOpt = False,
 ) -> None:
     """Set a daily budget; the controller applies it at its next tick, and the change is kept in the history."""
-    from ledger.models import MAX_USD_PER_DAY
-
-    if not math.isfinite(usd_per_day) or not 0 <= usd_per_day <= MAX_USD_PER_DAY:
-        raise UsageError(f"--usd-per-day {usd_per_day:g} is not a budget; give a number of USD from 0 to "
-                         f"{MAX_USD_PER_DAY:.0f}, e.g. --usd-per-day 20")
-    scope = _scope(judge, schedule, everything)
-    if judge is not None:
-        _check_names(_config_path(), judge, schedule)
-    change = _ledger().set_budget(scope, usd_per_day, who=who or _login(), via="cli", note=note)
+    _scope(judge, schedule, everything)
+    change = _set(judge, schedule, usd_per_day, who, note)
     _print_change(change, json_out)
 
 
@@ -71,7 +63,7 @@ def budget_unset(
 ) -> None:
     """Remove a daily budget (its rates stay as last set until someone or the controller changes them)."""
     scope = _scope(judge, schedule, everything)
-    change = _ledger().set_budget(scope, None, who=who or _login(), via="cli", note=note)
+    change = _set(judge, schedule, None, who, note)
     if change is None:
         raise UsageError(f"there is no budget for {scope} to remove; see `judgeq budget show`")
     _print_change(change, json_out)
@@ -136,14 +128,15 @@ def _scope(judge: Optional[str], schedule: Optional[str], everything: bool) -> s
         raise UsageError(f"--judge/--schedule: {exc}") from None
 
 
-def _check_names(config: Path, judge: str, schedule: Optional[str]) -> None:
-    """Exit 2 unless ``judge`` is configured or a builtin, and ``schedule`` (if given) exists and runs it.
+def _set(judge: Optional[str], schedule: Optional[str], usd: Optional[float], who: Optional[str],
+         note: str) -> Any:
+    """Set (None: remove) the budget the flags name through the one checked path of Flower's task too
+    (online/budget/setting.py: amount, names, who and note); exit 2 for anything it refuses."""
+    from online.budget.setting import set_checked
 
-    The same check as Flower's ``judgeq.budget_set`` task (online/budget/setting.py).
-    """
-    from online.budget.setting import check_names
-
-    check_names(config, judge, schedule)
+    return set_checked(_ledger(), _config_path(), judge=judge, schedule=schedule, usd=usd,
+                       who=who if who is not None else _login(), via="cli", note=note,
+                       names=("--usd-per-day", "--who", "--note"))
 
 
 def _day(text: Optional[str], now: datetime) -> date:

@@ -210,7 +210,10 @@ def _decision_json(d: BudgetDecision) -> dict[str, Any]:
 def change_text(change: Any) -> str:
     """One line for a budget change: scope, old -> new, who and how."""
     entry = change_json(change)
-    return f"budget {entry['scope']}: {_usd(entry['old_usd'])} -> {_usd(entry['new_usd'])} " + _by(entry)
+    from .render import printable
+
+    return printable(f"budget {entry['scope']}: {_usd(entry['old_usd'])} -> {_usd(entry['new_usd'])} "
+                     + _by(entry))
 
 
 def _usd(amount: float | None) -> str:
@@ -226,6 +229,8 @@ def print_history(entries: Sequence[dict[str, Any]]) -> None:
     """``budget history``: one row per change or decision, newest first."""
     from rich.table import Table
 
+    from .render import cell
+
     console = _console()
     if not entries:
         console.print("no budget changes or decisions yet")
@@ -235,12 +240,13 @@ def print_history(entries: Sequence[dict[str, Any]]) -> None:
         table.add_column(col)
     for e in entries:
         at = f"{e['at']:%Y-%m-%d %H:%M:%S}"
-        if e["kind"] == "change":
-            table.add_row(at, "budget", e["scope"], f"{_usd(e['old_usd'])} -> {_usd(e['new_usd'])} {_by(e)}")
+        if e["kind"] == "change":  # who, note and names are anyone's text: every cell goes through cell()
+            table.add_row(at, "budget", cell(e["scope"]), cell(f"{_usd(e['old_usd'])} -> {_usd(e['new_usd'])} "
+                                                               f"{_by(e)}"))
             continue
         window = f" for window {e['window']}" if e["window"] else ""
-        table.add_row(at, "rate", f"{e['schedule']}/{e['judge']}/{e['stratum']}",
-                      f"{e['rate']:.4g}{window}: {e['expected_count']:,.0f} traces expected, "
-                      f"${e['cost_per_item']:.4f}/item, ${e['budget_left']:,.2f} left, ${e['reserved_usd']:,.2f} "
-                      f"reserved; {e['reason']}")
+        table.add_row(at, "rate", cell(f"{e['schedule']}/{e['judge']}/{e['stratum']}"),
+                      cell(f"{e['rate']:.4g}{window}: {e['expected_count']:,.0f} traces expected, "
+                           f"${e['cost_per_item']:.4f}/item, ${e['budget_left']:,.2f} left, "
+                           f"${e['reserved_usd']:,.2f} reserved; {e['reason']}"))
     console.print(table)

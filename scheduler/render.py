@@ -42,6 +42,22 @@ def summary_table(run: Any, summaries: Sequence[Any], gates: Sequence[GateResult
         console.print(f"[{style}]gate {g.detail}[/{style}]")
 
 
+def printable(text: str) -> str:
+    """``text`` safe for a terminal: each character ``str.isprintable`` refuses (ESC and the other controls,
+    bidirectional overrides, line breaks) shown as its Python escape (``\\x1b``), so a value stored before it
+    was checked (or written straight into the ledger) cannot move the cursor, recolour or hide what follows."""
+    if text.isprintable():
+        return text
+    return "".join(c if c.isprintable() else c.encode("unicode_escape").decode("ascii") for c in text)
+
+
+def cell(text: str) -> str:
+    """``text`` for a rich table cell: :func:`printable`, and rich's markup (``[bold]``) escaped."""
+    from rich.markup import escape
+
+    return escape(printable(text))
+
+
 def to_jsonable(obj: Any) -> Any:
     """``obj`` as plain JSON values (pydantic_core): dataclasses and pydantic models as objects, tuples and sets
     as lists, keys as text, datetimes in ISO 8601 (UTC as ``Z``), NaN and infinities as null (not JSON)."""

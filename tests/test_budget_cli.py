@@ -104,6 +104,13 @@ BAD = [
     (["set", "--judge", "exact_match", "--usd-per-day", "inf"], "--usd-per-day inf is not a budget"),
     (["set", "--judge", "exact_match", "--usd-per-day", "1e13"], "is not a budget"),
     (["set", "--judge", "exact_match", "--usd-per-day", "lots"], "Invalid value for '--usd-per-day'"),
+    (["set", "--judge", "exact_match", "--usd-per-day", "-0.0"], "--usd-per-day -0 is not a budget (negative)"),
+    (["set", "--judge", "exact_match", "--usd-per-day", "1", "--who", "\x1b[2J\x1b[31mroot"],
+     "--who holds a control or invisible character (U+001B at position 1)"),
+    (["set", "--judge", "exact_match", "--usd-per-day", "1", "--note", "ok\nforged line"],
+     "--note holds a control or invisible character (U+000A at position 3)"),
+    (["set", "--judge", "exact_match", "--usd-per-day", "1", "--who", "ana\u202egnp.exe"], "U+202E at position 4"),
+    (["unset", "--judge", "exact_match", "--who", "x" * 81], "--who is 81 characters long, more than 80"),
     (["set", "--judge", "nope", "--usd-per-day", "1"], "unknown judge 'nope'"),
     (["set", "--judge", "regex", "--usd-per-day", "1"], "unknown judge 'regex'"),  # a builtin needing a table
     (["set", "--judge", "exact_match", "--schedule", "nightly", "--usd-per-day", "1"], "unknown schedule 'nightly'"),
@@ -117,7 +124,7 @@ BAD = [
 ]
 
 
-@pytest.mark.timeout(300)  # ~10 s: fifteen CLI processes, each importing judgeq whole
+@pytest.mark.timeout(300)  # ~15 s: twenty CLI processes, each importing judgeq whole
 def test_bad_values_exit_2_and_change_nothing(sqlite_url: str, tmp_path: Path) -> None:
     (tmp_path / "judgeq.toml").write_text(CONFIG)
     env = base_env(JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), USER="tester")
@@ -128,6 +135,22 @@ def test_bad_values_exit_2_and_change_nothing(sqlite_url: str, tmp_path: Path) -
     with Ledger(sqlite_url) as ledger:
         assert ledger.budgets() == {"judge:exact_match": 3.0}
         assert len(ledger.budget_history()) == 1
+
+
+def test_history_shows_stored_text_inert(sqlite_url: str, tmp_path: Path) -> None:
+    """A row written before names were checked (or straight into the ledger) cannot drive the terminal."""
+    import sqlalchemy as sa
+
+    (tmp_path / "judgeq.toml").write_text(CONFIG)
+    env = base_env(JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), USER="tester",
+                   COLUMNS="300")
+    judgeq(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "3")
+    with Ledger(sqlite_url) as ledger, ledger.engine.begin() as conn:
+        conn.execute(sa.text("UPDATE budget_history SET who = :who, note = :note"),
+                     {"who": "\x1b]0;pwned\x07\x1b[2J[bold red]mallory[/]", "note": "line\n\x1b[1Afake"})
+    table = judgeq(env, "budget", "history").stdout
+    assert "\x1b" not in table and "\x07" not in table
+    assert "by \\x1b]0;pwned\\x07\\x1b[2J[bold red]mallory[/] via cli (line\\n\\x1b[1Afake)" in table, table
 
 
 def test_show_counts_online_spend_reservations_and_rates_of_the_day(env: dict[str, str], ledger_url: str) -> None:

@@ -33,7 +33,7 @@ from online.windows import parse_size, window_at
 from .processes import REPO, Worker, base_env, free_port, judgeq_cmd, wait_until
 from .test_online_beat import Beat
 
-# About 15 s: three process starts (in parallel), a few 2 s ticks, eight tasks through Flower.
+# About 15 s: three process starts (in parallel), a few 2 s ticks, a dozen tasks through Flower.
 pytestmark = pytest.mark.timeout(120)
 
 SCHEDULE = "minutely"
@@ -192,12 +192,23 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
 
         # Bad values fail the task with a message saying what to send, and change nothing.
         bad = {
-            "negative": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": -5}}), "is not an amount"),
-            "NaN text": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": "NaN"}}), "is not an amount"),
-            "NaN": (flower.apply(b'{"kwargs": {"judge": "exact", "usd_per_day": NaN}}'), "is not an amount"),
+            "negative": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": -5}}), "-5 is not a budget"),
+            "minus zero": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": -0.0}}),
+                           "usd_per_day -0 is not a budget (negative)"),
+            "NaN text": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": "NaN"}}), "str, not a number"),
+            "NaN": (flower.apply(b'{"kwargs": {"judge": "exact", "usd_per_day": NaN}}'), "not a finite number"),
             "unknown judge": (flower.apply({"kwargs": {"judge": "nope", "usd_per_day": 3}}), "unknown judge 'nope'"),
             "no judge": (flower.apply({"kwargs": {"usd_per_day": 3}}), "name the budget"),
-            "too much": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 1e13}}), "must be between 0 and"),
+            "too much": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 1e13}}),
+                         "more than the most a budget may be"),
+            # 10**400: a whole number JSON carries exactly, which float() cannot hold (it was an OverflowError).
+            "huge": (flower.apply(b'{"kwargs": {"judge": "exact", "usd_per_day": 1' + b"0" * 400 + b"}}"),
+                     "about 10^400) is not a budget (more than the most"),
+            "escapes in who": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 2,
+                                                        "who": "\x1b[2J\x1b[31mroot"}}),
+                               "who holds a control or invisible character (U+001B at position 1)"),
+            "line in note": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 2, "note": "a\nb"}}),
+                             "note holds a control or invisible character"),
         }
         for what, (sent, _) in bad.items():
             assert sent.status_code == 200, (what, sent.text)

@@ -331,8 +331,9 @@ def budget_set(judge: Any = None, usd_per_day: Any = None, schedule: Any = None,
                who: Any = "flower", note: Any = "") -> str:
     """Set a daily budget (Flower's API: ``POST /api/task/async-apply/judgeq.budget_set`` with JSON kwargs).
 
-    ``judge`` (or ``everything: true`` for the global cap), ``usd_per_day`` (a number >= 0, or null to
-    remove it), ``schedule`` (optional). Bad values fail the task with a message saying what to send, and
+    ``judge`` (or ``everything: true`` for the global cap), ``usd_per_day`` (a number of USD from 0 to 1e12,
+    or null to remove it), ``schedule`` (optional), ``who`` and ``note`` (one line of printable text, at most
+    80 and 500 characters), checked by the same rules as ``judgeq budget set`` (online/budget/setting.py). Bad values fail the task with a message saying what to send, and
     change nothing. The change applies from the next tick and shows in ``judgeq budget history`` as made
     through Flower.
     """
@@ -346,13 +347,11 @@ def budget_set(judge: Any = None, usd_per_day: Any = None, schedule: Any = None,
         raise OnlineConfigError("everything: true is the global cap of all judges: give no judge or schedule")
     if not everything and judge is None:
         raise OnlineConfigError('name the budget: {"judge": "J", "usd_per_day": 20} or {"everything": true, ...}')
-    if not isinstance(who, str) or not who.strip() or not isinstance(note, str):
-        raise OnlineConfigError("who and note are text")
     state = _state.ensure()
     assert state.ledger is not None
     change = set_checked(state.ledger, OnlineSettings().config, judge=None if everything else judge,
-                         schedule=schedule, usd=usd_per_day, who=f"{who.strip()[:80]}", via="flower",
-                         note=note[:500])
+                         schedule=schedule, usd=usd_per_day, who=who.strip() if isinstance(who, str) else who,
+                         via="flower", note=note)
     summary = "no change" if change is None else f"{change.scope}: {change.old_usd} -> {change.new_usd} USD/day"
     log.info("budget set through Flower: %s", summary)
     return summary

@@ -1,17 +1,21 @@
 """Changing a budget, checked: the one path of ``judgeq budget set`` and of Flower's ``judgeq.budget_set`` task.
 
-The amount must be a finite number of USD from 0 up; the judge must be one
-judgeq.toml configures (or a builtin) and the schedule, if named, one that
+The amount follows the ledger's one rule (``ledger.budget_rows.usd_problem``: a
+finite number of USD from 0 to 1e12, no minus sign); ``who`` and ``note`` are
+one line of printable text (no terminal escape sequences, no invisible
+characters; ``text_problem``), at most 80 and 500 characters; the judge must be
+one judgeq.toml configures (or a builtin) and the schedule, if named, one that
 runs it. Anything else raises OnlineConfigError and changes nothing.
 """
 
 from __future__ import annotations
 
-import math
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.budget_rows import budget_scope
+from ledger.budget_rows import (MAX_NOTE_CHARS, MAX_WHO_CHARS, budget_scope, shown_amount, text_problem,
+                                usd_problem)
+from ledger.models import MAX_USD_PER_DAY
 from ledger.errors import LedgerArgumentError
 
 from ..errors import OnlineConfigError
@@ -21,14 +25,25 @@ if TYPE_CHECKING:
     from ledger.store import Ledger
 
 
-def check_amount(value: Any) -> float | None:
-    """``value`` as USD per day (None: remove the budget); OnlineConfigError for anything not a finite amount >= 0."""
+def check_amount(value: Any, name: str = "usd_per_day") -> float | None:
+    """``value`` as USD per day (None: remove the budget); OnlineConfigError naming ``name`` otherwise."""
     if value is None:
         return None
-    if isinstance(value, bool) or not isinstance(value, int | float) or not math.isfinite(value) or value < 0:
-        raise OnlineConfigError(f"usd_per_day {value!r:.40} is not an amount: give a number of USD from 0 up, "
-                                "e.g. 20")
+    problem = usd_problem(value)
+    if problem is not None:
+        raise OnlineConfigError(f"{name} {shown_amount(value)} is not a budget ({problem}); give a number of USD "
+                                f"per day from 0 to {MAX_USD_PER_DAY:.0f}, e.g. 20")
     return float(value)
+
+
+def check_text(who: Any, note: Any, names: tuple[str, str] = ("who", "note")) -> None:
+    """OnlineConfigError unless ``who`` (not blank) and ``note`` are one line of printable text within bounds."""
+    for name, value, limit in ((names[0], who, MAX_WHO_CHARS), (names[1], note, MAX_NOTE_CHARS)):
+        problem = text_problem(value, limit)
+        if problem is not None:
+            raise OnlineConfigError(f"{name} {problem}")
+    if not who.strip():
+        raise OnlineConfigError(f"{names[0]} is blank; name who makes the change")
 
 
 def check_names(config: Path | None, judge: str, schedule: str | None) -> None:
@@ -58,10 +73,12 @@ def check_names(config: Path | None, judge: str, schedule: str | None) -> None:
 
 
 def set_checked(ledger: Ledger, config: Path | None, *, judge: str | None, schedule: str | None, usd: Any,
-                who: str, via: str, note: str = "") -> BudgetChange | None:
+                who: Any, via: str, note: Any = "", names: tuple[str, str, str] = ("usd_per_day", "who", "note"),
+                ) -> BudgetChange | None:
     """Set (or, with ``usd`` None, remove) the budget of ``judge`` [in ``schedule``], or the global cap when
-    ``judge`` is None; every value checked first."""
-    amount = check_amount(usd)
+    ``judge`` is None; every value checked first (``names`` name the values in messages: keys or flags)."""
+    amount = check_amount(usd, names[0])
+    check_text(who, note, names[1:])
     if judge is not None and not isinstance(judge, str) or schedule is not None and not isinstance(schedule, str):
         raise OnlineConfigError("judge and schedule are names (text)")
     if judge is not None:
