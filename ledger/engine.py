@@ -26,7 +26,7 @@ from sqlalchemy.engine import Connection, Engine, ExceptionContext
 
 from ledger.errors import LedgerConfigError, LedgerUnavailable
 from ledger.refusals import classify
-from ledger.urls import mask_url, normalize_url
+from ledger.urls import bad_host, mask_url, normalize_url
 
 SQLITE_BUSY_TIMEOUT_S: Final = 30
 PG_CONNECT_TIMEOUT_S: Final = 10
@@ -64,7 +64,14 @@ def create_ledger_engine(url: str) -> Engine:
 def check_url(url: str) -> sa.URL:
     """``url`` parsed; LedgerConfigError if it is not a ledger judgeq can use, saying what to write instead."""
     try:
+        bad_host(url)  # urllib's check of the host part: make_url takes "[foo" as a host name
         parsed = sa.make_url(url)
+    except ValueError:  # also make_url's, for a port that is no number ("[::1/db" reads ":1" as the port)
+        raise LedgerConfigError(
+            f"cannot read the host and port of the ledger URL {mask_url(url)!r}: an IPv6 address goes in closed "
+            "brackets and a port is a number, e.g. postgresql://user@[::1]:5432/dbname (in JUDGEQ_LEDGER_URL or "
+            "--ledger-url)"
+        ) from None
     except sa.exc.ArgumentError:
         raise LedgerConfigError(
             f"cannot parse the ledger URL {mask_url(url)!r}; write it like {URL_FORMS} "

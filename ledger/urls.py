@@ -21,7 +21,7 @@ driver's error message.
 from __future__ import annotations
 
 import re
-from urllib.parse import quote, unquote
+from urllib.parse import quote, unquote, urlsplit
 
 # psycopg 3 is the PostgreSQL driver judgeq ships; SQLAlchemy's bare
 # "postgresql://" would pick psycopg2, which is not installed.
@@ -122,3 +122,18 @@ def unescaped_message(url: str, setting: str) -> str:
     """What to say about a URL :func:`ambiguous_password` found."""
     return (f"{setting}: the password in {mask_url(url)} holds '@' or '/' that is not percent-encoded, so the "
             "URL's host cannot be told apart from it; write '@' as %40 and '/' as %2F in the password")
+
+
+def bad_host(url: str) -> None:
+    """ValueError when the URL's host part cannot be a host: an unclosed ``[`` (IPv6) or a port that is no number.
+
+    urllib's own checks, on the part after the userinfo (whose password may hold
+    anything); SQLAlchemy's parser would take ``[foo`` for a host name and try to
+    resolve it, or fail with a bare ValueError on ``[::1``.
+    """
+    scheme, _userinfo, rest = _split(url)
+    if not scheme:
+        return
+    parts = urlsplit(f"{scheme}{rest}")  # raises ValueError("Invalid IPv6 URL") for an unclosed "["
+    if "[" in parts.netloc or "]" in parts.netloc:
+        _ = parts.port  # raises ValueError for a port that is not a number in range

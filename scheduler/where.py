@@ -49,6 +49,8 @@ ROW_FIELDS: Final[dict[str, bool | None]] = {
 _ORDER: Final[dict[type[ast.cmpop], Callable[[Any, Any], bool]]] = {
     ast.Lt: operator.lt, ast.LtE: operator.le, ast.Gt: operator.gt, ast.GtE: operator.ge}
 _WORDS: Final = {"true": True, "false": False, "null": None}
+#: Levels of the syntax tree a condition may nest (``not not …``, parentheses); real ones use a handful.
+MAX_NESTING: Final = 64
 _SINGLE_EQUALS: Final = re.compile(r"(?<![=!<>])=(?![=<>])")
 
 
@@ -67,14 +69,29 @@ def parse_where(text: str, option: str = "--where") -> Where:
     """Parse ``text``; UsageError (exit 2) naming the column of the first problem."""
     if not text.strip():
         raise UsageError(f'{option} is empty; write a condition like "score < 0.5"')
+    deep = f"{option} nests more than {MAX_NESTING} levels (not, parentheses, and/or); write a flatter condition"
     try:
         tree = ast.parse(text.strip(), mode="eval")
+    except (RecursionError, MemoryError):  # CPython's parser gives up on deep nesting with one or the other
+        raise UsageError(deep) from None
     except SyntaxError as exc:
         column = exc.offset or 1
         hint = ("write == to compare" if _SINGLE_EQUALS.search(text)
                 else 'write a condition like "score < 0.5 and metadata.locale == \'de\'"')
         raise UsageError(f"{option} {text.strip()!r}, column {column}: {exc.msg}; {hint}") from None
+    if _depth(tree.body) > MAX_NESTING:  # the compiler below recurses once per level
+        raise UsageError(deep)
     return Where(text.strip(), _Compiler(text.strip(), option).test(tree.body))
+
+
+def _depth(node: ast.AST) -> int:
+    """How deeply ``node``'s tree nests, counted without recursion (a hostile tree may be thousands deep)."""
+    deepest, stack = 0, [(node, 1)]
+    while stack:
+        item, level = stack.pop()
+        deepest = max(deepest, level)
+        stack.extend((child, level + 1) for child in ast.iter_child_nodes(item))
+    return deepest
 
 
 class _Compiler:

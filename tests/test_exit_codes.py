@@ -72,6 +72,10 @@ BAD_LEDGER_URL = [
     ("mysql", "mysql://judgeq@db.internal/judgeq", "unsupported ledger URL mysql://"),
     ("http", "http://db.internal/judgeq", "unsupported ledger URL http://"),
     ("unparseable", "not a url", "cannot parse the ledger URL"),
+    # An unclosed "[": make_url raised a bare ValueError (exit 4), or took "[db" for a host name to resolve (exit 3).
+    ("unclosed_ipv6", "postgresql://judgeq:pw@[::1/judgeq", "cannot read the host and port of the ledger URL"),
+    ("unclosed_bracket", "postgresql://judgeq@[db.internal/judgeq", "an IPv6 address goes in closed brackets"),
+    ("port_not_a_number", "postgresql://judgeq@db.internal:five/judgeq", "a port is a number"),
     ("missing_driver", "postgresql+psycopg2://judgeq@db.internal/judgeq", "needs a database driver that is not installed"),
     ("sqlite_in_memory", "sqlite://", "in-memory SQLite database"),
     ("sqlite_memory_path", "sqlite:///:memory:", "use a file: sqlite:///judgeq.db"),

@@ -59,6 +59,14 @@ def test_an_absent_score_fails_every_order_test() -> None:
     assert parse_where("score is null and status == 'error'")(error_row)
 
 
+def test_nesting_is_bounded_without_recursing() -> None:
+    """Deep input is a clear refusal (the compiler recursed: 1,000 ``not`` were a RecursionError, exit 4)."""
+    assert parse_where("not " * 30 + "score < 0.5")(ROW) is parse_where("score < 0.5")(ROW)
+    for deep in ("not " * 1000 + "score < 0.5", "not " * 200_000 + "score < 0.5", "-" * 5000 + "1 < score"):
+        with pytest.raises(UsageError, match="nests more than 64 levels"):
+            parse_where(deep)
+
+
 @pytest.mark.parametrize(("text", "column", "words"), [
     ("score = 0.5", 7, "write == to compare"),
     ("score < 'low'", 9, "score holds a number"),
@@ -345,6 +353,7 @@ def test_promoted_traces_are_judged_by_the_next_golden_run(ledger_url: str, tmp_
 
 @pytest.mark.parametrize(("args", "words"), [
     (("--where", "score =< 0.5"), "column 7: invalid syntax"),
+    (("--where", "not " * 1000 + "score < 0.5"), "--where nests more than 64 levels"),  # was exit 4
     (("--where", "score < 0.5", "--judge", "nope"), "has no judge 'nope'"),
     (("--where", "score < 0.5", "--source", "live", "--window", "2025-13-01", "--judge", "okish"),
      "2025-13-01"),
