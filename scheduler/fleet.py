@@ -11,6 +11,7 @@ ignores Celery's time limits).
 from __future__ import annotations
 
 import os
+import re
 import socket
 from typing import TYPE_CHECKING, Any
 
@@ -92,13 +93,25 @@ def flower_argv(*, port: int, address: str) -> list[str]:
     return ["flower", f"--port={port}", f"--address={address}"]
 
 
+#: Phrases published as examples of strong passwords, which crackers therefore try first. zxcvbn cannot know
+#: them: it rates "correcthorsebatterystaple" as four uncommon words. They go to zxcvbn as the attacker's own
+#: words (``user_inputs``), so its matching of case, l33t and reversal applies to them as to any word.
+FAMOUS_PHRASES: tuple[str, ...] = ("correcthorsebatterystaple", "thequickbrownfoxjumpsoverthelazydog",
+                                   "loremipsumdolorsitamet")
+_SEPARATORS = re.compile(r"[\W_]+")
+
+
 def password_weakness(user: str, password: str) -> str:
     """Why ``password`` is too weak for ``user`` (never the password itself), or '' when it will do.
 
     Length first, then the user name, then zxcvbn (Dropbox's estimator, a
     maintained library: common-password and word lists, keyboard patterns,
-    repeats, dates, l33t, and the user name and judgeq's own names as words an
-    attacker tries first) must rate it at least MIN_PASSWORD_SCORE.
+    repeats, dates, l33t, and the user name, judgeq's own names and
+    :data:`FAMOUS_PHRASES` as words an attacker tries first) must rate it at
+    least MIN_PASSWORD_SCORE, both as written and with its separators removed:
+    zxcvbn rates "2026-11-22 2026-11-22" as two dates and a space (10^10 guesses,
+    the top score), while "2026112220261122" is the repeat it is; and
+    "correct horse battery staple" is the famous phrase without its spaces.
     """
     if len(password) < MIN_PASSWORD_CHARS:
         return f"{len(password)} characters, fewer than {MIN_PASSWORD_CHARS}"
@@ -106,11 +119,23 @@ def password_weakness(user: str, password: str) -> str:
         return "it contains the user name"
     from zxcvbn import zxcvbn
 
-    rating = zxcvbn(password[:100], user_inputs=[user, "judgeq", "flower", "celery", "admin"])
-    if rating["score"] >= MIN_PASSWORD_SCORE:
-        return ""
-    warning = str(rating.get("feedback", {}).get("warning") or "").rstrip(".")
-    return f"guessable: {warning.lower()}" if warning else "guessable by a password cracker"
+    words = [user, "judgeq", "flower", "celery", "admin", *FAMOUS_PHRASES]
+    written = password[:100]
+    joined = _SEPARATORS.sub("", written)
+    for candidate in dict.fromkeys((written, joined)):
+        if not candidate:
+            return "it has no letters or digits"
+        rating = zxcvbn(candidate, user_inputs=words)
+        if rating["score"] >= MIN_PASSWORD_SCORE:
+            continue
+        if any(m.get("dictionary_name") == "user_inputs" and m["matched_word"] in FAMOUS_PHRASES
+               for m in rating["sequence"]):
+            return "guessable: it is a famous example passphrase, which crackers try first"
+        if any(m.get("pattern") == "repeat" for m in rating["sequence"]) and candidate is joined:
+            return "guessable: without its separators it repeats a shorter string"
+        warning = str(rating.get("feedback", {}).get("warning") or "").rstrip(".")
+        return f"guessable: {warning.lower()}" if warning else "guessable by a password cracker"
+    return ""
 
 
 def run_worker(argv: list[str], settings: CliSettings) -> int | None:

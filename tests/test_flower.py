@@ -46,6 +46,24 @@ def test_weak_password_rules(user: str, password: str, why: str) -> None:
     assert why in password_weakness(user, password)
 
 
+@pytest.mark.parametrize("password, why", [
+    # zxcvbn alone rated each of these 4 of 4 (>= 10^10 guesses), so Flower started with them.
+    ("correcthorsebatterystaple", "a famous example passphrase"),
+    ("Correct Horse Battery Staple", "a famous example passphrase"),
+    ("c0rr3ct-h0rs3-b4tt3ry-st4pl3", "a famous example passphrase"),
+    ("2026-11-22 2026-11-22", "without its separators it repeats a shorter string"),  # a doubled date
+    ("22/11/2026/22/11/2026", "without its separators it repeats a shorter string"),
+    ("2026-11-22, 2026-11-22", "without its separators it repeats a shorter string"),
+])
+def test_famous_phrases_and_doubled_dates_are_guessable(password: str, why: str) -> None:
+    assert why in password_weakness("flower-ops", password)
+
+
+def test_random_tokens_still_pass() -> None:
+    """What the error message recommends must pass, every time (200 draws; a user name no token can hold)."""
+    assert [t for t in (secrets.token_urlsafe(18) for _ in range(200)) if password_weakness("flower-ops", t)] == []
+
+
 def test_strong_passwords_pass() -> None:
     assert password_weakness("ops", "correct-horse-battery") == ""
     assert password_weakness("ops", secrets.token_urlsafe(18)) == ""
