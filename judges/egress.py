@@ -15,11 +15,22 @@ process that judges, decides:
   (``JUDGEQ_KEY_ENDPOINTS`` on workers, see :meth:`EgressPolicy.with_entries`).
 - ``JUDGEQ_*`` variables are judgeq's own settings (ledger and broker URLs with
   their passwords): never a key, never listed, never sent.
-- a judge without ``api_key_env`` sends a placeholder key, never nothing:
+- a judge without ``api_key_env`` sends a placeholder key, never nothing (except a
+  listed cloud model, next item):
   given no key, litellm would read ``OPENAI_API_KEY`` (and others) from the
   environment itself. With a custom ``api_base`` its model must belong to a
   provider whose client sends only the key it is given (:data:`KEY_ONLY_PROVIDERS`),
   not credentials it finds on the machine (AWS, Google, Azure identities).
+- a judge with neither ``api_key_env`` nor ``api_base`` is refused unless its
+  provider sends nothing but the placeholder (:data:`KEY_ONLY_PROVIDERS`) or
+  the operator listed that model or provider (``JUDGEQ_CLOUD_MODELS``, see
+  :meth:`EgressPolicy.with_cloud_models`): every other litellm provider may
+  authenticate with the worker's *own* cloud identity, so the worker's account
+  would pay for whatever a submitter asks. Found in litellm 1.102's code
+  (:data:`AMBIENT_PROVIDERS`); the rule is the allow-list, not this list, so a
+  provider litellm adds later, or a model litellm maps to a cloud without a
+  prefix (``gemini-pro`` is vertex_ai, ``anthropic.claude-v2`` is bedrock), is
+  refused too.
 - ``params`` (litellm arguments) are limited to generation settings
   (:data:`SAFE_PARAMS`): other litellm arguments can redirect the call, add
   credentials or callbacks that report elsewhere.
@@ -86,6 +97,17 @@ PROVIDERS: tuple[Provider, ...] = (
 #: Only these may be pointed at an endpoint that no operator listed.
 KEY_ONLY_PROVIDERS: frozenset[str] = frozenset(
     {p.name for p in PROVIDERS} | {"hosted_vllm", "ollama", "ollama_chat", "lm_studio"}
+)
+
+#: litellm providers that authenticate with credentials the machine holds rather than the key they are given
+#: (read in litellm 1.102.4): boto3's chain (env, ~/.aws, instance or task role) for bedrock and sagemaker;
+#: Google's application default credentials for vertex_ai and gdc; Entra ID (AZURE_CLIENT_ID/_SECRET/_TENANT_ID,
+#: AZURE_AD_TOKEN, a managed identity) for azure and azure_ai; the databricks SDK's default auth; OCI_* signing
+#: keys; SAP AI Core's service key (env or ~/.aicore); GitHub Copilot's OAuth token file (~/.config/litellm).
+#: Documentation of why the keyless rule exists: the rule itself is :data:`KEY_ONLY_PROVIDERS`.
+AMBIENT_PROVIDERS: frozenset[str] = frozenset(
+    {"bedrock", "bedrock_mantle", "sagemaker", "sagemaker_chat", "vertex_ai", "vertex_ai_beta", "gdc", "azure",
+     "azure_text", "azure_ai", "databricks", "oci", "sap", "github_copilot"}
 )
 
 #: litellm arguments a judge's ``params`` may set when it is not trusted: generation settings only.
@@ -165,6 +187,7 @@ class EgressPolicy:
 
     keys: Mapping[str, tuple[Endpoint, ...]]
     trusted: frozenset[Route] = field(default_factory=frozenset)
+    cloud: frozenset[str] = frozenset()  # models ("bedrock/x") and providers ("bedrock") the operator listed
 
     @classmethod
     def defaults(cls) -> EgressPolicy:
@@ -201,11 +224,49 @@ class EgressPolicy:
                     raise EgressConfigError(f"{name}: endpoint {url!r} {exc}; give a base URL like "
                                             "https://llm.internal:8000/v1") from None
             keys[name] = tuple(endpoints)
-        return EgressPolicy(keys=keys, trusted=self.trusted)
+        return EgressPolicy(keys=keys, trusted=self.trusted, cloud=self.cloud)
+
+    def with_cloud_models(self, entries: Iterable[str]) -> EgressPolicy:
+        """This policy also letting keyless judges of ``entries`` run on the worker's own cloud identity.
+
+        An entry is a litellm provider (``bedrock``: every model litellm routes
+        there) or one model string exactly as a judge writes it
+        (``vertex_ai/gemini-1.5-pro``). EgressConfigError for an entry that is
+        neither (blank, or holding spaces).
+        """
+        listed = set(self.cloud)
+        for entry in entries:
+            if not isinstance(entry, str) or not entry.strip() or any(c.isspace() for c in entry):
+                raise EgressConfigError(f"{entry!r} is not a provider or model; list names like \"bedrock\" or "
+                                        "\"vertex_ai/gemini-1.5-pro\"")
+            listed.add(entry)
+        return EgressPolicy(keys=self.keys, trusted=self.trusted, cloud=frozenset(listed))
 
     def trusting(self, specs: Iterable[LlmJudgeSpec]) -> EgressPolicy:
         """This policy, also trusting the routes of ``specs`` whole (the process's own config)."""
-        return EgressPolicy(keys=self.keys, trusted=self.trusted | {Route.of(s) for s in specs})
+        return EgressPolicy(keys=self.keys, trusted=self.trusted | {Route.of(s) for s in specs}, cloud=self.cloud)
+
+    def cloud_identity(self, spec: LlmJudgeSpec, provider: str | None) -> bool:
+        """Whether ``spec`` is a keyless judge the operator listed to run on the machine's own cloud identity:
+        then no placeholder key is sent (bedrock would take it for a bearer token) and litellm signs as the
+        machine does (boto3's chain, Google's default credentials, Entra ID)."""
+        return (spec.api_key_env is None and spec.api_base is None and provider not in KEY_ONLY_PROVIDERS
+                and (spec.model in self.cloud or (provider is not None and provider in self.cloud)))
+
+    def check_keyless(self, judge: str, spec: LlmJudgeSpec, provider: str | None) -> None:
+        """Raise EgressRefused for a judge with no key and no endpoint whose provider may use the worker's own
+        cloud identity, unless the operator listed its model or provider (see the module's docstring)."""
+        if spec.api_key_env is not None or spec.api_base is not None or provider in KEY_ONLY_PROVIDERS:
+            return
+        if self.cloud_identity(spec, provider):
+            return
+        name = provider or "a provider litellm does not know"
+        entry = json.dumps([provider or spec.model])
+        raise EgressRefused(
+            f"judge {judge!r} refused by the worker's key policy: model {spec.model!r} ({name}) has no api_key_env "
+            "and no api_base, so it would authenticate with the worker's own cloud identity and bill its account; "
+            f"ask the fleet's operator to list it in JUDGEQ_CLOUD_MODELS on the workers and where you submit "
+            f"(JUDGEQ_CLOUD_MODELS='{entry}', or the model itself: '{json.dumps([spec.model])}')")
 
     def check(self, judge: str, spec: LlmJudgeSpec, provider: str | None) -> None:
         """Return if ``spec``'s calls may be made; raise EgressRefused otherwise.
@@ -233,7 +294,9 @@ class EgressPolicy:
             except ValueError as exc:
                 refuse(f"api_base {exc}; give a plain base URL like https://llm.internal:8000/v1")
         if env is None:
-            if endpoint is not None and provider not in KEY_ONLY_PROVIDERS:
+            if endpoint is None:
+                self.check_keyless(judge, spec, provider)
+            elif provider not in KEY_ONLY_PROVIDERS:
                 refuse(f"model {spec.model!r} ({provider or 'unknown provider'}) may send credentials found on "
                        f"the worker, so it cannot be pointed at {endpoint}; use an openai/ or hosted_vllm/ "
                        "model for a self-hosted endpoint")

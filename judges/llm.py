@@ -35,7 +35,7 @@ import math
 import os
 import threading
 import time
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Mapping, Sequence
 from concurrent.futures import ThreadPoolExecutor
 from types import ModuleType
 from typing import Any
@@ -294,8 +294,10 @@ class LlmJudge:
         }
         if spec.api_base is not None:
             kwargs["api_base"] = spec.api_base
-        # Always a key: given none, litellm would take OPENAI_API_KEY (and others) from the environment.
-        kwargs["api_key"] = api_key
+        # Always a key: given none, litellm would take OPENAI_API_KEY (and others) from the environment. Only a
+        # keyless cloud model the operator listed goes without, to sign as the machine (judges/egress.py).
+        if api_key is not None:
+            kwargs["api_key"] = api_key
         if spec.temperature is not None:
             kwargs["temperature"] = spec.temperature
         kwargs.update(spec.params)
@@ -320,19 +322,21 @@ class LlmJudge:
         if self._refusal is not None:
             raise EgressRefused(self._refusal.message)
 
-    def _provider(self) -> str | None:
-        """litellm's provider for the model and api_base (None if litellm does not know it)."""
-        try:
-            return str(_litellm().get_llm_provider(model=self.spec.model, api_base=self.spec.api_base)[1])
-        except Exception:
-            return None
+    @functools.cached_property
+    def _provider_name(self) -> str | None:
+        """litellm's provider for the model and api_base (None if litellm does not know it); asked once."""
+        return provider_of(self.spec)
 
-    def _api_key(self) -> str:
-        """The key to send: checked against the egress policy, a placeholder when the judge names none."""
+    def _provider(self) -> str | None:
+        return self._provider_name
+
+    def _api_key(self) -> str | None:
+        """The key to send: checked against the egress policy, a placeholder when the judge names none, None for
+        a keyless cloud model the operator listed (it authenticates as the machine)."""
         self._check_egress()
         env = self.spec.api_key_env
         if env is None:
-            return PLACEHOLDER_KEY
+            return None if self.egress.cloud_identity(self.spec, self._provider()) else PLACEHOLDER_KEY
         key = os.environ.get(env)
         if not key:
             raise FatalJudgeCallError(
@@ -399,6 +403,23 @@ def _estimate_tokens(messages: list[dict[str, str]]) -> int:
 def default_limiter() -> LocalLimiter:
     """The in-process limiter shared by judges built without one (one per process)."""
     return LocalLimiter()
+
+
+def provider_of(spec: LlmJudgeSpec) -> str | None:
+    """litellm's provider for ``spec``'s model and api_base (None if litellm does not know it)."""
+    try:
+        return str(_litellm().get_llm_provider(model=spec.model, api_base=spec.api_base)[1])
+    except Exception:
+        return None
+
+
+def refuse_keyless(judges: Iterable[tuple[str, LlmJudgeSpec]], policy: EgressPolicy) -> None:
+    """EgressRefused for the first (name, spec) a worker under ``policy`` would refuse as keyless cloud judging
+    (:meth:`EgressPolicy.check_keyless`). Only judges with neither api_key_env nor api_base ask litellm for
+    their provider (importing it), so submitting keyed judges does not pay for that import."""
+    for name, spec in judges:
+        if spec.api_key_env is None and spec.api_base is None:
+            policy.check_keyless(name, spec, provider_of(spec))
 
 
 def warm_up() -> float:

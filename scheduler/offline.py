@@ -29,7 +29,11 @@ from .interrupts import Submission, interrupt_on_signals, interruptible, say
 from .settings import CliSettings
 
 if TYPE_CHECKING:
+    from collections.abc import Sequence
+
+    from judges.resolved import ResolvedJudge
     from workers.dispatch import EmbeddedDispatcher
+    from workers.settings import WorkerSettings
 
 
 @dataclass(frozen=True)
@@ -79,6 +83,8 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
         if request.max_cost_usd is not None or request.no_cache:
             plan = dataclasses.replace(plan, max_cost_usd=request.max_cost_usd, no_cache=request.no_cache)
         check_judges(report.options.gates, [j.name for j in plan.judges])
+        if settings.worker.broker_url:  # a fleet's workers judge with their own identity: refuse what they would
+            refuse_keyless_cloud(plan.judges, settings.worker)
         fleet = connect(settings.worker)
         ledger = settings.ledger()
         if report.options.baseline is not None:  # resolved before anything is written: a bad baseline is exit 2
@@ -116,6 +122,19 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
                 print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
             return Ending()
         return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout)
+
+
+def refuse_keyless_cloud(judges: Sequence[ResolvedJudge], worker: WorkerSettings) -> None:
+    """Exit 2, before anything is written, for a judge with no key and no endpoint that would bill the workers'
+    own cloud identity unless listed (judges/egress.py); ``worker`` holds this process's JUDGEQ_CLOUD_MODELS."""
+    from judges.distilled_config import llm_specs
+    from judges.errors import EgressRefused, JudgeConfigError
+    from judges.llm import refuse_keyless
+
+    try:
+        refuse_keyless(((j.name, spec) for j in judges for spec in llm_specs(j)), worker.egress_policy())
+    except EgressRefused as exc:
+        raise JudgeConfigError(exc.message) from None
 
 
 def resume(request: ResumeRequest, settings: CliSettings) -> Ending:

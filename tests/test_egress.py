@@ -214,3 +214,73 @@ def test_a_worker_sends_no_key_its_operator_did_not_allow(tmp_path: Path, redis_
     errors = {r.eval: r.error for r in rows if r.error}
     assert "EgressRefused: judge 'leak_ledger' refused by the worker's key policy" in errors["leak_ledger"]
     assert "ask the fleet's operator to add" in errors["leak_openai"]
+
+
+WORKER_AWS_KEY_ID = "AKIAWORKERIDENTITY01"
+BEDROCK_MODEL = "bedrock/anthropic.claude-3-haiku-20240307-v1:0"
+
+
+@pytest.fixture
+def worker_aws_identity(capture: FakeProvider, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The worker's own AWS identity in its environment, and AWS's bedrock endpoint redirected to the capture."""
+    monkeypatch.setenv("AWS_ACCESS_KEY_ID", WORKER_AWS_KEY_ID)
+    monkeypatch.setenv("AWS_SECRET_ACCESS_KEY", "worker-aws-secret-0f3c")
+    monkeypatch.setenv("AWS_REGION_NAME", "us-east-1")
+    monkeypatch.setenv("AWS_BEDROCK_RUNTIME_ENDPOINT", capture.base_url.removesuffix("/v1"))
+
+
+@pytest.mark.parametrize("model", [BEDROCK_MODEL, "anthropic.claude-3-haiku-20240307-v1:0",  # bedrock, no prefix
+                                   "vertex_ai/gemini-1.5-pro", "gemini-1.5-pro",  # litellm routes it to vertex_ai
+                                   "sagemaker/my-endpoint", "azure_ai/some-deployment"])
+def test_a_keyless_cloud_model_is_refused_unless_listed(capture: FakeProvider, worker_aws_identity: None,
+                                                        model: str) -> None:
+    """No key and no endpoint: the provider would sign with the worker's own identity, billing its account."""
+    verdict = verdict_of(judge_on(None, model=model))
+    assert capture.count() == 0 and verdict.error_kind == "forbidden" and verdict.attempts == 0
+    assert "would authenticate with the worker's own cloud identity" in verdict.error
+    assert "JUDGEQ_CLOUD_MODELS" in verdict.error and WORKER_AWS_KEY_ID not in verdict.error
+
+
+def test_a_listed_cloud_model_runs_on_the_workers_identity(capture: FakeProvider, worker_aws_identity: None) -> None:
+    """What the refusal prevents: listed, the same judge reaches AWS's endpoint signed as the worker."""
+    for listed in (["bedrock"], [BEDROCK_MODEL]):
+        policy = WorkerSettings(cloud_models=json.dumps(listed)).egress_policy()
+        capture.reset()
+        verdict_of(judge_on(None, policy, model=BEDROCK_MODEL))
+        assert capture.count() >= 1
+        assert capture.calls[0].authorization.startswith(f"AWS4-HMAC-SHA256 Credential={WORKER_AWS_KEY_ID}/")
+    other = WorkerSettings(cloud_models='["vertex_ai/gemini-1.5-pro"]').egress_policy()
+    capture.reset()
+    assert verdict_of(judge_on(None, other, model=BEDROCK_MODEL)).error_kind == "forbidden" and capture.count() == 0
+
+
+@pytest.mark.parametrize("bad", ["bedrock", '{"bedrock": true}', '["bed rock"]', '[""]'])
+def test_a_malformed_cloud_listing_is_a_config_error(bad: str) -> None:
+    with pytest.raises(EgressConfigError, match="JUDGEQ_CLOUD_MODELS"):
+        WorkerSettings(cloud_models=bad).egress_policy()
+
+
+CLOUD_CONFIG = f"""
+[judges.cloud]
+type = "llm"
+model = "{BEDROCK_MODEL}"
+prompt_text = "Answer: {{output}}"
+prompt = "inline"
+"""
+
+
+def test_submit_to_a_fleet_refuses_an_unlisted_keyless_cloud_model(tmp_path: Path, redis_url: str,
+                                                                    sqlite_url: str) -> None:
+    """At submit: exit 2 naming what to list, before a run row or a message exists; listed, the run is sent."""
+    data = dataset(tmp_path / "golden.jsonl", 3)
+    (tmp_path / "judgeq.toml").write_text(CLOUD_CONFIG)
+    env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"))
+    res = run_cli(["submit", str(data), "--judge", "cloud"], env, timeout=60)
+    assert res.returncode == 2, res.stderr
+    (line,) = res.stderr.strip().splitlines()
+    assert "would authenticate with the worker's own cloud identity" in line
+    assert "JUDGEQ_CLOUD_MODELS='[\"bedrock\"]'" in line
+    assert run_cli(["runs", "--json"], env, timeout=60).stdout.strip() in ("[]", "")
+    env["JUDGEQ_CLOUD_MODELS"] = '["bedrock"]'
+    res = run_cli(["submit", str(data), "--judge", "cloud", "--json"], env, timeout=60)
+    assert res.returncode == 0 and json.loads(res.stdout)["enqueued"] is True, res.stderr

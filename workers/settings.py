@@ -123,6 +123,15 @@ class WorkerSettings(BaseSettings):
             "each provider's key may go to its own endpoint without it."
         ),
     )
+    cloud_models: str | None = Field(
+        default=None,
+        description=(
+            "Keyless judges (no api_key_env, no api_base) a worker may run on its own cloud identity, which "
+            "pays for them: a JSON list of litellm providers (\"bedrock\") or exact model strings "
+            "(\"vertex_ai/gemini-1.5-pro\"); every other keyless model is refused, except providers that "
+            "send only the key they are given. submit checks its own copy of this setting too."
+        ),
+    )
     max_record_bytes: int = Field(
         default=DEFAULT_MAX_RECORD_BYTES,
         ge=1024,
@@ -147,6 +156,20 @@ class WorkerSettings(BaseSettings):
         from judges.errors import EgressConfigError
 
         policy = EgressPolicy.defaults()
+        if (self.cloud_models or "").strip():
+            cloud_example = 'JUDGEQ_CLOUD_MODELS=\'["bedrock", "vertex_ai/gemini-1.5-pro"]\''
+            try:
+                listed = json.loads(self.cloud_models or "")
+            except ValueError as exc:
+                raise EgressConfigError(f"JUDGEQ_CLOUD_MODELS is not JSON ({exc}); write it like {cloud_example}"
+                                        ) from None
+            if not isinstance(listed, list):
+                raise EgressConfigError(f"JUDGEQ_CLOUD_MODELS must be a list of providers or models, like "
+                                        f"{cloud_example}")
+            try:
+                policy = policy.with_cloud_models(listed)
+            except EgressConfigError as exc:
+                raise EgressConfigError(f"JUDGEQ_CLOUD_MODELS: {exc}") from None
         if not (self.key_endpoints or "").strip():
             return policy
         example = 'JUDGEQ_KEY_ENDPOINTS=\'{"VLLM_KEY": ["http://vllm.internal:8000/v1"]}\''
