@@ -5,7 +5,10 @@ A template is plain text with the placeholders ``{input}``, ``{output}``,
 in one pass, so braces anywhere else (JSON examples in the template, code in
 the record) are left alone and record text is never re-interpreted. A
 template that uses ``{context}`` or ``{expected}`` cannot judge a record that
-lacks it: that record fails with a clear error instead of a made-up verdict.
+lacks it (absent or blank, :meth:`Record.has`): submit refuses such a dataset
+(:func:`needed_fields`, through ``judges.spec.needed_fields``), and a record
+that still reaches the judge (an online trace) fails with a clear error, before
+any call, instead of a made-up verdict.
 
 The instruction telling the model how to answer (a JSON object with a label or
 a score) is written here too, from the judge's ``labels`` or ``scale``, so
@@ -26,6 +29,9 @@ BUILTIN_TEMPLATES: tuple[str, ...] = ("faithfulness", "relevance", "correctness"
 
 PLACEHOLDERS: tuple[str, ...] = ("input", "output", "context", "expected")
 
+#: Placeholders of fields a record may lack; a template using one needs it in every record.
+OPTIONAL_FIELDS: tuple[str, ...] = ("context", "expected")
+
 _PROMPTS_DIR = Path(__file__).with_name("prompts")
 _PLACEHOLDER = re.compile(r"\{(input|output|context|expected)\}")
 
@@ -42,22 +48,34 @@ def placeholders(template: str) -> set[str]:
     return set(_PLACEHOLDER.findall(template))
 
 
+def needed_fields(template: str) -> tuple[str, ...]:
+    """The record fields a template cannot be filled without: those of :data:`OPTIONAL_FIELDS` it uses."""
+    used = placeholders(template)
+    return tuple(name for name in OPTIONAL_FIELDS if name in used)
+
+
+_ALIASES = {"context": "retrieved_chunks", "expected": "reference"}
+
+
+def missing_field(template: str, record: Record, *, judge: str) -> FatalJudgeCallError | None:
+    """The error for the first field the template needs and the record lacks; None when it has them all."""
+    for name in needed_fields(template):
+        if not record.has(name):
+            return FatalJudgeCallError(
+                f"record {record.id!r} has no {name!r}, which judge {judge!r} needs; "
+                f"add {name} (or {_ALIASES[name]}) to the record or use a judge that does not need it"
+            )
+    return None
+
+
 def render(template: str, record: Record, *, judge: str) -> str:
     """The template with the record's fields filled in.
 
     Raises FatalJudgeCallError when the template needs a field the record lacks.
     """
-    used = placeholders(template)
-    if "context" in used and not record.context_text().strip():
-        raise FatalJudgeCallError(
-            f"record {record.id!r} has no 'context', which judge {judge!r} needs; "
-            "add context (or retrieved_chunks) to the record or use a judge that does not need it"
-        )
-    if "expected" in used and record.expected is None:
-        raise FatalJudgeCallError(
-            f"record {record.id!r} has no 'expected', which judge {judge!r} needs; "
-            "add expected (or reference) to the record or use a judge that does not need it"
-        )
+    lacking = missing_field(template, record, judge=judge)
+    if lacking is not None:
+        raise lacking
     values = {
         "input": record.input,
         "output": record.output,

@@ -22,6 +22,7 @@ from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError,
 from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
 from .errors import JudgeConfigError
 from .catalog import get_builtin
+from .prompt import needed_fields as prompt_fields
 
 #: Judge names: used in versions (``name@hash``), ledger rows and CLI flags.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -171,8 +172,19 @@ def parse_spec(name: str, table: Any) -> AnySpec:
 
 
 def needed_fields(spec: AnySpec) -> tuple[str, ...]:
-    """The record fields a judge of ``spec`` cannot judge without (an LLM judge: none)."""
-    return get_builtin(spec.builtin).needs if isinstance(spec, LocalJudgeSpec) else ()
+    """The record fields a judge of ``spec`` cannot judge without, which submit requires of every record.
+
+    A builtin declares its own (``needs``); an LLM judge needs the optional fields its prompt
+    template fills in (``{context}``, ``{expected}``: ``judges.prompt.needed_fields``); a resolved
+    cascade, those of its LLM stage, since any item may be escalated to it.
+    """
+    if isinstance(spec, LocalJudgeSpec):
+        return get_builtin(spec.builtin).needs
+    if isinstance(spec, LlmJudgeSpec):
+        return prompt_fields(spec.prompt_text or "")
+    if isinstance(spec, CascadeJudgeSpec) and spec.stages is not None:
+        return needed_fields(LlmJudgeSpec.model_validate(spec.stages["then"]["spec"]))
+    return ()
 
 
 def describe(exc: ValidationError) -> str:

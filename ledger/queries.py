@@ -17,7 +17,7 @@ leave it no unbounded plan to pick:
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -52,25 +52,30 @@ def item_span(run_id: str) -> sa.Select[int, int | None, int | None]:
     return sa.select(sa.func.count(), sa.func.min(seq), sa.func.max(seq)).where(ITEMS.c.run_id == run_id)
 
 
+def errors_of(kinds: Collection[str]) -> sa.ColumnElement[bool]:
+    """Error rows (never a verdict, never a skip) whose ``error_kind`` is one of ``kinds``."""
+    return sa.and_(SCORES.c.status == "error", SCORES.c.error_kind.in_(sorted(kinds)))
+
+
 #: A row that is not a verdict but a failure to reach the provider: ``judgeq resume`` retries it.
-TRANSIENT: Final = sa.and_(SCORES.c.status == "error", SCORES.c.error_kind == "transient")
+TRANSIENT: Final = errors_of(("transient",))
 
 
-def _has_score(run_id: Any, trace_id: Any, eval_name: str, *, final: bool = False) -> sa.Exists:
-    """A score row exists for the key (``final``: one that is not a transient error)."""
+def _has_score(run_id: Any, trace_id: Any, eval_name: str, *, reopen: Collection[str] = ()) -> sa.Exists:
+    """A score row exists for the key (one that is not an error of a kind in ``reopen``)."""
     probe: sa.Select[int] = sa.select(sa.literal_column("1", sa.Integer)).where(
         SCORES.c.run_id == run_id, SCORES.c.trace_id == trace_id, SCORES.c.eval == eval_name
     )
-    if final:
-        probe = probe.where(~TRANSIENT)
+    if reopen:
+        probe = probe.where(~errors_of(reopen))
     return sa.exists(probe.offset(_FENCE))
 
 
 def unscored_in_window(run_id: str, eval_name: str, lo: int, hi: int,
-                       include_transient: bool = False) -> sa.Select[int, str, Any]:
+                       reopen: Collection[str] = ()) -> sa.Select[int, str, Any]:
     """(seq, trace_id, record) of the run's items with lo <= seq < hi and no row for the eval, in order.
 
-    ``include_transient``: also the items whose row is a transient error.
+    ``reopen``: also the items whose row is an error of one of these kinds.
     """
     return (
         sa.select(ITEMS.c.seq, ITEMS.c.trace_id, ITEMS.c.record)
@@ -78,7 +83,7 @@ def unscored_in_window(run_id: str, eval_name: str, lo: int, hi: int,
             ITEMS.c.run_id == run_id,
             ITEMS.c.seq >= lo,
             ITEMS.c.seq < hi,
-            ~_has_score(ITEMS.c.run_id, ITEMS.c.trace_id, eval_name, final=include_transient),
+            ~_has_score(ITEMS.c.run_id, ITEMS.c.trace_id, eval_name, reopen=reopen),
         )
         .order_by(ITEMS.c.seq, ITEMS.c.trace_id)
     )

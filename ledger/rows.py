@@ -114,6 +114,15 @@ class Progress:
 
 
 @dataclass(frozen=True)
+class ErrorKindCount:
+    """One judge's error rows of one ``error_kind`` (None: a local judge's own "cannot judge"), and one's text."""
+
+    kind: str | None
+    count: int
+    sample: str  # the error text of one of them (the least, in text order: the same on every read)
+
+
+@dataclass(frozen=True)
 class EvalSummary:
     """Figures for one eval of a run.
 
@@ -138,6 +147,7 @@ class EvalSummary:
     saved_usd: float = 0.0  # what the cache hits cost when first paid for
     account_errors: int = 0  # errors from the provider refusing the account, or the circuit they opened
     transient_errors: int = 0  # no answer from the provider within the retry budget: `judgeq resume` retries them
+    error_kinds: tuple[ErrorKindCount, ...] = ()  # the error rows by kind, the commonest first
 
 
 @dataclass(frozen=True)

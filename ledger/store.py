@@ -15,7 +15,7 @@ database will not take costs only itself (see :meth:`Ledger.write_scores`).
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
@@ -35,7 +35,7 @@ from ledger.spend import SpendLedger
 from ledger.metrics import MetricsLedger
 from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
-from ledger.queries import IN_CHUNK, TRANSIENT, item_span, progress_counts, scored_among, unscored_in_window
+from ledger.queries import IN_CHUNK, errors_of, item_span, progress_counts, scored_among, unscored_in_window
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
 from ledger.text import storable
@@ -196,12 +196,12 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
             return int(conn.execute(sa.select(sa.func.count()).where(ITEMS.c.run_id == run_id)).scalar_one())
 
     def missing_items(
-        self, run_id: str, eval_name: str, batch_size: int = 500, *, include_transient: bool = False
+        self, run_id: str, eval_name: str, batch_size: int = 500, *, reopen: Collection[str] = ()
     ) -> Iterator[list[dict[str, Any]]]:
         """The stored records that have no score row for ``eval_name``, in seq order, in batches.
 
-        ``include_transient``: also those whose row is a transient error (the
-        provider did not answer), which ``judgeq resume`` retries.
+        ``reopen``: also those whose row is an error of one of these kinds
+        (``judgeq resume`` retries transient errors, and those its ``--retry-errors`` names).
 
         Reads the items in windows of seq sized to hold about ``batch_size``
         items each (seq is the position in the dataset, so windows are
@@ -219,7 +219,7 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
         pending: list[dict[str, Any]] = []
         for lo in range(first, last + 1, width):
             with self._connect() as conn:
-                rows = conn.execute(unscored_in_window(run_id, eval_name, lo, lo + width, include_transient))
+                rows = conn.execute(unscored_in_window(run_id, eval_name, lo, lo + width, reopen))
                 pending.extend(row.record for row in rows)
             while len(pending) >= batch_size:
                 yield pending[:batch_size]
@@ -242,19 +242,21 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
                 )
         return found
 
-    def reopen_transient(self, run_id: str, eval_name: str, trace_ids: Sequence[str]) -> list[Score]:
-        """Delete the transient error rows among ``trace_ids`` and return them: those items are to be judged again.
+    def reopen_errors(self, run_id: str, eval_name: str, trace_ids: Sequence[str],
+                      kinds: Collection[str] = ("transient",)) -> list[Score]:
+        """Delete the error rows of ``kinds`` among ``trace_ids`` and return them: those items are to be judged again.
 
-        A transient error (the provider did not answer) is not a verdict; its
-        item becomes an item without a row, counted as not yet judged, and the
-        caller carries what the deleted row cost into the retry (or writes the
-        row back if the retry cannot be enqueued).
+        Such an error (the provider did not answer; a refusal a configuration
+        fix cures) is not a verdict; its item becomes an item without a row,
+        counted as not yet judged, and the caller carries what the deleted row
+        cost into the retry (or writes the row back if the retry cannot be
+        enqueued). Rows with a verdict, and skips, are never touched.
         """
         removed: list[Score] = []
         with self._connect() as conn, conn.begin():
             for start in range(0, len(trace_ids), IN_CHUNK):
                 among = (SCORES.c.run_id == run_id, SCORES.c.eval == eval_name,
-                         SCORES.c.trace_id.in_(trace_ids[start : start + IN_CHUNK]), TRANSIENT)
+                         SCORES.c.trace_id.in_(trace_ids[start : start + IN_CHUNK]), errors_of(kinds))
                 # Asked first, so that a resume with nothing to reopen needs no DELETE privilege.
                 if conn.execute(sa.select(SCORES.c.trace_id).where(*among).limit(1)).first() is None:
                     continue

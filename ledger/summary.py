@@ -1,11 +1,13 @@
-"""Per-eval figures of a run: counts, weighted mean score, cost, latency percentiles, tokens.
+"""Per-eval figures of a run: counts, weighted mean score, cost, latency percentiles, tokens, errors by kind.
 
 Sums and counts are computed by the database (one GROUP BY over the run's
 rows, which the primary key's run_id prefix finds); latency percentiles and
 judge versions come from one streamed pass over (eval, judge_version,
 latency), since SQLite has no percentile function. Percentiles interpolate
 linearly between order statistics (numpy's default, PostgreSQL's
-``percentile_cont``).
+``percentile_cont``). Error rows are counted per ``error_kind`` by a second
+GROUP BY over the run's error rows alone, with the least error text of each
+kind as its sample (MIN: deterministic, and as cheap as the count).
 """
 
 from __future__ import annotations
@@ -19,9 +21,10 @@ from sqlalchemy.engine import Connection
 
 from ledger.models import SCORES
 from ledger.queries import TRANSIENT
-from ledger.rows import EvalSummary
+from ledger.rows import ErrorKindCount, EvalSummary
 
 STREAM_BATCH: Final = 5000
+SAMPLE_CHARS: Final = 1000  # an error sample is cut to this many characters (its next step is at its end)
 
 #: Error kinds that mean the provider refused the judge's account (or the circuit that opened on it).
 ACCOUNT_KINDS: Final = ("account", "circuit")
@@ -54,6 +57,7 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
         .group_by(SCORES.c.eval)
         .order_by(SCORES.c.eval)
     )
+    kinds = _error_kinds(conn, run_id)
     summaries = []
     for (name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out, saved, account,
          transient) in conn.execute(totals):
@@ -76,9 +80,28 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
                 saved_usd=float(saved or 0.0),
                 account_errors=int(account),
                 transient_errors=int(transient),
+                error_kinds=tuple(kinds.get(name, ())),
             )
         )
     return summaries
+
+
+def _error_kinds(conn: Connection, run_id: str) -> dict[str, list[ErrorKindCount]]:
+    """Each eval's error rows by kind, the commonest first (ties by kind name), with a sample text each."""
+    stmt = (
+        sa.select(SCORES.c.eval, SCORES.c.error_kind, sa.func.count(), sa.func.min(SCORES.c.error))
+        .where(SCORES.c.run_id == run_id, SCORES.c.status == "error")
+        .group_by(SCORES.c.eval, SCORES.c.error_kind)
+    )
+    kinds: dict[str, list[ErrorKindCount]] = defaultdict(list)
+    for name, kind, count, sample in conn.execute(stmt):
+        text = " ".join(str(sample or "").split())
+        if len(text) > SAMPLE_CHARS:
+            text = text[:SAMPLE_CHARS] + "…"
+        kinds[name].append(ErrorKindCount(kind, int(count), text))
+    for counts in kinds.values():
+        counts.sort(key=lambda k: (-k.count, k.kind or ""))
+    return kinds
 
 
 def _latencies_and_versions(

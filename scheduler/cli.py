@@ -238,13 +238,23 @@ def resume(
     json_out: JsonOpt = False,
     dataset: Annotated[Optional[Path], typer.Option("--dataset", help="The file the run was submitted from (checked by its sha256): needed to complete a run cut off while it was being submitted.")] = None,
     fail_on_errors: FailOnErrorsOpt = False,
+    retry_errors: Annotated[Optional[str], typer.Option(
+        "--retry-errors", metavar="KIND,...", help="Also judge again the error rows of these kinds, once their "
+        "cause is fixed: forbidden, setup, account, circuit (transient errors are always retried).")] = None,
 ) -> None:
     """Re-enqueue the items of a run that have no verdict yet: no ledger row, or a transient error."""
+    from .causes import parse_retry
+    from .errors import UsageError
     from .finish import Report
     from .offline import ResumeRequest, resume as resuming
 
+    try:
+        retry = parse_retry(retry_errors)
+    except ValueError as exc:
+        raise UsageError(str(exc)) from None
     report = Report(json_out=json_out, fail_on_errors=fail_on_errors)
-    _end(resuming(ResumeRequest(run_id, report, dataset=dataset, wait=wait, timeout=timeout), current_settings()))
+    _end(resuming(ResumeRequest(run_id, report, dataset=dataset, wait=wait, timeout=timeout, retry_errors=retry),
+                  current_settings()))
 
 
 @app.command()

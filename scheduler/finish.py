@@ -4,10 +4,11 @@
 functions print the scorecard (stdout) and return an :class:`Ending`: the
 exit code the figures call for and the lines to say on stderr, which the CLI
 prints and exits with (only the CLI exits; see ``scheduler/exitcodes.py``).
-The codes: 3 when the run is incomplete or its judges could not measure
-(the provider refused the account, or stayed unreachable), 1 when a gate
-failed or ``--fail-on-errors`` found more judge errors than ``--max-errors``,
-else 0; judge errors are said in one line whatever the code.
+The codes: 3 when the run is incomplete; when its judges could not measure,
+the code of the cause (``scheduler.causes``: 2 configuration, such as a key
+the workers refuse; 3 infrastructure, a provider that stayed unreachable); 1
+when a gate failed or ``--fail-on-errors`` found more judge errors than
+``--max-errors``, else 0; judge errors are said in one line whatever the code.
 """
 
 from __future__ import annotations
@@ -23,7 +24,7 @@ from ledger.store import Ledger
 from . import exitcodes
 from .assess import GateOptions, assess
 from .errors import UsageError
-from .outcomes import judge_errors, over_errors, refused, unreachable
+from .outcomes import judge_errors, over_errors
 from .report_view import deliver
 from .settings import CliSettings
 
@@ -140,16 +141,12 @@ def errors_said(run_id: str, summaries: Any, fail_on_errors: bool, max_errors: i
 
 
 def not_measured(run_id: str, summaries: Any) -> Ending:
-    """Exit 3 when judges could not measure: the provider refused the account, or stayed unreachable.
+    """Exit 2 or 3 (4) when judges could not measure, with the cause (``scheduler.causes``) in one line.
 
-    Neither is a verdict on quality, so neither may read as a failed gate (1) or a pass (0).
+    Neither a refused judge nor an unreachable provider is a verdict on quality, so neither may read as a
+    failed gate (1) or a pass (0).
     """
-    refusals = refused(summaries)
-    if refusals:
-        return Ending(exitcodes.INFRASTRUCTURE, (f"judgeq: {refusals}; fix the key or account, then submit again",))
-    outage = unreachable(summaries)
-    if outage:  # transient errors are resumable
-        return Ending(exitcodes.INFRASTRUCTURE,
-                      (f"judgeq: {outage}; once it answers again, 'judgeq resume {run_id}' retries them",))
-    return Ending()
+    from .causes import not_measured as causes
 
+    code, line = causes(run_id, summaries)
+    return Ending(code, (line,)) if code else Ending()

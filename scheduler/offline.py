@@ -60,6 +60,7 @@ class ResumeRequest:
     dataset: Path | None = None
     wait: bool = False
     timeout: float | None = None
+    retry_errors: tuple[str, ...] = ()  # error kinds to judge again besides transient (scheduler.causes.RETRYABLE)
 
 
 def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
@@ -150,9 +151,14 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
     scheduler = settings.scheduler
     ledger = settings.ledger()
     run = ledger.get_run(request.run_id)
+    retry = request.retry_errors
     with interruptible(Submission(request.dataset, request.run_id)) as submission:
         info = submitting.check_resumable(run, ledger, request.dataset)  # before anything is written
         fleet = connect(settings.worker)
+        if {"account", "circuit"} & set(retry):  # the circuit those opened must not refuse their retry
+            from .reopen import close_circuits
+
+            close_circuits(run.id, list(run.judges), settings.worker.broker_url)
         if fleet is None:
             from workers.embedded import InProcess
 
@@ -160,16 +166,17 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
             own = [s for s in load_config(scheduler.config).judges.values() if isinstance(s, LlmJudgeSpec)]
 
             def job(dispatcher: EmbeddedDispatcher, stop: threading.Event) -> None:
-                submitting.resume(run, ledger, dispatcher, scheduler, dataset=info)
+                submitting.resume(run, ledger, dispatcher, scheduler, dataset=info, retry=retry)
 
             with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads, trusted=own) as embedded:
                 return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout,
                                        alive=embedded.alive, failure=embedded.failure)
-        missing = submitting.resume(run, ledger, fleet, scheduler, dataset=info)
+        missing = submitting.resume(run, ledger, fleet, scheduler, dataset=info, retry=retry)
         submission.sent.set()
         clear(run.id, settings.worker.broker_url)  # their items were among those re-enqueued
-        say(f"run {run.id}: re-enqueued {missing} item-judge pairs without a verdict (no row, or a transient "
-            "error)")
+        kinds = ", ".join(("transient", *retry))
+        say(f"run {run.id}: re-enqueued {missing} item-judge pairs without a verdict (no row, or an error of kind "
+            f"{kinds})")
         if not request.wait:
             return Ending()
         return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout)

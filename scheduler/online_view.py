@@ -84,6 +84,10 @@ def online_report(ledger: Any, run: Run, options: GateOptions, progress: Progres
     console = _console()
     for estimate in estimates:
         population_table(run, estimate, console)
+    from .causes import error_lines
+
+    for line in error_lines(ledger.summary(run.id)):  # why the errors column is not 0
+        console.print(line, markup=False, highlight=False)
     skipped = run.meta.get("skipped")
     skipped = {k: v for k, v in skipped.items() if v} if isinstance(skipped, dict) else {}
     if skipped:

@@ -3,10 +3,9 @@
 A run's report keeps these apart because they mean different things: a judge
 error is not a measurement, a skip for budget is a choice, and an item not yet
 judged is work still queued (or lost with a dead fleet: ``judgeq resume``).
-Two kinds of judge error are about the infrastructure rather than the items,
-and make ``submit --wait`` exit 3: account errors (the provider refused the
-key; :func:`refused`) and transient errors (the provider did not answer within
-the retry budget; :func:`unreachable`), which ``judgeq resume`` retries.
+Some kinds of judge error are about the judge rather than its items (a key the
+workers refuse, an account the provider refuses, a provider that did not
+answer) and decide ``submit --wait``'s exit code: ``scheduler.causes``.
 Cost is what the run paid; ``saved_usd`` is what its cache hits cost when
 first paid for.
 """
@@ -62,40 +61,30 @@ def print_outcomes(run: Any, summaries: Sequence[Any], file: Any = None) -> None
         print(f"run: cost ${t['cost_usd']:.4f}, saved ${t['saved_usd']:.4f}", file=file)
 
 
-def refused(summaries: Sequence[Any]) -> str:
-    """Which judges the provider refused (account errors or an open circuit), as one sentence; '' if none."""
-    hit = _judges_with(summaries, "account_errors")
-    return f"the provider refused the account of judge {hit}" if hit else ""
-
-
-def unreachable(summaries: Sequence[Any]) -> str:
-    """Which judges' provider did not answer (transient errors), as one sentence; '' if none."""
-    hit = _judges_with(summaries, "transient_errors")
-    return (f"the provider was unreachable for judge {hit}: no answer (5xx, timeouts, refused connections, "
-            "rate limits) within the retry budget, JUDGEQ_RETRY_MAX_S") if hit else ""
-
-
-def _judges_with(summaries: Sequence[Any], count: str) -> str:
-    """'judge (n items), …' for the judges whose summary has a nonzero ``count``."""
-    return ", ".join(f"{s.eval} ({getattr(s, count)} items)" for s in summaries if getattr(s, count, 0))
-
-
 def judge_errors(run_id: str, summaries: Sequence[Any]) -> str:
     """One line on the run's judge errors, per judge, with the next step; '' when it has none.
 
     Judge errors are rows without a verdict: the run measured less than it was
     asked to, which the exit code says only with a gate (its ``--max-errors``)
-    or ``--fail-on-errors``. Transient and account errors never reach this
-    line: they exit 3 first, with their own (:func:`unreachable`, :func:`refused`).
+    or ``--fail-on-errors``. Each judge's commonest error kind is named with a
+    sample of its text. Judge-wide kinds (refusals, outages) never reach this
+    line: they end the command first, with their own (``scheduler.causes``).
     """
+    from .causes import main_kind
+
     hit = [s for s in summaries if s.errors]
     if not hit:
         return ""
     total = sum(s.errors for s in hit)
     rows = sum(s.n for s in summaries)
-    per_judge = ", ".join(f"{s.eval} {s.errors}" for s in hit)
-    return (f"run {run_id}: {total} of {rows} rows are judge errors, not verdicts ({per_judge}); "
-            f"'judgeq report {run_id}' shows why")
+    parts = []
+    for s in hit:
+        top = main_kind(s)
+        kind = (top.kind or "the judge's own") if top else ""
+        mostly = f", mostly {kind} ({top.count}): {top.sample!r}" if top else ""
+        parts.append(f"{s.eval} {s.errors}{mostly}")
+    return (f"run {run_id}: {total} of {rows} rows are judge errors, not verdicts ({'; '.join(parts)}); "
+            f"'judgeq report {run_id}' shows them by kind")
 
 
 def over_errors(summaries: Sequence[Any], max_errors: int) -> list[str]:

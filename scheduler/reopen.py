@@ -1,10 +1,12 @@
-"""Resume's retry of transient errors: each chunk's transient error rows become items without a row again.
+"""Resume's retry of error rows: each chunk's transient (and ``--retry-errors``) rows become items without a row.
 
 A transient error (the provider did not answer within the retry budget) is
-not a verdict. ``judgeq resume`` re-enqueues such items with the items that
-have no row: :class:`Reopening` wraps the dispatcher so that, chunk by chunk,
-just before the chunk is sent, its items' transient error rows are deleted
-(:meth:`ledger.store.Ledger.reopen_transient`). From then on the items count as
+not a verdict, nor is a refusal a configuration fix cures (``--retry-errors``,
+``scheduler.causes.RETRYABLE``). ``judgeq resume`` re-enqueues such items with
+the items that have no row: :class:`Reopening` wraps the dispatcher so that,
+chunk by chunk, just before the chunk is sent, its items' error rows of those
+kinds are deleted (:meth:`ledger.store.Ledger.reopen_errors`); rows with a
+verdict are never touched. From then on the items count as
 not yet judged (progress and ``--wait`` count rows), and what the deleted rows
 paid (cost, tokens) and tried (attempts) travels in the chunk as the items'
 ``Prior``, so the row the retry writes carries it. A chunk that cannot be sent
@@ -24,17 +26,18 @@ from workers.message import ChunkMessage
 
 
 class Reopening:
-    """A dispatcher that reopens each chunk's transient error rows before sending it through ``inner``."""
+    """A dispatcher that reopens each chunk's error rows of ``kinds`` before sending it through ``inner``."""
 
-    def __init__(self, inner: Dispatcher, ledger: Ledger) -> None:
+    def __init__(self, inner: Dispatcher, ledger: Ledger, kinds: Sequence[str] = ("transient",)) -> None:
         self.inner = inner
         self.ledger = ledger
+        self.kinds = kinds
         self.embedded = inner.embedded
         self.reopened = 0
 
     def send(self, message: ChunkMessage, queue: str) -> None:
         ids = [str(record["id"]) for record in message.records]
-        removed = self.ledger.reopen_transient(message.run_id, message.judge_name, ids)
+        removed = self.ledger.reopen_errors(message.run_id, message.judge_name, ids, self.kinds)
         carry = {row.trace_id: _spent(row).to_json() for row in removed}
         try:
             self.inner.send(message.model_copy(update={"carry": {**message.carry, **carry}}), queue)
@@ -55,3 +58,21 @@ def _spent(row: Score) -> Prior:
 
 def _as_rows(scores: Sequence[Score]) -> list[ScoreIn]:
     return [ScoreIn(**score.model_dump()) for score in scores]
+
+
+def close_circuits(run_id: str, judges: Sequence[str], broker_url: str | None) -> None:
+    """Close the run's open circuits of ``judges`` (``workers.circuit``), so that retried account errors are called.
+
+    Embedded mode has none to close: its circuit lives in the process that judged.
+    """
+    if not broker_url:
+        return
+    from workers.broker import redis_for
+    from workers.circuit import RedisCircuit
+
+    client = redis_for(broker_url, timeout_s=3)
+    try:
+        for judge in judges:
+            RedisCircuit(client).close(run_id, judge)
+    finally:
+        client.close()

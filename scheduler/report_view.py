@@ -179,6 +179,10 @@ def deliver(a: Assessment, progress: Any, complete: bool, *, json_out: bool, jun
     else:
         summary_table(a.run, a.summaries, a.results)
     if not json_out:
+        from .causes import error_lines
+
+        for line in error_lines(a.summaries):  # why the errors column is not 0 (--json: judges[].error_kinds)
+            print(line)
         print_cascades(cascades)
     if junit is not None:
         from .formats import write_junit

@@ -260,12 +260,13 @@ def abandon(run: Run, ledger: Ledger) -> bool:
 
 
 def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings,
-           dataset: DatasetInfo | None = None) -> int:
+           dataset: DatasetInfo | None = None, retry: Sequence[str] = ()) -> int:
     """Re-enqueue the items of ``run`` that have no verdict yet; returns how many.
 
     Those are the items without a ledger row and those whose row is a
     transient error (the provider did not answer within the retry budget; see
-    :mod:`scheduler.reopen`). The chunks carry the options the run was
+    :mod:`scheduler.reopen`), or an error of a kind in ``retry``
+    (``--retry-errors``, checked by ``scheduler.causes.parse_retry``). The chunks carry the options the run was
     submitted with (``--no-cache``, ``--max-cost``). A run cut off while it was
     submitted first gets its missing items from ``dataset`` (checked by
     ``check_resumable``, which callers run first).
@@ -277,11 +278,12 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
     judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
     counters = {j.name: 10_000_000 for j in judges}  # chunk numbers of a resume stand apart in logs
     options = {"no_cache": run.no_cache, "max_cost_usd": run.max_cost_usd}
-    reopening = Reopening(dispatcher, ledger)
+    kinds = tuple(dict.fromkeys(("transient", *retry)))
+    reopening = Reopening(dispatcher, ledger, kinds)
     missing = 0
     for judge in judges:
         batches = ledger.missing_items(run.id, judge.name, batch_size=max(settings.size_for(judge), 500),
-                                       include_transient=True)
+                                       reopen=kinds)
         for batch in batches:
             checkpoint()
             missing += len(batch)

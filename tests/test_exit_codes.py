@@ -36,6 +36,19 @@ model = "openai/judge"
 api_base = "http://127.0.0.1:9/v1"
 prompt = "/dev/zero"
 labels = { pass = 1.0, fail = 0.0 }
+
+[judges.correct]
+type = "llm"
+model = "openai/judge"
+api_base = "http://127.0.0.1:9/v1"
+prompt = "correctness"
+
+[judges.grounded]
+type = "llm"
+model = "openai/judge"
+api_base = "http://127.0.0.1:9/v1"
+prompt_text = "Is {output} supported by {context}?"
+prompt = "inline"
 """
 
 GOOD = '{"id": "a", "output": "x", "expected": "x"}\n'
@@ -62,6 +75,11 @@ BAD_INPUT = [
      "bad.jsonl:2: the record's line is longer than 1,048,576 bytes"),
     ("exact_match_without_expected", GOOD + GOOD.replace('"a"', '"b"').replace(', "expected": "x"', ""), [],
      "bad.jsonl:2: field 'expected': missing or empty — judge 'exact' needs it"),
+    # A remote judge's prompt needs its {expected} / {context} in every record, as a builtin's needs do.
+    ("llm_prompt_needs_expected", GOOD + '{"id": "b", "output": "x"}\n', ["--judge", "correct"],
+     "bad.jsonl:2: field 'expected': missing or empty — judge 'correct' needs it"),
+    ("llm_prompt_needs_context", '{"id": "a", "output": "x", "context": ["  "]}\n', ["--judge", "grounded"],
+     "bad.jsonl:1: field 'context': missing or empty — judge 'grounded' needs it"),
     ("gate_outside_0_1", GOOD, ["--gate", "exact>=4"], "normalised onto [0, 1] (on a 1-5 scale, 4 is 0.75)"),
     ("negative_timeout", GOOD, ["--timeout", "-5"], "--timeout -5 is not a positive number of seconds"),
     ("prompt_dev_zero", GOOD, ["--judge", "zero"], "prompt file '/dev/zero' is not a regular file"),

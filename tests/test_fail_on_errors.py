@@ -62,7 +62,8 @@ def test_errors_are_said_and_fail_only_when_asked(tmp_path: Path, env: dict[str,
     run_id = plain.stdout.splitlines()[0].strip()
     [line] = errors_line(plain.stderr)
     assert line.startswith("judgeq: ") and f"run {run_id}: 2 of 8 rows are judge errors" in line, line
-    assert "(faithful 2)" in line and f"'judgeq report {run_id}'" in line, line
+    assert "(faithful 2, mostly answer (2): 'JudgeAnswerError: " in line, line  # the main reason, with a sample
+    assert f"'judgeq report {run_id}' shows them by kind" in line, line
     assert "--fail-on-errors" not in line
 
     failed = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--fail-on-errors", "--json"], env)

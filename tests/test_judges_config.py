@@ -347,3 +347,21 @@ def test_code_versions_are_part_of_the_version(monkeypatch: pytest.MonkeyPatch) 
         bumped_builtin = JudgeConfig().resolve("noop").version
     assert len({before, bumped_package, bumped_builtin}) == 3
     assert JudgeConfig().resolve("noop").version == before
+
+
+def test_a_judge_needs_the_optional_fields_its_prompt_fills_in() -> None:
+    """What submit requires of every record (judges.spec.needed_fields): an LLM judge's {context}/{expected},
+    a cascade's through its LLM stage; a prompt using neither needs nothing beyond output."""
+    from judges.distilled_spec import CascadeJudgeSpec
+    from judges.spec import LlmJudgeSpec, needed_fields
+
+    def llm(prompt: str, text: str | None = None) -> LlmJudgeSpec:
+        return LlmJudgeSpec(type="llm", model="openai/j", prompt=prompt, prompt_text=text or builtin_template(prompt))
+
+    assert needed_fields(llm("correctness")) == ("expected",)
+    assert needed_fields(llm("faithfulness")) == ("context",)
+    assert needed_fields(llm("inline", "{input} -> {output}")) == ()
+    assert needed_fields(llm("inline", "{context} vs {expected}: {output}")) == ("context", "expected")
+    then = ResolvedJudge.of("teacher", llm("correctness")).to_message()
+    cascade = CascadeJudgeSpec(type="cascade", first="student", then="teacher", stages={"first": {}, "then": then})
+    assert needed_fields(cascade) == ("expected",)

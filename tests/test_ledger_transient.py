@@ -53,7 +53,7 @@ def missing(ledger: Ledger, **kwargs: Any) -> list[str]:
 
 def test_resume_retries_items_without_a_row_and_transient_errors_only(ledger: Ledger) -> None:
     assert missing(ledger) == ["no-row"]
-    assert missing(ledger, include_transient=True) == ["no-row", "transient"]
+    assert missing(ledger, reopen=("transient",)) == ["no-row", "transient"]
     (summary,) = ledger.summary("run-1")
     assert (summary.errors, summary.transient_errors) == (3, 1)
     assert ledger.get_run("run-1").no_cache is True  # the run's --no-cache, kept for resume
@@ -61,12 +61,12 @@ def test_resume_retries_items_without_a_row_and_transient_errors_only(ledger: Le
 
 def test_reopening_a_transient_row_makes_its_item_not_yet_judged(ledger: Ledger) -> None:
     assert ledger.progress("run-1").done == 5
-    removed = ledger.reopen_transient("run-1", "faithfulness", list(IDS))
+    removed = ledger.reopen_errors("run-1", "faithfulness", list(IDS))
     assert [(r.trace_id, r.attempts, r.cost_usd, r.tokens_in) for r in removed] == [("transient", 9, 0.25, 4)]
     progress = ledger.progress("run-1")
     assert (progress.done, progress.errors) == (4, 2)  # counted as not yet judged while it is retried
     assert ledger.existing("run-1", "faithfulness", list(IDS)) == {"ok", "answer", "fatal", "skipped"}
-    assert ledger.reopen_transient("run-1", "faithfulness", ["transient"]) == []  # once
+    assert ledger.reopen_errors("run-1", "faithfulness", ["transient"]) == []  # once
     # The retry's row carries what the reopened row paid (resume puts it in the chunk's carry).
     ledger.write_scores([score("transient", cost_usd=0.25 + 0.125, attempts=10)])
     assert ledger.progress("run-1").done == 5 and ledger.spend("run-1") == pytest.approx(0.5 + 0.375)

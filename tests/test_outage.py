@@ -145,7 +145,7 @@ def test_fleet_outage_longer_than_the_budget_exits_3_and_resume_completes(tmp_pa
             resumed = run_cli(["resume", run_id, "--wait", "--json", "--timeout", "120"], env, timeout=150)
         answered = provider.count(200)
     assert code == 3, err
-    assert "provider was unreachable for judge faithful (24 items)" in err
+    assert "judge faithful: 24 of 24 rows are transient errors (the provider was unreachable" in err
     assert f"'judgeq resume {run_id}' retries them" in err
     assert payload["outcomes"][0]["transient_errors"] == N
     assert len(before) == N and {(r.status, r.error_kind) for r in before} == {("error", "transient")}

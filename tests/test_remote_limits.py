@@ -123,7 +123,10 @@ def test_an_item_handed_back_after_an_unusable_answer_ends_once(tmp_path: Path, 
     assert tuple(row) == ("ok", 3)
 
 
-def test_auth_failure_opens_the_circuit_and_exits_3(tmp_path: Path, redis_url: str, pg_url: str) -> None:
+def test_auth_failure_opens_the_circuit_exits_2_and_resume_retries_it_once_the_key_is_fixed(
+        tmp_path: Path, redis_url: str, pg_url: str) -> None:
+    """A key the provider refuses is configuration (exit 2, scheduler/causes.py), not a failed gate; fixed on the
+    workers, ``resume --retry-errors account,circuit`` closes the run's circuit and judges every row again."""
     n = 200
     data = dataset(tmp_path / "golden.jsonl", n)
     with FakeProvider(require_key="sk-the-right-one") as provider:
@@ -136,16 +139,30 @@ def test_auth_failure_opens_the_circuit_and_exits_3(tmp_path: Path, redis_url: s
         finally:
             worker.stop()
         calls = provider.count()
-    assert res.returncode == 3, res.stdout + res.stderr
-    assert "refused the account" in res.stderr and "sk-test-123" not in res.stdout + res.stderr
-    assert calls <= 4 * 8 + 3  # the first chunks' calls, then none: the circuit is open
-    engine = create_engine(pg_url)
-    with engine.connect() as conn:
-        kinds = dict(conn.execute(text("select error_kind, count(*) from scores group by error_kind")).all())
-        sample = conn.execute(text("select error from scores where error_kind='circuit' limit 1")).scalar_one()
-    engine.dispose()
-    assert sum(kinds.values()) == n and set(kinds) == {"account", "circuit"}
-    assert "CircuitOpen" in sample and "AuthenticationError" in sample
+        engine = create_engine(pg_url)
+        with engine.connect() as conn:
+            kinds = dict(conn.execute(text("select error_kind, count(*) from scores group by error_kind")).all())
+            sample = conn.execute(text("select error from scores where error_kind='circuit' limit 1")).scalar_one()
+        assert res.returncode == 2, res.stdout + res.stderr
+        assert "rows are circuit errors" in res.stderr and "--retry-errors account,circuit" in res.stderr
+        assert "sk-test-123" not in res.stdout + res.stderr
+        assert calls <= 4 * 8 + 3  # the first chunks' calls, then none: the circuit is open
+        assert sum(kinds.values()) == n and set(kinds) == {"account", "circuit"}
+        assert "CircuitOpen" in sample and "AuthenticationError" in sample
+
+        run_id = res.stdout.strip().splitlines()[0]
+        fixed_env = {**env, "TEST_PROVIDER_KEY": "sk-the-right-one"}
+        worker = Worker("remote", fixed_env, "--concurrency", "4").wait_ready()
+        try:
+            fixed = run_cli(["resume", run_id, "--retry-errors", "account,circuit", "--wait"], fixed_env,
+                            timeout=120)
+        finally:
+            worker.stop()
+        with engine.connect() as conn:
+            after = dict(conn.execute(text("select status, count(*) from scores group by status")).all())
+        engine.dispose()
+    assert fixed.returncode == 0, fixed.stdout + fixed.stderr
+    assert after == {"ok": n}
 
 
 def test_cache_second_run_makes_no_calls_and_a_new_prompt_does(tmp_path: Path, redis_url: str,

@@ -5,7 +5,8 @@ Account errors (the provider refuses the key, its permissions or its quota:
 ``circuit_threshold`` of them are counted for one judge in one run, fleet-wide,
 the circuit opens: the remaining items of that judge in that run are recorded
 as errors naming the cause, without calls. The scope is the run, so fixing the
-key and submitting again starts closed.
+key and submitting again starts closed; ``judgeq resume RUN --retry-errors
+account,circuit`` closes it (:meth:`RedisCircuit.close`) before it sends.
 
 :class:`RedisCircuit` counts in Redis (keys ``CIRCUIT_ERRORS`` and
 ``CIRCUIT_OPEN``, expiring after ``CIRCUIT_TTL_S``); :class:`LocalCircuit`
@@ -77,3 +78,8 @@ class RedisCircuit:
             self.client.set(CIRCUIT_OPEN.format(run_id=run_id, judge=judge), cause, ex=CIRCUIT_TTL_S, nx=True)
             return True
         return False
+
+    def close(self, run_id: str, judge: str) -> None:
+        """Forget the judge's account errors and open circuit in the run (``judgeq resume --retry-errors account``)."""
+        self.client.delete(CIRCUIT_ERRORS.format(run_id=run_id, judge=judge),
+                           CIRCUIT_OPEN.format(run_id=run_id, judge=judge))
