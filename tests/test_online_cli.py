@@ -55,7 +55,7 @@ def _logs(folder: Path, hours: list[int]) -> None:
         for hour in hours:
             for i in range(3):
                 ts = DAY + timedelta(hours=hour, minutes=10 * i)
-                file.write(json.dumps({"id": f"t{hour}-{i}", "input": "q", "output": "a", "ts": ts.isoformat()}) + "\n")
+                file.write(json.dumps({"id": f"t{hour}-{i}", "input": "q", "output": f"a{hour}-{i}", "ts": ts.isoformat()}) + "\n")
 
 
 def test_a_span_name_that_matches_nothing_says_which_names_it_read_and_exits_2(tmp_path: Path) -> None:
@@ -152,3 +152,19 @@ def test_last_hour_that_was_empty_says_so(tmp_path: Path) -> None:
     body: dict[str, Any] = json.loads(run_cli(["online", "--source", "logs", "--judge", "ok", "--last", "1h",
                                                 "--json"], env).stdout)
     assert body["empty"] is True and body["seen"] == 0 and body["passed_over"] is None
+
+
+def test_promote_takes_a_schedule_as_drift_does(tmp_path: Path) -> None:
+    _logs(tmp_path, [0])
+    env = _config(tmp_path)
+    assert run_cli(["online", "--schedule", "hourly", "--window", "2026-11-22T00"], env).returncode == 0
+    golden = tmp_path / "golden.jsonl"
+    base = ["promote", "--window", "2026-11-22T00", "--where", 'id != ""', "--to", str(golden)]
+    res = run_cli([*base, "--schedule", "hourly", "--judge", "ok", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    assert sorted(json.loads(line)["id"] for line in golden.read_text().splitlines()) == ["t0-0", "t0-1", "t0-2"]
+    for extra, says in [(["--schedule", "nightly", "--judge", "ok"], "unknown schedule 'nightly'"),
+                        (["--schedule", "hourly", "--judge", "noop"], "schedule 'hourly' does not run judge 'noop'"),
+                        (["--schedule", "hourly", "--source", "logs", "--judge", "ok"], "not both")]:
+        refused = run_cli([*base, *extra], env)
+        assert refused.returncode == 2 and says in refused.stderr, (extra, refused.stderr)
