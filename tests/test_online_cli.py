@@ -168,3 +168,20 @@ def test_promote_takes_a_schedule_as_drift_does(tmp_path: Path) -> None:
                         (["--schedule", "hourly", "--source", "logs", "--judge", "ok"], "not both")]:
         refused = run_cli([*base, *extra], env)
         assert refused.returncode == 2 and says in refused.stderr, (extra, refused.stderr)
+
+
+def test_runs_shows_window_ids_whole(tmp_path: Path) -> None:
+    """`judgeq runs` cut every version to 12 characters: 2026-11-22T13:05+15m showed as 2026-11-22T1."""
+    from ledger import Run
+
+    env = _config(tmp_path)
+    ledger = Ledger(env["JUDGEQ_LEDGER_URL"])
+    for run_id, window in [("o-week", "2026-W47"), ("o-minutes", "2026-11-22T13:05+15m")]:
+        ledger.create_run_if_absent(Run(id=run_id, kind="online", dataset_name="prod", window=window,
+                                        judges={"ok": {"version": "ok@abc", "kind": "local"}}))
+    ledger.create_run_if_absent(Run(id="r-offline", kind="offline", dataset_name="golden", dataset_hash="ab" * 32,
+                                    judges={"ok": {"version": "ok@abc", "kind": "local"}}))
+    res = run_cli(["runs"], env)
+    assert res.returncode == 0, res.stderr
+    assert "prod (2026-W47)" in res.stdout and "prod (2026-11-22T13:05+15m)" in res.stdout
+    assert f"golden ({'ab' * 6})" in res.stdout  # a dataset hash stays short
