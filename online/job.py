@@ -41,6 +41,7 @@ from ledger.rows import ItemIn, StratumCounts
 from workers.sending import ChunkSettings, send_chunks
 
 from .rates import RateBook
+from .sources.base import PassedOver, PicksByName
 from .sampling import Decider, Decision, plan_rates
 from .schedules import Schedule
 from .windows import Window
@@ -96,11 +97,18 @@ class WindowOutcome:
     sampled: dict[str, int]
     new: dict[str, int]
     skipped: dict[str, int]
+    passed_over: PassedOver | None = None  # a window that read spans and picked none: what it passed over
+
+    @property
+    def empty(self) -> bool:
+        """The source had no trace in the window (nothing seen, so nothing sampled)."""
+        return self.seen == 0
 
     def to_json(self) -> dict[str, Any]:
         return {"schedule": self.schedule, "window": self.window, "runs": self.runs, "created": self.created,
                 "seen": self.seen, "filtered": self.filtered, "sampled": self.sampled, "enqueued": self.new,
-                "skipped": self.skipped}
+                "skipped": self.skipped, "empty": self.empty,
+                "passed_over": self.passed_over.to_json() if self.passed_over is not None else None}
 
     def settle(self, ledger: Ledger) -> list[str]:
         """Mark "done" this window's runs whose rows are all in; the ones this call marked.
@@ -189,12 +197,15 @@ class WindowJob:
         for sample in samples:
             self._flush(sample, dispatcher, counters)
         self._finish(samples, seen, filtered, dict(skipped))
+        passed_over = None
+        if not seen and isinstance(self.source, PicksByName):  # nothing read, or nothing picked: which?
+            passed_over = self.source.passed_over(self.window.start, self.window.end)
         return WindowOutcome(
             schedule=self.schedule.name, window=self.window.id,
             runs={s.judge.name: s.run_id for s in samples}, created={s.judge.name: s.created for s in samples},
             seen=sum(seen.values()), filtered=sum(filtered.values()),
             sampled={s.judge.name: sum(s.sampled.values()) for s in samples},
-            new={s.judge.name: s.new for s in samples}, skipped=dict(skipped))
+            new={s.judge.name: s.new for s in samples}, skipped=dict(skipped), passed_over=passed_over)
 
     # -- steps -------------------------------------------------------------------
 

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING
 from .errors import OnlineConfigError
 from .sampling import SamplingPolicy
 from .schedules import Schedule, load_schedules, read_toml
-from .windows import Window, check_closed, latest_closed, parse_size, parse_window
+from .windows import MAX_RANGE, Window, check_closed, latest_closed, parse_duration, parse_size, windows_between
 
 if TYPE_CHECKING:
     from judges.resolved import ResolvedJudge
@@ -34,7 +34,8 @@ class Plan:
 
 def schedule_for(config: Path | None, *, schedule: str | None = None, source: str | None = None,
                  judges: tuple[str, ...] = (), rate: float | None = None, strata: str | None = None,
-                 min_per_stratum: int | None = None, size: str | None = None) -> Schedule:
+                 min_per_stratum: int | None = None, size: str | None = None,
+                 lateness: str | None = None) -> Schedule:
     """The named schedule, or an ad-hoc one over ``source`` (named after it) with the flags' policy.
 
     Flags given with a schedule override its sampling for this run; that
@@ -42,6 +43,9 @@ def schedule_for(config: Path | None, *, schedule: str | None = None, source: st
     rate is not part of it), so ``--rate`` on a window already judged
     changes nothing: a window keeps the rates it was first judged at (its
     rows' weights stay true), and the new rate applies from the next window.
+    ``lateness`` (``--lateness``) replaces the schedule's grace period (an
+    ad-hoc schedule's default is the schedules' ``5m``) for this command: how
+    long after its end a window counts as closed; it is no part of a run's id.
     """
     if schedule is not None:
         schedules = load_schedules(config)
@@ -59,6 +63,8 @@ def schedule_for(config: Path | None, *, schedule: str | None = None, source: st
             raise OnlineConfigError(f"--source {source}: add --judge NAME (repeatable) to say who judges its traces")
         found = Schedule(name=source, source=source, judges=tuple(judges), size=parse_size(size or "1d"),
                          every=parse_size(size or "1d").step)
+    if lateness is not None:
+        found = replace(found, lateness=parse_duration(lateness, "--lateness"))
     policy: SamplingPolicy = found.policy
     if rate is not None:
         if not 0.0 <= rate <= 1.0:
@@ -89,16 +95,22 @@ def prepare(config: Path | None, schedule: Schedule, *, check_env: bool = True) 
     return Plan(schedule=schedule, source=source, judges=judges)
 
 
-def window_for(schedule: Schedule, *, window: str | None, last: str | None, now: datetime) -> Window:
-    """``--window W`` (checked closed) or ``--last SIZE`` (the newest closed window of that size)."""
+def windows_for(schedule: Schedule, *, window: str | None, last: str | None, now: datetime) -> list[Window]:
+    """``--window W`` or ``--window A..B`` (each closed, oldest first) or ``--last SIZE`` (the newest closed one).
+
+    A range holds windows of one size, both ends included, at most
+    ``MAX_RANGE`` of them; one that reaches a window not closed yet is refused
+    whole (WindowError, exit 2), before anything is read or written.
+    """
     if (window is None) == (last is None):
-        raise OnlineConfigError("give one of --window ID (e.g. 2026-11-22T13) or --last SIZE (e.g. 1h)")
+        raise OnlineConfigError("give one of --window ID (e.g. 2026-11-22T13, or a range 2026-11-22T00..2026-11-22T23) "
+                                "or --last SIZE (e.g. 1h)")
     if last is not None:
-        return latest_closed(parse_size(last), now, schedule.lateness)
+        return [latest_closed(parse_size(last), now, schedule.lateness)]
     assert window is not None
-    found = parse_window(window)
-    check_closed(found, now, schedule.lateness)
+    found = windows_between(window, MAX_RANGE)
+    check_closed(found[-1], now, schedule.lateness)  # the newest: the others ended before it
     return found
 
 
-__all__ = ["Plan", "prepare", "read_toml", "schedule_for", "window_for"]
+__all__ = ["Plan", "prepare", "read_toml", "schedule_for", "windows_for"]

@@ -23,6 +23,7 @@ from . import exitcodes
 from .cli_options import (BaselineOpt, BaselineTagOpt, ClusterByOpt, FailOnErrorsOpt, GateOnOpt, JsonOpt, ReportArgs,
                           JunitOpt, MarkdownOpt, MaxDropOpt, ByOpt, MinSliceOpt, TimeoutOpt, report_options)
 from .failures import fail
+from .help_text import PlainHelpGroup
 
 if TYPE_CHECKING:
     from .finish import Ending
@@ -30,6 +31,7 @@ if TYPE_CHECKING:
 
 app = typer.Typer(
     name="judgeq",
+    cls=PlainHelpGroup,  # help texts show [online.NAME] as written, not as Rich markup
     help="A distributed judge worker queue for LLM evaluations.",
     no_args_is_help=True,
     pretty_exceptions_enable=False,

@@ -25,6 +25,9 @@ JudgeOpt = Annotated[list[str], typer.Option("--judge", help="Judge name (repeat
                                              "its judges.")]
 WindowOpt = Annotated[Optional[str], typer.Option("--window", help="Window id: 2026-11-22T13 (hour), 2026-11-22 "
                                                   "(day), 2026-W47 (ISO week), 2026-11-22T13:05+5m (minutes).")]
+WindowsOpt = Annotated[Optional[str], typer.Option("--window", help="Window id: 2026-11-22T13 (hour), 2026-11-22 "
+                                                   "(day), 2026-W47 (ISO week), 2026-11-22T13:05+5m (minutes); or a "
+                                                   "range of one size, both ends included: 2026-11-20..2026-11-22.")]
 
 
 @app.command()
@@ -32,9 +35,12 @@ def online(
     schedule: ScheduleOpt = None,
     source: SourceOpt = None,
     judge: JudgeOpt = [],  # noqa: B006 (Typer reads the default)
-    window: WindowOpt = None,
+    window: WindowsOpt = None,
     last: Annotated[Optional[str], typer.Option("--last", help="The newest closed window of this size (1h, 1d, "
                                                 "1w, 5m).")] = None,
+    lateness: Annotated[Optional[str], typer.Option("--lateness", help="A window is closed this long after its end "
+                                                    "(late traces); default: the schedule's, 5m ad hoc. E.g. 0s, "
+                                                    "90s, 1h.")] = None,
     rate: Annotated[Optional[float], typer.Option("--rate", help="Sampling rate (0-1) for every stratum.")] = None,
     strata: Annotated[Optional[str], typer.Option("--strata", help="Record field to stratify by, e.g. "
                                                   "metadata.locale.")] = None,
@@ -45,35 +51,49 @@ def online(
     cluster_by: ClusterByOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
-    """Judge one window of live traces: read it from its source, sample it, enqueue the sample.
+    """Judge windows of live traces: read each from its source, sample it, enqueue the sample.
 
     A window is judged once: running it again enqueues only traces that were
-    not there before (late ones). Without a broker the sample is judged in
-    this process on the ledger (SQLite by default).
+    not there before (late ones), so a range cut off midway is finished by
+    running it again. Without a broker the sample is judged in this process
+    on the ledger (SQLite by default).
     """
-    from online.job import WindowJob
-    from online.plan import prepare, schedule_for, window_for
-    from workers.dispatch import connect
+    from online.plan import prepare, schedule_for, windows_for
 
     from .cli import current_settings
     from .interrupts import interrupt_on_signals
 
     interrupt_on_signals()
     cli_settings = current_settings()
-    settings = cli_settings.scheduler
-    config = settings.config
+    config = cli_settings.scheduler.config
     chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
-                          min_per_stratum=min_per_stratum, size=last)
+                          min_per_stratum=min_per_stratum, size=last, lateness=lateness)
     plan = prepare(config, chosen)
-    target = window_for(chosen, window=window, last=last, now=datetime.now(UTC))
+    targets = windows_for(chosen, window=window, last=last, now=datetime.now(UTC))
+    outcomes, judged = _judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
+    ledger = cli_settings.ledger()
+    if json_out:
+        from .render import print_json
+
+        shown = [_outcome_json(o, ledger, judged=judged, cluster_by=cluster_by) for o in outcomes]
+        print_json(shown[0] if window is None or ".." not in window else {"range": window, "windows": shown})
+    else:
+        for outcome in outcomes:
+            _print_outcome(outcome, ledger, judged=judged, cluster_by=cluster_by)
+    _end_on_nothing_picked(outcomes, chosen.source)
+
+
+def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, wait: bool,
+                   timeout: Optional[float]) -> tuple[list[WindowOutcome], bool]:
+    """Judge ``targets`` in order; without a broker, in this process. The outcomes, and whether all rows are in."""
+    from online.budget.pacer import window_planner
+    from online.job import WindowJob
+    from workers.dispatch import connect
+
+    settings = cli_settings.scheduler
     fleet = connect(cli_settings.worker)
     ledger = cli_settings.ledger()
-    from online.budget.pacer import window_planner
-
-    job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings,
-                    planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
-    _say(f"window {target.id} of {chosen.name} ({chosen.source}): [{target.start:%Y-%m-%d %H:%M}, "
-         f"{target.end:%Y-%m-%d %H:%M}) UTC, judges {', '.join(chosen.judges)}")
+    in_process = None
     if fleet is None:
         from judges.distilled_config import llm_specs
         from workers.dispatch import EmbeddedDispatcher
@@ -81,16 +101,49 @@ def online(
         trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
         in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, settings=cli_settings.worker,
                                         trusted=trusted)
-        outcome = job.run(in_process, progress=_scanned)
-        in_process.join()
-        outcome.settle(ledger)
-        wait = True
-    else:
-        outcome = job.run(fleet, progress=_scanned)
-        fleet.close()
-    if wait and fleet is not None:
-        _wait_all(outcome, ledger, cli_settings, timeout)
-    _print_outcome(outcome, ledger, json_out=json_out, judged=wait, cluster_by=cluster_by)
+    outcomes = []
+    try:
+        for target in targets:
+            job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings,
+                            planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
+            _say(f"window {target.id} of {plan.schedule.name} ({plan.schedule.source}): "
+                 f"[{target.start:%Y-%m-%d %H:%M}, {target.end:%Y-%m-%d %H:%M}) UTC, "
+                 f"judges {', '.join(plan.schedule.judges)}")
+            if in_process is not None:
+                outcome = job.run(in_process, progress=_scanned)
+                in_process.join()
+                outcome.settle(ledger)
+            else:
+                assert fleet is not None
+                outcome = job.run(fleet, progress=_scanned)
+                if wait:
+                    _wait_all(outcome, ledger, cli_settings, timeout)
+            outcomes.append(outcome)
+    finally:
+        if fleet is not None:
+            fleet.close()
+        if in_process is not None:
+            in_process.close()
+    return outcomes, wait or in_process is not None
+
+
+def _end_on_nothing_picked(outcomes: list[WindowOutcome], source: str) -> None:
+    """Warn of each window that read spans and picked none; exit 2 when no window picked any (a config error).
+
+    A window of only other spans can be right (a quiet hour of a chat
+    service); every window of the command reading spans and picking none is
+    a source whose settings match nothing it reads. Its empty runs are
+    harmless: the same command, once the settings are fixed, fills them.
+    """
+    from . import exitcodes
+
+    for outcome in outcomes:
+        if outcome.passed_over is not None:
+            _say(f"judgeq: warning: window {outcome.window} of source {source!r} {outcome.passed_over.text()}")
+    if outcomes and all(o.passed_over is not None for o in outcomes):
+        _say(f"judgeq: nothing was judged: source {source!r} picked no span of what it read; fix [sources.{source}] "
+             "and run the same command again")
+        raise typer.Exit(exitcodes.BAD_INPUT)
 
 
 def _scanned(n: int) -> None:
@@ -118,21 +171,27 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeou
             raise typer.Exit(exitcodes.INFRASTRUCTURE)
 
 
-def _print_outcome(outcome: WindowOutcome, ledger: Any, *, json_out: bool, judged: bool,
-                   cluster_by: Optional[str]) -> None:
-    from .render import print_json
+def _outcome_json(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
+    return {**outcome.to_json(), "estimates": _estimates(outcome, ledger, judged=judged, cluster_by=cluster_by)}
 
-    estimates = {}
-    if judged:
-        from .online_view import estimate
 
-        estimates = {judge: estimate(ledger, run_id, cluster_by=cluster_by) for judge, run_id in outcome.runs.items()}
-    if json_out:
-        print_json({**outcome.to_json(), "estimates": estimates})
-        return
+def _estimates(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
+    if not judged:
+        return {}
+    from .online_view import estimate
+
+    return {judge: estimate(ledger, run_id, cluster_by=cluster_by) for judge, run_id in outcome.runs.items()}
+
+
+def _print_outcome(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> None:
+    estimates = _estimates(outcome, ledger, judged=judged, cluster_by=cluster_by)
     skipped = ", ".join(f"{n} {why}" for why, n in sorted(outcome.skipped.items())) or "none"
     print(f"window {outcome.window} ({outcome.schedule}): {outcome.seen:,} traces seen, {outcome.filtered:,} "
           f"filtered out, skipped: {skipped}")
+    if outcome.passed_over is not None:
+        print(f"  nothing picked: the source {outcome.passed_over.text()}")
+    elif outcome.empty:
+        print(f"  empty: the source had no trace in window {outcome.window}; nothing was judged")
     for judge, run_id in outcome.runs.items():
         again = "" if outcome.created[judge] else " (judged before: only new traces sent)"
         line = (f"  {judge}: run {run_id}: {outcome.sampled[judge]:,} sampled, {outcome.new[judge]:,} "

@@ -26,6 +26,8 @@ def promote(
     run: Annotated[Optional[str], typer.Option("--run", help="The run to promote from.")] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="With --window and --judge: the online run "
                                                   "of this source (or schedule).")] = None,
+    schedule: Annotated[Optional[str], typer.Option("--schedule", help="With --window and --judge: the online run "
+                                                    "of this [online.NAME] schedule.")] = None,
     window: Annotated[Optional[str], typer.Option("--window", help="The window id, e.g. 2026-11-22T13.")] = None,
     judge: Annotated[Optional[str], typer.Option("--judge", help="The judge whose rows are read (needed with "
                                                  "--source, or for a run of several judges).")] = None,
@@ -57,7 +59,14 @@ def promote(
     cli_settings = current_settings()
     settings = cli_settings.scheduler
     ledger = cli_settings.ledger()
-    chosen, judge_name = find_run(ledger, run_id=run, source=source, window=window, judge=judge)
+    if schedule is not None:
+        if source is not None:
+            raise UsageError("give --source S (ad-hoc runs of a source) or --schedule N (a schedule's runs), not both")
+        if judge is not None:  # as `judgeq drift --schedule` checks it: a schedule that runs the judge
+            from online.budget.setting import check_names
+
+            check_names(cli_settings.config, judge, schedule)
+    chosen, judge_name = find_run(ledger, run_id=run, source=schedule or source, window=window, judge=judge)
     done = promoting(ledger, chosen, judge_name, condition, to, by=by, limit=limit, expected_from=expected_from,
                      now=datetime.now(UTC), max_bytes=settings.max_record_bytes)
     if json_out:

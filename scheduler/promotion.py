@@ -123,7 +123,7 @@ def find_run(ledger: Ledger, *, run_id: str | None, source: str | None, window: 
     """
     if run_id is not None:
         if source is not None or window is not None:
-            raise UsageError("give either --run RUN, or --source S --window W --judge J, not both")
+            raise UsageError("give either --run RUN, or (--source S | --schedule N) --window W --judge J, not both")
         run = ledger.get_run(run_id)  # RunNotFound: exit 2
         judges = sorted(run.judges)
         if judge is None:
@@ -134,7 +134,7 @@ def find_run(ledger: Ledger, *, run_id: str | None, source: str | None, window: 
             raise UsageError(f"run {run_id} has no judge {judge!r} (its judges: {', '.join(judges) or 'none'})")
         return run, judge
     if source is None or window is None or judge is None:
-        raise UsageError("say what to promote from: --run RUN, or --source S --window W --judge J")
+        raise UsageError("say what to promote from: --run RUN, or (--source S | --schedule N) --window W --judge J")
     from online.windows import parse_window
 
     window_id = parse_window(window).id  # WindowError: exit 2

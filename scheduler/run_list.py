@@ -45,9 +45,11 @@ def show_runs(runs: Sequence[Any], json_out: bool) -> None:
                                 ("dataset", "left", True), ("items", "right", False), ("judges", "left", True),
                                 ("tags", "left", True)]:
         table.add_column(name, justify=justify, no_wrap=not wrap, overflow="fold")  # type: ignore[arg-type]
-    for row in rows:
-        version = row["version"] or ""
-        dataset = f"{row['dataset_name']} ({version[:12]})" if version else row["dataset_name"]
+    for run, row in zip(runs, rows):
+        # A dataset's SHA-256 is known by its first 12 hex (`--json` has it whole); a window id is shown whole,
+        # since its end says its size (2026-11-22T13:05+5m).
+        version = (run.dataset_hash or "")[:12] or run.window or ""
+        dataset = f"{row['dataset_name']} ({version})" if version else row["dataset_name"]
         table.add_row(*(escape(text) for text in (
             row["id"], f"{row['created_at']:%Y-%m-%d %H:%M}", row["status"], dataset, f"{row['n_items']}",
             ", ".join(row["judges"]), ", ".join(row["tags"]))))

@@ -199,7 +199,7 @@ def test_an_online_window_is_found_by_source_window_and_judge(ledger_url: str, t
     for kwargs, words in (
         ({"source": "prod", "window": "2025-06-02", "judge": "helpful"}, "no online run of 'prod'"),
         ({"source": "prod", "window": "2025-06-01", "judge": "other"}, "with judge 'other'"),
-        ({"source": "prod", "window": "2025-06-01"}, "--source S --window W --judge J"),
+        ({"source": "prod", "window": "2025-06-01"}, r"\(--source S \| --schedule N\) --window W --judge J"),
         ({"run_id": "on-new", "judge": "other"}, "has no judge 'other'"),
         ({"run_id": "on-new", "source": "prod"}, "not both"),
     ):

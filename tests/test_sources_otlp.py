@@ -179,3 +179,62 @@ def test_bad_settings_and_missing_paths(tmp_path: Path) -> None:
         _source(tmp_path, spans=["chat"])
     with pytest.raises(SourceUnavailable, match=r"'otel'.*missing.*does not exist.*sources\.otel\.path"):
         _source(tmp_path / "missing").count(START, END)
+
+
+def _instrumented(n: int, at: datetime, operation: str, subject: str, **attributes: Any) -> Span:
+    """A span named as OpenTelemetry's GenAI instrumentations name them: ``{operation} {model, tool or agent}``."""
+    return span(n, at, name=f"{operation} {subject}", gen_ai__operation__name=operation, **attributes)
+
+
+def test_span_names_are_shell_patterns_and_exact_names_still_match(tmp_path: Path) -> None:
+    """What the official OpenAI instrumentation emits (``chat gpt-4o-mini``) is matched by the README's "chat *"."""
+    content = {"gen_ai__input__messages": messages(("user", "Q?")),
+               "gen_ai__output__messages": messages(("assistant", "A."))}
+    spans = [_instrumented(1, START, "chat", "gpt-4o-mini", **content),
+             _instrumented(2, START + timedelta(minutes=1), "text_completion", "gpt-3.5-turbo-instruct", **content),
+             _instrumented(3, START + timedelta(minutes=2), "embeddings", "text-embedding-3-small", **content),
+             _instrumented(4, START + timedelta(minutes=3), "execute_tool", "get_weather", **content),
+             span(5, START + timedelta(minutes=4), name="chat", **content),   # no model known: the operation alone
+             span(6, START + timedelta(minutes=5), name="chatter", **content)]
+    (tmp_path / "t.json").write_text(otlp_json(request(spans)) + "\n")
+
+    def picked(*patterns: str) -> list[str]:
+        source = _source(tmp_path / "t.json", span_names=list(patterns))
+        return [r["metadata"]["span_name"] for r in source.traces(START, END, Counter())]
+
+    assert picked("chat *") == ["chat gpt-4o-mini"]
+    assert picked("chat *", "text_completion *") == ["chat gpt-4o-mini", "text_completion gpt-3.5-turbo-instruct"]
+    assert picked("chat") == ["chat"]  # an exact name matches only itself
+    assert picked("chat*") == ["chat gpt-4o-mini", "chat", "chatter"]
+    assert picked("execute_tool get_?eather", "Chat *") == ["execute_tool get_weather"]  # case-sensitive
+
+
+def test_a_window_that_matched_no_span_says_which_names_it_read(tmp_path: Path) -> None:
+    content = {"gen_ai__prompt": "p", "gen_ai__completion": "c"}
+    spans = [_instrumented(i, START + timedelta(seconds=i), "chat", "gpt-4o-mini", **content) for i in range(1, 8)]
+    spans += [_instrumented(8, START, "embeddings", "text-embedding-3-small", **content),
+              span(9, START, name="GET /api", http__method="GET"),
+              _instrumented(10, END + timedelta(hours=1), "chat", "o3", **content)]  # another window: not counted
+    (tmp_path / "t.json").write_text(otlp_json(request(spans)) + "\n")
+    exact = _source(tmp_path / "t.json", span_names=["chat"])
+    assert list(exact.traces(START, END, Counter())) == []
+    found = exact.passed_over(START, END)  # type: ignore[attr-defined]
+    assert found is not None
+    assert (found.read, found.names, found.distinct) == (9, (("chat gpt-4o-mini", 7),
+                                                           ("embeddings text-embedding-3-small", 1), ("GET /api", 1)), 3)
+    assert "span_names = ['chat'] matches none" in found.text() and '"chat *"' in found.text()
+    assert found.text().startswith("read 9 spans and matched none: 7 'chat gpt-4o-mini', ")
+    # a pattern that picks something in the window: nothing to explain, even when the rest is passed over
+    assert _source(tmp_path / "t.json", span_names=["chat *"]).passed_over(START, END) is None  # type: ignore[attr-defined]
+    # without span_names, a file of spans none of which is a GenAI span says so
+    (tmp_path / "http.json").write_text(otlp_json(request([span(1, START, name="GET /", http__method="GET")])) + "\n")
+    plain = _source(tmp_path / "http.json").passed_over(START, END)  # type: ignore[attr-defined]
+    assert plain is not None and plain.names == (("GET /", 1),) and "gen_ai.* attribute" in plain.hint
+    # an empty window (nothing read at all) is just empty
+    (tmp_path / "none.json").write_text("")
+    assert _source(tmp_path / "none.json").passed_over(START, END) is None  # type: ignore[attr-defined]
+
+
+def test_empty_span_name_patterns_are_refused(tmp_path: Path) -> None:
+    with pytest.raises(OnlineConfigError, match=r"sources\.otel\.span_names\.0"):
+        _source(tmp_path, span_names=[""])

@@ -271,6 +271,8 @@ def online_tick(schedule: Any) -> list[dict[str, Any]]:
     for outcome in outcomes:
         log.info("online %s window %s: %d seen, sampled %s, enqueued %s", schedule, outcome.window, outcome.seen,
                  outcome.sampled, outcome.new)
+        if outcome.passed_over is not None:
+            log.warning("online %s window %s %s", schedule, outcome.window, outcome.passed_over.text())
     return [outcome.to_json() for outcome in outcomes]
 
 

@@ -25,6 +25,7 @@ from __future__ import annotations
 
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
+from dataclasses import dataclass
 from datetime import datetime
 from importlib.metadata import entry_points
 from pathlib import Path
@@ -34,8 +35,8 @@ from judges.config import DEFAULT_CONFIG_PATH, read_config
 from judges.errors import JudgeConfigError
 from online.errors import OnlineConfigError
 
-__all__ = ["ENTRY_POINT_GROUP", "SOURCE_TYPES", "SourceFactory", "TraceSource", "configured_source", "load_sources",
-           "open_source", "register_source"]
+__all__ = ["ENTRY_POINT_GROUP", "SOURCE_TYPES", "PassedOver", "PicksByName", "SourceFactory", "TraceSource",
+           "configured_source", "load_sources", "open_source", "register_source"]
 
 #: The entry point group packages declare source types in.
 ENTRY_POINT_GROUP = "judgeq.sources"
@@ -60,6 +61,43 @@ class TraceSource(Protocol):
     def traces(self, start: datetime, end: datetime, skipped: Counter[str]) -> Iterator[dict[str, Any]]: ...
 
     def count(self, start: datetime, end: datetime) -> int: ...
+
+
+@dataclass(frozen=True)
+class PassedOver:
+    """What a source read in a window and picked none of: why a window that read something judged nothing.
+
+    ``read`` counts what was passed over in the window, ``names`` the most
+    common of its names with their counts, ``distinct`` how many names there
+    were, and ``hint`` says which setting picks and how to fix it.
+    """
+
+    read: int
+    names: tuple[tuple[str, int], ...]
+    distinct: int
+    hint: str
+
+    def to_json(self) -> dict[str, object]:
+        return {"read": self.read, "names": [{"name": n, "count": c} for n, c in self.names],
+                "distinct": self.distinct, "hint": self.hint}
+
+    def text(self) -> str:
+        names = ", ".join(f"{count:,} {name!r}" for name, count in self.names)
+        more = f" and {self.distinct - len(self.names)} more names" if self.distinct > len(self.names) else ""
+        return f"read {self.read:,} spans and matched none: {names}{more}; {self.hint}"
+
+
+@runtime_checkable
+class PicksByName(Protocol):
+    """A source that picks what it reads by name (otlp's ``span_names``), so that a window can find nothing.
+
+    ``passed_over`` reads the window again and says what it passed over,
+    when it picked nothing but read something (None otherwise). The window
+    job asks only when a window yielded no trace, so the second read costs
+    only windows that judged nothing.
+    """
+
+    def passed_over(self, start: datetime, end: datetime) -> PassedOver | None: ...
 
 
 #: Builds a source from its name, its ``[sources.NAME]`` table and the folder relative paths start from.
