@@ -195,7 +195,9 @@ def test_a_worker_sends_no_key_its_operator_did_not_allow(tmp_path: Path, redis_
         finally:
             worker.stop()
         calls = capture.calls
-    assert res.returncode == 0, res.stderr
+    # Refused judges are a configuration error of the fleet, not verdicts: exit 2, naming the cause.
+    assert res.returncode == 2, res.stderr
+    assert "forbidden" in res.stderr and "JUDGEQ_KEY_ENDPOINTS" in res.stderr
     assert json.loads(res.stdout)["complete"] is True
     by_model: dict[str, set[str]] = {}
     for call in calls:
