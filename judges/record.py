@@ -20,6 +20,10 @@ MAX_ID_CHARS: Final = 256
 MAX_METADATA_DEPTH: Final = 32
 #: Metadata keys that name the cluster (session, else user) a record belongs to: first present wins.
 CLUSTER_KEYS: Final = ("session_id", "user_id")
+#: JUDGEQ_MAX_RECORD_BYTES's default: the bytes one record may take (a dataset's line or row, an online
+#: trace as JSON). One definition for the submit's check, the online sources, cutting and admitting chunks.
+DEFAULT_MAX_RECORD_BYTES: Final = 1024 * 1024
+
 _CONTROL = re.compile(r"[\x00-\x1f\x7f\ud800-\udfff]")  # C0 controls, DEL, and lone surrogates
 
 

@@ -38,7 +38,7 @@ from pydantic import ValidationError
 from judges.record import Record
 from ledger.models import Run, utcnow
 from ledger.rows import ItemIn, StratumCounts
-from workers.sending import ChunkSettings, send_chunks
+from workers.sending import ChunkSettings, send_chunks, too_large
 
 from .rates import RateBook
 from .sources.base import PassedOver, PicksByName
@@ -186,7 +186,7 @@ class WindowJob:
                 skipped["duplicate"] += 1
                 continue
             taken.add(decision.trace_id)
-            item = _item(raw, seq, decision, skipped)
+            item = _item(raw, seq, decision, skipped, self.settings.max_record_bytes)
             if item is None:
                 continue
             for sample in wanted:
@@ -268,7 +268,7 @@ class WindowJob:
                     dispatcher, self.settings, counters,
                     hashes={item.trace_id: item.content_hash for item, _, _ in fresh},
                     weights={item.trace_id: weight for item, _, weight in fresh},
-                    strata={item.trace_id: stratum for item, stratum, _ in fresh})
+                    strata={item.trace_id: stratum for item, stratum, _ in fresh}, ledger=self.ledger)
         for item, stratum, _ in fresh:
             sample.enqueued[stratum] += 1
         sample.new += len(fresh)
@@ -290,8 +290,13 @@ class WindowJob:
             self.ledger.mark_done_if_complete(sample.run_id)
 
 
-def _item(raw: dict[str, Any], seq: int, decision: Decision, skipped: Counter[str]) -> ItemIn | None:
-    """The sampled trace as a ledger item, validated as a dataset record is; None (counted) if it is not one."""
+def _item(raw: dict[str, Any], seq: int, decision: Decision, skipped: Counter[str],
+          max_bytes: int) -> ItemIn | None:
+    """The sampled trace as a ledger item, validated as a dataset record is; None (counted) if it is not one.
+
+    A trace larger than ``JUDGEQ_MAX_RECORD_BYTES`` as JSON (the bound ``judgeq submit`` puts on a dataset's
+    line) is skipped and counted as ``too_large``: stored, it would be an item no worker can be sent.
+    """
     try:
         record = Record.model_validate(raw)
     except ValidationError:
@@ -300,4 +305,8 @@ def _item(raw: dict[str, Any], seq: int, decision: Decision, skipped: Counter[st
     if record.unstorable() is not None or record.id != decision.trace_id:
         skipped["invalid"] += 1
         return None
-    return ItemIn(trace_id=record.id, seq=seq, content_hash=record.content_hash(), record=record.to_message())
+    message = record.to_message()
+    if too_large(message, max_bytes):
+        skipped["too_large"] += 1
+        return None
+    return ItemIn(trace_id=record.id, seq=seq, content_hash=record.content_hash(), record=message)

@@ -79,14 +79,18 @@ def schedule_for(config: Path | None, *, schedule: str | None = None, source: st
     return replace(found, policy=policy)
 
 
-def prepare(config: Path | None, schedule: Schedule, *, check_env: bool = True) -> Plan:
-    """Open the schedule's source and resolve its judges (an LLM judge's key variable checked)."""
+def prepare(config: Path | None, schedule: Schedule, *, check_env: bool = True,
+            max_record_bytes: int | None = None) -> Plan:
+    """Open the schedule's source and resolve its judges (an LLM judge's key variable checked).
+
+    ``max_record_bytes`` (``JUDGEQ_MAX_RECORD_BYTES``; None: its default) bounds what a file source reads.
+    """
     from judges.config import load_config
     from judges.errors import JudgeConfigError
 
     from .sources.base import configured_source
 
-    source = configured_source(schedule.source, config)
+    source = configured_source(schedule.source, config, max_record_bytes=max_record_bytes)
     judge_config = load_config(config)
     try:
         judges = [judge_config.resolve(name, check_env=check_env) for name in schedule.judges]

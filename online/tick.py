@@ -88,7 +88,8 @@ def tick(config: Path | None, schedule_name: str, ledger: Ledger, dispatcher: Di
 
     ``lost(run_id)`` sends again the items of a stalled run that no chunk holds any more, and says how many.
     """
-    plan = prepare(config, schedule_for(config, schedule=schedule_name))
+    plan = prepare(config, schedule_for(config, schedule=schedule_name),
+                   max_record_bytes=settings.max_record_bytes if settings is not None else None)
     mark_finished(plan, ledger)
     if lost is not None:
         for run_id in stalled(plan, ledger, now, lost_after_s):

@@ -16,6 +16,7 @@ circuit        configuration: the circuit account errors opened       2     any 
 transient      infrastructure: the provider did not answer            3     any row (judge-wide)
 fatal          configuration: the request was refused (model, …)      2     nothing else scored
 answer         configuration: no answer held a usable verdict         2     nothing else scored
+too_large      configuration: a record larger than workers admit      2     nothing else scored
 poison         infrastructure: the chunk's worker kept dying          3     nothing else scored
 internal       a bug in judgeq (or a row the ledger would not take)   4     nothing else scored
 (none)         a local judge's own "cannot judge this record"         —     a gate fails (1)
@@ -55,6 +56,10 @@ KINDS: Final[dict[str, tuple[int, str, str]]] = {
               "fix the judge's model, api_base, params or prompt in judgeq.toml, then submit again"),
     "answer": (exitcodes.BAD_INPUT, "no answer of the model held a usable verdict",
                "fix the judge's model, prompt, labels or scale in judgeq.toml, then submit again"),
+    "too_large": (exitcodes.BAD_INPUT, "the records are larger than the workers' JUDGEQ_MAX_RECORD_BYTES admits, "
+                  "so they were never sent",
+                  "give submitters, beat and workers the same JUDGEQ_MAX_RECORD_BYTES, or shorten the records, "
+                  "then submit again"),
     "poison": (exitcodes.INFRASTRUCTURE, "the workers judging them kept dying (crash, memory, time limit)",
                "check the workers' logs and limits, then submit again"),
     "internal": (exitcodes.INTERNAL, "judgeq itself failed on them (a bug)", "please report it with the error"),

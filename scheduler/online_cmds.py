@@ -68,7 +68,7 @@ def online(
     config = cli_settings.scheduler.config
     chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
                           min_per_stratum=min_per_stratum, size=last, lateness=lateness)
-    plan = prepare(config, chosen)
+    plan = prepare(config, chosen, max_record_bytes=cli_settings.scheduler.max_record_bytes)
     targets = windows_for(chosen, window=window, last=last, now=datetime.now(UTC))
     outcomes, judged = _judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
     ledger = cli_settings.ledger()
@@ -225,7 +225,7 @@ def explain(
 
     settings = current_settings()
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
-    plan = prepare(settings.config, chosen, check_env=False)
+    plan = prepare(settings.config, chosen, check_env=False, max_record_bytes=settings.scheduler.max_record_bytes)
     answers = explain_trace(plan, parse_window(window), trace, settings.ledger())
     if json_out:
         print_json([a.to_json() for a in answers])

@@ -44,7 +44,7 @@ from typing import Any, Literal, NoReturn, Protocol, Union, get_args, get_origin
 
 from pydantic import AliasChoices, ValidationError
 
-from judges.record import Record
+from judges.record import DEFAULT_MAX_RECORD_BYTES, Record
 from scheduler.errors import DatasetChanged, InputError, SchedulerArgumentError
 
 Format = Literal["jsonl", "csv"]
@@ -53,7 +53,7 @@ _FORMATS: dict[str, Format] = {".jsonl": "jsonl", ".ndjson": "jsonl", ".json": "
 _BOM = b"\xef\xbb\xbf"
 _MASK64 = (1 << 64) - 1
 _MAX_CSV_CELL = 64 * 1024 * 1024  # csv's default limit (128 KiB) is too small for long contexts
-MAX_RECORD_BYTES = 1024 * 1024  # JUDGEQ_MAX_RECORD_BYTES's default
+MAX_RECORD_BYTES = DEFAULT_MAX_RECORD_BYTES  # JUDGEQ_MAX_RECORD_BYTES's default (judges.record)
 _SURROGATE = re.compile("[\ud800-\udfff]")
 
 

@@ -36,10 +36,6 @@ class SchedulerSettings(OnlineSettings):
         description="Seconds the ledger may stay unreachable while waiting before the wait gives up (exit 3); "
         "the workers retry a chunk for as long (15 s x 20).",
     )
-    max_record_bytes: int = Field(
-        default=1024 * 1024, ge=1024,
-        description="Bytes one record may take in a dataset file (a JSONL line, a CSV row); longer is bad input.",
-    )
 
 
 class CliSettings:

@@ -168,7 +168,7 @@ def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, sett
                 continue
             send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, [item.record for item in items],
                         dispatcher, settings, counters, options=plan.options,
-                        hashes={item.trace_id: item.content_hash for item in items})
+                        hashes={item.trace_id: item.content_hash for item in items}, ledger=ledger)
     if not dispatcher.embedded:
         dispatcher.close()
     ledger.set_status(plan.run_id, "running")
@@ -288,7 +288,7 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
             checkpoint()
             missing += len(batch)
             send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, reopening, settings, counters,
-                        options=options, **samples(run, ledger, batch))
+                        options=options, **samples(run, ledger, batch), ledger=ledger)
     if not dispatcher.embedded:
         dispatcher.close()
     if run.status == "submitting" or (run.status == "done" and reopening.reopened):

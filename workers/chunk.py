@@ -39,6 +39,7 @@ log = logging.getLogger(__name__)
 INTERNAL = "internal"  # judgeq's own code raised while judging the chunk (a bug: report it)
 POISON = "poison"  # the chunk's worker died JUDGEQ_MAX_DELIVERIES times (a crash, out of memory, a hard time limit)
 SETUP = "setup"  # the worker could not build the chunk's judge (another judgeq version, a key it lacks)
+TOO_LARGE = "too_large"  # a record larger than a worker admits: never sent (workers.sending.send_chunks)
 
 
 @dataclass(frozen=True)

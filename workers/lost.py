@@ -67,7 +67,7 @@ class LostChunks:
             self._counters.setdefault(judge.name, RESEND_CHUNK_BASE)
             options = {"no_cache": run.no_cache, "max_cost_usd": run.max_cost_usd}
             send_chunks(run.id, run.dataset_hash or run.window or "", [judge], again, sender, self.settings,
-                        self._counters, options=options, **samples(run, self.ledger, again))
+                        self._counters, options=options, **samples(run, self.ledger, again), ledger=self.ledger)
             self._count(judge.name, again)
             resent += len(again)
         return resent

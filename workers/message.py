@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Final, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError
 
+from judges.record import DEFAULT_MAX_RECORD_BYTES
 from judges.retry import Prior
 
 from .errors import BadMessage
@@ -25,8 +26,6 @@ MESSAGE_VERSION = 1
 
 #: Records one chunk may carry (the largest chunk setting, JUDGEQ_CHUNK_LOCAL, is at most 5,000).
 MAX_CHUNK_RECORDS = 5000
-#: JUDGEQ_MAX_RECORD_BYTES's default: the bytes one record may take in a dataset file (scheduler.records).
-DEFAULT_MAX_RECORD_BYTES = 1024 * 1024
 #: Field names and nulls the normalised record may add to what the file held.
 RECORD_ENVELOPE_BYTES = 4096
 
@@ -182,7 +181,7 @@ class ChunkMessage(BaseModel):
             if not known.issuperset(keys):
                 raise BadMessage(f"{describe(body)}: {name} names records that are not in the chunk")
         for record in checked.records:
-            size = _json_size(record, json_limit(max_record_bytes))
+            size = json_size(record, json_limit(max_record_bytes))
             if size > json_limit(max_record_bytes):
                 raise BadMessage(f"{describe(body)}: a record is {size} bytes of JSON, more than a record of "
                                  f"JUDGEQ_MAX_RECORD_BYTES = {max_record_bytes} can be")
@@ -204,7 +203,12 @@ def describe(body: Any) -> str:
     return f"chunk message run={str(body.get('run_id'))[:80]!r} judge={str(name)[:80]!r} n={n}"
 
 
-def _json_size(record: dict[str, Any], limit: int) -> int:
+def carriable(record: dict[str, Any], max_record_bytes: int) -> bool:
+    """Whether a worker with ``max_record_bytes`` admits ``record`` in a chunk (:meth:`ChunkMessage.from_json`)."""
+    return json_size(record, json_limit(max_record_bytes)) <= json_limit(max_record_bytes)
+
+
+def json_size(record: dict[str, Any], limit: int) -> int:
     """The record's size as compact UTF-8 JSON, or a bound of it when that bound is at most ``limit``.
 
     The bound (6 bytes per character, as for an escape like \\u0001) costs a

@@ -9,7 +9,7 @@ from typing import TYPE_CHECKING
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .message import DEFAULT_MAX_RECORD_BYTES
+from judges.record import DEFAULT_MAX_RECORD_BYTES
 
 if TYPE_CHECKING:
     from judges.egress import EgressPolicy

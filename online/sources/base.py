@@ -23,6 +23,7 @@ Adding a source type
 
 from __future__ import annotations
 
+import inspect
 from collections import Counter
 from collections.abc import Callable, Iterator, Mapping
 from dataclasses import dataclass
@@ -32,6 +33,7 @@ from pathlib import Path
 from typing import Any, Protocol, runtime_checkable
 
 from judges.config import DEFAULT_CONFIG_PATH, read_config
+from judges.record import DEFAULT_MAX_RECORD_BYTES
 from judges.errors import JudgeConfigError
 from online.errors import OnlineConfigError
 
@@ -104,10 +106,11 @@ class PicksByName(Protocol):
 SourceFactory = Callable[[str, Mapping[str, Any], Path], TraceSource]
 
 
-def _jsonl(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
+def _jsonl(name: str, table: Mapping[str, Any], base_dir: Path, *,
+           max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> TraceSource:
     from online.sources.jsonl import JsonlSource
 
-    return JsonlSource.from_table(name, table, base_dir)
+    return JsonlSource.from_table(name, table, base_dir, max_record_bytes=max_record_bytes)
 
 
 def _sql(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
@@ -116,10 +119,11 @@ def _sql(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
     return SqlSource.from_table(name, table, base_dir)
 
 
-def _otlp(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
+def _otlp(name: str, table: Mapping[str, Any], base_dir: Path, *,
+          max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> TraceSource:
     from online.sources.otlp import OtlpSource
 
-    return OtlpSource.from_table(name, table, base_dir)
+    return OtlpSource.from_table(name, table, base_dir, max_record_bytes=max_record_bytes)
 
 
 #: Source types by the ``type`` of their table. The built-in ones import their module when first opened.
@@ -143,12 +147,15 @@ def _factory(type_name: str) -> SourceFactory | None:
 
 
 def open_source(name: str, table: Mapping[str, Any], base_dir: Path, *,
-                config_path: Path | None = None) -> TraceSource:
+                config_path: Path | None = None, max_record_bytes: int | None = None) -> TraceSource:
     """The source the ``[sources.NAME]`` table ``table`` describes; relative paths start at ``base_dir``.
 
     Only the settings are checked here (a missing environment variable
     included); the data is reached when it is read. ``config_path`` is named
     in the messages of the OnlineConfigError a bad table raises.
+    ``max_record_bytes`` (``JUDGEQ_MAX_RECORD_BYTES``) is handed to a factory
+    that takes a keyword of that name, so that it bounds what it reads (a file
+    source, its lines); every source's traces are bounded by the window job.
     """
     prefix = f"{config_path}: " if config_path is not None else ""
     type_name = table.get("type")
@@ -161,9 +168,21 @@ def open_source(name: str, table: Mapping[str, Any], base_dir: Path, *,
         raise OnlineConfigError(f"{prefix}sources.{name}.type: unknown source type {type_name!r}; known types: {known} "
                                 "(a new type is registered with online.sources.register_source)")
     try:
+        if max_record_bytes is not None and _takes_limit(factory):
+            return factory(name, table, base_dir, max_record_bytes=max_record_bytes)  # type: ignore[call-arg]
         return factory(name, table, base_dir)
     except OnlineConfigError as exc:
         raise OnlineConfigError(f"{prefix}{exc}") from None
+
+
+def _takes_limit(factory: SourceFactory) -> bool:
+    """Whether ``factory`` takes the keyword ``max_record_bytes`` (a registered factory need not)."""
+    try:
+        parameters = inspect.signature(factory).parameters
+    except (TypeError, ValueError):  # a builtin or callable without a signature: call it plainly
+        return False
+    found = parameters.get("max_record_bytes")
+    return found is not None and found.kind in (found.KEYWORD_ONLY, found.POSITIONAL_OR_KEYWORD)
 
 
 def load_sources(config_path: Path | None) -> dict[str, Mapping[str, Any]]:
@@ -189,7 +208,7 @@ def load_sources(config_path: Path | None) -> dict[str, Mapping[str, Any]]:
     return tables
 
 
-def configured_source(name: str, config_path: Path | None) -> TraceSource:
+def configured_source(name: str, config_path: Path | None, *, max_record_bytes: int | None = None) -> TraceSource:
     """The source ``[sources.NAME]`` of the config at ``config_path`` (None: ./judgeq.toml), opened.
 
     OnlineConfigError names the configured sources when there is no such table.
@@ -201,4 +220,4 @@ def configured_source(name: str, config_path: Path | None) -> TraceSource:
         configured = ", ".join(tables) or "none"
         raise OnlineConfigError(f"unknown source {name!r}; {target} configures: {configured}. Add a [sources.{name}] "
                                 f"table to {target} or use one of these names")
-    return open_source(name, table, target.resolve().parent, config_path=target)
+    return open_source(name, table, target.resolve().parent, config_path=target, max_record_bytes=max_record_bytes)

@@ -50,11 +50,14 @@ class FileSet:
     path: Path
     suffixes: tuple[str, ...]
     daily: bool = False
+    #: Lines longer than this are skipped and counted (``too_large``) without being held; None: unbounded.
+    max_line_bytes: int | None = None
 
     @classmethod
-    def of(cls, source: str, written: str, base_dir: Path, suffixes: tuple[str, ...], daily: bool) -> FileSet:
+    def of(cls, source: str, written: str, base_dir: Path, suffixes: tuple[str, ...], daily: bool,
+           max_line_bytes: int | None = None) -> FileSet:
         path = Path(written).expanduser()
-        return cls(source, written, path if path.is_absolute() else base_dir / path, suffixes, daily)
+        return cls(source, written, path if path.is_absolute() else base_dir / path, suffixes, daily, max_line_bytes)
 
     def files(self, start: datetime | None = None, end: datetime | None = None) -> list[Path]:
         """The files to read for ``[start, end)``, in name order.
@@ -136,11 +139,19 @@ def read_lines(files: FileSet, start: datetime, end: datetime, skipped: Counter[
     complete lines and counts ``truncated``; one that is not gzip past its
     magic bytes is a SourceError; a file that vanishes or cannot be read is
     SourceUnavailable (permission denied: SourceError).
+
+    ``files.max_line_bytes``: a longer line (its newline not counted) is not
+    yielded but counted as ``too_large``, and never held whole: it is read
+    and dropped in pieces of that size, so a small gzip file that inflates to
+    one line of gigabytes costs a piece's memory, not the line's.
     """
     for path in files.files(start, end):
         try:
             with open_lines(path) as lines:
-                yield from lines
+                if files.max_line_bytes is None:
+                    yield from lines
+                else:
+                    yield from _bounded(lines, files.max_line_bytes, skipped)
         except EOFError:
             skipped["truncated"] += 1
         except (gzip.BadGzipFile, zlib.error) as exc:
@@ -148,3 +159,15 @@ def read_lines(files: FileSet, start: datetime, end: datetime, skipped: Counter[
                               "remove or repair it") from None
         except OSError as exc:
             raise files.unavailable(path, exc) from None
+
+
+def _bounded(lines: IO[bytes], limit: int, skipped: Counter[str]) -> Iterator[bytes]:
+    """The lines of ``lines`` of at most ``limit`` bytes (besides the newline); longer ones dropped and counted."""
+    readline, piece = lines.readline, limit + 1
+    while line := readline(piece):
+        if len(line) < piece or line.endswith(b"\n"):
+            yield line
+            continue
+        while line and not line.endswith(b"\n"):  # the rest of the long line, a piece at a time
+            line = readline(piece)
+        skipped["too_large"] += 1

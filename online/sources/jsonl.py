@@ -9,7 +9,9 @@ Lines are records in the format of docs/architecture.md, "Records" (aliases incl
 required. Reading is the hot path of a window (a million lines an hour is an
 ordinary product), so a line costs one ``orjson.loads`` and one
 ``datetime.fromisoformat``, and nothing is validated beyond ``ts``: the
-records sampled are validated later, the others never need to be.
+records sampled are validated later, the others never need to be. A line
+longer than ``JUDGEQ_MAX_RECORD_BYTES`` is skipped and counted (``too_large``)
+without being held in memory, as ``judgeq submit`` bounds a dataset's line.
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ from typing import Any, Literal
 
 import orjson
 
+from judges.record import DEFAULT_MAX_RECORD_BYTES
 from online.sources.files import FileSet, read_lines
 from online.sources.settings import SourceSettings, parse_settings
 from online.sources.times import check_window
@@ -49,9 +52,12 @@ class JsonlSource:
     files: FileSet
 
     @classmethod
-    def from_table(cls, name: str, table: Mapping[str, Any], base_dir: Path) -> JsonlSource:
+    def from_table(cls, name: str, table: Mapping[str, Any], base_dir: Path, *,
+                   max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> JsonlSource:
+        """The source of a ``[sources.NAME]`` table; a line is a record, so it is bounded as a dataset's line is."""
         settings = parse_settings(JsonlSettings, name, table)
-        return cls(name, FileSet.of(name, settings.path, base_dir, SUFFIXES, settings.daily_files))
+        return cls(name, FileSet.of(name, settings.path, base_dir, SUFFIXES, settings.daily_files,
+                                    max_line_bytes=max_record_bytes))
 
     def traces(self, start: datetime, end: datetime, skipped: Counter[str]) -> Iterator[dict[str, Any]]:
         check_window(start, end)

@@ -54,6 +54,7 @@ import orjson
 from pydantic import Field
 
 from online.sources.base import PassedOver
+from judges.record import DEFAULT_MAX_RECORD_BYTES
 from online.sources.files import FileSet, read_lines
 from online.sources.genai import CONTENT_EVENTS, attributes, input_text, output_text
 from online.sources.settings import SourceSettings, parse_settings
@@ -62,6 +63,8 @@ from online.sources.times import check_window, from_unix_nanos, unix_nanos
 __all__ = ["OtlpSettings", "OtlpSource"]
 
 SUFFIXES = (".json", ".jsonl", ".json.gz", ".jsonl.gz")
+#: How many records' bytes one line (one export request, a batch of spans) may take.
+LINE_RECORDS = 64
 #: Metadata keys and the attributes (span first, then resource) they are read from, first found wins.
 METADATA = (("session_id", ("session.id", "gen_ai.conversation.id")), ("user_id", ("user.id", "enduser.id")),
             ("model", ("gen_ai.response.model", "gen_ai.request.model")))
@@ -101,9 +104,17 @@ class OtlpSource:
         self._names = None if names is None else re.compile("|".join(f"(?:{translate(n)})" for n in names))
 
     @classmethod
-    def from_table(cls, name: str, table: Mapping[str, Any], base_dir: Path) -> OtlpSource:
+    def from_table(cls, name: str, table: Mapping[str, Any], base_dir: Path, *,
+                   max_record_bytes: int = DEFAULT_MAX_RECORD_BYTES) -> OtlpSource:
+        """The source of a ``[sources.NAME]`` table.
+
+        A line is an export request of many spans (the Collector batches them), so it may be
+        ``LINE_RECORDS`` records long; a longer one is skipped and counted (``too_large``), and
+        each span's record is bounded by the window job as every source's is.
+        """
         settings = parse_settings(OtlpSettings, name, table)
-        return cls(name, FileSet.of(name, settings.path, base_dir, SUFFIXES, settings.daily_files), settings)
+        return cls(name, FileSet.of(name, settings.path, base_dir, SUFFIXES, settings.daily_files,
+                                    max_line_bytes=LINE_RECORDS * max_record_bytes), settings)
 
     def traces(self, start: datetime, end: datetime, skipped: Counter[str]) -> Iterator[dict[str, Any]]:
         check_window(start, end)
