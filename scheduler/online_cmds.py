@@ -115,7 +115,7 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
                 outcome.settle(ledger)
             else:
                 assert fleet is not None
-                outcome = job.run(fleet, progress=_scanned)
+                outcome = _run_on_fleet(job, fleet)
                 if wait:
                     _wait_all(outcome, ledger, cli_settings, timeout)
             outcomes.append(outcome)
@@ -125,6 +125,24 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
         if in_process is not None:
             in_process.close()
     return outcomes, wait or in_process is not None
+
+
+def _run_on_fleet(job: Any, fleet: Any) -> WindowOutcome:
+    """``job.run`` through the broker; a broker lost mid-scan names how to complete the window's runs.
+
+    The runs it cut off stay ``submitting`` with some items stored and perhaps not sent; running the
+    command again sends only traces it stores anew, so ``judgeq resume RUN`` (every item without a row)
+    is what completes them, or beat's next tick where a schedule runs.
+    """
+    from workers.errors import BrokerUnavailable
+
+    try:
+        outcome: WindowOutcome = job.run(fleet, progress=_scanned)
+    except BrokerUnavailable as exc:
+        runs = " ".join(f"'judgeq resume {run_id}'" for run_id in job.run_ids().values())
+        raise BrokerUnavailable(f"{str(exc).rstrip('.')}; window {job.window.id} was cut off mid-scan and its runs stay "
+                                f"'submitting': once the broker answers, complete them with {runs}") from exc
+    return outcome
 
 
 def _end_on_nothing_picked(outcomes: list[WindowOutcome], source: str) -> None:

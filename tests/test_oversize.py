@@ -200,3 +200,27 @@ def test_chunks_are_cut_by_bytes_as_well_as_by_count() -> None:
         size = sum(len(json.dumps(r, separators=(",", ":"))) for r in part)
         assert len(part) <= 8 and (size <= settings.chunk_bytes or len(part) == 1)
     assert max(len(p) for p in cut) == 8  # small records still fill a chunk
+
+
+def test_a_scan_cut_off_by_the_broker_says_how_to_complete_its_window(tmp_path: Path, sqlite_url: str) -> None:
+    """A private Redis that stops taking messages mid-scan (full, noeviction): exit 3, naming each run's resume."""
+    from .processes import RedisServer
+
+    (tmp_path / "judgeq.toml").write_text(CONFIG)
+    write_lines(tmp_path / "traces.jsonl", [trace(i, output="w" * 2000) for i in range(2000)])  # ~4 MB to send
+    server = RedisServer(tmp_path).start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.config_set("maxmemory", str(3 << 20))
+        client.config_set("maxmemory-policy", "noeviction")
+        client.close()
+        env = base_env(JUDGEQ_BROKER_URL=f"{server.url}/0", JUDGEQ_LEDGER_URL=sqlite_url,
+                       JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_CHUNK_LOCAL="10")
+        res = run_cli(["online", "--source", "prod", "--judge", "exact", "--window", WINDOW, "--rate", "1"], env)
+    finally:
+        server.stop()
+    assert res.returncode == 3, res.stdout + res.stderr
+    with Ledger(sqlite_url) as ledger:
+        (run,) = ledger.list_runs()
+    assert run.status == "submitting"
+    assert f"'judgeq resume {run.id}'" in res.stderr and "cut off mid-scan" in res.stderr
