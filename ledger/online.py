@@ -145,8 +145,13 @@ class OnlineLedger:
     def record_strata(self, run_id: str, counts: Sequence[StratumCounts]) -> None:
         """Write the window's counts per stratum for the run, replacing what an earlier scan wrote.
 
-        ``enqueued`` is what this scan enqueued: it is added to the stored one,
-        atomically, so the row keeps the total over all scans, racing ones too.
+        ``enqueued`` is the window's sample so far (:meth:`sample_sizes`, which
+        the window job reads after storing its own items), not one scan's: a
+        scan cut off before it wrote its counts left items that a later scan
+        does not send again (``judgeq resume`` does), and they are counted all
+        the same. Of two scans racing on a window, one that read its sizes
+        before the other's last items committed may write fewer; the next scan
+        of the window (beat's tick) writes them right.
         """
         if not counts:
             return
@@ -155,6 +160,13 @@ class OnlineLedger:
                  **{name: getattr(c, name) for name in _COUNTS}} for c in counts]
         with self._connect() as conn, conn.begin():
             conn.execute(overwrite(conn.dialect.name, WINDOW_STRATA), rows)
+
+    def sample_sizes(self, run_id: str) -> dict[str | None, int]:
+        """The run's stored items per stratum: an online window's sample over every scan of it."""
+        stmt = (sa.select(ITEMS.c.stratum, sa.func.count()).where(ITEMS.c.run_id == run_id)
+                .group_by(ITEMS.c.stratum))
+        with self._connect() as conn:
+            return {stratum: int(n) for stratum, n in conn.execute(stmt)}
 
     def strata(self, run_id: str) -> list[StratumCounts]:
         """The run's counts per stratum, by stratum name; empty for an offline run or one not scanned yet."""

@@ -82,20 +82,13 @@ def insert_if_absent(dialect_name: str, table: sa.Table) -> sa.Insert:
 
 
 def overwrite(dialect_name: str, table: sa.Table) -> sa.Insert:
-    """INSERT into ``table`` (window_strata, sampling_rates, budgets) replacing the row of the same primary key.
-
-    Except window_strata's ``enqueued``, which adds up: each scan of a window
-    writes what it enqueued itself, and two scans racing on a window each add
-    theirs in one statement (read, then write, would lose one of them).
-    """
+    """INSERT into ``table`` (window_strata, sampling_rates, budgets) replacing the row of the same primary key."""
     if table not in (WINDOW_STRATA, SAMPLING_RATES, BUDGETS):
         raise LedgerError(f"the table {table.name} is not written by overwriting")
     insert = _insert(dialect_name, table)
     key = [column.name for column in table.primary_key]
     values: dict[str, Any] = {column.name: insert.excluded[column.name]
                               for column in table.columns if column.name not in key}
-    if table is WINDOW_STRATA:
-        values["enqueued"] = table.c.enqueued + insert.excluded.enqueued
     stmt: sa.Insert = insert.on_conflict_do_update(index_elements=key, set_=values)
     return stmt
 

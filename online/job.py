@@ -73,7 +73,6 @@ class JudgeSample:
     rates: dict[str, float]
     base: Callable[[str], float]
     sampled: Counter[str] = field(default_factory=Counter)
-    enqueued: Counter[str] = field(default_factory=Counter)
     new: int = 0
     pending: list[tuple[ItemIn, str, float]] = field(default_factory=list)  # item, stratum, weight
 
@@ -269,19 +268,18 @@ class WindowJob:
                     hashes={item.trace_id: item.content_hash for item, _, _ in fresh},
                     weights={item.trace_id: weight for item, _, weight in fresh},
                     strata={item.trace_id: stratum for item, stratum, _ in fresh}, ledger=self.ledger)
-        for item, stratum, _ in fresh:
-            sample.enqueued[stratum] += 1
         sample.new += len(fresh)
 
     def _finish(self, samples: Iterable[JudgeSample], seen: Counter[str], filtered: Counter[str],
                 skipped: dict[str, int]) -> None:
         for sample in samples:
-            # seen, filtered and sampled are the window's (this scan's); enqueued is this scan's own,
-            # which the ledger adds to the earlier scans' (atomically: schedulers may race on a window).
+            # seen, filtered and sampled are the window's (this scan's); enqueued is the window's sample
+            # over every scan (its stored items), a scan cut off before it counted included.
             strata = sorted(set(seen) | set(sample.rates))
+            stored = self.ledger.sample_sizes(sample.run_id)
             self.ledger.record_strata(sample.run_id, [
                 StratumCounts(stratum=s, seen=seen[s], filtered=filtered[s], sampled=sample.sampled[s],
-                              enqueued=sample.enqueued[s], rate=sample.rate(s))
+                              enqueued=stored.get(s, 0), rate=sample.rate(s))
                 for s in strata])
             self.ledger.note_scan(sample.run_id, skipped)
             run = self.ledger.refresh_run_counts(sample.run_id)

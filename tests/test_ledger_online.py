@@ -178,8 +178,8 @@ def test_strata_are_overwritten_by_a_rescan_and_read_by_name(ledger: Ledger) -> 
     ledger.record_strata("o-1", [StratumCounts("fr", 120, 12, 11, 2, 0.1)])  # late traces arrived
     ledger.record_strata("o-2", [StratumCounts("fr", 7, 0, 0, 0, 0.0)])
 
-    # enqueued adds up over the scans (9 + 2): each scan writes what it enqueued itself
-    assert ledger.strata("o-1") == [StratumCounts("de", 50, 0, 50, 50, 1.0), StratumCounts("fr", 120, 12, 11, 11, 0.1)]
+    # every count is the last scan's: enqueued is the window's sample, which the window job counts
+    assert ledger.strata("o-1") == [StratumCounts("de", 50, 0, 50, 50, 1.0), StratumCounts("fr", 120, 12, 11, 2, 0.1)]
     assert ledger.strata("o-2") == [StratumCounts("fr", 7, 0, 0, 0, 0.0)]
     assert ledger.strata("unknown") == []
 

@@ -224,3 +224,41 @@ def test_a_scan_cut_off_by_the_broker_says_how_to_complete_its_window(tmp_path: 
         (run,) = ledger.list_runs()
     assert run.status == "submitting"
     assert f"'judgeq resume {run.id}'" in res.stderr and "cut off mid-scan" in res.stderr
+
+
+class Cut(EmbeddedDispatcher):
+    """A broker that goes away after ``sends`` chunks: the scan dies between storing and counting."""
+
+    def __init__(self, ledger: Ledger, sends: int) -> None:
+        super().__init__(ledger)
+        self.sends = sends
+
+    def send(self, message: Any, queue: str) -> None:
+        if self.sends == 0:
+            from workers.errors import BrokerUnavailable
+
+            raise BrokerUnavailable("the broker went away")
+        self.sends -= 1
+        super().send(message, queue)
+
+
+def test_enqueued_counts_the_windows_sample_over_every_scan(tmp_path: Path, ledger_url: str) -> None:
+    """A scan cut off before it wrote its counts, then a rescan for late traces: enqueued is the whole sample."""
+    path = write_lines(tmp_path / "traces.jsonl", [trace(i) for i in range(1200)])
+    source = open_source("prod", {"type": "jsonl", "path": str(path)}, tmp_path)
+    schedule = Schedule(name="s", source="prod", judges=("exact",), size=parse_size("1d"),
+                        every=timedelta(days=1), policy=parse_policy({"rate": 1.0}, "s"))
+    judges = [load_config(None).resolve("exact_match")]
+    ledger = Ledger(ledger_url)
+    cut = Cut(ledger, sends=3)
+    with pytest.raises(Exception, match="went away"):
+        WindowJob(schedule, parse_window(WINDOW), source, judges, ledger, ChunkSettings(chunk_local=250)).run(cut)
+    cut.join()
+    write_lines(path, [trace(i) for i in range(1250)])  # 50 late traces
+    dispatcher = EmbeddedDispatcher(ledger)
+    outcome = WindowJob(schedule, parse_window(WINDOW), source, judges, ledger).run(dispatcher)
+    dispatcher.join()
+    (run_id,) = outcome.runs.values()
+    assert outcome.new == {"exact_match": 250}  # the 200 the cut scan never stored, and the 50 late ones
+    assert sum(c.enqueued for c in ledger.strata(run_id)) == ledger.get_run(run_id).n_items == 1250
+    ledger.close()
