@@ -129,7 +129,8 @@ class Score(LedgerModel, table=True):
     dataset: str  # dataset hash (offline) or window id (online)
     ts: datetime = Field(default_factory=utcnow)  # when the row was written
     cost_usd: float = 0.0
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # the judge calls' own time (migration 0010: before it, waits were included)
+    wait_s: float = 0.0  # time the item waited to be called: rate limit slots, backoff, hand-backs (0010)
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 0

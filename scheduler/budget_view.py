@@ -19,7 +19,8 @@ from ledger.models import BudgetChange, BudgetDecision
 from ledger.store import Ledger
 
 from .render import to_jsonable
-from .report_view import _console, _f
+from .console import console as _console
+from .report_view import _f
 
 OFFLINE_NOTE: Final = ("offline runs (judgeq submit, capped by --max-cost) are not counted against these budgets: "
                        "only online runs' rows are")
