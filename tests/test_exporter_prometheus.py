@@ -34,7 +34,7 @@ from .processes import base_env, free_port, judgeq_cmd, wait_until
 pytestmark = pytest.mark.timeout(240)
 
 PROMETHEUS = shutil.which("prometheus")
-MISSING = ("Debian's prometheus package is not installed: apt-get install prometheus (.ci/run installs it; "
+MISSING = ("Debian's prometheus package is not installed: apt-get install prometheus (scripts/test installs it; "
            "README, 'Two commands')")
 
 HIGH_EN = [Row(f"en{i}", "en", 0.9, weight=2.0) for i in range(10)]
