@@ -21,13 +21,15 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 RunKind = Literal["offline", "online"]
-RunStatus = Literal["submitting", "running", "done", "abandoned"]
+RunStatus = Literal["submitting", "running", "done", "abandoned", "stopped"]
 ScoreStatus = Literal["ok", "error", "skipped"]
 
 RUN_KINDS: Final = ("offline", "online")
 #: submitting: items being stored and sent; running: all sent; done: every row written;
 #: abandoned: given up (cut off, or its file changed while it was read); no gate or baseline uses it.
-RUN_STATUSES: Final = ("submitting", "running", "done", "abandoned")
+#: "stopped": an embedded run whose process was interrupted before its rows were all written; nothing judges
+#: it until ``judgeq resume`` (migration 0010).
+RUN_STATUSES: Final = ("submitting", "running", "done", "abandoned", "stopped")
 SCORE_STATUSES: Final = ("ok", "error", "skipped")
 RATE_RANGE: Final = "rate >= 0 AND rate <= 1"  # a sampling probability
 #: Where budget changes come from: the ``judgeq budget`` CLI, Flower's task API, or a program's call.

@@ -64,12 +64,16 @@ def test_latency_is_the_calls_own_and_waits_are_recorded_beside_it(tmp_path: Pat
 
 
 def test_migration_0010_goes_down_to_0009_and_up_again(empty_ledger_url: str) -> None:
-    """Rows written before 0010 keep their latency and read as having waited 0 s; the schema is the models'."""
+    """Rows written before 0010 keep their latency and read as having waited 0 s; a stopped run goes down as
+    running; the schema is the models'."""
     upgrade(empty_ledger_url)
     with Ledger(empty_ledger_url) as ledger:
         ledger.create_run(make_run())
         ledger.write_scores([make_score("t1", latency_s=0.03, wait_s=1.4)])
         assert [(r.latency_s, r.wait_s) for r in ledger.scores("run-1")] == [(0.03, 1.4)]
+        ledger.set_status("run-1", "running")
+        assert ledger.mark_stopped("run-1") and not ledger.mark_stopped("run-1")
+        assert ledger.get_run("run-1").status == "stopped"
     engine = create_ledger_engine(empty_ledger_url)
     try:
         command.downgrade(alembic_config(empty_ledger_url), "0009")
@@ -82,3 +86,5 @@ def test_migration_0010_goes_down_to_0009_and_up_again(empty_ledger_url: str) ->
         engine.dispose()
     with Ledger(empty_ledger_url) as ledger:
         assert [(r.latency_s, r.wait_s) for r in ledger.scores("run-1")] == [(0.03, 0.0)]
+        assert ledger.get_run("run-1").status == "running"  # what 0009 showed; stopped again from 0010 on
+        assert ledger.mark_stopped("run-1")
