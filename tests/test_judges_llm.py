@@ -379,5 +379,5 @@ def test_a_retry_waits_time_is_recorded_apart_from_the_calls_latency(key: str) -
         policy = RetryPolicy(attempts=3, multiplier=0.01, retry_after_cap_s=0.6)
         verdict = judge_one(llm_judge(provider, retry=policy), output="GOOD")
     assert verdict.ok and verdict.attempts == 2
-    assert 2 * 0.03 <= verdict.latency_s < 0.45  # both calls' own time, not the 0.6 s between them
+    assert 0.03 <= verdict.latency_s < 0.45  # the calls' own time (the 429 answers at once), not the 0.6 s wait
     assert 0.55 <= verdict.wait_s < 1.5
