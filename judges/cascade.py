@@ -87,6 +87,7 @@ class CascadeJudge:
             return dataclasses.replace(teacher, stage="then", confidence=confidence)
         paid = dataclasses.replace(student, cost_usd=teacher.cost_usd, tokens_in=teacher.tokens_in,
                                    tokens_out=teacher.tokens_out, latency_s=teacher.latency_s,
+                                   wait_s=teacher.wait_s,
                                    attempts=teacher.attempts)
         if teacher.ok:  # audited: the student's verdict stands, the teacher's is kept beside it
             return dataclasses.replace(paid, audit_label=teacher.label, audit_score=teacher.score)

@@ -131,7 +131,9 @@ class LlmJudge:
 
         ``attempts``, ``cost_usd`` and the tokens count every attempt (failed
         answers were paid for too), those of earlier deliveries included;
-        ``latency_s`` is the wall time of them all, backoff waits included.
+        ``latency_s`` is the calls' own time (each request until its answer or
+        failure), and ``wait_s`` the time waited around them: rate limit slots,
+        backoff sleeps and, for a handed-back record, its time in the queue.
         A wait longer than the policy's ``handback_s``, or past ``deadline``,
         ends in a deferred verdict instead (see :class:`judges.retry.Prior`).
         """
@@ -147,13 +149,19 @@ class LlmJudge:
             return Verdict.failed(record.id, exc.describe(), error_kind="forbidden", attempts=0)
         prior = prior or Prior()
         policy = self.retry
-        started = time.perf_counter()
         attempts, cost, tokens_in, tokens_out = prior.attempts, prior.cost_usd, prior.tokens_in, prior.tokens_out
         first_at, last_error, answer_errors = prior.started_at, prior.last_error, prior.answer_errors
+        called, waited = prior.latency_s, prior.waited_s(time.time())
 
         def usage() -> dict[str, Any]:
             return {"attempts": attempts, "cost_usd": cost, "tokens_in": tokens_in, "tokens_out": tokens_out,
-                    "latency_s": prior.latency_s + time.perf_counter() - started, "answer_errors": answer_errors}
+                    "latency_s": called, "wait_s": waited, "answer_errors": answer_errors}
+
+        def pause(seconds: float) -> None:
+            nonlocal waited
+            began = time.perf_counter()
+            time.sleep(seconds)
+            waited += time.perf_counter() - began
 
         def may_wait(seconds: float) -> bool:
             if policy.handback_s is not None and seconds > policy.handback_s:
@@ -163,10 +171,10 @@ class LlmJudge:
         def sleep(seconds: float) -> None:
             if not may_wait(seconds):
                 raise _HandBack(seconds)
-            time.sleep(seconds)
+            pause(seconds)
 
         def attempt() -> Verdict:
-            nonlocal attempts, cost, tokens_in, tokens_out, first_at, last_error, answer_errors
+            nonlocal attempts, cost, tokens_in, tokens_out, first_at, last_error, answer_errors, called
             messages = self._messages(record)
             self._api_key()  # an unset key fails before it costs a rate limit slot
             estimated = _estimate_tokens(messages)
@@ -179,11 +187,15 @@ class LlmJudge:
             except LimiterUnavailable:
                 raise _HandBack(LIMITER_DOWN_RETRY_S) from None
             if wait > 0:
-                time.sleep(wait)
+                pause(wait)
             attempts += 1
             first_at = first_at or time.time()
+            began = time.perf_counter()
             try:
-                verdict = self._call(record, messages)
+                try:
+                    verdict = self._call(record, messages)
+                finally:  # the call's own time, failed or not; not the limiter's bookkeeping after it
+                    called += time.perf_counter() - began
             except JudgeCallError as exc:  # what a failed attempt cost still counts
                 cost += exc.cost_usd
                 tokens_in += exc.tokens_in
@@ -214,8 +226,8 @@ class LlmJudge:
         except JudgeAnswerError as exc:  # answers, paid for, that held no verdict: RetryPolicy.attempts of them
             error, kind = f"{exc.describe()}; {answer_errors} unusable answers", "answer"
         except JudgeCallError as exc:  # no answer (429, 5xx, timeout, connection) for the whole time budget
-            waited = time.time() - first_at if first_at else 0.0
-            error, kind = f"{exc.describe()}; no answer in {attempts} attempts over {waited:.0f}s", "transient"
+            tried_for = time.time() - first_at if first_at else 0.0
+            error, kind = f"{exc.describe()}; no answer in {attempts} attempts over {tried_for:.0f}s", "transient"
         except Exception as exc:  # a bug rather than a provider failure: still a verdict
             error, kind = f"{type(exc).__name__}: {redact(str(exc), self._secrets())}", "internal"
         else:
@@ -225,7 +237,8 @@ class LlmJudge:
                 cost_usd=verdict.cost_usd + cost,
                 tokens_in=verdict.tokens_in + tokens_in,
                 tokens_out=verdict.tokens_out + tokens_out,
-                latency_s=prior.latency_s + time.perf_counter() - started,
+                latency_s=called,
+                wait_s=waited,
             )
         result = usage()
         result["attempts"] = max(attempts, 1)

@@ -186,7 +186,9 @@ class Prior(BaseModel):
     cost_usd: _Amount = 0.0
     tokens_in: _Count = 0
     tokens_out: _Count = 0
-    latency_s: _Amount = 0.0
+    latency_s: _Amount = 0.0  # the calls' own time so far
+    wait_s: _Amount = 0.0  # time waited so far (see Verdict.wait_s)
+    waiting_since: _Amount | None = None  # epoch seconds the record was handed back: its time in the queue is waited
     last_error: _Text | None = None
     answer_errors: _Count = 0  # unusable answers so far (bounded by RetryPolicy.attempts)
 
@@ -196,6 +198,11 @@ class Prior(BaseModel):
         if isinstance(value, str) and len(value) > MAX_CARRIED_ERROR:
             return value[: MAX_CARRIED_ERROR - 1] + "…"
         return value
+
+    def waited_s(self, now: float) -> float:
+        """Time waited up to ``now`` (epoch seconds): the carried waits and, if handed back, the time since."""
+        queued = max(0.0, now - self.waiting_since) if self.waiting_since is not None else 0.0
+        return self.wait_s + queued
 
     def to_json(self) -> dict[str, Any]:
         """The fields that are not defaults (every default is 0 or null), for a chunk's carry."""

@@ -23,7 +23,8 @@ class Verdict:
     cost_usd: float = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # the calls' own time: every attempt's request until its answer (or failure)
+    wait_s: float = 0.0  # time spent waiting to call: rate limit slots, backoff sleeps, hand-backs in the queue
     attempts: int = 1
     error: str | None = None
     error_kind: str | None = None

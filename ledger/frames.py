@@ -45,6 +45,7 @@ class EvalRows:
     weight: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     cost: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     latency: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
+    wait: npt.NDArray[np.float64] = field(default_factory=lambda: np.empty(0))
     by: list[str | None] | None = None
     cluster: list[str | None] | None = None
 
@@ -59,7 +60,7 @@ class EvalRows:
         pick = (lambda xs: [xs[i] for i in idx]) if idx.size != len(self.trace_ids) else (lambda xs: list(xs))
         return EvalRows(
             eval=self.eval, trace_ids=pick(self.trace_ids), status=pick(self.status), score=self.score[idx],
-            weight=self.weight[idx], cost=self.cost[idx], latency=self.latency[idx],
+            weight=self.weight[idx], cost=self.cost[idx], latency=self.latency[idx], wait=self.wait[idx],
             by=None if self.by is None else pick(self.by),
             cluster=None if self.cluster is None else pick(self.cluster),
         )
@@ -76,7 +77,7 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
     if sampled and by is not None:
         raise LedgerArgumentError("a sampled run's rows are sliced by their stratum; by must be None")
     columns: list[Any] = [SCORES.c.eval, SCORES.c.trace_id, SCORES.c.status, SCORES.c.score, SCORES.c.weight,
-                          SCORES.c.cost_usd, SCORES.c.latency_s]
+                          SCORES.c.cost_usd, SCORES.c.latency_s, SCORES.c.wait_s]
     if sampled:
         columns += [SCORES.c.stratum, SCORES.c.cluster]
     stmt = sa.select(*columns)
@@ -87,18 +88,19 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
     stmt = stmt.where(SCORES.c.run_id == run_id).order_by(SCORES.c.eval, SCORES.c.trace_id)
     raw: dict[str, dict[str, list[Any]]] = {}
     for row in conn.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
-        cols = raw.setdefault(row[0], {k: [] for k in ("t", "st", "s", "w", "c", "l", "by", "cl")})
+        cols = raw.setdefault(row[0], {k: [] for k in ("t", "st", "s", "w", "c", "l", "wt", "by", "cl")})
         cols["t"].append(row[1])
         cols["st"].append(row[2])
         cols["s"].append(np.nan if row[3] is None else row[3])
         cols["w"].append(row[4])
         cols["c"].append(row[5])
         cols["l"].append(row[6])
+        cols["wt"].append(row[7])
         if sampled:
-            cols["by"].append(row[7])
-            cols["cl"].append(row[8] if cluster_by is None else as_text(as_metadata(row[9]).get(cluster_by)))
-        elif len(row) > 7:
-            meta = as_metadata(row[7])
+            cols["by"].append(row[8])
+            cols["cl"].append(row[9] if cluster_by is None else as_text(as_metadata(row[10]).get(cluster_by)))
+        elif len(row) > 8:
+            meta = as_metadata(row[8])
             cols["by"].append(as_text(meta.get(by)) if by is not None else None)
             cols["cl"].append(as_text(meta.get(cluster_by)) if cluster_by is not None else None)
     out: dict[str, EvalRows] = {}
@@ -106,7 +108,7 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
         out[name] = EvalRows(
             eval=name, trace_ids=cols["t"], status=cols["st"], score=np.asarray(cols["s"], dtype=np.float64),
             weight=np.asarray(cols["w"], dtype=np.float64), cost=np.asarray(cols["c"], dtype=np.float64),
-            latency=np.asarray(cols["l"], dtype=np.float64),
+            latency=np.asarray(cols["l"], dtype=np.float64), wait=np.asarray(cols["wt"], dtype=np.float64),
             by=cols["by"] if by is not None or sampled else None,
             cluster=cols["cl"] if cluster_by is not None or sampled else None,
         )

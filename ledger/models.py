@@ -21,13 +21,15 @@ from sqlalchemy.orm import registry
 from sqlmodel import Field, SQLModel
 
 RunKind = Literal["offline", "online"]
-RunStatus = Literal["submitting", "running", "done", "abandoned"]
+RunStatus = Literal["submitting", "running", "done", "abandoned", "stopped"]
 ScoreStatus = Literal["ok", "error", "skipped"]
 
 RUN_KINDS: Final = ("offline", "online")
 #: submitting: items being stored and sent; running: all sent; done: every row written;
 #: abandoned: given up (cut off, or its file changed while it was read); no gate or baseline uses it.
-RUN_STATUSES: Final = ("submitting", "running", "done", "abandoned")
+#: "stopped": an embedded run whose process was interrupted before its rows were all written; nothing judges
+#: it until ``judgeq resume`` (migration 0010).
+RUN_STATUSES: Final = ("submitting", "running", "done", "abandoned", "stopped")
 SCORE_STATUSES: Final = ("ok", "error", "skipped")
 RATE_RANGE: Final = "rate >= 0 AND rate <= 1"  # a sampling probability
 #: Where budget changes come from: the ``judgeq budget`` CLI, Flower's task API, or a program's call.
@@ -129,7 +131,8 @@ class Score(LedgerModel, table=True):
     dataset: str  # dataset hash (offline) or window id (online)
     ts: datetime = Field(default_factory=utcnow)  # when the row was written
     cost_usd: float = 0.0
-    latency_s: float = 0.0
+    latency_s: float = 0.0  # the judge calls' own time (migration 0010: before it, waits were included)
+    wait_s: float = 0.0  # time the item waited to be called: rate limit slots, backoff, hand-backs (0010)
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 0

@@ -50,6 +50,7 @@ class ScoreIn:
     reason: str = ""
     cost_usd: float = 0.0
     latency_s: float = 0.0
+    wait_s: float = 0.0
     tokens_in: int = 0
     tokens_out: int = 0
     attempts: int = 0
@@ -92,7 +93,8 @@ def unstorable(row: ScoreIn, problem: str, *, keep_usage: bool) -> ScoreIn:
                      error_kind=UNSTORABLE_KIND, cached=False)
     if keep_usage:
         return failed
-    return replace(failed, cost_usd=0.0, saved_usd=0.0, tokens_in=0, tokens_out=0, latency_s=0.0, attempts=0,
+    return replace(failed, cost_usd=0.0, saved_usd=0.0, tokens_in=0, tokens_out=0, latency_s=0.0, wait_s=0.0,
+                   attempts=0,
                    weight=row.weight if math.isfinite(row.weight) else 1.0,
                    error=error + " (its cost and tokens could not be stored either)")
 

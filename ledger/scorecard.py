@@ -39,8 +39,10 @@ class Card:
     estimate: Estimate | None
     cost_usd: float
     cost_per_item_usd: float | None
-    latency_p50_s: float | None
+    latency_p50_s: float | None  # the judge calls' own time
     latency_p95_s: float | None
+    wait_p50_s: float | None = None  # the time waited beside it (rate limit slots, backoff, hand-backs)
+    wait_p95_s: float | None = None
     small: bool = False
     unclustered: int = 0  # scored items without the --cluster-by key (each its own cluster)
 
@@ -60,6 +62,7 @@ def card(rows: EvalRows, slice_name: str | None = None, *, binary: bool | None =
     estimate = estimate_mean(y, rows.weight[scored], clusters, binary=binary, bounds=SCORE_RANGE) if y.size else None
     judged = status != "skipped"
     p50, p95 = percentiles(rows.latency[judged])
+    wait50, wait95 = percentiles(rows.wait[judged])
     n = len(rows.trace_ids)
     cost = float(rows.cost.sum())
     small = False
@@ -71,7 +74,7 @@ def card(rows: EvalRows, slice_name: str | None = None, *, binary: bool | None =
         eval=rows.eval, slice=slice_name, n=n, ok=int(np.count_nonzero(status == "ok")),
         errors=int(np.count_nonzero(status == "error")), skipped=int(np.count_nonzero(status == "skipped")),
         binary=binary, estimate=estimate, cost_usd=cost, cost_per_item_usd=cost / n if n else None,
-        latency_p50_s=p50, latency_p95_s=p95, small=small, unclustered=unclustered,
+        latency_p50_s=p50, latency_p95_s=p95, wait_p50_s=wait50, wait_p95_s=wait95, small=small, unclustered=unclustered,
     )
 
 

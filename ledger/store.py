@@ -125,8 +125,17 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
             if conn.execute(sa.update(RUNS).where(RUNS.c.id == run_id).values(values)).rowcount == 0:
                 raise RunNotFound(run_id)
 
+    def mark_stopped(self, run_id: str) -> bool:
+        """Set a "running" run to "stopped" (its embedded process is ending); True if this call did.
+
+        Conditional, so that a run another process found complete stays "done".
+        """
+        stmt = sa.update(RUNS).where(RUNS.c.id == run_id, RUNS.c.status == "running").values(status="stopped")
+        with self._connect() as conn, conn.begin():
+            return bool(conn.execute(stmt).rowcount == 1)
+
     def mark_done_if_complete(self, run_id: str, *, at: datetime | None = None) -> bool:
-        """Set a "running" run to "done" if all its expected rows are written; True if this call did.
+        """Set a "running" (or "stopped") run to "done" if all its expected rows are written; True if this call did.
 
         One conditional UPDATE, so that of several processes noticing
         completion at once exactly one gets True, and a run still
@@ -135,7 +144,7 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
         written = sa.select(sa.func.count()).where(SCORES.c.run_id == run_id).scalar_subquery()
         stmt = (
             sa.update(RUNS)
-            .where(RUNS.c.id == run_id, RUNS.c.status == "running", RUNS.c.expected <= written)
+            .where(RUNS.c.id == run_id, RUNS.c.status.in_(("running", "stopped")), RUNS.c.expected <= written)
             .values(status="done", finished_at=at or utcnow())
         )
         with self._connect() as conn, conn.begin():

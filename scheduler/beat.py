@@ -19,6 +19,8 @@ BUDGET_TASK: Final = "judgeq.budget_tick"
 DRIFT_TASK: Final = "judgeq.drift_tick"
 #: Redis keys of beat's state (celery-redbeat's), apart from judgeq's others.
 BEAT_KEY_PREFIX: Final = "judgeq:beat:"
+#: The lock one beat holds while it fires (redbeat's default name under the prefix, set explicitly here).
+BEAT_LOCK_KEY: Final = BEAT_KEY_PREFIX + ":lock"
 
 
 def beat_schedule(schedules: dict[str, Schedule], budget_every_s: float = 60.0) -> dict[str, dict[str, Any]]:
@@ -52,5 +54,23 @@ def beat_config(schedules: dict[str, Schedule], broker_url: str, budget_every_s:
         "beat_scheduler": "redbeat.RedBeatScheduler",
         "redbeat_redis_url": broker_url,
         "redbeat_key_prefix": BEAT_KEY_PREFIX,
+        "redbeat_lock_key": BEAT_LOCK_KEY,
         "beat_max_loop_interval": min([5.0, *(s.every.total_seconds() / 2 for s in schedules.values())]),
     }
+
+
+def lock_held_s(broker_url: str) -> float | None:
+    """The seconds left on the lock of a beat already running (None: no other beat, or Redis not asked).
+
+    redbeat waits for the lock without a word; a second beat says so once, from this.
+    """
+    import redis
+
+    client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)
+    try:
+        left = client.pttl(BEAT_LOCK_KEY)
+    except redis.RedisError:
+        return None  # beat itself will say what is wrong with the broker
+    finally:
+        client.close()
+    return None if not isinstance(left, int) or left < 0 else left / 1000

@@ -19,7 +19,8 @@ from ledger.models import BudgetChange, BudgetDecision
 from ledger.store import Ledger
 
 from .render import to_jsonable
-from .report_view import _console, _f
+from .console import console as _console
+from .report_view import _f
 
 OFFLINE_NOTE: Final = ("offline runs (judgeq submit, capped by --max-cost) are not counted against these budgets: "
                        "only online runs' rows are")
@@ -144,7 +145,7 @@ def print_status(report: BudgetReport) -> None:
             share = b.projected_usd / b.usd_per_day if b.usd_per_day > 0 else None
             over = b.spent_usd >= b.usd_per_day
             spent = f"[bold red]{b.spent_usd:.2f}[/bold red]" if over else f"{b.spent_usd:.2f}"
-            table.add_row(b.scope, f"{b.usd_per_day:.2f}", spent, f"{b.reserved_usd:.2f}", f"{b.projected_usd:.2f}",
+            table.add_row(b.scope, usd_text(b.usd_per_day), spent, f"{b.reserved_usd:.2f}", f"{b.projected_usd:.2f}",
                           "–" if share is None else f"{share:.0%}", _f(_pct(b.cache_hit_rate), ".0f"),
                           f"{b.updated_by}, {b.updated_at:%Y-%m-%d %H:%M}")
         console.print(table)
@@ -217,7 +218,19 @@ def change_text(change: Any) -> str:
 
 
 def _usd(amount: float | None) -> str:
-    return "none" if amount is None else f"${amount:,.2f}/day"
+    return "none" if amount is None else f"${usd_text(amount)}/day"
+
+
+def usd_text(amount: float) -> str:
+    """A budget as stored: cents at least, and as many more decimals as it has (0.045 is not echoed as 0.04).
+
+    Up to 9 decimals; a float that needs more (a computed amount) is shown to 9.
+    """
+    for decimals in range(2, 10):
+        text = f"{amount:,.{decimals}f}"
+        if float(text.replace(",", "")) == amount:
+            return text
+    return text
 
 
 def _by(entry: dict[str, Any]) -> str:

@@ -43,8 +43,9 @@ def print_cascades(figures: Sequence[dict[str, Any]]) -> None:
     """The cascades' table (nothing when the run has none)."""
     if not figures:
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from .console import console
 
     table = Table(title="cascades", title_justify="left")
     for column in ("judge", "rows", "escalated", "cost", "all-remote (est.)", "saved", "audited",
@@ -56,4 +57,4 @@ def print_cascades(figures: Sequence[dict[str, Any]]) -> None:
         money = [("–" if f[k] is None else f"${f[k]:.4f}") for k in ("cost_usd", "all_remote_usd", "saved_usd")]
         table.add_row(f["eval"], str(f["rows"]), f"{f['escalated']} ({f['escalation_rate']:.1%})", *money,
                       str(f["audited"]), agreement)
-    Console().print(table)
+    console().print(table)

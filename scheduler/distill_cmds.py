@@ -100,10 +100,11 @@ def _report(path: Path, meta: dict[str, Any], json_out: bool) -> None:
     if json_out:
         print_json({"artifact": str(path), **meta})
         return
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from .console import console as wide_console
+
+    console = wide_console()
     rows = meta["rows"]
     summary = Table(title=f"{meta['name']}: distilled from {meta['teacher_version']}", title_justify="left",
                     show_header=False)

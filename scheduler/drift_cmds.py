@@ -146,7 +146,8 @@ def show(report: DriftReport, console: Any = None) -> None:
 
     from online.windows import format_duration
 
-    from .report_view import _console, _f
+    from .console import console as _console
+    from .report_view import _f
 
     console = console or _console()
     q = report.query

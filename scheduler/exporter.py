@@ -6,7 +6,10 @@ The metrics (README, "Metrics and traces", lists them with their labels):
   online, 1 offline) of the verdicts written over the last ``--window``, over
   all the judge's versions, so a new judge version does not start a new series;
   ``judgeq_eval_window_verdicts{judge, judge_version, kind}`` says which
-  versions wrote them.
+  versions wrote them. With slices, each kind also has its all-traffic series,
+  every slice label empty (:data:`ALL_TRAFFIC`): Prometheus stores an empty
+  label as no label, so it is ``app_eval_<eval>{kind="online"}`` itself, and
+  ``{locale=""}`` selects it apart from the slices.
 - ``judgeq_scores_total{judge, status}``, ``judgeq_cost_usd_total{judge}`` and
   the histogram ``judgeq_judge_latency_seconds{judge}`` (rows judged, not
   served from the verdict cache): the rows written since the exporter started
@@ -31,6 +34,9 @@ from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, Histo
 from prometheus_client.registry import Collector
 
 from .metrics import ExporterConfig, Snapshot, SnapshotCache, label_values, metric_name
+
+#: The slice label value of the all-traffic series: empty, which Prometheus reads as the label's absence.
+ALL_TRAFFIC = ""
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
@@ -67,9 +73,10 @@ class LedgerCollector(Collector):
         versions: dict[tuple[str, str, str], int] = defaultdict(int)
         for mean in snapshot.means:
             key = (mean.kind, *(labels[i][value] for i, value in enumerate(mean.slices)))
-            acc = sums[mean.eval][key]
-            acc[0] += mean.weighted_sum
-            acc[1] += mean.weight
+            for series in (key, (mean.kind, *[ALL_TRAFFIC] * width)) if width else (key,):
+                acc = sums[mean.eval][series]
+                acc[0] += mean.weighted_sum
+                acc[1] += mean.weight
             versions[(mean.eval, mean.judge_version, mean.kind)] += mean.rows
         names = ("kind", *(s.label for s in self.config.slices))
         window = f"{snapshot.window.total_seconds():g} s"

@@ -2,7 +2,10 @@
 
 Ctrl-C and SIGTERM exit 3 (infrastructure: the run stays resumable), naming
 the exact ``judgeq resume`` or ``judgeq abandon`` command for the run as far
-as it got.
+as it got. An embedded run (judged in this process) that was "running" is
+then "stopped": nothing judges it any more, and ``judgeq status`` and
+``judgeq runs`` say so until ``judgeq resume`` continues it. A fleet's run
+stays "running": its workers go on without the submitter.
 """
 
 from __future__ import annotations
@@ -65,6 +68,16 @@ class Submission:
         self.dataset = dataset
         self.run_id = run_id  # set once the run's row exists
         self.sent = threading.Event()  # set once every item is stored and sent
+        self.ledger: Any = None  # set when this process judges the run itself (embedded): stopped with it
+
+    def stopped(self) -> None:
+        """Mark an embedded run "stopped" as the process ends without it (best effort: the ledger may be down)."""
+        if self.ledger is None or self.run_id is None:
+            return
+        try:
+            self.ledger.mark_stopped(self.run_id)
+        except Exception as exc:  # the exit code and the next step are what matter now
+            say(f"judgeq: could not mark run {self.run_id} stopped ({one_line(exc)})")
 
     def next_step(self) -> str:
         if self.run_id is None:
@@ -90,10 +103,12 @@ def interruptible(submission: Submission) -> Iterator[Submission]:
     except (SchedulerError, typer.Exit):  # bad input (a changed file abandons the run), or a verdict
         raise
     except KeyboardInterrupt:
+        submission.stopped()
         say(f"judgeq: interrupted; {submission.next_step()}")
         raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
     except Exception as exc:
         if submission.run_id is not None and exitcodes.for_error(exc) == exitcodes.INFRASTRUCTURE:
+            submission.stopped()
             say(f"judgeq: {one_line(exc)}; {submission.next_step()}")  # one line: what failed, what to do
             raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
         if submission.run_id is not None and not submission.sent.is_set():

@@ -46,12 +46,13 @@ def show_judges(config_path: Path, *, json_out: bool) -> None:
 
         print_json(rows)
         return
-    from rich.console import Console
     from rich.table import Table
+
+    from .console import console
 
     table = Table(title="judges", title_justify="left")
     for col in ("name", "kind", "version", "definition"):
         table.add_column(col)
     for row in rows:
         table.add_row(row["name"], row["kind"], row["version"], row["definition"])
-    Console().print(table)
+    console().print(table)

@@ -102,6 +102,8 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
         if fleet is None:
             from workers.embedded import InProcess
 
+            submission.ledger = ledger  # judged here: stopped if this process is
+
             def job(dispatcher: EmbeddedDispatcher, stop: threading.Event) -> None:
                 if submitting.enqueue_items(plan, ledger, dispatcher, scheduler, stop=stop):
                     submission.sent.set()
@@ -162,6 +164,7 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
         if fleet is None:
             from workers.embedded import InProcess
 
+            submission.ledger = ledger  # judged here: stopped if this process is
             # Only judges that match this process's own judgeq.toml are trusted; the ledger may be shared.
             own = [s for s in load_config(scheduler.config).judges.values() if isinstance(s, LlmJudgeSpec)]
 

@@ -261,7 +261,7 @@ def beat(
     from online.schedules import load_schedules
     from online.windows import format_duration
 
-    from .beat import beat_config
+    from .beat import BEAT_LOCK_KEY, beat_config, lock_held_s
     from .cli import _exit_like, current_settings
     from .errors import UsageError
     from .fleet import run_celery
@@ -292,6 +292,10 @@ def beat(
             every = (schedule.drift.every or schedule.every).total_seconds()
             _say(f"beat: {name}: drift check every {every:g} s (short {format_duration(schedule.drift.short)}, "
                  f"long {format_duration(schedule.drift.long)}, by {', '.join(schedule.drift.by) or 'nothing'})")
+    held = lock_held_s(worker_settings.broker_url)
+    if held is not None:
+        _say(f"beat: another beat holds the lock {BEAT_LOCK_KEY} (for {held:.0f} s more unless it renews it); "
+             "this one waits, and fires once that one stops (run exactly one beat per fleet)")
     try:
         code = run_celery(["beat", "--loglevel", loglevel], settings, conf=beat_conf)
     except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis

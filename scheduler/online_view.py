@@ -22,7 +22,8 @@ from ledger.stats import Estimate
 
 from .assess import GateOptions
 from .errors import UsageError
-from .report_view import _console, _f, card_json
+from .console import console as _console
+from .report_view import _f, card_json
 
 #: Offline report options an online report has no meaning for, and why.
 _OFFLINE_ONLY = {
@@ -59,7 +60,7 @@ def figures_json(figures: StratumFigures) -> dict[str, Any]:
     if figures.card is None:
         return out | _NO_ROWS
     card = card_json(figures.card)
-    for key in ("judge", "slice", "latency_p50_s", "latency_p95_s"):
+    for key in ("judge", "slice", "latency_p50_s", "latency_p95_s", "wait_p50_s", "wait_p95_s"):
         card.pop(key)
     return out | {"rows": card.pop("n"), "judged": card.pop("ok")} | card
 

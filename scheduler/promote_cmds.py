@@ -78,10 +78,11 @@ def promote(
 
 
 def _print(done: Promotion) -> None:
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from .console import console as wide_console
+
+    console = wide_console()
     if done.added:
         table = Table(title=f"promoted into {done.target.name} from run {done.run_id} · {done.judge}",
                       title_justify="left")

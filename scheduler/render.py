@@ -21,10 +21,11 @@ def _num(value: float | None, fmt: str) -> str:
 
 def summary_table(run: Any, summaries: Sequence[Any], gates: Sequence[GateResult] = ()) -> None:
     """Print the per-judge summary (items, mean score, errors, cost, latency) and gate lines."""
-    from rich.console import Console
     from rich.table import Table
 
-    console = Console()
+    from .console import console as wide_console
+
+    console = wide_console()
     title = f"run {run.id} · {run.dataset_name} · {run.status}"
     table = Table(title=title, title_justify="left")
     for name, justify in [("judge", "left"), ("version", "left"), ("items", "right"), ("mean", "right"),

@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from typing import Any
 
 from .assess import Assessment
+from .console import console as _console
 
 
 def _f(value: float | None, fmt: str) -> str:
@@ -31,6 +32,7 @@ def card_json(card: Any) -> dict[str, Any]:
         "n_clusters": est.n_clusters if est else None, "deff": _num(est.deff) if est else None,
         "cost_usd": card.cost_usd, "cost_per_item_usd": card.cost_per_item_usd,
         "latency_p50_s": card.latency_p50_s, "latency_p95_s": card.latency_p95_s,
+        "wait_p50_s": card.wait_p50_s, "wait_p95_s": card.wait_p95_s,
         "small": card.small, "unclustered": card.unclustered,
     }
 
@@ -77,19 +79,8 @@ def extend_payload(payload: dict[str, Any], a: Assessment) -> dict[str, Any]:
     return payload
 
 
-def _console() -> Any:
-    """A console as wide as the terminal; 160 columns when output goes to a file or CI log."""
-    from rich.console import Console
-
-    console = Console()
-    if not console.is_terminal:
-        console = Console(width=160)
-    return console
-
-
 def scorecard_table(a: Assessment) -> None:
     """Print the scorecard: quality with its interval, errors, cost and latency, per judge and slice."""
-    from rich.console import Console
     from rich.table import Table
 
     console = _console()
@@ -99,7 +90,7 @@ def scorecard_table(a: Assessment) -> None:
     table = Table(title=f"run {run.id} · {run.dataset_name} · {run.status}", title_justify="left")
     cols = ["judge"] + (["slice"] if sliced else []) + ["items", "mean", "95% CI", "se"]
     cols += (["se clustered", "clusters"] if clustered else []) + ["errors", "skipped", "cost $", "$/item",
-                                                                   "p50 s", "p95 s"]
+                                                                   "p50 s", "p95 s", "wait p50", "wait p95"]
     for col in cols:
         table.add_column(col, justify="left" if col in ("judge", "slice") else "right")
     for c in a.cards:
@@ -112,7 +103,8 @@ def scorecard_table(a: Assessment) -> None:
         if clustered:
             row += [_f(est.se if est else None, ".4f"), f"{est.n_clusters}" if est and est.n_clusters else "–"]
         row += [f"[red]{c.errors}[/red]" if c.errors else "0", f"{c.skipped}", _f(c.cost_usd, ".4f"),
-                _f(c.cost_per_item_usd, ".6f"), _f(c.latency_p50_s, ".3f"), _f(c.latency_p95_s, ".3f")]
+                _f(c.cost_per_item_usd, ".6f"), _f(c.latency_p50_s, ".3f"), _f(c.latency_p95_s, ".3f"),
+                _f(c.wait_p50_s, ".3f"), _f(c.wait_p95_s, ".3f")]
         table.add_row(*row)
     console.print(table)
     if clustered:
@@ -128,7 +120,6 @@ def scorecard_table(a: Assessment) -> None:
 def comparison_table(base_id: str, cand_id: str, comparisons: Sequence[Any], show: int = 20,
                      console: Any = None) -> None:
     """Print the paired comparison per judge (and slice), then the flipped and one-sided items."""
-    from rich.console import Console
     from rich.table import Table
 
     console = console or _console()

@@ -30,13 +30,12 @@ def show_runs(runs: Sequence[Any], json_out: bool) -> None:
         print_json(rows)
         return
     from rich import box
-    from rich.console import Console
     from rich.markup import escape
     from rich.table import Table
 
-    console = Console()
-    if not console.is_terminal:  # a log or a pipe: one line per run, however wide
-        console = Console(width=240)
+    from .console import console as wide_console
+
+    console = wide_console()  # a log or a pipe: one line per run, however wide
     if not rows:
         console.print("no runs match; 'judgeq submit' makes one", markup=False)
         return

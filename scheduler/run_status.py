@@ -16,7 +16,7 @@ def show_status(run_id: str, settings: CliSettings, *, json_out: bool) -> None:
     ledger = settings.ledger()
     run = ledger.get_run(run_id)
     progress = ledger.progress(run_id)
-    if run.status == "running" and progress.done >= progress.expected and mark_done(ledger, run_id):
+    if run.status in ("running", "stopped") and progress.done >= progress.expected and mark_done(ledger, run_id):
         run = ledger.get_run(run_id)
     dead = DeadLetterView.read(run_id, settings.worker.broker_url)
     if json_out:

@@ -291,7 +291,7 @@ def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: Scheduler
                         options=options, **samples(run, ledger, batch), ledger=ledger)
     if not dispatcher.embedded:
         dispatcher.close()
-    if run.status == "submitting" or (run.status == "done" and reopening.reopened):
+    if run.status in ("submitting", "stopped") or (run.status == "done" and reopening.reopened):
         ledger.set_status(run.id, "running")  # a run with reopened items is not done
     return missing
 

@@ -227,3 +227,19 @@ def test_a_broken_config_still_shows_the_ledger(env: dict[str, str], ledger_url:
     (tmp_path / "judgeq.toml").write_text(CONFIG + '\n[online.bad]\nsource = "prod"\n')
     shown = judgeq(env, "budget", "show").stdout
     assert "judge:exact_match" in shown and "the config's rates are not shown" in shown
+
+
+def test_a_budget_is_echoed_and_shown_as_stored(sqlite_url: str, tmp_path: Path) -> None:
+    """0.045 USD a day is 0.045 (it was echoed as $0.04); whole amounts keep their cents."""
+    config = tmp_path / "judgeq.toml"
+    config.write_text(CONFIG)
+    env = base_env(JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(config), USER="tester")
+    said = judgeq(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "0.045").stdout
+    assert "judge:exact_match: none -> $0.045/day by tester via cli" in said
+    said = judgeq(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "1234.5").stdout
+    assert "$0.045/day -> $1,234.50/day" in said
+    judgeq(env, "budget", "set", "--global", "--usd-per-day", "0.0001234")
+    shown = judgeq(env, "budget", "show").stdout
+    assert "0.0001234" in shown and "1,234.50" in shown
+    with Ledger(sqlite_url) as ledger:
+        assert ledger.budgets() == {"judge:exact_match": 1234.5, "global": 0.0001234}

@@ -86,6 +86,10 @@ def test_every_metric_agrees_with_the_rows(ledger_url: str, tmp_path: Path, redi
         rows = [r for r in in_window if r.locale == locale]
         assert math.isclose(value("app_eval_relevance", kind="online", locale=locale), weighted_mean(rows))
     assert math.isclose(value("app_eval_relevance", kind="online", locale="en"), (4 * 0.8 + 0.2) / 5)
+    # All traffic beside the slices: every slice label empty, which Prometheus stores as no label at all.
+    assert math.isclose(value("app_eval_relevance", kind="online", locale=""), weighted_mean(in_window))
+    assert math.isclose(value("app_eval_relevance", kind="online", locale=""), (4 * 0.8 + 0.2 + 50 + 2 * 0.5) / 57)
+    assert value("app_eval_relevance", kind="offline", locale="") == 0.5
     assert value("app_eval_relevance", kind="online", locale="(none)") == 0.5
     assert value("app_eval_relevance", kind="offline", locale="en") == 0.5
     assert ("app_eval_relevance", (("kind", "online"), ("locale", "fr"))) not in got  # a skip is no verdict
@@ -147,8 +151,9 @@ def test_slice_values_beyond_max_values_fold_into_other(sqlite_url: str, tmp_pat
     write_rows(ledger, "on", rows)
     got = scrape(ledger, config_file(tmp_path, '[exporter]\nslices = ["metadata.locale"]\nmax_values = 2\n'))
     series = {dict(labels)["locale"]: v for (name, labels), v in got.items() if name == "app_eval_relevance"}
-    assert set(series) == {"en", "de", "(other)"}  # the two with most rows keep their value
+    assert set(series) == {"en", "de", "(other)", ""}  # the two with most rows keep their value; "": all traffic
     assert math.isclose(series["(other)"], weighted_mean(rows[-2:]))
+    assert math.isclose(series[""], weighted_mean(rows))
 
 
 def test_the_cache_reads_the_ledger_once_per_refresh(sqlite_url: str, tmp_path: Path) -> None:

@@ -34,7 +34,7 @@ from .processes import base_env, free_port, judgeq_cmd, wait_until
 pytestmark = pytest.mark.timeout(240)
 
 PROMETHEUS = shutil.which("prometheus")
-MISSING = ("Debian's prometheus package is not installed: apt-get install prometheus (.ci/run installs it; "
+MISSING = ("Debian's prometheus package is not installed: apt-get install prometheus (scripts/test installs it; "
            "README, 'Two commands')")
 
 HIGH_EN = [Row(f"en{i}", "en", 0.9, weight=2.0) for i in range(10)]
@@ -162,6 +162,11 @@ def test_drift_query_fires_for_the_slice_that_dropped(ledger_url: str, exporter_
         assert math.isclose(float(baseline["value"][1]), long_avg)
         (english,) = prometheus.query(f"avg_over_time({en}[{short_ms}ms])", at=at)
         assert math.isclose(float(english["value"][1]), high_en)  # en did not move: no alert for it
+
+        # All traffic beside the slices: stored by Prometheus without the slice label, selected by locale="".
+        (everything,) = prometheus.query('app_eval_relevance{kind="online",locale=""}', at=at)
+        assert "locale" not in everything["metric"], everything
+        assert math.isclose(float(everything["value"][1]), weighted_mean(HIGH_EN + HIGH_DE + DROP_DE))
 
         # The verdicts behind the means, as Prometheus scraped them.
         (rows,) = prometheus.query('judgeq_eval_window_verdicts{judge="relevance",kind="online"}')

@@ -156,7 +156,7 @@ def test_every_field_a_hand_back_carries_is_admitted() -> None:
     """
     judge = {"name": "j", "version": "j@1"}
     spent = Prior(attempts=3, started_at=1.8e9, not_before=1.8e9 + 2, cost_usd=0.25, tokens_in=40, tokens_out=9,
-                  latency_s=1.5, last_error="500: boom", answer_errors=2)
+                  latency_s=1.5, wait_s=4.0, waiting_since=1.8e9 + 1, last_error="500: boom", answer_errors=2)
     assert set(spent.to_json()) == set(Prior.model_fields)  # every field set, none default
     message = ChunkMessage.from_json(body("r1", judge, "d", carry={"f0": spent.to_json()}))
     assert Prior.from_json(message.carry["f0"]) == spent

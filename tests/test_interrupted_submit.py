@@ -309,3 +309,37 @@ def test_an_interrupt_python_drops_is_raised_again_at_the_next_checkpoint(monkey
     finally:
         signal.signal(signal.SIGTERM, before[signal.SIGTERM])
         signal.signal(signal.SIGINT, before[signal.SIGINT])
+
+
+def test_an_embedded_run_stopped_by_sigterm_shows_stopped_until_resumed(tmp_path: Path) -> None:
+    """Every item stored, judging under way in the process: SIGTERM leaves the run "stopped", not "running"."""
+    url = f"sqlite:///{tmp_path / 'ledger.db'}"
+    data = write_dataset(tmp_path / "golden.jsonl", 1500)
+    env = env_for(tmp_path, url, JUDGEQ_CHUNK_LOCAL="5")
+    ledger = Ledger(url)
+    try:
+        proc = start_submit(data, env, "slow")
+
+        def judging() -> bool:
+            assert proc.poll() is None, f"submit ended early ({proc.returncode}): {proc.communicate()[1]}"
+            return ledger.one("select status from runs") == "running" and bool(ledger.one("select count(*) from scores"))
+
+        wait_until(judging, 60, "the run judging in the submit's process", interval=0.02)
+        run_id = ledger.run_id()
+        assert run_id is not None
+        os.kill(proc.pid, signal.SIGTERM)
+        signalled = time.monotonic()
+        _, err = proc.communicate(timeout=60)
+        # Chunks being judged finish (5 items each), those not started are dropped: no 30 s stop timeout.
+        assert time.monotonic() - signalled < 15, err
+        assert proc.returncode == 3 and f"judgeq resume {run_id}" in err, err
+        assert int(ledger.one("select count(*) from scores") or 0) < 1500  # cut off while judging
+        status = json.loads(run_cli(["status", run_id, "--json"], env).stdout)
+        assert status["status"] == "stopped"
+        listed = run_cli(["runs", "--status", "stopped", "--json"], env)
+        assert [r["id"] for r in json.loads(listed.stdout)] == [run_id], listed.stderr
+        done = run_cli(["resume", run_id, "--json"], dict(env, JUDGEQ_CHUNK_LOCAL="250"))
+        assert done.returncode == 0 and json.loads(done.stdout)["complete"] is True, done.stderr
+        assert ledger.status(run_id) == "done" and rows_and_keys(url, run_id) == (1500, 1500)
+    finally:
+        ledger.close()

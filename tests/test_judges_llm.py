@@ -371,3 +371,13 @@ def test_retry_after_header_forms() -> None:
     assert retry_after_from_headers({"retry-after": "Wed, 21 Oct 2015 07:28:00 GMT"}) == 0.0  # in the past
     assert retry_after_from_headers({"retry-after": "soon"}) is None
     assert retry_after_from_headers(None) is None
+
+
+def test_a_retry_waits_time_is_recorded_apart_from_the_calls_latency(key: str) -> None:
+    """The Retry-After sleep between two 30 ms calls is ``wait_s``, not ``latency_s``."""
+    with FakeProvider(require_key=key, script=["429"], latency_s=0.03) as provider:
+        policy = RetryPolicy(attempts=3, multiplier=0.01, retry_after_cap_s=0.6)
+        verdict = judge_one(llm_judge(provider, retry=policy), output="GOOD")
+    assert verdict.ok and verdict.attempts == 2
+    assert 0.03 <= verdict.latency_s < 0.45  # the calls' own time (the 429 answers at once), not the 0.6 s wait
+    assert 0.55 <= verdict.wait_s < 1.5

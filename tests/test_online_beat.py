@@ -283,3 +283,27 @@ def test_beat_without_its_redis_exits_3(tmp_path: Path, env: dict[str, str]) -> 
     res = run_cli(["beat"], dict(env, JUDGEQ_BROKER_URL=f"redis://127.0.0.1:{free_port()}/0"), timeout=60)
     assert res.returncode == 3, res.stderr
     assert "cannot reach the broker" in res.stderr and "Traceback" not in res.stderr
+
+
+def test_a_second_beat_says_once_that_it_waits_for_the_first(tmp_path: Path, env: dict[str, str],
+                                                              broker: redis.Redis) -> None:
+    """redbeat's lock lets one beat fire; the second waited without a word. It says why, once, and takes over."""
+    from scheduler.beat import BEAT_LOCK_KEY
+
+    write_traces(tmp_path / "traces.jsonl", datetime.now(UTC))
+    first = Beat(env)
+    second: Beat | None = None
+    try:
+        wait_until(lambda: broker.exists(BEAT_LOCK_KEY) == 1, 30, lambda: f"the first beat's lock; {first.log()}")
+        assert "another beat holds the lock" not in first.log()
+        second = Beat(env)
+        waiting = f"beat: another beat holds the lock {BEAT_LOCK_KEY}"
+        wait_until(lambda: waiting in "".join(second.lines), 30, lambda: f"the second beat's line; {second.log()}")
+        assert "this one waits, and fires once that one stops" in second.log()
+        first.stop()  # releases the lock: the second takes it
+        wait_until(lambda: "Acquired lock" in "".join(second.lines), 30, lambda: f"the take-over; {second.log()}")
+        assert "".join(second.lines).count(waiting) == 1
+    finally:
+        first.stop()
+        if second is not None:
+            second.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import re
 import shlex
 import shutil
+import subprocess
 from pathlib import Path
 
 import pytest
@@ -66,3 +67,30 @@ def test_settings_table_matches_the_code() -> None:
             else:
                 assert shown == str(default), (var, shown, default)
     assert documented == in_code
+
+
+SYSTEM_PACKAGES = REPO / "scripts" / "system-packages"
+
+
+def test_readme_test_command_installs_the_programs_the_tests_start_first(tmp_path: Path) -> None:
+    """A fresh machine without prometheus: the test command installs it (root) or says how, before any test runs."""
+    script = (REPO / "scripts" / "test").read_text().splitlines()
+    assert script.index("bash scripts/system-packages") < next(
+        i for i, line in enumerate(script) if "-m pytest" in line)
+    bash = shutil.which("bash")
+    assert bash is not None
+    env = {"PATH": str(tmp_path / "bin"), "LANG": "C.UTF-8"}  # none of the programs: a fresh machine
+    checked = subprocess.run([bash, str(SYSTEM_PACKAGES), "--check"], env=env, capture_output=True, text=True,
+                             timeout=30)
+    assert checked.returncode == 1
+    assert "install with: apt-get update && apt-get install -y --no-install-recommends redis-server prometheus" \
+        in checked.stderr
+    # Not root: nothing is installed, and the line says what to run.
+    unprivileged = subprocess.run([shutil.which("setpriv") or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bash,
+                                   str(SYSTEM_PACKAGES)], env=env, capture_output=True, text=True, timeout=30)
+    assert unprivileged.returncode == 1, unprivileged.stderr
+    assert "only root can install them; run: sudo apt-get update && sudo apt-get install -y " \
+           "--no-install-recommends redis-server prometheus" in unprivileged.stderr
+    # Here everything is installed: nothing to do, nothing said.
+    here = subprocess.run([bash, str(SYSTEM_PACKAGES)], capture_output=True, text=True, timeout=30)
+    assert (here.returncode, here.stdout, here.stderr) == (0, "", "")

@@ -143,7 +143,6 @@ def test_config_errors_say_what_to_set(monkeypatch: pytest.MonkeyPatch) -> None:
     cases: list[tuple[dict[str, Any], str]] = [({"query": "SELECT 1"}, r"sources\.w: set exactly one of table"),
                          ({"table": None, "query": "DELETE FROM t"}, r"sources\.w\.query: query must be a SELECT"),
                          ({"columns": {"answer": "a", "output": "o"}}, r"sources\.w\.columns: .*'answer'"),
-                         ({"columns": {"input": "q"}}, r"must map output"),
                          ({"time_colum": "at"}, r"sources\.w\.time_colum is not a setting")]
     for bad, message in cases:
         with pytest.raises(OnlineConfigError, match=message):
@@ -183,3 +182,22 @@ def test_sqlite_compares_iso_text_in_utc(tmp_path: Path, monkeypatch: pytest.Mon
     with pytest.raises(SourceUnavailable, match=r"SQLite file .*missing\.db' does not exist"):
         _source(monkeypatch, f"sqlite:///{tmp_path / 'missing.db'}", table="traces").count(START, END)
     assert not (tmp_path / "missing.db").exists()  # not created by looking
+
+
+def test_columns_rename_and_the_other_columns_keep_their_names(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    """``columns`` maps what is named otherwise; a column named ``output`` needs no mapping, and none is dropped."""
+    path = tmp_path / "traces.db"
+    with sqlite3.connect(path) as conn:
+        conn.execute("CREATE TABLE traces (trace_id TEXT, prompt TEXT, output TEXT, locale TEXT, input TEXT, "
+                     "created_at TEXT)")
+        conn.execute("INSERT INTO traces VALUES ('a', 'q1', 'r1', 'de', 'raw q1', '2026-11-22T13:00:00Z')")
+        conn.execute("CREATE TABLE answers (prompt TEXT, created_at TEXT)")
+    source = _source(monkeypatch, f"sqlite:///{path}", table="traces", columns={"input": "prompt"})
+    [record] = source.traces(START, END, Counter())
+    # input comes from prompt (mapped); the column named input, its field taken, is kept in metadata.
+    assert record == {"ts": "2026-11-22T13:00:00.000+00:00", "input": "q1", "id": "a", "output": "r1",
+                      "metadata": {"locale": "de", "input": "raw q1"}}
+    without_output = _source(monkeypatch, f"sqlite:///{path}", table="answers", columns={"input": "prompt"})
+    with pytest.raises(SourceError, match=r"'warehouse': no column of table 'answers' gives the output .*"
+                                          r"sources\.warehouse\.columns, e\.g\. columns = \{ output = "):
+        list(without_output.traces(START, END, Counter()))

@@ -66,7 +66,7 @@ def test_noise_passes_the_gate_in_95_percent_of_runs() -> None:
 def _rows(name: str, scores: np.ndarray) -> EvalRows:
     n = scores.size
     return EvalRows(eval=name, trace_ids=[f"t{i:04d}" for i in range(n)], status=["ok"] * n, score=scores,
-                    weight=np.ones(n), cost=np.zeros(n), latency=np.zeros(n))
+                    weight=np.ones(n), cost=np.zeros(n), latency=np.zeros(n), wait=np.zeros(n))
 
 
 class _Fig:

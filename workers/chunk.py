@@ -185,6 +185,7 @@ def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_ver
         dataset=message.dataset,
         cost_usd=verdict.cost_usd,
         latency_s=verdict.latency_s,
+        wait_s=verdict.wait_s,
         tokens_in=verdict.tokens_in,
         tokens_out=verdict.tokens_out,
         attempts=verdict.attempts,

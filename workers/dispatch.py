@@ -90,6 +90,10 @@ class CeleryDispatcher:
             self._producer = None
 
 
+#: How often ``EmbeddedDispatcher.join`` looks again at the chunks it waits for.
+JOIN_POLL_S = 0.2
+
+
 class EmbeddedDispatcher:
     """Judges chunks in this process: one thread for local judges, a pool for remote ones.
 
@@ -180,7 +184,9 @@ class EmbeddedDispatcher:
                 pending = [f for f in self._futures if not f.done()]
             if not pending:
                 break
-            wait(pending)
+            # Bounded: a future cancelled by cancel()'s pool shutdown is done but never wakes wait() (the
+            # executor notifies waiters only of futures it starts), which held an interrupted run 30 s.
+            wait(pending, timeout=JOIN_POLL_S)
         if self.failure is not None:
             raise self.failure
 

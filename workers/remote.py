@@ -247,6 +247,7 @@ def _waiting(trace_id: str, prior: Prior | None, wait_s: float) -> Verdict:
     wait_s = max(wait_s, p.not_before - time.time())  # nor before its own backoff ends
     return Verdict.deferred(trace_id, wait_s, attempts=p.attempts, started_at=p.started_at, cost_usd=p.cost_usd,
                             tokens_in=p.tokens_in, tokens_out=p.tokens_out, latency_s=p.latency_s,
+                            wait_s=p.waited_s(time.time()),
                             error=p.last_error, answer_errors=p.answer_errors)
 
 
@@ -258,7 +259,7 @@ def _hand_back(message: ChunkMessage, deferred: Sequence[tuple[Record, Verdict]]
         record.id: Prior(
             attempts=v.attempts, started_at=v.started_at, not_before=_not_before(v, now),
             cost_usd=v.cost_usd, tokens_in=v.tokens_in, tokens_out=v.tokens_out, latency_s=v.latency_s,
-            last_error=v.error, answer_errors=v.answer_errors,
+            wait_s=v.wait_s, waiting_since=now, last_error=v.error, answer_errors=v.answer_errors,
         ).to_json()
         for record, v in deferred
     }

@@ -8,10 +8,12 @@ field paths to column names::
 
 A path is a record field (``id``, ``input``, ``output``, ``context``,
 ``expected``), ``metadata`` (a JSON object column, merged into metadata) or
-``metadata.KEY``; ``ts`` always comes from ``time_column``. Without
-``columns``, every column is taken by its name: one named like a record field
-or one of its aliases fills it, any other goes to ``metadata.NAME``. A NULL
-leaves its field out. Values become what a JSON line would hold: datetimes
+``metadata.KEY``; ``ts`` always comes from ``time_column``. Every column
+``columns`` does not name (all of them without ``columns``) is taken by its
+name: one named like a record field or one of its aliases fills it, unless
+``columns`` maps that field, and any other goes to ``metadata.NAME`` (unless
+``columns`` maps that key): a mapping renames, it never drops a column. A
+NULL leaves its field out. Values become what a JSON line would hold: datetimes
 ISO 8601 UTC text, decimals numbers, UUIDs text, ids always text.
 """
 
@@ -45,14 +47,23 @@ class ColumnMap:
 
     @classmethod
     def of(cls, time_column: str, columns: Mapping[str, str] | None, available: Sequence[str]) -> ColumnMap:
-        """The map of ``columns``; without it, of the ``available`` columns by their names."""
-        if columns is not None:
-            return cls(time_column, tuple(columns.items()))
-        paths = []
+        """The map of ``columns``, then of the other ``available`` columns by their names (module docstring)."""
+        mapped = dict(columns or {})
+        named = {time_column, *mapped.values()}
+        paths = list(mapped.items())
         for name in available:
-            if name != time_column:
-                paths.append((FIELDS.get(name, f"metadata.{name}"), name))
+            if name in named:
+                continue
+            path = FIELDS.get(name)
+            if path is None or path in mapped:
+                path = f"metadata.{name}"
+            if path not in mapped:
+                paths.append((path, name))
         return cls(time_column, tuple(paths))
+
+    def fills(self, path: str) -> bool:
+        """Whether some column fills the record field ``path``."""
+        return any(mapped == path for mapped, _ in self.paths)
 
     def selected(self) -> list[str]:
         """The columns to select: the time column, then the mapped ones (each once)."""

@@ -73,6 +73,7 @@ class SqlSource:
             source = self._from(columns.selected())
             when = self._when(source, conn)
             stamp, ts_text = self._stamp(source, conn, time_type)
+            self._check_output(columns)
             stmt = (sa.select(stamp, *(source.c[c] for c in columns.selected()[1:]))
                     .where(*self._window(when)).order_by(when))
             streamed = conn.execution_options(stream_results=True, yield_per=self.settings.batch_size)
@@ -216,6 +217,14 @@ class SqlSource:
             raise SourceError(f"source {self.name!r}: {what} has no column {column!r}{hint}; fix {where}.{key} "
                               f"(its columns: {', '.join(available)})")
         return columns, types.get(settings.time_column)
+
+    def _check_output(self, columns: ColumnMap) -> None:
+        """A source whose rows have no output has nothing to judge: say which column to map."""
+        if not columns.fills("output"):
+            what = f"table {self.settings.table!r}" if self.settings.table is not None else "its query"
+            raise SourceError(f"source {self.name!r}: no column of {what} gives the output the judges judge; map one "
+                              f'in sources.{self.name}.columns, e.g. columns = {{ output = "completion" }} '
+                              f"(columns without a mapping are read by their names)")
 
     def _refused(self, exc: sa.exc.DBAPIError, doing: str) -> SourceError | SourceUnavailable:
         """What the database's refusal of ``doing`` means: unreachable now, or a source that cannot work."""

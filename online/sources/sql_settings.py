@@ -49,10 +49,7 @@ class SqlSettings(SourceSettings):
             if field is None:
                 raise ValueError(f"{path!r} is not a record field; use one of {known}")
             paths[field] = column
-        if "output" not in paths:
-            raise ValueError("columns must map output (what the judges judge) to a column, e.g. "
-                             'columns = { output = "completion", ... }')
-        return paths
+        return paths  # output may come from a column named so (or an alias): checked against the columns there are
 
     @field_validator("query")
     @classmethod
