@@ -29,7 +29,6 @@ from online.schedules import Schedule
 from online.sources.base import SOURCE_TYPES, open_source, register_source
 from online.windows import parse_size, parse_window
 from workers.dispatch import EmbeddedDispatcher
-from workers.message import carriable
 from workers.sending import ChunkSettings, _cut
 
 from .processes import Worker, base_env, run_cli
@@ -192,7 +191,7 @@ def test_chunks_are_cut_by_bytes_as_well_as_by_count() -> None:
     settings = ChunkSettings(chunk_bytes=64 * 1024, max_record_bytes=1 << 20)
     records = [{"id": f"r{i}", "output": "z" * (40_000 if i in (3, 4, 30) else 100)} for i in range(50)]
     records.append({"id": "huge", "output": "z" * (7 << 20)})  # more than a worker with 1 MiB admits
-    parts, refused = _cut(records, settings, carriable)
+    parts, refused = _cut(records, settings)
     cut = list(parts(8))
     assert [r["id"] for r in refused] == ["huge"]
     assert [r for part in cut for r in part] == records[:-1]  # every carriable record once, in order

@@ -34,7 +34,8 @@ def test_mypy_checks_every_package() -> None:
 
 def run_script(tmp_path: Path, **fail: int) -> tuple[int, list[str]]:
     (tmp_path / "scripts").mkdir(exist_ok=True)
-    shutil.copy(REPO / "scripts" / "test", tmp_path / "scripts" / "test")
+    for script in ("test", "system-packages"):  # the test command installs the tests' programs first
+        shutil.copy(REPO / "scripts" / script, tmp_path / "scripts" / script)
     bin_dir = tmp_path / "bin"
     bin_dir.mkdir(exist_ok=True)
     (bin_dir / "python3").write_text(STUB)

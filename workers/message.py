@@ -203,11 +203,6 @@ def describe(body: Any) -> str:
     return f"chunk message run={str(body.get('run_id'))[:80]!r} judge={str(name)[:80]!r} n={n}"
 
 
-def carriable(record: dict[str, Any], max_record_bytes: int) -> bool:
-    """Whether a worker with ``max_record_bytes`` admits ``record`` in a chunk (:meth:`ChunkMessage.from_json`)."""
-    return json_size(record, json_limit(max_record_bytes)) <= json_limit(max_record_bytes)
-
-
 def json_size(record: dict[str, Any], limit: int) -> int:
     """The record's size as compact UTF-8 JSON, or a bound of it when that bound is at most ``limit``.
 

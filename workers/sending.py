@@ -16,7 +16,7 @@ from pydantic_settings import BaseSettings, SettingsConfigDict
 from .keys import QUEUE_LOCAL, QUEUE_REMOTE
 from judges.record import DEFAULT_MAX_RECORD_BYTES
 
-from .message import json_size
+from .message import json_limit, json_size
 
 if TYPE_CHECKING:
     from judges.resolved import ResolvedJudge
@@ -65,7 +65,7 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
 
     A chunk holds at most the judge's chunk size of records and at most
     ``chunk_bytes`` of them (a record alone always goes). A record no worker
-    would admit (:func:`workers.message.carriable`: one stored by a judgeq with
+    would admit (more than ``workers.message.json_limit``: one stored by a judgeq with
     a larger ``JUDGEQ_MAX_RECORD_BYTES``) is not sent at all: it gets its own
     error row (kind ``too_large``) in ``ledger``, so it never costs the
     neighbours it would have shared a chunk with, and its run can complete.
@@ -74,9 +74,9 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
     ``hashes``: the records' content hashes by id, carried in each chunk (see ``ChunkMessage``).
     ``weights`` and ``strata``: an online sample's 1/p and stratum by record id, written on each row.
     """
-    from .message import ChunkMessage, carriable
+    from .message import ChunkMessage
 
-    parts, refused = _cut(records, settings, carriable)
+    parts, refused = _cut(records, settings)
     sent = 0
     for judge in judges:
         body = judge.to_message()
@@ -102,22 +102,26 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
     return sent
 
 
-def _cut(records: list[dict[str, Any]], settings: ChunkSettings, carriable: Callable[[dict[str, Any], int], bool]
+def _cut(records: list[dict[str, Any]], settings: ChunkSettings
          ) -> tuple[Callable[[int], Iterator[list[dict[str, Any]]]], list[dict[str, Any]]]:
     """The records' chunks for a chunk size (a function of it: judges differ), and the records none can carry.
 
-    A record's bytes are its compact JSON's, or for a small record the bound
-    ``json_size`` takes without serialising (at most six times too high,
-    never too low), so cutting costs no serialisation of ordinary records.
+    Each record is measured once: a small one by the bound ``json_size`` takes
+    without serialising (at most six times too high, never too low), a large
+    one exactly; the same figure decides whether a worker admits it
+    (``json_limit``, as :meth:`ChunkMessage.from_json` decides) and how much of
+    a chunk's ``chunk_bytes`` it takes.
     """
     exact_above = settings.chunk_bytes // 64
+    admitted = json_limit(settings.max_record_bytes)
     kept: list[dict[str, Any]] = []
     sizes: list[int] = []
     refused: list[dict[str, Any]] = []
     for record in records:
-        if carriable(record, settings.max_record_bytes):
+        size = json_size(record, exact_above)
+        if size <= admitted:
             kept.append(record)
-            sizes.append(json_size(record, exact_above))
+            sizes.append(size)
         else:
             refused.append(record)
 
