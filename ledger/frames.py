@@ -23,6 +23,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.errors import LedgerArgumentError
 from ledger.models import ITEMS, SCORES
+from ledger.text import loaded_json, unescape_text
 from ledger.text import value_text as as_text  # public: ledger.drift slices by it too
 
 STREAM_BATCH: Final = 5000
@@ -116,8 +117,8 @@ def load_rows(conn: Connection, run_id: str, by: str | None = None, cluster_by: 
 
 
 def as_metadata(value: Any) -> dict[str, Any]:
-    """A stored record's metadata object (anything else: empty)."""
-    return value if isinstance(value, dict) else {}
+    """A stored record's metadata object, as it was given (anything else: empty)."""
+    return loaded_json(value) if isinstance(value, dict) else {}
 
 
 def load_excerpts(conn: Connection, run_id: str, trace_ids: Iterable[str], chars: int = EXCERPT_CHARS) -> dict[str, str]:
@@ -131,6 +132,6 @@ def load_excerpts(conn: Connection, run_id: str, trace_ids: Iterable[str], chars
             ITEMS.c.run_id == run_id, ITEMS.c.trace_id.in_(chunk)
         )
         for trace_id, text in conn.execute(stmt):
-            text = " ".join((text or "").split())
+            text = " ".join(unescape_text(text or "").split())
             out[trace_id] = text if len(text) <= chars else text[: chars - 1] + "…"
     return out

@@ -9,7 +9,9 @@ are metadata keys of the stored items, extracted by the database (JSON
 extraction through SQLAlchemy's JSON type, the same on SQLite and
 PostgreSQL), so records' text never leaves the database; a value comes back
 as text (SQLite gives numbers and booleans as 1/0, PostgreSQL as their JSON
-text), and an item without the key as None.
+text), and an item without the key as None. Records are stored with their NULs
+escaped (``ledger.text``), so the key asked for is escaped and the values are
+turned back.
 
 The totals (rows by status, cost, the latency histogram) are read over a
 range of ``ts`` too, through the same index: the exporter adds up the rows
@@ -33,7 +35,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.models import ITEMS, RUNS, SCORES
 from ledger.spend import _aware, _judge_rows
-from ledger.text import value_text
+from ledger.text import escape_text, unescape_text, value_text
 
 #: Upper bounds (seconds) of the judge latency histogram's buckets (+Inf is implied).
 LATENCY_BUCKETS: Final = (0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0, 60.0)
@@ -65,6 +67,11 @@ class ScoreTotals:
     buckets: tuple[int, ...]  # cumulative counts of timed rows with latency <= each of LATENCY_BUCKETS
 
 
+def _slice_text(value: object) -> str | None:
+    """A slice value as the database extracted it from a stored record: its escaped NULs back (``ledger.text``)."""
+    return value_text(unescape_text(value) if isinstance(value, str) else value)
+
+
 class MetricsLedger:
     """The exporter's methods of the Ledger (see the module's docstring)."""
 
@@ -74,7 +81,7 @@ class MetricsLedger:
     def window_means(self, since: datetime, until: datetime, slices: Sequence[str] = ()) -> list[WindowMean]:
         """The verdicts written in [since, until) grouped by eval, judge version, run kind and the values of the
         metadata keys ``slices``."""
-        keys = [ITEMS.c.record[("metadata", key)].as_string() for key in slices]
+        keys = [ITEMS.c.record[("metadata", escape_text(key))].as_string() for key in slices]
         score = sa.cast(SCORES.c.score, sa.Float)
         with self._connect() as conn:
             stmt = _judge_rows(conn, SCORES.c.eval, None, None, False, SCORES.c.judge_version, RUNS.c.kind, *keys,
@@ -90,7 +97,7 @@ class MetricsLedger:
             found = conn.execute(stmt).all()
         width = len(keys)
         return [WindowMean(eval=row[0], judge_version=row[1], kind=row[2],
-                           slices=tuple(value_text(v) for v in row[3:3 + width]), weighted_sum=float(row[3 + width] or 0),
+                           slices=tuple(_slice_text(v) for v in row[3:3 + width]), weighted_sum=float(row[3 + width] or 0),
                            weight=float(row[4 + width] or 0), rows=int(row[5 + width])) for row in found]
 
     def score_totals(self, since: datetime, until: datetime) -> list[ScoreTotals]:

@@ -38,7 +38,7 @@ from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, Run
 from ledger.queries import IN_CHUNK, errors_of, item_span, progress_counts, scored_among, unscored_in_window
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
-from ledger.text import storable
+from ledger.text import loaded_json, storable
 from ledger.teacher import TeacherLedger
 from ledger.upsert import insert_run, upsert_scores
 from ledger.urls import normalize_url
@@ -229,7 +229,7 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
         for lo in range(first, last + 1, width):
             with self._connect() as conn:
                 rows = conn.execute(unscored_in_window(run_id, eval_name, lo, lo + width, reopen))
-                pending.extend(row.record for row in rows)
+                pending.extend(loaded_json(row.record) for row in rows)
             while len(pending) >= batch_size:
                 yield pending[:batch_size]
                 del pending[:batch_size]
@@ -399,7 +399,7 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
         with self._session() as session:
             for score, record in session.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
                 session.expunge(score)
-                yield score, dict(record)
+                yield score, dict(loaded_json(record))
 
     def progress(self, run_id: str) -> Progress:
         """Score rows written for the run, by status, against the rows expected."""

@@ -16,6 +16,7 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.models import ITEMS, SCORES
+from ledger.text import loaded_json
 
 _BATCH: Final = 2000  # rows fetched at a time
 
@@ -72,7 +73,7 @@ class TeacherLedger:
                 for row in conn.execute(stmt.execution_options(yield_per=_BATCH)):
                     yield VerdictRow(run_id=row[0], trace_id=row[1], status=row[2], label=row[3], score=row[4],
                                      judge_version=row[5], cluster=row[6],
-                                     record=row[7] if isinstance(row[7], dict) else None)
+                                     record=loaded_json(row[7]) if isinstance(row[7], dict) else None)
 
     def cascade_counts(self, run_id: str) -> list[CascadeCounts]:
         """Per eval with cascade rows (a ``stage``) in the run: its counts, by eval name."""

@@ -20,7 +20,8 @@ UPDATE`` cannot meet a row twice in one statement, while executemany applies
 the rows in turn), take the executemany path.
 
 Both paths pass every text value through ``ledger.text`` on the way in, so
-the two backends store the same text (NUL and lone surrogates as U+FFFD).
+the two backends store the same text (NUL and lone surrogates as U+FFFD in
+text columns; a record's NUL escaped, reversibly: ``ledger.text``).
 """
 
 from __future__ import annotations
@@ -35,7 +36,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.models import ITEMS, SCORES
 from ledger.rows import ItemIn, ScoreIn
-from ledger.text import TextColumns, storable
+from ledger.text import TextColumns, storable, stored_json
 from ledger.upsert import insert_items, insert_new_items, upsert_scores
 
 if TYPE_CHECKING:
@@ -61,8 +62,8 @@ def _score_values(row: ScoreIn) -> tuple[Any, ...]:
 
 
 def _item_values(run_id: str, item: ItemIn) -> tuple[Any, ...]:
-    """The item's values in ITEM_COLUMNS order; the record is JSON and is stored as it is."""
-    return (storable(run_id), storable(item.trace_id), item.seq, storable(item.content_hash), item.record,
+    """The item's values in ITEM_COLUMNS order; the record is JSON, its NULs escaped (``ledger.text``)."""
+    return (storable(run_id), storable(item.trace_id), item.seq, storable(item.content_hash), stored_json(item.record),
             item.weight, None if item.stratum is None else storable(item.stratum))
 
 
