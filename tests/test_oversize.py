@@ -29,6 +29,9 @@ from online.schedules import Schedule
 from online.sources.base import SOURCE_TYPES, open_source, register_source
 from online.windows import parse_size, parse_window
 from workers.dispatch import EmbeddedDispatcher
+from scheduler.records import RecordChecks, scan
+from workers.errors import BadMessage
+from workers.message import ChunkMessage, json_limit
 from workers.sending import ChunkSettings, _cut
 
 from .processes import Worker, base_env, run_cli
@@ -98,6 +101,22 @@ def test_a_line_at_the_limit_is_read_and_one_byte_more_is_not(tmp_path: Path) ->
     assert len(fits) == LIMIT and len(over) == LIMIT + 1
     path = tmp_path / "t.jsonl"
     path.write_text(f"{fits}\n{over}\n{json.dumps(trace(2))}")  # the last line has no newline
+    source = open_source("prod", {"type": "jsonl", "path": str(path)}, tmp_path, max_record_bytes=LIMIT)
+    skipped: Counter[str] = Counter()
+    assert [r["id"] for r in source.traces(DAY, DAY + timedelta(days=1), skipped)] == ["t0", "t2"]
+    assert skipped["too_large"] == 1
+
+
+def test_a_crlf_line_at_the_limit_is_read_as_submit_reads_it(tmp_path: Path) -> None:
+    """The limit counts a line's bytes without its line end, "\\r\\n" included, as ``judgeq submit`` does."""
+    base = json.dumps(trace(0, output=""))
+    fits = json.dumps(trace(0, output="y" * (LIMIT - len(base))))
+    over = json.dumps(trace(1, output="y" * (LIMIT - len(base) + 1)))
+    submitted = tmp_path / "golden.jsonl"
+    submitted.write_bytes(f"{fits}\r\n".encode())
+    assert scan(submitted, RecordChecks(max_bytes=LIMIT)).count == 1  # submit takes it
+    path = tmp_path / "t.jsonl"
+    path.write_bytes(f"{fits}\r\n{over}\r\n{json.dumps(trace(2))}\r\n".encode())
     source = open_source("prod", {"type": "jsonl", "path": str(path)}, tmp_path, max_record_bytes=LIMIT)
     skipped: Counter[str] = Counter()
     assert [r["id"] for r in source.traces(DAY, DAY + timedelta(days=1), skipped)] == ["t0", "t2"]
@@ -199,6 +218,36 @@ def test_chunks_are_cut_by_bytes_as_well_as_by_count() -> None:
         size = sum(len(json.dumps(r, separators=(",", ":"))) for r in part)
         assert len(part) <= 8 and (size <= settings.chunk_bytes or len(part) == 1)
     assert max(len(p) for p in cut) == 8  # small records still fill a chunk
+
+
+@pytest.mark.parametrize("chunk_bytes", [8 << 20, 256 << 20])
+def test_the_sender_refuses_exactly_what_a_worker_refuses(chunk_bytes: int) -> None:
+    """Whatever the limits, a record goes (or gets its too_large row) as the worker's own admission decides.
+
+    Records of small numbers are where the cheap bound of a record's size is
+    furthest above its size (a one-digit number is bounded at 24 bytes): one
+    of 3.7 KB was taken for more than the 28 KB a worker with a 4 KiB limit
+    admits, and got a too_large row though the worker would have judged it.
+    """
+    for max_record_bytes in (LIMIT, 600 * 1024):
+        admitted = json_limit(max_record_bytes)
+        settings = ChunkSettings(chunk_bytes=chunk_bytes, max_record_bytes=max_record_bytes)
+        records = [{"id": "numbers", "output": "a", "metadata": {"xs": [1] * (admitted // 10)}},
+                   {"id": "text", "output": "z" * (admitted - 30)}]
+        for n, fill in ((admitted, "y"), (admitted + 1, "y")):  # exactly at a worker's limit, and one byte over
+            empty = len(json.dumps({"id": f"edge{n}", "output": ""}, separators=(",", ":")))
+            records.append({"id": f"edge{n}", "output": fill * (n - empty)})
+        parts, refused = _cut(records, settings)
+        for record in records:
+            body = {"v": 1, "run_id": "r1", "dataset": "d", "judge": {"name": "j", "version": "j@1"},
+                    "records": [record]}
+            try:
+                ChunkMessage.from_json(body, max_record_bytes=max_record_bytes)
+                admits = True
+            except BadMessage:
+                admits = False
+            assert admits == (record not in refused), (max_record_bytes, record["id"])
+        assert [r["id"] for r in refused] == [f"edge{admitted + 1}"]
 
 
 def test_a_scan_cut_off_by_the_broker_says_how_to_complete_its_window(tmp_path: Path, sqlite_url: str) -> None:

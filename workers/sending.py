@@ -112,8 +112,10 @@ def _cut(records: list[dict[str, Any]], settings: ChunkSettings
     (``json_limit``, as :meth:`ChunkMessage.from_json` decides) and how much of
     a chunk's ``chunk_bytes`` it takes.
     """
-    exact_above = settings.chunk_bytes // 64
     admitted = json_limit(settings.max_record_bytes)
+    # Exact at or above what a worker admits: a bound over it may belong to a record under it (a record of
+    # small numbers is bounded at up to twelve times its size), and only the worker's own figure may refuse.
+    exact_above = min(settings.chunk_bytes // 64, admitted)
     kept: list[dict[str, Any]] = []
     sizes: list[int] = []
     refused: list[dict[str, Any]] = []

@@ -162,10 +162,15 @@ def read_lines(files: FileSet, start: datetime, end: datetime, skipped: Counter[
 
 
 def _bounded(lines: IO[bytes], limit: int, skipped: Counter[str]) -> Iterator[bytes]:
-    """The lines of ``lines`` of at most ``limit`` bytes (besides the newline); longer ones dropped and counted."""
-    readline, piece = lines.readline, limit + 1
+    """The lines of ``lines`` of at most ``limit`` bytes (besides the line end); longer ones dropped and counted.
+
+    The line end may be "\\r\\n", as ``judgeq submit`` counts a line (``scheduler.records``): a piece
+    has room for it, so a line a dataset may hold is read whole here too.
+    """
+    readline, piece = lines.readline, limit + 2
     while line := readline(piece):
-        if len(line) < piece or line.endswith(b"\n"):
+        ended = len(line) < piece or line.endswith(b"\n")  # short only at a newline or the file's end
+        if ended and len(line.rstrip(b"\r\n")) <= limit:
             yield line
             continue
         while line and not line.endswith(b"\n"):  # the rest of the long line, a piece at a time
