@@ -19,7 +19,9 @@ The steps, for all the schedule's judges in one read of the window:
 
 A scan that dies between storing a batch and sending it leaves its run
 "submitting": ``judgeq resume RUN`` sends what has no row, as for offline
-runs (at-least-once; the ledger's upsert keeps one row per item).
+runs (at-least-once; the ledger's upsert keeps one row per item), and the
+same window judged again reads the traces the scan never reached (resume
+alone would not: it reads no source).
 """
 
 from __future__ import annotations

@@ -130,9 +130,12 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
 def _run_on_fleet(job: Any, fleet: Any) -> WindowOutcome:
     """``job.run`` through the broker; a broker lost mid-scan names how to complete the window's runs.
 
-    The runs it cut off stay ``submitting`` with some items stored and perhaps not sent; running the
-    command again sends only traces it stores anew, so ``judgeq resume RUN`` (every item without a row)
-    is what completes them, or beat's next tick where a schedule runs.
+    The runs it cut off stay ``submitting`` with some items stored and perhaps not sent, and the traces
+    after the cut not read at all. Running the command again stores and sends only traces not stored
+    before, so ``judgeq resume RUN`` (every item without a row) sends the stored ones first; then the
+    command again reads the rest (resume leaves the run "running", which beat no longer rescans, so
+    resume alone would leave the unread traces unjudged for good). Resume first: the other order sends
+    the rescan's traces twice. Where a schedule runs under beat, its next ticks do both.
     """
     from workers.errors import BrokerUnavailable
 
@@ -141,7 +144,9 @@ def _run_on_fleet(job: Any, fleet: Any) -> WindowOutcome:
     except BrokerUnavailable as exc:
         runs = " ".join(f"'judgeq resume {run_id}'" for run_id in job.run_ids().values())
         raise BrokerUnavailable(f"{str(exc).rstrip('.')}; window {job.window.id} was cut off mid-scan and its runs stay "
-                                f"'submitting': once the broker answers, complete them with {runs}") from exc
+                                f"'submitting': once the broker answers, send what it stored with {runs}, then run "
+                                "this judgeq online command again for the traces it did not read (it sends only "
+                                "what was not stored)") from exc
     return outcome
 
 

@@ -34,7 +34,7 @@ from workers.errors import BadMessage
 from workers.message import ChunkMessage, json_limit
 from workers.sending import ChunkSettings, _cut
 
-from .processes import Worker, base_env, run_cli
+from .processes import Worker, base_env, run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -272,6 +272,50 @@ def test_a_scan_cut_off_by_the_broker_says_how_to_complete_its_window(tmp_path: 
         (run,) = ledger.list_runs()
     assert run.status == "submitting"
     assert f"'judgeq resume {run.id}'" in res.stderr and "cut off mid-scan" in res.stderr
+
+
+def test_the_commands_a_cut_off_scan_names_complete_its_window(tmp_path: Path, sqlite_url: str) -> None:
+    """Done as the message says, once the broker answers: every trace of the window has its row.
+
+    The scan stopped partway: some traces stored and sent, some stored only,
+    the rest never read. ``judgeq resume`` alone sent the stored ones and set
+    the run "running", so the unread traces were never judged (and beat no
+    longer rescans a window whose runs are running): the command that reads
+    them, the same ``judgeq online`` again, has to be named too.
+    """
+    import re
+    import shlex
+
+    from .processes import RedisServer
+
+    (tmp_path / "judgeq.toml").write_text(CONFIG)
+    n = 2000
+    write_lines(tmp_path / "traces.jsonl", [trace(i, output="w" * 2000) for i in range(n)])
+    server = RedisServer(tmp_path).start()
+    try:
+        client = redis.Redis.from_url(server.url)
+        client.config_set("maxmemory", str(3 << 20))
+        client.config_set("maxmemory-policy", "noeviction")
+        env = base_env(JUDGEQ_BROKER_URL=f"{server.url}/0", JUDGEQ_LEDGER_URL=sqlite_url,
+                       JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_CHUNK_LOCAL="10", JUDGEQ_POLL_S="0.2")
+        command = ["online", "--source", "prod", "--judge", "exact", "--window", WINDOW, "--rate", "1"]
+        res = run_cli(command, env)
+        assert res.returncode == 3, res.stdout + res.stderr
+        client.config_set("maxmemory", "0")  # the broker answers again
+        client.close()
+        worker = Worker("local", env, "--concurrency", "2").wait_ready()
+        try:
+            for named in re.findall(r"'(judgeq [^']+)'", res.stderr):
+                assert run_cli(shlex.split(named)[1:], env).returncode == 0, named
+            if "this judgeq online command again" in res.stderr:
+                assert run_cli([*command, "--wait", "--timeout", "60"], env, timeout=120).returncode == 0
+            with Ledger(sqlite_url) as ledger:
+                (run,) = ledger.list_runs()
+                wait_until(lambda: len(list(ledger.scores(run.id))) >= n, 60, "every trace's row")
+        finally:
+            worker.stop()
+    finally:
+        server.stop()
 
 
 class Cut(EmbeddedDispatcher):
