@@ -86,8 +86,10 @@ def test_readme_test_command_installs_the_programs_the_tests_start_first(tmp_pat
     assert "install with: apt-get update && apt-get install -y --no-install-recommends redis-server prometheus" \
         in checked.stderr
     # Not root: nothing is installed, and the line says what to run.
+    # The script comes on stdin: a clone in a folder only root may enter (mktemp -d) is no file nobody can read.
     unprivileged = subprocess.run([shutil.which("setpriv") or "setpriv", "--reuid=65534", "--regid=65534", "--clear-groups", bash,
-                                   str(SYSTEM_PACKAGES)], env=env, capture_output=True, text=True, timeout=30)
+                                   "-s"], input=SYSTEM_PACKAGES.read_text(), env=env, capture_output=True, text=True,
+                                  timeout=30, cwd="/")
     assert unprivileged.returncode == 1, unprivileged.stderr
     assert "only root can install them; run: sudo apt-get update && sudo apt-get install -y " \
            "--no-install-recommends redis-server prometheus" in unprivileged.stderr
