@@ -3,7 +3,9 @@
 The trace is looked up in its window (one read of the window), its u
 recomputed with the schedule's salt, and compared with the rate each judge's
 run of that window was sampled at (or, for a window not judged yet, the rate
-it would get). A judged trace comes with its ledger row.
+it would get). A judged trace comes with its ledger row. An id the window
+holds more than once is explained by its first copy, the one the window job
+decides on (online/copies.py), with the number of later copies it skipped.
 """
 
 from __future__ import annotations
@@ -13,10 +15,9 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from .errors import SourceError
-from .fields import trace_id
 from .job import online_run_id
 from .rates import RateBook
-from .sampling import Explanation, explain
+from .sampling import Explanation, explain, ident_of
 from .windows import Window
 
 if TYPE_CHECKING:
@@ -34,9 +35,14 @@ class Answer:
     judged: bool  # whether the window's run exists (else: what sampling would decide)
     explanation: Explanation
     row: dict[str, Any] | None = None
+    later_copies: int = 0  # copies of the id after the first in the window: skipped as duplicates
 
     def text(self) -> str:
         head = f"{self.judge}: {self.explanation.text()}"
+        if self.later_copies:
+            copies = "copy" if self.later_copies == 1 else "copies"
+            head += (f" (the id's first copy in the window; {self.later_copies:,} later {copies} skipped "
+                     "as duplicates, never judged)")
         if not self.judged:
             return f"{head} (window not judged yet: at the rate it would get now)"
         if self.row is None:
@@ -49,22 +55,30 @@ class Answer:
         e = self.explanation
         return {"judge": self.judge, "run_id": self.run_id, "window_judged": self.judged, "outcome": e.outcome,
                 "stratum": e.stratum, "unit_key": e.unit_key, "u": e.u, "p": e.p, "weight": e.weight,
-                "filter": e.filter, "value": e.value, "row": self.row}
+                "filter": e.filter, "value": e.value, "row": self.row, "later_copies": self.later_copies}
 
 
-def find_trace(plan: Plan, window: Window, wanted: str) -> dict[str, Any]:
-    """The raw trace ``wanted`` of ``window``; SourceError if the window does not hold it."""
+def find_trace(plan: Plan, window: Window, wanted: str) -> tuple[dict[str, Any], int]:
+    """The first copy of trace ``wanted`` in ``window`` and how many copies follow it (the whole window is
+    read); SourceError if the window does not hold it."""
     read = 0
+    first: dict[str, Any] | None = None
+    later = 0
     for raw in plan.source.traces(window.start, window.end, Counter()):
         read += 1
-        if trace_id(raw) == wanted:
-            return raw
+        if ident_of(raw) == wanted:
+            if first is None:
+                first = raw
+            else:
+                later += 1
+    if first is not None:
+        return first, later
     raise SourceError(f"trace {wanted!r} is not in window {window.id} of source {plan.schedule.source} "
                       f"({read:,} traces read); check the id and the window")
 
 
 def explain_trace(plan: Plan, window: Window, wanted: str, ledger: Ledger) -> list[Answer]:
-    raw = find_trace(plan, window, wanted)
+    raw, later = find_trace(plan, window, wanted)
     policy = plan.schedule.policy
     book = RateBook(policy, ledger.sampling_rates(plan.schedule.name))
     answers = []
@@ -81,5 +95,6 @@ def explain_trace(plan: Plan, window: Window, wanted: str, ledger: Ledger) -> li
             row = next(({"status": s.status, "score": s.score, "label": s.label, "reason": s.reason,
                          "error": s.error, "weight": s.weight, "stratum": s.stratum}
                         for s in ledger.scores(run_id, judge.name) if s.trace_id == explanation.trace_id), None)
-        answers.append(Answer(judge=judge.name, run_id=run_id, judged=judged, explanation=explanation, row=row))
+        answers.append(Answer(judge=judge.name, run_id=run_id, judged=judged, explanation=explanation, row=row,
+                              later_copies=later))
     return answers

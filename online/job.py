@@ -9,7 +9,8 @@ The steps, for all the schedule's judges in one read of the window:
 2. Rates per judge and stratum: those stored with the window's runs (a
    rescan samples at the rates the window was first judged at), else the
    rate book's (ledger over config) raised by ``plan_rates``.
-3. Sample, streaming: each trace's u is computed once; a trace sampled for
+3. Sample, streaming: a later copy of a trace id is skipped as a duplicate
+   (online/copies.py: the first copy is the trace); each trace's u is computed once; a trace sampled for
    a judge becomes an item of that judge's run. Items are stored in batches
    with insert-if-absent, and only the ones this call stored are sent, so
    schedulers racing on a window, or a rescan after late traces, enqueue
@@ -42,9 +43,10 @@ from ledger.models import Run, utcnow
 from ledger.rows import ItemIn, StratumCounts
 from workers.sending import ChunkSettings, send_chunks, too_large
 
+from .copies import FirstCopies
 from .rates import RateBook
 from .sources.base import PassedOver, PicksByName
-from .sampling import Decider, Decision, plan_rates
+from .sampling import Decider, Decision, ident_of, plan_rates
 from .schedules import Schedule
 from .windows import Window
 
@@ -160,14 +162,18 @@ class WindowJob:
         seen: Counter[str] = Counter()
         filtered: Counter[str] = Counter()
         traces = reading if first is None else chain((first,), reading)
-        taken: set[str] = set()  # trace ids sampled in this scan: a duplicate id keeps its first trace
+        again = FirstCopies().again  # the first copy of an id is the trace, later ones are duplicates
         counters: dict[str, int] = {}
         decide, stratum_of = self.decider.decide, self.decider.stratum
         highest: dict[str, float] = {}  # by stratum, the highest of the judges' rates: most traces stop there
         for seq, raw in enumerate(traces):
             if progress is not None and not seq & 0xFFFF:
                 progress(seq)
-            decision = decide(raw)
+            ident = ident_of(raw)
+            if again(ident):
+                skipped["duplicate"] += 1
+                continue
+            decision = decide(raw, ident)
             if decision is None:
                 stratum = stratum_of(raw)
                 seen[stratum] += 1
@@ -183,10 +189,6 @@ class WindowJob:
             wanted = [s for s in samples if decision.sampled_at(s.rate(stratum))]
             if not wanted:
                 continue
-            if decision.trace_id in taken:
-                skipped["duplicate"] += 1
-                continue
-            taken.add(decision.trace_id)
             item = _item(raw, seq, decision, skipped, self.settings.max_record_bytes)
             if item is None:
                 continue
@@ -239,9 +241,9 @@ class WindowJob:
     def _count(self) -> dict[str, int]:
         """The traces per stratum that pass the filters (a read of the window without hashing)."""
         counts: Counter[str] = Counter()
-        passes, stratum_of = self.decider.filtered_by, self.decider.stratum
+        passes, stratum_of, again = self.decider.filtered_by, self.decider.stratum, FirstCopies().again
         for raw in self.source.traces(self.window.start, self.window.end, Counter()):
-            if passes(raw) is None:
+            if not again(ident_of(raw)) and passes(raw) is None:
                 counts[stratum_of(raw)] += 1
         return dict(counts)
 

@@ -172,6 +172,17 @@ def _stratum_of(get: Getter) -> Callable[[Mapping[str, Any]], str]:
     return stratum
 
 
+def ident_of(raw: Mapping[str, Any]) -> str:
+    """The trace's id, as :func:`online.fields.trace_id` gives it, with a fast path for a text id."""
+    for key in _ID_KEYS:  # the first key present wins, as in the Record model
+        ident = raw.get(key)
+        if ident is not None:
+            break
+    if ident.__class__ is not str or not ident:  # a number, an empty id, no id: the general rule
+        return trace_id(raw)
+    return ident  # type: ignore[no-any-return]
+
+
 class Decider:
     """Decides one raw trace at a time for a policy: about a microsecond per trace, no pydantic, no growing state."""
 
@@ -198,17 +209,16 @@ class Decider:
                 return str(session)
         return ident
 
-    def decide(self, raw: Mapping[str, Any]) -> Decision | None:
-        """The trace's u, stratum and cluster; None when a ``where`` filter leaves it out."""
+    def decide(self, raw: Mapping[str, Any], ident: str | None = None) -> Decision | None:
+        """The trace's u, stratum and cluster; None when a ``where`` filter leaves it out.
+
+        ``ident`` is the trace's id when the caller has it (:func:`ident_of`).
+        """
         for keep in self._keeps:
             if not keep(raw):
                 return None
-        for key in _ID_KEYS:  # the first key present wins, as in the Record model
-            ident = raw.get(key)
-            if ident is not None:
-                break
-        if ident.__class__ is not str or not ident:  # a number, an empty id, no id: the general rule
-            ident = trace_id(raw)
+        if ident is None:
+            ident = ident_of(raw)
         meta = raw.get("metadata")
         cluster = None
         if meta.__class__ is dict:
@@ -272,7 +282,7 @@ def explain(raw: Mapping[str, Any], policy: SamplingPolicy, rates: Mapping[str, 
     """Recompute the decision for ``raw`` with the window's rates for one judge (a stratum not in ``rates``
     has its base rate)."""
     decider = Decider(policy)
-    ident = trace_id(raw)
+    ident = ident_of(raw)
     stopped = decider.filtered_by(raw)
     if stopped is not None:
         seen = stopped.value_of(raw)
