@@ -1,4 +1,4 @@
-"""Errors raised by the online regime (exit codes: scheduler/exitcodes.py).
+"""Errors raised by the online regime (the whole tree and its exit codes: judgeq/errors.py).
 
     OnlineError              base of everything raised by online/
     ├── OnlineConfigError    a [sources.*] / [online.*] table or flag is wrong          -> exit 2
@@ -11,9 +11,13 @@ Messages name the file, table and key (or the window id) and say what to do.
 
 from __future__ import annotations
 
+from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, JudgeqError
 
-class OnlineError(Exception):
+
+class OnlineError(JudgeqError):
     """Raised for anything that goes wrong in online/."""
+
+    exit_code = BAD_INPUT
 
 
 class OnlineConfigError(OnlineError):
@@ -30,3 +34,5 @@ class SourceError(OnlineError):
 
 class SourceUnavailable(OnlineError):
     """Raised when a source cannot be reached (its database is down, its files vanished)."""
+
+    exit_code = INFRASTRUCTURE
