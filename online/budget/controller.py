@@ -47,8 +47,9 @@ The reason strings are what ``judgeq budget history`` shows, so "why did the
 rate drop at 14:00?" has an answer in dollars and traces.
 
 Inputs are checked, and a bad one raises ``ValueError``: they come from the
-ledger and the config, which validate what people type, so a bad value here
-is a bug in the caller, not a user error.
+ledger and the config, which validate what people type (a budget amount by
+``ledger.budget_rows.check_usd``), so a bad value here is a bug in the caller,
+not a user error: these checks hold the arithmetic's own preconditions.
 """
 
 from __future__ import annotations
