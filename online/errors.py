@@ -1,10 +1,10 @@
 """Errors raised by the online regime (the whole tree and its exit codes: judgeq/errors.py).
 
     OnlineError              base of everything raised by online/
-    ├── OnlineConfigError    a [sources.*] / [online.*] table or flag is wrong          -> exit 2
-    ├── WindowError          a malformed, unknown-size, future or not-yet-closed window -> exit 2
-    ├── SourceError          a source's data cannot be read as configured               -> exit 2
-    └── SourceUnavailable    the source cannot be reached (DB down, file vanished)      -> exit 3
+    ├── OnlineConfigError    a [sources.*] / [online.*] table or flag is wrong
+    ├── WindowError          a malformed, unknown-size, future or not-yet-closed window
+    ├── SourceError          a source's data cannot be read as configured
+    └── SourceUnavailable    the source cannot be reached (DB down, file vanished)
 
 Messages name the file, table and key (or the window id) and say what to do.
 """
