@@ -95,7 +95,7 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
     ledger = cli_settings.ledger()
     in_process = None
     if fleet is None:
-        from judges.distilled_config import llm_specs
+        from judges.resolved import llm_specs
         from workers.dispatch import EmbeddedDispatcher
 
         trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
