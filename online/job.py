@@ -41,7 +41,7 @@ from pydantic import ValidationError
 from judges.record import Record
 from ledger.models import Run, utcnow
 from ledger.rows import ItemIn, StratumCounts
-from workers.sending import ChunkSettings, send_chunks, too_large
+from runs.sending import ChunkSettings, send_chunks, too_large
 
 from .copies import FirstCopies
 from .rates import RateBook
@@ -53,7 +53,7 @@ from .windows import Window
 if TYPE_CHECKING:
     from judges.resolved import ResolvedJudge
     from ledger.store import Ledger
-    from workers.dispatch import Dispatcher
+    from runs.dispatch import Dispatcher
 
     from .budget.pacer import Planner
     from .sources.base import TraceSource

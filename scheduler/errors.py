@@ -46,7 +46,7 @@ them into exit codes::
     │   │   ├── LedgerFull                  the disk or a size limit is full
     │   │   └── LedgerDataError             a value a row holds cannot be stored (that row fails)
     │   └── LedgerArgumentError             a caller's bug (also a ValueError)              → 4
-    ├── workers.errors.BrokerError          base of everything raised by workers/           → 3
+    ├── runs.errors.BrokerError             base of everything raised by runs/ and workers/ → 3
     │   ├── BrokerUnavailable               the broker is unreachable                       → 3
     │   ├── BrokerUrlError                  a password with an unescaped '@' or '/'         → 2
     │   ├── BadMessage                      a task message refused as untrusted input (never reaches the CLI)

@@ -24,8 +24,8 @@ def exit_codes() -> dict[type[BaseException], int]:
     from online.errors import OnlineError, SourceUnavailable
     from judges.errors import JudgeArgumentError, JudgeConfigError, JudgeError, LimiterUnavailable
     from ledger.errors import LedgerArgumentError, LedgerConfigError, LedgerError, LedgerUrlError, RunNotFound
-    from workers.errors import (BadMessage, BrokerError, BrokerUrlError, VerdictCountError,
-                                WorkerArgumentError)
+    from runs.errors import BadMessage, BrokerError, BrokerUrlError
+    from workers.errors import VerdictCountError, WorkerArgumentError
 
     from .errors import ExportUnavailable, SchedulerArgumentError, SchedulerError
 

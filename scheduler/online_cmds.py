@@ -137,7 +137,7 @@ def _run_on_fleet(job: Any, fleet: Any) -> WindowOutcome:
     resume alone would leave the unread traces unjudged for good). Resume first: the other order sends
     the rescan's traces twice. Where a schedule runs under beat, its next ticks do both.
     """
-    from workers.errors import BrokerUnavailable
+    from runs.errors import BrokerUnavailable
 
     try:
         outcome: WindowOutcome = job.run(fleet, progress=_scanned)
@@ -284,8 +284,9 @@ def beat(
     import redis
 
     from ledger.urls import mask_url
-    from workers.dispatch import CeleryDispatcher, check_broker_url
-    from workers.errors import BrokerUnavailable
+    from runs.dispatch import check_broker_url
+    from runs.errors import BrokerUnavailable
+    from workers.dispatch import CeleryDispatcher
 
     check_broker_url(worker_settings.broker_url)
     CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback

@@ -21,8 +21,8 @@ from judges.retry import Prior
 from ledger.models import Score
 from ledger.rows import ScoreIn
 from ledger.store import Ledger
-from workers.dispatch import Dispatcher
-from workers.message import ChunkMessage
+from runs.dispatch import Dispatcher
+from runs.message import ChunkMessage
 
 
 class Reopening:

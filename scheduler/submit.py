@@ -25,9 +25,9 @@ from typing import Any
 from judges.config import JudgeConfig, ResolvedJudge
 from ledger.models import Run
 from ledger.store import ItemIn, Ledger
-from workers.dispatch import Dispatcher
+from runs.dispatch import Dispatcher
 from workers.lost import samples
-from workers.sending import send_chunks
+from runs.sending import send_chunks
 
 from .errors import DatasetChanged, InputError, UsageError
 from .interrupts import checkpoint

@@ -1,28 +1,14 @@
-"""Errors raised by the worker side.
+"""Errors raised by the worker side (the Celery adapter), under the base of runs/ (``runs.errors``).
 
-    BrokerError              base of everything raised by workers/
-    ├── BrokerUnavailable    the broker cannot be reached to publish or inspect
-    ├── BadMessage           a task message is malformed, or not a chunk of a submitted run: refused
-    ├── BrokerUrlError       the broker URL cannot be used as written (an unescaped '@' or '/' in its password)
+    runs.errors.BrokerError  base of everything raised by runs/ and workers/
+    ├── BrokerUnavailable    (runs.errors) the broker cannot be reached to publish or inspect
+    ├── BadMessage           (runs.errors) a task message is malformed, or not a chunk of a submitted run
+    ├── BrokerUrlError       (runs.errors) the broker URL cannot be used as written
     ├── VerdictCountError    a judge returned more or fewer verdicts than it was given records (a judge's bug)
     └── WorkerArgumentError  a worker function was given values it cannot use (a caller's bug)
 """
 
-
-class BrokerError(Exception):
-    """Raised for anything that goes wrong talking to the task broker, or in workers/ otherwise."""
-
-
-class BrokerUnavailable(BrokerError):
-    """Raised when the broker cannot be reached (the run stays resumable)."""
-
-
-class BrokerUrlError(BrokerError):
-    """Raised when the broker URL cannot be used as written; the message shows it masked."""
-
-
-class BadMessage(BrokerError):
-    """Raised when a task message fails validation or does not match its run; it names no record."""
+from runs.errors import BrokerError
 
 
 class VerdictCountError(BrokerError, RuntimeError):

@@ -25,7 +25,7 @@ from ledger.store import Ledger
 
 from .census import Census, take_census
 from .keys import RESENT, RESENT_TTL_S
-from .sending import ChunkSettings, send_chunks
+from runs.sending import ChunkSettings, send_chunks
 
 MAX_RESENDS = 3  # times one item is sent again (counted in Redis, across waiters and ticks)
 RESEND_CHUNK_BASE = 20_000_000  # chunk numbers of re-sent chunks stand apart in logs (resume's are 10M+)
