@@ -179,15 +179,20 @@ def _say(text: str) -> None:
 
 
 def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
+    from runs.waiting import wait_for
+    from workers.lost import StallWatch
+
     from . import exitcodes
+    from .interrupts import checkpoint
     from .progress import ProgressView
-    from .waiting import wait_for
 
     for judge, run_id in outcome.runs.items():
         total = ledger.get_run(run_id).expected
         with ProgressView(f"run {run_id}", total) as view:
             progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
-                                          outage_s=settings.scheduler.wait_outage_s, settings=settings)
+                                          outage_s=settings.scheduler.wait_outage_s,
+                                          stall=StallWatch(run_id, ledger, settings.worker, settings.scheduler),
+                                          between=checkpoint)
         if not complete:
             _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
                  f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")

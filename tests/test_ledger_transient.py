@@ -11,7 +11,7 @@ from typing import Any
 import pytest
 
 from ledger import ItemIn, Ledger, Run, ScoreIn
-from scheduler.reopen import Reopening
+from runs.reopen import Reopening
 from workers.dispatch import CeleryDispatcher
 from runs.errors import BrokerUnavailable
 from runs.message import ChunkMessage
