@@ -9,6 +9,6 @@ running, later done. What carries them (the Celery fleet or this process) is a
 fleet is decided once, by :func:`runs.dispatch.fleet_mode`.
 
 ``runs`` imports ``judges`` and ``ledger`` only: never ``online``, ``workers``
-or ``scheduler`` (``tests/test_package_imports.py`` holds it to that), so both the CLI and
+or ``scheduler`` (``tests/test_runs_imports.py`` holds it to that), so both the CLI and
 a worker (beat's online tick, the Celery adapter in ``workers/``) can use it.
 """
