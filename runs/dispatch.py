@@ -13,12 +13,14 @@ none means this process does (embedded mode).
 from __future__ import annotations
 
 from collections.abc import Callable
-from typing import Protocol, TypeVar
+from typing import TYPE_CHECKING, Protocol, TypeVar
 
 from ledger.urls import ambiguous_password, has_query_secret, mask_url, unescaped_message
 
 from .errors import BrokerUrlError
-from .message import ChunkMessage
+
+if TYPE_CHECKING:
+    from .message import ChunkMessage
 
 
 class Dispatcher(Protocol):
