@@ -8,7 +8,7 @@ running, later done. What carries them (the Celery fleet or this process) is a
 :class:`runs.dispatch.Dispatcher` the caller passes in; whether there is a
 fleet is decided once, by :func:`runs.dispatch.fleet_mode`.
 
-``runs`` imports ``judges`` and ``ledger`` only: never ``online``, ``workers``
+``runs`` imports ``judges``, ``ledger`` and the error root ``judgeq.errors`` only: never ``online``, ``workers``
 or ``scheduler`` (``tests/test_runs_imports.py`` holds it to that), so both the CLI and
 a worker (beat's online tick, the Celery adapter in ``workers/``) can use it.
 """

@@ -9,12 +9,16 @@ The base and these three live here, not in ``workers.errors``, because runs/
 raises them (the chunk message's validation, the broker URL's check, a
 dispatcher's publishing) and never imports workers/; ``workers.errors`` adds
 the Celery side's own (``VerdictCountError``, ``WorkerArgumentError``) under
-the same base.
+the same base. The whole tree and its exit codes: judgeq/errors.py.
 """
 
+from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, INTERNAL, JudgeqError
 
-class BrokerError(Exception):
+
+class BrokerError(JudgeqError):
     """Raised for anything that goes wrong talking to the task broker, or in runs/ and workers/ otherwise."""
+
+    exit_code = INFRASTRUCTURE
 
 
 class BrokerUnavailable(BrokerError):
@@ -24,6 +28,10 @@ class BrokerUnavailable(BrokerError):
 class BrokerUrlError(BrokerError):
     """Raised when the broker URL cannot be used as written; the message shows it masked."""
 
+    exit_code = BAD_INPUT
+
 
 class BadMessage(BrokerError):
     """Raised when a task message fails validation or does not match its run; it names no record."""
+
+    exit_code = INTERNAL  # refused and acknowledged by the worker: one reaching the CLI is a bug

@@ -19,7 +19,8 @@ from typing import TYPE_CHECKING, Annotated, Optional, cast
 
 import typer
 
-from . import exitcodes
+from judgeq.errors import INFRASTRUCTURE, exit_code
+
 from .cli_options import (BaselineOpt, BaselineTagOpt, ClusterByOpt, FailOnErrorsOpt, GateOnOpt, JsonOpt, ReportArgs,
                           JunitOpt, MarkdownOpt, MaxDropOpt, ByOpt, MinSliceOpt, TimeoutOpt, report_options)
 from .failures import fail
@@ -320,7 +321,7 @@ def _exit_like(code: Optional[int], what: str) -> None:
     if code:
         print(f"judgeq: the {what} stopped after an error (Celery's exit code {code}); see its log above",
               file=sys.stderr)
-        raise typer.Exit(exitcodes.INFRASTRUCTURE)
+        raise typer.Exit(INFRASTRUCTURE)
 
 
 @db_app.command("upgrade")
@@ -339,9 +340,9 @@ def main() -> None:
     """
     try:
         app()
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("judgeq: interrupted; the run stays resumable with 'judgeq resume RUN'", file=sys.stderr)
-        sys.exit(exitcodes.INFRASTRUCTURE)
+        sys.exit(exit_code(exc))
     except Exception as exc:
         fail(exc, debug=_debug)
 

@@ -3,7 +3,8 @@
 Every import statement counts, at module level, inside functions and under
 ``TYPE_CHECKING`` alike (as in tests/test_judges_imports.py), so a lazy import
 cannot hide an arrow the wrong way. The arrows docs/architecture.md draws:
-``scheduler -> online -> runs -> judges, ledger`` and ``workers -> runs, online``.
+``scheduler -> online -> runs -> judges, ledger`` and ``workers -> runs, online``; every part may import
+the error root, ``judgeq.errors``.
 """
 
 from __future__ import annotations
@@ -18,7 +19,7 @@ from tests.test_judges_imports import imported, module_name
 pytestmark = pytest.mark.timeout(30)
 
 REPO = Path(__file__).parents[1]
-PARTS = ("judges", "ledger", "runs", "online", "workers", "scheduler")
+PARTS = ("judgeq", "judges", "ledger", "runs", "online", "workers", "scheduler")
 
 
 def arrows() -> dict[str, dict[str, list[str]]]:
@@ -41,9 +42,9 @@ def test_the_walk_sees_lazy_and_type_only_imports() -> None:
 
 
 @pytest.mark.parametrize(("part", "allowed"), [
-    ("runs", {"judges", "ledger"}),
-    ("online", {"judges", "ledger", "runs"}),
-    ("workers", {"judges", "ledger", "runs", "online"}),
+    ("runs", {"judgeq", "judges", "ledger"}),
+    ("online", {"judgeq", "judges", "ledger", "runs"}),
+    ("workers", {"judgeq", "judges", "ledger", "runs", "online"}),
 ])
 def test_a_part_imports_only_the_parts_below_it(part: str, allowed: set[str]) -> None:
     wrong = {other: modules for other, modules in arrows()[part].items() if other not in allowed}
