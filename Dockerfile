@@ -8,6 +8,7 @@ COPY workers ./workers
 COPY judges ./judges
 COPY ledger ./ledger
 COPY online ./online
+COPY runs ./runs
 RUN python -m venv /opt/judgeq \
  && /opt/judgeq/bin/pip install --no-cache-dir --disable-pip-version-check .
 

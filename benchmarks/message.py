@@ -21,7 +21,7 @@ from collections.abc import Callable
 from typing import Any
 
 from benchmarks.machine import describe, in_loops, reference
-from workers.message import ChunkMessage
+from runs.message import ChunkMessage
 
 JUDGE = {"name": "noop", "version": "noop@0123456789ab", "kind": "local", "builtin": "noop", "params": {}}
 

@@ -128,7 +128,7 @@ def measure(kind: str, n: int, jsonl: Path, traces_url: str) -> dict[str, Any]:
     run_id = outcome.runs["noop"]
     # The sample, judged as offline: its items are stored; send them all again through the in-process fleet.
     dispatcher = EmbeddedDispatcher(ledger)
-    from workers.sending import ChunkSettings, send_chunks
+    from runs.sending import ChunkSettings, send_chunks
 
     started = time.perf_counter()
     judged = 0

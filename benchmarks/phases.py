@@ -121,9 +121,9 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
     from ledger.models import Run
     from ledger.store import ItemIn, Ledger
     from scheduler.records import iter_batches, scan
-    from workers.chunk import score_row
+    from runs.rows import score_row
     from workers.dispatch import CeleryDispatcher
-    from workers.message import ChunkMessage
+    from runs.message import ChunkMessage
     from workers.settings import WorkerSettings
 
     if redis_foreign_clients(redis_url):
@@ -225,7 +225,7 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
             "worker: score_row (ScoreIn per verdict)",
             lambda: [[score_row(msg, r, v, version) for r, v in zip(recs, vs, strict=True)]
                      for (msg, recs), vs in zip(chunks, verdicts, strict=True)],
-            "workers/chunk.py score_row; recomputes content_hash per record")
+            "runs/rows.py score_row; recomputes content_hash per record")
         gc.freeze()
         now = dt.datetime.now(dt.timezone.utc)
         hash_of = dict(zip((r.id for r in records), hashes, strict=True))

@@ -50,7 +50,7 @@ becomes an exit code. Only the CLI exits with it (``scheduler/failures.py``,
     │   │   ├── LedgerFull                  the disk or a size limit is full
     │   │   └── LedgerDataError             a value a row holds cannot be stored (that row fails)
     │   └── LedgerArgumentError             a caller's bug (also a ValueError)              → 4
-    └── workers.errors.BrokerError          base of everything raised by workers/           → 3
+    └── runs.errors.BrokerError             base of everything raised by runs/ and workers/ → 3
         ├── BrokerUnavailable               the broker is unreachable                       → 3
         ├── BrokerUrlError                  a password with an unescaped '@' or '/'         → 2
         ├── BadMessage                      a task message refused as untrusted input (never reaches the CLI) → 4

@@ -160,7 +160,7 @@ class wait_retry_after(wait_base):  # noqa: N801 - tenacity's naming for waits
 
 #: The longest last error a Prior carries (a longer one is cut when carried).
 MAX_CARRIED_ERROR = 10_000
-#: Bounds of a Prior's fields, checked where one arrives from outside (workers.message validates a
+#: Bounds of a Prior's fields, checked where one arrives from outside (runs.message validates a
 #: chunk's carry against this very class, so the two cannot drift apart): strict types, no negative
 #: counts, finite times and amounts, a bounded error text.
 _Count = Annotated[int, Strict(), Field(ge=0)]

@@ -18,6 +18,8 @@ The steps, for all the schedule's judges in one read of the window:
 4. Counts per stratum (seen, filtered, sampled, enqueued, rate) and the
    run's item counts are written; the run goes from "submitting" to "running".
 
+Runs are opened, items stored and chunks sent through ``runs.intake``, as every run is.
+
 A scan that dies between storing a batch and sending it leaves its run
 "submitting": ``judgeq resume RUN`` sends what has no row, as for offline
 runs (at-least-once; the ledger's upsert keeps one row per item), and the
@@ -41,7 +43,8 @@ from pydantic import ValidationError
 from judges.record import Record
 from ledger.models import Run, utcnow
 from ledger.rows import ItemIn, StratumCounts
-from workers.sending import ChunkSettings, send_chunks, too_large
+from runs.intake import Intake, Target, mark_done, mark_running, open_run_if_absent
+from runs.sending import ChunkSettings, too_large
 
 from .copies import Copies
 from .rates import RateBook
@@ -53,7 +56,7 @@ from .windows import Window
 if TYPE_CHECKING:
     from judges.resolved import ResolvedJudge
     from ledger.store import Ledger
-    from workers.dispatch import Dispatcher
+    from runs.dispatch import Dispatcher
 
     from .budget.pacer import Planner
     from .sources.base import TraceSource
@@ -122,7 +125,7 @@ class WindowOutcome:
         its in-process judges finished; in a fleet, beat's next tick marks
         the schedule's complete runs (online/tick.py).
         """
-        return [run_id for run_id in self.runs.values() if ledger.mark_done_if_complete(run_id)]
+        return [run_id for run_id in self.runs.values() if mark_done(ledger, run_id)]
 
 
 class WindowJob:
@@ -227,7 +230,7 @@ class WindowJob:
         samples = []
         for judge in self.judges:
             run_id = self.run_ids()[judge.name]
-            created = self.ledger.create_run_if_absent(self._new_run(run_id, judge))
+            created = open_run_if_absent(self.ledger, self._new_run(run_id, judge))
             stored = {} if created else {c.stratum: c.rate for c in self.ledger.strata(run_id)}
             base = book.base(judge.name)
             planned = None
@@ -279,16 +282,9 @@ class WindowJob:
             return
         pending, sample.pending = sample.pending, []
         items = [dataclasses.replace(item, weight=weight, stratum=stratum) for item, stratum, weight in pending]
-        new = set(self.ledger.add_new_items(sample.run_id, items))
-        fresh = [(item, stratum, weight) for item, stratum, weight in pending if item.trace_id in new]
-        if not fresh:
-            return
-        send_chunks(sample.run_id, self.window.id, [sample.judge], [item.record for item, _, _ in fresh],
-                    dispatcher, self.settings, counters,
-                    hashes={item.trace_id: item.content_hash for item, _, _ in fresh},
-                    weights={item.trace_id: weight for item, _, weight in fresh},
-                    strata={item.trace_id: stratum for item, stratum, _ in fresh}, ledger=self.ledger)
-        sample.new += len(fresh)
+        intake = Intake(self.ledger, dispatcher, self.settings, counters=counters)
+        sent = intake.take(Target(sample.run_id, self.window.id, (sample.judge,)), items, new_only=True)
+        sample.new += len(sent)
 
     def _finish(self, samples: Iterable[JudgeSample], seen: Counter[str], filtered: Counter[str],
                 skipped: dict[str, int]) -> None:
@@ -304,8 +300,8 @@ class WindowJob:
             self.ledger.note_scan(sample.run_id, skipped)
             run = self.ledger.refresh_run_counts(sample.run_id)
             if run.status == "submitting":
-                self.ledger.set_status(sample.run_id, "running")
-            self.ledger.mark_done_if_complete(sample.run_id)
+                mark_running(self.ledger, sample.run_id)
+            mark_done(self.ledger, sample.run_id)
 
 
 def _item(raw: dict[str, Any], seq: int, decision: Decision, skipped: Counter[str],

@@ -10,7 +10,7 @@ from pathlib import Path
 from pydantic import Field
 from pydantic_settings import SettingsConfigDict
 
-from workers.sending import ChunkSettings
+from runs.sending import ChunkSettings
 
 
 class OnlineSettings(ChunkSettings):

@@ -28,8 +28,8 @@ from .windows import Window, latest_closed, window_at
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
-    from workers.dispatch import Dispatcher
-    from workers.sending import ChunkSettings
+    from runs.dispatch import Dispatcher
+    from runs.sending import ChunkSettings
 
 
 def due_windows(plan: Plan, ledger: Ledger, now: datetime) -> list[Window]:

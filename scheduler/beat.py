@@ -12,7 +12,7 @@ from __future__ import annotations
 from typing import Any, Final
 
 from online.schedules import Schedule
-from workers.keys import QUEUE_LOCAL
+from runs.queues import QUEUE_LOCAL
 
 TICK_TASK: Final = "judgeq.online_tick"
 BUDGET_TASK: Final = "judgeq.budget_tick"

@@ -61,14 +61,20 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
     ``alive`` and ``failure`` come from an embedded run (:class:`workers.embedded.InProcess`):
     whether it still judges, and what it raised (raised here, once the wait is over).
     """
+    from runs.waiting import wait_for
+    from workers.lost import StallWatch
+
+    from .interrupts import checkpoint
     from .outcomes import print_outcomes
     from .progress import ProgressView
-    from .waiting import wait_for
 
     total = expected if expected is not None else ledger.get_run(run_id).expected
+    # A fleet run (no in-process work to watch) has the chunks a killed worker lost sent again.
+    stall = StallWatch(run_id, ledger, settings.worker, settings.scheduler) if alive is None else None
     with ProgressView(f"run {run_id}", total) as view:
         progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
-                                      alive=alive, outage_s=settings.scheduler.wait_outage_s, settings=settings)
+                                      alive=alive, outage_s=settings.scheduler.wait_outage_s, stall=stall,
+                                      between=checkpoint)
     if failure:
         raise failure[0]
     run = ledger.get_run(run_id)

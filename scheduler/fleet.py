@@ -15,7 +15,7 @@ import re
 import socket
 from typing import TYPE_CHECKING, Any
 
-from workers.keys import QUEUES
+from runs.queues import QUEUES
 
 from .errors import UsageError
 
@@ -144,7 +144,7 @@ def run_worker(argv: list[str], settings: CliSettings) -> int | None:
     if not worker.broker_url:
         raise UsageError("a worker needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0) or --broker-url")
     worker.egress_policy()  # a malformed JUDGEQ_KEY_ENDPOINTS stops the worker here (exit 2)
-    from workers.dispatch import check_broker_url
+    from runs.dispatch import check_broker_url
 
     check_broker_url(worker.broker_url)
     return run_celery(argv, settings)

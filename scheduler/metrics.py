@@ -192,7 +192,7 @@ def _queue_depths(broker_url: str | None) -> tuple[dict[str, int] | None, bool |
         return None, None, None
     import redis
 
-    from workers.keys import QUEUES
+    from runs.queues import QUEUES
 
     try:
         client = redis.Redis.from_url(broker_url, socket_timeout=5, socket_connect_timeout=5)

@@ -4,9 +4,9 @@
 request and the command's :class:`scheduler.settings.CliSettings`. The steps
 themselves live in :mod:`scheduler.submit` (validate, store, send) and
 :mod:`scheduler.finish` (wait, report, the exit's figures); this module puts
-them in order and picks the mode: with a broker the chunks go to the fleet
-(:func:`workers.dispatch.connect`), without one they are judged in this
-process (:class:`workers.embedded.InProcess`), which always waits.
+them in order and picks the mode as ``runs.dispatch.fleet_mode`` decides it: with a
+broker the chunks go to the fleet (:func:`workers.dispatch.connect`), without one
+they are judged in this process (:class:`workers.embedded.InProcess`), which always waits.
 
 Both run under :func:`scheduler.interrupts.interruptible`, so that Ctrl-C, SIGTERM and
 failures say what became of the run and how to complete it.
@@ -21,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from judges.types import own_calls
+from runs.dispatch import fleet_mode
 
 from . import submit as submitting
 from .errors import UsageError
@@ -80,11 +81,12 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
             raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
         config = load_config(scheduler.config)
         plan = submitting.plan(request.dataset, config, request.judges, tags=request.tags, meta=request.meta,
-                               max_record_bytes=scheduler.max_record_bytes, warm_up=not settings.worker.broker_url)
+                               max_record_bytes=scheduler.max_record_bytes,
+                               warm_up=not fleet_mode(settings.worker.broker_url))
         if request.max_cost_usd is not None or request.no_cache:
             plan = dataclasses.replace(plan, max_cost_usd=request.max_cost_usd, no_cache=request.no_cache)
         check_judges(report.options.gates, [j.name for j in plan.judges])
-        if settings.worker.broker_url:  # a fleet's workers judge with their own identity: refuse what they would
+        if fleet_mode(settings.worker.broker_url):  # the workers judge with their own identity: refuse what they would
             refuse_keyless_cloud(plan.judges, settings.worker)
         fleet = connect(settings.worker)
         ledger = settings.ledger()
@@ -158,8 +160,6 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
         info = submitting.check_resumable(run, ledger, request.dataset)  # before anything is written
         fleet = connect(settings.worker)
         if {"account", "circuit"} & set(retry):  # the circuit those opened must not refuse their retry
-            from .reopen import close_circuits
-
             close_circuits(run.id, list(run.judges), settings.worker.broker_url)
         if fleet is None:
             from workers.embedded import InProcess
@@ -183,3 +183,21 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
         if not request.wait:
             return Ending()
         return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout)
+
+
+def close_circuits(run_id: str, judges: Sequence[str], broker_url: str | None) -> None:
+    """Close the run's open circuits of ``judges`` (``workers.circuit``), so that retried account errors are called.
+
+    Embedded mode has none to close: its circuit lives in the process that judged.
+    """
+    if not fleet_mode(broker_url):
+        return
+    from workers.broker import redis_for
+    from workers.circuit import RedisCircuit
+
+    client = redis_for(broker_url, timeout_s=3)
+    try:
+        for judge in judges:
+            RedisCircuit(client).close(run_id, judge)
+    finally:
+        client.close()

@@ -137,7 +137,7 @@ def _run_on_fleet(job: Any, fleet: Any) -> WindowOutcome:
     resume alone would leave the unread traces unjudged for good). Resume first: the other order sends
     the rescan's traces twice. Where a schedule runs under beat, its next ticks do both.
     """
-    from workers.errors import BrokerUnavailable
+    from runs.errors import BrokerUnavailable
 
     try:
         outcome: WindowOutcome = job.run(fleet, progress=_scanned)
@@ -180,14 +180,19 @@ def _say(text: str) -> None:
 
 def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
     from judgeq.errors import INFRASTRUCTURE
+    from runs.waiting import wait_for
+    from workers.lost import StallWatch
+
+    from .interrupts import checkpoint
     from .progress import ProgressView
-    from .waiting import wait_for
 
     for judge, run_id in outcome.runs.items():
         total = ledger.get_run(run_id).expected
         with ProgressView(f"run {run_id}", total) as view:
             progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
-                                          outage_s=settings.scheduler.wait_outage_s, settings=settings)
+                                          outage_s=settings.scheduler.wait_outage_s,
+                                          stall=StallWatch(run_id, ledger, settings.worker, settings.scheduler),
+                                          between=checkpoint)
         if not complete:
             _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
                  f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")
@@ -284,8 +289,9 @@ def beat(
     import redis
 
     from ledger.urls import mask_url
-    from workers.dispatch import CeleryDispatcher, check_broker_url
-    from workers.errors import BrokerUnavailable
+    from runs.dispatch import check_broker_url
+    from runs.errors import BrokerUnavailable
+    from workers.dispatch import CeleryDispatcher
 
     check_broker_url(worker_settings.broker_url)
     CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback

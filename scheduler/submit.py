@@ -1,4 +1,4 @@
-"""Submitting a run: validate everything, then store the items and enqueue chunks.
+"""Submitting a run: validate everything, then store the items and enqueue chunks (through ``runs.intake``).
 
 Order matters for the exit-code contract: every check that can fail on bad
 input (judges, gates, the whole dataset) runs before anything is written or
@@ -16,7 +16,7 @@ from __future__ import annotations
 import datetime as dt
 import secrets
 import threading
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -25,14 +25,13 @@ from typing import Any
 from judges.config import JudgeConfig, ResolvedJudge
 from ledger.models import Run
 from ledger.store import ItemIn, Ledger
-from workers.dispatch import Dispatcher
-from workers.lost import samples
-from workers.sending import send_chunks
+from runs.dispatch import Dispatcher
+from runs.intake import Intake, Target, mark_running, open_run, store_items
+from runs.resume import resend_unjudged
 
 from .errors import DatasetChanged, InputError, UsageError
 from .interrupts import checkpoint
 from .records import MAX_RECORD_BYTES, DatasetInfo, RecordChecks, iter_batches, scan
-from .reopen import Reopening
 from .settings import SchedulerSettings
 
 
@@ -49,9 +48,10 @@ class SubmitPlan:
     max_cost_usd: float | None = None  # --max-cost: stop spending once the run's cost reaches it
 
     @property
-    def options(self) -> dict[str, Any]:
-        """The chunk message fields that carry this plan's cache and budget choices."""
-        return {"no_cache": self.no_cache, "max_cost_usd": self.max_cost_usd}
+    def target(self) -> Target:
+        """What this run's chunks carry: the dataset's hash, the judges, the cache and budget choices."""
+        return Target(run_id=self.run_id, dataset=self.dataset.content_hash, judges=tuple(self.judges),
+                      no_cache=self.no_cache, max_cost_usd=self.max_cost_usd)
 
     @property
     def expected(self) -> int:
@@ -124,7 +124,8 @@ def enqueue(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: 
 def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
     """The run's row, in status "submitting" until every item is stored and sent."""
     now = dt.datetime.now(dt.timezone.utc)
-    ledger.create_run(
+    open_run(
+        ledger,
         Run(
             id=plan.run_id,
             kind="offline",
@@ -154,24 +155,15 @@ def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, sett
     batches, leaving the run "submitting"; returns whether every batch was sent.
     """
     batch_size = max(max(settings.size_for(j) for j in plan.judges), STORE_BATCH)
-    counters = {j.name: 0 for j in plan.judges}
+    intake, target = Intake(ledger, dispatcher, settings), plan.target
     with abandon_if_changed(plan.run_id, ledger):
         for batch in iter_batches(plan.dataset.path, batch_size, expect=plan.dataset):
             if stop is not None and stop.is_set():
                 return False
             checkpoint()
-            items = items_of(batch)
-            ledger.add_items(plan.run_id, items)
-            if over_budget(plan.run_id, plan.max_cost_usd, ledger):
-                skip_for_budget(plan.run_id, plan.dataset.content_hash, plan.judges, items, ledger,
-                                plan.max_cost_usd)
-                continue
-            send_chunks(plan.run_id, plan.dataset.content_hash, plan.judges, [item.record for item in items],
-                        dispatcher, settings, counters, options=plan.options,
-                        hashes={item.trace_id: item.content_hash for item in items}, ledger=ledger)
-    if not dispatcher.embedded:
-        dispatcher.close()
-    ledger.set_status(plan.run_id, "running")
+            intake.take(target, items_of(batch))
+    intake.close()
+    mark_running(ledger, plan.run_id)
     return True
 
 
@@ -242,7 +234,7 @@ def store_missing_items(run: Run, dataset: DatasetInfo, ledger: Ledger) -> None:
         return
     with abandon_if_changed(run.id, ledger):
         for batch in iter_batches(dataset.path, STORE_BATCH, expect=dataset):
-            ledger.add_items(run.id, items_of(batch))
+            store_items(ledger, run.id, items_of(batch))
 
 
 def abandon(run: Run, ledger: Ledger) -> bool:
@@ -261,54 +253,15 @@ def abandon(run: Run, ledger: Ledger) -> bool:
 
 def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings,
            dataset: DatasetInfo | None = None, retry: Sequence[str] = ()) -> int:
-    """Re-enqueue the items of ``run`` that have no verdict yet; returns how many.
+    """Re-enqueue the items of ``run`` that have no verdict yet (:func:`runs.resume.resend_unjudged`); how many.
 
-    Those are the items without a ledger row and those whose row is a
-    transient error (the provider did not answer within the retry budget; see
-    :mod:`scheduler.reopen`), or an error of a kind in ``retry``
-    (``--retry-errors``, checked by ``scheduler.causes.parse_retry``). The chunks carry the options the run was
-    submitted with (``--no-cache``, ``--max-cost``). A run cut off while it was
-    submitted first gets its missing items from ``dataset`` (checked by
-    ``check_resumable``, which callers run first).
+    A run cut off while it was submitted first gets its missing items from
+    ``dataset`` (checked by ``check_resumable``, which callers run first);
+    without one, an abandoned or cut-off run is refused before anything is
+    sent. ``retry``: ``--retry-errors``, checked by ``scheduler.causes.parse_retry``.
     """
     if dataset is None:
         check_resumable(run, ledger, None)  # an abandoned or cut-off run is refused before anything is sent
     else:
         store_missing_items(run, dataset, ledger)
-    judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
-    counters = {j.name: 10_000_000 for j in judges}  # chunk numbers of a resume stand apart in logs
-    options = {"no_cache": run.no_cache, "max_cost_usd": run.max_cost_usd}
-    kinds = tuple(dict.fromkeys(("transient", *retry)))
-    reopening = Reopening(dispatcher, ledger, kinds)
-    missing = 0
-    for judge in judges:
-        batches = ledger.missing_items(run.id, judge.name, batch_size=max(settings.size_for(judge), 500),
-                                       reopen=kinds)
-        for batch in batches:
-            checkpoint()
-            missing += len(batch)
-            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], batch, reopening, settings, counters,
-                        options=options, **samples(run, ledger, batch), ledger=ledger)
-    if not dispatcher.embedded:
-        dispatcher.close()
-    if run.status in ("submitting", "stopped") or (run.status == "done" and reopening.reopened):
-        ledger.set_status(run.id, "running")  # a run with reopened items is not done
-    return missing
-
-
-def over_budget(run_id: str, max_cost_usd: float | None, ledger: Ledger) -> bool:
-    """Whether the run has a budget and its spend so far (in the ledger) has reached it."""
-    return max_cost_usd is not None and ledger.spend(run_id) >= max_cost_usd
-
-
-def skip_for_budget(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], items: Sequence[ItemIn],
-                    ledger: Ledger, max_cost_usd: float | None) -> None:
-    """Record a batch that is not enqueued because the budget is spent: one skipped row per item and judge."""
-    from ledger.rows import ScoreIn
-
-    reason = f"budget: the run's spend reached its --max-cost ${max_cost_usd:g} before this item was enqueued"
-    ledger.write_scores([
-        ScoreIn(run_id=run_id, trace_id=item.trace_id, eval=j.name, judge_version=j.version, dataset=dataset,
-                status="skipped", error=reason, error_kind="budget", content_hash=item.content_hash)
-        for item in items for j in judges
-    ])
+    return resend_unjudged(run, ledger, dispatcher, settings, retry=retry, between=checkpoint)

@@ -26,7 +26,7 @@ from online.plan import prepare
 from online.schedules import load_schedules
 from online.windows import parse_size, window_at
 from workers.dispatch import EmbeddedDispatcher
-from workers.sending import ChunkSettings
+from runs.sending import ChunkSettings
 
 from .provider import FakeProvider
 

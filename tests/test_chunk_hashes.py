@@ -18,8 +18,8 @@ from judges.verdict import Verdict
 from ledger import Ledger
 from scheduler.settings import SchedulerSettings
 from scheduler.submit import enqueue, plan
-from workers.chunk import score_row
-from workers.message import MESSAGE_VERSION, ChunkMessage
+from runs.rows import score_row
+from runs.message import MESSAGE_VERSION, ChunkMessage
 
 pytestmark = pytest.mark.timeout(60)
 

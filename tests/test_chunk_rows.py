@@ -18,8 +18,9 @@ from judges.config import load_config
 from judges.record import Record
 from judges.verdict import Verdict
 from ledger import ItemIn, Ledger, Run
-from workers.chunk import INTERNAL, SETUP, JudgeCache, execute
-from workers.message import ChunkMessage
+from runs.rows import INTERNAL, SETUP
+from workers.chunk import JudgeCache, execute
+from runs.message import ChunkMessage
 
 pytestmark = pytest.mark.timeout(60)
 

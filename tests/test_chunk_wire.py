@@ -10,7 +10,7 @@ from __future__ import annotations
 import json
 
 from judges.retry import Prior
-from workers.message import ChunkMessage
+from runs.message import ChunkMessage
 
 JUDGE = {"name": "j", "version": "j@1", "kind": "remote", "model": "openai/x"}
 RECORDS = [{"id": "a", "output": "x"}, {"id": "b", "output": "y", "metadata": {"locale": "de"}}]

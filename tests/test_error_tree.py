@@ -17,9 +17,9 @@ import judgeq.errors
 from judgeq.errors import JudgeqError
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("judgeq", "scheduler", "workers", "judges", "ledger", "online")
+PACKAGES = ("judgeq", "scheduler", "workers", "judges", "ledger", "online", "runs")
 ERROR_MODULES = ("judgeq.errors", "scheduler.errors", "judges.errors", "online.errors", "ledger.errors",
-                 "workers.errors")
+                 "runs.errors", "workers.errors")
 BUILTIN_ERRORS = {name for name, value in vars(builtins).items()
                   if isinstance(value, type) and issubclass(value, BaseException)}
 
@@ -48,7 +48,7 @@ def test_each_package_base_is_under_the_root() -> None:
     from ledger.errors import LedgerError
     from online.errors import OnlineError
     from scheduler.errors import SchedulerError
-    from workers.errors import BrokerError
+    from runs.errors import BrokerError
 
     for base in (SchedulerError, JudgeError, OnlineError, LedgerError, BrokerError):
         assert issubclass(base, JudgeqError), base

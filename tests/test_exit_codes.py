@@ -328,7 +328,8 @@ def test_every_error_class_maps_as_the_tree_says() -> None:
                                LedgerPermissionDenied, LedgerReadOnly, LedgerUnavailable, MigrationError, RunNotFound)
     from judgeq.errors import GATE_FAILED, exit_code
     from scheduler.errors import InputError, SchedulerArgumentError, UsageError
-    from workers.errors import BadMessage, BrokerUnavailable, VerdictCountError
+    from runs.errors import BadMessage, BrokerUnavailable
+    from workers.errors import VerdictCountError
 
     expect = {
         InputError("f.jsonl", "x"): 2, UsageError("x"): 2, JudgeConfigError("x"): 2, RunNotFound("r"): 2,

@@ -19,8 +19,8 @@ from sqlalchemy import create_engine, text
 from judges.retry import MAX_CARRIED_ERROR, Prior
 from ledger.store import Ledger
 from workers.app import create_app
-from workers.errors import BadMessage
-from workers.message import ChunkMessage
+from runs.errors import BadMessage
+from runs.message import ChunkMessage
 from workers.settings import WorkerSettings
 
 from .processes import Worker, base_env, run_cli, wait_until

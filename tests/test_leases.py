@@ -22,7 +22,7 @@ from ledger import Ledger, Run, ScoreIn
 from workers.chunk import JudgeCache, run_chunk
 from workers.circuit import LocalCircuit
 from workers.lease import UNREACHABLE_RETRY_S, Leases, LocalLeases, RedisLeases
-from workers.message import ChunkMessage
+from runs.message import ChunkMessage
 from workers.remote import RemoteServices
 from workers.settings import WorkerSettings
 

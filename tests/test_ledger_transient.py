@@ -11,10 +11,10 @@ from typing import Any
 import pytest
 
 from ledger import ItemIn, Ledger, Run, ScoreIn
-from scheduler.reopen import Reopening
+from runs.reopen import Reopening
 from workers.dispatch import CeleryDispatcher
-from workers.errors import BrokerUnavailable
-from workers.message import ChunkMessage
+from runs.errors import BrokerUnavailable
+from runs.message import ChunkMessage
 from workers.settings import WorkerSettings
 
 from .processes import free_port

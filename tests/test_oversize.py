@@ -30,9 +30,9 @@ from online.sources.base import SOURCE_TYPES, open_source, register_source
 from online.windows import parse_size, parse_window
 from workers.dispatch import EmbeddedDispatcher
 from scheduler.records import RecordChecks, scan
-from workers.errors import BadMessage
-from workers.message import ChunkMessage, json_limit
-from workers.sending import ChunkSettings, _cut
+from runs.errors import BadMessage
+from runs.message import ChunkMessage, json_limit
+from runs.sending import ChunkSettings, _cut
 
 from .processes import Worker, base_env, run_cli, wait_until
 
@@ -327,7 +327,7 @@ class Cut(EmbeddedDispatcher):
 
     def send(self, message: Any, queue: str) -> None:
         if self.sends == 0:
-            from workers.errors import BrokerUnavailable
+            from runs.errors import BrokerUnavailable
 
             raise BrokerUnavailable("the broker went away")
         self.sends -= 1

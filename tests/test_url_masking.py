@@ -10,7 +10,7 @@ from ledger.errors import LedgerUnavailable, LedgerUrlError
 from ledger.store import Ledger
 from ledger.urls import mask_url
 from workers.dispatch import CeleryDispatcher
-from workers.errors import BrokerUnavailable, BrokerUrlError
+from runs.errors import BrokerUnavailable, BrokerUrlError
 from workers.settings import WorkerSettings
 
 from .processes import base_env, free_port, run_cli

@@ -149,7 +149,7 @@ def test_wait_for_raises_once_the_outage_bound_passes(tmp_path: Path) -> None:
     """Nothing listens at the ledger's address: polling gives up after ``outage_s``, not at once."""
     from ledger.errors import LedgerUnavailable
     from ledger.store import Ledger
-    from scheduler.waiting import wait_for
+    from runs.waiting import wait_for
 
     from .processes import free_port
 

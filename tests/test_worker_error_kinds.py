@@ -16,8 +16,9 @@ import redis
 from judges.config import load_config
 from ledger import Ledger, Run
 from workers.app import create_app
-from workers.keys import DELIVERIES, QUEUE_LOCAL
-from workers.message import ChunkMessage
+from runs.queues import QUEUE_LOCAL
+from workers.keys import DELIVERIES
+from runs.message import ChunkMessage
 from workers.settings import WorkerSettings
 
 from .processes import Worker, base_env, wait_until

@@ -25,8 +25,8 @@ from typing import Any
 from ledger.errors import LedgerError, RunNotFound
 from ledger.store import Ledger
 
-from .errors import BadMessage
-from .message import RUN_ID_PATTERN, ChunkMessage
+from runs.errors import BadMessage
+from runs.message import RUN_ID_PATTERN, ChunkMessage
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from __future__ import annotations
 from celery import Celery
 from kombu import Queue
 
+from runs.queues import QUEUES
+
 from . import warm  # noqa: F401 - its signal handler warms the remote queue's workers before they report ready
-from .keys import QUEUES
 from .settings import WorkerSettings
 
 

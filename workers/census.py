@@ -33,8 +33,9 @@ from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
+from runs.queues import QUEUES
+
 from .deadletters import DeadLetters
-from .keys import QUEUES
 
 #: kombu's Redis transport: the hash of delivered, unacknowledged messages, the separator of a priority
 #: list's name, and the priority steps it keeps a list for (kombu's defaults, which judgeq keeps).

@@ -1,7 +1,8 @@
 """Judge one chunk and write its rows: the work behind every task.
 
 Celery tasks (workers/tasks.py) and embedded mode (workers/dispatch.py) both
-call :func:`run_chunk`, so the two modes run the same code. The ledger's
+call :func:`run_chunk`, so the two modes run the same code; the rows it writes
+are made in :mod:`runs.rows`. The ledger's
 idempotent upsert makes a redelivered chunk harmless; remote judges also skip
 items that already have a row, so a redelivery does not pay twice.
 """
@@ -13,42 +14,25 @@ import json
 import logging
 import threading
 from collections.abc import Sequence
-from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
 
 from judges.base import Judge
 from judges.config import ResolvedJudge
-from judges.record import CLUSTER_KEYS, Record
+from judges.record import Record
 from judges.build import build
 from judges.verdict import Verdict
 from ledger.errors import LedgerError
-from ledger.store import Ledger, ScoreIn
+from ledger.store import Ledger
+from runs.message import ChunkMessage
+from runs.rows import INTERNAL, SETUP, ChunkOutcome, fail_chunk, write_verdicts
 
 from .errors import VerdictCountError
-from .message import ChunkMessage
+from .remote import RemoteServices, judge_remote
 
 if TYPE_CHECKING:
     from judges.egress import EgressPolicy
 
-    from .remote import RemoteServices
-
 log = logging.getLogger(__name__)
-
-
-#: ``error_kind`` of the rows a worker writes for a chunk it could not judge (README, "Reliability").
-INTERNAL = "internal"  # judgeq's own code raised while judging the chunk (a bug: report it)
-POISON = "poison"  # the chunk's worker died JUDGEQ_MAX_DELIVERIES times (a crash, out of memory, a hard time limit)
-SETUP = "setup"  # the worker could not build the chunk's judge (another judgeq version, a key it lacks)
-TOO_LARGE = "too_large"  # a record larger than a worker admits: never sent (workers.sending.send_chunks)
-
-
-@dataclass(frozen=True)
-class ChunkOutcome:
-    """What one chunk did: rows written, rows already present, errors among the written."""
-
-    written: int
-    already_done: int
-    errors: int
 
 
 class JudgeCache:
@@ -126,7 +110,7 @@ def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
     except Exception as exc:  # a worker that cannot build the judge records why, per row
         log.error("cannot build judge %s: %s", message.judge_name, exc)
         verdicts = [Verdict.failed(r.id, f"{type(exc).__name__}: {exc}", attempts=0, error_kind=SETUP) for r in records]
-        return _write(message, records, verdicts, ledger, already_done=0)
+        return write_verdicts(message, records, verdicts, ledger)
 
     todo: Sequence[Record] = records
     already = 0
@@ -138,67 +122,9 @@ def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
     if not todo:
         return ChunkOutcome(written=0, already_done=already, errors=0)
     if judge.kind == "remote" and services is not None:
-        from .remote import judge_remote
-
-        remote = judge_remote(message, todo, judge, ledger, services, score_row)
+        remote = judge_remote(message, todo, judge, ledger, services)
         return ChunkOutcome(written=remote.written, already_done=already, errors=remote.errors)
     verdicts = judge.judge(todo)
     if len(verdicts) != len(todo):  # a judge bug must not lose items silently
         raise VerdictCountError(f"judge {message.judge_name} returned {len(verdicts)} verdicts for {len(todo)} records")
-    return _write(message, todo, verdicts, ledger, already_done=already)
-
-
-def fail_chunk(message: ChunkMessage, ledger: Ledger, error: str, kind: str) -> ChunkOutcome:
-    """Record every item of the chunk as failed with ``error`` of ``kind`` (INTERNAL, POISON)."""
-    records = [Record.model_validate(r) for r in message.records]
-    verdicts = [Verdict.failed(r.id, error, attempts=0, error_kind=kind) for r in records]
-    return _write(message, records, verdicts, ledger, already_done=0)
-
-
-def _write(
-    message: ChunkMessage,
-    records: Sequence[Record],
-    verdicts: Sequence[Verdict],
-    ledger: Ledger,
-    already_done: int,
-) -> ChunkOutcome:
-    version = str(message.judge.get("version"))
-    rows = [score_row(message, record, verdict, version) for record, verdict in zip(records, verdicts)]
-    ledger.write_scores(rows)
-    errors = sum(1 for v in verdicts if v.error is not None)
-    return ChunkOutcome(written=len(rows), already_done=already_done, errors=errors)
-
-
-def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_version: str) -> ScoreIn:
-    """The ledger row of one verdict."""
-    meta = record.metadata
-    cluster = next((str(meta[k]) for k in CLUSTER_KEYS if meta.get(k) is not None), None)
-    stratum = message.strata.get(record.id, meta.get("stratum"))
-    return ScoreIn(
-        run_id=message.run_id,
-        trace_id=record.id,
-        eval=message.judge_name,
-        score=verdict.score,
-        label=verdict.label,
-        reason=verdict.reason,
-        judge_version=judge_version,
-        dataset=message.dataset,
-        cost_usd=verdict.cost_usd,
-        latency_s=verdict.latency_s,
-        wait_s=verdict.wait_s,
-        tokens_in=verdict.tokens_in,
-        tokens_out=verdict.tokens_out,
-        attempts=verdict.attempts,
-        error=verdict.error,
-        error_kind=verdict.error_kind,
-        status="ok" if verdict.error is None else "error",
-        cached=False,
-        weight=float(message.weights.get(record.id, 1.0)),
-        stratum=None if stratum is None else str(stratum),
-        cluster=cluster,
-        content_hash=message.content_hash(record),
-        confidence=verdict.confidence,
-        stage=verdict.stage,
-        audit_label=verdict.audit_label,
-        audit_score=verdict.audit_score,
-    )
+    return write_verdicts(message, todo, verdicts, ledger, already_done=already)

@@ -28,8 +28,9 @@ import json
 from dataclasses import dataclass
 from typing import Any
 
+from runs.message import ChunkMessage
+
 from .keys import DEAD_LETTERS, DEAD_LETTERS_TTL_S, REFUSED
-from .message import ChunkMessage
 
 
 @dataclass(frozen=True)

@@ -1,7 +1,9 @@
-"""Sending chunks: to the Celery fleet, or judging them in-process (embedded mode).
+"""The two dispatchers of ``runs.dispatch.Dispatcher``: to the Celery fleet, or judging in-process (embedded mode).
 
-Both dispatchers take the same :class:`ChunkMessage`; the embedded one calls
-the same :func:`workers.chunk.execute` that the Celery task calls.
+Both take the same :class:`ChunkMessage`; the embedded one calls the same
+:func:`workers.chunk.execute` that the Celery task calls. They live here, not
+in runs/, because they need the Celery app and the chunk code; which one a
+process uses is decided by ``runs.dispatch.fleet_mode`` (see :func:`connect`).
 """
 
 from __future__ import annotations
@@ -9,31 +11,23 @@ from __future__ import annotations
 import threading
 from concurrent.futures import Future, ThreadPoolExecutor, wait
 from collections.abc import Iterable
-from typing import Any, Protocol
+from typing import Any
 
 from judges.spec import LlmJudgeSpec
 from ledger.store import Ledger
-from ledger.urls import ambiguous_password, has_query_secret, mask_url, redact_secrets, unescaped_message
+from ledger.urls import mask_url, redact_secrets
+from runs import dispatch as runs_dispatch
+from runs.dispatch import check_broker_url
+from runs.errors import BrokerUnavailable
+from runs.message import ChunkMessage
+from runs.queues import QUEUE_REMOTE
 
 from .chunk import JudgeCache, execute
 from .circuit import LocalCircuit
-from .errors import BrokerUnavailable, BrokerUrlError
-from .keys import QUEUE_REMOTE
-from .message import ChunkMessage
 from .remote import RemoteServices
 from .settings import WorkerSettings
 
 TASK_NAME = "judgeq.judge_chunk"
-
-
-class Dispatcher(Protocol):
-    """Where chunks go."""
-
-    embedded: bool
-
-    def send(self, message: ChunkMessage, queue: str) -> None: ...
-
-    def close(self) -> None: ...
 
 
 class CeleryDispatcher:
@@ -201,24 +195,11 @@ class EmbeddedDispatcher:
             pool.shutdown(wait=False, cancel_futures=True)
 
 
-def check_broker_url(url: str | None) -> None:
-    """Raise BrokerUrlError for a password parsers would misread: unescaped '@' or '/', or in the query."""
-    if url and ambiguous_password(url):
-        raise BrokerUrlError(unescaped_message(url, "JUDGEQ_BROKER_URL"))
-    if url and has_query_secret(url):  # kombu fails on it, and Celery's banner would print it
-        raise BrokerUrlError(f"JUDGEQ_BROKER_URL: {mask_url(url)} holds a password in its query, which the broker "
-                             "client does not read; write it as redis://:PASSWORD@host:6379/0")
-
-
 def _mask(url: str | None) -> str:
     """The URL with any password replaced, fit for an error message."""
     return mask_url(url) if url else "<unset>"
 
 
 def connect(settings: WorkerSettings) -> CeleryDispatcher | None:
-    """The fleet's dispatcher with its broker checked now; None without a broker (embedded mode)."""
-    if not settings.broker_url:
-        return None
-    dispatcher = CeleryDispatcher(settings)
-    dispatcher.check()
-    return dispatcher
+    """The fleet's dispatcher with its broker checked now; None without a broker (``runs.dispatch.connect``)."""
+    return runs_dispatch.connect(settings.broker_url, lambda: CeleryDispatcher(settings))

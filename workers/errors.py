@@ -1,38 +1,17 @@
-"""Errors raised by the worker side.
+"""Errors raised by the worker side (the Celery adapter), under the base of runs/ (``runs.errors``).
 
-    BrokerError              base of everything raised by workers/
-    ├── BrokerUnavailable    the broker cannot be reached to publish or inspect
-    ├── BadMessage           a task message is malformed, or not a chunk of a submitted run: refused
-    ├── BrokerUrlError       the broker URL cannot be used as written (an unescaped '@' or '/' in its password)
+    runs.errors.BrokerError  base of everything raised by runs/ and workers/
+    ├── BrokerUnavailable    (runs.errors) the broker cannot be reached to publish or inspect
+    ├── BadMessage           (runs.errors) a task message is malformed, or not a chunk of a submitted run
+    ├── BrokerUrlError       (runs.errors) the broker URL cannot be used as written
     ├── VerdictCountError    a judge returned more or fewer verdicts than it was given records (a judge's bug)
     └── WorkerArgumentError  a worker function was given values it cannot use (a caller's bug)
 
 The whole tree and its exit codes: judgeq/errors.py.
 """
 
-from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, INTERNAL, JudgeqError
-
-
-class BrokerError(JudgeqError):
-    """Raised for anything that goes wrong talking to the task broker, or in workers/ otherwise."""
-
-    exit_code = INFRASTRUCTURE
-
-
-class BrokerUnavailable(BrokerError):
-    """Raised when the broker cannot be reached (the run stays resumable)."""
-
-
-class BrokerUrlError(BrokerError):
-    """Raised when the broker URL cannot be used as written; the message shows it masked."""
-
-    exit_code = BAD_INPUT
-
-
-class BadMessage(BrokerError):
-    """Raised when a task message fails validation or does not match its run; it names no record."""
-
-    exit_code = INTERNAL  # refused and acknowledged by the worker: one reaching the CLI is a bug
+from judgeq.errors import INTERNAL
+from runs.errors import BrokerError
 
 
 class VerdictCountError(BrokerError, RuntimeError):

@@ -1,15 +1,10 @@
-"""Every Redis key judgeq itself writes (Celery's own keys are kombu's business)."""
+"""Every Redis key judgeq itself writes (Celery's own keys are kombu's business; its queues' names: ``runs.queues``)."""
 
 PREFIX = "judgeq:"
 
 #: Deliveries seen of one task id: the poison-message guard (workers/tasks.py).
 DELIVERIES = PREFIX + "deliveries:{task_id}"
 DELIVERIES_TTL_S = 24 * 3600
-
-#: Celery queue names: CPU-bound local judges and I/O-bound remote judges.
-QUEUE_LOCAL = "local"
-QUEUE_REMOTE = "remote"
-QUEUES = (QUEUE_LOCAL, QUEUE_REMOTE)
 
 #: Rate limiter state of one provider endpoint and model (a hash: request and
 #: token schedules, the AIMD rate factor); workers/ratelimit.py.

@@ -3,29 +3,37 @@
 A worker killed at the wrong moment loses a chunk for good (``workers/census.py``
 says how, and how such items are found). Two callers look once a run's rows
 have stopped coming for ``JUDGEQ_LOST_CHECK_S`` seconds: the waiting submitter
-(``scheduler/waiting.py``) and, for online runs nobody waits on, beat's online
+(``runs/waiting.py``, with :class:`StallWatch`) and, for online runs nobody waits on, beat's online
 tick (``online/tick.py``). Items without a row that no message in the broker
 holds, in two censuses ``confirm_s`` apart, are sent again, at most
 ``MAX_RESENDS`` times each by one finder (a chunk that keeps vanishing is a
 fault to see in the workers' logs, not to hide).
 
-An online window's items are sent again with the weight and stratum they
-were sampled at, which their ledger items keep (``scheduler.submit.samples``).
+The items go again through the run's intake (``runs.intake.Intake.resend``):
+an online window's with the weight and stratum they were sampled at, which
+their ledger items keep.
 """
 
 from __future__ import annotations
 
 import time
-from collections.abc import Callable, Sequence
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from judges.resolved import ResolvedJudge
-from ledger.models import Run
-from ledger.store import Ledger
+from ledger.store import Ledger, Progress
+from runs.dispatch import Dispatcher
+from runs.intake import Intake, Target
+from runs.sending import ChunkSettings
 
 from .census import Census, take_census
 from .keys import RESENT, RESENT_TTL_S
-from .sending import ChunkSettings, send_chunks
+
+if TYPE_CHECKING:
+    from online.settings import OnlineSettings
+    from runs.waiting import View
+
+    from .settings import WorkerSettings
 
 MAX_RESENDS = 3  # times one item is sent again (counted in Redis, across waiters and ticks)
 RESEND_CHUNK_BASE = 20_000_000  # chunk numbers of re-sent chunks stand apart in logs (resume's are 10M+)
@@ -43,18 +51,19 @@ class LostChunks:
         self.confirm_s = confirm_s
         self._counters: dict[str, int] = {}
 
-    def check(self, dispatcher: Callable[[], Any]) -> int:
+    def check(self, dispatcher: Callable[[], Dispatcher]) -> int:
         """Send the run's lost items again through ``dispatcher()`` (called only then); how many item-judge pairs."""
         run = self.ledger.get_run(self.run_id)
         if run.status != "running" or (run.kind != "offline" and self.ledger.unweighted_items(run.id)):
             return 0
-        judges = [ResolvedJudge.from_message(body) for body in run.judges.values()]
+        target = Target.of(run)
+        judges = list(target.judges)
         first = self._lost(judges)
         if not first:
             return 0
         time.sleep(self.confirm_s)
         second = self._lost(judges)
-        sender = None
+        intake = None
         resent = 0
         for judge in judges:
             both = [(trace_id, record) for trace_id, record in second.get(judge.name, {}).items()
@@ -63,11 +72,9 @@ class LostChunks:
                      if times < MAX_RESENDS]
             if not again:
                 continue
-            sender = sender or dispatcher()
-            self._counters.setdefault(judge.name, RESEND_CHUNK_BASE)
-            options = {"no_cache": run.no_cache, "max_cost_usd": run.max_cost_usd}
-            send_chunks(run.id, run.dataset_hash or run.window or "", [judge], again, sender, self.settings,
-                        self._counters, options=options, **samples(run, self.ledger, again), ledger=self.ledger)
+            intake = intake or Intake(self.ledger, dispatcher(), self.settings, first_chunk=RESEND_CHUNK_BASE,
+                                      counters=self._counters)
+            intake.resend(run, target.only(judge), again)
             self._count(judge.name, again)
             resent += len(again)
         return resent
@@ -104,15 +111,63 @@ class LostChunks:
         return lost
 
 
-def samples(run: Run, ledger: Ledger, records: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """``send_chunks``' weights and strata for records of ``run`` sent again: an online sample's, from its items.
 
-    An online run's items keep the weight and stratum they were sampled at
-    (ledger migration 0009); without them a resent item would weigh 1, so
-    ``check_resumable`` refuses a run with items that keep none.
+class StallWatch:
+    """Notices a fleet run whose rows stopped coming and has its lost chunks sent again (``runs.waiting.Watch``).
+
+    After ``settings.lost_check_s`` seconds without a new row, and as often
+    again while none comes, a :class:`LostChunks` finder looks; it is made at
+    the first look, and never without a Redis broker (embedded mode, another
+    broker). A look that fails (the broker unreachable) is shown and the wait
+    goes on: the workers meet the same trouble.
     """
-    if run.kind == "offline":
-        return {}
-    kept = ledger.samples_of(run.id, [str(record["id"]) for record in records])
-    return {"weights": {t: w for t, (w, _) in kept.items()},
-            "strata": {t: s for t, (_, s) in kept.items() if s is not None}}
+
+    def __init__(self, run_id: str, ledger: Ledger, worker: WorkerSettings, settings: OnlineSettings) -> None:
+        self.run_id = run_id
+        self.ledger = ledger
+        self.worker = worker
+        self.settings = settings
+        self.after_s = settings.lost_check_s
+        self.done = -1
+        self.since = time.monotonic()
+        self.looked = False
+        self.dispatcher: Any = None
+        self.finder: LostChunks | None = None  # made at the first look; stays None without a Redis broker
+
+    def watch(self, progress: Progress, view: View) -> None:
+        now = time.monotonic()
+        if progress.done != self.done:
+            self.done, self.since = progress.done, now
+            return
+        if now - self.since < self.after_s:
+            return
+        self.since = now  # the next look after as long again without a row
+        if not self.looked:
+            self.looked = True
+            self.finder = self._finder()
+        if self.finder is None:
+            return
+        try:
+            resent = self.finder.check(self._dispatcher)
+        except Exception as exc:  # the broker is unreachable, say: the workers' problem too; keep waiting
+            view.update(progress.done, f"could not look for lost chunks: {type(exc).__name__}", now=True)
+            return
+        finally:
+            if self.dispatcher is not None:
+                self.dispatcher.close()
+                self.dispatcher = None
+        if resent:
+            view.update(progress.done, f"sent {resent} items again: a worker died holding their chunk", now=True)
+
+    def _finder(self) -> LostChunks | None:
+        """The finder for a fleet run (a Redis broker configured); None in embedded mode or with another broker."""
+        from .broker import redis_for
+
+        client = redis_for(self.worker.broker_url, timeout_s=10)
+        return None if client is None else LostChunks(self.run_id, self.ledger, client, self.settings)
+
+    def _dispatcher(self) -> Any:
+        from .dispatch import CeleryDispatcher
+
+        self.dispatcher = CeleryDispatcher(self.worker)
+        return self.dispatcher

@@ -45,11 +45,12 @@ from judges.verdict import Verdict
 from ledger.rows import ScoreIn
 from ledger.store import Ledger
 from online.budget.gate import DailyBudgetGate
+from runs.message import ChunkMessage
+from runs.rows import score_row, write_skipped
 
 from .circuit import Circuit
 from .errors import VerdictCountError
 from .lease import Lease, Leases, LocalLeases
-from .message import ChunkMessage
 from .settings import WorkerSettings
 
 log = logging.getLogger(__name__)
@@ -60,10 +61,6 @@ log = logging.getLogger(__name__)
 MAX_HANDBACKS = 1000
 #: The shortest countdown of a hand-back.
 MIN_COUNTDOWN_S = 0.2
-
-#: Builds the ledger row of one verdict (workers.chunk.score_row).
-RowMaker = Callable[[ChunkMessage, Record, Verdict, str], ScoreIn]
-
 
 @dataclass(frozen=True)
 class RemoteServices:
@@ -105,12 +102,9 @@ class RemoteOutcome:
     deferred: int
 
 
-def _skip_for_budget(records: Sequence[Record], reason: str, delivery: _Delivery, ledger: Ledger) -> RemoteOutcome:
+def _skip_for_budget(message: ChunkMessage, records: Sequence[Record], reason: str, ledger: Ledger) -> RemoteOutcome:
     """Every item recorded as skipped for budget (status skipped, kind budget), nothing called."""
-    skipped = [dataclasses.replace(row, status="skipped", error_kind="budget") for row in
-               delivery.rows([(r, Verdict.failed(r.id, reason, attempts=0)) for r in records])]
-    ledger.write_scores(skipped)
-    return RemoteOutcome(written=len(skipped), errors=0, cached=0, deferred=0)
+    return RemoteOutcome(written=write_skipped(message, records, reason, ledger), errors=0, cached=0, deferred=0)
 
 
 def judge_remote(
@@ -119,10 +113,9 @@ def judge_remote(
     judge: Judge,
     ledger: Ledger,
     services: RemoteServices,
-    make_row: RowMaker,
 ) -> RemoteOutcome:
     """Judge ``records`` (none of which has a row in the run yet); see the module docstring."""
-    delivery = _Delivery(message, ledger, make_row)
+    delivery = _Delivery(message, ledger)
     name = message.judge_name
 
     cause = services.circuit.open_cause(message.run_id, name)
@@ -136,11 +129,11 @@ def judge_remote(
         spent = ledger.spend(message.run_id)
         if spent >= message.max_cost_usd:
             reason = f"budget: the run spent ${spent:.4f} of its --max-cost ${message.max_cost_usd:g}"
-            return _skip_for_budget(records, reason, delivery, ledger)
+            return _skip_for_budget(message, records, reason, ledger)
 
     over = services.daily_budget.spent(ledger, message.run_id, name)
     if over is not None:  # an online run's judge has spent the day's budget (online/budget/gate.py)
-        return _skip_for_budget(records, over, delivery, ledger)
+        return _skip_for_budget(message, records, over, ledger)
 
     cached_rows: list[ScoreIn] = []
     todo: Sequence[Record] = records
@@ -185,14 +178,13 @@ class _Delivery:
 
     message: ChunkMessage
     ledger: Ledger
-    make_row: RowMaker
 
     @property
     def version(self) -> str:
         return str(self.message.judge.get("version"))
 
     def rows(self, pairs: Sequence[tuple[Record, Verdict]]) -> list[ScoreIn]:
-        return [self.make_row(self.message, r, v, self.version) for r, v in pairs]
+        return [score_row(self.message, r, v, self.version) for r, v in pairs]
 
     def write(self, pairs: Sequence[tuple[Record, Verdict]], extra: Sequence[ScoreIn] = ()) -> int:
         rows = [*extra, *self.rows(pairs)]

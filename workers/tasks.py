@@ -25,17 +25,18 @@ from ledger.errors import LedgerError
 from ledger.settings import LedgerSettings
 from judges.limits import RateLimiter
 from ledger.store import Ledger
+from runs.message import ChunkMessage
+from runs.queues import QUEUE_REMOTE
+from runs.rows import POISON, ChunkOutcome, fail_chunk
 
 from .admission import admit
 from .app import app
 from .broker import redis_for
-from .chunk import POISON, ChunkOutcome, JudgeCache, execute, fail_chunk
+from .chunk import JudgeCache, execute
 from .deadletters import DeadLetters
 from .keys import DELIVERIES, DELIVERIES_TTL_S
 from .circuit import Circuit, LocalCircuit, RedisCircuit
-from .keys import QUEUE_REMOTE
 from .lease import Leases, LocalLeases, RedisLeases
-from .message import ChunkMessage
 from .ratelimit import RedisLimiter
 from .remote import RemoteServices
 from .settings import WorkerSettings

@@ -23,7 +23,7 @@ from typing import Any
 
 from celery.signals import celeryd_after_setup
 
-from .keys import QUEUE_REMOTE
+from runs.queues import QUEUE_REMOTE
 
 log = logging.getLogger(__name__)
 

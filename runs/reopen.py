@@ -2,7 +2,7 @@
 
 A transient error (the provider did not answer within the retry budget) is
 not a verdict, nor is a refusal a configuration fix cures (``--retry-errors``,
-``scheduler.causes.RETRYABLE``). ``judgeq resume`` re-enqueues such items with
+``scheduler.causes.RETRYABLE``). ``judgeq resume`` (:mod:`runs.resume`) re-enqueues such items with
 the items that have no row: :class:`Reopening` wraps the dispatcher so that,
 chunk by chunk, just before the chunk is sent, its items' error rows of those
 kinds are deleted (:meth:`ledger.store.Ledger.reopen_errors`); rows with a
@@ -21,8 +21,9 @@ from judges.retry import Prior
 from ledger.models import Score
 from ledger.rows import ScoreIn
 from ledger.store import Ledger
-from workers.dispatch import Dispatcher
-from workers.message import ChunkMessage
+
+from .dispatch import Dispatcher
+from .message import ChunkMessage
 
 
 class Reopening:
@@ -58,21 +59,3 @@ def _spent(row: Score) -> Prior:
 
 def _as_rows(scores: Sequence[Score]) -> list[ScoreIn]:
     return [ScoreIn(**score.model_dump()) for score in scores]
-
-
-def close_circuits(run_id: str, judges: Sequence[str], broker_url: str | None) -> None:
-    """Close the run's open circuits of ``judges`` (``workers.circuit``), so that retried account errors are called.
-
-    Embedded mode has none to close: its circuit lives in the process that judged.
-    """
-    if not broker_url:
-        return
-    from workers.broker import redis_for
-    from workers.circuit import RedisCircuit
-
-    client = redis_for(broker_url, timeout_s=3)
-    try:
-        for judge in judges:
-            RedisCircuit(client).close(run_id, judge)
-    finally:
-        client.close()

@@ -1,8 +1,7 @@
-"""Cutting records into chunk messages and sending them: shared by ``judgeq submit`` and online windows.
+"""Cutting records into chunk messages and sending them, for :mod:`runs.intake` (every run's one sender).
 
-Both the CLI (scheduler/) and the online window task that beat fires (run by
-a worker) send chunks; this module is where both can reach it, since
-workers/ never imports scheduler/.
+A chunk holds one judge's records, bounded in count and bytes; a record no
+worker would admit is never sent but gets its error row here.
 """
 
 from __future__ import annotations
@@ -13,10 +12,11 @@ from typing import TYPE_CHECKING, Any
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
-from .keys import QUEUE_LOCAL, QUEUE_REMOTE
 from judges.record import DEFAULT_MAX_RECORD_BYTES
 
-from .message import json_limit, json_size
+from .message import ChunkMessage, json_limit, json_size
+from .queues import QUEUE_LOCAL, QUEUE_REMOTE
+from .rows import TOO_LARGE, fail_chunk
 
 if TYPE_CHECKING:
     from judges.resolved import ResolvedJudge
@@ -65,7 +65,7 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
 
     A chunk holds at most the judge's chunk size of records and at most
     ``chunk_bytes`` of them (a record alone always goes). A record no worker
-    would admit (more than ``workers.message.json_limit``: one stored by a judgeq with
+    would admit (more than ``runs.message.json_limit``: one stored by a judgeq with
     a larger ``JUDGEQ_MAX_RECORD_BYTES``) is not sent at all: it gets its own
     error row (kind ``too_large``) in ``ledger``, so it never costs the
     neighbours it would have shared a chunk with, and its run can complete.
@@ -74,8 +74,6 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
     ``hashes``: the records' content hashes by id, carried in each chunk (see ``ChunkMessage``).
     ``weights`` and ``strata``: an online sample's 1/p and stratum by record id, written on each row.
     """
-    from .message import ChunkMessage
-
     parts, refused = _cut(records, settings)
     sent = 0
     for judge in judges:
@@ -93,8 +91,6 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
             dispatcher.send(message(part, counters[judge.name]), queue_for(judge))
             sent += 1
         if refused:
-            from .chunk import TOO_LARGE, fail_chunk
-
             fail_chunk(message(refused, 0), ledger,
                        f"the record is larger than JUDGEQ_MAX_RECORD_BYTES = {settings.max_record_bytes} allows a "
                        "worker to take, so it was never sent; give submitters and workers the same "

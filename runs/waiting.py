@@ -6,46 +6,55 @@ waiter does too: it keeps polling, says so on the progress line, and gives up
 only at its ``--timeout`` or once the ledger has been unreachable for
 ``outage_s`` seconds in a row (``JUDGEQ_WAIT_OUTAGE_S``).
 
-A fleet run whose row count stands still for ``JUDGEQ_LOST_CHECK_S`` seconds
-is looked at for chunks a killed worker took with it, and those items are sent
-again (:mod:`workers.lost`).
+What the waiter shows and how it is interrupted are the caller's (the CLI
+passes its progress line and its interrupt checkpoint), and so is what it does
+when a fleet run's rows stand still: ``stall`` (``workers.lost.StallWatch``
+looks for chunks a killed worker took with it and sends their items again).
 """
 
 from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import TYPE_CHECKING, Any
+from typing import Protocol
 
 from ledger.errors import LedgerUnavailable
 from ledger.store import Ledger, Progress
 
-from .interrupts import checkpoint
-from .progress import ProgressView
-from .settings import CliSettings
-
-if TYPE_CHECKING:
-    from workers.lost import LostChunks
+from .intake import mark_done
 
 OUTAGE_POLL_S = 1.0  # at least this long between polls while the ledger is unreachable
 
 
-def wait_for(run_id: str, ledger: Ledger, view: ProgressView, *, timeout_s: float | None, poll_s: float,
-             alive: Callable[[], bool] | None = None, outage_s: float = 300.0,
-             settings: CliSettings | None = None) -> tuple[Progress, bool]:
+class View(Protocol):
+    """Where the waiter shows progress (the CLI's ``scheduler.progress.ProgressView``)."""
+
+    def update(self, done: int, extra: str = "", *, now: bool = False) -> None: ...
+
+
+class Watch(Protocol):
+    """Looks at each poll's progress of a run still short of its rows (``workers.lost.StallWatch``)."""
+
+    def watch(self, progress: Progress, view: View) -> None: ...
+
+
+def wait_for(run_id: str, ledger: Ledger, view: View, *, timeout_s: float | None, poll_s: float,
+             alive: Callable[[], bool] | None = None, outage_s: float = 300.0, stall: Watch | None = None,
+             between: Callable[[], None] = lambda: None) -> tuple[Progress, bool]:
     """Poll the run's row count until it reaches the expected count or ``timeout_s`` passes.
 
     Returns the last progress and whether the run is complete. ``alive`` (embedded
     mode) says whether in-process work is still going; when it stops, one last
-    poll decides. Raises ``LedgerUnavailable`` when the ledger stays unreachable
-    for ``outage_s`` seconds, or is unreachable when ``timeout_s`` runs out.
+    poll decides. ``stall`` watches the progress of every poll short of complete;
+    ``between`` is called before each poll. Raises ``LedgerUnavailable`` when the
+    ledger stays unreachable for ``outage_s`` seconds, or is unreachable when
+    ``timeout_s`` runs out.
     """
     deadline = None if timeout_s is None else time.monotonic() + timeout_s
     last: Progress | None = None
     down_since: float | None = None
-    stall = _Stall(run_id, ledger, settings or CliSettings()) if alive is None else None
     while True:
-        checkpoint()
+        between()
         try:
             progress, complete = _poll(run_id, ledger, alive)
         except LedgerUnavailable as exc:
@@ -83,64 +92,9 @@ def _poll(run_id: str, ledger: Ledger, alive: Callable[[], bool] | None) -> tupl
     if progress.done >= progress.expected and (alive is None or not alive()):
         # In embedded mode the last rows can land before the sender marks the run
         # running, so completion is marked once in-process work has ended.
-        ledger.mark_done_if_complete(run_id)
+        mark_done(ledger, run_id)
         return progress, True
     if alive is not None and not alive():  # in-process work ended short: one last look decides
         progress = ledger.progress(run_id)
         return progress, progress.done >= progress.expected
     return progress, None
-
-
-class _Stall:
-    """Notices a fleet run whose rows stopped coming and has its lost chunks sent again (workers/lost.py)."""
-
-    def __init__(self, run_id: str, ledger: Ledger, settings: CliSettings) -> None:
-        self.run_id = run_id
-        self.ledger = ledger
-        self.cli_settings = settings
-        self.settings = settings.scheduler
-        self.after_s = self.settings.lost_check_s
-        self.done = -1
-        self.since = time.monotonic()
-        self.looked = False
-        self.dispatcher: Any = None
-        self.finder: LostChunks | None = None  # made at the first look; stays None without a Redis broker
-
-    def watch(self, progress: Progress, view: ProgressView) -> None:
-        now = time.monotonic()
-        if progress.done != self.done:
-            self.done, self.since = progress.done, now
-            return
-        if now - self.since < self.after_s:
-            return
-        self.since = now  # the next look after as long again without a row
-        if not self.looked:
-            self.looked = True
-            self.finder = self._finder()
-        if self.finder is None:
-            return
-        try:
-            resent = self.finder.check(self._dispatcher)
-        except Exception as exc:  # the broker is unreachable, say: the workers' problem too; keep waiting
-            view.update(progress.done, f"could not look for lost chunks: {type(exc).__name__}", now=True)
-            return
-        finally:
-            if self.dispatcher is not None:
-                self.dispatcher.close()
-                self.dispatcher = None
-        if resent:
-            view.update(progress.done, f"sent {resent} items again: a worker died holding their chunk", now=True)
-
-    def _finder(self) -> LostChunks | None:
-        """The finder for a fleet run (a Redis broker configured); None in embedded mode or with another broker."""
-        from workers.broker import redis_for
-        from workers.lost import LostChunks
-
-        client = redis_for(self.cli_settings.worker.broker_url, timeout_s=10)
-        return None if client is None else LostChunks(self.run_id, self.ledger, client, self.settings)
-
-    def _dispatcher(self) -> Any:
-        from workers.dispatch import CeleryDispatcher
-
-        self.dispatcher = CeleryDispatcher(self.cli_settings.worker)
-        return self.dispatcher
