@@ -36,7 +36,7 @@ def test_judges_lists_configured_and_builtin_judges_with_versions(tmp_path: Path
 def test_help_imports_no_heavy_module() -> None:
     """`judgeq --help` stays fast: Celery workers, SQLAlchemy and litellm load only in commands."""
     code = (
-        "import sys; from scheduler.cli import app\n"
+        "import sys; from cli.main import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('litellm', 'sqlalchemy', 'celery.app', 'numpy', 'scipy') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"

@@ -291,7 +291,7 @@ def test_the_trend_picture_has_a_panel_per_slice_and_marks_the_drift(tmp_path: P
 
     from .processes import REPO
 
-    blocked = "import sys; sys.modules['matplotlib'] = None; from scheduler.cli import main; main()"
+    blocked = "import sys; sys.modules['matplotlib'] = None; from cli.main import main; main()"
     res = subprocess.run([*judgeq_python(), "-c", blocked, *args, str(tmp_path / "none.png")], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "pip install 'judgeq[plot]'" in res.stderr, res.stderr

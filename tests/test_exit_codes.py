@@ -289,7 +289,7 @@ def test_a_postgresql_role_without_privileges_is_infrastructure_not_a_failed_gat
 # --- anything else: exit 4, one line, the traceback kept ---------------------------------
 
 UNFORESEEN = """
-from scheduler.cli import app, main
+from cli.main import app, main
 
 @app.command()
 def explode() -> None:

@@ -19,15 +19,15 @@ from typing import TYPE_CHECKING, Annotated, Optional, cast
 
 import typer
 
-from . import exitcodes
-from .cli_options import (BaselineOpt, BaselineTagOpt, ClusterByOpt, FailOnErrorsOpt, GateOnOpt, JsonOpt, ReportArgs,
+from scheduler import exitcodes
+from cli.options import (BaselineOpt, BaselineTagOpt, ClusterByOpt, FailOnErrorsOpt, GateOnOpt, JsonOpt, ReportArgs,
                           JunitOpt, MarkdownOpt, MaxDropOpt, ByOpt, MinSliceOpt, TimeoutOpt, report_options)
-from .failures import fail
-from .help_text import PlainHelpGroup
+from scheduler.failures import fail
+from cli.help_text import PlainHelpGroup
 
 if TYPE_CHECKING:
-    from .finish import Ending
-    from .settings import CliSettings
+    from scheduler.finish import Ending
+    from scheduler.settings import CliSettings
 
 app = typer.Typer(
     name="judgeq",
@@ -53,7 +53,7 @@ def _global(
     debug: Annotated[bool, typer.Option("--debug", help="On an error, print its traceback (unexpected errors otherwise keep it in a file).")] = False,
 ) -> None:
     """The flags win over the environment; commands get them with :func:`current_settings`."""
-    from .settings import CliSettings
+    from scheduler.settings import CliSettings
 
     global _debug, _settings
     _debug = debug
@@ -62,7 +62,7 @@ def _global(
 
 def current_settings() -> CliSettings:
     """The settings of the command being run: its global flags over the environment (read once, when needed)."""
-    from .settings import CliSettings
+    from scheduler.settings import CliSettings
 
     return _settings or CliSettings()
 
@@ -76,7 +76,7 @@ def _end(ending: Ending) -> None:
 
 
 def _parse_meta(pairs: list[str]) -> dict[str, str]:
-    from .errors import UsageError
+    from scheduler.errors import UsageError
 
     meta: dict[str, str] = {}
     for pair in pairs:
@@ -114,9 +114,9 @@ def submit(
     fail_on_errors: FailOnErrorsOpt = False,
 ) -> None:
     """Judge a dataset: validate it whole, enqueue it, and optionally wait for the verdict."""
-    from .assess import GateOptions
-    from .finish import Report
-    from .offline import SubmitRequest, submit as submitting
+    from scheduler.assess import GateOptions
+    from scheduler.finish import Report
+    from scheduler.offline import SubmitRequest, submit as submitting
 
     files = junit is not None or markdown is not None
     options = GateOptions.parse(gate, gate_on=gate_on, max_errors=max_errors, baseline=baseline,
@@ -130,7 +130,7 @@ def submit(
 @app.command()
 def status(run_id: Annotated[str, typer.Argument(help="The run id printed by submit.")], json_out: JsonOpt = False) -> None:
     """How far a run has got, counted in the ledger."""
-    from .run_status import show_status
+    from cli.views.run_status import show_status
 
     show_status(run_id, current_settings(), json_out=json_out)
 
@@ -146,8 +146,8 @@ def runs(
     """List the ledger's runs, newest first (id, created, status, dataset, items, judges, tags)."""
     from ledger.models import RUN_STATUSES, RunStatus
 
-    from .errors import UsageError
-    from .run_list import show_runs
+    from scheduler.errors import UsageError
+    from cli.views.run_list import show_runs
 
     if limit < 1:
         raise UsageError(f"--limit {limit} lists nothing; give 1 or more")
@@ -179,13 +179,13 @@ def report(
     An online run: its window's estimated mean (weighted 1/p) overall and per stratum, with counts.
     With --windows A..B (and --source or --schedule, and --judge): one line per window, the trend.
     """
-    from .errors import UsageError
+    from scheduler.errors import UsageError
 
     if windows is not None or source is not None or schedule is not None:
         if run_id is not None or windows is None or judge is None or (source is None) == (schedule is None):
             raise UsageError("a trend takes --windows A..B, --judge J and one of --source S or --schedule N "
                              "(and no run id)")
-        from .online_view import show_trend
+        from scheduler.online_view import show_trend
 
         show_trend(current_settings().ledger(), schedule or source or "", judge, windows, json_out=report.json_out,
                    cluster_by=report.cluster_by, plot=plot)
@@ -208,7 +208,7 @@ def gate_command(
 
 
 def _report_run(run_id: str, args: ReportArgs, *, need_gate: bool) -> None:
-    from .finish import report_run
+    from scheduler.finish import report_run
 
     report = args.parse()
     _end(report_run(run_id, current_settings().ledger(), report, need_gate=need_gate))
@@ -225,8 +225,8 @@ def compare(
     json_out: JsonOpt = False,
 ) -> None:
     """Paired comparison of two runs per judge: delta with 95% CI, McNemar or paired t, flipped items."""
-    from .assess import GateOptions
-    from .report_view import show_comparison
+    from scheduler.assess import GateOptions
+    from scheduler.report_view import show_comparison
 
     options = GateOptions.parse([], by=by, cluster_by=cluster_by, min_slice=min_slice)
     show_comparison(current_settings().ledger(), base_id, cand_id, options, show=show, json_out=json_out)
@@ -245,10 +245,10 @@ def resume(
         "cause is fixed: forbidden, setup, account, circuit (transient errors are always retried).")] = None,
 ) -> None:
     """Re-enqueue the items of a run that have no verdict yet: no ledger row, or a transient error."""
-    from .causes import parse_retry
-    from .errors import UsageError
-    from .finish import Report
-    from .offline import ResumeRequest, resume as resuming
+    from scheduler.causes import parse_retry
+    from scheduler.errors import UsageError
+    from scheduler.finish import Report
+    from scheduler.offline import ResumeRequest, resume as resuming
 
     try:
         retry = parse_retry(retry_errors)
@@ -262,7 +262,7 @@ def resume(
 @app.command()
 def abandon(run_id: Annotated[str, typer.Argument(help="The run to give up.")]) -> None:
     """Give up a run (one cut off while it was being submitted, say): no gate or baseline uses it again."""
-    from . import submit as submitting
+    from scheduler import submit as submitting
 
     ledger = current_settings().ledger()
     run = ledger.get_run(run_id)
@@ -276,7 +276,7 @@ def abandon(run_id: Annotated[str, typer.Argument(help="The run to give up.")]) 
 @app.command()
 def judges(json_out: JsonOpt = False) -> None:
     """List the configured and built-in judges with their versions."""
-    from .judge_list import show_judges
+    from cli.views.judge_list import show_judges
 
     show_judges(current_settings().config, json_out=json_out)
 
@@ -292,7 +292,7 @@ def worker(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Run a Celery worker for the local or remote judge queue."""
-    from .fleet import run_worker, worker_argv
+    from scheduler.fleet import run_worker, worker_argv
 
     argv = worker_argv(queues, concurrency=concurrency, pool=pool, prefetch=prefetch, time_limit=time_limit,
                        name=name, loglevel=loglevel)
@@ -305,7 +305,7 @@ def flower(
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start Flower against the broker; refuses to start without basic auth (FLOWER_BASIC_AUTH=user:password)."""
-    from .fleet import flower_argv, run_celery
+    from scheduler.fleet import flower_argv, run_celery
 
     argv = flower_argv(port=port, address=address)
     _exit_like(run_celery(argv, current_settings()), "Flower")
@@ -346,9 +346,9 @@ def main() -> None:
         fail(exc, debug=_debug)
 
 
-from . import online_cmds  # noqa: E402,F401  (registers the online commands on app; they import it)
-from . import budget_cmds  # noqa: E402,F401  (registers `judgeq budget` on app)
-from . import drift_cmds  # noqa: E402,F401  (registers `judgeq drift` on app)
-from . import exporter_cmds  # noqa: E402,F401  (registers `judgeq exporter` and `judgeq export-otel` on app)
-from . import distill_cmds  # noqa: E402,F401  (registers `judgeq distill` on app)
-from . import promote_cmds  # noqa: E402,F401  (registers `judgeq promote` on app)
+from cli.commands import online  # noqa: E402,F401  (registers the online commands on app; they import it)
+from cli.commands import budget  # noqa: E402,F401  (registers `judgeq budget` on app)
+from cli.commands import drift  # noqa: E402,F401  (registers `judgeq drift` on app)
+from cli.commands import exporter  # noqa: E402,F401  (registers `judgeq exporter` and `judgeq export-otel` on app)
+from cli.commands import distill  # noqa: E402,F401  (registers `judgeq distill` on app)
+from cli.commands import promote  # noqa: E402,F401  (registers `judgeq promote` on app)

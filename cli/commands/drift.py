@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
+from cli.main import JsonOpt, app, current_settings
 
 if TYPE_CHECKING:
     from online.drift_check import DriftQuery, DriftReport
@@ -67,7 +67,7 @@ def drift(
     if report.status == "no_data" and source is not None:
         _hint_schedules(config, source)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(report.to_json())
     else:
@@ -81,7 +81,7 @@ def drift(
         if problem:
             print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
                   "(drift_checks)", file=sys.stderr)
-    from . import exitcodes
+    from scheduler import exitcodes
 
     raise typer.Exit(exitcodes.GATE_FAILED)
 
@@ -146,8 +146,8 @@ def show(report: DriftReport, console: Any = None) -> None:
 
     from online.windows import format_duration
 
-    from .console import console as _console
-    from .report_view import _f
+    from scheduler.console import console as _console
+    from scheduler.report_view import _f
 
     console = console or _console()
     q = report.query

@@ -16,8 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
-from .errors import UsageError
+from cli.main import JsonOpt, app, current_settings
+from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
     from ledger.models import Run
@@ -43,8 +43,8 @@ def exporter(
 
     from ledger.urls import mask_url
 
-    from .exporter import LedgerCollector
-    from .metrics import COUNT_LAG, Counters, SnapshotCache, load_exporter_config, take_snapshot, utc_now
+    from scheduler.exporter import LedgerCollector
+    from scheduler.metrics import COUNT_LAG, Counters, SnapshotCache, load_exporter_config, take_snapshot, utc_now
 
     span = _duration(window, "--window", timedelta(seconds=1), timedelta(days=31))
     every = _duration(refresh, "--refresh", timedelta(seconds=1), timedelta(hours=1))
@@ -99,8 +99,8 @@ def export_otel(
     (OTEL_EXPORTER_OTLP_ENDPOINT); to send them to another collector, set that variable instead of --endpoint.
     An endpoint that does not take the spans: exit 3.
     """
-    from .otel_export import export_rows
-    from .progress import ProgressView
+    from scheduler.otel_export import export_rows
+    from scheduler.progress import ProgressView
 
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise UsageError(f"--endpoint {endpoint!r} is not an http(s) URL; write e.g. http://127.0.0.1:4318")
@@ -118,7 +118,7 @@ def export_otel(
               "credentials go only to its own endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); to send them there, set "
               "OTEL_EXPORTER_OTLP_ENDPOINT to it instead of --endpoint", file=sys.stderr)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(counts)
         return

@@ -12,10 +12,10 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
+from cli.main import JsonOpt, app, current_settings
 
 if TYPE_CHECKING:
-    from .promotion import Promotion
+    from scheduler.promotion import Promotion
 
 
 @app.command()
@@ -46,9 +46,9 @@ def promote(
     file's new SHA-256, the dataset version `judgeq submit` records.
     """
 
-    from .errors import UsageError
-    from .promotion import check_target, expected_getter, find_run, promote as promoting, slice_key
-    from .where import parse_where
+    from scheduler.errors import UsageError
+    from scheduler.promotion import check_target, expected_getter, find_run, promote as promoting, slice_key
+    from scheduler.where import parse_where
 
     condition = parse_where(where)
     check_target(to)
@@ -70,7 +70,7 @@ def promote(
     done = promoting(ledger, chosen, judge_name, condition, to, by=by, limit=limit, expected_from=expected_from,
                      now=datetime.now(UTC), max_bytes=settings.max_record_bytes)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(done.to_json())
         return
@@ -80,7 +80,7 @@ def promote(
 def _print(done: Promotion) -> None:
     from rich.table import Table
 
-    from .console import console as wide_console
+    from scheduler.console import console as wide_console
 
     console = wide_console()
     if done.added:

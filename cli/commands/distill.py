@@ -15,8 +15,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
-from .errors import UsageError
+from cli.main import JsonOpt, app, current_settings
+from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -41,7 +41,7 @@ def distill(
     from judges.config import load_config
     from judges.spec import NAME_PATTERN
 
-    from .distill import collect, train
+    from scheduler.distill import collect, train
 
     if not NAME_PATTERN.fullmatch(name) or name == teacher:
         raise UsageError(f"--name {name!r} must be a judge name (letters, digits, '_', '.', '-') other than the "
@@ -95,14 +95,14 @@ def _say(quiet: bool) -> Any:
 
 
 def _report(path: Path, meta: dict[str, Any], json_out: bool) -> None:
-    from .render import print_json
+    from scheduler.render import print_json
 
     if json_out:
         print_json({"artifact": str(path), **meta})
         return
     from rich.table import Table
 
-    from .console import console as wide_console
+    from scheduler.console import console as wide_console
 
     console = wide_console()
     rows = meta["rows"]

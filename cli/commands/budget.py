@@ -18,8 +18,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
-from .errors import UsageError
+from cli.main import JsonOpt, app, current_settings
+from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -75,13 +75,13 @@ def budget_show(
     json_out: JsonOpt = False,
 ) -> None:
     """Each budget: USD/day, spent (online), reserved, projected end of day, the rates in force, cache hits."""
-    from .budget_view import gather, print_status, status_json
+    from scheduler.budget_view import gather, print_status, status_json
 
     now = datetime.now(UTC)
     chosen = _day(day, now)
     status = gather(_ledger(), chosen, now, _config_path())
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(status_json(status))
         return
@@ -97,13 +97,13 @@ def budget_history(
     json_out: JsonOpt = False,
 ) -> None:
     """Budget changes (who, when, through what, old -> new) and the controller's decisions, newest first."""
-    from .budget_view import history_entries, print_history
+    from scheduler.budget_view import history_entries, print_history
 
     if day is not None:
         _parse_date(day)
     entries = history_entries(_ledger(), limit=limit, judge=judge, day=day)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(entries)
         return
@@ -175,10 +175,10 @@ def _login() -> str:
 
 
 def _print_change(change: object, json_out: bool) -> None:
-    from .budget_view import change_json, change_text
+    from scheduler.budget_view import change_json, change_text
 
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(change_json(change))
         return

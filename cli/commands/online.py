@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app
-from .cli_options import ClusterByOpt, TimeoutOpt
+from cli.main import JsonOpt, app
+from cli.options import ClusterByOpt, TimeoutOpt
 
 if TYPE_CHECKING:
     from online.job import WindowOutcome
-    from .settings import CliSettings
+    from scheduler.settings import CliSettings
 
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="An [online.NAME] table of judgeq.toml.")]
 SourceOpt = Annotated[Optional[str], typer.Option("--source", help="A [sources.NAME] table (without --schedule: "
@@ -60,8 +60,8 @@ def online(
     """
     from online.plan import prepare, schedule_for, windows_for
 
-    from .cli import current_settings
-    from .interrupts import interrupt_on_signals
+    from cli.main import current_settings
+    from scheduler.interrupts import interrupt_on_signals
 
     interrupt_on_signals()
     cli_settings = current_settings()
@@ -73,7 +73,7 @@ def online(
     outcomes, judged = _judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
     ledger = cli_settings.ledger()
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         shown = [_outcome_json(o, ledger, judged=judged, cluster_by=cluster_by) for o in outcomes]
         print_json(shown[0] if window is None or ".." not in window else {"range": window, "windows": shown})
@@ -158,7 +158,7 @@ def _end_on_nothing_picked(outcomes: list[WindowOutcome], source: str) -> None:
     a source whose settings match nothing it reads. Its empty runs are
     harmless: the same command, once the settings are fixed, fills them.
     """
-    from . import exitcodes
+    from scheduler import exitcodes
 
     for outcome in outcomes:
         if outcome.passed_over is not None:
@@ -179,9 +179,9 @@ def _say(text: str) -> None:
 
 
 def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
-    from . import exitcodes
-    from .progress import ProgressView
-    from .waiting import wait_for
+    from scheduler import exitcodes
+    from scheduler.progress import ProgressView
+    from scheduler.waiting import wait_for
 
     for judge, run_id in outcome.runs.items():
         total = ledger.get_run(run_id).expected
@@ -201,7 +201,7 @@ def _outcome_json(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_
 def _estimates(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
     if not judged:
         return {}
-    from .online_view import estimate
+    from scheduler.online_view import estimate
 
     return {judge: estimate(ledger, run_id, cluster_by=cluster_by) for judge, run_id in outcome.runs.items()}
 
@@ -243,8 +243,8 @@ def explain(
     from online.plan import prepare, schedule_for
     from online.windows import parse_window
 
-    from .cli import current_settings
-    from .render import print_json
+    from cli.main import current_settings
+    from scheduler.render import print_json
 
     settings = current_settings()
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
@@ -266,10 +266,10 @@ def beat(
     from online.schedules import load_schedules
     from online.windows import format_duration
 
-    from .beat import BEAT_LOCK_KEY, beat_config, lock_held_s
-    from .cli import _exit_like, current_settings
-    from .errors import UsageError
-    from .fleet import run_celery
+    from scheduler.beat import BEAT_LOCK_KEY, beat_config, lock_held_s
+    from cli.main import _exit_like, current_settings
+    from scheduler.errors import UsageError
+    from scheduler.fleet import run_celery
 
     settings = current_settings()
     worker_settings = settings.worker
