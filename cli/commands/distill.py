@@ -1,6 +1,6 @@
 """``judgeq distill``: train a distilled judge on a teacher's verdicts in the ledger (``scheduler/distill.py``).
 
-Registered on the app of ``scheduler.cli``, which imports this module last.
+Registered on the root app by ``cli.main``.
 Everything is checked before anything is written: the teacher resolves, the
 runs exist, the rows can train a classifier (else exit 2, nothing written);
 only then is the artifact written, whole, under its content hash.
@@ -15,15 +15,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from cli.main import JsonOpt, app, current_settings
+from cli.options import JsonOpt
+from cli.state import settings_of
 from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
 
 
-@app.command()
 def distill(
+    ctx: typer.Context,
     teacher: Annotated[str, typer.Option("--teacher", help="The judge whose verdicts to learn (judgeq.toml).")],
     name: Annotated[str, typer.Option("--name", help="The distilled judge's name, e.g. faithfulness-mini.")],
     runs: Annotated[list[str], typer.Option("--runs", help="Runs to learn from (repeatable, or comma-separated); "
@@ -53,7 +54,7 @@ def distill(
     if runs and source is not None:
         raise UsageError("give --runs or --source/--windows, not both")
 
-    settings = current_settings()
+    settings = settings_of(ctx)
     resolved = load_config(settings.config).resolve(teacher, check_env=False)
     ledger = settings.ledger()
     run_ids, where = _runs(ledger, teacher, runs, source, windows)

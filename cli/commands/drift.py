@@ -4,8 +4,7 @@ The statistics are ``online.drift`` and the check ``online.drift_check``
 (README, "Drift alerts"); this module turns flags (or a schedule's
 ``[online.NAME.drift]`` table) into a query, records the outcome, prints it,
 posts an alert to ``--webhook`` and exits 0 (no alert, or no data), 1
-(alert) or 2 (bad usage). Registered on the app of ``scheduler.cli``, which
-imports this module last.
+(alert) or 2 (bad usage). Registered on the root app by ``cli.main``.
 """
 
 from __future__ import annotations
@@ -16,15 +15,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from cli.main import JsonOpt, app, current_settings
+from cli.options import JsonOpt
+from cli.state import settings_of
 
 if TYPE_CHECKING:
     from online.drift_check import DriftQuery, DriftReport
     from online.schedules import Schedule
 
 
-@app.command()
 def drift(
+    ctx: typer.Context,
     judge: Annotated[str, typer.Option("--judge", help="The judge whose scores are checked.")],
     source: Annotated[Optional[str], typer.Option("--source", help="The online runs of this source "
                                                   "(ad-hoc `judgeq online --source` runs).")] = None,
@@ -52,7 +52,7 @@ def drift(
     from online.drift_check import check, record
 
 
-    settings = current_settings()
+    settings = settings_of(ctx)
     config = settings.config
     query = _query(config, judge, source, schedule, short, long, tuple(by), min_drop, at)
     if webhook is not None:

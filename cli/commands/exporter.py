@@ -1,6 +1,6 @@
 """Metrics and traces: ``judgeq exporter`` (Prometheus) and ``judgeq export-otel`` (scores as spans).
 
-Registered on the app of ``scheduler.cli``, which imports this module last.
+Registered on the root app by ``cli.main``.
 The figures are ``scheduler.metrics`` and ``scheduler.exporter``; the spans
 ``scheduler.otel_export``. prometheus_client and OpenTelemetry are imported
 inside the commands.
@@ -16,7 +16,8 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from cli.main import JsonOpt, app, current_settings
+from cli.options import JsonOpt
+from cli.state import settings_of
 from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
@@ -24,8 +25,8 @@ if TYPE_CHECKING:
     from ledger.store import Ledger
 
 
-@app.command()
 def exporter(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to serve /metrics on.")] = 9464,
     address: Annotated[str, typer.Option("--address", help="Address to listen on (0.0.0.0: every interface).")] = (
         "127.0.0.1"),
@@ -48,10 +49,10 @@ def exporter(
 
     span = _duration(window, "--window", timedelta(seconds=1), timedelta(days=31))
     every = _duration(refresh, "--refresh", timedelta(seconds=1), timedelta(hours=1))
-    config_path = current_settings().config
+    config_path = settings_of(ctx).config
     config = load_exporter_config(config_path)
-    broker_url = current_settings().worker.broker_url
-    ledger = _ledger()
+    broker_url = settings_of(ctx).worker.broker_url
+    ledger = _ledger(ctx)
     counters = Counters(utc_now() - COUNT_LAG)  # rows written from (about) now on
     cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now(), counters),
                           every)
@@ -76,8 +77,8 @@ def exporter(
     print("judgeq exporter: stopped", file=sys.stderr)
 
 
-@app.command("export-otel")
 def export_otel(
+    ctx: typer.Context,
     run_id: Annotated[Optional[str], typer.Argument(help="The run whose verdicts to send (or --source/--window).")
                       ] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="An online schedule or source: send the runs "
@@ -108,7 +109,7 @@ def export_otel(
         raise UsageError("give a RUN or --source S --window W, not both")
     if run_id is None and (source is None or window is None):
         raise UsageError("name what to send: a RUN, or --source S --window W (an online window's runs)")
-    ledger = _ledger()
+    ledger = _ledger(ctx)
     runs = _runs(ledger, run_id, source, window, judge)
     total = sum(ledger.progress(run.id).done for run in runs)
     with ProgressView("spans", total, stream=sys.stderr, enabled=not json_out) as view:
@@ -159,6 +160,6 @@ def _duration(text: str, flag: str, least: timedelta, most: timedelta) -> timede
     return found
 
 
-def _ledger() -> Ledger:
-    return current_settings().ledger()
+def _ledger(ctx: typer.Context) -> Ledger:
+    return settings_of(ctx).ledger()
 

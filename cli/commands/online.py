@@ -1,6 +1,6 @@
 """The online commands: ``judgeq online`` (judge one window) and ``judgeq explain`` (why a trace was judged or not).
 
-Registered on the app of ``scheduler.cli``, which imports this module last.
+Registered on the root app by ``cli.main``; ``beat`` is with the fleet's commands (``cli.commands.fleet``).
 """
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from cli.main import JsonOpt, app
-from cli.options import ClusterByOpt, TimeoutOpt
+from cli.options import ClusterByOpt, JsonOpt, TimeoutOpt
+from cli.state import settings_of
 
 if TYPE_CHECKING:
     from online.job import WindowOutcome
@@ -30,8 +30,8 @@ WindowsOpt = Annotated[Optional[str], typer.Option("--window", help="Window id: 
                                                    "range of one size, both ends included: 2026-11-20..2026-11-22.")]
 
 
-@app.command()
 def online(
+    ctx: typer.Context,
     schedule: ScheduleOpt = None,
     source: SourceOpt = None,
     judge: JudgeOpt = [],  # noqa: B006 (Typer reads the default)
@@ -60,11 +60,10 @@ def online(
     """
     from online.plan import prepare, schedule_for, windows_for
 
-    from cli.main import current_settings
     from scheduler.interrupts import interrupt_on_signals
 
     interrupt_on_signals()
-    cli_settings = current_settings()
+    cli_settings = settings_of(ctx)
     config = cli_settings.scheduler.config
     chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
                           min_per_stratum=min_per_stratum, size=last, lateness=lateness)
@@ -226,8 +225,8 @@ def _print_outcome(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster
         print(line)
 
 
-@app.command()
 def explain(
+    ctx: typer.Context,
     trace: Annotated[str, typer.Argument(help="The trace id.")],
     window: Annotated[str, typer.Option("--window", help="The window id the trace belongs to.")],
     schedule: ScheduleOpt = None,
@@ -243,10 +242,9 @@ def explain(
     from online.plan import prepare, schedule_for
     from online.windows import parse_window
 
-    from cli.main import current_settings
     from scheduler.render import print_json
 
-    settings = current_settings()
+    settings = settings_of(ctx)
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
     plan = prepare(settings.config, chosen, check_env=False, max_record_bytes=settings.scheduler.max_record_bytes)
     answers = explain_trace(plan, parse_window(window), trace, settings.ledger())
@@ -256,54 +254,3 @@ def explain(
     for answer in answers:
         print(answer.text())
 
-
-@app.command()
-def beat(
-    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
-) -> None:
-    """Run Celery beat: each [online.NAME] schedule's tick judges its newly closed windows (run exactly one)."""
-    from online.plan import prepare
-    from online.schedules import load_schedules
-    from online.windows import format_duration
-
-    from scheduler.beat import BEAT_LOCK_KEY, beat_config, lock_held_s
-    from cli.main import _exit_like, current_settings
-    from scheduler.errors import UsageError
-    from scheduler.fleet import run_celery
-
-    settings = current_settings()
-    worker_settings = settings.worker
-    if not worker_settings.broker_url:
-        raise UsageError("beat needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    config = settings.config
-    schedules = load_schedules(config)
-    if not schedules:
-        raise UsageError(f"{config}: no [online.NAME] table; beat would have nothing to fire")
-    for schedule in schedules.values():  # a schedule's unknown source or judge stops beat here, not every tick
-        prepare(config, schedule, check_env=False)
-    import redis
-
-    from ledger.urls import mask_url
-    from workers.dispatch import CeleryDispatcher, check_broker_url
-    from workers.errors import BrokerUnavailable
-
-    check_broker_url(worker_settings.broker_url)
-    CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
-    beat_conf = beat_config(schedules, worker_settings.broker_url, settings.scheduler.budget_tick_s)
-    for name, schedule in sorted(schedules.items()):
-        _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
-             f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
-        if schedule.drift is not None:
-            every = (schedule.drift.every or schedule.every).total_seconds()
-            _say(f"beat: {name}: drift check every {every:g} s (short {format_duration(schedule.drift.short)}, "
-                 f"long {format_duration(schedule.drift.long)}, by {', '.join(schedule.drift.by) or 'nothing'})")
-    held = lock_held_s(worker_settings.broker_url)
-    if held is not None:
-        _say(f"beat: another beat holds the lock {BEAT_LOCK_KEY} (for {held:.0f} s more unless it renews it); "
-             "this one waits, and fires once that one stops (run exactly one beat per fleet)")
-    try:
-        code = run_celery(["beat", "--loglevel", loglevel], settings, conf=beat_conf)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis
-        raise BrokerUnavailable(f"beat lost the broker at {mask_url(worker_settings.broker_url)} ({exc}); start "
-                                "Redis, then beat again (its schedule state is kept there)") from exc
-    _exit_like(code, "beat")

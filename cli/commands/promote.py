@@ -1,6 +1,6 @@
 """``judgeq promote``: a run's failing traces appended to the golden set (``scheduler.promotion``).
 
-Registered on the app of ``scheduler.cli``, which imports this module last.
+Registered on the root app by ``cli.main``.
 """
 
 from __future__ import annotations
@@ -12,14 +12,15 @@ from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from cli.main import JsonOpt, app, current_settings
+from cli.options import JsonOpt
+from cli.state import settings_of
 
 if TYPE_CHECKING:
     from scheduler.promotion import Promotion
 
 
-@app.command()
 def promote(
+    ctx: typer.Context,
     where: Annotated[str, typer.Option("--where", help='Which rows to promote, e.g. "score < 0.5" or '
                                        '\'label == "fail" and metadata.locale == "de"\' (see README).')],
     to: Annotated[Path, typer.Option("--to", help="The golden dataset (.jsonl) to append to; created if absent.")],
@@ -56,7 +57,7 @@ def promote(
     slice_key(by)
     if by is not None and limit is None:
         raise UsageError("--by sets the slices --limit applies to; give --limit N too")
-    cli_settings = current_settings()
+    cli_settings = settings_of(ctx)
     settings = cli_settings.scheduler
     ledger = cli_settings.ledger()
     if schedule is not None:
