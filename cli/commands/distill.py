@@ -42,6 +42,7 @@ def distill(
     from judges.config import load_config
     from judges.spec import NAME_PATTERN
 
+    from cli.views.distilled import show_trained
     from scheduler.distill import collect, train
 
     if not NAME_PATTERN.fullmatch(name) or name == teacher:
@@ -65,7 +66,7 @@ def distill(
     trained = train(data, target, say)
     meta = {**trained.meta, "name": name, "runs": run_ids[:1000], "source": source, "windows": windows}
     path = write_artifact(out, name, trained.model, meta)
-    _report(path, meta, json_out)
+    show_trained(path, meta, json_out)
 
 
 def _runs(ledger: Ledger, teacher: str, runs: list[str], source: str | None,
@@ -93,61 +94,3 @@ def _say(quiet: bool) -> Any:
             print(f"[{time.monotonic() - started:6.1f}s] {text}", file=sys.stderr, flush=True)
 
     return say
-
-
-def _report(path: Path, meta: dict[str, Any], json_out: bool) -> None:
-    from scheduler.render import print_json
-
-    if json_out:
-        print_json({"artifact": str(path), **meta})
-        return
-    from rich.table import Table
-
-    from scheduler.console import console as wide_console
-
-    console = wide_console()
-    rows = meta["rows"]
-    summary = Table(title=f"{meta['name']}: distilled from {meta['teacher_version']}", title_justify="left",
-                    show_header=False)
-    summary.add_column()
-    summary.add_column()
-    for key, value in [
-        ("artifact", str(path)),
-        ("rows", f"{rows['total']:,} ({rows['train']:,} train, {rows['holdout']:,} holdout by cluster)"),
-        ("accuracy", f"{meta['accuracy']:.3f}"),
-        ("Cohen's kappa", f"{meta['kappa']:.3f}"),
-        ("calibration error (ECE)", f"{meta['ece']:.3f}"),
-        ("threshold", f"{meta['threshold']:.3f} (agreement {meta['agreement_at_threshold']:.3f} "
-                      f"{'≥' if meta['target_reached'] else '<'} target {meta['target_agreement']:g})"),
-        ("would escalate", f"{meta['escalation_share']:.1%} of items"),
-    ]:
-        summary.add_row(key, value)
-    console.print(summary)
-    classes = Table(title="per class (holdout)", title_justify="left")
-    for column in ("label", "score", "precision", "recall", "support"):
-        classes.add_column(column)
-    for label, figures in meta["per_class"].items():
-        classes.add_row(label, f"{meta['scores'][label]:g}", f"{figures['precision']:.3f}",
-                        f"{figures['recall']:.3f}", str(figures["support"]))
-    console.print(classes)
-    console.print(f'use it: [judges.{meta["name"]}] type = "distilled", artifact = "{path}"')
-
-
-def distilled_summary(spec: Any) -> tuple[str, dict[str, Any]] | None:
-    """For ``judgeq judges``: a distilled judge's or cascade's definition and metrics; None for other judges."""
-    from judges.artifact import read_meta
-    from judges.distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
-
-    if isinstance(spec, CascadeJudgeSpec) and spec.stages is not None:
-        first, then = spec.stages["first"], spec.stages["then"]
-        return (f"{first['name']} then {then['name']} below confidence {spec.threshold:.3f}, audit {spec.audit:.0%}",
-                {"threshold": spec.threshold, "audit": spec.audit, "first": first["version"],
-                 "then": then["version"]})
-    if not isinstance(spec, DistilledJudgeSpec) or spec.sha256 is None:
-        return None
-    _, meta = read_meta(Path(spec.artifact), spec.sha256)
-    keys = ("teacher_version", "accuracy", "kappa", "ece", "threshold", "escalation_share")
-    metrics = {key: meta[key] for key in keys} | {"rows": meta["rows"]["total"]}
-    return (f"distilled from {meta['teacher_version']}: accuracy {meta['accuracy']:.3f}, kappa {meta['kappa']:.3f}, "
-            f"ECE {meta['ece']:.3f}, {meta['rows']['total']:,} rows; threshold {meta['threshold']:.3f} escalates "
-            f"{meta['escalation_share']:.1%}", metrics)

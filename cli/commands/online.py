@@ -60,6 +60,7 @@ def online(
     """
     from online.plan import prepare, schedule_for, windows_for
 
+    from cli.views.window_outcome import outcome_json, print_outcome
     from scheduler.interrupts import interrupt_on_signals
 
     interrupt_on_signals()
@@ -74,11 +75,11 @@ def online(
     if json_out:
         from scheduler.render import print_json
 
-        shown = [_outcome_json(o, ledger, judged=judged, cluster_by=cluster_by) for o in outcomes]
+        shown = [outcome_json(o, ledger, judged=judged, cluster_by=cluster_by) for o in outcomes]
         print_json(shown[0] if window is None or ".." not in window else {"range": window, "windows": shown})
     else:
         for outcome in outcomes:
-            _print_outcome(outcome, ledger, judged=judged, cluster_by=cluster_by)
+            print_outcome(outcome, ledger, judged=judged, cluster_by=cluster_by)
     _end_on_nothing_picked(outcomes, chosen.source)
 
 
@@ -191,38 +192,6 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeou
             _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
                  f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")
             raise typer.Exit(exitcodes.INFRASTRUCTURE)
-
-
-def _outcome_json(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
-    return {**outcome.to_json(), "estimates": _estimates(outcome, ledger, judged=judged, cluster_by=cluster_by)}
-
-
-def _estimates(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
-    if not judged:
-        return {}
-    from scheduler.online_view import estimate
-
-    return {judge: estimate(ledger, run_id, cluster_by=cluster_by) for judge, run_id in outcome.runs.items()}
-
-
-def _print_outcome(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> None:
-    estimates = _estimates(outcome, ledger, judged=judged, cluster_by=cluster_by)
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(outcome.skipped.items())) or "none"
-    print(f"window {outcome.window} ({outcome.schedule}): {outcome.seen:,} traces seen, {outcome.filtered:,} "
-          f"filtered out, skipped: {skipped}")
-    if outcome.passed_over is not None:
-        print(f"  nothing picked: the source {outcome.passed_over.text()}")
-    elif outcome.empty:
-        print(f"  empty: the source had no trace in window {outcome.window}; nothing was judged")
-    for judge, run_id in outcome.runs.items():
-        again = "" if outcome.created[judge] else " (judged before: only new traces sent)"
-        line = (f"  {judge}: run {run_id}: {outcome.sampled[judge]:,} sampled, {outcome.new[judge]:,} "
-                f"enqueued{again}")
-        found = estimates.get(judge)
-        if found and found.get("mean") is not None:
-            line += (f"; estimate {found['mean']:.3f} [{found['low']:.3f}, {found['high']:.3f}] "
-                     f"(weighted, n={found['n']})")
-        print(line)
 
 
 def explain(

@@ -5,18 +5,14 @@ Registered on the root app by ``cli.main``.
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
 from cli.options import JsonOpt
 from cli.state import settings_of
-
-if TYPE_CHECKING:
-    from scheduler.promotion import Promotion
 
 
 def promote(
@@ -75,27 +71,6 @@ def promote(
 
         print_json(done.to_json())
         return
-    _print(done)
+    from cli.views.promotion import show_promotion
 
-
-def _print(done: Promotion) -> None:
-    from rich.table import Table
-
-    from scheduler.console import console as wide_console
-
-    console = wide_console()
-    if done.added:
-        table = Table(title=f"promoted into {done.target.name} from run {done.run_id} · {done.judge}",
-                      title_justify="left")
-        for name, justify in (("trace", "left"), ("score", "right"), ("label", "left"), ("slice", "left")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for c in done.added:
-            score = "–" if c.row.score is None else f"{c.row.score:.3f}"
-            table.add_row(c.trace_id, score, c.row.label or "", c.slice)
-        console.print(table)
-    skipped = done.already_in_file + done.same_in_batch
-    print(f"{len(done.added)} added ({done.matched} of {done.considered} rows matched, {done.selected} selected, "
-          f"{skipped} already there), {done.expected_filled} with expected; {done.target}: {done.records} records",
-          file=sys.stderr)
-    print(f"dataset sha256 {done.dataset_hash}" if done.dataset_hash else f"{done.target} has no records "
-          "(nothing to promote; the file was not written)")
+    show_promotion(done)

@@ -14,7 +14,7 @@ def judge_rows(config_path: Path) -> list[dict[str, Any]]:
     from judges.config import load_config
     from judges.errors import JudgeConfigError
 
-    from cli.commands.distill import distilled_summary
+    from cli.views.distilled import distilled_summary
 
     config = load_config(config_path)
     rows: list[dict[str, Any]] = []
