@@ -1,16 +1,14 @@
 """Metrics and traces: ``judgeq exporter`` (Prometheus) and ``judgeq export-otel`` (scores as spans).
 
-Registered on the root app by ``cli.main``.
-The figures are ``scheduler.metrics`` and ``scheduler.exporter``; the spans
-``scheduler.otel_export``. prometheus_client and OpenTelemetry are imported
-inside the commands.
+Registered on the root app by ``cli.main``. The figures are
+``scheduler.metrics`` and ``scheduler.exporter`` (which serves them:
+``serve``); the spans ``scheduler.otel_export``. prometheus_client and
+OpenTelemetry are imported inside the commands.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Optional
 
@@ -40,41 +38,12 @@ def exporter(
     Slices are configured in judgeq.toml's [exporter] table (README, "Metrics and traces"). Runs until stopped
     (Ctrl-C or SIGTERM).
     """
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from ledger.urls import mask_url
-
-    from scheduler.exporter import LedgerCollector
-    from scheduler.metrics import COUNT_LAG, Counters, SnapshotCache, load_exporter_config, take_snapshot, utc_now
+    from scheduler.exporter import serve
 
     span = _duration(window, "--window", timedelta(seconds=1), timedelta(days=31))
     every = _duration(refresh, "--refresh", timedelta(seconds=1), timedelta(hours=1))
-    config_path = settings_of(ctx).config
-    config = load_exporter_config(config_path)
-    broker_url = settings_of(ctx).worker.broker_url
-    ledger = _ledger(ctx)
-    counters = Counters(utc_now() - COUNT_LAG)  # rows written from (about) now on
-    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now(), counters),
-                          every)
-    first = cache.get()  # a bad ledger URL or an unreachable ledger is said now, not at the first scrape
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(cache, config))
-    try:
-        server, _thread = start_http_server(port, addr=address, registry=registry)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {address}:{port} ({exc.strerror or exc}); choose another --port or "
-                         "--address") from None
-    slices = ", ".join(s.path for s in config.slices) or "none"
-    print(f"judgeq exporter: http://{address}:{port}/metrics · window {window} · refresh {refresh} · slices "
-          f"{slices} · ledger {mask_url(ledger.url)}", file=sys.stderr, flush=True)
-    if first.problem:
-        print(f"judgeq exporter: {first.problem}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
-    print("judgeq exporter: stopped", file=sys.stderr)
+    serve(settings_of(ctx), port=port, address=address, span=span, every=every,
+          shown=f"window {window} · refresh {refresh}")
 
 
 def export_otel(

@@ -2,8 +2,7 @@
 
 ``scheduler.fleet`` builds their argument lists and runs them (beat's checks
 and schedule: ``scheduler.beat.run_beat``); a Celery process that stops after
-an error exits 3 here (:func:`cli.exits.exit_like`),
-so a supervisor restarts it.
+an error exits 3 here (:func:`cli.exits.exit_like`), so a supervisor restarts it.
 """
 
 from __future__ import annotations
