@@ -21,7 +21,7 @@ from dataclasses import dataclass, field
 from datetime import date, datetime
 from typing import Protocol
 
-from online.budget import Plan
+from online.budget import RatePlan
 
 
 class Books(Protocol):
@@ -33,7 +33,7 @@ class Books(Protocol):
     def recent_calls(self) -> tuple[float | None, float | None]: ...
     def record_seen(self, window_start: datetime, seen: int) -> None: ...
     def history(self) -> Iterable[tuple[datetime, int]]: ...
-    def record_decision(self, at: datetime, window_start: datetime, result: Plan) -> None: ...
+    def record_decision(self, at: datetime, window_start: datetime, result: RatePlan) -> None: ...
 
 
 @dataclass
@@ -52,7 +52,7 @@ class MemoryBooks:
     reservations: dict[str, Reservation] = field(default_factory=dict)
     rows: deque[tuple[float, bool]] = field(default_factory=deque)
     seen: list[tuple[datetime, int]] = field(default_factory=list)
-    decisions: list[tuple[datetime, datetime, Plan]] = field(default_factory=list)
+    decisions: list[tuple[datetime, datetime, RatePlan]] = field(default_factory=list)
     by_day: dict[date, float] = field(default_factory=dict)  # settled spend, kept as rows settle
 
     def spent(self, day: date) -> float:
@@ -90,5 +90,5 @@ class MemoryBooks:
     def history(self) -> Iterable[tuple[datetime, int]]:
         return self.seen
 
-    def record_decision(self, at: datetime, window_start: datetime, result: Plan) -> None:
+    def record_decision(self, at: datetime, window_start: datetime, result: RatePlan) -> None:
         self.decisions.append((at, window_start, result))

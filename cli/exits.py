@@ -11,7 +11,7 @@ from typing import TYPE_CHECKING, Optional
 
 import typer
 
-from scheduler import exitcodes
+from judgeq.errors import INFRASTRUCTURE
 
 if TYPE_CHECKING:
     from scheduler.finish import Ending
@@ -34,4 +34,4 @@ def exit_like(code: Optional[int], what: str) -> None:
     if code:
         print(f"judgeq: the {what} stopped after an error (Celery's exit code {code}); see its log above",
               file=sys.stderr)
-        raise typer.Exit(exitcodes.INFRASTRUCTURE)
+        raise typer.Exit(INFRASTRUCTURE)

@@ -22,7 +22,7 @@ import typer
 from cli.commands import budget, db, distill, drift, exporter, fleet, judges, offline, online, promote, reports
 from cli.help_text import PlainHelpGroup
 from cli.state import CliState
-from scheduler import exitcodes
+from judgeq.errors import exit_code
 from scheduler.failures import fail
 
 app = typer.Typer(
@@ -90,8 +90,8 @@ def main() -> None:
     state = CliState()
     try:
         app(obj=state)
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         print("judgeq: interrupted; the run stays resumable with 'judgeq resume RUN'", file=sys.stderr)
-        sys.exit(exitcodes.INFRASTRUCTURE)
+        sys.exit(exit_code(exc))
     except Exception as exc:
         fail(exc, debug=state.debug)

@@ -1,4 +1,4 @@
-"""Every local builtin, registered: the lookups that spec, version and config use.
+"""Every local builtin, registered: the lookups that spec, config and the local judge type use.
 
 Builtins register themselves when the module defining them is imported
 (:func:`judges.registry.builtin`). This module imports each such module, so a

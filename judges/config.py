@@ -6,45 +6,45 @@ other parts of judgeq and are ignored. A name resolves to a configured
 parameters all have defaults (``exact_match``, ``contains``, ``json_valid``,
 ``context_overlap``, ``noop``; ``regex`` needs a pattern, so only via a table).
 
-Resolving reads the prompt (a file relative to the toml's folder, or a
-built-in template) into the spec, and by default checks that an LLM judge's
-API key variable is set, so that ``judgeq submit`` fails before enqueueing
-anything rather than every row failing later.
+Resolving is the judge type's (:mod:`judges.types`): an LLM judge's prompt
+is read into the spec (a file relative to the toml's folder, or a built-in
+template) and by default its API key variable checked, so that ``judgeq
+submit`` fails before enqueueing anything rather than every row failing later;
+a distilled judge's artifact is checked and pinned; a cascade's stages are
+resolved here and inlined.
 
 The config and prompt files must be regular files of UTF-8 text, at most
 ``MAX_CONFIG_BYTES`` and ``MAX_PROMPT_BYTES`` (a prompt travels in every task
-message): ``prompt = "/dev/zero"`` is refused, not read forever.
+message, :mod:`judges.types.llm`): ``prompt = "/dev/zero"`` is refused, not read forever.
 """
 
 from __future__ import annotations
 
-import os
-import stat
 import tomllib
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Final
 
 from .errors import JudgeConfigError
-from .prompt import BUILTIN_TEMPLATES, PLACEHOLDERS, builtin_template, placeholders
 from .catalog import builtins
+from .files import read_small_file
 from .resolved import ResolvedJudge
-from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
-from .spec import AnySpec, LlmJudgeSpec, LocalJudgeSpec, parse_spec
+from .spec import LocalJudgeSpec, Spec
+from .types import judge_type, parse_spec
+from .types.entry import Resolving
 
 __all__ = ["DEFAULT_CONFIG_PATH", "JudgeConfig", "ResolvedJudge", "load_config"]
 
 #: Where the config is looked for when none is given (JUDGEQ_CONFIG's default).
 DEFAULT_CONFIG_PATH = Path("judgeq.toml")
 MAX_CONFIG_BYTES: Final = 1024 * 1024
-MAX_PROMPT_BYTES: Final = 256 * 1024
 
 
 @dataclass(frozen=True)
 class JudgeConfig:
     """The judges of one judgeq.toml (possibly none), and where it was read from."""
 
-    judges: dict[str, AnySpec] = field(default_factory=dict)
+    judges: dict[str, Spec] = field(default_factory=dict)
     path: Path | None = None
 
     @property
@@ -63,25 +63,12 @@ class JudgeConfig:
         ``check_env=False`` skips the API key check (workers fail the rows instead).
         Raises JudgeConfigError for an unknown name, a missing prompt file or an unset key.
         """
-        spec: AnySpec | None = self.judges.get(name)
+        spec: Spec | None = self.judges.get(name)
         if spec is None:
             spec = self._builtin_spec(name)
-        if isinstance(spec, DistilledJudgeSpec | CascadeJudgeSpec):
-            from .distilled_config import resolve_cascade, resolve_distilled
-
-            if isinstance(spec, DistilledJudgeSpec):
-                spec = resolve_distilled(name, spec, self.base_dir)
-            else:
-                if name in (spec.first, spec.then):
-                    raise JudgeConfigError(f"cascade {name!r} names itself as a stage; name two other judges")
-                spec = resolve_cascade(name, spec, lambda stage: self.resolve(stage, check_env=check_env))
-        if isinstance(spec, LlmJudgeSpec):
-            spec = spec.model_copy(update={"prompt_text": self._prompt_text(name, spec)})
-            if check_env and spec.api_key_env and not os.environ.get(spec.api_key_env):
-                raise JudgeConfigError(
-                    f"judge {name!r} needs {spec.api_key_env}; set it or change api_key_env in {self._file()}"
-                )
-        return ResolvedJudge.of(name, spec)
+        resolving = Resolving(self.path, self._file(), check_env,
+                              lambda stage: self.resolve(stage, check_env=check_env))
+        return ResolvedJudge.of(name, judge_type(spec).resolve(name, spec, resolving))
 
     def _builtin_spec(self, name: str) -> LocalJudgeSpec:
         known = builtins()
@@ -102,41 +89,6 @@ class JudgeConfig:
             )
         return LocalJudgeSpec(type="local", builtin=name)
 
-    def _prompt_text(self, name: str, spec: LlmJudgeSpec) -> str:
-        """The template: inline ``prompt_text`` if given, else a built-in template, else the file."""
-        if spec.prompt_text is not None:
-            text, source = spec.prompt_text, "prompt_text"
-        elif spec.prompt in BUILTIN_TEMPLATES:
-            return builtin_template(spec.prompt)
-        else:
-            path = Path(spec.prompt).expanduser()
-            if not path.is_absolute():
-                path = self.base_dir / path
-            text, source = self._read_prompt(name, path), f"prompt file {str(path)!r}"
-        if "output" not in placeholders(text):
-            raise JudgeConfigError(
-                f"judge {name!r}: {source} has no {{output}} placeholder, so the model would never see "
-                f"what it judges; add it (placeholders: {', '.join('{' + p + '}' for p in PLACEHOLDERS)})"
-            )
-        return text
-
-    def _read_prompt(self, name: str, path: Path) -> str:
-        try:
-            data = read_small_file(path, MAX_PROMPT_BYTES, "prompt file")
-        except FileNotFoundError:
-            raise JudgeConfigError(
-                f"judge {name!r}: prompt file {str(path)!r} does not exist; create it, or set prompt in "
-                f"{self._file()} to an existing file or a built-in template ({', '.join(BUILTIN_TEMPLATES)})"
-            ) from None
-        except JudgeConfigError as exc:
-            raise JudgeConfigError(f"judge {name!r}: {exc}") from None
-        try:
-            return data.decode("utf-8")
-        except UnicodeDecodeError as exc:
-            raise JudgeConfigError(
-                f"judge {name!r}: prompt file {str(path)!r} is not UTF-8 text (byte {exc.start + 1}); save it as UTF-8"
-            ) from None
-
     def _file(self) -> str:
         return str(self.path) if self.path is not None else str(DEFAULT_CONFIG_PATH)
 
@@ -156,7 +108,7 @@ def load_config(path: Path | None = None) -> JudgeConfig:
     tables = data.get("judges", {})
     if not isinstance(tables, dict):
         raise JudgeConfigError(f"{target}: 'judges' must be a table of [judges.NAME] tables; fix the file")
-    judges: dict[str, AnySpec] = {}
+    judges: dict[str, Spec] = {}
     for name, table in tables.items():
         try:
             judges[name] = parse_spec(name, table)
@@ -187,27 +139,3 @@ def read_config(path: Path | None) -> tuple[dict[str, Any], Path] | None:
         return tomllib.loads(raw.decode("utf-8")), target
     except (tomllib.TOMLDecodeError, UnicodeDecodeError) as exc:
         raise JudgeConfigError(f"{target}: not valid TOML ({exc}); fix the file") from None
-
-
-def read_small_file(path: Path, limit: int, what: str) -> bytes:
-    """The bytes of the regular file ``path``, which must hold at most ``limit`` of them.
-
-    FileNotFoundError for a missing file (callers say what to do about it);
-    JudgeConfigError for anything else: a device, pipe or folder (never opened,
-    so ``/dev/zero`` is not read and a pipe does not block), a file too large,
-    a file that cannot be read.
-    """
-    try:
-        mode = path.stat().st_mode
-        if not stat.S_ISREG(mode):
-            kind = "a folder" if stat.S_ISDIR(mode) else "not a regular file (a device, a pipe or a socket)"
-            raise JudgeConfigError(f"{what} {str(path)!r} is {kind}; give the path of a text file")
-        with path.open("rb") as file:
-            data = file.read(limit + 1)
-    except FileNotFoundError:
-        raise
-    except OSError as exc:
-        raise JudgeConfigError(f"cannot read {what} {str(path)!r} ({exc.strerror}); check its permissions") from None
-    if len(data) > limit:
-        raise JudgeConfigError(f"{what} {str(path)!r} is larger than {limit:,} bytes; shorten it")
-    return data

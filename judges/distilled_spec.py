@@ -1,5 +1,7 @@
 """The ``[judges.NAME]`` tables of distilled judges and cascades (see :mod:`judges.distilled`, :mod:`judges.cascade`).
 
+Their registry entries are :mod:`judges.types.distilled` and :mod:`judges.types.cascade`.
+
 ``type = "distilled"``: ``artifact``, the path of a file ``judgeq distill``
 wrote. Resolution fills ``sha256`` (the file's) and makes the path absolute.
 
@@ -15,10 +17,12 @@ from __future__ import annotations
 
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import ConfigDict, Field
+
+from .spec import Spec
 
 
-class DistilledJudgeSpec(BaseModel):
+class DistilledJudgeSpec(Spec):
     """A local judge running a distilled model from an artifact file."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -28,7 +32,7 @@ class DistilledJudgeSpec(BaseModel):
     sha256: Annotated[str, Field(pattern=r"^[0-9a-f]{64}$")] | None = None
 
 
-class CascadeJudgeSpec(BaseModel):
+class CascadeJudgeSpec(Spec):
     """A distilled judge first, an LLM judge for what it is unsure of (and an audit sample)."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)

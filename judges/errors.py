@@ -21,17 +21,25 @@ A ``JudgeCallError`` may carry what the failed call cost (``cost_usd``,
 ``tokens_in``, ``tokens_out``), the HTTP ``status_code`` and a ``retry_after_s``
 the provider asked for, and ``cause``: the name of the exception class that
 was classified (e.g. ``RateLimitError``), used in the verdict's error text.
+
+The whole tree and its exit codes: judgeq/errors.py.
 """
 
 from __future__ import annotations
 
+from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, INTERNAL, JudgeqError
 
-class JudgeError(Exception):
+
+class JudgeError(JudgeqError):
     """Raised for anything that goes wrong in judges/."""
+
+    exit_code = INTERNAL  # judge call errors are recorded on rows: one reaching the CLI is a bug
 
 
 class JudgeConfigError(JudgeError):
     """Raised when the judge config, or a judge asked for by name, cannot be used."""
+
+    exit_code = BAD_INPUT
 
 
 class JudgeCallError(JudgeError):
@@ -98,12 +106,16 @@ class LimitWait(LimiterError):
 class LimiterUnavailable(LimiterError):
     """Raised when the limiter's store (the fleet's Redis) cannot be reached; the caller defers the call."""
 
+    exit_code = INFRASTRUCTURE
+
 
 class JudgeArgumentError(JudgeError, ValueError):
     """Raised when a judge function is given values it cannot use: a bug in the caller, not bad data.
 
     Also a ValueError, which is what such a call raised before it had a class of its own.
     """
+
+    exit_code = INTERNAL
 
 
 class ArtifactError(JudgeConfigError):

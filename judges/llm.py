@@ -43,8 +43,7 @@ from typing import Any
 from .base import Kind
 from .egress import PLACEHOLDER_KEY, EgressPolicy
 from .errors import (AccountJudgeCallError, EgressRefused, FatalJudgeCallError, JudgeAnswerError, JudgeArgumentError,
-                     JudgeCallError,
-                     JudgeConfigError)
+                     JudgeCallError, JudgeConfigError, JudgeError)
 from .limits import Limit, LimiterUnavailable, LimitWait, LocalLimiter, RateLimiter, Unlimited
 from .parse import parse_answer
 from .prompt import answer_instructions, render
@@ -389,8 +388,8 @@ class LlmJudge:
         return float(cost) if isinstance(cost, (int, float)) else 0.0
 
 
-class _HandBack(Exception):
-    """Raised inside judge_one when the next wait is too long to sleep here."""
+class _HandBack(JudgeError):
+    """Raised inside judge_one when the next wait is too long to sleep here (caught there: never escapes)."""
 
     def __init__(self, wait_s: float) -> None:
         super().__init__(wait_s)

@@ -6,7 +6,7 @@ in one pass, so braces anywhere else (JSON examples in the template, code in
 the record) are left alone and record text is never re-interpreted. A
 template that uses ``{context}`` or ``{expected}`` cannot judge a record that
 lacks it (absent or blank, :meth:`Record.has`): submit refuses such a dataset
-(:func:`needed_fields`, through ``judges.spec.needed_fields``), and a record
+(:func:`needed_fields`, through ``judges.types.needed_fields``), and a record
 that still reaches the judge (an online trace) fails with a clear error, before
 any call, instead of a made-up verdict.
 

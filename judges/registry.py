@@ -14,7 +14,7 @@ the judge version, every verdict traces back to exactly what produced it::
 
 A builtin also declares the record fields it ``needs`` (``exact_match``
 compares with ``expected``): a dataset with a record that lacks one is
-refused at submit (:func:`judges.spec.needed_fields`), instead of each such row failing.
+refused at submit (:func:`judges.types.needed_fields`), instead of each such row failing.
 
 This module imports no judge: modules that define builtins import it, and
 :mod:`judges.catalog` imports them all and answers lookups, so looking a

@@ -15,8 +15,8 @@ from pydantic import BaseModel, ConfigDict, ValidationError, model_validator
 
 from .base import Kind
 from .errors import JudgeConfigError
-from .distilled_spec import CascadeJudgeSpec
-from .spec import AnySpec, JudgeSpec, LlmJudgeSpec, describe
+from .spec import LlmJudgeSpec, Spec
+from .types import JudgeSpec, describe_errors, judge_type
 from .version import judge_version
 
 
@@ -32,15 +32,16 @@ class ResolvedJudge(BaseModel):
 
     @model_validator(mode="after")
     def _consistent(self) -> ResolvedJudge:
-        if isinstance(self.spec, LlmJudgeSpec) and self.spec.prompt_text is None:
-            raise ValueError(f"judge {self.name!r} has no prompt_text; resolve it through JudgeConfig.resolve")
+        missing = judge_type(self.spec).incomplete(self.spec)
+        if missing is not None:
+            raise ValueError(f"judge {self.name!r} {missing}")
         expected_kind = spec_kind(self.spec)
         if self.kind != expected_kind:
             raise ValueError(f"judge {self.name!r} is {expected_kind}, not {self.kind}")
         return self
 
     @classmethod
-    def of(cls, name: str, spec: AnySpec) -> ResolvedJudge:
+    def of(cls, name: str, spec: Spec) -> ResolvedJudge:
         """A resolved judge for a spec that is complete (prompt text inlined)."""
         return cls(name=name, kind=spec_kind(spec), version=judge_version(name, spec), spec=spec)
 
@@ -54,7 +55,7 @@ class ResolvedJudge(BaseModel):
         try:
             resolved = cls.model_validate(message)
         except ValidationError as exc:
-            raise JudgeConfigError(f"judge message is not a valid resolved judge: {describe(exc)}") from None
+            raise JudgeConfigError(f"judge message is not a valid resolved judge: {describe_errors(exc)}") from None
         actual = judge_version(resolved.name, resolved.spec)
         if actual != resolved.version:
             raise JudgeConfigError(
@@ -65,6 +66,11 @@ class ResolvedJudge(BaseModel):
 
 
 
-def spec_kind(spec: AnySpec) -> Kind:
+def spec_kind(spec: Spec) -> Kind:
     """The queue a judge of ``spec`` runs on: remote when it may call a provider (LLM judges, cascades)."""
-    return "remote" if isinstance(spec, LlmJudgeSpec | CascadeJudgeSpec) else "local"
+    return judge_type(spec).kind
+
+
+def llm_specs(resolved: ResolvedJudge) -> list[LlmJudgeSpec]:
+    """The LLM judge specs a resolved judge calls: its own, a cascade's ``then``, none for local judges."""
+    return judge_type(resolved.spec).calls(resolved.spec, lambda stage: llm_specs(ResolvedJudge.from_message(stage)))

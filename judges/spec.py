@@ -1,10 +1,13 @@
-"""What one ``[judges.NAME]`` table of judgeq.toml says: the judge spec models.
+"""What one ``[judges.NAME]`` table of judgeq.toml says: the spec models of LLM and local judges.
 
 ``type = "llm"`` tables become :class:`LlmJudgeSpec` (unknown keys rejected);
 ``type = "local"`` tables become :class:`LocalJudgeSpec`, whose extra keys are
-the builtin's parameters (checked against the builtin's own signature).
-:func:`parse_spec` turns a table into a spec, or a JudgeConfigError that names
-the table and the key.
+the builtin's parameters (checked against the builtin's own signature). Every
+spec model derives from :class:`Spec`. Which model a table's ``type`` names,
+and what each type does, is the judge-type registry's (:mod:`judges.types`):
+:func:`judges.types.parse_spec` turns a table into a spec. These two models
+live here, below the registry, because the LLM judge, the key policy and the
+workers' trust lists use ``LlmJudgeSpec`` itself.
 
 After resolution (see :mod:`judges.config`) an LLM spec also carries
 ``prompt_text``, the template itself, so that the spec is self-contained. A
@@ -17,12 +20,10 @@ from __future__ import annotations
 import re
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, TypeAdapter, ValidationError, field_validator, model_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
-from .distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
 from .errors import JudgeConfigError
 from .catalog import get_builtin
-from .prompt import needed_fields as prompt_fields
 
 #: Judge names: used in versions (``name@hash``), ledger rows and CLI flags.
 NAME_PATTERN = re.compile(r"[A-Za-z0-9][A-Za-z0-9_.-]*")
@@ -37,7 +38,17 @@ RESERVED_PARAMS: frozenset[str] = frozenset(
 DEFAULT_LABELS: dict[str, float] = {"pass": 1.0, "fail": 0.0}
 
 
-class LlmJudgeSpec(BaseModel):
+class Spec(BaseModel):
+    """What every judge spec is: a pydantic model of one ``[judges.NAME]`` table, told apart by ``type``.
+
+    Each judge type narrows ``type`` to its own literal (``Literal["llm"]``), which is the tag
+    :mod:`judges.types` dispatches on.
+    """
+
+    type: str
+
+
+class LlmJudgeSpec(Spec):
     """A remote judge: a litellm model asked to grade with a prompt."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -107,7 +118,7 @@ class LlmJudgeSpec(BaseModel):
         return self
 
 
-class LocalJudgeSpec(BaseModel):
+class LocalJudgeSpec(Spec):
     """A local judge: a registered builtin and its parameters."""
 
     model_config = ConfigDict(extra="forbid", frozen=True)
@@ -142,65 +153,3 @@ class LocalJudgeSpec(BaseModel):
             raise ValueError(str(exc)) from None
         object.__setattr__(self, "params", clean)
         return self
-
-
-#: Every kind of judge spec (distilled judges and cascades: judges/distilled_spec.py).
-AnySpec = LlmJudgeSpec | LocalJudgeSpec | DistilledJudgeSpec | CascadeJudgeSpec
-JudgeSpec = Annotated[AnySpec, Field(discriminator="type")]
-_SPEC: TypeAdapter[AnySpec] = TypeAdapter(JudgeSpec)
-TYPES = ("llm", "local", "distilled", "cascade")
-
-
-def parse_spec(name: str, table: Any) -> AnySpec:
-    """The spec of the ``[judges.NAME]`` table; JudgeConfigError naming table and key otherwise."""
-    where = f"[judges.{name}]"
-    if not NAME_PATTERN.fullmatch(name):
-        raise JudgeConfigError(
-            f"{where}: judge name {name!r} may use only letters, digits, '_', '.' and '-' "
-            "(and must start with a letter or digit); rename the table"
-        )
-    if not isinstance(table, dict):
-        raise JudgeConfigError(f"{where} must be a table of keys, got {table!r}")
-    kind = table.get("type")
-    if kind not in TYPES:
-        raise JudgeConfigError(f'{where}: type = {kind!r} must be "llm", "local", "distilled" or "cascade"; '
-                               "set type in the table")
-    try:
-        return _SPEC.validate_python(table)
-    except ValidationError as exc:
-        raise JudgeConfigError(f"{where}: " + describe(exc)) from None
-
-
-def needed_fields(spec: AnySpec) -> tuple[str, ...]:
-    """The record fields a judge of ``spec`` cannot judge without, which submit requires of every record.
-
-    A builtin declares its own (``needs``); an LLM judge needs the optional fields its prompt
-    template fills in (``{context}``, ``{expected}``: ``judges.prompt.needed_fields``); a resolved
-    cascade, those of its LLM stage, since any item may be escalated to it.
-    """
-    if isinstance(spec, LocalJudgeSpec):
-        return get_builtin(spec.builtin).needs
-    if isinstance(spec, LlmJudgeSpec):
-        return prompt_fields(spec.prompt_text or "")
-    if isinstance(spec, CascadeJudgeSpec) and spec.stages is not None:
-        return needed_fields(LlmJudgeSpec.model_validate(spec.stages["then"]["spec"]))
-    return ()
-
-
-def describe(exc: ValidationError) -> str:
-    """A ValidationError as one line per problem: the key, what is wrong and the bad value."""
-    problems = []
-    for error in exc.errors():
-        loc = [str(part) for part in error["loc"] if part not in TYPES]
-        key = ".".join(loc)
-        kind = error["type"]
-        message = error["msg"].removeprefix("Value error, ")
-        if kind == "extra_forbidden":
-            problems.append(f"unknown key {key!r}; remove it or check its spelling")
-        elif kind == "missing":
-            problems.append(f"missing key {key!r}; add it")
-        elif not key or key == "api_key_env":  # model-level check, or a possible secret: no value shown
-            problems.append(message if not key else f"{key}: {message}")
-        else:
-            problems.append(f"{key} = {error.get('input')!r}: {message}")
-    return "; ".join(problems)

@@ -1,6 +1,7 @@
 """The ledger: runs, their items, and one score row per run x trace x eval.
 
-Imports nothing of judgeq outside this package: it knows rows, not judges.
+Imports nothing of judgeq outside this package but the error root (``judgeq.errors``,
+a leaf): it knows rows, not judges.
 Everything else in judgeq goes through :class:`Ledger`.
 
 The names below are imported on first use (PEP 562), so that

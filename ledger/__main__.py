@@ -8,7 +8,8 @@ from __future__ import annotations
 
 import sys
 
-from ledger.errors import LedgerConfigError, LedgerError
+from judgeq.errors import exit_code
+from ledger.errors import LedgerError
 from ledger.migrate import head_revision, upgrade
 from ledger.settings import LedgerSettings
 from ledger.urls import mask_url
@@ -22,8 +23,7 @@ def main(argv: list[str] | None = None) -> int:
         upgrade(url)
     except LedgerError as exc:
         print(f"error: {exc}", file=sys.stderr)
-        # bad configuration, or infrastructure (docs/architecture.md, "Exit codes")
-        return 2 if isinstance(exc, LedgerConfigError) else 3
+        return exit_code(exc)  # bad configuration 2, infrastructure 3 (docs/architecture.md, "Exit codes")
     print(f"ledger at {mask_url(url)} is at revision {head_revision()}")
     return 0
 

@@ -13,7 +13,7 @@ first "/" ends the schedule's name; a judge's name is the rest.
 from __future__ import annotations
 
 import math
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, time, timedelta
 from typing import Final
@@ -69,8 +69,8 @@ def parse_scope(scope: str) -> Scope:
                               "'schedule:NAME/judge:NAME'")
 
 
-def usd_problem(amount: object) -> str | None:
-    """Why ``amount`` is not USD per day (or a reservation), or None: the one rule of every path that sets one.
+def _usd_problem(amount: object) -> str | None:
+    """Why ``amount`` is not USD per day (or a reservation), or None: the rule :func:`check_usd` holds.
 
     A real number (not a bool, not text), finite, from 0 to MAX_USD_PER_DAY,
     without a minus sign (``-0.0`` is refused: it reads back as "$-0.00"). Whole
@@ -98,11 +98,20 @@ def shown_amount(value: object) -> str:
     return text if len(text) <= 40 else text[:40] + "…"
 
 
-def check_usd(amount: float, what: str) -> float:
-    """``amount`` as a float if :func:`usd_problem` finds nothing; LedgerArgumentError naming ``what`` otherwise."""
-    problem = usd_problem(amount)
+def check_usd(amount: object, what: str, refused: Callable[[str], Exception] = LedgerArgumentError,
+              noun: str = "an amount of USD", advice: str = "") -> float:
+    """``amount`` as a float if it is USD per day (or a reservation); else ``refused`` of "WHAT AMOUNT is not
+    NOUN (why)ADVICE" is raised.
+
+    The one check of a budget amount, whatever door it comes through: ``judgeq budget set`` and Flower's
+    ``judgeq.budget_set`` (``online.budget.setting``: the user's value, OnlineConfigError with what to give
+    instead, exit 2), then ``Ledger.set_budget`` and ``Ledger.reserve`` (LedgerArgumentError: a caller's
+    bug). The database's CHECK holds the same range (``ledger.models.USD_RANGE``).
+    """
+    problem = _usd_problem(amount)
     if problem is not None:
-        raise LedgerArgumentError(f"{what} {shown_amount(amount)} is not an amount of USD ({problem})")
+        raise refused(f"{what} {shown_amount(amount)} is not {noun} ({problem}){advice}")
+    assert isinstance(amount, int | float)
     return float(amount)
 
 

@@ -26,7 +26,7 @@ from sqlmodel import Session
 
 from ledger.errors import LedgerArgumentError
 from ledger.models import DRIFT_CHECKS, DRIFT_STATUSES, DRIFT_VIAS, ITEMS, RUNS, SCORES, DriftCheck
-from ledger.queries import IN_CHUNK
+from ledger.queries import IN_CHUNK, STREAM_BATCH
 from ledger.text import storable
 
 _FLOATS = ("min_drop", "short_mean", "short_se", "long_mean", "long_se", "score_drop", "p_value", "adjusted_p")
@@ -76,7 +76,7 @@ class DriftLedger:
 
         ``ledger.frames`` (numpy) is imported here: workers, which load this module, never need it.
         """
-        from ledger.frames import STREAM_BATCH, as_metadata, as_text
+        from ledger.frames import as_metadata, as_text
 
         out = DriftRows(by={key: [] for key in keys})
         columns: list[Any] = [SCORES.c.score, SCORES.c.weight, SCORES.c.cluster]

@@ -18,14 +18,20 @@ LedgerError                    base of everything raised by ledger/
 Which database error is which is decided in ``ledger.refusals`` (``from_database``).
 Workers retry a chunk on any LedgerError except LedgerDataError, which the
 ledger handles row by row (``Ledger.write_scores``).
+
+The whole tree and its exit codes: judgeq/errors.py.
 """
 
 from __future__ import annotations
 
+from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, INTERNAL, JudgeqError
 from ledger.urls import mask_url, redact_secrets
 
-class LedgerError(Exception):
+
+class LedgerError(JudgeqError):
     """Raised for anything that goes wrong in ledger/."""
+
+    exit_code = INFRASTRUCTURE
 
 
 class LedgerUnavailable(LedgerError):
@@ -50,9 +56,13 @@ def _first_line(reason: BaseException | str, url: str) -> str:
 class LedgerUrlError(LedgerError):
     """Raised when the ledger URL cannot be used as written; the message shows it masked."""
 
+    exit_code = BAD_INPUT
+
 
 class RunNotFound(LedgerError):
     """Raised when no run has the id asked for."""
+
+    exit_code = BAD_INPUT
 
     def __init__(self, run_id: str) -> None:
         super().__init__(f"no run with id {run_id!r}; see `judgeq runs` for the list of runs")
@@ -73,6 +83,8 @@ class MigrationError(LedgerError):
 
 class LedgerConfigError(LedgerError):
     """Raised when the ledger URL cannot be used: unparseable, an unsupported database, in memory, or no driver."""
+
+    exit_code = BAD_INPUT
 
 
 class LedgerRefused(LedgerError):
@@ -137,3 +149,5 @@ class LedgerArgumentError(LedgerError, ValueError):
 
     Also a ValueError, which is what such a call raised before it had a class of its own.
     """
+
+    exit_code = INTERNAL

@@ -25,6 +25,13 @@ import sqlalchemy as sa
 from ledger.models import ITEMS, RUNS, SCORES
 
 IN_CHUNK: Final = 1000  # trace ids per scored_among query
+
+#: Rows fetched at a time (``yield_per``) by a query that streams narrow tuples: a few numbers and short
+#: texts per row (summaries, frames, drift rows), so a large batch costs little memory and saves round trips.
+STREAM_BATCH: Final = 5000
+#: Rows fetched at a time when whole ``Score`` objects are streamed (every column, a reason of up to a few
+#: KiB, and in ``Ledger.judged_items`` the record judged as well): a smaller batch keeps memory flat.
+STREAM_BATCH_SCORES: Final = 1000
 _FENCE: Final[sa.ColumnElement[int]] = sa.literal_column("0", sa.Integer)
 
 

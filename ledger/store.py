@@ -19,7 +19,7 @@ from collections.abc import Collection, Iterator, Sequence
 from contextlib import contextmanager
 from datetime import datetime
 from types import TracebackType
-from typing import Any, Final
+from typing import Any
 
 import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
@@ -35,7 +35,8 @@ from ledger.spend import SpendLedger
 from ledger.metrics import MetricsLedger
 from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
-from ledger.queries import IN_CHUNK, errors_of, item_span, progress_counts, scored_among, unscored_in_window
+from ledger.queries import (IN_CHUNK, STREAM_BATCH_SCORES, errors_of, item_span, progress_counts, scored_among,
+                            unscored_in_window)
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
 from ledger.text import loaded_json, storable
@@ -44,7 +45,6 @@ from ledger.upsert import insert_run, upsert_scores
 from ledger.urls import normalize_url
 from ledger.writer import writer_for
 
-STREAM_BATCH: Final = 1000  # rows fetched at a time when streaming scores
 
 
 class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger, TeacherLedger):
@@ -381,7 +381,7 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
         if eval_name is not None:
             stmt = stmt.where(SCORES.c.eval == eval_name)
         with self._session() as session:
-            for score in session.scalars(stmt.execution_options(yield_per=STREAM_BATCH)):
+            for score in session.scalars(stmt.execution_options(yield_per=STREAM_BATCH_SCORES)):
                 session.expunge(score)
                 yield score
 
@@ -397,7 +397,7 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger
                 .where(SCORES.c.run_id == run_id, SCORES.c.eval == eval_name)
                 .order_by(SCORES.c.trace_id))
         with self._session() as session:
-            for score, record in session.execute(stmt.execution_options(yield_per=STREAM_BATCH)):
+            for score, record in session.execute(stmt.execution_options(yield_per=STREAM_BATCH_SCORES)):
                 session.expunge(score)
                 yield score, dict(loaded_json(record))
 

@@ -20,10 +20,9 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.models import SCORES
-from ledger.queries import TRANSIENT
+from ledger.queries import STREAM_BATCH, TRANSIENT
 from ledger.rows import ErrorKindCount, EvalSummary
 
-STREAM_BATCH: Final = 5000
 SAMPLE_CHARS: Final = 1000  # an error sample is cut to this many characters (its next step is at its end)
 
 #: Error kinds that mean the provider refused the judge's account (or the circuit that opened on it).

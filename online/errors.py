@@ -1,19 +1,23 @@
-"""Errors raised by the online regime (exit codes: scheduler/exitcodes.py).
+"""Errors raised by the online regime (the whole tree and its exit codes: judgeq/errors.py).
 
     OnlineError              base of everything raised by online/
-    ├── OnlineConfigError    a [sources.*] / [online.*] table or flag is wrong          -> exit 2
-    ├── WindowError          a malformed, unknown-size, future or not-yet-closed window -> exit 2
-    ├── SourceError          a source's data cannot be read as configured               -> exit 2
-    └── SourceUnavailable    the source cannot be reached (DB down, file vanished)      -> exit 3
+    ├── OnlineConfigError    a [sources.*] / [online.*] table or flag is wrong
+    ├── WindowError          a malformed, unknown-size, future or not-yet-closed window
+    ├── SourceError          a source's data cannot be read as configured
+    └── SourceUnavailable    the source cannot be reached (DB down, file vanished)
 
 Messages name the file, table and key (or the window id) and say what to do.
 """
 
 from __future__ import annotations
 
+from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, JudgeqError
 
-class OnlineError(Exception):
+
+class OnlineError(JudgeqError):
     """Raised for anything that goes wrong in online/."""
+
+    exit_code = BAD_INPUT
 
 
 class OnlineConfigError(OnlineError):
@@ -30,3 +34,5 @@ class SourceError(OnlineError):
 
 class SourceUnavailable(OnlineError):
     """Raised when a source cannot be reached (its database is down, its files vanished)."""
+
+    exit_code = INFRASTRUCTURE

@@ -43,10 +43,10 @@ from ledger.models import Run, utcnow
 from ledger.rows import ItemIn, StratumCounts
 from workers.sending import ChunkSettings, send_chunks, too_large
 
-from .copies import FirstCopies
+from .copies import Copies
 from .rates import RateBook
 from .sources.base import PassedOver, PicksByName
-from .sampling import Decider, Decision, ident_of, plan_rates
+from .sampling import Decider, Decision, ident_of, plan_rates, u_of
 from .schedules import Schedule
 from .windows import Window
 
@@ -76,6 +76,7 @@ class JudgeSample:
     created: bool
     rates: dict[str, float]
     base: Callable[[str], float]
+    ceiling: float  # the highest base rate any stratum can have (RateBook.highest)
     sampled: Counter[str] = field(default_factory=Counter)
     new: int = 0
     pending: list[tuple[ItemIn, str, float]] = field(default_factory=list)  # item, stratum, weight
@@ -159,35 +160,38 @@ class WindowJob:
         # no run behind "submitting" with nothing in it.
         first = next(reading, None)
         samples = self._open_runs()
-        seen: Counter[str] = Counter()
-        filtered: Counter[str] = Counter()
         traces = reading if first is None else chain((first,), reading)
-        again = FirstCopies().again  # the first copy of an id is the trace, later ones are duplicates
+        # The window's counts and the first copy of each id (online/copies.py): two appends a trace.
+        copies = Copies(self._reach(samples))
+        add_hash, add_code, code_of, later, reach = (copies.hashes.append, copies.codes.append, copies.unfiltered.get,
+                                                     copies.later, copies.reach)
+        salt = self.decider.policy.salt
         counters: dict[str, int] = {}
         decide, stratum_of = self.decider.decide, self.decider.stratum
         highest: dict[str, float] = {}  # by stratum, the highest of the judges' rates: most traces stop there
         for seq, raw in enumerate(traces):
             if progress is not None and not seq & 0xFFFF:
                 progress(seq)
-            ident = ident_of(raw)
-            if again(ident):
-                skipped["duplicate"] += 1
-                continue
-            decision = decide(raw, ident)
+            decision = decide(raw)
             if decision is None:
-                stratum = stratum_of(raw)
-                seen[stratum] += 1
-                filtered[stratum] += 1
+                ident = ident_of(raw)
+                copies.note(ident, stratum_of(raw), True)
+                if reach > 1.0 or u_of(salt, ident) < reach:  # unit "trace" here: u is the id's
+                    later(hash(ident))
                 continue
             stratum = decision.stratum
-            seen[stratum] += 1
+            key = hash(decision.trace_id)
+            add_hash(key)
+            code = code_of(stratum)
+            add_code(copies.code(stratum, False) if code is None else code)
+            copy = decision.u < reach and later(key)
             top = highest.get(stratum)
             if top is None:
                 top = highest[stratum] = max(s.rate(stratum) for s in samples)
             if decision.u >= top and top < 1.0:
                 continue
             wanted = [s for s in samples if decision.sampled_at(s.rate(stratum))]
-            if not wanted:
+            if not wanted or copy:
                 continue
             item = _item(raw, seq, decision, skipped, self.settings.max_record_bytes)
             if item is None:
@@ -199,6 +203,10 @@ class WindowJob:
                     self._flush(sample, dispatcher, counters)
         for sample in samples:
             self._flush(sample, dispatcher, counters)
+        counts = copies.counts()
+        seen, filtered = counts.seen, counts.filtered
+        if counts.duplicates:
+            skipped["duplicate"] += counts.duplicates
         self._finish(samples, seen, filtered, dict(skipped))
         passed_over = None
         if not seen and isinstance(self.source, PicksByName):  # nothing read, or nothing picked: which?
@@ -235,17 +243,25 @@ class WindowJob:
                 rates = plan_rates(counts, base, self.schedule.policy.min_per_stratum, self.schedule.policy.floor)
             else:
                 rates = {}
-            samples.append(JudgeSample(judge=judge, run_id=run_id, created=created, rates=dict(rates), base=base))
+            samples.append(JudgeSample(judge=judge, run_id=run_id, created=created, rates=dict(rates), base=base,
+                                       ceiling=book.highest(judge.name)))
         return samples
 
     def _count(self) -> dict[str, int]:
         """The traces per stratum that pass the filters (a read of the window without hashing)."""
-        counts: Counter[str] = Counter()
-        passes, stratum_of, again = self.decider.filtered_by, self.decider.stratum, FirstCopies().again
+        passes, stratum_of, copies = self.decider.filtered_by, self.decider.stratum, Copies(0.0)
         for raw in self.source.traces(self.window.start, self.window.end, Counter()):
-            if not again(ident_of(raw)) and passes(raw) is None:
-                counts[stratum_of(raw)] += 1
-        return dict(counts)
+            copies.note(ident_of(raw), stratum_of(raw), passes(raw) is not None)
+        counts = copies.counts()  # first copies only: a later copy is no trace
+        return dict(counts.seen - counts.filtered)
+
+    def _reach(self, samples: Sequence[JudgeSample]) -> float:
+        """The highest rate of any judge for any stratum (a trace with u at or above it is sampled by none);
+        above 1 when every trace may be, or when copies of an id may have different u (unit "session")."""
+        if self.decider.policy.unit != "trace":
+            return 2.0
+        top = max((max([s.ceiling, *s.rates.values()]) for s in samples), default=0.0)
+        return 2.0 if top >= 1.0 else top
 
     def _new_run(self, run_id: str, judge: ResolvedJudge) -> Run:
         return Run(

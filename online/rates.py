@@ -38,6 +38,11 @@ class RateBook:
 
         return rate
 
+    def highest(self, judge: str) -> float:
+        """The highest base rate the judge can have for any stratum, seen or not (at most 1)."""
+        own = [rate for (name, _), rate in self.overrides.items() if name == judge]
+        return min(1.0, max([self.policy.rate, *self.policy.rates.values(), *own]))
+
     def source_of(self, judge: str, stratum: str) -> str:
         """Where the judge's rate of ``stratum`` comes from, for explanations."""
         if (judge, stratum) in self.overrides or (judge, EVERY_STRATUM) in self.overrides:

@@ -35,34 +35,35 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, Final
 
-from . import exitcodes
+from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, INTERNAL, OK
+
 
 #: kind -> (exit code, what it means, what to do next; RUN is the run id).
 KINDS: Final[dict[str, tuple[int, str, str]]] = {
-    "forbidden": (exitcodes.BAD_INPUT, "the workers' key policy refused the judge, nothing was sent",
+    "forbidden": (BAD_INPUT, "the workers' key policy refused the judge, nothing was sent",
                   "allow the key's endpoint on the workers (JUDGEQ_KEY_ENDPOINTS) and restart them, then "
                   "'judgeq resume RUN --retry-errors forbidden'"),
-    "setup": (exitcodes.BAD_INPUT, "a worker could not build the judge",
+    "setup": (BAD_INPUT, "a worker could not build the judge",
               "run the workers on the submitter's judgeq version with the judge's key variable set, then "
               "'judgeq resume RUN --retry-errors setup'"),
-    "account": (exitcodes.BAD_INPUT, "the provider refused the key, its permissions or its quota",
+    "account": (BAD_INPUT, "the provider refused the key, its permissions or its quota",
                 "fix the key or the account on the workers, then 'judgeq resume RUN --retry-errors account,circuit'"),
-    "circuit": (exitcodes.BAD_INPUT, "the judge's circuit was open after account errors",
+    "circuit": (BAD_INPUT, "the judge's circuit was open after account errors",
                 "fix the key or the account on the workers, then 'judgeq resume RUN --retry-errors account,circuit'"),
-    "transient": (exitcodes.INFRASTRUCTURE, "the provider was unreachable: no answer (5xx, timeouts, refused "
+    "transient": (INFRASTRUCTURE, "the provider was unreachable: no answer (5xx, timeouts, refused "
                   "connections, rate limits) within the retry budget, JUDGEQ_RETRY_MAX_S",
                   "once it answers again, 'judgeq resume RUN' retries them"),
-    "fatal": (exitcodes.BAD_INPUT, "the provider refused every request",
+    "fatal": (BAD_INPUT, "the provider refused every request",
               "fix the judge's model, api_base, params or prompt in judgeq.toml, then submit again"),
-    "answer": (exitcodes.BAD_INPUT, "no answer of the model held a usable verdict",
+    "answer": (BAD_INPUT, "no answer of the model held a usable verdict",
                "fix the judge's model, prompt, labels or scale in judgeq.toml, then submit again"),
-    "too_large": (exitcodes.BAD_INPUT, "the records are larger than the workers' JUDGEQ_MAX_RECORD_BYTES admits, "
+    "too_large": (BAD_INPUT, "the records are larger than the workers' JUDGEQ_MAX_RECORD_BYTES admits, "
                   "so they were never sent",
                   "give submitters, beat and workers the same JUDGEQ_MAX_RECORD_BYTES, or shorten the records, "
                   "then submit again"),
-    "poison": (exitcodes.INFRASTRUCTURE, "the workers judging them kept dying (crash, memory, time limit)",
+    "poison": (INFRASTRUCTURE, "the workers judging them kept dying (crash, memory, time limit)",
                "check the workers' logs and limits, then submit again"),
-    "internal": (exitcodes.INTERNAL, "judgeq itself failed on them (a bug)", "please report it with the error"),
+    "internal": (INTERNAL, "judgeq itself failed on them (a bug)", "please report it with the error"),
 }
 
 #: Kinds that stand for the judge, not its items: any row of them decides the exit.
@@ -119,7 +120,7 @@ def not_measured(run_id: str, summaries: Sequence[Any]) -> tuple[int, str]:
     """The exit code of the run's causes (0 when none) and one line naming each judge's, worst first."""
     causes = sorted((c for c in map(cause_of, summaries) if c is not None), key=lambda c: c.code)
     if not causes:
-        return exitcodes.OK, ""
+        return OK, ""
     return causes[0].code, "judgeq: " + "; also ".join(c.line(run_id) for c in causes)
 
 

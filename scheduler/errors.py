@@ -1,73 +1,17 @@
-"""Errors raised by scheduler/, and the map of judgeq's whole exception tree.
-
-Each package owns the base of its part (``judges/`` and ``ledger/`` import
-nothing of ours, so there is no common base class to import: the root is this
-map, and ``scheduler.exitcodes.EXIT_CODES``, which gives each class its exit
-code; a class not listed takes its nearest listed base's). Only the CLI turns
-them into exit codes::
-
-    Exception
-    ├── scheduler.errors.SchedulerError     base of everything raised by scheduler/         → 2
-    │   ├── InputError                      a dataset or trace file is unusable             → 2
-    │   │   └── DatasetChanged              the file changed after it was validated         → 2
-    │   ├── UsageError                      bad flags or a bad gate expression              → 2
-    │   ├── ExportUnavailable               an OTLP endpoint cannot be reached or refuses   → 3
-    │   ├── TrainingDataError               a teacher's rows cannot train a distilled judge → 2
-    │   └── SchedulerArgumentError          a caller's bug (also a ValueError)              → 4
-    ├── judges.errors.JudgeError            base of everything raised by judges/            → 4
-    │   ├── JudgeConfigError                judgeq.toml or a judge asked for                → 2
-    │   │   ├── EgressConfigError           JUDGEQ_KEY_ENDPOINTS is malformed               → 2
-    │   │   └── ArtifactError               a distilled judge's artifact: missing, altered, unknown types → 2
-    │   ├── JudgeCallError                  one judge call failed (recorded on the row, never reaches the CLI)
-    │   │   ├── JudgeAnswerError            the answer holds no usable verdict (retried)
-    │   │   └── FatalJudgeCallError         a failure retrying cannot fix
-    │   │       ├── AccountJudgeCallError   the provider refuses the account (opens the circuit)
-    │   │       └── EgressRefused           the worker's key policy forbids the call (nothing sent)
-    │   ├── LimiterError                    the provider rate limiter cannot admit a call now
-    │   │   ├── LimitWait                   the next slot is too far away (handed back to the queue)
-    │   │   └── LimiterUnavailable          the fleet's Redis is unreachable                → 3
-    │   └── JudgeArgumentError              a caller's bug (also a ValueError)              → 4
-    ├── online.errors.OnlineError           base of everything raised by online/            → 2
-    │   ├── OnlineConfigError               a [sources.*] / [online.*] table or flag        → 2
-    │   ├── WindowError                     a malformed, future or not yet closed window    → 2
-    │   ├── SourceError                     a source's data cannot be read as configured    → 2
-    │   └── SourceUnavailable               the source cannot be reached                    → 3
-    ├── ledger.errors.LedgerError           base of everything raised by ledger/            → 3
-    │   ├── LedgerUnavailable               the database cannot be reached or opened        → 3
-    │   ├── RunNotFound                     no run has that id (see `judgeq runs`)          → 2
-    │   ├── RunExists                       a run with that id exists                       → 3
-    │   ├── MigrationError                  the schema is behind or ahead of this judgeq    → 3
-    │   ├── LedgerConfigError               a URL judgeq cannot use (parse, scheme, memory, driver) → 2
-    │   ├── LedgerUrlError                  a password with an unescaped '@' or '/'         → 2
-    │   ├── LedgerRefused                   the database refuses; reconnecting will not help → 3
-    │   │   ├── LedgerPermissionDenied      a role or file without the rights needed
-    │   │   ├── LedgerReadOnly              a read-only file, folder or server
-    │   │   ├── LedgerCorrupt               not a database, or damaged
-    │   │   ├── LedgerFull                  the disk or a size limit is full
-    │   │   └── LedgerDataError             a value a row holds cannot be stored (that row fails)
-    │   └── LedgerArgumentError             a caller's bug (also a ValueError)              → 4
-    ├── workers.errors.BrokerError          base of everything raised by workers/           → 3
-    │   ├── BrokerUnavailable               the broker is unreachable                       → 3
-    │   ├── BrokerUrlError                  a password with an unescaped '@' or '/'         → 2
-    │   ├── BadMessage                      a task message refused as untrusted input (never reaches the CLI)
-    │   ├── VerdictCountError               a judge's bug (its chunk's items fail)          → 4
-    │   └── WorkerArgumentError             a caller's bug (also a ValueError)              → 4
-    ├── pydantic.ValidationError of a *Settings class: a bad JUDGEQ_* variable              → 2
-    └── anything else: a bug or an unforeseen failure (traceback in a file, or --debug)     → 4
-
-Exit 2 means nothing was written or enqueued; exit 3 means the run stays
-resumable (docs/architecture.md, "Exit codes"); exit 1 is kept for a failed gate and is
-never the code of an error.
-"""
+"""Errors raised by scheduler/ (the whole tree of judgeq's errors and their exit codes: judgeq/errors.py)."""
 
 from __future__ import annotations
 
 from collections.abc import Callable
 from pathlib import Path
 
+from judgeq.errors import BAD_INPUT, INFRASTRUCTURE, INTERNAL, JudgeqError
 
-class SchedulerError(Exception):
+
+class SchedulerError(JudgeqError):
     """Raised for anything that goes wrong in scheduler/."""
+
+    exit_code = BAD_INPUT
 
 
 class InputError(SchedulerError):
@@ -125,6 +69,10 @@ class SchedulerArgumentError(SchedulerError, ValueError):
     Also a ValueError, which is what such a call raised before it had a class of its own.
     """
 
+    exit_code = INTERNAL
+
 
 class ExportUnavailable(SchedulerError):
     """Raised when ``judgeq export-otel`` cannot deliver its spans: the endpoint is unreachable or refuses them."""
+
+    exit_code = INFRASTRUCTURE

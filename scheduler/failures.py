@@ -1,8 +1,8 @@
 """How a command that failed ends: one line on stderr and the exit code of its error.
 
-Every exception maps to a code through ``exitcodes.for_error`` (the tree is
-drawn in ``scheduler.errors``); a bad ``JUDGEQ_*`` setting is bad input; one
-nothing expected (exit 4) keeps its traceback in a file named in the message.
+Every exception maps to a code through ``judgeq.errors.exit_code`` (the tree is
+drawn there; a bad ``JUDGEQ_*`` setting is bad input); one nothing expected
+(exit 4) keeps its traceback in a file named in the message.
 """
 
 from __future__ import annotations
@@ -10,7 +10,7 @@ from __future__ import annotations
 import sys
 from typing import NoReturn, Optional
 
-from . import exitcodes
+from judgeq.errors import INTERNAL, bad_setting, exit_code
 
 
 def fail(exc: Exception, *, debug: bool = False) -> NoReturn:
@@ -18,10 +18,10 @@ def fail(exc: Exception, *, debug: bool = False) -> NoReturn:
     import traceback
 
     message = _settings_problem(exc)
-    code = exitcodes.BAD_INPUT if message else exitcodes.for_error(exc)
+    code = exit_code(exc)
     if debug:
         traceback.print_exception(exc, file=sys.stderr)
-    if code == exitcodes.INTERNAL:
+    if code == INTERNAL:
         message = f"internal error: {type(exc).__name__}: {one_line(exc)}; {_keep_traceback(exc, debug)}"
     print(f"judgeq: {message or one_line(exc)}", file=sys.stderr)
     sys.exit(code)
@@ -34,9 +34,7 @@ def one_line(exc: BaseException) -> str:
 
 def _settings_problem(exc: Exception) -> Optional[str]:
     """A bad ``JUDGEQ_*`` variable, said in one line; None for any other error."""
-    from pydantic import ValidationError
-
-    if not isinstance(exc, ValidationError) or not exc.title.endswith("Settings") or not exc.errors():
+    if not bad_setting(exc):
         return None
     from ledger.urls import mask_url
 

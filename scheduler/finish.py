@@ -3,7 +3,7 @@
 ``submit --wait``, ``resume --wait``, ``report`` and ``gate`` end here. These
 functions print the scorecard (stdout) and return an :class:`Ending`: the
 exit code the figures call for and the lines to say on stderr, which the CLI
-prints and exits with (only the CLI exits; see ``scheduler/exitcodes.py``).
+prints and exits with (only the CLI exits; see ``judgeq/errors.py``).
 The codes: 3 when the run is incomplete; when its judges could not measure,
 the code of the cause (``scheduler.causes``: 2 configuration, such as a key
 the workers refuse; 3 infrastructure, a provider that stayed unreachable); 1
@@ -18,10 +18,10 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from judgeq.errors import GATE_FAILED, INFRASTRUCTURE, OK
 from ledger.models import Run
 from ledger.store import Ledger
 
-from . import exitcodes
 from .assess import GateOptions, assess
 from .errors import UsageError
 from .outcomes import judge_errors, over_errors
@@ -33,7 +33,7 @@ from .settings import CliSettings
 class Ending:
     """How a command ends: its exit code, and what it says on stderr first (one line each)."""
 
-    code: int = exitcodes.OK
+    code: int = OK
     lines: tuple[str, ...] = ()
 
     def then(self, other: Ending) -> Ending:
@@ -77,7 +77,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
     if not report.json_out:
         print_outcomes(run, assessment.summaries)
     if not complete:
-        return Ending(exitcodes.INFRASTRUCTURE, (
+        return Ending(INFRASTRUCTURE, (
             f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); "
             f"check the workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'",))
     ending = not_measured(run_id, assessment.summaries)
@@ -85,7 +85,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
         return ending
     ending = errors_said(run_id, assessment.summaries, report.fail_on_errors, report.options.max_errors)
     if assessment.results and not all(r.passed for r in assessment.results):
-        return ending.then(Ending(exitcodes.GATE_FAILED))
+        return ending.then(Ending(GATE_FAILED))
     return ending
 
 
@@ -125,7 +125,7 @@ def report_run(run_id: str, ledger: Ledger, report: Report, *, need_gate: bool) 
     if report.fail_on_errors:  # said only when asked to check them: the scorecard already shows the errors
         ending = ending.then(errors_said(run_id, assessment.summaries, True, options.max_errors))
     if not assessment.passed:
-        ending = ending.then(Ending(exitcodes.GATE_FAILED))
+        ending = ending.then(Ending(GATE_FAILED))
     return ending
 
 
@@ -137,7 +137,7 @@ def errors_said(run_id: str, summaries: Any, fail_on_errors: bool, max_errors: i
     failing = over_errors(summaries, max_errors) if fail_on_errors else []
     verdict = (f"; --fail-on-errors: {', '.join(failing)} over --max-errors {max_errors}, exit 1"
                if failing else "")
-    return Ending(exitcodes.GATE_FAILED if failing else exitcodes.OK, (f"judgeq: {line}{verdict}",))
+    return Ending(GATE_FAILED if failing else OK, (f"judgeq: {line}{verdict}",))
 
 
 def not_measured(run_id: str, summaries: Any) -> Ending:

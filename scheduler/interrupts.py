@@ -20,7 +20,8 @@ from typing import Any, Optional
 
 import typer
 
-from . import exitcodes
+from judgeq.errors import INFRASTRUCTURE, exit_code
+
 from .failures import one_line
 
 
@@ -102,15 +103,15 @@ def interruptible(submission: Submission) -> Iterator[Submission]:
         checkpoint()  # a signal that came while the last step finished still exits 3
     except (SchedulerError, typer.Exit):  # bad input (a changed file abandons the run), or a verdict
         raise
-    except KeyboardInterrupt:
+    except KeyboardInterrupt as exc:
         submission.stopped()
         say(f"judgeq: interrupted; {submission.next_step()}")
-        raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
+        raise typer.Exit(exit_code(exc)) from None
     except Exception as exc:
-        if submission.run_id is not None and exitcodes.for_error(exc) == exitcodes.INFRASTRUCTURE:
+        if submission.run_id is not None and exit_code(exc) == INFRASTRUCTURE:
             submission.stopped()
             say(f"judgeq: {one_line(exc)}; {submission.next_step()}")  # one line: what failed, what to do
-            raise typer.Exit(exitcodes.INFRASTRUCTURE) from None
+            raise typer.Exit(INFRASTRUCTURE) from None
         if submission.run_id is not None and not submission.sent.is_set():
             say(f"judgeq: {submission.next_step()}")
         raise

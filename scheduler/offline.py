@@ -20,7 +20,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from judges.spec import LlmJudgeSpec
+from judges.types import own_calls
 
 from . import submit as submitting
 from .errors import UsageError
@@ -109,7 +109,7 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
                     submission.sent.set()
 
             # The judges come from this process's own judgeq.toml: trusted (see judges.egress).
-            from judges.distilled_config import llm_specs
+            from judges.resolved import llm_specs
 
             trusted = [spec for j in plan.judges for spec in llm_specs(j)]
             with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads,
@@ -130,7 +130,7 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
 def refuse_keyless_cloud(judges: Sequence[ResolvedJudge], worker: WorkerSettings) -> None:
     """Exit 2, before anything is written, for a judge with no key and no endpoint that would bill the workers'
     own cloud identity unless listed (judges/egress.py); ``worker`` holds this process's JUDGEQ_CLOUD_MODELS."""
-    from judges.distilled_config import llm_specs
+    from judges.resolved import llm_specs
     from judges.errors import EgressRefused, JudgeConfigError
     from judges.llm import refuse_keyless
 
@@ -166,7 +166,7 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
 
             submission.ledger = ledger  # judged here: stopped if this process is
             # Only judges that match this process's own judgeq.toml are trusted; the ledger may be shared.
-            own = [s for s in load_config(scheduler.config).judges.values() if isinstance(s, LlmJudgeSpec)]
+            own = [c for s in load_config(scheduler.config).judges.values() for c in own_calls(s)]
 
             def job(dispatcher: EmbeddedDispatcher, stop: threading.Event) -> None:
                 submitting.resume(run, ledger, dispatcher, scheduler, dataset=info, retry=retry)

@@ -66,8 +66,8 @@ class RecordChecks:
 
     @classmethod
     def of(cls, judges: Sequence[Any], max_bytes: int | None = MAX_RECORD_BYTES) -> RecordChecks:
-        """The checks for records judged by ``judges`` (resolved judges; see ``judges.spec.needed_fields``)."""
-        from judges.spec import needed_fields
+        """The checks for records judged by ``judges`` (resolved judges; see ``judges.types.needed_fields``)."""
+        from judges.types import needed_fields
 
         needed: dict[str, str] = {}
         for judge in judges:

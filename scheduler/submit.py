@@ -88,7 +88,7 @@ def warm_up_in_background(judges: Sequence[ResolvedJudge]) -> None:
     A fleet's submitter never calls a provider (its workers are warm, see
     workers/warm.py), so nothing is imported there.
     """
-    from judges.distilled_config import llm_specs
+    from judges.resolved import llm_specs
 
     if not any(llm_specs(judge) for judge in judges):
         return

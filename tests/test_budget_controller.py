@@ -10,8 +10,8 @@ import pytest
 
 from online.budget import (
     DEFAULT_COST_PER_ITEM_USD,
-    Plan,
     PlanInput,
+    RatePlan,
     StratumPlanInput,
     cost_estimate,
     expected_traffic,
@@ -49,7 +49,7 @@ def inputs(*, now: datetime = DAY + 10 * HOUR, budget: float = 20.0, spent: floa
 
 
 def run_day(actual: dict[int, float], budget: float = 20.0, cost: float = 0.003,
-            min_items: int = 0) -> list[Plan]:
+            min_items: int = 0) -> list[RatePlan]:
     """Plan the 24 hourly windows of DAY, each spending exactly what its plan expects (traffic ``actual``)."""
     past = history()
     spent, plans = 0.0, []

@@ -17,7 +17,7 @@ from .test_judges_imports import imported
 pytestmark = pytest.mark.timeout(30)
 
 REPO = Path(__file__).parents[1]
-BELOW = ("scheduler", "online", "workers", "judges", "ledger")
+BELOW = ("judgeq", "scheduler", "online", "workers", "judges", "ledger")
 
 
 def test_no_other_part_imports_the_cli() -> None:

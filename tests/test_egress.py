@@ -20,7 +20,7 @@ from judges.llm import LlmJudge
 from judges.record import Record
 from judges.build import build
 from judges.retry import RetryPolicy
-from judges.spec import parse_spec
+from judges.types import parse_spec
 from workers.settings import WorkerSettings
 
 from .processes import Worker, base_env, run_cli

@@ -327,7 +327,7 @@ def test_every_error_class_maps_as_the_tree_says() -> None:
     from judges.errors import JudgeArgumentError, JudgeCallError, JudgeConfigError, LimiterUnavailable
     from ledger.errors import (LedgerArgumentError, LedgerConfigError, LedgerCorrupt, LedgerFull,
                                LedgerPermissionDenied, LedgerReadOnly, LedgerUnavailable, MigrationError, RunNotFound)
-    from scheduler import exitcodes
+    from judgeq.errors import GATE_FAILED, exit_code
     from scheduler.errors import InputError, SchedulerArgumentError, UsageError
     from workers.errors import BadMessage, BrokerUnavailable, VerdictCountError
 
@@ -339,8 +339,8 @@ def test_every_error_class_maps_as_the_tree_says() -> None:
         JudgeArgumentError("x"): 4, LedgerArgumentError("x"): 4, BadMessage("x"): 4, VerdictCountError("x"): 4,
         JudgeCallError("x"): 4, ValueError("x"): 4, KeyError("x"): 4, RecursionError(): 4,
     }
-    assert {type(e).__name__: exitcodes.for_error(e) for e in expect} == {type(e).__name__: c for e, c in expect.items()}
-    assert exitcodes.GATE_FAILED not in {exitcodes.for_error(e) for e in expect}
+    assert {type(e).__name__: exit_code(e) for e in expect} == {type(e).__name__: c for e, c in expect.items()}
+    assert GATE_FAILED not in {exit_code(e) for e in expect}
 
 
 # --- the list of runs -----------------------------------------------------------------------

@@ -350,10 +350,11 @@ def test_code_versions_are_part_of_the_version(monkeypatch: pytest.MonkeyPatch) 
 
 
 def test_a_judge_needs_the_optional_fields_its_prompt_fills_in() -> None:
-    """What submit requires of every record (judges.spec.needed_fields): an LLM judge's {context}/{expected},
+    """What submit requires of every record (judges.types.needed_fields): an LLM judge's {context}/{expected},
     a cascade's through its LLM stage; a prompt using neither needs nothing beyond output."""
     from judges.distilled_spec import CascadeJudgeSpec
-    from judges.spec import LlmJudgeSpec, needed_fields
+    from judges.spec import LlmJudgeSpec
+    from judges.types import needed_fields
 
     def llm(prompt: str, text: str | None = None) -> LlmJudgeSpec:
         return LlmJudgeSpec(type="llm", model="openai/j", prompt=prompt, prompt_text=text or builtin_template(prompt))

@@ -51,7 +51,7 @@ def import_graph() -> dict[str, set[str]]:
 def test_the_graph_sees_lazy_and_type_only_imports() -> None:
     # The parser must see what the rule is about, or the test below proves nothing.
     graph = import_graph()
-    assert "judges.llm" in graph["judges.build"]  # imported inside build()
+    assert "judges.llm" in graph["judges.types.llm"]  # imported inside the LLM type's build
     assert "judges.spec" in graph["judges.egress"]  # imported under TYPE_CHECKING
     assert "judges.local" in graph["judges.catalog"]  # ``from . import local``
 
@@ -67,6 +67,15 @@ def test_judges_imports_form_no_cycle() -> None:
     # The order docs/architecture.md states: registering below the builtins, lookups above them, building on top.
     assert position["judges.registry"] < position["judges.local"] < position["judges.catalog"] < position["judges.spec"]
     assert position["judges.code_version"] < position["judges.version"] < position["judges.resolved"]
+    # Judge types: the entry's shape below every entry, the entries below their lookups, which version,
+    # resolved judges, the config and the builder use; an entry sees those only through its arguments.
+    entries = [module for module in graph if module.startswith("judges.types.") and module != "judges.types.entry"]
+    assert entries
+    for entry in entries:
+        assert position["judges.types.entry"] < position[entry] < position["judges.types"]
+    assert position["judges.types"] < position["judges.version"] < position["judges.resolved"] < position["judges.config"]
+    above = {"judges.types", "judges.version", "judges.resolved", "judges.config", "judges.build"}
+    assert not {module: names & above for module in entries if (names := internal[module]) & above}
     assert not [module for module, names in internal.items() if "judges.build" in names]  # nothing builds below the top
 
 

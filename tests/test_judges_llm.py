@@ -26,7 +26,8 @@ from judges.provider_errors import retry_after_from_headers
 from judges.record import Record
 from judges.build import build
 from judges.retry import RetryPolicy
-from judges.spec import LlmJudgeSpec, parse_spec
+from judges.spec import LlmJudgeSpec
+from judges.types import parse_spec
 from judges.verdict import Verdict
 from tests.provider import FakeProvider
 

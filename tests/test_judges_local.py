@@ -12,7 +12,7 @@ from judges.config import JudgeConfig
 from judges.local import LocalJudge, content_words
 from judges.record import Record
 from judges.build import build
-from judges.spec import parse_spec
+from judges.types import parse_spec
 from judges.verdict import Verdict
 
 pytestmark = pytest.mark.timeout(30)

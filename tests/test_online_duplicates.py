@@ -20,7 +20,8 @@ from typing import Any
 import pytest
 
 from ledger import Ledger
-from online.copies import FirstCopies
+from online.copies import Copies, Counts
+from online.sampling import u_of
 
 from .processes import base_env, run_cli
 
@@ -107,12 +108,46 @@ def test_explain_tells_what_the_job_did_with_every_copy(tmp_path: Path) -> None:
     assert judged["row"] is not None and judged["row"]["status"] == "ok"
 
 
-def test_first_copies_finds_every_repeat_and_no_false_one() -> None:
+def test_copies_count_every_later_copy_by_stratum_and_no_false_one() -> None:
     rng = random.Random(7)
     idents = [f"{rng.getrandbits(64):016x}" for _ in range(200_000)]
-    copies = FirstCopies()
-    assert not any(copies.again(i) for i in idents)  # 200,000 distinct ids: none taken for a repeat
-    assert copies.met == len(idents)
+    copies = Copies(reach=0.5)
+    for n, ident in enumerate(idents):
+        copies.note(ident, "en" if n % 2 else "de", filtered=n % 10 == 0)
+    counts = copies.counts()
+    assert counts.duplicates == 0  # 200,000 distinct ids: none taken for a copy
+    assert counts.seen == {"en": 100_000, "de": 100_000} and counts.filtered == {"de": 20_000}
+    assert not any(copies.later(hash(i)) for i in idents[:50_000])
     repeats = rng.sample(idents, 5_000)
-    assert all(copies.again(i) for i in repeats) and copies.met == len(idents)
-    assert not copies.again("not-met-before") and copies.again("not-met-before")
+    for ident in repeats:
+        copies.note(ident, "fr", filtered=False)
+    copies.note(repeats[0], "de", filtered=True)  # a third copy, filtered
+    assert copies.counts() == Counts(seen=counts.seen, filtered=counts.filtered, duplicates=5_001)
+    assert all(copies.later(hash(i)) for i in idents[:50_000]) and not copies.later(hash("not-met-before"))
+
+
+def test_below_a_rate_of_one_only_ids_a_rate_reaches_are_held_and_still_no_copy_is_judged(tmp_path: Path) -> None:
+    """Rates 0.1 (en) and 0.6 (de): the set holds ids with u < 0.6 only; the counts still see every copy."""
+    toml = _config(tmp_path)["JUDGEQ_CONFIG"]
+    text = Path(toml).read_text().replace("rate = 0.0\nrates = { de = 1.0 }", "rate = 0.1\nrates = { de = 0.6 }")
+    Path(toml).write_text(text)
+    env = base_env(JUDGEQ_CONFIG=toml, JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'l.db'}")
+    ids = [f"id-{n}" for n in range(400)]
+    between = [i for i in ids if 0.1 <= u_of("judgeq", i) < 0.6][:3]  # not sampled in en, sampled in de
+    high = [i for i in ids if u_of("judgeq", i) >= 0.6][:2]  # sampled nowhere: not held, yet counted
+    low = [i for i in ids if u_of("judgeq", i) < 0.1][:1]  # sampled in both
+    traces = [_trace(between[0], 1, "en"), _trace(between[0], 2, "de"),
+              _trace(between[1], 3, "de", tenant="internal"), _trace(between[1], 4, "de"),
+              _trace(between[2], 5, "de"), _trace(between[2], 6, "en"),
+              _trace(high[0], 7, "en"), _trace(high[0], 8, "de"), _trace(high[1], 9, "de", tenant="internal"),
+              _trace(high[1], 10, "de", tenant="internal"), _trace(low[0], 11, "en"), _trace(low[0], 12, "de")]
+    _write(tmp_path, traces)
+    res = run_cli(["online", "--schedule", "daily", "--window", "2026-11-22", "--json"], env)
+    assert res.returncode == 0, res.stderr
+    outcome = json.loads(res.stdout)
+    assert outcome["skipped"] == {"duplicate": 6} and outcome["seen"] == 6 and outcome["filtered"] == 2
+    (run_id,) = outcome["runs"].values()
+    ledger = Ledger(env["JUDGEQ_LEDGER_URL"])
+    assert {s.trace_id: s.stratum for s in ledger.scores(run_id)} == {between[2]: "de", low[0]: "en"}
+    strata = {c.stratum: (c.seen, c.filtered, c.sampled) for c in ledger.strata(run_id)}
+    assert strata == {"en": (3, 0, 1), "de": (3, 2, 1)}

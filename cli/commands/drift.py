@@ -83,9 +83,9 @@ def drift(
         if problem:
             print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
                   "(drift_checks)", file=sys.stderr)
-    from scheduler import exitcodes
+    from judgeq.errors import GATE_FAILED
 
-    raise typer.Exit(exitcodes.GATE_FAILED)
+    raise typer.Exit(GATE_FAILED)
 
 
 def _query(config: Any, judge: str, source: Optional[str], schedule: Optional[str], short: Optional[str],

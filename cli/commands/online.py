@@ -95,7 +95,7 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
     ledger = cli_settings.ledger()
     in_process = None
     if fleet is None:
-        from judges.distilled_config import llm_specs
+        from judges.resolved import llm_specs
         from workers.dispatch import EmbeddedDispatcher
 
         trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
@@ -158,7 +158,7 @@ def _end_on_nothing_picked(outcomes: list[WindowOutcome], source: str) -> None:
     a source whose settings match nothing it reads. Its empty runs are
     harmless: the same command, once the settings are fixed, fills them.
     """
-    from scheduler import exitcodes
+    from judgeq.errors import BAD_INPUT
 
     for outcome in outcomes:
         if outcome.passed_over is not None:
@@ -166,7 +166,7 @@ def _end_on_nothing_picked(outcomes: list[WindowOutcome], source: str) -> None:
     if outcomes and all(o.passed_over is not None for o in outcomes):
         _say(f"judgeq: nothing was judged: source {source!r} picked no span of what it read; fix [sources.{source}] "
              "and run the same command again")
-        raise typer.Exit(exitcodes.BAD_INPUT)
+        raise typer.Exit(BAD_INPUT)
 
 
 def _scanned(n: int) -> None:
@@ -179,7 +179,7 @@ def _say(text: str) -> None:
 
 
 def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
-    from scheduler import exitcodes
+    from judgeq.errors import INFRASTRUCTURE
     from scheduler.progress import ProgressView
     from scheduler.waiting import wait_for
 
@@ -191,7 +191,7 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeou
         if not complete:
             _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
                  f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")
-            raise typer.Exit(exitcodes.INFRASTRUCTURE)
+            raise typer.Exit(INFRASTRUCTURE)
 
 
 def explain(

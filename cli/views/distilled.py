@@ -1,5 +1,7 @@
-"""Distilled judges as the CLI shows them: a trained artifact's metrics (``judgeq distill``) and, for
-``judgeq judges``, a distilled judge's or cascade's one-line definition."""
+"""A distilled judge as ``judgeq distill`` shows it once trained: the artifact and its holdout metrics.
+
+(``judgeq judges`` describes distilled judges and cascades through their judge type, ``judges.types``.)
+"""
 
 from __future__ import annotations
 
@@ -44,23 +46,3 @@ def show_trained(path: Path, meta: dict[str, Any], json_out: bool) -> None:
                         f"{figures['recall']:.3f}", str(figures["support"]))
     console.print(classes)
     console.print(f'use it: [judges.{meta["name"]}] type = "distilled", artifact = "{path}"')
-
-
-def distilled_summary(spec: Any) -> tuple[str, dict[str, Any]] | None:
-    """For ``judgeq judges``: a distilled judge's or cascade's definition and metrics; None for other judges."""
-    from judges.artifact import read_meta
-    from judges.distilled_spec import CascadeJudgeSpec, DistilledJudgeSpec
-
-    if isinstance(spec, CascadeJudgeSpec) and spec.stages is not None:
-        first, then = spec.stages["first"], spec.stages["then"]
-        return (f"{first['name']} then {then['name']} below confidence {spec.threshold:.3f}, audit {spec.audit:.0%}",
-                {"threshold": spec.threshold, "audit": spec.audit, "first": first["version"],
-                 "then": then["version"]})
-    if not isinstance(spec, DistilledJudgeSpec) or spec.sha256 is None:
-        return None
-    _, meta = read_meta(Path(spec.artifact), spec.sha256)
-    keys = ("teacher_version", "accuracy", "kappa", "ece", "threshold", "escalation_share")
-    metrics = {key: meta[key] for key in keys} | {"rows": meta["rows"]["total"]}
-    return (f"distilled from {meta['teacher_version']}: accuracy {meta['accuracy']:.3f}, kappa {meta['kappa']:.3f}, "
-            f"ECE {meta['ece']:.3f}, {meta['rows']['total']:,} rows; threshold {meta['threshold']:.3f} escalates "
-            f"{meta['escalation_share']:.1%}", metrics)

@@ -9,12 +9,12 @@ from typing import Any
 def judge_rows(config_path: Path) -> list[dict[str, Any]]:
     """One row per judge name of the config (its tables, then the builtins); an unusable table says why.
 
-    A distilled judge or cascade also gets its holdout ``metrics`` (see ``distilled_summary``).
+    What a row says is its judge type's (``describe`` of :mod:`judges.types`); a distilled judge or
+    cascade also gets its ``metrics`` (holdout figures, stages).
     """
     from judges.config import load_config
     from judges.errors import JudgeConfigError
-
-    from cli.views.distilled import distilled_summary
+    from judges.types import judge_type
 
     config = load_config(config_path)
     rows: list[dict[str, Any]] = []
@@ -24,17 +24,9 @@ def judge_rows(config_path: Path) -> list[dict[str, Any]]:
         except JudgeConfigError as exc:
             rows.append({"name": judge_name, "kind": "?", "version": "–", "definition": f"unusable: {exc}"})
             continue
-        spec: Any = resolved.spec
-        distilled = distilled_summary(spec)
-        if distilled is not None:
-            rows.append({"name": judge_name, "kind": resolved.kind, "version": resolved.version,
-                         "definition": distilled[0], "metrics": distilled[1]})
-            continue
-        definition = getattr(spec, "model", None) or f"builtin {getattr(spec, 'builtin', '?')}"
-        params = getattr(spec, "params", None)
-        if params and resolved.kind == "local":
-            definition += " " + " ".join(f"{k}={v}" for k, v in sorted(params.items()))
-        rows.append({"name": judge_name, "kind": resolved.kind, "version": resolved.version, "definition": definition})
+        described = judge_type(resolved.spec).describe(resolved.spec)
+        row = {"name": judge_name, "kind": resolved.kind, "version": resolved.version, "definition": described.definition}
+        rows.append(row if described.metrics is None else {**row, "metrics": described.metrics})
     return rows
 
 

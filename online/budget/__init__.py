@@ -11,8 +11,8 @@ from __future__ import annotations
 
 from .controller import (
     DEFAULT_COST_PER_ITEM_USD,
-    Plan,
     PlanInput,
+    RatePlan,
     StratumDecision,
     StratumPlanInput,
     plan,
@@ -22,8 +22,8 @@ from .traffic import CostEstimate, cost_estimate, expected_traffic, minimums_ahe
 __all__ = [
     "DEFAULT_COST_PER_ITEM_USD",
     "CostEstimate",
-    "Plan",
     "PlanInput",
+    "RatePlan",
     "StratumDecision",
     "StratumPlanInput",
     "cost_estimate",

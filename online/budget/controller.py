@@ -27,7 +27,7 @@ decisions down. The steps:
    minimums of the rest of the day's windows (``remaining_minimums_usd``,
    the caller's estimate): the night's minimums do not eat the last
    window's. When it cannot, every window gets the same fraction of its
-   minimums ("cut"; ``Plan.minimums_cut``: the budget is too small for the
+   minimums ("cut"; ``RatePlan.minimums_cut``: the budget is too small for the
    minimums). A margin is added to m: sampling each trace with probability
    p yields a random number of items, so aiming at m would fall short in
    half the windows; aiming at ``(sqrt(m) + z/2)^2`` items (z =
@@ -47,8 +47,9 @@ The reason strings are what ``judgeq budget history`` shows, so "why did the
 rate drop at 14:00?" has an answer in dollars and traces.
 
 Inputs are checked, and a bad one raises ``ValueError``: they come from the
-ledger and the config, which validate what people type, so a bad value here
-is a bug in the caller, not a user error.
+ledger and the config, which validate what people type (a budget amount by
+``ledger.budget_rows.check_usd``), so a bad value here is a bug in the caller,
+not a user error: these checks hold the arithmetic's own preconditions.
 """
 
 from __future__ import annotations
@@ -147,8 +148,8 @@ class StratumDecision:
 
 
 @dataclass(frozen=True)
-class Plan:
-    """The next window's rates. ``rate`` is the common rate (where no minimum binds); ``cost_per_item`` the
+class RatePlan:
+    """The next window's rates (named apart from ``online.plan.Plan``, a schedule ready to judge). ``rate`` is the common rate (where no minimum binds); ``cost_per_item`` the
     USD per item the plan used (the default when the cost was unknown); ``minimums_cut`` says the day's
     money left could not pay every window's minimums. Reserve ``expected_cost_usd``."""
 
@@ -216,16 +217,16 @@ def _stratum_reason(s: StratumPlanInput, rate: float, p: float, guaranteed: floa
     return "the common rate"
 
 
-def _spent(inputs: PlanInput, cost: float, cost_note: str) -> Plan:
+def _spent(inputs: PlanInput, cost: float, cost_note: str) -> RatePlan:
     left = inputs.budget_usd - inputs.spent_usd - inputs.reserved_usd
     decisions = tuple(StratumDecision(s.stratum, 0.0, 0.0, 0.0, "budget spent") for s in inputs.strata)
     reason = (f"budget spent: {_usd(inputs.budget_usd)} - {_usd(inputs.spent_usd)} spent - "
               f"{_usd(inputs.reserved_usd)} reserved leaves {_usd(left)}; rate 0 until the day ends at "
               f"{inputs.day_end.isoformat()}{cost_note}")
-    return Plan(0.0, left, decisions, reason, 0.0, cost)
+    return RatePlan(0.0, left, decisions, reason, 0.0, cost)
 
 
-def plan(inputs: PlanInput) -> Plan:
+def plan(inputs: PlanInput) -> RatePlan:
     """The next window's rates per stratum: see the module's docstring."""
     cost_note = ""
     cost = inputs.cost_per_item
@@ -259,12 +260,12 @@ def plan(inputs: PlanInput) -> Plan:
         n_items = rate * s.expected_count
         decisions.append(StratumDecision(s.stratum, rate, n_items, n_items * cost,
                                          _stratum_reason(s, rate, p, g, cut)))
-    draft = Plan(window_budget, left, tuple(decisions), "", p, cost, cut)
+    draft = RatePlan(window_budget, left, tuple(decisions), "", p, cost, cut)
     reason = _reason(inputs, draft, share, total, minimums) + cost_note
-    return Plan(window_budget, left, draft.decisions, reason, p, cost, cut)
+    return RatePlan(window_budget, left, draft.decisions, reason, p, cost, cut)
 
 
-def _reason(inputs: PlanInput, result: Plan, share: float, total: float, minimums: float) -> str:
+def _reason(inputs: PlanInput, result: RatePlan, share: float, total: float, minimums: float) -> str:
     """One line: where the money comes from, the window's share, and what it buys."""
     left_share = result.budget_left_usd * share
     text = (f"{_usd(result.budget_left_usd)} left of {_usd(inputs.budget_usd)} ({_usd(inputs.spent_usd)} spent, "

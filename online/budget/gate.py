@@ -20,7 +20,9 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING
 
-from .pacer import Money, money_for, utc_day
+from ledger.budget_rows import utc_day
+
+from .pacer import Money, money_for
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
@@ -70,7 +72,7 @@ class DailyBudgetGate:
         if schedule is None:
             return None
         now = now or datetime.now(UTC)
-        key = (schedule, judge, f"{utc_day(now)[0]:%Y-%m-%d}")
+        key = (schedule, judge, utc_day(now)[0])
         with self._lock:
             reading = self._readings.get(key)
             charged = self._charged.get(key, 0.0)
@@ -101,7 +103,7 @@ class DailyBudgetGate:
             schedule = self._schedules.get(run_id)
             if schedule is None or usd <= 0:
                 return
-            key = (schedule, judge, f"{utc_day(now or datetime.now(UTC))[0]:%Y-%m-%d}")
+            key = (schedule, judge, utc_day(now or datetime.now(UTC))[0])
             self._charged[key] = self._charged.get(key, 0.0) + usd
 
     def _schedule(self, ledger: Ledger, run_id: str) -> str | None:

@@ -18,12 +18,12 @@ from __future__ import annotations
 
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from datetime import UTC, datetime, timedelta
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from ledger.budget_rows import DecisionIn, budget_scope
+from ledger.budget_rows import DecisionIn, budget_scope, utc_day
 
-from .controller import Plan, PlanInput, StratumPlanInput, plan
+from .controller import PlanInput, RatePlan, StratumPlanInput, plan
 from .traffic import cost_estimate, expected_traffic
 
 if TYPE_CHECKING:
@@ -33,16 +33,9 @@ if TYPE_CHECKING:
     from ..schedules import Schedule
     from ..windows import Window
 
-DAY = timedelta(days=1)
 HISTORY = timedelta(days=8)  # recent windows looked at for the traffic by hour of day
 COST_HISTORY = timedelta(days=7)  # recent verdicts looked at for the cost per item
 PLANNING_LOCK = "judgeq budget planning"  # one lock for every plan that reserves: plans take milliseconds
-
-
-def utc_day(now: datetime) -> tuple[datetime, datetime]:
-    """The UTC day holding ``now``: [00:00, next 00:00)."""
-    start = now.astimezone(UTC).replace(hour=0, minute=0, second=0, microsecond=0)
-    return start, start + DAY
 
 
 @dataclass(frozen=True)
@@ -63,8 +56,7 @@ def money_for(ledger: Ledger, schedule: str, judge: str, now: datetime,
               budgets: Mapping[str, float] | None = None) -> Money | None:
     """The money of ``judge`` in ``schedule`` today, or None when no budget applies to it (see the module)."""
     budgets = ledger.budgets() if budgets is None else budgets
-    day_start, day_end = utc_day(now)
-    day = f"{day_start:%Y-%m-%d}"
+    day, day_start, day_end = utc_day(now)
     own = budget_scope(judge, schedule)
     if own in budgets:
         money = Money(own, budgets[own], ledger.spent(day_start, day_end, judge, schedule=schedule),
@@ -85,7 +77,7 @@ def money_for(ledger: Ledger, schedule: str, judge: str, now: datetime,
 
 
 def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window: Window, now: datetime,
-                counts: Mapping[str, int] | None = None) -> tuple[Plan, Money, float] | None:
+                counts: Mapping[str, int] | None = None) -> tuple[RatePlan, Money, float] | None:
     """The rates of ``window`` for ``judge``: the plan, the money it drew on and the cost per item; None without
     a budget.
 
@@ -95,7 +87,7 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
     money = money_for(ledger, schedule.name, judge.name, now)
     if money is None:
         return None
-    day_start, day_end = utc_day(now)
+    _, day_start, day_end = utc_day(now)
     history = [(t.start, t.seen) for t in ledger.recent_window_counts(schedule.name, judge.name, now - HISTORY)
                if t.start is not None]
     exact = None if counts is None else float(sum(counts.values()))
@@ -128,10 +120,10 @@ def _recent_strata(ledger: Ledger, schedule: str, judge: str, now: datetime, exp
     return {s: round(expected * n / seen) for s, n in totals.items()}
 
 
-def decisions(result: Plan, money: Money, cost: float, schedule: str, judge: str, window: str | None,
+def decisions(result: RatePlan, money: Money, cost: float, schedule: str, judge: str, window: str | None,
               now: datetime) -> list[DecisionIn]:
     """The plan as ``budget_decisions`` rows: what ``judgeq budget history`` shows."""
-    day = f"{utc_day(now)[0]:%Y-%m-%d}"
+    day = utc_day(now)[0]
     return [DecisionIn(day=day, schedule=schedule, judge=judge, stratum=d.stratum, rate=d.rate,
                        expected_count=d.expected_items, cost_per_item=cost, budget_left=result.budget_left_usd,
                        reserved_usd=max(0.0, money.reserved), reason=f"{d.reason}; {result.reason}"[:2000],
@@ -153,7 +145,7 @@ def window_planner(ledger: Ledger, schedule: Schedule, window: Window, now: date
             if found is None:
                 return None
             result, money, cost = found
-            ledger.reserve(run_id, f"{utc_day(now)[0]:%Y-%m-%d}", judge.name, schedule.name,
+            ledger.reserve(run_id, utc_day(now)[0], judge.name, schedule.name,
                            sum(d.expected_cost for d in result.decisions))
         ledger.record_decisions(decisions(result, money, cost, schedule.name, judge.name, window.id, now))
         return {d.stratum: d.rate for d in result.decisions}

@@ -1,7 +1,7 @@
 """Changing a budget, checked: the one path of ``judgeq budget set`` and of Flower's ``judgeq.budget_set`` task.
 
-The amount follows the ledger's one rule (``ledger.budget_rows.usd_problem``: a
-finite number of USD from 0 to 1e12, no minus sign); ``who`` and ``note`` are
+The amount is checked by the ledger's one check (``ledger.budget_rows.check_usd``:
+a finite number of USD from 0 to 1e12, no minus sign); ``who`` and ``note`` are
 one line of printable text (no terminal escape sequences, no invisible
 characters; ``text_problem``), at most 80 and 500 characters; the judge must be
 one judgeq.toml configures (or a builtin) and the schedule, if named, one that
@@ -13,8 +13,7 @@ from __future__ import annotations
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-from ledger.budget_rows import (MAX_NOTE_CHARS, MAX_WHO_CHARS, budget_scope, shown_amount, text_problem,
-                                usd_problem)
+from ledger.budget_rows import MAX_NOTE_CHARS, MAX_WHO_CHARS, budget_scope, check_usd, text_problem
 from ledger.models import MAX_USD_PER_DAY
 from ledger.errors import LedgerArgumentError
 
@@ -23,17 +22,6 @@ from ..errors import OnlineConfigError
 if TYPE_CHECKING:
     from ledger.models import BudgetChange
     from ledger.store import Ledger
-
-
-def check_amount(value: Any, name: str = "usd_per_day") -> float | None:
-    """``value`` as USD per day (None: remove the budget); OnlineConfigError naming ``name`` otherwise."""
-    if value is None:
-        return None
-    problem = usd_problem(value)
-    if problem is not None:
-        raise OnlineConfigError(f"{name} {shown_amount(value)} is not a budget ({problem}); give a number of USD "
-                                f"per day from 0 to {MAX_USD_PER_DAY:.0f}, e.g. 20")
-    return float(value)
 
 
 def check_text(who: Any, note: Any, names: tuple[str, str] = ("who", "note")) -> None:
@@ -77,7 +65,8 @@ def set_checked(ledger: Ledger, config: Path | None, *, judge: str | None, sched
                 ) -> BudgetChange | None:
     """Set (or, with ``usd`` None, remove) the budget of ``judge`` [in ``schedule``], or the global cap when
     ``judge`` is None; every value checked first (``names`` name the values in messages: keys or flags)."""
-    amount = check_amount(usd, names[0])
+    advice = f"; give a number of USD per day from 0 to {MAX_USD_PER_DAY:.0f}, e.g. 20"
+    amount = None if usd is None else check_usd(usd, names[0], OnlineConfigError, "a budget", advice)
     check_text(who, note, names[1:])
     if judge is not None and not isinstance(judge, str) or schedule is not None and not isinstance(schedule, str):
         raise OnlineConfigError("judge and schedule are names (text)")

@@ -53,6 +53,7 @@ from typing import Annotated, Any, Literal
 import orjson
 from pydantic import Field
 
+from online.errors import SourceError
 from online.sources.base import PassedOver
 from judges.record import DEFAULT_MAX_RECORD_BYTES
 from online.sources.files import FileSet, read_lines
@@ -84,8 +85,8 @@ class OtlpSettings(SourceSettings):
     metadata_attributes: dict[str, str] = Field(default_factory=dict)
 
 
-class _Malformed(Exception):
-    """A span that is not OTLP JSON."""
+class _Malformed(SourceError):
+    """Raised when a span is not OTLP JSON (caught where spans are read: the span is counted as malformed)."""
 
 
 @dataclass
