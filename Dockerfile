@@ -3,6 +3,7 @@ FROM python:3.11-slim AS build
 WORKDIR /src
 COPY pyproject.toml README.md ./
 COPY judgeq ./judgeq
+COPY cli ./cli
 COPY scheduler ./scheduler
 COPY workers ./workers
 COPY judges ./judges

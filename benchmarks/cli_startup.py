@@ -37,7 +37,7 @@ COMMANDS = {"help": ["--help"], "runs": ["runs"], "judges": ["judges"]}
 def judgeq(repo: Path, args: list[str], env: dict[str, str], *, importtime: bool = False
            ) -> subprocess.CompletedProcess[str]:
     flags = ["-X", "importtime"] if importtime else []
-    return subprocess.run([sys.executable, *flags, "-c", "from scheduler.cli import main; main()", *args],
+    return subprocess.run([sys.executable, *flags, "-c", "from cli.main import main; main()", *args],
                           cwd=env["JUDGEQ_BENCH_CWD"], env=env, capture_output=True, text=True, timeout=300)
 
 

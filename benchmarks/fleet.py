@@ -86,7 +86,7 @@ def wait_for_quiet(max_wait: float, threshold_cores: float = 0.3, window: float 
 
 def judgeq_cmd() -> list[str]:
     """The judgeq CLI of this checkout, run by this interpreter (the same code as the console script)."""
-    return [sys.executable, "-c", "from scheduler.cli import main; main()"]
+    return [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def judgeq_env(broker: str, ledger: str, config: Path, extra: dict[str, str]) -> dict[str, str]:

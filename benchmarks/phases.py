@@ -98,7 +98,7 @@ class Timer:
 
 def import_seconds() -> float:
     """Seconds to import what ``judgeq submit`` imports, in a fresh interpreter (median of 3)."""
-    code = ("import time; t = time.perf_counter(); import scheduler.cli, scheduler.submit, judges.config, "
+    code = ("import time; t = time.perf_counter(); import cli.main, scheduler.submit, judges.config, "
             "ledger.store, workers.dispatch, workers.app; print(time.perf_counter() - t)")
     times = []
     for _ in range(3):

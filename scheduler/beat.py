@@ -9,10 +9,14 @@ fire at a time. Which windows are judged is the ledger's business
 
 from __future__ import annotations
 
-from typing import Any, Final
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any, Final
 
 from online.schedules import Schedule
 from runs.queues import QUEUE_LOCAL
+
+if TYPE_CHECKING:
+    from .settings import CliSettings
 
 TICK_TASK: Final = "judgeq.online_tick"
 BUDGET_TASK: Final = "judgeq.budget_tick"
@@ -74,3 +78,54 @@ def lock_held_s(broker_url: str) -> float | None:
     finally:
         client.close()
     return None if not isinstance(left, int) or left < 0 else left / 1000
+
+
+def run_beat(settings: CliSettings, loglevel: str, *, say: Callable[[str], None]) -> int | None:
+    """``judgeq beat``: check the schedules and the broker, say what will fire, then run Celery beat until it stops.
+
+    A schedule naming an unknown source or judge, or no schedule or broker at
+    all, stops it here (``UsageError``), not at every tick. Returns Celery's exit code.
+    """
+    from online.plan import prepare
+    from online.schedules import load_schedules
+    from online.windows import format_duration
+
+    from .errors import UsageError
+    from .fleet import run_celery
+
+    worker_settings = settings.worker
+    if not worker_settings.broker_url:
+        raise UsageError("beat needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
+    config = settings.config
+    schedules = load_schedules(config)
+    if not schedules:
+        raise UsageError(f"{config}: no [online.NAME] table; beat would have nothing to fire")
+    for schedule in schedules.values():  # a schedule's unknown source or judge stops beat here, not every tick
+        prepare(config, schedule, check_env=False)
+    import redis
+
+    from ledger.urls import mask_url
+    from runs.dispatch import check_broker_url
+    from runs.errors import BrokerUnavailable
+    from workers.dispatch import CeleryDispatcher
+
+    check_broker_url(worker_settings.broker_url)
+    CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
+    beat_conf = beat_config(schedules, worker_settings.broker_url, settings.scheduler.budget_tick_s)
+    for name, schedule in sorted(schedules.items()):
+        say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
+            f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
+        if schedule.drift is not None:
+            every = (schedule.drift.every or schedule.every).total_seconds()
+            say(f"beat: {name}: drift check every {every:g} s (short {format_duration(schedule.drift.short)}, "
+                f"long {format_duration(schedule.drift.long)}, by {', '.join(schedule.drift.by) or 'nothing'})")
+    held = lock_held_s(worker_settings.broker_url)
+    if held is not None:
+        say(f"beat: another beat holds the lock {BEAT_LOCK_KEY} (for {held:.0f} s more unless it renews it); "
+            "this one waits, and fires once that one stops (run exactly one beat per fleet)")
+    try:
+        code = run_celery(["beat", "--loglevel", loglevel], settings, conf=beat_conf)
+    except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis
+        raise BrokerUnavailable(f"beat lost the broker at {mask_url(worker_settings.broker_url)} ({exc}); start "
+                                "Redis, then beat again (its schedule state is kept there)") from exc
+    return code

@@ -41,6 +41,7 @@ from collections import Counter, defaultdict
 from collections.abc import Callable, Iterable, Sequence
 from dataclasses import dataclass, field
 from statistics import median
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 
 from judges.record import CLUSTER_KEYS, Record
@@ -51,7 +52,10 @@ if TYPE_CHECKING:
     import numpy as np
     import numpy.typing as npt
 
+    from ledger.store import Ledger
     from ledger.teacher import VerdictRow
+
+    from .settings import CliSettings
 
 #: Fewest teacher verdicts per class to train on (and at least one cluster of each in the holdout).
 MIN_PER_CLASS: Final = 20
@@ -123,6 +127,47 @@ class Trained:
 
     model: Any
     meta: dict[str, Any]
+
+
+def distill_judge(settings: CliSettings, teacher: str, name: str, *, runs: Sequence[str], source: str | None,
+                  windows: str | None, target: float, out: Path,
+                  say: Callable[[str], None]) -> tuple[Path, dict[str, Any]]:
+    """``judgeq distill``: train ``name`` on the teacher's current verdicts and write its artifact, whole.
+
+    The runs are ``runs`` (ids, or comma-separated lists of them), else the
+    online runs of ``source`` over ``windows``, else every run of the teacher.
+    Everything is checked before the artifact is written (``TrainingDataError``,
+    ``RunNotFound``). Returns its path and metadata.
+    """
+    from judges.artifact import write_artifact
+    from judges.config import load_config
+
+    resolved = load_config(settings.config).resolve(teacher, check_env=False)
+    ledger = settings.ledger()
+    run_ids, where = _runs(ledger, teacher, runs, source, windows)
+    say(f"reading {teacher}'s verdicts ({resolved.version}) in {where}")
+    data = collect(ledger.verdict_rows(teacher, run_ids), teacher, resolved.version)
+    data.check(where)
+    trained = train(data, target, say)
+    meta = {**trained.meta, "name": name, "runs": run_ids[:1000], "source": source, "windows": windows}
+    return write_artifact(out, name, trained.model, meta), meta
+
+
+def _runs(ledger: Ledger, teacher: str, runs: Sequence[str], source: str | None,
+          windows: str | None) -> tuple[list[str], str]:
+    """The run ids to learn from and how to name them in messages; RunNotFound for an unknown run."""
+    if runs:
+        ids = [r.strip() for value in runs for r in value.split(",") if r.strip()]
+        for run_id in ids:
+            ledger.get_run(run_id)
+        return ids, f"runs {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}"
+    if source is not None and windows is not None:
+        from online.windows import windows_between
+
+        found = ledger.online_runs(source, teacher, [w.id for w in windows_between(windows)])
+        return [run.id for run in found], f"{source}'s windows {windows}"
+    found_all = [run.id for run in ledger.list_runs(limit=1_000_000) if teacher in run.judges]
+    return found_all, "the ledger's runs"
 
 
 def collect(rows: Iterable[VerdictRow], teacher: str, teacher_version: str) -> TrainingSet:

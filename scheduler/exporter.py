@@ -28,6 +28,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Iterator
+from datetime import timedelta
 from typing import TYPE_CHECKING, Any
 
 from prometheus_client.core import CounterMetricFamily, GaugeMetricFamily, HistogramMetricFamily
@@ -40,6 +41,8 @@ ALL_TRAFFIC = ""
 
 if TYPE_CHECKING:
     from prometheus_client.metrics_core import Metric
+
+    from .settings import CliSettings
 
 
 class LedgerCollector(Collector):
@@ -148,3 +151,49 @@ def exporter_families(cache: SnapshotCache, snapshot: Snapshot) -> list[Metric]:
     took = _gauge("judgeq_exporter_snapshot_seconds", "Seconds the last snapshot took", [((), snapshot.seconds)])
     return [taken, failed, took]
 
+
+def serve(settings: CliSettings, *, port: int, address: str, span: timedelta, every: timedelta, shown: str) -> None:
+    """``judgeq exporter``: serve ``/metrics`` on ``address:port`` until SIGTERM or Ctrl-C.
+
+    The first snapshot is taken before the server starts, so a bad or
+    unreachable ledger is said at once, not at the first scrape; ``shown`` is
+    how the startup line names the window and refresh. A port that cannot be
+    had is a ``UsageError``.
+    """
+    import signal
+    import sys
+    import threading
+
+    from prometheus_client import CollectorRegistry, start_http_server
+
+    from ledger.urls import mask_url
+
+    from .errors import UsageError
+    from .metrics import COUNT_LAG, Counters, load_exporter_config, take_snapshot, utc_now
+
+    config_path = settings.config
+    config = load_exporter_config(config_path)
+    broker_url = settings.worker.broker_url
+    ledger = settings.ledger()
+    counters = Counters(utc_now() - COUNT_LAG)  # rows written from (about) now on
+    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now(), counters),
+                          every)
+    first = cache.get()  # a bad ledger URL or an unreachable ledger is said now, not at the first scrape
+    registry = CollectorRegistry(auto_describe=False)
+    registry.register(LedgerCollector(cache, config))
+    try:
+        server, _thread = start_http_server(port, addr=address, registry=registry)
+    except OSError as exc:
+        raise UsageError(f"cannot listen on {address}:{port} ({exc.strerror or exc}); choose another --port or "
+                         "--address") from None
+    slices = ", ".join(s.path for s in config.slices) or "none"
+    print(f"judgeq exporter: http://{address}:{port}/metrics · {shown} · slices "
+          f"{slices} · ledger {mask_url(ledger.url)}", file=sys.stderr, flush=True)
+    if first.problem:
+        print(f"judgeq exporter: {first.problem}", file=sys.stderr, flush=True)
+    stop = threading.Event()
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        signal.signal(signum, lambda *_: stop.set())
+    stop.wait()
+    server.shutdown()
+    print("judgeq exporter: stopped", file=sys.stderr)

@@ -23,7 +23,7 @@ REPO = Path(__file__).resolve().parent.parent
 
 def judgeq_cmd() -> list[str]:
     """How to run the judgeq CLI of this checkout with this interpreter."""
-    return [sys.executable, "-c", "from scheduler.cli import main; main()"]
+    return [sys.executable, "-c", "from cli.main import main; main()"]
 
 
 def base_env(**extra: str) -> dict[str, str]:

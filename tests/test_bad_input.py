@@ -9,6 +9,7 @@ import pytest
 import redis
 from sqlalchemy import create_engine, inspect, text
 
+from .cli_runner import invoke
 from .processes import base_env, run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -95,7 +96,7 @@ def test_bad_judge_is_rejected(judge: str, needle: str, tmp_path: Path, env: dic
                                pg_url: str) -> None:
     path = tmp_path / "ok.jsonl"
     path.write_text(lines(GOOD))
-    res = run_cli(["submit", str(path), "--judge", judge], env)
+    res = invoke(["submit", str(path), "--judge", judge], env)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert needle in res.stderr and len(res.stderr.strip().splitlines()) == 1
     assert_nothing_written(redis_url, pg_url)
@@ -110,12 +111,12 @@ def test_bad_usage_is_rejected(args: list[str], needle: str, tmp_path: Path, env
                                pg_url: str) -> None:
     path = tmp_path / "ok.jsonl"
     path.write_text(lines(GOOD))
-    res = run_cli(["submit", str(path), "--judge", "exact", *args], env)
+    res = invoke(["submit", str(path), "--judge", "exact", *args], env)
     assert res.returncode == 2, (res.stdout, res.stderr)
     assert needle in res.stderr
     assert_nothing_written(redis_url, pg_url)
 
 
 def test_unknown_run_is_a_usage_error(env: dict[str, str]) -> None:
-    res = run_cli(["status", "r-does-not-exist"], env)
+    res = invoke(["status", "r-does-not-exist"], env)
     assert res.returncode == 2 and "r-does-not-exist" in res.stderr

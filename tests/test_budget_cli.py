@@ -1,4 +1,5 @@
-"""``judgeq budget`` end to end (``run_cli``, real processes) on SQLite and PostgreSQL: set, unset, show, history.
+"""``judgeq budget`` end to end (in this process, ``tests/cli_runner.py``) on SQLite and PostgreSQL: set, unset,
+show, history.
 
 Bad values exit 2 with a message and change nothing; ``show`` counts online spend only, reservations until
 their runs settle, and the rates in force from the ledger and the config.
@@ -17,7 +18,8 @@ import pytest
 from ledger import Ledger
 from ledger.budget_rows import DecisionIn, utc_day
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 from .test_ledger_budget import online_run, rows
 
 pytestmark = pytest.mark.timeout(180)
@@ -51,7 +53,7 @@ def env(ledger_url: str, tmp_path: Path) -> dict[str, str]:
 
 
 def judgeq(env: dict[str, str], *args: str, code: int = 0) -> subprocess.CompletedProcess[str]:
-    done = run_cli(list(args), env)
+    done = invoke(list(args), env)
     assert done.returncode == code, f"judgeq {' '.join(args)}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
     return done
 

@@ -9,6 +9,7 @@ from pathlib import Path
 
 import pytest
 
+from .cli_runner import invoke
 from .processes import REPO, base_env, run_cli
 
 pytestmark = pytest.mark.timeout(60)
@@ -18,7 +19,7 @@ def test_judges_lists_configured_and_builtin_judges_with_versions(tmp_path: Path
     (tmp_path / "judgeq.toml").write_text((REPO / "judgeq.toml").read_text())
     env = base_env()
     env.pop("OPENAI_API_KEY", None)  # listing needs no key
-    res = run_cli(["judges", "--json"], env, cwd=tmp_path)
+    res = invoke(["judges", "--json"], env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     rows = {row["name"]: row for row in json.loads(res.stdout)}
     assert {"exact", "overlap", "faithfulness", "exact_match", "json_valid", "noop"} <= set(rows)
@@ -27,16 +28,16 @@ def test_judges_lists_configured_and_builtin_judges_with_versions(tmp_path: Path
         name, _, digest = row["version"].partition("@")
         assert name == row["name"] and len(digest) == 12
     # Versions are stable from one call to the next.
-    again = {row["name"]: row for row in json.loads(run_cli(["judges", "--json"], env, cwd=tmp_path).stdout)}
+    again = {row["name"]: row for row in json.loads(invoke(["judges", "--json"], env, cwd=tmp_path).stdout)}
     assert again["exact"]["version"] == rows["exact"]["version"]
-    table = run_cli(["judges"], env, cwd=tmp_path)
+    table = invoke(["judges"], env, cwd=tmp_path)
     assert rows["exact"]["version"][:10] in table.stdout
 
 
 def test_help_imports_no_heavy_module() -> None:
     """`judgeq --help` stays fast: Celery workers, SQLAlchemy and litellm load only in commands."""
     code = (
-        "import sys; from scheduler.cli import app\n"
+        "import sys; from cli.main import app\n"
         "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('litellm', 'sqlalchemy', 'celery.app', 'numpy', 'scipy') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"

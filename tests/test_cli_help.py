@@ -18,7 +18,7 @@ import pytest
 from typer.models import ParameterInfo
 from typer.testing import CliRunner
 
-from scheduler.cli import app
+from cli.main import app
 
 pytestmark = pytest.mark.timeout(60)
 

@@ -39,7 +39,7 @@ def test_global_flags_reach_an_embedded_submit_over_the_environment(tmp_path: Pa
 
 
 def test_the_flags_are_not_written_to_the_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
-    from scheduler.cli import app
+    from cli.main import app
 
     for name in ("JUDGEQ_LEDGER_URL", "JUDGEQ_CONFIG", "JUDGEQ_BROKER_URL"):
         monkeypatch.delenv(name, raising=False)
@@ -54,8 +54,8 @@ def test_the_flags_are_not_written_to_the_environment(tmp_path: Path, monkeypatc
 def test_report_and_gate_take_the_shared_options_from_one_declaration() -> None:
     import typer
 
-    from scheduler.cli import app
-    from scheduler.cli_options import ReportArgs
+    from cli.main import app
+    from cli.options import ReportArgs
 
     commands = typer.main.get_command(app).commands  # type: ignore[attr-defined]
     shared = [f.name for f in dataclasses.fields(ReportArgs)]

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(60)
 
@@ -20,8 +21,8 @@ def test_a_wide_table_is_not_wrapped_when_output_is_not_a_terminal(tmp_path: Pat
                       'api_base = "http://127.0.0.1:9/v1"\nprompt = "relevance"\n')
     env = base_env(JUDGEQ_CONFIG=str(config))
     env["COLUMNS"] = "80"  # as shells and CI runners often export it: not the width of a log
-    table = run_cli(["judges"], env)
-    listed = run_cli(["judges", "--json"], env)
+    table = invoke(["judges"], env)
+    listed = invoke(["judges", "--json"], env)
     assert table.returncode == listed.returncode == 0, table.stderr + listed.stderr
     rows = json.loads(listed.stdout)
     assert len(MODEL) > 80 and rows

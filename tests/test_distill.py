@@ -15,6 +15,7 @@ import pytest
 
 from ledger.store import Ledger
 
+from .cli_runner import invoke
 from .distill_data import records, teacher_label, write
 from .processes import run_cli
 from .provider import FakeProvider
@@ -59,7 +60,7 @@ def test_distill_then_judge_alone_and_in_a_cascade(tmp_path: Path, provider: Fak
         file.write(f'\n[judges.faithful-mini]\ntype = "distilled"\nartifact = "{artifact}"\n'
                    '\n[judges.faithful-cascade]\ntype = "cascade"\nfirst = "faithful-mini"\nthen = "faithful"\n'
                    'audit = 0.2\n')
-    listed = run_cli(["judges", "--json"], env)
+    listed = invoke(["judges", "--json"], env)
     assert listed.returncode == 0, listed.stderr[-2000:]
     mini = next(j for j in json.loads(listed.stdout) if j["name"] == "faithful-mini")
     assert mini["kind"] == "local" and mini["metrics"]["accuracy"] == report["accuracy"]
@@ -92,7 +93,7 @@ def test_distill_then_judge_alone_and_in_a_cascade(tmp_path: Path, provider: Fak
     assert all(row.label == truth[row.trace_id] for row in then)
     assert sum(row.label == truth[t] for t, row in cascade.items()) / FRESH >= agree
 
-    shown = run_cli(["report", cascade_run, "--json"], env)
+    shown = invoke(["report", cascade_run, "--json"], env)
     assert shown.returncode == 0, shown.stderr[-2000:]
     [figures] = json.loads(shown.stdout)["cascades"]
     assert figures["eval"] == "faithful-cascade" and figures["rows"] == FRESH
@@ -104,5 +105,5 @@ def test_distill_then_judge_alone_and_in_a_cascade(tmp_path: Path, provider: Fak
     agreed = sum(row.audit_label == row.label for row in audited) / len(audited)
     low, high = figures["audit_agreement_ci"]
     assert figures["audit_agreement"] == pytest.approx(agreed) and low <= agreed <= high and high - low > 0
-    table = run_cli(["report", cascade_run], env)
+    table = invoke(["report", cascade_run], env)
     assert table.returncode == 0 and "cascades" in table.stdout and "faithful-cascade" in table.stdout

@@ -25,6 +25,7 @@ from ledger.store import Ledger
 from scheduler.distill import collect, train
 from ledger.teacher import VerdictRow
 
+from .cli_runner import invoke
 from .distill_data import records, teacher_label
 from .processes import base_env, run_cli
 
@@ -70,7 +71,7 @@ def env(tmp_path: Path, empty_ledger_url: str) -> dict[str, str]:
 
 
 def distill(tmp_path: Path, env: dict[str, str], *extra: str) -> Any:
-    return run_cli(["distill", "--teacher", "faithful", "--name", "faithful-mini", "--out",
+    return invoke(["distill", "--teacher", "faithful", "--name", "faithful-mini", "--out",
                     str(tmp_path / "models"), *extra], env)
 
 

@@ -28,7 +28,8 @@ from online.plan import prepare, schedule_for
 from online.windows import parse_window, window_at, parse_size
 from workers.dispatch import EmbeddedDispatcher
 
-from .processes import base_env, free_port, run_cli
+from .cli_runner import invoke
+from .processes import base_env, free_port
 
 pytestmark = pytest.mark.timeout(300)  # several CLI processes a test; slow on a loaded machine
 
@@ -95,7 +96,7 @@ def fill(folder: Path, ledger_url: str, start: datetime, hours: int, dropped: in
 
 
 def drift(env: dict[str, str], *args: str) -> Any:
-    return run_cli(["drift", "--schedule", "hourly", "--judge", "exact", *args], env)
+    return invoke(["drift", "--schedule", "hourly", "--judge", "exact", *args], env)
 
 
 def checks(ledger_url: str) -> list[Any]:
@@ -216,7 +217,7 @@ def test_no_change_passes_and_no_data_says_so(env: dict[str, str], ledger_url: s
     assert statuses.count("no_data") == 1 and "alert" not in statuses
 
     # The schedule's runs are named after it, not after its source: --source finds none, and says where they are.
-    res = run_cli(["drift", "--source", "live", "--judge", "exact", "--at", AT], env)
+    res = invoke(["drift", "--source", "live", "--judge", "exact", "--at", AT], env)
     assert res.returncode == 0 and "no data" in res.stdout, res.stderr
     assert "checked with --schedule (hourly)" in res.stderr
 
@@ -242,7 +243,7 @@ def filled(tmp_path_factory: pytest.TempPathFactory) -> tuple[Path, str]:
 def test_bad_flags_exit_2_and_record_nothing(filled: tuple[Path, str], args: list[str], says: str) -> None:
     folder, url = filled
     env = base_env(JUDGEQ_LEDGER_URL=url, JUDGEQ_CONFIG=str(folder / "judgeq.toml"))
-    res = run_cli(["drift", "--schedule", "hourly", "--judge", "exact", "--at", AT, *args], env)
+    res = invoke(["drift", "--schedule", "hourly", "--judge", "exact", "--at", AT, *args], env)
     assert res.returncode == 2, res.stdout + res.stderr
     assert says in res.stderr and "Traceback" not in res.stderr
     assert checks(url) == []
@@ -279,7 +280,7 @@ def test_the_trend_picture_has_a_panel_per_slice_and_marks_the_drift(tmp_path: P
 
     env = base_env(JUDGEQ_LEDGER_URL=url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"))
     args = ["report", "--schedule", "hourly", "--judge", "exact", "--windows", f"2026-11-20T00..{LAST}", "--plot"]
-    res = run_cli([*args, str(tmp_path / "trend.png")], env)
+    res = invoke([*args, str(tmp_path / "trend.png")], env)
     assert res.returncode == 0, res.stderr
     assert "2026-11-20T06" in res.stdout  # the table is still printed
     assert "4 panels, drift alerts marked in 1 windows" in res.stderr
@@ -291,7 +292,7 @@ def test_the_trend_picture_has_a_panel_per_slice_and_marks_the_drift(tmp_path: P
 
     from .processes import REPO
 
-    blocked = "import sys; sys.modules['matplotlib'] = None; from scheduler.cli import main; main()"
+    blocked = "import sys; sys.modules['matplotlib'] = None; from cli.main import main; main()"
     res = subprocess.run([*judgeq_python(), "-c", blocked, *args, str(tmp_path / "none.png")], env=env, cwd=REPO,
                          capture_output=True, text=True, timeout=120)
     assert res.returncode == 2 and "pip install 'judgeq[plot]'" in res.stderr, res.stderr

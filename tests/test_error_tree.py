@@ -17,7 +17,7 @@ import judgeq.errors
 from judgeq.errors import JudgeqError
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("judgeq", "scheduler", "workers", "judges", "ledger", "online", "runs")
+PACKAGES = ("judgeq", "cli", "scheduler", "workers", "judges", "ledger", "online", "runs")
 ERROR_MODULES = ("judgeq.errors", "scheduler.errors", "judges.errors", "online.errors", "ledger.errors",
                  "runs.errors", "workers.errors")
 BUILTIN_ERRORS = {name for name, value in vars(builtins).items()

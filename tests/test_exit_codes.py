@@ -21,6 +21,7 @@ import psycopg
 import pytest
 from sqlalchemy import create_engine, inspect, text
 
+from .cli_runner import invoke
 from .processes import REPO, base_env, judgeq_cmd, run_cli
 
 pytestmark = pytest.mark.timeout(120)
@@ -154,7 +155,7 @@ def test_input_that_cannot_be_stored_is_bad_input(name: str, content: str, args:
 
 
 def test_resume_refuses_a_negative_timeout(tmp_path: Path, config: Path) -> None:
-    res = run_cli(["resume", "r-any", "--timeout", "-5"], env_for(f"sqlite:///{tmp_path / 'l.db'}", config))
+    res = invoke(["resume", "r-any", "--timeout", "-5"], env_for(f"sqlite:///{tmp_path / 'l.db'}", config))
     assert_one_line(res, 2, "--timeout -5 is not a positive number of seconds")
 
 
@@ -193,14 +194,14 @@ def make_run(url: str, config: Path, folder: Path) -> str:
 def test_a_corrupt_or_truncated_sqlite_ledger_is_infrastructure(tmp_path: Path, config: Path) -> None:
     garbage = tmp_path / "garbage.db"
     garbage.write_bytes(b"this is not a database, just some bytes" * 200)
-    res = run_cli(["runs"], env_for(f"sqlite:///{garbage}", config))
+    res = invoke(["runs"], env_for(f"sqlite:///{garbage}", config))
     assert_one_line(res, 3, "is not a usable database (file is not a database); restore it from a backup")
 
     ledger = tmp_path / "ledger.db"
     run_id = make_run(f"sqlite:///{ledger}", config, tmp_path)
     with ledger.open("r+b") as file:  # cut the file in the middle of its pages
         file.truncate(ledger.stat().st_size // 2)
-    res = run_cli(["gate", run_id, "--gate", "exact>=0.5"], env_for(f"sqlite:///{ledger}", config))
+    res = invoke(["gate", run_id, "--gate", "exact>=0.5"], env_for(f"sqlite:///{ledger}", config))
     assert_one_line(res, 3, "is not a usable database (database disk image is malformed)")
 
 
@@ -289,7 +290,7 @@ def test_a_postgresql_role_without_privileges_is_infrastructure_not_a_failed_gat
 # --- anything else: exit 4, one line, the traceback kept ---------------------------------
 
 UNFORESEEN = """
-from scheduler.cli import app, main
+from cli.main import app, main
 
 @app.command()
 def explode() -> None:
@@ -361,18 +362,18 @@ def test_runs_lists_newest_first_with_filters(tmp_path: Path, config: Path) -> N
         assert res.returncode == 0, res.stderr
         made.append(json.loads(res.stdout)["run"]["id"])
 
-    listed = json.loads(run_cli(["runs", "--json"], env).stdout)
+    listed = json.loads(invoke(["runs", "--json"], env).stdout)
     assert [r["id"] for r in listed] == made[::-1]
     assert listed[0]["dataset_name"] == "other" and listed[0]["tags"] == ["main"] and listed[0]["status"] == "done"
-    assert [r["id"] for r in json.loads(run_cli(["runs", "--json", "--tag", "main"], env).stdout)] == [made[2], made[0]]
-    by_dataset = json.loads(run_cli(["runs", "--json", "--dataset", "golden", "--limit", "1"], env).stdout)
+    assert [r["id"] for r in json.loads(invoke(["runs", "--json", "--tag", "main"], env).stdout)] == [made[2], made[0]]
+    by_dataset = json.loads(invoke(["runs", "--json", "--dataset", "golden", "--limit", "1"], env).stdout)
     assert [r["id"] for r in by_dataset] == [made[1]]
-    assert json.loads(run_cli(["runs", "--json", "--status", "running"], env).stdout) == []
+    assert json.loads(invoke(["runs", "--json", "--status", "running"], env).stdout) == []
 
-    table = run_cli(["runs"], env)
+    table = invoke(["runs"], env)
     assert table.returncode == 0
     rows = [line.split()[0] for line in table.stdout.splitlines() if re.match(r"\s*r\d{8}-", line)]
     assert rows == made[::-1]  # one line per run, newest first
 
-    assert_one_line(run_cli(["runs", "--status", "finished"], env), 2, "--status 'finished' is not one of")
-    assert_one_line(run_cli(["status", "r-nope"], env), 2, "no run with id 'r-nope'; see `judgeq runs`")
+    assert_one_line(invoke(["runs", "--status", "finished"], env), 2, "--status 'finished' is not one of")
+    assert_one_line(invoke(["status", "r-nope"], env), 2, "no run with id 'r-nope'; see `judgeq runs`")

@@ -165,7 +165,7 @@ def test_bad_usage_is_exit_2(sqlite_url: str, args: list[str], says: str) -> Non
 
 
 def test_help_stays_light(tmp_path: Path) -> None:
-    code = ("import sys; from scheduler.cli import app; "
+    code = ("import sys; from cli.main import app; "
             "assert not [m for m in sys.modules if m.startswith(('opentelemetry', 'prometheus_client'))]")
     import subprocess
     import sys

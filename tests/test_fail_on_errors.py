@@ -15,6 +15,7 @@ from typing import Any
 
 import pytest
 
+from .cli_runner import invoke
 from .processes import run_cli
 from .provider import FakeProvider, default_verdict, last_user_text
 from .remote_judge import dataset, env_for
@@ -74,12 +75,12 @@ def test_errors_are_said_and_fail_only_when_asked(tmp_path: Path, env: dict[str,
     assert f"run {summary['run']['id']}: 2 of 8" in line and "--fail-on-errors: faithful over --max-errors 0" in line
 
     # On the finished run: `gate --fail-on-errors` is a check of its own; `report` says nothing unless asked.
-    gated = run_cli(["gate", run_id, "--fail-on-errors"], env)
+    gated = invoke(["gate", run_id, "--fail-on-errors"], env)
     assert gated.returncode == 1 and len(errors_line(gated.stderr)) == 1, gated.stderr[-3000:]
-    assert run_cli(["gate", run_id, "--fail-on-errors", "--max-errors", "2"], env).returncode == 0
-    passing_gate = run_cli(["gate", run_id, "--gate", "faithful>=0.5", "--max-errors", "2"], env)
+    assert invoke(["gate", run_id, "--fail-on-errors", "--max-errors", "2"], env).returncode == 0
+    passing_gate = invoke(["gate", run_id, "--gate", "faithful>=0.5", "--max-errors", "2"], env)
     assert passing_gate.returncode == 0, passing_gate.stderr[-3000:]  # mean 1.0 over the 6 verdicts
-    report = run_cli(["report", run_id], env)
+    report = invoke(["report", run_id], env)
     assert report.returncode == 0 and not errors_line(report.stderr), report.stderr[-3000:]
 
 

@@ -16,7 +16,7 @@ import pytest
 pytestmark = pytest.mark.timeout(30)
 
 PACKAGE = Path(__file__).parents[1] / "judges"
-OTHER_PARTS = ("ledger", "workers", "online", "runs", "scheduler", "benchmarks")
+OTHER_PARTS = ("ledger", "workers", "online", "runs", "scheduler", "cli", "benchmarks")
 
 
 def module_name(path: Path) -> str:

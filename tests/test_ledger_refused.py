@@ -26,6 +26,7 @@ from ledger.errors import LedgerRefused
 from ledger.migrate import upgrade
 from workers.keys import DEAD_LETTERS
 
+from .cli_runner import invoke
 from .ledger_probe import rows_and_keys
 from .processes import Worker, base_env, run_cli, wait_until
 
@@ -119,7 +120,7 @@ def test_a_refused_chunk_is_retried_not_acknowledged_and_completes_after_grant(
 
         grants.grant()
         wait_until(lambda: rows_and_keys(pg_url, run_id) == (N, N), 60, "every row after GRANT:\n" + worker.log()[-3000:])
-        status = run_cli(["status", run_id, "--json"], dict(env, JUDGEQ_BROKER_URL=redis_url))
+        status = invoke(["status", run_id, "--json"], dict(env, JUDGEQ_BROKER_URL=redis_url))
         payload = json.loads(status.stdout)
         assert payload["progress"]["ok"] == N and payload["dead_letters"]["chunks"] == 0
     finally:
@@ -144,12 +145,12 @@ def test_a_chunk_out_of_retries_is_a_dead_letter_status_shows_and_resume_complet
         assert "permission denied for table scores" in letter["error"]
         assert rows_and_keys(pg_url, run_id) == (0, 0)
 
-        status = run_cli(["status", run_id], fleet_env)
+        status = invoke(["status", run_id], fleet_env)
         assert status.returncode == 0, status.stderr
         assert f"dead letters: 2 chunks ({N} items)" in status.stdout
         assert "permission denied for table scores" in status.stdout
         assert f"'judgeq resume {run_id}'" in status.stdout
-        as_json = json.loads(run_cli(["status", run_id, "--json"], fleet_env).stdout)["dead_letters"]
+        as_json = json.loads(invoke(["status", run_id, "--json"], fleet_env).stdout)["dead_letters"]
         assert (as_json["chunks"], as_json["items"]) == (2, N)
         assert "message" not in as_json["first"]  # the records stay out of status
 
@@ -159,7 +160,7 @@ def test_a_chunk_out_of_retries_is_a_dead_letter_status_shows_and_resume_complet
         assert json.loads(res.stdout)["complete"] is True
         assert rows_and_keys(pg_url, run_id) == (N, N)
         assert client.exists(key) == 0
-        assert "dead letters" not in run_cli(["status", run_id], fleet_env).stdout
+        assert "dead letters" not in invoke(["status", run_id], fleet_env).stdout
     finally:
         worker.stop()
         client.close()

@@ -24,6 +24,7 @@ from online.plan import prepare, schedule_for
 from online.windows import parse_size, window_at
 from workers.dispatch import EmbeddedDispatcher
 
+from .cli_runner import invoke
 from .processes import base_env, run_cli
 from .test_drift_cli import AT, CONFIG, FIRST, HOURS
 from .test_exporter import config_file, scrape
@@ -54,16 +55,16 @@ def test_report_compare_and_exporter_slice_by_a_value_holding_a_nul(tmp_path: Pa
     base = _submit(env, tmp_path / "base" / "golden.jsonl", _records(set()))
     cand = _submit(env, tmp_path / "cand" / "golden.jsonl", _records({0, 1, 2}))
 
-    res = run_cli(["report", cand, "--by", "locale", "--json"], env)
+    res = invoke(["report", cand, "--by", "locale", "--json"], env)
     assert res.returncode == 0, res.stderr
     cards = {c["slice"]: c for c in json.loads(res.stdout)["scorecard"]}
     assert set(cards) == {None, *LOCALES}
     assert cards["a\x00b"]["ok"] == 10 and cards["a\x00b"]["mean"] == pytest.approx(0.9)
     assert cards["ab"]["mean"] == pytest.approx(0.9) and cards["de"]["mean"] == pytest.approx(1.0)
-    table = run_cli(["report", cand, "--by", "locale"], env)
+    table = invoke(["report", cand, "--by", "locale"], env)
     assert table.returncode == 0 and "a\u24000b" in table.stdout, table.stderr
 
-    res = run_cli(["compare", base, cand, "--by", "locale", "--json"], env)
+    res = invoke(["compare", base, cand, "--by", "locale", "--json"], env)
     assert res.returncode == 0, res.stderr
     (judge,) = json.loads(res.stdout)["judges"]
     assert {s["slice"] for s in judge["slices"]} == set(LOCALES)
@@ -102,7 +103,7 @@ def _fill_windows(folder: Path, ledger_url: str) -> None:
 def test_drift_slices_online_windows_by_a_value_holding_a_nul(tmp_path: Path, ledger_url: str) -> None:
     _fill_windows(tmp_path, ledger_url)
     env = base_env(JUDGEQ_LEDGER_URL=ledger_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"))
-    res = run_cli(["drift", "--schedule", "hourly", "--judge", "exact", "--short", "1h", "--long", "6h",
+    res = invoke(["drift", "--schedule", "hourly", "--judge", "exact", "--short", "1h", "--long", "6h",
                    "--by", "locale", "--at", AT, "--json"], env)
     assert res.returncode == 0, res.stderr
     slices = {s["slice"]: s for s in json.loads(res.stdout)["slices"]}

@@ -20,7 +20,8 @@ from ledger import ItemIn, Ledger, Run, ScoreIn, StratumCounts
 from ledger.population import PopulationEstimate
 from scheduler.online_view import trend_view
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -194,7 +195,7 @@ def test_report_of_an_online_run_prints_and_emits_the_estimate(ledger_url: str) 
         (estimate,) = ledger.population("o-cli")
     env = base_env(JUDGEQ_LEDGER_URL=ledger_url)
 
-    res = run_cli(["report", "o-cli", "--json"], env)
+    res = invoke(["report", "o-cli", "--json"], env)
     assert res.returncode == 0, res.stderr
     payload = json.loads(res.stdout)
     assert payload["run"]["kind"] == "online" and payload["run"]["window"] == "2026-11-22T13"
@@ -207,10 +208,10 @@ def test_report_of_an_online_run_prints_and_emits_the_estimate(ledger_url: str) 
     assert (fr["seen"], fr["filtered"], fr["eligible"], fr["rate"]) == (2005, 5, 2000, 0.05)
     assert fr["judged"] + fr["errors"] == fr["rows"] == sum(r.stratum == "fr" for r in rows)
 
-    res = run_cli(["report", "o-cli"], env)
+    res = invoke(["report", "o-cli"], env)
     assert res.returncode == 0, res.stderr
     assert "window 2026-11-22T13" in res.stdout and "weighted by 1/p" in res.stdout
     assert "3 no_ts" in res.stdout and "ko" in res.stdout
 
-    res = run_cli(["report", "o-cli", "--baseline", "latest"], env)
+    res = invoke(["report", "o-cli", "--baseline", "latest"], env)
     assert res.returncode == 2 and "online run" in res.stderr and "--baseline" in res.stderr

@@ -26,7 +26,8 @@ from scheduler.promotion import PROVENANCE_KEY, find_run, promote
 from scheduler.records import scan
 from scheduler.where import parse_where
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -310,7 +311,7 @@ def _write(path: Path, records: list[dict[str, Any]]) -> None:
 
 
 def _cli(env: dict[str, str], *args: str, code: int = 0) -> Any:
-    done = run_cli(list(args), env)
+    done = invoke(list(args), env)
     assert done.returncode == code, (args, done.returncode, done.stdout, done.stderr)
     return json.loads(done.stdout) if "--json" in args and code == 0 else done
 

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import pytest
 
+from .cli_runner import invoke
 from .processes import base_env, run_cli
 
 pytestmark = pytest.mark.timeout(180)
@@ -72,7 +73,7 @@ def test_report_compare_and_gate_against_a_baseline(tmp_path: Path, ledger_url: 
     cand_id = cand["run"]["id"]
 
     # compare: the flips, pass to fail first, with excerpts; one-sided items counted and listed.
-    res = run_cli(["compare", base_id, cand_id, "--by", "locale", "--json"], env)
+    res = invoke(["compare", base_id, cand_id, "--by", "locale", "--json"], env)
     assert res.returncode == 0, res.stderr
     (judge,) = json.loads(res.stdout)["judges"]
     assert judge["pass_to_fail"] == 29 and judge["fail_to_pass"] == 1 and judge["n_paired"] == 198
@@ -82,11 +83,11 @@ def test_report_compare_and_gate_against_a_baseline(tmp_path: Path, ledger_url: 
     assert judge["only_base"] == ["q000", "q001"] and judge["only_cand"] == ["q-new"]
     assert judge["test"]["name"] == "mcnemar-exact" and judge["test"]["p_value"] < 1e-5
     assert {s["slice"] for s in judge["slices"]} == {"de", "en", "xx-XX"}
-    table = run_cli(["compare", base_id, cand_id], env)
+    table = invoke(["compare", base_id, cand_id], env)
     assert table.returncode == 0 and "pass→fail: q002" in table.stdout and "q-new" in table.stdout
 
     # report: slices, the small one flagged; clustered errors beside the naive ones.
-    res = run_cli(["report", cand_id, "--by", "locale", "--cluster-by", "session_id", "--json"], env)
+    res = invoke(["report", cand_id, "--by", "locale", "--cluster-by", "session_id", "--json"], env)
     assert res.returncode == 0, res.stderr
     cards = json.loads(res.stdout)["scorecard"]
     overall = cards[0]
@@ -95,19 +96,19 @@ def test_report_compare_and_gate_against_a_baseline(tmp_path: Path, ledger_url: 
     assert overall["se"] != pytest.approx(overall["se_naive"], rel=1e-3)
     small = {c["slice"]: c["small"] for c in cards[1:]}
     assert small == {"de": False, "en": False, "xx-XX": True}
-    text = run_cli(["report", cand_id, "--by", "locale", "--cluster-by", "session_id"], env)
+    text = invoke(["report", cand_id, "--by", "locale", "--cluster-by", "session_id"], env)
     assert text.returncode == 0 and "se clustered" in text.stdout and "(small)" in text.stdout
 
     # gate: a tolerant baseline gate passes; the interval gate is stricter than the point one.
-    ok = run_cli(["gate", cand_id, "--baseline", base_id, "--max-drop", "0.5"], env)
+    ok = invoke(["gate", cand_id, "--baseline", base_id, "--max-drop", "0.5"], env)
     assert ok.returncode == 0, ok.stdout + ok.stderr
-    point = run_cli(["gate", cand_id, "--gate", "exact>=0.69", "--json"], env)
-    interval = run_cli(["gate", cand_id, "--gate", "exact>=0.69", "--gate-on", "interval", "--json"], env)
+    point = invoke(["gate", cand_id, "--gate", "exact>=0.69", "--json"], env)
+    interval = invoke(["gate", cand_id, "--gate", "exact>=0.69", "--gate-on", "interval", "--json"], env)
     assert point.returncode == 0 and interval.returncode == 1
     assert "95% CI lower end" in json.loads(interval.stdout)["gates"][0]["detail"]
 
     # No baseline with that tag: exit 2 and what to do.
-    missing = run_cli(["gate", cand_id, "--baseline", "latest", "--baseline-tag", "nightly"], env)
+    missing = invoke(["gate", cand_id, "--baseline", "latest", "--baseline-tag", "nightly"], env)
     assert missing.returncode == 2
     assert "no completed run of dataset 'golden' tagged 'nightly'; submit one with --tag nightly" in missing.stderr
 
@@ -124,5 +125,5 @@ def test_bad_usage_exits_2(tmp_path: Path, args: list[str], message: str) -> Non
     env = base_env(JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'l.db'}")
     path = _write(tmp_path, [_record(i, True) for i in range(5)])
     run_id = json.loads(run_cli(["submit", str(path), "--judge", "exact", "--wait", "--json"], env).stdout)["run"]["id"]
-    res = run_cli([run_id if a == "RUN" else a for a in args], env)
+    res = invoke([run_id if a == "RUN" else a for a in args], env)
     assert res.returncode == 2 and message in res.stderr, res.stderr

@@ -40,7 +40,7 @@ PRELOAD = (
     "sqlalchemy", "sqlalchemy.dialects.postgresql", "sqlalchemy.dialects.sqlite", "sqlmodel", "psycopg",
     "pydantic", "pydantic_settings", "typer", "rich.console", "rich.table", "rich.progress",
     "celery", "kombu", "kombu.transport.redis", "redis", "numpy", "scipy.stats",
-    "scheduler.cli", "ledger.store", "ledger.models", "judges.config", "workers.dispatch",
+    "cli.main", "ledger.store", "ledger.models", "judges.config", "workers.dispatch",
     # alembic, for the ledgers that commands create (most tests' ledger is new): 0.4 s a call otherwise.
     "alembic.command", "alembic.config", "alembic.autogenerate", "alembic.runtime.migration", "alembic.script",
     # The distilled judges' (each of their CLI calls would import scikit-learn again: seconds).
@@ -170,7 +170,7 @@ def become(request: dict[str, Any], fds: list[int], conn: socket.socket) -> None
     for entry in reversed(request["env"].get("PYTHONPATH", "").split(os.pathsep)):
         if entry and entry not in sys.path:
             sys.path.insert(1, entry)
-    sys.argv = ["-c", *request["args"]]  # as ``python -c "from scheduler.cli import main; main()" ARGS``
+    sys.argv = ["-c", *request["args"]]  # as ``python -c "from cli.main import main; main()" ARGS``
     main_module = sys.modules["__main__"]
     main_module.__package__ = None  # else click names the program "python -m tests.-c" in its usage lines
     main_module.__spec__ = None
@@ -185,7 +185,7 @@ def main() -> None:
     settle_heap()
     request, fds, conn = serve(sys.argv[1])
     become(request, fds, conn)
-    from scheduler.cli import main as judgeq
+    from cli.main import main as judgeq
 
     judgeq()
 

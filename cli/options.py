@@ -18,10 +18,10 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional, TypeVar, get_type_hi
 
 import typer
 
-from .errors import UsageError
+from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
-    from .finish import Report
+    from scheduler.finish import Report
 
 JsonOpt = Annotated[bool, typer.Option("--json", help="Print a machine-readable JSON summary instead of the table.")]
 
@@ -81,8 +81,8 @@ class ReportArgs:
 
     def parse(self) -> Report:
         """What to show and gate; UsageError naming a bad value."""
-        from .assess import GateOptions
-        from .finish import Report
+        from scheduler.assess import GateOptions
+        from scheduler.finish import Report
 
         files = self.junit is not None or self.markdown is not None
         options = GateOptions.parse(self.gate, gate_on=self.gate_on, max_errors=self.max_errors,

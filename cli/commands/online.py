@@ -1,6 +1,6 @@
 """The online commands: ``judgeq online`` (judge one window) and ``judgeq explain`` (why a trace was judged or not).
 
-Registered on the app of ``scheduler.cli``, which imports this module last.
+Registered on the root app by ``cli.main``; ``beat`` is with the fleet's commands (``cli.commands.fleet``).
 """
 
 from __future__ import annotations
@@ -11,12 +11,12 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app
-from .cli_options import ClusterByOpt, TimeoutOpt
+from cli.options import ClusterByOpt, JsonOpt, TimeoutOpt
+from cli.state import settings_of
 
 if TYPE_CHECKING:
     from online.job import WindowOutcome
-    from .settings import CliSettings
+    from scheduler.settings import CliSettings
 
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="An [online.NAME] table of judgeq.toml.")]
 SourceOpt = Annotated[Optional[str], typer.Option("--source", help="A [sources.NAME] table (without --schedule: "
@@ -30,8 +30,8 @@ WindowsOpt = Annotated[Optional[str], typer.Option("--window", help="Window id: 
                                                    "range of one size, both ends included: 2026-11-20..2026-11-22.")]
 
 
-@app.command()
 def online(
+    ctx: typer.Context,
     schedule: ScheduleOpt = None,
     source: SourceOpt = None,
     judge: JudgeOpt = [],  # noqa: B006 (Typer reads the default)
@@ -60,11 +60,11 @@ def online(
     """
     from online.plan import prepare, schedule_for, windows_for
 
-    from .cli import current_settings
-    from .interrupts import interrupt_on_signals
+    from cli.views.window_outcome import outcome_json, print_outcome
+    from scheduler.interrupts import interrupt_on_signals
 
     interrupt_on_signals()
-    cli_settings = current_settings()
+    cli_settings = settings_of(ctx)
     config = cli_settings.scheduler.config
     chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
                           min_per_stratum=min_per_stratum, size=last, lateness=lateness)
@@ -73,13 +73,13 @@ def online(
     outcomes, judged = _judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
     ledger = cli_settings.ledger()
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
-        shown = [_outcome_json(o, ledger, judged=judged, cluster_by=cluster_by) for o in outcomes]
+        shown = [outcome_json(o, ledger, judged=judged, cluster_by=cluster_by) for o in outcomes]
         print_json(shown[0] if window is None or ".." not in window else {"range": window, "windows": shown})
     else:
         for outcome in outcomes:
-            _print_outcome(outcome, ledger, judged=judged, cluster_by=cluster_by)
+            print_outcome(outcome, ledger, judged=judged, cluster_by=cluster_by)
     _end_on_nothing_picked(outcomes, chosen.source)
 
 
@@ -181,10 +181,9 @@ def _say(text: str) -> None:
 def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
     from judgeq.errors import INFRASTRUCTURE
     from runs.waiting import wait_for
+    from scheduler.interrupts import checkpoint
+    from scheduler.progress import ProgressView
     from workers.lost import StallWatch
-
-    from .interrupts import checkpoint
-    from .progress import ProgressView
 
     for judge, run_id in outcome.runs.items():
         total = ledger.get_run(run_id).expected
@@ -199,40 +198,8 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeou
             raise typer.Exit(INFRASTRUCTURE)
 
 
-def _outcome_json(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
-    return {**outcome.to_json(), "estimates": _estimates(outcome, ledger, judged=judged, cluster_by=cluster_by)}
-
-
-def _estimates(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
-    if not judged:
-        return {}
-    from .online_view import estimate
-
-    return {judge: estimate(ledger, run_id, cluster_by=cluster_by) for judge, run_id in outcome.runs.items()}
-
-
-def _print_outcome(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> None:
-    estimates = _estimates(outcome, ledger, judged=judged, cluster_by=cluster_by)
-    skipped = ", ".join(f"{n} {why}" for why, n in sorted(outcome.skipped.items())) or "none"
-    print(f"window {outcome.window} ({outcome.schedule}): {outcome.seen:,} traces seen, {outcome.filtered:,} "
-          f"filtered out, skipped: {skipped}")
-    if outcome.passed_over is not None:
-        print(f"  nothing picked: the source {outcome.passed_over.text()}")
-    elif outcome.empty:
-        print(f"  empty: the source had no trace in window {outcome.window}; nothing was judged")
-    for judge, run_id in outcome.runs.items():
-        again = "" if outcome.created[judge] else " (judged before: only new traces sent)"
-        line = (f"  {judge}: run {run_id}: {outcome.sampled[judge]:,} sampled, {outcome.new[judge]:,} "
-                f"enqueued{again}")
-        found = estimates.get(judge)
-        if found and found.get("mean") is not None:
-            line += (f"; estimate {found['mean']:.3f} [{found['low']:.3f}, {found['high']:.3f}] "
-                     f"(weighted, n={found['n']})")
-        print(line)
-
-
-@app.command()
 def explain(
+    ctx: typer.Context,
     trace: Annotated[str, typer.Argument(help="The trace id.")],
     window: Annotated[str, typer.Option("--window", help="The window id the trace belongs to.")],
     schedule: ScheduleOpt = None,
@@ -248,10 +215,9 @@ def explain(
     from online.plan import prepare, schedule_for
     from online.windows import parse_window
 
-    from .cli import current_settings
-    from .render import print_json
+    from scheduler.render import print_json
 
-    settings = current_settings()
+    settings = settings_of(ctx)
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
     plan = prepare(settings.config, chosen, check_env=False, max_record_bytes=settings.scheduler.max_record_bytes)
     answers = explain_trace(plan, parse_window(window), trace, settings.ledger())
@@ -261,55 +227,3 @@ def explain(
     for answer in answers:
         print(answer.text())
 
-
-@app.command()
-def beat(
-    loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
-) -> None:
-    """Run Celery beat: each [online.NAME] schedule's tick judges its newly closed windows (run exactly one)."""
-    from online.plan import prepare
-    from online.schedules import load_schedules
-    from online.windows import format_duration
-
-    from .beat import BEAT_LOCK_KEY, beat_config, lock_held_s
-    from .cli import _exit_like, current_settings
-    from .errors import UsageError
-    from .fleet import run_celery
-
-    settings = current_settings()
-    worker_settings = settings.worker
-    if not worker_settings.broker_url:
-        raise UsageError("beat needs a broker: set JUDGEQ_BROKER_URL (e.g. redis://127.0.0.1:6379/0)")
-    config = settings.config
-    schedules = load_schedules(config)
-    if not schedules:
-        raise UsageError(f"{config}: no [online.NAME] table; beat would have nothing to fire")
-    for schedule in schedules.values():  # a schedule's unknown source or judge stops beat here, not every tick
-        prepare(config, schedule, check_env=False)
-    import redis
-
-    from ledger.urls import mask_url
-    from runs.dispatch import check_broker_url
-    from runs.errors import BrokerUnavailable
-    from workers.dispatch import CeleryDispatcher
-
-    check_broker_url(worker_settings.broker_url)
-    CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
-    beat_conf = beat_config(schedules, worker_settings.broker_url, settings.scheduler.budget_tick_s)
-    for name, schedule in sorted(schedules.items()):
-        _say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
-             f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")
-        if schedule.drift is not None:
-            every = (schedule.drift.every or schedule.every).total_seconds()
-            _say(f"beat: {name}: drift check every {every:g} s (short {format_duration(schedule.drift.short)}, "
-                 f"long {format_duration(schedule.drift.long)}, by {', '.join(schedule.drift.by) or 'nothing'})")
-    held = lock_held_s(worker_settings.broker_url)
-    if held is not None:
-        _say(f"beat: another beat holds the lock {BEAT_LOCK_KEY} (for {held:.0f} s more unless it renews it); "
-             "this one waits, and fires once that one stops (run exactly one beat per fleet)")
-    try:
-        code = run_celery(["beat", "--loglevel", loglevel], settings, conf=beat_conf)
-    except (redis.ConnectionError, redis.TimeoutError) as exc:  # redbeat keeps its state and lock in Redis
-        raise BrokerUnavailable(f"beat lost the broker at {mask_url(worker_settings.broker_url)} ({exc}); start "
-                                "Redis, then beat again (its schedule state is kept there)") from exc
-    _exit_like(code, "beat")

@@ -5,13 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 if TYPE_CHECKING:
-    from .settings import CliSettings
+    from scheduler.settings import CliSettings
 
 
 def show_status(run_id: str, settings: CliSettings, *, json_out: bool) -> None:
     """Print the run's progress (marking it done when every row is there) and what the broker holds for it."""
-    from .deadletters import DeadLetterView
-    from .render import print_json
+    from scheduler.deadletters import DeadLetterView
+    from scheduler.render import print_json
 
     ledger = settings.ledger()
     run = ledger.get_run(run_id)

@@ -3,8 +3,8 @@
 A budget caps what online judging spends per UTC day, globally, per judge,
 or per judge within one online schedule; the budget controller turns it into
 sampling rates. Offline runs keep their own cap (``submit --max-cost``) and do
-not count against a daily budget. Registered on the app of ``scheduler.cli``,
-which imports this module last. Bad values (negative, NaN, infinite, an
+not count against a daily budget. Its group, ``budget_app``, is added
+to the root app by ``cli.main``. Bad values (negative, NaN, infinite, an
 unknown judge or schedule) exit 2 and change nothing.
 """
 
@@ -18,14 +18,14 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
-from .errors import UsageError
+from cli.options import JsonOpt
+from cli.state import settings_of
+from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
     from ledger.store import Ledger
 
 budget_app = typer.Typer(help="Daily USD budgets of online judging: set, unset, show, history.", no_args_is_help=True)
-app.add_typer(budget_app, name="budget")
 
 JudgeOpt = Annotated[Optional[str], typer.Option("--judge", help="The judge the budget caps (judgeq.toml or a "
                                                  "builtin).")]
@@ -38,6 +38,7 @@ WhoOpt = Annotated[Optional[str], typer.Option("--who", help="Who makes the chan
 
 @budget_app.command("set")
 def budget_set(
+    ctx: typer.Context,
     usd_per_day: Annotated[float, typer.Option("--usd-per-day", help="USD per UTC day (0 stops online judging).")],
     judge: JudgeOpt = None,
     schedule: ScheduleOpt = None,
@@ -48,12 +49,13 @@ def budget_set(
 ) -> None:
     """Set a daily budget; the controller applies it at its next tick, and the change is kept in the history."""
     _scope(judge, schedule, everything)
-    change = _set(judge, schedule, usd_per_day, who, note)
+    change = _set(ctx, judge, schedule, usd_per_day, who, note)
     _print_change(change, json_out)
 
 
 @budget_app.command("unset")
 def budget_unset(
+    ctx: typer.Context,
     judge: JudgeOpt = None,
     schedule: ScheduleOpt = None,
     everything: GlobalOpt = False,
@@ -63,7 +65,7 @@ def budget_unset(
 ) -> None:
     """Remove a daily budget (its rates stay as last set until someone or the controller changes them)."""
     scope = _scope(judge, schedule, everything)
-    change = _set(judge, schedule, None, who, note)
+    change = _set(ctx, judge, schedule, None, who, note)
     if change is None:
         raise UsageError(f"there is no budget for {scope} to remove; see `judgeq budget show`")
     _print_change(change, json_out)
@@ -71,17 +73,18 @@ def budget_unset(
 
 @budget_app.command("show")
 def budget_show(
+    ctx: typer.Context,
     day: Annotated[Optional[str], typer.Option("--day", help="A UTC day YYYY-MM-DD (default: today).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Each budget: USD/day, spent (online), reserved, projected end of day, the rates in force, cache hits."""
-    from .budget_view import gather, print_status, status_json
+    from scheduler.budget_view import gather, print_status, status_json
 
     now = datetime.now(UTC)
     chosen = _day(day, now)
-    status = gather(_ledger(), chosen, now, _config_path())
+    status = gather(_ledger(ctx), chosen, now, _config_path(ctx))
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(status_json(status))
         return
@@ -90,6 +93,7 @@ def budget_show(
 
 @budget_app.command("history")
 def budget_history(
+    ctx: typer.Context,
     limit: Annotated[int, typer.Option("--limit", min=1, max=100_000, help="Entries to show, newest first.")] = 30,
     judge: Annotated[Optional[str], typer.Option("--judge", help="Only this judge's budgets and decisions.")] = None,
     day: Annotated[Optional[str], typer.Option("--day", help="Only the decisions of this budget day "
@@ -97,13 +101,13 @@ def budget_history(
     json_out: JsonOpt = False,
 ) -> None:
     """Budget changes (who, when, through what, old -> new) and the controller's decisions, newest first."""
-    from .budget_view import history_entries, print_history
+    from scheduler.budget_view import history_entries, print_history
 
     if day is not None:
         _parse_date(day)
-    entries = history_entries(_ledger(), limit=limit, judge=judge, day=day)
+    entries = history_entries(_ledger(ctx), limit=limit, judge=judge, day=day)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(entries)
         return
@@ -128,13 +132,13 @@ def _scope(judge: Optional[str], schedule: Optional[str], everything: bool) -> s
         raise UsageError(f"--judge/--schedule: {exc}") from None
 
 
-def _set(judge: Optional[str], schedule: Optional[str], usd: Optional[float], who: Optional[str],
+def _set(ctx: typer.Context, judge: Optional[str], schedule: Optional[str], usd: Optional[float], who: Optional[str],
          note: str) -> Any:
     """Set (None: remove) the budget the flags name through the one checked path of Flower's task too
     (online/budget/setting.py: amount, names, who and note); exit 2 for anything it refuses."""
     from online.budget.setting import set_checked
 
-    return set_checked(_ledger(), _config_path(), judge=judge, schedule=schedule, usd=usd,
+    return set_checked(_ledger(ctx), _config_path(ctx), judge=judge, schedule=schedule, usd=usd,
                        who=who if who is not None else _login(), via="cli", note=note,
                        names=("--usd-per-day", "--who", "--note"))
 
@@ -159,12 +163,12 @@ def _parse_date(text: str) -> date:
 # -- plumbing -------------------------------------------------------------------
 
 
-def _ledger() -> Ledger:
-    return current_settings().ledger()
+def _ledger(ctx: typer.Context) -> Ledger:
+    return settings_of(ctx).ledger()
 
 
-def _config_path() -> Path:
-    return current_settings().config
+def _config_path(ctx: typer.Context) -> Path:
+    return settings_of(ctx).config
 
 
 def _login() -> str:
@@ -175,10 +179,10 @@ def _login() -> str:
 
 
 def _print_change(change: object, json_out: bool) -> None:
-    from .budget_view import change_json, change_text
+    from scheduler.budget_view import change_json, change_text
 
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(change_json(change))
         return

@@ -4,8 +4,7 @@ The statistics are ``online.drift`` and the check ``online.drift_check``
 (README, "Drift alerts"); this module turns flags (or a schedule's
 ``[online.NAME.drift]`` table) into a query, records the outcome, prints it,
 posts an alert to ``--webhook`` and exits 0 (no alert, or no data), 1
-(alert) or 2 (bad usage). Registered on the app of ``scheduler.cli``, which
-imports this module last.
+(alert) or 2 (bad usage). Registered on the root app by ``cli.main``.
 """
 
 from __future__ import annotations
@@ -16,15 +15,16 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
+from cli.options import JsonOpt
+from cli.state import settings_of
 
 if TYPE_CHECKING:
-    from online.drift_check import DriftQuery, DriftReport
+    from online.drift_check import DriftQuery
     from online.schedules import Schedule
 
 
-@app.command()
 def drift(
+    ctx: typer.Context,
     judge: Annotated[str, typer.Option("--judge", help="The judge whose scores are checked.")],
     source: Annotated[Optional[str], typer.Option("--source", help="The online runs of this source "
                                                   "(ad-hoc `judgeq online --source` runs).")] = None,
@@ -52,7 +52,7 @@ def drift(
     from online.drift_check import check, record
 
 
-    settings = current_settings()
+    settings = settings_of(ctx)
     config = settings.config
     query = _query(config, judge, source, schedule, short, long, tuple(by), min_drop, at)
     if webhook is not None:
@@ -67,11 +67,13 @@ def drift(
     if report.status == "no_data" and source is not None:
         _hint_schedules(config, source)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(report.to_json())
     else:
-        show(report)
+        from cli.views.drift import show_drift
+
+        show_drift(report)
     if report.status != "alert":
         return
     if webhook is not None:
@@ -138,42 +140,3 @@ def _time(text: Optional[str]) -> datetime:
     except ValueError:
         raise OnlineConfigError(f"--at {text[:80]!r} is not a time; write ISO 8601, e.g. 2026-11-22T14:00Z") from None
     return found.replace(tzinfo=UTC) if found.tzinfo is None else found.astimezone(UTC)
-
-
-def show(report: DriftReport, console: Any = None) -> None:
-    """Print the check: the two spans, one line per slice, and the verdict."""
-    from rich.table import Table
-
-    from online.windows import format_duration
-
-    from .console import console as _console
-    from .report_view import _f
-
-    console = console or _console()
-    q = report.query
-    console.print(f"drift of [bold]{q.judge}[/bold] on [bold]{q.source}[/bold] at {q.at:%Y-%m-%d %H:%M} UTC")
-    console.print(f"  short {format_duration(q.short)}: {report.short.text()}")
-    console.print(f"  long {format_duration(q.long)}: {report.long.text()}")
-    if report.status == "no_data":
-        console.print(f"no data: {report.no_data_reason()}; nothing to compare, no alert")
-        return
-    table = Table(title_justify="left")
-    for col in ("slice", "status", "short mean", "short n", "long mean", "long n", "drop", "p", "Holm p",
-                "detectable"):
-        table.add_column(col, justify="left" if col in ("slice", "status") else "right")
-    style = {"alert": "[bold red]alert[/bold red]", "ok": "ok", "too_small": "[yellow]too small[/yellow]",
-             "no_data": "[yellow]no data[/yellow]"}
-    for s in report.slices:
-        table.add_row(s.label, style[s.status], _f(s.short.mean if s.short else None, ".4f"),
-                      f"{s.short.n}" if s.short else "0", _f(s.long.mean if s.long else None, ".4f"),
-                      f"{s.long.n}" if s.long else "0", _f(s.drop, "+.4f"), _f(s.p_value, ".2g"),
-                      _f(s.adjusted, ".2g"), _f(s.detectable, ".3f"))
-    console.print(table)
-    console.print(f"drop = long mean - short mean (weighted 1/p, errors clustered by session); alert when the drop "
-                  f"exceeds {q.min_drop:g} with one-sided 95 % confidence, Holm-corrected; 'detectable' is the drop "
-                  "a slice flags half of the time; too small: fewer than 30 rows or 10 sessions")
-    if report.version_changed:
-        console.print("[yellow]the short window was judged by a judge version the baseline was not: a drop may be "
-                      "the measurement's[/yellow]")
-    console.print(("[bold red]" if report.alerts else "") + report.headline() + ("[/bold red]" if report.alerts
-                                                                                  else ""))

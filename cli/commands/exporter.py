@@ -1,31 +1,30 @@
 """Metrics and traces: ``judgeq exporter`` (Prometheus) and ``judgeq export-otel`` (scores as spans).
 
-Registered on the app of ``scheduler.cli``, which imports this module last.
-The figures are ``scheduler.metrics`` and ``scheduler.exporter``; the spans
-``scheduler.otel_export``. prometheus_client and OpenTelemetry are imported
-inside the commands.
+Registered on the root app by ``cli.main``. The figures are
+``scheduler.metrics`` and ``scheduler.exporter`` (which serves them:
+``serve``); the spans ``scheduler.otel_export``. prometheus_client and
+OpenTelemetry are imported inside the commands.
 """
 
 from __future__ import annotations
 
-import signal
 import sys
-import threading
 from datetime import timedelta
 from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
-from .errors import UsageError
+from cli.options import JsonOpt
+from cli.state import settings_of
+from scheduler.errors import UsageError
 
 if TYPE_CHECKING:
     from ledger.models import Run
     from ledger.store import Ledger
 
 
-@app.command()
 def exporter(
+    ctx: typer.Context,
     port: Annotated[int, typer.Option("--port", min=1, max=65535, help="TCP port to serve /metrics on.")] = 9464,
     address: Annotated[str, typer.Option("--address", help="Address to listen on (0.0.0.0: every interface).")] = (
         "127.0.0.1"),
@@ -39,45 +38,16 @@ def exporter(
     Slices are configured in judgeq.toml's [exporter] table (README, "Metrics and traces"). Runs until stopped
     (Ctrl-C or SIGTERM).
     """
-    from prometheus_client import CollectorRegistry, start_http_server
-
-    from ledger.urls import mask_url
-
-    from .exporter import LedgerCollector
-    from .metrics import COUNT_LAG, Counters, SnapshotCache, load_exporter_config, take_snapshot, utc_now
+    from scheduler.exporter import serve
 
     span = _duration(window, "--window", timedelta(seconds=1), timedelta(days=31))
     every = _duration(refresh, "--refresh", timedelta(seconds=1), timedelta(hours=1))
-    config_path = current_settings().config
-    config = load_exporter_config(config_path)
-    broker_url = current_settings().worker.broker_url
-    ledger = _ledger()
-    counters = Counters(utc_now() - COUNT_LAG)  # rows written from (about) now on
-    cache = SnapshotCache(lambda: take_snapshot(ledger, config, config_path, span, broker_url, utc_now(), counters),
-                          every)
-    first = cache.get()  # a bad ledger URL or an unreachable ledger is said now, not at the first scrape
-    registry = CollectorRegistry(auto_describe=False)
-    registry.register(LedgerCollector(cache, config))
-    try:
-        server, _thread = start_http_server(port, addr=address, registry=registry)
-    except OSError as exc:
-        raise UsageError(f"cannot listen on {address}:{port} ({exc.strerror or exc}); choose another --port or "
-                         "--address") from None
-    slices = ", ".join(s.path for s in config.slices) or "none"
-    print(f"judgeq exporter: http://{address}:{port}/metrics · window {window} · refresh {refresh} · slices "
-          f"{slices} · ledger {mask_url(ledger.url)}", file=sys.stderr, flush=True)
-    if first.problem:
-        print(f"judgeq exporter: {first.problem}", file=sys.stderr, flush=True)
-    stop = threading.Event()
-    for signum in (signal.SIGTERM, signal.SIGINT):
-        signal.signal(signum, lambda *_: stop.set())
-    stop.wait()
-    server.shutdown()
-    print("judgeq exporter: stopped", file=sys.stderr)
+    serve(settings_of(ctx), port=port, address=address, span=span, every=every,
+          shown=f"window {window} · refresh {refresh}")
 
 
-@app.command("export-otel")
 def export_otel(
+    ctx: typer.Context,
     run_id: Annotated[Optional[str], typer.Argument(help="The run whose verdicts to send (or --source/--window).")
                       ] = None,
     source: Annotated[Optional[str], typer.Option("--source", help="An online schedule or source: send the runs "
@@ -99,8 +69,8 @@ def export_otel(
     (OTEL_EXPORTER_OTLP_ENDPOINT); to send them to another collector, set that variable instead of --endpoint.
     An endpoint that does not take the spans: exit 3.
     """
-    from .otel_export import export_rows
-    from .progress import ProgressView
+    from scheduler.otel_export import export_rows
+    from scheduler.progress import ProgressView
 
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise UsageError(f"--endpoint {endpoint!r} is not an http(s) URL; write e.g. http://127.0.0.1:4318")
@@ -108,7 +78,7 @@ def export_otel(
         raise UsageError("give a RUN or --source S --window W, not both")
     if run_id is None and (source is None or window is None):
         raise UsageError("name what to send: a RUN, or --source S --window W (an online window's runs)")
-    ledger = _ledger()
+    ledger = _ledger(ctx)
     runs = _runs(ledger, run_id, source, window, judge)
     total = sum(ledger.progress(run.id).done for run in runs)
     with ProgressView("spans", total, stream=sys.stderr, enabled=not json_out) as view:
@@ -118,7 +88,7 @@ def export_otel(
               "credentials go only to its own endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); to send them there, set "
               "OTEL_EXPORTER_OTLP_ENDPOINT to it instead of --endpoint", file=sys.stderr)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(counts)
         return
@@ -159,6 +129,6 @@ def _duration(text: str, flag: str, least: timedelta, most: timedelta) -> timede
     return found
 
 
-def _ledger() -> Ledger:
-    return current_settings().ledger()
+def _ledger(ctx: typer.Context) -> Ledger:
+    return settings_of(ctx).ledger()
 

@@ -1,25 +1,22 @@
 """``judgeq promote``: a run's failing traces appended to the golden set (``scheduler.promotion``).
 
-Registered on the app of ``scheduler.cli``, which imports this module last.
+Registered on the root app by ``cli.main``.
 """
 
 from __future__ import annotations
 
-import sys
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import TYPE_CHECKING, Annotated, Optional
+from typing import Annotated, Optional
 
 import typer
 
-from .cli import JsonOpt, app, current_settings
-
-if TYPE_CHECKING:
-    from .promotion import Promotion
+from cli.options import JsonOpt
+from cli.state import settings_of
 
 
-@app.command()
 def promote(
+    ctx: typer.Context,
     where: Annotated[str, typer.Option("--where", help='Which rows to promote, e.g. "score < 0.5" or '
                                        '\'label == "fail" and metadata.locale == "de"\' (see README).')],
     to: Annotated[Path, typer.Option("--to", help="The golden dataset (.jsonl) to append to; created if absent.")],
@@ -46,9 +43,9 @@ def promote(
     file's new SHA-256, the dataset version `judgeq submit` records.
     """
 
-    from .errors import UsageError
-    from .promotion import check_target, expected_getter, find_run, promote as promoting, slice_key
-    from .where import parse_where
+    from scheduler.errors import UsageError
+    from scheduler.promotion import check_target, expected_getter, find_run, promote as promoting, slice_key
+    from scheduler.where import parse_where
 
     condition = parse_where(where)
     check_target(to)
@@ -56,7 +53,7 @@ def promote(
     slice_key(by)
     if by is not None and limit is None:
         raise UsageError("--by sets the slices --limit applies to; give --limit N too")
-    cli_settings = current_settings()
+    cli_settings = settings_of(ctx)
     settings = cli_settings.scheduler
     ledger = cli_settings.ledger()
     if schedule is not None:
@@ -70,31 +67,10 @@ def promote(
     done = promoting(ledger, chosen, judge_name, condition, to, by=by, limit=limit, expected_from=expected_from,
                      now=datetime.now(UTC), max_bytes=settings.max_record_bytes)
     if json_out:
-        from .render import print_json
+        from scheduler.render import print_json
 
         print_json(done.to_json())
         return
-    _print(done)
+    from cli.views.promotion import show_promotion
 
-
-def _print(done: Promotion) -> None:
-    from rich.table import Table
-
-    from .console import console as wide_console
-
-    console = wide_console()
-    if done.added:
-        table = Table(title=f"promoted into {done.target.name} from run {done.run_id} · {done.judge}",
-                      title_justify="left")
-        for name, justify in (("trace", "left"), ("score", "right"), ("label", "left"), ("slice", "left")):
-            table.add_column(name, justify=justify)  # type: ignore[arg-type]
-        for c in done.added:
-            score = "–" if c.row.score is None else f"{c.row.score:.3f}"
-            table.add_row(c.trace_id, score, c.row.label or "", c.slice)
-        console.print(table)
-    skipped = done.already_in_file + done.same_in_batch
-    print(f"{len(done.added)} added ({done.matched} of {done.considered} rows matched, {done.selected} selected, "
-          f"{skipped} already there), {done.expected_filled} with expected; {done.target}: {done.records} records",
-          file=sys.stderr)
-    print(f"dataset sha256 {done.dataset_hash}" if done.dataset_hash else f"{done.target} has no records "
-          "(nothing to promote; the file was not written)")
+    show_promotion(done)
