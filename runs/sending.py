@@ -16,7 +16,6 @@ from judges.record import DEFAULT_MAX_RECORD_BYTES
 
 from .message import ChunkMessage, json_limit, json_size
 from .queues import QUEUE_LOCAL, QUEUE_REMOTE
-from .rows import TOO_LARGE, fail_chunk
 
 if TYPE_CHECKING:
     from judges.resolved import ResolvedJudge
@@ -91,6 +90,10 @@ def send_chunks(run_id: str, dataset: str, judges: Iterable[ResolvedJudge], reco
             dispatcher.send(message(part, counters[judge.name]), queue_for(judge))
             sent += 1
         if refused:
+            # Here, not at the top: the rows module loads the ledger's tables (SQLAlchemy), and every command's
+            # settings import this module for ChunkSettings (tests/test_cli.py: short commands stay light).
+            from .rows import TOO_LARGE, fail_chunk
+
             fail_chunk(message(refused, 0), ledger,
                        f"the record is larger than JUDGEQ_MAX_RECORD_BYTES = {settings.max_record_bytes} allows a "
                        "worker to take, so it was never sent; give submitters and workers the same "

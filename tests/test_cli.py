@@ -34,14 +34,18 @@ def test_judges_lists_configured_and_builtin_judges_with_versions(tmp_path: Path
     assert rows["exact"]["version"][:10] in table.stdout
 
 
-def test_help_imports_no_heavy_module() -> None:
-    """`judgeq --help` stays fast: Celery workers, SQLAlchemy and litellm load only in commands."""
+@pytest.mark.parametrize("args", [["--help"], ["judges"]])
+def test_short_commands_import_no_heavy_module(args: list[str]) -> None:
+    """`judgeq --help` and `judgeq judges` stay fast: Celery workers, SQLAlchemy (the ledger) and litellm load
+    only in the commands that use them (the global settings reach the run's corridor, which must not load
+    the ledger's tables at import)."""
     code = (
-        "import sys; from cli.main import app\n"
-        "try:\n    app(['--help'])\nexcept SystemExit:\n    pass\n"
+        "import sys; from cli.main import main\n"
+        f"sys.argv = ['judgeq', *{args!r}]\n"
+        "try:\n    main()\nexcept SystemExit:\n    pass\n"
         "heavy = [m for m in ('litellm', 'sqlalchemy', 'celery.app', 'numpy', 'scipy') if m in sys.modules]\n"
         "print('HEAVY', heavy)\n"
     )
     res = subprocess.run([sys.executable, "-c", code], env=base_env(), cwd=REPO, capture_output=True, text=True,
                          timeout=30)
-    assert "HEAVY []" in res.stdout, res.stdout[-500:]
+    assert "HEAVY []" in res.stdout, res.stdout[-500:] + res.stderr[-2000:]
