@@ -57,6 +57,11 @@ class CliSettings:
         """The front door's settings (the config file, chunk sizes, waiting)."""
         return SchedulerSettings() if self._config is None else SchedulerSettings(config=self._config)
 
+    @functools.cached_property
+    def online(self) -> OnlineSettings:
+        """The online regime's settings (the config file, chunk sizes, the lost-chunk check), as a worker reads them."""
+        return OnlineSettings() if self._config is None else OnlineSettings(config=self._config)
+
     @property
     def config(self) -> Path:
         """The judge config file (``--config``, ``JUDGEQ_CONFIG``)."""
