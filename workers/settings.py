@@ -21,6 +21,7 @@ if TYPE_CHECKING:
     from judges.egress import EgressPolicy
     from judges.limits import LocalLimiter
     from online.settings import OnlineSettings
+    from runs.sending import ChunkSettings
 
 
 class WorkerSettings(BaseSettings):
@@ -210,4 +211,8 @@ class WorkerSections(Protocol):
 
     @property
     def online(self) -> OnlineSettings:
-        """The online regime's settings: the config file, chunk sizes, the lost-chunk check (``online.settings``)."""
+        """The online regime's settings: the config file, the lost-chunk check (``online.settings``)."""
+
+    @property
+    def chunks(self) -> ChunkSettings:
+        """How beat's online ticks cut records into chunks (``runs.sending``)."""

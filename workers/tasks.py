@@ -286,7 +286,7 @@ def online_tick(process: ProcessState, schedule: Any) -> list[dict[str, Any]]:
         return []
     state = process.ensure()
     assert state.ledger is not None
-    settings = state.settings.online
+    online, chunks = state.settings.online, state.settings.chunks
     from .dispatch import CeleryDispatcher
 
     dispatcher = CeleryDispatcher(state.settings.worker)
@@ -300,14 +300,14 @@ def online_tick(process: ProcessState, schedule: Any) -> list[dict[str, Any]]:
         client = redis_for(state.settings.worker.broker_url)
         if client is None:
             return 0
-        resent = LostChunks(run_id, ledger, client, settings).check(lambda: dispatcher)
+        resent = LostChunks(run_id, ledger, client, chunks).check(lambda: dispatcher)
         if resent:
             log.warning("online run %s: sent %d items again that a killed worker had taken", run_id, resent)
         return resent
 
     try:
-        outcomes = tick(settings.config, schedule, ledger, dispatcher, datetime.now(UTC), settings, lost=lost,
-                        lost_after_s=settings.lost_check_s)
+        outcomes = tick(online.config, schedule, ledger, dispatcher, datetime.now(UTC), chunks, lost=lost,
+                        lost_after_s=online.lost_check_s)
     except OnlineError as exc:
         log.error("online tick of %s: %s", schedule, exc)
         return []
