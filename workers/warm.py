@@ -41,7 +41,7 @@ def warm_before_ready(app: Celery, prime: Callable[[], float]) -> None:
     """
 
     def warm_worker(sender: str, instance: Any, **kwargs: Any) -> None:
-        """Before ``ready``: litellm imported and primed for the remote queue; the ledger and Redis opened in-process."""
+        """Before ``ready``: litellm imported and primed for the remote queue; the ledger and Redis opened here."""
         if instance.app is not app:
             return
         queues = instance.app.amqp.queues.consume_from  # None: no --queues, so every queue

@@ -90,7 +90,7 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
     from online.job import WindowJob
     from workers.dispatch import connect
 
-    settings = cli_settings.chunks
+    chunks = cli_settings.chunks
     fleet = connect(cli_settings.worker)
     ledger = cli_settings.ledger()
     in_process = None
@@ -99,12 +99,12 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
         from workers.dispatch import EmbeddedDispatcher
 
         trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
-        in_process = EmbeddedDispatcher(ledger, remote_threads=cli_settings.scheduler.embedded_threads, settings=cli_settings.worker,
-                                        trusted=trusted)
+        in_process = EmbeddedDispatcher(ledger, remote_threads=cli_settings.scheduler.embedded_threads,
+                                        settings=cli_settings.worker, trusted=trusted)
     outcomes = []
     try:
         for target in targets:
-            job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings,
+            job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, chunks,
                             planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
             _say(f"window {target.id} of {plan.schedule.name} ({plan.schedule.source}): "
                  f"[{target.start:%Y-%m-%d %H:%M}, {target.end:%Y-%m-%d %H:%M}) UTC, "
