@@ -62,7 +62,7 @@ from benchmarks.offline_table import render
 from benchmarks.procstat import Sampler
 
 JUDGE_CONFIG = '[judges.noop]\ntype = "local"\nbuiltin = "noop"\n'
-DEFAULT_CHUNK = 250  # scheduler.settings.SchedulerSettings.chunk_local
+DEFAULT_CHUNK = 250  # runs.sending.ChunkSettings.chunk_local
 LOCALES = ("en", "de", "fr", "es", "ja")
 
 

@@ -2,7 +2,9 @@
 
 ``judgeq``'s global flags are parsed once, by the root callback of
 ``cli.main``, into a :class:`CliState` kept as ``ctx.obj``; a command asks
-:func:`settings_of` for them. Nothing lives in a module global, so two
+:func:`settings_of` for them. Its ``settings`` is the process's one settings
+object (every package's section, ``scheduler.settings.CliSettings``): a
+worker, beat or Flower started by ``judgeq`` runs its tasks with it. Nothing lives in a module global, so two
 invocations in one process (tests' ``CliRunner``) never see each other's flags.
 """
 

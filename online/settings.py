@@ -1,6 +1,9 @@
-"""Settings the online regime reads (prefix ``JUDGEQ_``): the config file, and chunk sizes (``ChunkSettings``).
+"""Settings the online regime reads (prefix ``JUDGEQ_``): the config file, the lost-chunk check, beat's budget tick.
 
-The CLI's settings extend these; a worker running beat's online tick reads them as they are.
+This package's section of a process's one settings object
+(``scheduler.settings.CliSettings``, which composes the sections of every
+package); the online regime cuts chunks by ``runs.sending.ChunkSettings``, a
+section of its own, passed beside this one.
 """
 
 from __future__ import annotations
@@ -8,13 +11,11 @@ from __future__ import annotations
 from pathlib import Path
 
 from pydantic import Field
-from pydantic_settings import SettingsConfigDict
-
-from runs.sending import ChunkSettings
+from pydantic_settings import BaseSettings, SettingsConfigDict
 
 
-class OnlineSettings(ChunkSettings):
-    """Where judgeq.toml is (its [sources], [online] and [judges] tables), and how records are cut into chunks."""
+class OnlineSettings(BaseSettings):
+    """Where judgeq.toml is (its [sources], [online] and [judges] tables), and how often beat's online work runs."""
 
     model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
 

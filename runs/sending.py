@@ -25,7 +25,7 @@ if TYPE_CHECKING:
 
 
 class ChunkSettings(BaseSettings):
-    """How records are cut into chunks (read by the CLI and by the online window task)."""
+    """How records are cut into chunks: this package's section of a process's settings (CLI, workers' online ticks)."""
 
     model_config = SettingsConfigDict(env_prefix="JUDGEQ_", extra="ignore")
 

@@ -111,7 +111,7 @@ def run_beat(settings: CliSettings, loglevel: str, *, say: Callable[[str], None]
 
     check_broker_url(worker_settings.broker_url)
     CeleryDispatcher(worker_settings).check()  # Redis down: exit 3 with a message, not redbeat's traceback
-    beat_conf = beat_config(schedules, worker_settings.broker_url, settings.scheduler.budget_tick_s)
+    beat_conf = beat_config(schedules, worker_settings.broker_url, settings.online.budget_tick_s)
     for name, schedule in sorted(schedules.items()):
         say(f"beat: {name}: {schedule.source} windows of {schedule.size.text}, every "
             f"{schedule.every.total_seconds():g} s, judges {', '.join(schedule.judges)}")

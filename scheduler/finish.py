@@ -70,7 +70,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
 
     total = expected if expected is not None else ledger.get_run(run_id).expected
     # A fleet run (no in-process work to watch) has the chunks a killed worker lost sent again.
-    stall = StallWatch(run_id, ledger, settings.worker, settings.scheduler) if alive is None else None
+    stall = StallWatch(run_id, ledger, settings.worker, settings.online, settings.chunks) if alive is None else None
     with ProgressView(f"run {run_id}", total) as view:
         progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
                                       alive=alive, outage_s=settings.scheduler.wait_outage_s, stall=stall,

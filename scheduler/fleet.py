@@ -153,14 +153,17 @@ def run_worker(argv: list[str], settings: CliSettings) -> int | None:
 def run_celery(argv: list[str], settings: CliSettings, conf: dict[str, Any] | None = None) -> int | None:
     """Run a Celery command (``worker``, ``flower``, ``beat``) in this process, ``conf`` added; its exit code.
 
-    Celery's processes read judgeq's settings where they start (the app in
-    workers/app.py, each forked worker's ledger in workers/tasks.py), from the
-    environment, as they do when a supervisor starts them. The global flags
-    given to this command are handed over as that environment here, the one
-    place the CLI writes it, before the Celery app is imported.
+    This is the entry of the worker, beat and Flower processes: their Celery
+    app is built here (``workers.app.create_worker``) with judgeq's tasks
+    bound to ``settings``, the process's one settings object, which prefork
+    children inherit. The global flags are also handed over as the variables
+    they stand for (the one place the CLI writes the environment), so that a
+    section still read from the environment where nothing passed it one sees
+    the flags as the tasks do.
     """
     os.environ.update(settings.environment())
-    from workers.tasks import app as celery_app
+    from workers.app import create_worker
 
+    celery_app = create_worker(settings)
     celery_app.conf.update(conf or {})
     return celery_app.start(argv)  # type: ignore[no-any-return]

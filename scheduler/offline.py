@@ -79,9 +79,9 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
             raise UsageError("--gate and --baseline need --wait (gates are judged on the finished run)")
         if report.fail_on_errors and not request.wait:
             raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
-        config = load_config(scheduler.config)
+        config = load_config(settings.config)
         plan = submitting.plan(request.dataset, config, request.judges, tags=request.tags, meta=request.meta,
-                               max_record_bytes=scheduler.max_record_bytes,
+                               max_record_bytes=settings.chunks.max_record_bytes,
                                warm_up=not fleet_mode(settings.worker.broker_url))
         if request.max_cost_usd is not None or request.no_cache:
             plan = dataclasses.replace(plan, max_cost_usd=request.max_cost_usd, no_cache=request.no_cache)
@@ -107,7 +107,7 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
             submission.ledger = ledger  # judged here: stopped if this process is
 
             def job(dispatcher: EmbeddedDispatcher, stop: threading.Event) -> None:
-                if submitting.enqueue_items(plan, ledger, dispatcher, scheduler, stop=stop):
+                if submitting.enqueue_items(plan, ledger, dispatcher, settings.chunks, stop=stop):
                     submission.sent.set()
 
             # The judges come from this process's own judgeq.toml: trusted (see judges.egress).
@@ -118,7 +118,7 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
                            trusted=trusted) as run:
                 return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout,
                                        expected=plan.expected, alive=run.alive, failure=run.failure)
-        submitting.enqueue_items(plan, ledger, fleet, scheduler)
+        submitting.enqueue_items(plan, ledger, fleet, settings.chunks)
         submission.sent.set()
         if not request.wait:
             if report.json_out:
@@ -166,15 +166,15 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
 
             submission.ledger = ledger  # judged here: stopped if this process is
             # Only judges that match this process's own judgeq.toml are trusted; the ledger may be shared.
-            own = [c for s in load_config(scheduler.config).judges.values() for c in own_calls(s)]
+            own = [c for s in load_config(settings.config).judges.values() for c in own_calls(s)]
 
             def job(dispatcher: EmbeddedDispatcher, stop: threading.Event) -> None:
-                submitting.resume(run, ledger, dispatcher, scheduler, dataset=info, retry=retry)
+                submitting.resume(run, ledger, dispatcher, settings.chunks, dataset=info, retry=retry)
 
             with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads, trusted=own) as embedded:
                 return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout,
                                        alive=embedded.alive, failure=embedded.failure)
-        missing = submitting.resume(run, ledger, fleet, scheduler, dataset=info, retry=retry)
+        missing = submitting.resume(run, ledger, fleet, settings.chunks, dataset=info, retry=retry)
         submission.sent.set()
         clear(run.id, settings.worker.broker_url)  # their items were among those re-enqueued
         kinds = ", ".join(("transient", *retry))

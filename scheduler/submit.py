@@ -28,11 +28,11 @@ from ledger.store import ItemIn, Ledger
 from runs.dispatch import Dispatcher
 from runs.intake import Intake, Target, mark_running, open_run, store_items
 from runs.resume import resend_unjudged
+from runs.sending import ChunkSettings
 
 from .errors import DatasetChanged, InputError, UsageError
 from .interrupts import checkpoint
 from .records import MAX_RECORD_BYTES, DatasetInfo, RecordChecks, iter_batches, scan
-from .settings import SchedulerSettings
 
 
 @dataclass(frozen=True)
@@ -115,7 +115,7 @@ def plan(path: Path, config: JudgeConfig, judge_names: Sequence[str], *, tags: S
     return SubmitPlan(run_id=new_run_id(), dataset=dataset, judges=judges, tags=list(tags), meta=dict(meta or {}))
 
 
-def enqueue(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings) -> None:
+def enqueue(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: ChunkSettings) -> None:
     """Write the run and its items, sending each batch's chunks as soon as its items are stored."""
     create_run(plan, ledger)
     enqueue_items(plan, ledger, dispatcher, settings)
@@ -145,7 +145,7 @@ def create_run(plan: SubmitPlan, ledger: Ledger) -> None:
     )
 
 
-def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings,
+def enqueue_items(plan: SubmitPlan, ledger: Ledger, dispatcher: Dispatcher, settings: ChunkSettings,
                   stop: threading.Event | None = None) -> bool:
     """Store the items batch by batch and send each batch's chunks; then mark the run running.
 
@@ -251,7 +251,7 @@ def abandon(run: Run, ledger: Ledger) -> bool:
     return True
 
 
-def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: SchedulerSettings,
+def resume(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: ChunkSettings,
            dataset: DatasetInfo | None = None, retry: Sequence[str] = ()) -> int:
     """Re-enqueue the items of ``run`` that have no verdict yet (:func:`runs.resume.resend_unjudged`); how many.
 

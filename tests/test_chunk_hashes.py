@@ -16,7 +16,7 @@ from judges.config import load_config
 from judges.record import Record
 from judges.verdict import Verdict
 from ledger import Ledger
-from scheduler.settings import SchedulerSettings
+from runs.sending import ChunkSettings
 from scheduler.submit import enqueue, plan
 from runs.rows import score_row
 from runs.message import MESSAGE_VERSION, ChunkMessage
@@ -51,7 +51,7 @@ def test_submitted_chunks_carry_the_hashes_stored_with_the_items(tmp_path: Path)
     recorder = Recorder()
     with Ledger(f"sqlite:///{tmp_path / 'ledger.db'}") as ledger:
         submitted = plan(data, load_config(tmp_path / "judgeq.toml"), ["noop"])
-        enqueue(submitted, ledger, recorder, SchedulerSettings(chunk_local=250))  # type: ignore[arg-type]
+        enqueue(submitted, ledger, recorder, ChunkSettings(chunk_local=250))  # type: ignore[arg-type]
         with ledger.engine.connect() as conn:
             stored: dict[str, str] = dict(conn.exec_driver_sql("SELECT trace_id, content_hash FROM items").all())
 

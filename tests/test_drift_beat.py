@@ -36,7 +36,10 @@ webhook_env = "JQTEST_DRIFT_HOOK"
 
 def test_the_drift_table_gives_beat_an_entry_per_schedule(tmp_path: Path) -> None:
     from scheduler.beat import DRIFT_TASK, beat_schedule
-    from workers.tasks import app
+    from scheduler.settings import CliSettings
+    from workers.app import create_worker
+
+    app = create_worker(CliSettings())
 
     (tmp_path / "judgeq.toml").write_text(CONFIG + DRIFT + 'every = "10m"\nmin_drop = 0.1\n')
     schedules = load_schedules(tmp_path / "judgeq.toml")

@@ -38,12 +38,9 @@ def test_compose_has_the_fleet() -> None:
 
 
 def test_compose_settings_are_ones_judgeq_reads() -> None:
-    from ledger.settings import LedgerSettings
-    from scheduler.settings import SchedulerSettings
-    from workers.settings import WorkerSettings
+    from scheduler.settings import SECTIONS
 
-    known = {f"JUDGEQ_{n.upper()}" for cls in (LedgerSettings, SchedulerSettings, WorkerSettings)
-             for n in cls.model_fields}
+    known = {f"JUDGEQ_{n.upper()}" for cls in SECTIONS for n in cls.model_fields}
     for name, svc in judgeq_services().items():
         for var in (svc.get("environment") or {}):
             if var.startswith("JUDGEQ_"):

@@ -234,7 +234,10 @@ def test_beat_schedule_fires_each_schedules_tick_on_the_local_queue(tmp_path: Pa
 
     from online.schedules import load_schedules
     from scheduler.beat import BEAT_KEY_PREFIX, TICK_TASK, beat_config, beat_schedule
-    from workers.tasks import app
+    from scheduler.settings import CliSettings
+    from workers.app import create_worker
+
+    app = create_worker(CliSettings())  # the app beat, Flower and workers start with
 
     (tmp_path / "judgeq.toml").write_text(CONFIG + """
 [online.daily]

@@ -118,17 +118,18 @@ def test_a_warm_worker_calls_the_provider_well_within_an_import_of_submit(
 def test_priming_a_worker_opens_its_ledger_and_never_raises(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
                                                             caplog: pytest.LogCaptureFixture) -> None:
     """What a worker opens before ``ready``: an empty ledger gets its schema; one out of reach is only logged."""
-    from workers.tasks import _ProcessState
+    from scheduler.settings import CliSettings
+    from workers.tasks import ProcessState
 
     db = tmp_path / "ledger.db"
     monkeypatch.setenv("JUDGEQ_LEDGER_URL", f"sqlite:///{db}")
-    state = _ProcessState()
+    state = ProcessState(CliSettings())
     state.prime()
     with sqlite3.connect(db) as conn:
         assert conn.execute("SELECT count(*) FROM scores").fetchone() == (0,)
     assert "could not open" not in caplog.text
     monkeypatch.setenv("JUDGEQ_LEDGER_URL", f"sqlite:///{tmp_path}/missing/folder/ledger.db")
-    _ProcessState().prime()
+    ProcessState(CliSettings()).prime()
     assert "could not open the ledger and Redis before the first chunk: LedgerUnavailable" in caplog.text
 
 

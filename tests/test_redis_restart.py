@@ -132,16 +132,14 @@ def test_workers_keep_consuming_across_redis_restarts(tmp_path: Path, pg_url: st
         redis.stop()
 
 
-def test_a_chunk_starting_while_redis_is_down_is_judged_not_failed(monkeypatch: pytest.MonkeyPatch) -> None:
+def test_a_chunk_starting_while_redis_is_down_is_judged_not_failed() -> None:
     """The delivery counter cannot reach Redis: the chunk counts as a first delivery.
 
     Before, the counter's ConnectionError failed the task, and a failed task is
     acknowledged: once Redis was back the chunk was gone with no row (seen
     under restarts with a backlog of chunks).
     """
-    from workers.app import app
-    from workers.settings import WorkerSettings
-    from workers.tasks import _ProcessState
+    from scheduler.settings import CliSettings
+    from workers.tasks import ProcessState
 
-    monkeypatch.setattr(app, "judgeq_settings", WorkerSettings(broker_url=f"redis://127.0.0.1:{free_port()}/0"))
-    assert _ProcessState().deliveries("task:0") == 1
+    assert ProcessState(CliSettings(broker_url=f"redis://127.0.0.1:{free_port()}/0")).deliveries("task:0") == 1

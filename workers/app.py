@@ -1,4 +1,12 @@
-"""The Celery app: JSON only, late acknowledgement, results ignored.
+"""The Celery app, built explicitly: JSON only, late acknowledgement, results ignored.
+
+No module makes an app at import. :func:`create_app` configures one for a
+sender (a dispatcher, a test publishing a message); :func:`create_worker`,
+called where a worker, beat or Flower starts (``scheduler.fleet.run_celery``,
+as arq's ``create_worker``), adds judgeq's tasks, bound to the process's one
+settings object, and the warm-up before ``ready``. Beat and Flower need the
+tasks registered too: beat applies them by their registered options, and
+Flower's ``async-apply`` only runs a task its app knows.
 
 The ledger, not a result backend, is where progress is counted, so there is
 no result backend and no chord: each chunk writes its rows and the submitter
@@ -7,19 +15,37 @@ counts them.
 
 from __future__ import annotations
 
+from typing import TYPE_CHECKING
+
 from celery import Celery
 from kombu import Queue
 
 from runs.queues import QUEUES
 
-from . import warm  # noqa: F401 - its signal handler warms the remote queue's workers before they report ready
 from .settings import WorkerSettings
 
+if TYPE_CHECKING:
+    from .settings import WorkerSections
 
-def create_app(settings: WorkerSettings | None = None) -> Celery:
-    """A Celery app for ``settings`` (read from the environment when not given)."""
-    settings = settings or WorkerSettings()
-    app = Celery("judgeq", broker=settings.broker_url or "memory://", include=["workers.tasks"])
+
+def create_worker(settings: WorkerSections) -> Celery:
+    """The app of a worker, beat or Flower process: judgeq's tasks on it, working with ``settings``.
+
+    ``settings`` is the process's one settings object (``scheduler.settings.CliSettings``),
+    built at its entry; the tasks read their sections from it, each when first needed.
+    """
+    from . import tasks, warm
+
+    app = create_app(settings.worker)
+    state = tasks.ProcessState(settings, app)
+    tasks.register(app, state)
+    warm.warm_before_ready(app, state.prime)
+    return app
+
+
+def create_app(settings: WorkerSettings) -> Celery:
+    """A Celery app configured for ``settings``, without tasks: enough to publish them by name."""
+    app = Celery("judgeq", broker=settings.broker_url or "memory://")
     app.conf.update(
         task_serializer="json",
         result_serializer="json",
@@ -58,7 +84,6 @@ def create_app(settings: WorkerSettings | None = None) -> Celery:
         task_publish_retry=True,
         task_publish_retry_policy={"max_retries": 3, "interval_start": 0.2, "interval_step": 0.5, "interval_max": 2},
     )
-    app.judgeq_settings = settings  # type: ignore[attr-defined]
     return app
 
 
@@ -66,5 +91,3 @@ def restore_mutex_s(visibility_timeout: int) -> int:
     """How long a restore sweep's mutex outlives a holder that died: a third of the visibility timeout."""
     return max(10, visibility_timeout // 3)
 
-
-app = create_app()

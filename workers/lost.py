@@ -115,19 +115,20 @@ class LostChunks:
 class StallWatch:
     """Notices a fleet run whose rows stopped coming and has its lost chunks sent again (``runs.waiting.Watch``).
 
-    After ``settings.lost_check_s`` seconds without a new row, and as often
+    After ``online.lost_check_s`` seconds without a new row, and as often
     again while none comes, a :class:`LostChunks` finder looks; it is made at
     the first look, and never without a Redis broker (embedded mode, another
     broker). A look that fails (the broker unreachable) is shown and the wait
     goes on: the workers meet the same trouble.
     """
 
-    def __init__(self, run_id: str, ledger: Ledger, worker: WorkerSettings, settings: OnlineSettings) -> None:
+    def __init__(self, run_id: str, ledger: Ledger, worker: WorkerSettings, online: OnlineSettings,
+                 chunks: ChunkSettings) -> None:
         self.run_id = run_id
         self.ledger = ledger
         self.worker = worker
-        self.settings = settings
-        self.after_s = settings.lost_check_s
+        self.settings = chunks  # how the lost items are cut into chunks again
+        self.after_s = online.lost_check_s
         self.done = -1
         self.since = time.monotonic()
         self.looked = False

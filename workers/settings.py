@@ -1,10 +1,16 @@
-"""Settings of the Celery side, read from the environment (prefix ``JUDGEQ_``)."""
+"""Settings of the Celery side, read from the environment (prefix ``JUDGEQ_``), and what a worker is given.
+
+:class:`WorkerSettings` is this package's section of a process's one
+settings object; :class:`WorkerSections` is the shape of that object as a
+worker process sees it (the sections its tasks read), which the object built
+at the top (``scheduler.settings.CliSettings``) has.
+"""
 
 from __future__ import annotations
 
 import json
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Protocol
 
 from pydantic import Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
@@ -14,6 +20,8 @@ from judges.record import DEFAULT_MAX_RECORD_BYTES
 if TYPE_CHECKING:
     from judges.egress import EgressPolicy
     from judges.limits import LocalLimiter
+    from online.settings import OnlineSettings
+    from runs.sending import ChunkSettings
 
 
 class WorkerSettings(BaseSettings):
@@ -184,3 +192,27 @@ class WorkerSettings(BaseSettings):
             return policy.with_entries(entries)
         except EgressConfigError as exc:
             raise EgressConfigError(f"JUDGEQ_KEY_ENDPOINTS: {exc}") from None
+
+
+class WorkerSections(Protocol):
+    """The sections of a process's settings that a worker's tasks read, each read when first needed.
+
+    A property each, not one eager read: a malformed variable fails only what
+    uses it (a worker starts with a bad ``JUDGEQ_LOST_CHECK_S``; its online ticks say why they fail).
+    """
+
+    @property
+    def worker(self) -> WorkerSettings:
+        """The Celery side's settings (this module's)."""
+
+    @property
+    def ledger_url(self) -> str:
+        """The ledger's database URL (``ledger.settings``)."""
+
+    @property
+    def online(self) -> OnlineSettings:
+        """The online regime's settings: the config file, the lost-chunk check (``online.settings``)."""
+
+    @property
+    def chunks(self) -> ChunkSettings:
+        """How beat's online ticks cut records into chunks (``runs.sending``)."""

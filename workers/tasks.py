@@ -1,4 +1,4 @@
-"""The Celery task: unpack the message, guard against poison, run the chunk.
+"""judgeq's Celery tasks: unpack the message, guard against poison, run the chunk; beat's ticks; Flower's budget.
 
 Judging lives in judges/, writing in ledger/; this module only decides about
 delivery. A chunk whose worker died ``max_deliveries`` times is recorded as
@@ -9,6 +9,11 @@ the ledger will not take them (any ``LedgerError``: unreachable, or refusing
 the statement), the chunk goes back to the queue every ``ledger_retry_s``
 seconds, ``ledger_retries`` times, then to the run's dead letters
 (workers/deadletters.py), and only then is the message acknowledged.
+
+No app exists at import: :func:`register` defines the tasks on the app that
+``workers.app.create_worker`` builds, each a thin wrapper that hands its
+arguments and the process's :class:`ProcessState` (its settings, typed, and
+its handles) to a function of this module.
 """
 
 from __future__ import annotations
@@ -19,10 +24,9 @@ import threading
 import time
 from typing import Any
 
-from celery import Task
+from celery import Celery, Task
 
 from ledger.errors import LedgerError
-from ledger.settings import LedgerSettings
 from judges.limits import RateLimiter
 from ledger.store import Ledger
 from runs.message import ChunkMessage
@@ -30,36 +34,44 @@ from runs.queues import QUEUE_REMOTE
 from runs.rows import POISON, ChunkOutcome, fail_chunk
 
 from .admission import admit
-from .app import app
 from .broker import redis_for
 from .chunk import JudgeCache, execute
 from .deadletters import DeadLetters
+from .dispatch import TASK_NAME
 from .keys import DELIVERIES, DELIVERIES_TTL_S
 from .circuit import Circuit, LocalCircuit, RedisCircuit
 from .lease import Leases, LocalLeases, RedisLeases
 from .ratelimit import RedisLimiter
 from .remote import RemoteServices
-from .settings import WorkerSettings
+from .settings import WorkerSections, WorkerSettings
 
 log = logging.getLogger(__name__)
 
 
-class _ProcessState:
-    """Per-process handles, made after fork (a database engine must not cross a fork)."""
+class ProcessState:
+    """A worker process's settings (one object, built at its entry) and its handles, made after fork.
 
-    def __init__(self) -> None:
+    A database engine must not cross a fork, so the ledger, the Redis client
+    and the judges are made again in each process (:meth:`ensure`); the
+    settings are read once and shared. ``app``: where hand-backs are sent
+    (None for a state that only counts deliveries or primes, in tests).
+    """
+
+    def __init__(self, settings: WorkerSections, app: Celery | None = None) -> None:
+        self.settings = settings
+        self.app = app
         self._lock = threading.Lock()
         self.pid = -1
         self.ledger: Ledger | None = None
         self.judges = JudgeCache()
         self.redis: Any = None
 
-    def ensure(self) -> "_ProcessState":
+    def ensure(self) -> ProcessState:
         # Threads pool: many tasks may arrive at once; the pid is set last, under the lock.
         if self.pid != os.getpid():
             with self._lock:
                 if self.pid != os.getpid():
-                    self.ledger = Ledger(LedgerSettings().ledger_url)
+                    self.ledger = Ledger(self.settings.ledger_url)
                     self.redis = None
                     self.judges = JudgeCache(self._services())
                     self.pid = os.getpid()
@@ -92,8 +104,7 @@ class _ProcessState:
     def _client(self) -> Any:
         """This process's Redis client on the broker, or None when the broker is not Redis."""
         if self.redis is None:
-            settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
-            self.redis = redis_for(settings.broker_url)
+            self.redis = redis_for(self.settings.worker.broker_url)
         return self.redis
 
     def note_refusal(self, run_id: str, error: str) -> None:
@@ -113,7 +124,7 @@ class _ProcessState:
 
     def _services(self) -> RemoteServices:
         """The fleet-wide rate limiter and circuit (Redis), or in-process ones without a Redis broker."""
-        settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
+        settings = self.settings.worker
         client = self._client()
         if client is not None:
             limiter: RateLimiter = RedisLimiter(client, settings.rate_period_s, settings.rate_headroom)
@@ -123,7 +134,14 @@ class _ProcessState:
             limiter = settings.machine_limiter()
             circuit = LocalCircuit(settings.circuit_threshold)
             leases = LocalLeases()
-        return RemoteServices(limiter=limiter, circuit=circuit, settings=settings, requeue=_requeue, leases=leases)
+        return RemoteServices(limiter=limiter, circuit=circuit, settings=settings, requeue=self.requeue,
+                              leases=leases)
+
+    def requeue(self, message: ChunkMessage, countdown: float) -> None:
+        """Hand unfinished items back to the queue: a new chunk task after ``countdown`` seconds."""
+        assert self.app is not None, "a state without an app judges nothing"
+        self.app.tasks[TASK_NAME].apply_async(args=[message.to_json()], countdown=countdown, queue=QUEUE_REMOTE,
+                                                **flower_summary(message))
 
     def deliveries(self, task_id: str) -> int:
         """Count this delivery of ``task_id``; 1 on the first delivery, and while Redis cannot be reached.
@@ -150,42 +168,76 @@ class _ProcessState:
         return int(count)
 
 
-_state = _ProcessState()
+def register(app: Celery, state: ProcessState) -> None:
+    """Define judgeq's tasks on ``app``, each working with ``state``; the names are what senders and beat publish.
+
+    Each task is a wrapper with its own signature (Celery checks a message's
+    arguments against it, Flower's ``async-apply`` included), calling the
+    function below that holds its logic. ``shared=False``: Celery would
+    otherwise add a task to every app made later in the process, bound to this
+    ``state``.
+    """
+
+    @app.task(name=TASK_NAME, bind=True, max_retries=None, shared=False)
+    def judge_chunk_task(self: Task, body: dict[str, Any]) -> dict[str, int]:
+        """Judge one chunk of records for one judge and write its ledger rows (``judge_chunk``)."""
+        return judge_chunk(self, state, body)
+
+    @app.task(name="judgeq.online_tick", ignore_result=True, shared=False)
+    def online_tick_task(schedule: Any) -> list[dict[str, Any]]:
+        """Beat's tick for an [online.NAME] schedule: judge its newly closed windows (``online_tick``)."""
+        return online_tick(state, schedule)
+
+    @app.task(name="judgeq.budget_tick", ignore_result=True, shared=False)
+    def budget_tick_task() -> list[str]:
+        """Beat's minute tick of the budget controller (``budget_tick``)."""
+        return budget_tick(state)
+
+    @app.task(name="judgeq.drift_tick", ignore_result=True, shared=False)
+    def drift_tick_task(schedule: Any) -> list[str]:
+        """Beat's drift check of an [online.NAME] schedule with a drift table (``drift_tick``)."""
+        return drift_tick(state, schedule)
+
+    @app.task(name="judgeq.budget_set", ignore_result=True, shared=False)
+    def budget_set_task(judge: Any = None, usd_per_day: Any = None, schedule: Any = None, everything: Any = False,
+                        who: Any = "flower", note: Any = "") -> str:
+        """Set a daily budget through Flower's API (``budget_set``)."""
+        return budget_set(state, judge=judge, usd_per_day=usd_per_day, schedule=schedule, everything=everything,
+                          who=who, note=note)
 
 
-@app.task(name="judgeq.judge_chunk", bind=True, max_retries=None)
-def judge_chunk(self: Task, body: dict[str, Any]) -> dict[str, int]:
+def judge_chunk(task: Task, process: ProcessState, body: dict[str, Any]) -> dict[str, int]:
     """Judge one chunk of records for one judge and write its ledger rows."""
-    state = _state.ensure()
+    state = process.ensure()
     assert state.ledger is not None
-    settings: WorkerSettings = app.judgeq_settings  # type: ignore[attr-defined]
+    settings = state.settings.worker
     try:  # untrusted input: a valid chunk of a run the ledger holds, with that run's judge, or nothing
         admitted = admit(body, state.ledger, settings.max_record_bytes, on_refused=state.note_refusal)
     except LedgerError as exc:
         log.warning("ledger unavailable while admitting a chunk: %s; retrying in %gs", exc, settings.ledger_retry_s)
         # Not admitted yet: its records must not reach Flower, and its summary is not known to be true.
-        raise self.retry(exc=exc, countdown=settings.ledger_retry_s, argsrepr="(chunk awaiting the ledger)",
+        raise task.retry(exc=exc, countdown=settings.ledger_retry_s, argsrepr="(chunk awaiting the ledger)",
                          kwargsrepr="{}") from exc
     if admitted is None:  # refused and logged: acknowledged, nothing written
         return {"written": 0, "already_done": 0, "errors": 0, "refused": 1}
     message = admitted
     # A retry is a new delivery on purpose; only deliveries of the same try count.
-    delivery = state.deliveries(f"{self.request.id}:{self.request.retries}") if self.request.id else 1
+    delivery = state.deliveries(f"{task.request.id}:{task.request.retries}") if task.request.id else 1
     try:
         if delivery > settings.max_deliveries:
             log.error("chunk %s delivered %d times; recording it as failed", message.summary(), delivery)
             error = f"worker lost {delivery - 1} times while judging this chunk (poison message guard)"
             outcome = fail_chunk(message, state.ledger, error, POISON)
         else:
-            if self.request.retries:  # tried again after the ledger failed: ask it first, pay no provider in vain
+            if task.request.retries:  # tried again after the ledger failed: ask it first, pay no provider in vain
                 state.ledger.check_writable()
             outcome = execute(message, state.ledger, state.judges, state.judges.services)
     except LedgerError as exc:
-        return _ledger_failed(self, state, message, exc, settings)
+        return _ledger_failed(task, state, message, exc, settings)
     return _as_dict(outcome)
 
 
-def _ledger_failed(task: Task, state: _ProcessState, message: ChunkMessage, exc: LedgerError,
+def _ledger_failed(task: Task, state: ProcessState, message: ChunkMessage, exc: LedgerError,
                    settings: WorkerSettings) -> dict[str, int]:
     """The ledger would not take the chunk's rows: back to the queue, or after the last try a dead letter."""
     tries = task.request.retries
@@ -210,18 +262,11 @@ def flower_summary(message: ChunkMessage) -> dict[str, str]:
     return {"argsrepr": f"({message.summary()})", "kwargsrepr": "{}"}
 
 
-def _requeue(message: ChunkMessage, countdown: float) -> None:
-    """Hand unfinished items back to the queue: a new chunk task after ``countdown`` seconds."""
-    judge_chunk.apply_async(args=[message.to_json()], countdown=countdown, queue=QUEUE_REMOTE,
-                            **flower_summary(message))
-
-
 def _as_dict(outcome: ChunkOutcome) -> dict[str, int]:
     return {"written": outcome.written, "already_done": outcome.already_done, "errors": outcome.errors}
 
 
-@app.task(name="judgeq.online_tick", ignore_result=True)
-def online_tick(schedule: Any) -> list[dict[str, Any]]:
+def online_tick(process: ProcessState, schedule: Any) -> list[dict[str, Any]]:
     """Beat's tick for an [online.NAME] schedule: judge its newly closed windows (online/tick.py).
 
     Thin: the schedule's name is checked (it comes from beat, or from anyone
@@ -233,19 +278,18 @@ def online_tick(schedule: Any) -> list[dict[str, Any]]:
 
     from online.errors import OnlineError
     from online.schedules import NAME_PATTERN
-    from online.settings import OnlineSettings
     from online.tick import tick
 
     # The schedule's name as [online.NAME] tables may spell it (a task argument is untrusted input).
     if not isinstance(schedule, str) or not NAME_PATTERN.fullmatch(schedule):
         log.error("online tick refused: %.80r is not a schedule name", schedule)
         return []
-    state = _state.ensure()
+    state = process.ensure()
     assert state.ledger is not None
-    settings = OnlineSettings()
+    online, chunks = state.settings.online, state.settings.chunks
     from .dispatch import CeleryDispatcher
 
-    dispatcher = CeleryDispatcher(app.judgeq_settings)  # type: ignore[attr-defined]
+    dispatcher = CeleryDispatcher(state.settings.worker)
     ledger = state.ledger
 
     def lost(run_id: str) -> int:
@@ -253,17 +297,17 @@ def online_tick(schedule: Any) -> list[dict[str, Any]]:
         from .broker import redis_for
         from .lost import LostChunks
 
-        client = redis_for(app.judgeq_settings.broker_url)  # type: ignore[attr-defined]
+        client = redis_for(state.settings.worker.broker_url)
         if client is None:
             return 0
-        resent = LostChunks(run_id, ledger, client, settings).check(lambda: dispatcher)
+        resent = LostChunks(run_id, ledger, client, chunks).check(lambda: dispatcher)
         if resent:
             log.warning("online run %s: sent %d items again that a killed worker had taken", run_id, resent)
         return resent
 
     try:
-        outcomes = tick(settings.config, schedule, ledger, dispatcher, datetime.now(UTC), settings, lost=lost,
-                        lost_after_s=settings.lost_check_s)
+        outcomes = tick(online.config, schedule, ledger, dispatcher, datetime.now(UTC), chunks, lost=lost,
+                        lost_after_s=online.lost_check_s)
     except OnlineError as exc:
         log.error("online tick of %s: %s", schedule, exc)
         return []
@@ -277,19 +321,17 @@ def online_tick(schedule: Any) -> list[dict[str, Any]]:
     return [outcome.to_json() for outcome in outcomes]
 
 
-@app.task(name="judgeq.budget_tick", ignore_result=True)
-def budget_tick() -> list[str]:
+def budget_tick(process: ProcessState) -> list[str]:
     """Beat's minute tick of the budget controller (online/budget/ahead.py): plan each schedule's next window."""
     from datetime import UTC, datetime
 
     from online.budget.ahead import plan_ahead
     from online.errors import OnlineError
-    from online.settings import OnlineSettings
 
-    state = _state.ensure()
+    state = process.ensure()
     assert state.ledger is not None
     try:
-        planned = plan_ahead(OnlineSettings().config, state.ledger, datetime.now(UTC))
+        planned = plan_ahead(state.settings.online.config, state.ledger, datetime.now(UTC))
     except OnlineError as exc:
         log.error("budget tick: %s", exc)
         return []
@@ -298,8 +340,7 @@ def budget_tick() -> list[str]:
     return [ahead.summary() for ahead in planned]
 
 
-@app.task(name="judgeq.drift_tick", ignore_result=True)
-def drift_tick(schedule: Any) -> list[str]:
+def drift_tick(process: ProcessState, schedule: Any) -> list[str]:
     """Beat's drift check of an [online.NAME] schedule with a drift table (online/drift_check.py ``tick``).
 
     Thin, as ``online_tick``: the name is checked (untrusted input), a config
@@ -311,15 +352,14 @@ def drift_tick(schedule: Any) -> list[str]:
     from online.drift_check import tick
     from online.errors import OnlineError
     from online.schedules import NAME_PATTERN
-    from online.settings import OnlineSettings
 
     if not isinstance(schedule, str) or not NAME_PATTERN.fullmatch(schedule):
         log.error("drift tick refused: %.80r is not a schedule name", schedule)
         return []
-    state = _state.ensure()
+    state = process.ensure()
     assert state.ledger is not None
     try:
-        reports = tick(OnlineSettings().config, schedule, state.ledger, datetime.now(UTC))
+        reports = tick(state.settings.online.config, schedule, state.ledger, datetime.now(UTC))
     except OnlineError as exc:
         log.error("drift tick of %s: %s", schedule, exc)
         return []
@@ -329,9 +369,8 @@ def drift_tick(schedule: Any) -> list[str]:
     return lines
 
 
-@app.task(name="judgeq.budget_set", ignore_result=True)
-def budget_set(judge: Any = None, usd_per_day: Any = None, schedule: Any = None, everything: Any = False,
-               who: Any = "flower", note: Any = "") -> str:
+def budget_set(process: ProcessState, *, judge: Any, usd_per_day: Any, schedule: Any, everything: Any, who: Any,
+               note: Any) -> str:
     """Set a daily budget (Flower's API: ``POST /api/task/async-apply/judgeq.budget_set`` with JSON kwargs).
 
     ``judge`` (or ``everything: true`` for the global cap), ``usd_per_day`` (a number of USD from 0 to 1e12,
@@ -342,7 +381,6 @@ def budget_set(judge: Any = None, usd_per_day: Any = None, schedule: Any = None,
     """
     from online.budget.setting import set_checked
     from online.errors import OnlineConfigError
-    from online.settings import OnlineSettings
 
     if everything is not True and everything is not False:
         raise OnlineConfigError("everything is true (the global cap) or false")
@@ -350,9 +388,9 @@ def budget_set(judge: Any = None, usd_per_day: Any = None, schedule: Any = None,
         raise OnlineConfigError("everything: true is the global cap of all judges: give no judge or schedule")
     if not everything and judge is None:
         raise OnlineConfigError('name the budget: {"judge": "J", "usd_per_day": 20} or {"everything": true, ...}')
-    state = _state.ensure()
+    state = process.ensure()
     assert state.ledger is not None
-    change = set_checked(state.ledger, OnlineSettings().config, judge=None if everything else judge,
+    change = set_checked(state.ledger, state.settings.online.config, judge=None if everything else judge,
                          schedule=schedule, usd=usd_per_day, who=who.strip() if isinstance(who, str) else who,
                          via="flower", note=note)
     summary = "no change" if change is None else f"{change.scope}: {change.old_usd} -> {change.new_usd} USD/day"

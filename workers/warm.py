@@ -19,27 +19,40 @@ chunk would otherwise do before its first call.
 from __future__ import annotations
 
 import logging
-from typing import Any
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
 
 from celery.signals import celeryd_after_setup
 
 from runs.queues import QUEUE_REMOTE
 
+if TYPE_CHECKING:
+    from celery import Celery
+
 log = logging.getLogger(__name__)
 
 
-@celeryd_after_setup.connect
-def warm_worker(sender: str, instance: Any, **kwargs: Any) -> None:
-    """Before ``ready``: litellm imported and primed for the remote queue; the ledger and Redis opened in-process."""
-    queues = instance.app.amqp.queues.consume_from  # None: no --queues, so every queue
-    if queues is None or QUEUE_REMOTE in queues:
-        from judges.llm import warm_up
+def warm_before_ready(app: Celery, prime: Callable[[], float]) -> None:
+    """Warm the worker that ``app`` starts (``workers.app.create_worker``); ``prime`` opens the ledger and Redis.
 
-        log.info("litellm imported and primed in %.1fs", warm_up())
-    if getattr(instance.pool_cls, "__module__", None) in IN_PROCESS_POOLS:
-        from .tasks import _state
+    Connected per app, strongly (the handler is a closure nothing else
+    holds), and only for a worker of this app: a process that builds more
+    than one app (tests) warms each worker once.
+    """
 
-        log.info("ledger and Redis opened in %.2fs", _state.prime())
+    def warm_worker(sender: str, instance: Any, **kwargs: Any) -> None:
+        """Before ``ready``: litellm imported and primed for the remote queue; the ledger and Redis opened here."""
+        if instance.app is not app:
+            return
+        queues = instance.app.amqp.queues.consume_from  # None: no --queues, so every queue
+        if queues is None or QUEUE_REMOTE in queues:
+            from judges.llm import warm_up
+
+            log.info("litellm imported and primed in %.1fs", warm_up())
+        if getattr(instance.pool_cls, "__module__", None) in IN_PROCESS_POOLS:
+            log.info("ledger and Redis opened in %.2fs", prime())
+
+    celeryd_after_setup.connect(warm_worker, weak=False)
 
 
 #: Pools whose tasks run in the worker's own process (celery.concurrency's modules): its handles can be

@@ -65,10 +65,10 @@ def online(
 
     interrupt_on_signals()
     cli_settings = settings_of(ctx)
-    config = cli_settings.scheduler.config
+    config = cli_settings.config
     chosen = schedule_for(config, schedule=schedule, source=source, judges=tuple(judge), rate=rate, strata=strata,
                           min_per_stratum=min_per_stratum, size=last, lateness=lateness)
-    plan = prepare(config, chosen, max_record_bytes=cli_settings.scheduler.max_record_bytes)
+    plan = prepare(config, chosen, max_record_bytes=cli_settings.chunks.max_record_bytes)
     targets = windows_for(chosen, window=window, last=last, now=datetime.now(UTC))
     outcomes, judged = _judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
     ledger = cli_settings.ledger()
@@ -90,7 +90,7 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
     from online.job import WindowJob
     from workers.dispatch import connect
 
-    settings = cli_settings.scheduler
+    chunks = cli_settings.chunks
     fleet = connect(cli_settings.worker)
     ledger = cli_settings.ledger()
     in_process = None
@@ -99,12 +99,12 @@ def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, 
         from workers.dispatch import EmbeddedDispatcher
 
         trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
-        in_process = EmbeddedDispatcher(ledger, remote_threads=settings.embedded_threads, settings=cli_settings.worker,
-                                        trusted=trusted)
+        in_process = EmbeddedDispatcher(ledger, remote_threads=cli_settings.scheduler.embedded_threads,
+                                        settings=cli_settings.worker, trusted=trusted)
     outcomes = []
     try:
         for target in targets:
-            job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, settings,
+            job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, chunks,
                             planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
             _say(f"window {target.id} of {plan.schedule.name} ({plan.schedule.source}): "
                  f"[{target.start:%Y-%m-%d %H:%M}, {target.end:%Y-%m-%d %H:%M}) UTC, "
@@ -190,7 +190,8 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeou
         with ProgressView(f"run {run_id}", total) as view:
             progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
                                           outage_s=settings.scheduler.wait_outage_s,
-                                          stall=StallWatch(run_id, ledger, settings.worker, settings.scheduler),
+                                          stall=StallWatch(run_id, ledger, settings.worker, settings.online,
+                                                          settings.chunks),
                                           between=checkpoint)
         if not complete:
             _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
@@ -219,7 +220,7 @@ def explain(
 
     settings = settings_of(ctx)
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))
-    plan = prepare(settings.config, chosen, check_env=False, max_record_bytes=settings.scheduler.max_record_bytes)
+    plan = prepare(settings.config, chosen, check_env=False, max_record_bytes=settings.chunks.max_record_bytes)
     answers = explain_trace(plan, parse_window(window), trace, settings.ledger())
     if json_out:
         print_json([a.to_json() for a in answers])

@@ -54,7 +54,6 @@ def promote(
     if by is not None and limit is None:
         raise UsageError("--by sets the slices --limit applies to; give --limit N too")
     cli_settings = settings_of(ctx)
-    settings = cli_settings.scheduler
     ledger = cli_settings.ledger()
     if schedule is not None:
         if source is not None:
@@ -65,7 +64,7 @@ def promote(
             check_names(cli_settings.config, judge, schedule)
     chosen, judge_name = find_run(ledger, run_id=run, source=schedule or source, window=window, judge=judge)
     done = promoting(ledger, chosen, judge_name, condition, to, by=by, limit=limit, expected_from=expected_from,
-                     now=datetime.now(UTC), max_bytes=settings.max_record_bytes)
+                     now=datetime.now(UTC), max_bytes=cli_settings.chunks.max_record_bytes)
     if json_out:
         from scheduler.render import print_json
 
