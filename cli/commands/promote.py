@@ -54,6 +54,7 @@ def promote(
     if by is not None and limit is None:
         raise UsageError("--by sets the slices --limit applies to; give --limit N too")
     cli_settings = settings_of(ctx)
+    _ = cli_settings.scheduler  # read first, as before the sections were split: a bad JUDGEQ_* setting exits 2 here
     ledger = cli_settings.ledger()
     if schedule is not None:
         if source is not None:
