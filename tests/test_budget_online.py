@@ -290,6 +290,19 @@ def test_the_global_cap_binds_when_it_leaves_less(ledger: Ledger, plan: Plan) ->
     assert money is not None and money.scope == "judge:exact" and money.left == pytest.approx(0.2)
 
 
+def test_a_global_cap_others_overspent_leaves_nothing_and_plans_a_window(ledger: Ledger, plan: Plan) -> None:
+    """Other judges spent past today's cap: this judge has $0 left (a negative budget crashed planning, exit 4)."""
+    ledger.set_budget("judge:exact", 10.0, who="ana", via="cli")
+    ledger.set_budget("global", 1.0, who="ana", via="cli")
+    spend(ledger, 1.6, judge="contains")
+
+    money = money_for(ledger, SCHEDULE, "exact", NOW)
+    assert money is not None and money.scope == "judge:exact (global cap)"
+    assert money.left == 0.0 and money.budget == pytest.approx(money.spent + money.reserved)
+    outcome = judge_window(ledger, plan, LAST_HOUR)
+    assert reservations(ledger)[outcome.runs["exact"]][3] == pytest.approx(0.0, abs=1e-9)
+
+
 def test_a_schedules_own_budget_comes_before_the_judges(ledger: Ledger, plan: Plan) -> None:
     ledger.set_budget("judge:exact", 10.0, who="ana", via="cli")
     ledger.set_budget(f"schedule:{SCHEDULE}/judge:exact", 0.3, who="ana", via="cli")

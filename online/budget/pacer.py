@@ -70,8 +70,9 @@ def money_for(ledger: Ledger, schedule: str, judge: str, now: datetime,
     cap = budgets.get(budget_scope(None))
     if cap is not None:
         left_globally = cap - ledger.spent(day_start, day_end) - ledger.outstanding_reservations(day)
-        if left_globally < money.left:  # the global cap binds: plan with what it leaves
-            money = Money(money.scope + " (global cap)", money.spent + money.reserved + left_globally,
+        if left_globally < money.left:  # the global cap binds: plan with what it leaves (nothing, once others
+            # have spent past it: the budget planned with is then what this judge has spent and reserved)
+            money = Money(money.scope + " (global cap)", money.spent + money.reserved + max(left_globally, 0.0),
                           money.spent, money.reserved)
     return money
 
