@@ -23,12 +23,11 @@ from sqlalchemy.engine import Connection
 
 from ledger.errors import LedgerArgumentError
 from ledger.models import ITEMS, SCORES
-from ledger.queries import STREAM_BATCH
+from ledger.queries import IN_CHUNK, STREAM_BATCH
 from ledger.text import loaded_json, unescape_text
 from ledger.text import value_text as as_text  # public: ledger.drift slices by it too
 
 EXCERPT_CHARS: Final = 80
-IN_CHUNK: Final = 500
 
 
 @dataclass

@@ -24,7 +24,7 @@ import sqlalchemy as sa
 
 from ledger.models import ITEMS, RUNS, SCORES
 
-IN_CHUNK: Final = 1000  # trace ids per scored_among query
+IN_CHUNK: Final = 1000  # keys per IN (...) list of a ledger query (SQLite allows 32,766 bound values)
 
 #: Rows fetched at a time (``yield_per``) by a query that streams narrow tuples: a few numbers and short
 #: texts per row (summaries, frames, drift rows), so a large batch costs little memory and saves round trips.
