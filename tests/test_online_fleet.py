@@ -467,3 +467,13 @@ def test_bad_traces_are_skipped_and_counted(tmp_path: Path, env: dict[str, str],
     strata = strata_rows(pg_url, run_id)
     assert strata["(none)"]["seen"] == 1 and strata["(none)"]["enqueued"] == 1
     assert sum(c["seen"] for c in strata.values()) == 31  # no duplicate among them
+
+
+def test_a_wait_no_worker_answers_ends_3_naming_the_run(tmp_path: Path, env: dict[str, str], pg_url: str,
+                                                       broker: redis.Redis) -> None:
+    """``judgeq online --wait`` on a fleet without workers: the window is enqueued, the wait gives up, exit 3."""
+    write_lines(tmp_path / "traces.jsonl", day_traces(40))
+    res = online(env, *SCHEDULE, "--wait", "--timeout", "2")
+    assert res.returncode == 3, res.stderr
+    assert "is not complete (0/" in res.stderr and "'judgeq resume o-" in res.stderr
+    assert queued_chunks(broker)  # sent, and waiting for a worker

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 import sys
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Annotated, Any, Optional
+from typing import TYPE_CHECKING, Annotated, Optional
 
 import typer
 
@@ -16,7 +16,6 @@ from cli.state import settings_of
 
 if TYPE_CHECKING:
     from online.job import WindowOutcome
-    from scheduler.settings import CliSettings
 
 ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="An [online.NAME] table of judgeq.toml.")]
 SourceOpt = Annotated[Optional[str], typer.Option("--source", help="A [sources.NAME] table (without --schedule: "
@@ -61,7 +60,9 @@ def online(
     from online.plan import prepare, schedule_for, windows_for
 
     from cli.views.window_outcome import outcome_json, print_outcome
+    from cli.exits import end
     from scheduler.interrupts import interrupt_on_signals
+    from scheduler.online_run import judge_windows
 
     interrupt_on_signals()
     cli_settings = settings_of(ctx)
@@ -70,7 +71,9 @@ def online(
                           min_per_stratum=min_per_stratum, size=last, lateness=lateness)
     plan = prepare(config, chosen, max_record_bytes=cli_settings.chunks.max_record_bytes)
     targets = windows_for(chosen, window=window, last=last, now=datetime.now(UTC))
-    outcomes, judged = _judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
+    judged_windows = judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
+    end(judged_windows.ending)
+    outcomes, judged = judged_windows.outcomes, judged_windows.judged
     ledger = cli_settings.ledger()
     if json_out:
         from scheduler.render import print_json
@@ -81,73 +84,6 @@ def online(
         for outcome in outcomes:
             print_outcome(outcome, ledger, judged=judged, cluster_by=cluster_by)
     _end_on_nothing_picked(outcomes, chosen.source)
-
-
-def _judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, wait: bool,
-                   timeout: Optional[float]) -> tuple[list[WindowOutcome], bool]:
-    """Judge ``targets`` in order; without a broker, in this process. The outcomes, and whether all rows are in."""
-    from online.budget.pacer import window_planner
-    from online.job import WindowJob
-    from workers.dispatch import connect
-
-    chunks = cli_settings.chunks
-    fleet = connect(cli_settings.worker)
-    ledger = cli_settings.ledger()
-    in_process = None
-    if fleet is None:
-        from judges.resolved import llm_specs
-        from workers.dispatch import EmbeddedDispatcher
-
-        trusted = [spec for j in plan.judges for spec in llm_specs(j)]  # this process's own config
-        in_process = EmbeddedDispatcher(ledger, remote_threads=cli_settings.scheduler.embedded_threads,
-                                        settings=cli_settings.worker, trusted=trusted)
-    outcomes = []
-    try:
-        for target in targets:
-            job = WindowJob(plan.schedule, target, plan.source, plan.judges, ledger, chunks,
-                            planner=window_planner(ledger, plan.schedule, target, datetime.now(UTC)))
-            _say(f"window {target.id} of {plan.schedule.name} ({plan.schedule.source}): "
-                 f"[{target.start:%Y-%m-%d %H:%M}, {target.end:%Y-%m-%d %H:%M}) UTC, "
-                 f"judges {', '.join(plan.schedule.judges)}")
-            if in_process is not None:
-                outcome = job.run(in_process, progress=_scanned)
-                in_process.join()
-                outcome.settle(ledger)
-            else:
-                assert fleet is not None
-                outcome = _run_on_fleet(job, fleet)
-                if wait:
-                    _wait_all(outcome, ledger, cli_settings, timeout)
-            outcomes.append(outcome)
-    finally:
-        if fleet is not None:
-            fleet.close()
-        if in_process is not None:
-            in_process.close()
-    return outcomes, wait or in_process is not None
-
-
-def _run_on_fleet(job: Any, fleet: Any) -> WindowOutcome:
-    """``job.run`` through the broker; a broker lost mid-scan names how to complete the window's runs.
-
-    The runs it cut off stay ``submitting`` with some items stored and perhaps not sent, and the traces
-    after the cut not read at all. Running the command again stores and sends only traces not stored
-    before, so ``judgeq resume RUN`` (every item without a row) sends the stored ones first; then the
-    command again reads the rest (resume leaves the run "running", which beat no longer rescans, so
-    resume alone would leave the unread traces unjudged for good). Resume first: the other order sends
-    the rescan's traces twice. Where a schedule runs under beat, its next ticks do both.
-    """
-    from runs.errors import BrokerUnavailable
-
-    try:
-        outcome: WindowOutcome = job.run(fleet, progress=_scanned)
-    except BrokerUnavailable as exc:
-        runs = " ".join(f"'judgeq resume {run_id}'" for run_id in job.run_ids().values())
-        raise BrokerUnavailable(f"{str(exc).rstrip('.')}; window {job.window.id} was cut off mid-scan and its runs stay "
-                                f"'submitting': once the broker answers, send what it stored with {runs}, then run "
-                                "this judgeq online command again for the traces it did not read (it sends only "
-                                "what was not stored)") from exc
-    return outcome
 
 
 def _end_on_nothing_picked(outcomes: list[WindowOutcome], source: str) -> None:
@@ -169,34 +105,8 @@ def _end_on_nothing_picked(outcomes: list[WindowOutcome], source: str) -> None:
         raise typer.Exit(BAD_INPUT)
 
 
-def _scanned(n: int) -> None:
-    if n:
-        _say(f"  {n:,} traces read")
-
-
 def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
-
-
-def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: Optional[float]) -> None:
-    from judgeq.errors import INFRASTRUCTURE
-    from runs.waiting import wait_for
-    from scheduler.interrupts import checkpoint
-    from scheduler.progress import ProgressView
-    from workers.lost import StallWatch
-
-    for judge, run_id in outcome.runs.items():
-        total = ledger.get_run(run_id).expected
-        with ProgressView(f"run {run_id}", total) as view:
-            progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
-                                          outage_s=settings.scheduler.wait_outage_s,
-                                          stall=StallWatch(run_id, ledger, settings.worker, settings.online,
-                                                          settings.chunks),
-                                          between=checkpoint)
-        if not complete:
-            _say(f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); check the "
-                 f"workers, then 'judgeq status {run_id}' or 'judgeq resume {run_id}'")
-            raise typer.Exit(INFRASTRUCTURE)
 
 
 def explain(
