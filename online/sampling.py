@@ -209,16 +209,12 @@ class Decider:
                 return str(session)
         return ident
 
-    def decide(self, raw: Mapping[str, Any], ident: str | None = None) -> Decision | None:
-        """The trace's u, stratum and cluster; None when a ``where`` filter leaves it out.
-
-        ``ident`` is the trace's id when the caller has it (:func:`ident_of`).
-        """
+    def decide(self, raw: Mapping[str, Any]) -> Decision | None:
+        """The trace's u, stratum and cluster; None when a ``where`` filter leaves it out."""
         for keep in self._keeps:
             if not keep(raw):
                 return None
-        if ident is None:
-            ident = ident_of(raw)
+        ident = ident_of(raw)
         meta = raw.get("metadata")
         cluster = None
         if meta.__class__ is dict:
