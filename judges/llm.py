@@ -13,7 +13,7 @@ Three layers:
   enough that the record should go back to the queue;
 - :meth:`LlmJudge.judge` judges a batch concurrently in a small thread pool.
 
-litellm is imported only when a record is judged (:func:`_litellm`), after
+litellm is imported only when a record is judged (:func:`load_litellm`), after
 ``LITELLM_LOCAL_MODEL_COST_MAP=True`` is set, so importing this module and
 building a judge are cheap. The API key is read from the environment at call time, passed to
 litellm and otherwise never stored; every error text is scrubbed of it.
@@ -114,7 +114,7 @@ class LlmJudge:
         workers = min(len(records), self.max_workers)
         if records:
             try:
-                _litellm()  # import once, before threads race to import it
+                load_litellm()  # import once, before threads race to import it
             except ImportError:
                 pass  # each record's verdict will say so
         known = prior or {}
@@ -137,7 +137,7 @@ class LlmJudge:
         ends in a deferred verdict instead (see :class:`judges.retry.Prior`).
         """
         try:
-            _litellm()  # the first import takes seconds: not part of any record's latency
+            load_litellm()  # the first import takes seconds: not part of any record's latency
             self._supports_json_mode()  # asked once, before a rate limit slot is reserved, not after
         except ImportError as exc:
             return Verdict.failed(record.id, f"ImportError: {exc}; install judgeq with its dependencies",
@@ -262,10 +262,7 @@ class LlmJudge:
         return self._call(record, self._messages(record))
 
     def _messages(self, record: Record) -> list[dict[str, str]]:
-        return [
-            {"role": "system", "content": self._system},
-            {"role": "user", "content": render(self._template, record, judge=self.name)},
-        ]
+        return request_messages(self.name, self.spec, record, system=self._system)
 
     def _call(self, record: Record, messages: list[dict[str, str]]) -> Verdict:
         spec = self.spec
@@ -296,7 +293,7 @@ class LlmJudge:
         """``litellm.completion`` with judgeq's fixed arguments; raises classified errors."""
         spec = self.spec
         api_key = self._api_key()
-        litellm = _litellm()
+        litellm = load_litellm()
         kwargs: dict[str, Any] = {
             "model": spec.model,
             "messages": messages,
@@ -365,7 +362,7 @@ class LlmJudge:
     def _supports_json_mode(self) -> bool:
         """Whether litellm says the model takes ``response_format`` (asked once per judge)."""
         if self._json_mode is None:
-            litellm = _litellm()
+            litellm = load_litellm()
             try:
                 # litellm 1.102 has no supports_response_format(); newer releases may.
                 check = getattr(litellm, "supports_response_format", None)
@@ -402,6 +399,20 @@ LIMIT_LEAD_S = 2.0
 #: Seconds before a record whose limiter could not be reached is tried again.
 LIMITER_DOWN_RETRY_S = 5.0
 
+def request_messages(name: str, spec: LlmJudgeSpec, record: Record, *, system: str | None = None) -> list[dict[str, str]]:
+    """The chat messages judge ``name`` sends for ``record``: how to answer, then the rendered template.
+
+    ``system``: the answer instructions when the caller has them already. Raises FatalJudgeCallError when
+    the template needs a field the record lacks.
+    """
+    if system is None:
+        system = answer_instructions(labels=spec.labels, scale=spec.scale)
+    return [
+        {"role": "system", "content": system},
+        {"role": "user", "content": render(spec.prompt_text or "", record, judge=name)},
+    ]
+
+
 #: Tokens allowed for the answer when estimating a call before it is made.
 ANSWER_TOKENS_ESTIMATE = 100
 
@@ -420,7 +431,7 @@ def default_limiter() -> LocalLimiter:
 def provider_of(spec: LlmJudgeSpec) -> str | None:
     """litellm's provider for ``spec``'s model and api_base (None if litellm does not know it)."""
     try:
-        return str(_litellm().get_llm_provider(model=spec.model, api_base=spec.api_base)[1])
+        return str(load_litellm().get_llm_provider(model=spec.model, api_base=spec.api_base)[1])
     except Exception:
         return None
 
@@ -447,7 +458,7 @@ def warm_up() -> float:
     started = time.perf_counter()
     main = threading.main_thread()
     try:
-        litellm = _litellm()
+        litellm = load_litellm()
         if not main.is_alive():  # the process is ending (bad input, on a warm-up thread): nothing to prime
             return time.perf_counter() - started
         litellm.completion(model="openai/judgeq-warm-up", api_base="http://127.0.0.1:9/v1", api_key=PLACEHOLDER_KEY,
@@ -482,7 +493,7 @@ _IMPORT_LOCK = threading.Lock()
 _IMPORTED: list[ModuleType] = []
 
 
-def _litellm() -> ModuleType:
+def load_litellm() -> ModuleType:
     """litellm, imported on first use with the local price map (no download at import)."""
     if not _IMPORTED:
         with _IMPORT_LOCK:

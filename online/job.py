@@ -62,6 +62,7 @@ if TYPE_CHECKING:
     from .sources.base import TraceSource
 
 STORE_BATCH = 500  # items stored per transaction, at least
+EXAMPLES = 20  # records of a window a budget's first cost estimate renders (judges/estimate.py)
 
 
 def online_run_id(schedule: str, source: str, window: str, judge: ResolvedJudge, policy_key: str) -> str:
@@ -227,6 +228,7 @@ class WindowJob:
         """Create the window's runs (or find them), with each judge's rates for the window."""
         book = RateBook(self.schedule.policy, self.ledger.sampling_rates(self.schedule.name))
         counts: dict[str, int] | None = None
+        examples: list[Record] = []
         samples = []
         for judge in self.judges:
             run_id = self.run_ids()[judge.name]
@@ -235,14 +237,16 @@ class WindowJob:
             base = book.base(judge.name)
             planned = None
             if not stored and self.planner is not None:
-                counts = counts if counts is not None else self._count()
-                planned = self.planner(judge, run_id, counts)
+                if counts is None:
+                    counts, examples = self._count()
+                planned = self.planner(judge, run_id, counts, examples)
             if stored:
                 rates = stored
             elif planned is not None:
                 rates = dict(planned)
             elif self.schedule.policy.min_per_stratum > 0 or self.schedule.policy.floor > 0:
-                counts = counts if counts is not None else self._count()
+                if counts is None:
+                    counts, examples = self._count()
                 rates = plan_rates(counts, base, self.schedule.policy.min_per_stratum, self.schedule.policy.floor)
             else:
                 rates = {}
@@ -250,13 +254,21 @@ class WindowJob:
                                        ceiling=book.highest(judge.name)))
         return samples
 
-    def _count(self) -> dict[str, int]:
-        """The traces per stratum that pass the filters (a read of the window without hashing)."""
+    def _count(self) -> tuple[dict[str, int], list[Record]]:
+        """The traces per stratum that pass the filters (a read of the window without hashing), and the first
+        :data:`EXAMPLES` of them that are records: what the budget's first cost estimate renders prompts of."""
         passes, stratum_of, copies = self.decider.filtered_by, self.decider.stratum, Copies(0.0)
+        examples: list[Record] = []
         for raw in self.source.traces(self.window.start, self.window.end, Counter()):
-            copies.note(ident_of(raw), stratum_of(raw), passes(raw) is not None)
+            passed = passes(raw) is None
+            copies.note(ident_of(raw), stratum_of(raw), not passed)
+            if passed and len(examples) < EXAMPLES:
+                try:
+                    examples.append(Record.model_validate(raw))
+                except ValidationError:  # skipped as invalid when the window is read
+                    pass
         counts = copies.counts()  # first copies only: a later copy is no trace
-        return dict(counts.seen - counts.filtered)
+        return dict(counts.seen - counts.filtered), examples
 
     def _reach(self, samples: Sequence[JudgeSample]) -> float:
         """The highest rate of any judge for any stratum (a trace with u at or above it is sampled by none);

@@ -1,7 +1,8 @@
 """Plans sharing a budget take turns: two windows planned at once never reserve past the budget together.
 
-Two minute windows near the day's end: one's share of the money left is 1/2,
-the other's 1/3. Planned in turn (either order) they reserve 1/2 + 1/3 x 1/2
+Two minute windows near the day's end (no lateness; 23:56 and 23:57, with
+23:58 still to come that day and 23:59, which closes at midnight, the next
+day's): one's share of the money left is 1/2, the other's 1/3. Planned in turn (either order) they reserve 1/2 + 1/3 x 1/2
 = 1/3 + 1/2 x 2/3 = $0.667 of $1; planned on the same $1 left (no lock),
 $0.833.
 """
@@ -29,9 +30,9 @@ def test_two_plans_at_once_reserve_the_budget_once(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
     ledger.set_budget("judge:exact", 1.0, who="test", via="cli")
     schedule = Schedule(name="prod", source="prod", judges=("exact",), size=parse_size("1m"),
-                        every=timedelta(minutes=1), policy=parse_policy({"rate": 1.0}, "test"))
+                        every=timedelta(minutes=1), lateness=timedelta(0), policy=parse_policy({"rate": 1.0}, "test"))
     judge = load_config(None).resolve("exact")
-    windows = [window_at(schedule.size, NOW - timedelta(minutes=k)) for k in (1, 2)]
+    windows = [window_at(schedule.size, NOW - timedelta(minutes=k)) for k in (2, 3)]
     for k, window in enumerate(windows):
         ledger.create_run_if_absent(Run(id=f"o-run-{k}", kind="online", dataset_name="prod", window=window.id,
                                         judges={"exact": judge.to_message()}, status="running"))

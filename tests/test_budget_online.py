@@ -348,12 +348,12 @@ def test_plan_ahead_paces_the_rest_of_the_day_at_the_measured_cost(ledger: Ledge
 
     (ahead,) = plan_ahead(config, ledger, now)
 
-    # $2 left; the hour in progress is half of the traffic the two hours left of the day are expected to
-    # hold (the recent hours' average): $1, at $0.0125 an item, 80 items.
+    # $2 left; the hour in progress is the last window judged today (the next one closes after midnight, so
+    # the next day's money pays for it): $2, at $0.0125 an item, 160 items.
     assert ahead.window == f"{DAY}T22" and ahead.budget_left == pytest.approx(2.0)
-    assert ahead.rates["en"] == pytest.approx((80 - minimum_items()) / EN)
+    assert ahead.rates["en"] == pytest.approx((160 - minimum_items()) / EN)
     (d, *_) = ledger.decisions(DAY, judge="exact", limit=1)
-    assert d.cost_per_item == pytest.approx(0.0125) and "this window's share 50.0%" in d.reason
+    assert d.cost_per_item == pytest.approx(0.0125) and "this window's share 100.0%" in d.reason
 
 
 def test_a_removed_budget_gives_the_judge_back_to_the_config_at_the_next_tick(ledger: Ledger, plan: Plan,

@@ -42,9 +42,9 @@ PROMPT = "Question: {input}\nAnswer: {output}\nIs the answer good?"
 @pytest.fixture(scope="module", autouse=True)
 def _litellm_imported() -> None:
     """litellm imported before any test times a call: its import (3-10 s) is not what these tests time."""
-    from judges.llm import _litellm
+    from judges.llm import load_litellm
 
-    _litellm()
+    load_litellm()
 
 
 @pytest.fixture

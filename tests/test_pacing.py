@@ -64,7 +64,7 @@ def test_two_embedded_submits_on_one_key_share_its_limit(tmp_path: Path) -> None
 
 def litellm_import_s() -> float:
     """What importing litellm costs in a fresh process on this machine now (the comparison's yardstick)."""
-    code = ("import time; t = time.perf_counter(); from judges.llm import _litellm; _litellm(); "
+    code = ("import time; t = time.perf_counter(); from judges.llm import load_litellm; load_litellm(); "
             "print(time.perf_counter() - t)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120, cwd=REPO)
     assert res.returncode == 0, res.stderr

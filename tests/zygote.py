@@ -179,9 +179,9 @@ def become(request: dict[str, Any], fds: list[int], conn: socket.socket) -> None
 def main() -> None:
     for name in PRELOAD:
         __import__(name)
-    from judges.llm import _litellm, settle_heap
+    from judges.llm import load_litellm, settle_heap
 
-    _litellm()
+    load_litellm()
     settle_heap()
     request, fds, conn = serve(sys.argv[1])
     become(request, fds, conn)

@@ -120,6 +120,7 @@ class PlanInput:
     remaining_expected: float
     strata: tuple[StratumPlanInput, ...]
     default_cost_per_item: float = DEFAULT_COST_PER_ITEM_USD
+    default_basis: str = "the default"  # what default_cost_per_item is: the flat default or the judge's prices
     min_margin_z: float = MIN_MARGIN_Z
     remaining_minimums_usd: float = 0.0  # what the minimums of the rest of the day's windows are expected to cost
 
@@ -232,7 +233,9 @@ def plan(inputs: PlanInput) -> RatePlan:
     cost = inputs.cost_per_item
     if cost is None:
         cost = inputs.default_cost_per_item
-        cost_note = f"; cost per item unknown (no priced calls yet): the default {_usd(cost)}"
+        guess = (f"the default {_usd(cost)}" if inputs.default_basis == "the default"
+                 else f"{_usd(cost)} {inputs.default_basis}")
+        cost_note = f"; cost per item unknown (no priced calls yet): {guess}"
     left = inputs.budget_usd - inputs.spent_usd - inputs.reserved_usd
     if left <= 0:
         return _spent(inputs, cost, cost_note)

@@ -16,15 +16,17 @@ settles as the run's rows land (see ledger/budget.py).
 
 from __future__ import annotations
 
-from collections.abc import Callable, Mapping
-from dataclasses import dataclass
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
+from judges.estimate import priced_guess
+from judges.record import Record
 from ledger.budget_rows import DecisionIn, budget_scope, utc_day
 
-from .controller import PlanInput, RatePlan, StratumPlanInput, plan
-from .traffic import cost_estimate, expected_traffic
+from .controller import DEFAULT_COST_PER_ITEM_USD, PlanInput, RatePlan, StratumPlanInput, plan
+from .traffic import ahead_of, cost_estimate, expected_traffic
 
 if TYPE_CHECKING:
     from judges.resolved import ResolvedJudge
@@ -78,12 +80,14 @@ def money_for(ledger: Ledger, schedule: str, judge: str, now: datetime,
 
 
 def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window: Window, now: datetime,
-                counts: Mapping[str, int] | None = None) -> tuple[RatePlan, Money, float] | None:
+                counts: Mapping[str, int] | None = None,
+                examples: Sequence[Record] = ()) -> tuple[RatePlan, Money, float] | None:
     """The rates of ``window`` for ``judge``: the plan, the money it drew on and the cost per item; None without
     a budget.
 
     ``counts``: the window's traces per stratum (after the filters), exact once it is closed; None plans
-    ahead from recent windows (beat's minute tick).
+    ahead from recent windows (beat's minute tick). ``examples``: a few of the window's records, for the
+    first estimate of a judgment's cost from the judge's prices (judges/estimate.py) while none is priced.
     """
     money = money_for(ledger, schedule.name, judge.name, now)
     if money is None:
@@ -92,19 +96,28 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
     history = [(t.start, t.seen) for t in ledger.recent_window_counts(schedule.name, judge.name, now - HISTORY)
                if t.start is not None]
     exact = None if counts is None else float(sum(counts.values()))
-    window_expected, remaining = expected_traffic(history, window.start, window.end, day_end, schedule.size,
-                                                  current=exact)
+    # The rest of the day is the windows still to be judged today (traffic.py): not those of the next day,
+    # nor those already judged, whenever this window itself ended.
+    window_expected, remaining = expected_traffic(
+        history, window.start, window.end, day_end, schedule.size, current=exact,
+        ahead=ahead_of(schedule.size, window.end, day_end, schedule.lateness), judged=[start for start, _ in history])
     if counts is None:
         counts = _recent_strata(ledger, schedule.name, judge.name, now, window_expected)
     cost = cost_estimate(ledger.cost_per_item(judge.name, now - COST_HISTORY, version=judge.version),
                          ledger.cache_hit_rate(judge.name, now - COST_HISTORY))
+    if not cost.measured:  # no priced call yet: the judge's configured prices, if it has them
+        guess = priced_guess(judge, examples)
+        if guess is not None:
+            cost = replace(cost, usd=guess.usd, basis=guess.describe())
     policy = schedule.policy
     strata = tuple(StratumPlanInput(stratum=s, expected_count=float(n), min_items=policy.min_per_stratum,
                                     floor=policy.floor) for s, n in sorted(counts.items()))
     result = plan(PlanInput(now=now, day_start=day_start, day_end=day_end, budget_usd=money.budget,
                             spent_usd=money.spent, reserved_usd=max(0.0, money.reserved),
                             cost_per_item=cost.per_item, window_expected=window_expected,
-                            remaining_expected=remaining, strata=strata))
+                            remaining_expected=remaining, strata=strata,
+                            default_cost_per_item=cost.usd if not cost.measured else DEFAULT_COST_PER_ITEM_USD,
+                            default_basis=cost.basis))
     return result, money, cost.usd
 
 
@@ -132,17 +145,18 @@ def decisions(result: RatePlan, money: Money, cost: float, schedule: str, judge:
             for d in result.decisions]
 
 
-#: (judge, run id, the window's traces per stratum after the filters) -> the stratum rates, or None to leave
-#: the rates to the config (no budget applies).
-Planner = Callable[["ResolvedJudge", str, Mapping[str, int]], Mapping[str, float] | None]
+#: (judge, run id, the window's traces per stratum after the filters, a few of its records) -> the stratum
+#: rates, or None to leave the rates to the config (no budget applies).
+Planner = Callable[["ResolvedJudge", str, Mapping[str, int], Sequence[Record]], Mapping[str, float] | None]
 
 
 def window_planner(ledger: Ledger, schedule: Schedule, window: Window, now: datetime) -> Planner:
     """The window job's planner: plan the window's rates on its exact counts, write the decisions down and
     reserve the plan's expected cost before anything is sent."""
-    def planner(judge: ResolvedJudge, run_id: str, counts: Mapping[str, int]) -> Mapping[str, float] | None:
+    def planner(judge: ResolvedJudge, run_id: str, counts: Mapping[str, int],
+                examples: Sequence[Record] = ()) -> Mapping[str, float] | None:
         with ledger.planning_lock(PLANNING_LOCK):  # read what is left and reserve against it, one plan at a time
-            found = plan_window(ledger, schedule, judge, window, now, counts)
+            found = plan_window(ledger, schedule, judge, window, now, counts, examples)
             if found is None:
                 return None
             result, money, cost = found

@@ -15,6 +15,19 @@ of the day, so a new schedule does not spend the whole day's money on its
 first window. Windows of a day or longer have no hour of day: they get the
 recent average.
 
+**Which traffic draws on today's money**: the windows judged today. A
+window closes ``lateness`` after its end and is judged then, on the day it
+closes, so the windows still ahead of the one planned are those of the
+schedule's grid that start at its end (or at the day's start, when the
+planned window is of an earlier day: a late run, a catch-up after midnight
+or a backfill) and close before the day ends (:func:`ahead_of`), less those
+already judged (a window judged late has later windows done before it). The
+window that closes at midnight is the next day's first: a daily window under
+a daily budget has nothing ahead of it and gets the whole day's money left.
+A catch-up after an outage plans its missed windows oldest first, each with
+the others still ahead of it, so together they get what those hours would
+have had.
+
 **The minimums still ahead** (``PlanInput.remaining_minimums_usd``): the
 windows left in the day, each assumed to hold the traffic left spread
 evenly, in the planned window's stratum shares, each stratum granted its
@@ -72,14 +85,26 @@ def _integrate(profile: dict[int, float], average: float, start: datetime, end: 
     return total
 
 
+def ahead_of(size: Size, window_end: datetime, day_end: datetime, lateness: timedelta) -> tuple[datetime, datetime]:
+    """The span of the windows still to be judged on the day that ends at ``day_end``, after the window
+    that ends at ``window_end``: from that end (or the day's start, if later) to the end of the last window
+    of ``size`` that closes (``lateness`` after its end) before the day ends. Empty when start >= end.
+    """
+    last = size.floor(day_end - lateness - timedelta(microseconds=1))  # the window closing at or after day_end
+    return max(window_end, day_end - DAY), last
+
+
 def expected_traffic(history: Iterable[tuple[datetime, float]], window_start: datetime, window_end: datetime,
-                     day_end: datetime, size: Size | timedelta, *,
-                     current: float | None = None) -> tuple[float, float]:
-    """(traces expected in ``[window_start, window_end)``, traces expected in ``[window_end, day_end)``).
+                     day_end: datetime, size: Size | timedelta, *, current: float | None = None,
+                     ahead: tuple[datetime, datetime] | None = None,
+                     judged: Iterable[datetime] = ()) -> tuple[float, float]:
+    """(traces expected in ``[window_start, window_end)``, traces expected in the rest of the day).
 
     ``history``: recent windows of this schedule as (window start, traces seen), of length ``size``
     (UTC datetimes). ``day_end``: the end of the budget's day (the day is the 24 hours before it).
-    ``current``: the planned window's own count, used only when there is no history.
+    ``current``: the planned window's own count, used only when there is no history. ``ahead``: the span
+    whose traffic is the rest of the day (:func:`ahead_of`; default ``[window_end, day_end)``), less the
+    windows of ``size`` that start at an instant of ``judged`` (windows already judged).
     """
     step = size.step if isinstance(size, Size) else size
     if step <= timedelta(0):
@@ -91,8 +116,14 @@ def expected_traffic(history: Iterable[tuple[datetime, float]], window_start: da
             return 0.0, 0.0
         average = current / (window_end - window_start).total_seconds()
     window = _integrate(profile, average, window_start, window_end)
-    remaining = _integrate(profile, average, window_end, day_end) if window_end < day_end else 0.0
-    return window, remaining
+    begin, end = ahead if ahead is not None else (window_end, day_end)
+    if begin >= end:
+        return window, 0.0
+    remaining = _integrate(profile, average, begin, end)
+    for start in set(judged):
+        if begin <= start and start + step <= end:
+            remaining -= _integrate(profile, average, start, start + step)
+    return window, max(0.0, remaining)
 
 
 @dataclass(frozen=True)
@@ -100,14 +131,17 @@ class CostEstimate:
     """Expected USD per sampled item, and what it rests on.
 
     ``measured`` is False when no call has been priced yet: ``usd`` is then
-    the default, and ``per_item`` (what ``PlanInput.cost_per_item`` takes) is
-    None so that the plan says so in its reason.
+    the stand-in (``basis`` says which: the flat default, or the judge's
+    configured prices times its prompt, judges/estimate.py), and ``per_item``
+    (what ``PlanInput.cost_per_item`` takes) is None so that the plan says so
+    in its reason.
     """
 
     usd: float
     measured: bool
     mean_cost_of_calls: float | None
     hit_rate: float
+    basis: str = "the default"
 
     @property
     def per_item(self) -> float | None:
@@ -115,23 +149,23 @@ class CostEstimate:
 
     def describe(self) -> str:
         if not self.measured:
-            return f"${self.usd:.4f} per item (the default: no priced calls yet)"
+            return f"${self.usd:.4f} per item ({self.basis}: no priced calls yet)"
         return (f"${self.usd:.4f} per item (${self.mean_cost_of_calls:.4f} per call x "
                 f"{1 - self.hit_rate:.0%} not cached)")
 
 
 def cost_estimate(mean_cost_of_calls: float | None, hit_rate: float | None,
-                  default: float = DEFAULT_COST_PER_ITEM_USD) -> CostEstimate:
+                  default: float = DEFAULT_COST_PER_ITEM_USD, basis: str = "the default") -> CostEstimate:
     """Expected USD per sampled item: the mean cost of a call x (1 - the cache hit rate); cache hits cost nothing.
 
     ``mean_cost_of_calls``: the mean ``cost_usd`` of the judge version's recent rows that were not cache
     hits (None when there are none). ``hit_rate``: the share of its recent rows that were cache hits (None:
-    no rows, taken as 0). Without a priced call the default stands in, undiscounted: a hit rate measured
-    on no calls says nothing about what a call costs.
+    no rows, taken as 0). Without a priced call ``default`` stands in (``basis`` says what it is),
+    undiscounted: a hit rate measured on no calls says nothing about what a call costs.
     """
     hit = 0.0 if hit_rate is None or math.isnan(hit_rate) else min(MAX_HIT_RATE, max(0.0, hit_rate))
     if mean_cost_of_calls is None or not math.isfinite(mean_cost_of_calls) or mean_cost_of_calls < 0:
-        return CostEstimate(default, False, None, hit)
+        return CostEstimate(default, False, None, hit, basis)
     return CostEstimate(mean_cost_of_calls * (1 - hit), True, mean_cost_of_calls, hit)
 
 
