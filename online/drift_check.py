@@ -305,6 +305,24 @@ def as_of(ledger: Ledger, source: str, judge: str, limit: datetime) -> datetime:
     return max(ends, default=limit)
 
 
+def tick_summary(reports: Sequence[DriftReport]) -> str:
+    """A drift tick's outcome as one line whose first word says what on-call needs: ``ALERT`` when a check
+    raised one, else ``OK`` (or ``NO-DATA`` when no check had data), then each judge's headline.
+
+    This is the task's result, which Flower's task list shows and searches, so a tick that alerted is found
+    by searching for ``ALERT`` without opening every SUCCESS row.
+    """
+    if not reports:
+        return "OK: nothing to check"
+    if any(r.status == "alert" for r in reports):
+        word = "ALERT"
+    elif all(r.status == "no_data" for r in reports):
+        word = "NO-DATA"
+    else:
+        word = "OK"
+    return f"{word}: " + " | ".join(r.headline() for r in reports)
+
+
 def tick(config: Any, schedule_name: str, ledger: Ledger, now: datetime) -> list[DriftReport]:
     """Beat's drift check of a schedule: each of its judges (``as_of``); recorded, alerts posted.
 

@@ -128,8 +128,28 @@ def test_the_drift_tick_in_a_real_worker_records_the_check_and_posts_the_alert(
         wait_until(lambda: "drift tick of nope" in worker.log(), 30, "the unknown schedule's tick logged")
         log = worker.log()
         assert log.count("drift tick refused") == 2 and "no [online.nope.drift] table" in log
+        # The task's result (what Flower's task list shows and searches) starts with what on-call filters for.
+        assert "succeeded in" in log and "'ALERT: drift of exact on hourly: ALERT" in log, log[-3000:]
+        assert "'REFUSED: not a schedule name'" in log and "'ERROR: " in log
         assert "Traceback" not in log
         engine.dispose()
     finally:
         worker.stop()
         hook.close()
+
+
+def test_the_tick_summary_says_alert_or_ok_in_its_first_word(tmp_path: Path, sqlite_url: str) -> None:
+    """What on-call filters Flower's task list for: a tick that alerted starts ``ALERT``, one that did not ``OK``."""
+    from ledger import Ledger
+    from online.drift_check import tick, tick_summary
+
+    now = datetime.now(UTC)
+    newest = window_at(parse_size("1h"), now).start
+    fill(tmp_path, sqlite_url, newest - timedelta(hours=7), 7, dropped=99)  # no hour dropped: nothing to alert
+    config = tmp_path / "judgeq.toml"
+    config.write_text(config.read_text() + DRIFT)
+    with Ledger(sqlite_url) as ledger:
+        quiet = tick(config, "hourly", ledger, now)
+    assert quiet and all(r.status == "ok" for r in quiet)
+    assert tick_summary(quiet).startswith("OK: drift of exact on hourly: no alert")
+    assert tick_summary([]) == "OK: nothing to check"

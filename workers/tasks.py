@@ -194,7 +194,7 @@ def register(app: Celery, state: ProcessState) -> None:
         return budget_tick(state)
 
     @app.task(name="judgeq.drift_tick", ignore_result=True, shared=False)
-    def drift_tick_task(schedule: Any) -> list[str]:
+    def drift_tick_task(schedule: Any) -> str:
         """Beat's drift check of an [online.NAME] schedule with a drift table (``drift_tick``)."""
         return drift_tick(state, schedule)
 
@@ -340,33 +340,34 @@ def budget_tick(process: ProcessState) -> list[str]:
     return [ahead.summary() for ahead in planned]
 
 
-def drift_tick(process: ProcessState, schedule: Any) -> list[str]:
+def drift_tick(process: ProcessState, schedule: Any) -> str:
     """Beat's drift check of an [online.NAME] schedule with a drift table (online/drift_check.py ``tick``).
 
     Thin, as ``online_tick``: the name is checked (untrusted input), a config
-    error is logged and the tick acknowledged. Returns each judge's one-line
-    outcome, which Flower's task list shows.
+    error is logged and the tick acknowledged. Returns the tick's one line
+    (``tick_summary``: ``ALERT: ...`` when a check alerted, ``OK: ...`` else;
+    ``REFUSED``/``ERROR`` when nothing was checked), which Flower's task list
+    shows beside its SUCCESS state.
     """
     from datetime import UTC, datetime
 
-    from online.drift_check import tick
+    from online.drift_check import tick, tick_summary
     from online.errors import OnlineError
     from online.schedules import NAME_PATTERN
 
     if not isinstance(schedule, str) or not NAME_PATTERN.fullmatch(schedule):
         log.error("drift tick refused: %.80r is not a schedule name", schedule)
-        return []
+        return "REFUSED: not a schedule name"
     state = process.ensure()
     assert state.ledger is not None
     try:
         reports = tick(state.settings.online.config, schedule, state.ledger, datetime.now(UTC))
     except OnlineError as exc:
         log.error("drift tick of %s: %s", schedule, exc)
-        return []
-    lines = [report.headline() for report in reports]
-    for line in lines:
-        log.info("%s", line)
-    return lines
+        return f"ERROR: {exc}"[:500]
+    for report in reports:
+        log.info("%s", report.headline())
+    return tick_summary(reports)
 
 
 def budget_set(process: ProcessState, *, judge: Any, usd_per_day: Any, schedule: Any, everything: Any, who: Any,
