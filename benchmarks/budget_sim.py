@@ -19,7 +19,12 @@ world:
   **the hit rate jumps from 20 % to 60 % at 12:00**; the judge has no priced
   calls at midnight, so the first window plans at the default cost;
 - when the day's settled spend reaches the budget, items still queued are
-  skipped for budget (as workers do).
+  skipped for budget (as workers do);
+- ``--outage 10-13``: beat is down from 10:00 to 13:00; the windows that
+  close then are planned at 13:00, oldest first (its catch-up), each with
+  the others still ahead of it (online/budget/traffic.py ``ahead_of``).
+  The summary's ``catch_up_given`` compares what they were given with what
+  the same seeds' windows were given on a day without the outage.
 
 The day's spend is the actual cost of the runs planned that day (the last
 windows' judgments finish after midnight). Targets over the seeds: spend
@@ -37,7 +42,7 @@ import itertools
 import json
 import sys
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 from datetime import datetime, timedelta, timezone
 from typing import Any
 
@@ -45,9 +50,13 @@ import numpy as np
 
 from ledger.stats import Estimate, estimate_mean
 from online.budget import PlanInput, StratumPlanInput, cost_estimate, expected_traffic, minimums_ahead, plan
+from online.budget.traffic import ahead_of
+from online.windows import parse_size
 
 from .budget_books import Books, MemoryBooks
 from .budget_world import DAY, SimConfig, SimClock, World
+
+HOUR = timedelta(hours=1)
 
 @dataclass
 class WindowTrace:
@@ -97,6 +106,8 @@ class SimulatedDay:
         self.world = World.build(cfg)
         self.clock = SimClock(DAY)
         self.windows = round(timedelta(days=1) / cfg.step)
+        self.size = parse_size("1h" if cfg.window_minutes == 60 else f"{cfg.window_minutes}m")
+        self.counts: list[tuple[np.ndarray, np.ndarray]] = []
         self.queue: list[tuple[datetime, int, str, int, float, float]] = []  # (when, seq, run, stratum, score, w)
         self.seq = itertools.count()
         self.pending: dict[str, int] = {}
@@ -140,18 +151,21 @@ class SimulatedDay:
             if self.pending[run_id] == 0:
                 self.books.finish(run_id)
 
-    def window(self, index: int, factor: float) -> None:
-        """Close window ``index``: plan it, reserve, sample, queue the sample for judging."""
+    def window(self, index: int, factor: float, at: datetime | None = None) -> None:
+        """Plan window ``index`` when it closes (or ``at``, a catch-up): reserve, sample, queue the sample."""
         cfg, step, day = self.cfg, self.cfg.step, DAY.date()
         start = DAY - step + index * step
-        self.settle_until(start + step)
-        self.clock.at = start + step
-        counts, passes = self.world.window(self.rng, start, factor, True)
+        planned_at = start + step if at is None else at
+        self.settle_until(planned_at)
+        self.clock.at = planned_at
+        counts, passes = self.counts[index]
         self.population[0] += int(passes.sum())
         self.population[1] += int(counts.sum())
         cost = cost_estimate(*self.books.recent_calls())
-        expected, remaining = expected_traffic(self.books.history(), start, start + step,
-                                               DAY + timedelta(days=1) - step, step)
+        day_end = DAY + timedelta(days=1)
+        expected, remaining = expected_traffic(self.books.history(), start, start + step, day_end, step,
+                                               ahead=ahead_of(self.size, start + step, day_end, timedelta(0)),
+                                               judged=[t.start for t in self.traces])
         spent, reserved = self.books.spent(day), self.books.outstanding(day)
         strata = tuple(StratumPlanInput(f"s{i:02d}", float(n), cfg.min_items) for i, n in enumerate(counts))
         ahead = 0.0  # the rest of the day's minimums; not set aside on a guessed cost (no priced calls yet)
@@ -186,7 +200,20 @@ class SimulatedDay:
     def run(self) -> DayResult:
         self.history()
         factor = self.rng.lognormal(0, self.cfg.day_noise)
+        # The day's windows drawn first, from a stream of their own: a day with an outage sees the same traffic.
+        world = np.random.default_rng([self.seed, 1])
+        self.counts = [self.world.window(world, DAY - self.cfg.step + i * self.cfg.step, factor, True)
+                       for i in range(self.windows)]
+        down, back = self.cfg.outage or (0, 0)
+        missed: list[int] = []
         for index in range(self.windows):
+            closes = DAY + index * self.cfg.step
+            if DAY + down * HOUR < closes <= DAY + back * HOUR:  # beat is down: nothing planned
+                missed.append(index)
+                continue
+            for late in missed:  # beat is back: the missed windows first, oldest first
+                self.window(late, factor, at=DAY + back * HOUR)
+            missed = []
             self.window(index, factor)
         self.settle_until(datetime.max.replace(tzinfo=timezone.utc))
         found = estimate_mean(self.scores, self.weights, binary=True, df_from_weights=True)
@@ -227,9 +254,34 @@ def summarize(results: list[DayResult]) -> dict[str, Any]:
     }
 
 
+def caught_up(outage: list[DayResult], usual: list[DayResult], cfg: SimConfig) -> dict[str, Any]:
+    """What the windows missed in the outage were given when caught up, over what they had on a usual day."""
+    assert cfg.outage is not None
+    down, back = DAY + cfg.outage[0] * HOUR, DAY + cfg.outage[1] * HOUR
+
+    def given(day: DayResult) -> float:
+        return sum(w.window_budget for w in day.windows if down < w.start + cfg.step <= back)
+
+    ratio = np.array([given(o) / given(u) for o, u in zip(outage, usual, strict=True)])
+    return {"mean": float(ratio.mean()), "min": float(ratio.min()), "max": float(ratio.max()),
+            "within_5pct": int((np.abs(ratio - 1) <= 0.05).sum())}
+
+
 def targets_met(summary: dict[str, Any]) -> bool:
+    caught = summary.get("catch_up_given")
     return (summary["within_5pct"] == summary["seeds"] and summary["more_than_1pct_over"] == 0
-            and summary["strata_short_of_day_minimum"] == 0 and summary["coverage"] >= 0.93)
+            and summary["strata_short_of_day_minimum"] == 0 and summary["coverage"] >= 0.93
+            and (caught is None or caught["within_5pct"] == summary["seeds"]))
+
+
+def _hours(text: str) -> tuple[int, int]:
+    try:
+        down, back = (int(part) for part in text.split("-"))
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r}: write two hours, e.g. 10-13") from None
+    if not 0 <= down < back <= 23:
+        raise argparse.ArgumentTypeError(f"{text!r}: the hours must be 0 <= FROM < TO <= 23")
+    return down, back
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -239,9 +291,11 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--budget", type=float, default=50.0, help="USD per day")
     parser.add_argument("--min-items", type=int, default=5, help="min_per_stratum, per window")
     parser.add_argument("--png", default="benchmarks/budget_sim.png", help="where the figure goes ('' for none)")
+    parser.add_argument("--outage", type=_hours, default=None, metavar="FROM-TO",
+                        help="beat down between these hours (e.g. 10-13), its windows caught up at TO")
     parser.add_argument("--json", action="store_true")
     args = parser.parse_args(argv)
-    cfg = SimConfig(budget_usd=args.budget, window_minutes=args.window, min_items=args.min_items)
+    cfg = SimConfig(budget_usd=args.budget, window_minutes=args.window, min_items=args.min_items, outage=args.outage)
     from .machine import describe, in_loops, reference
 
     ref = reference()  # the machine's speed today: the simulation's seconds compare across days as loops
@@ -250,6 +304,9 @@ def main(argv: list[str] | None = None) -> int:
     seconds = time.perf_counter() - began
     summary = {"config": asdict(cfg), **summarize(results), "seconds": round(seconds, 2), "reference": ref,
                "seconds_in_loops": round(in_loops(seconds, ref), 2)}
+    if cfg.outage is not None:  # the same seeds without the outage: what the missed windows would have had
+        usual = [simulate(seed, replace(cfg, outage=None)) for seed in range(args.seeds)]
+        summary["catch_up_given"] = caught_up(results, usual, cfg)
     if args.png:
         from .budget_plot import draw
 

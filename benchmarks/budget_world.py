@@ -30,6 +30,7 @@ class SimConfig:
     history_days: int = 7
     day_noise: float = 0.1
     set_aside_minimums: bool = True  # pass the rest of the day's minimums to the plan (remaining_minimums_usd)
+    outage: tuple[int, int] | None = None  # (from, to) hours: the windows closing then are planned at ``to``
 
     @property
     def step(self) -> timedelta:
