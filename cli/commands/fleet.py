@@ -40,10 +40,10 @@ def flower(
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start Flower against the broker; refuses to start without basic auth (FLOWER_BASIC_AUTH=user:password)."""
-    from scheduler.fleet import flower_argv, run_celery
+    from scheduler.fleet import flower_argv, run_flower
 
     argv = flower_argv(port=port, address=address)
-    exit_like(run_celery(argv, settings_of(ctx)), "Flower")
+    exit_like(run_flower(argv, settings_of(ctx)), "Flower")
 
 
 def beat(
