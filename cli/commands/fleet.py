@@ -1,7 +1,8 @@
 """The fleet's processes: ``judgeq worker``, ``flower`` and ``beat``, each a Celery command run in this process.
 
 ``scheduler.fleet`` builds their argument lists and runs them (beat's checks
-and schedule: ``scheduler.beat.run_beat``); a Celery process that stops after
+and schedule: ``scheduler.beat.run_beat``; Flower with judgeq's Budgets page:
+``scheduler.fleet.run_flower``); a Celery process that stops after
 an error exits 3 here (:func:`cli.exits.exit_like`), so a supervisor restarts it.
 """
 

@@ -5,13 +5,15 @@ CLI's checked path (``reads.set_budget``, ``online.budget.setting.set_checked``:
 one rule for the amount, the names and the note), recorded as made by the
 logged-in Flower user ``via flower``; the controller applies it at its next
 tick, as after ``judgeq budget set``. A value it refuses is shown on the page
-(status 400) and changes nothing. Login and the ``_xsrf`` token are
+(status 400) and changes nothing; under Flower's ``--read_only`` a POST is a
+403, as Flower's task API's is. Login and the ``_xsrf`` token are
 :class:`login.Page`'s to require; the ledger is read and written in Flower's
 thread pool, never on its event loop.
 """
 
 from __future__ import annotations
 
+import threading
 from collections.abc import Callable
 from dataclasses import dataclass
 from datetime import UTC, datetime
@@ -19,6 +21,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Any, TypeVar
 
 from tornado.ioloop import IOLoop
+from tornado.web import HTTPError
 
 from ..budget_view import usd_text
 from . import reads
@@ -39,6 +42,7 @@ class Site:
     def __init__(self, settings: CliSettings) -> None:
         self.settings = settings
         self._ledger: Ledger | None = None
+        self._opening = threading.Lock()
 
     @property
     def config(self) -> Path:
@@ -46,9 +50,10 @@ class Site:
 
     def ledger(self) -> Ledger:
         """The ledger, opened on first use (in a pool thread: opening may migrate an empty database)."""
-        if self._ledger is None:
-            self._ledger = self.settings.ledger()
-        return self._ledger
+        with self._opening:  # pool threads: one Ledger (one engine) for the process
+            if self._ledger is None:
+                self._ledger = self.settings.ledger()
+            return self._ledger
 
 
 @dataclass(frozen=True)
@@ -124,6 +129,8 @@ class BudgetsPage(Page):
                               schedule=self._arg("schedule")), None)
 
     async def post(self) -> None:
+        if self.application.options.read_only:  # Flower's --read_only: nothing is changed through it
+            raise HTTPError(403, "Read only mode is enabled")
         form = Form(**{name: self._arg(name, body=True) for name in Form.__dataclass_fields__})
         outcome = await self._blocking(apply_form, self.site, form, self._arg("action", body=True),
                                        self.logged_in())
