@@ -18,6 +18,7 @@ is one).
 from __future__ import annotations
 
 import base64
+import contextlib
 import html
 import json
 import math
@@ -89,12 +90,13 @@ def seed(ledger: Ledger, now: datetime) -> float:
     return sum(r.cost_usd for r in rows)
 
 
-@pytest.fixture
-def site(tmp_path: Path, redis_url: str, sqlite_url: str) -> Iterator[Site]:
+@contextlib.contextmanager
+def running_site(tmp_path: Path, redis_url: str, sqlite_url: str, **extra: str) -> Iterator[Site]:
+    """``judgeq flower`` on a seeded ledger (``extra``: more environment), stopped afterwards."""
     (tmp_path / "judgeq.toml").write_text(CONFIG)
     (tmp_path / "traces.jsonl").write_text("")
     env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=sqlite_url,
-                   JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), FLOWER_BASIC_AUTH=":".join(AUTH))
+                   JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), FLOWER_BASIC_AUTH=":".join(AUTH), **extra)
     with Ledger(sqlite_url) as ledger:
         spent = seed(ledger, datetime.now(UTC))
         running = Site(Flower(env, tmp_path / "flower.log"), ledger, tmp_path / "flower.log", spent)
@@ -103,6 +105,12 @@ def site(tmp_path: Path, redis_url: str, sqlite_url: str) -> Iterator[Site]:
             yield running
         finally:
             running.flower.stop()
+
+
+@pytest.fixture
+def site(tmp_path: Path, redis_url: str, sqlite_url: str) -> Iterator[Site]:
+    with running_site(tmp_path, redis_url, sqlite_url) as running:
+        yield running
 
 
 def xsrf_of(page: str) -> str:
@@ -219,6 +227,18 @@ def test_the_form_sets_changes_and_removes_budgets_as_the_logged_in_user(site: S
         assert (gone.scope, gone.old_usd, gone.new_usd, gone.who, gone.via) == (new_scope, 0.0, None, "ops", "flower")
         again = client.post("/budgets", data={**new, "action": "remove"})
         assert again.status_code == 400 and f"there is no budget for {new_scope} to remove" in again.text
+
+
+def test_a_read_only_flower_shows_the_page_and_changes_nothing(tmp_path: Path, redis_url: str,
+                                                               sqlite_url: str) -> None:
+    with running_site(tmp_path, redis_url, sqlite_url, FLOWER_READ_ONLY="true") as site, \
+            httpx.Client(base_url=site.base, auth=AUTH, timeout=10) as client:
+        page = client.get("/budgets")
+        assert page.status_code == 200 and '<table id="budgets"' in page.text
+        form = {"scope": "global", "usd_per_day": "1", "action": "set", "_xsrf": xsrf_of(page.text)}
+        refused = client.post("/budgets", data=form)
+        assert refused.status_code == 403 and "Read only mode is enabled" in refused.text
+        assert site.ledger.budgets()["global"] == 10.0 and len(site.ledger.budget_history()) == 4
 
 
 def queued_kwargs(redis_url: str) -> list[dict[str, object]]:
