@@ -1,5 +1,7 @@
 """The fleet's long-running processes, workers and Flower: their command lines, and running them.
 
+Flower runs with judgeq's pages added (``scheduler/flower_pages/``: the Budgets page; ``server.py`` says how).
+
 Defaults per queue: local judges are CPU-bound, so a prefork pool with one
 process per core, a few chunks prefetched and Celery's time limits (prefork
 honours them); remote judges wait on the network, so a threads pool sized for
@@ -161,9 +163,23 @@ def run_celery(argv: list[str], settings: CliSettings, conf: dict[str, Any] | No
     section still read from the environment where nothing passed it one sees
     the flags as the tasks do.
     """
+    celery_app = _celery_app(settings)
+    celery_app.conf.update(conf or {})
+    return celery_app.start(argv)  # type: ignore[no-any-return]
+
+
+def run_flower(argv: list[str], settings: CliSettings) -> int | None:
+    """Run Flower (``argv`` from :func:`flower_argv`) in this process with judgeq's pages: the Budgets page
+    and the budget task's API recording the logged-in user (``scheduler.flower_pages``); its exit code."""
+    from .flower_pages.budgets import Site
+    from .flower_pages.server import serve
+
+    return serve(_celery_app(settings), argv[1:], Site(settings))
+
+
+def _celery_app(settings: CliSettings) -> Any:
+    """The process's Celery app with judgeq's tasks bound to ``settings``, the flags handed over first."""
     os.environ.update(settings.environment())
     from workers.app import create_worker
 
-    celery_app = create_worker(settings)
-    celery_app.conf.update(conf or {})
-    return celery_app.start(argv)  # type: ignore[no-any-return]
+    return create_worker(settings)

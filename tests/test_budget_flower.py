@@ -7,7 +7,7 @@ PostgreSQL. Traces are written relative to now, so beat's first tick finds
 closed windows to judge: their counts are the history the budget tick plans
 the window in progress from. A budget set through ``POST
 /api/task/async-apply/judgeq.budget_set`` shows in the ledger's history as
-made through Flower, and the tick after it writes the rates in force
+made through Flower by the logged-in user, and the tick after it writes the rates in force
 (``sampling_rates`` set by "budget"), which Flower's task list shows as the
 tick's one-line summary; bad values fail the task, as Flower shows, and
 change nothing.
@@ -16,6 +16,7 @@ change nothing.
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 from collections.abc import Iterator
 from datetime import UTC, datetime, timedelta
@@ -75,11 +76,13 @@ def write_traces(path: Path, now: datetime, per_minute: int = 12) -> None:
 class Flower:
     """``judgeq flower`` on a free port, and its authenticated API."""
 
-    def __init__(self, env: dict[str, str]) -> None:
+    def __init__(self, env: dict[str, str], log: Path | None = None) -> None:
+        """Started; its output to ``log`` if given, else discarded."""
         self.base = f"http://127.0.0.1:{free_port()}"
         port = self.base.rsplit(":", 1)[1]
-        self.proc = subprocess.Popen(judgeq_cmd() + ["flower", "--port", port], env=env, cwd=REPO,
-                                     stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+        with open(log or os.devnull, "wb") as out:
+            self.proc = subprocess.Popen(judgeq_cmd() + ["flower", "--port", port], env=env, cwd=REPO,
+                                         stdout=out, stderr=subprocess.STDOUT)
 
     def up(self) -> bool:
         try:
@@ -158,7 +161,7 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         assert "judge:exact: None -> 1.5 USD/day" in flower.task(resp.json()["task-id"])["result"]
         (change,) = ledger.budget_history()
         assert (change.scope, change.old_usd, change.new_usd, change.via, change.who) == (
-            "judge:exact", None, 1.5, "flower", "flower")
+            "judge:exact", None, 1.5, "flower", "ops")  # who: the logged-in Flower user (scheduler/flower_pages)
         assert ledger.budgets() == {"judge:exact": 1.5}
         # Beat fires the budget tick every JUDGEQ_BUDGET_TICK_S (redbeat keeps its entry in Redis).
         broker = redis.Redis.from_url(redis_url)
@@ -204,14 +207,14 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
             # 10**400: a whole number JSON carries exactly, which float() cannot hold (it was an OverflowError).
             "huge": (flower.apply(b'{"kwargs": {"judge": "exact", "usd_per_day": 1' + b"0" * 400 + b"}}"),
                      "about 10^400) is not a budget (more than the most"),
-            "escapes in who": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 2,
-                                                        "who": "\x1b[2J\x1b[31mroot"}}),
-                               "who holds a control or invisible character (U+001B at position 1)"),
             "line in note": (flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 2, "note": "a\nb"}}),
                              "note holds a control or invisible character"),
         }
         for what, (sent, _) in bad.items():
             assert sent.status_code == 200, (what, sent.text)
+        # who is the logged-in user's: another one, escapes or not, is refused before anything is sent.
+        other = flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 2, "who": "\x1b[2J\x1b[31mroot"}})
+        assert other.status_code == 400 and "who is recorded as the logged-in Flower user ('ops')" in other.text
         ids = {what: sent.json()["task-id"] for what, (sent, _) in bad.items()}
         wait_until(lambda: all(flower.task(i).get("state") == "FAILURE" for i in ids.values()), 30,
                    lambda: f"every bad call failed: {[flower.task(i) for i in ids.values()]}; {state()}")

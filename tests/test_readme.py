@@ -71,7 +71,7 @@ SYSTEM_PACKAGES = REPO / "scripts" / "system-packages"
 
 
 def test_readme_test_command_installs_the_programs_the_tests_start_first(tmp_path: Path) -> None:
-    """A fresh machine without prometheus: the test command installs it (root) or says how, before any test runs."""
+    """A fresh machine without prometheus or chromium: the test command installs them (root) or says how, first."""
     script = (REPO / "scripts" / "test").read_text().splitlines()
     assert script.index("bash scripts/system-packages") < next(
         i for i, line in enumerate(script) if "-m pytest" in line)
@@ -81,7 +81,7 @@ def test_readme_test_command_installs_the_programs_the_tests_start_first(tmp_pat
     checked = subprocess.run([bash, str(SYSTEM_PACKAGES), "--check"], env=env, capture_output=True, text=True,
                              timeout=30)
     assert checked.returncode == 1
-    assert "install with: apt-get update && apt-get install -y --no-install-recommends redis-server prometheus" \
+    assert "install with: apt-get update && apt-get install -y --no-install-recommends redis-server prometheus chromium" \
         in checked.stderr
     # Not root: nothing is installed, and the line says what to run.
     # The script comes on stdin: a clone in a folder only root may enter (mktemp -d) is no file nobody can read.
@@ -90,7 +90,7 @@ def test_readme_test_command_installs_the_programs_the_tests_start_first(tmp_pat
                                   timeout=30, cwd="/")
     assert unprivileged.returncode == 1, unprivileged.stderr
     assert "only root can install them; run: sudo apt-get update && sudo apt-get install -y " \
-           "--no-install-recommends redis-server prometheus" in unprivileged.stderr
+           "--no-install-recommends redis-server prometheus chromium" in unprivileged.stderr
     # Here everything is installed: nothing to do, nothing said.
     here = subprocess.run([bash, str(SYSTEM_PACKAGES)], capture_output=True, text=True, timeout=30)
     assert (here.returncode, here.stdout, here.stderr) == (0, "", "")

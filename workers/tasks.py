@@ -378,7 +378,9 @@ def budget_set(process: ProcessState, *, judge: Any, usd_per_day: Any, schedule:
     or null to remove it), ``schedule`` (optional), ``who`` and ``note`` (one line of printable text, at most
     80 and 500 characters), checked by the same rules as ``judgeq budget set`` (online/budget/setting.py). Bad values fail the task with a message saying what to send, and
     change nothing. The change applies from the next tick and shows in ``judgeq budget history`` as made
-    through Flower.
+    through Flower. Flower's API sets ``who`` to the logged-in Flower user and refuses another
+    (``scheduler/flower_pages/budget_api.py``); only a message written to the broker directly carries a
+    ``who`` of its writer's choosing ("flower" if none).
     """
     from online.budget.setting import set_checked
     from online.errors import OnlineConfigError

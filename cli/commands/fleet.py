@@ -1,7 +1,8 @@
 """The fleet's processes: ``judgeq worker``, ``flower`` and ``beat``, each a Celery command run in this process.
 
 ``scheduler.fleet`` builds their argument lists and runs them (beat's checks
-and schedule: ``scheduler.beat.run_beat``); a Celery process that stops after
+and schedule: ``scheduler.beat.run_beat``; Flower with judgeq's Budgets page:
+``scheduler.fleet.run_flower``); a Celery process that stops after
 an error exits 3 here (:func:`cli.exits.exit_like`), so a supervisor restarts it.
 """
 
@@ -40,10 +41,10 @@ def flower(
     address: Annotated[str, typer.Option(help="Address to listen on.")] = "127.0.0.1",
 ) -> None:
     """Start Flower against the broker; refuses to start without basic auth (FLOWER_BASIC_AUTH=user:password)."""
-    from scheduler.fleet import flower_argv, run_celery
+    from scheduler.fleet import flower_argv, run_flower
 
     argv = flower_argv(port=port, address=address)
-    exit_like(run_celery(argv, settings_of(ctx)), "Flower")
+    exit_like(run_flower(argv, settings_of(ctx)), "Flower")
 
 
 def beat(
