@@ -265,7 +265,7 @@ def test_an_unreachable_webhook_warns_and_the_alert_stands(env: dict[str, str], 
 
 def test_the_trend_picture_has_a_panel_per_slice_and_marks_the_drift(tmp_path: Path) -> None:
     from online.drift_check import DriftQuery, check, record
-    from scheduler.trend_plot import plot_trend
+    from cli.views.trend_plot import plot_trend
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     fill(tmp_path, url, FIRST.start, HOURS, dropped=HOURS - 1)
