@@ -101,7 +101,9 @@ def measure(kind: str, n: int, jsonl: Path, traces_url: str) -> dict[str, Any]:
     from online.schedules import Schedule
     from online.sources.base import open_source
     from online.windows import parse_size, parse_window
+    from runs.sending import ChunkSettings, send_chunks
     from workers.dispatch import EmbeddedDispatcher
+    from workers.settings import WorkerSettings
 
     if kind == "jsonl":
         source = open_source("bench", {"type": "jsonl", "path": str(jsonl)}, Path("."))
@@ -122,13 +124,12 @@ def measure(kind: str, n: int, jsonl: Path, traces_url: str) -> dict[str, Any]:
     window = parse_window("2026-11-22")
     counting = Counting()
     started = time.perf_counter()
-    outcome = WindowJob(schedule, window, source, judges, ledger).run(counting)
+    outcome = WindowJob(schedule, window, source, judges, ledger, ChunkSettings()).run(counting)
     scan_s = time.perf_counter() - started
     peak_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
     run_id = outcome.runs["noop"]
     # The sample, judged as offline: its items are stored; send them all again through the in-process fleet.
-    dispatcher = EmbeddedDispatcher(ledger)
-    from runs.sending import ChunkSettings, send_chunks
+    dispatcher = EmbeddedDispatcher(ledger, WorkerSettings())
 
     started = time.perf_counter()
     judged = 0

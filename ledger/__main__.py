@@ -16,9 +16,14 @@ from ledger.urls import mask_url
 
 
 def main(argv: list[str] | None = None) -> int:
-    """Migrate the ledger at ``argv[0]`` (or the configured one); return the exit code."""
+    """The entry point: the process's one settings object, built here (``argv[0]`` over JUDGEQ_LEDGER_URL)."""
     args = sys.argv[1:] if argv is None else argv
-    url = LedgerSettings(ledger_url=args[0]).ledger_url if args else LedgerSettings().ledger_url
+    settings = LedgerSettings(ledger_url=args[0]) if args else LedgerSettings()
+    return migrate(settings.ledger_url)
+
+
+def migrate(url: str) -> int:
+    """Migrate the ledger at ``url`` to head; return the exit code."""
     try:
         upgrade(url)
     except LedgerError as exc:
@@ -26,7 +31,6 @@ def main(argv: list[str] | None = None) -> int:
         return exit_code(exc)  # bad configuration 2, infrastructure 3 (docs/architecture.md, "Exit codes")
     print(f"ledger at {mask_url(url)} is at revision {head_revision()}")
     return 0
-
 
 if __name__ == "__main__":
     raise SystemExit(main())

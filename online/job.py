@@ -133,13 +133,13 @@ class WindowJob:
     """Judge ``window`` of ``schedule``: see the module's docstring."""
 
     def __init__(self, schedule: Schedule, window: Window, source: TraceSource, judges: Sequence[ResolvedJudge],
-                 ledger: Ledger, settings: ChunkSettings | None = None, planner: Planner | None = None) -> None:
+                 ledger: Ledger, settings: ChunkSettings, planner: Planner | None = None) -> None:
         self.schedule = schedule
         self.window = window
         self.source = source
         self.judges = list(judges)
         self.ledger = ledger
-        self.settings = settings or ChunkSettings()
+        self.settings = settings
         self.decider = Decider(schedule.policy)
         self.planner = planner  # the budget controller (online/budget/pacer.py), when a budget applies
 

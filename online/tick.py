@@ -32,11 +32,11 @@ if TYPE_CHECKING:
     from runs.sending import ChunkSettings
 
 
-def due_windows(plan: Plan, ledger: Ledger, now: datetime) -> list[Window]:
+def due_windows(plan: Plan, ledger: Ledger, now: datetime, settings: ChunkSettings) -> list[Window]:
     """The schedule's closed windows, at most ``catch_up`` back, that still need judging; oldest first."""
     due = []
     for window in recent_windows(plan, now):
-        job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger)
+        job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings)
         runs = [ledger.find_run(run_id) for run_id in job.run_ids().values()]
         if any(run is None or run.status == "submitting" for run in runs):
             due.append(window)
@@ -82,20 +82,20 @@ def stalled(plan: Plan, ledger: Ledger, now: datetime, after_s: float) -> list[s
 
 
 def tick(config: Path | None, schedule_name: str, ledger: Ledger, dispatcher: Dispatcher, now: datetime,
-         settings: ChunkSettings | None = None, lost: Callable[[str], int] | None = None,
+         settings: ChunkSettings, lost: Callable[[str], int] | None = None,
          lost_after_s: float = 30.0) -> list[WindowOutcome]:
     """Judge the schedule's due windows, oldest first; what each did.
 
     ``lost(run_id)`` sends again the items of a stalled run that no chunk holds any more, and says how many.
     """
     plan = prepare(config, schedule_for(config, schedule=schedule_name),
-                   max_record_bytes=settings.max_record_bytes if settings is not None else None)
+                   max_record_bytes=settings.max_record_bytes)
     mark_finished(plan, ledger)
     if lost is not None:
         for run_id in stalled(plan, ledger, now, lost_after_s):
             lost(run_id)
     outcomes = []
-    for window in due_windows(plan, ledger, now):
+    for window in due_windows(plan, ledger, now, settings):
         job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings,
                         planner=window_planner(ledger, plan.schedule, window, now))
         outcomes.append(job.run(dispatcher))

@@ -27,7 +27,7 @@ OUTAGE_POLL_S = 1.0  # at least this long between polls while the ledger is unre
 
 
 class View(Protocol):
-    """Where the waiter shows progress (the CLI's ``scheduler.progress.ProgressView``)."""
+    """Where the waiter shows progress (the CLI's ``cli.views.progress.ProgressView``, through a ``Reporter``)."""
 
     def update(self, done: int, extra: str = "", *, now: bool = False) -> None: ...
 

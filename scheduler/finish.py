@@ -1,7 +1,8 @@
 """Finishing a run: wait for its rows, show its scorecard, and say what its figures mean for the exit.
 
 ``submit --wait``, ``resume --wait``, ``report`` and ``gate`` end here. These
-functions print the scorecard (stdout) and return an :class:`Ending`: the
+functions have the scorecard shown (stdout) through the command's
+:class:`scheduler.reporting.Reporter` and return an :class:`Ending`: the
 exit code the figures call for and the lines to say on stderr, which the CLI
 prints and exits with (only the CLI exits; see ``judgeq/errors.py``).
 The codes: 3 when the run is incomplete; when its judges could not measure,
@@ -25,7 +26,7 @@ from ledger.store import Ledger
 from .assess import GateOptions, assess
 from .errors import UsageError
 from .outcomes import judge_errors, over_errors
-from .report_view import deliver
+from .reporting import Reporter
 from .settings import CliSettings
 
 
@@ -53,10 +54,10 @@ class Report:
     baseline_run: Run | None = None  # resolved by the caller before anything was written (submit)
 
 
-def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: Report, *,
+def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: Report, reporter: Reporter, *,
                     timeout: float | None, expected: int | None = None, alive: Callable[[], bool] | None = None,
                     failure: Sequence[BaseException] = ()) -> Ending:
-    """Wait for the run's rows, print its summary, and end: see the module's docstring for the codes.
+    """Wait for the run's rows, have its summary shown, and end: see the module's docstring for the codes.
 
     ``alive`` and ``failure`` come from an embedded run (:class:`workers.embedded.InProcess`):
     whether it still judges, and what it raised (raised here, once the wait is over).
@@ -65,13 +66,11 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
     from workers.lost import StallWatch
 
     from .interrupts import checkpoint
-    from .outcomes import print_outcomes
-    from .progress import ProgressView
 
     total = expected if expected is not None else ledger.get_run(run_id).expected
     # A fleet run (no in-process work to watch) has the chunks a killed worker lost sent again.
     stall = StallWatch(run_id, ledger, settings.worker, settings.online, settings.chunks) if alive is None else None
-    with ProgressView(f"run {run_id}", total) as view:
+    with reporter.waiting(f"run {run_id}", total) as view:
         progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
                                       alive=alive, outage_s=settings.scheduler.wait_outage_s, stall=stall,
                                       between=checkpoint)
@@ -79,9 +78,9 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
         raise failure[0]
     run = ledger.get_run(run_id)
     assessment = assess(ledger, run, report.options, baseline_run=report.baseline_run)
-    deliver(assessment, progress, complete, json_out=report.json_out, junit=report.junit, markdown=report.markdown)
+    reporter.assessed(assessment, progress, complete, report)
     if not report.json_out:
-        print_outcomes(run, assessment.summaries)
+        reporter.outcomes(run, assessment.summaries)
     if not complete:
         return Ending(INFRASTRUCTURE, (
             f"judgeq: run {run_id} is not complete ({progress.done}/{progress.expected} rows); "
@@ -95,7 +94,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
     return ending
 
 
-def report_run(run_id: str, ledger: Ledger, report: Report, *, need_gate: bool) -> Ending:
+def report_run(run_id: str, ledger: Ledger, report: Report, reporter: Reporter, *, need_gate: bool) -> Ending:
     """``judgeq report RUN`` and ``judgeq gate RUN``: the run as it is now, and (``need_gate``) its gates.
 
     ``--fail-on-errors`` counts as a gate (``judgeq gate RUN --fail-on-errors``).
@@ -109,20 +108,18 @@ def report_run(run_id: str, ledger: Ledger, report: Report, *, need_gate: bool) 
     progress = ledger.progress(run_id)
     incomplete = Ending(lines=(f"(incomplete: {progress.done}/{progress.expected} rows)",))
     if run.kind == "online" and not need_gate:  # the window's population, estimated per stratum
-        from .online_view import online_report
-
-        online_report(ledger, run, options, progress, json_out=report.json_out)
+        reporter.online(ledger, run, options, progress, json_out=report.json_out)
         if not report.json_out:
-            from .cascade_view import cascade_figures, print_cascades
+            from .cascades import cascade_figures
 
-            print_cascades(cascade_figures(ledger.cascade_counts(run_id)))
+            reporter.cascades(cascade_figures(ledger.cascade_counts(run_id)))
         return incomplete if not progress.complete and not report.json_out else Ending()
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
-    from .cascade_view import cascade_figures
+    from .cascades import cascade_figures
 
-    deliver(assessment, progress, complete, json_out=report.json_out, junit=report.junit, markdown=report.markdown,
-            cascades=cascade_figures(ledger.cascade_counts(run_id)) if not need_gate else ())
+    reporter.assessed(assessment, progress, complete, report,
+                      cascades=cascade_figures(ledger.cascade_counts(run_id)) if not need_gate else ())
     ending = incomplete if not complete and not report.json_out else Ending()
     if options.gating or report.fail_on_errors:  # a gate on what the provider never answered is not a quality verdict
         measured = not_measured(run_id, assessment.summaries)

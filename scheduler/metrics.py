@@ -41,7 +41,7 @@ if TYPE_CHECKING:
     from ledger.metrics import ScoreTotals, WindowMean
     from ledger.store import Ledger
 
-    from .budget_view import BudgetLine, RateLine
+    from .budgets import BudgetLine, RateLine
 
 KEYS: Final = ("slices", "max_values")
 #: How far the counters' cut trails the clock: rows are given their ``ts`` just before their transaction commits.
@@ -166,7 +166,7 @@ def take_snapshot(ledger: Ledger, config: ExporterConfig, config_path: Path, win
     from ledger.budget_rows import day_bounds
     from ledger.errors import LedgerError
 
-    from .budget_view import gather, rates_in_force, schedules_of
+    from .budgets import gather, rates_in_force, schedules_of
 
     started = time.perf_counter()
     queues, broker_up, problem = _queue_depths(broker_url)

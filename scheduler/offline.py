@@ -1,7 +1,8 @@
 """The offline commands' work: submit a dataset, resume a run; in a fleet or in this process.
 
 ``judgeq submit`` and ``judgeq resume`` each call one function here with their
-request and the command's :class:`scheduler.settings.CliSettings`. The steps
+request, the command's :class:`scheduler.settings.CliSettings` and the
+:class:`scheduler.reporting.Reporter` that shows progress and the scorecard. The steps
 themselves live in :mod:`scheduler.submit` (validate, store, send) and
 :mod:`scheduler.finish` (wait, report, the exit's figures); this module puts
 them in order and picks the mode as ``runs.dispatch.fleet_mode`` decides it: with a
@@ -27,6 +28,7 @@ from . import submit as submitting
 from .errors import UsageError
 from .finish import Ending, Report, wait_and_report
 from .interrupts import Submission, interrupt_on_signals, interruptible, say
+from .reporting import Reporter
 from .settings import CliSettings
 
 if TYPE_CHECKING:
@@ -64,7 +66,7 @@ class ResumeRequest:
     retry_errors: tuple[str, ...] = ()  # error kinds to judge again besides transient (scheduler.causes.RETRYABLE)
 
 
-def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
+def submit(request: SubmitRequest, settings: CliSettings, reporter: Reporter) -> Ending:
     """Validate everything, write the run, send its chunks; wait and report when asked (embedded: always)."""
     from judges.config import load_config
     from workers.dispatch import connect
@@ -116,17 +118,15 @@ def submit(request: SubmitRequest, settings: CliSettings) -> Ending:
             trusted = [spec for j in plan.judges for spec in llm_specs(j)]
             with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads,
                            trusted=trusted) as run:
-                return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout,
+                return wait_and_report(plan.run_id, ledger, settings, report, reporter, timeout=request.timeout,
                                        expected=plan.expected, alive=run.alive, failure=run.failure)
         submitting.enqueue_items(plan, ledger, fleet, settings.chunks)
         submission.sent.set()
         if not request.wait:
             if report.json_out:
-                from .render import print_json
-
-                print_json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
+                reporter.json({"run_id": plan.run_id, "expected": plan.expected, "enqueued": True})
             return Ending()
-        return wait_and_report(plan.run_id, ledger, settings, report, timeout=request.timeout)
+        return wait_and_report(plan.run_id, ledger, settings, report, reporter, timeout=request.timeout)
 
 
 def refuse_keyless_cloud(judges: Sequence[ResolvedJudge], worker: WorkerSettings) -> None:
@@ -142,7 +142,7 @@ def refuse_keyless_cloud(judges: Sequence[ResolvedJudge], worker: WorkerSettings
         raise JudgeConfigError(exc.message) from None
 
 
-def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
+def resume(request: ResumeRequest, settings: CliSettings, reporter: Reporter) -> Ending:
     """Send again every item of the run without a verdict (first storing those a cut-off submit missed)."""
     from judges.config import load_config
     from workers.dispatch import connect
@@ -172,7 +172,7 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
                 submitting.resume(run, ledger, dispatcher, settings.chunks, dataset=info, retry=retry)
 
             with InProcess(job, ledger, settings.worker, threads=scheduler.embedded_threads, trusted=own) as embedded:
-                return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout,
+                return wait_and_report(run.id, ledger, settings, request.report, reporter, timeout=request.timeout,
                                        alive=embedded.alive, failure=embedded.failure)
         missing = submitting.resume(run, ledger, fleet, settings.chunks, dataset=info, retry=retry)
         submission.sent.set()
@@ -182,7 +182,7 @@ def resume(request: ResumeRequest, settings: CliSettings) -> Ending:
             f"{kinds})")
         if not request.wait:
             return Ending()
-        return wait_and_report(run.id, ledger, settings, request.report, timeout=request.timeout)
+        return wait_and_report(run.id, ledger, settings, request.report, reporter, timeout=request.timeout)
 
 
 def close_circuits(run_id: str, judges: Sequence[str], broker_url: str | None) -> None:

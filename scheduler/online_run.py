@@ -1,8 +1,9 @@
 """``judgeq online``'s work once its windows are chosen: each judged in order, on the fleet or in this process.
 
 The command (cli/commands/online.py) parses its options, chooses the
-schedule and the windows, and makes this one call; it prints the outcomes and
-ends as :class:`WindowsJudged` says. Whether a fleet judges is
+schedule and the windows, and makes this one call (with the
+:class:`scheduler.reporting.Reporter` that shows the waits); it prints the
+outcomes and ends as :class:`WindowsJudged` says. Whether a fleet judges is
 ``runs.dispatch.fleet_mode``'s decision (through ``workers.dispatch.connect``).
 """
 
@@ -20,6 +21,7 @@ from .finish import Ending
 if TYPE_CHECKING:
     from online.job import WindowOutcome
 
+    from .reporting import Reporter
     from .settings import CliSettings
 
 
@@ -32,7 +34,7 @@ class WindowsJudged:
     ending: Ending = Ending()
 
 
-def judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, wait: bool,
+def judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, reporter: Reporter, *, wait: bool,
                   timeout: float | None) -> WindowsJudged:
     """Judge ``targets`` in order; without a broker, in this process (module docstring)."""
     from online.budget.pacer import window_planner
@@ -66,7 +68,7 @@ def judge_windows(plan: Any, targets: list[Any], cli_settings: CliSettings, *, w
                 assert fleet is not None
                 outcome = _run_on_fleet(job, fleet)
                 if wait:
-                    left = _wait_all(outcome, ledger, cli_settings, timeout)
+                    left = _wait_all(outcome, ledger, cli_settings, reporter, timeout)
                     if left is not None:
                         return WindowsJudged(outcomes, False, left)
             outcomes.append(outcome)
@@ -110,17 +112,17 @@ def _say(text: str) -> None:
     print(text, file=sys.stderr, flush=True)
 
 
-def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, timeout: float | None) -> Ending | None:
+def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, reporter: Reporter,
+              timeout: float | None) -> Ending | None:
     """Wait for each run of the window; the ending of the first left incomplete (exit 3), else None."""
     from runs.waiting import wait_for
     from workers.lost import StallWatch
 
     from .interrupts import checkpoint
-    from .progress import ProgressView
 
     for judge, run_id in outcome.runs.items():
         total = ledger.get_run(run_id).expected
-        with ProgressView(f"run {run_id}", total) as view:
+        with reporter.waiting(f"run {run_id}", total) as view:
             progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
                                           outage_s=settings.scheduler.wait_outage_s,
                                           stall=StallWatch(run_id, ledger, settings.worker, settings.online,

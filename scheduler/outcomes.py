@@ -12,7 +12,6 @@ first paid for.
 
 from __future__ import annotations
 
-import sys
 from collections.abc import Sequence
 from typing import Any
 
@@ -45,20 +44,6 @@ def totals(counts: Sequence[dict[str, Any]]) -> dict[str, Any]:
     """The run's sums over its judges."""
     keys = ("judged", "cached", "judge_error", "skipped_budget", "not_yet_judged", "cost_usd", "saved_usd")
     return {key: sum(c[key] for c in counts) for key in keys}
-
-
-def print_outcomes(run: Any, summaries: Sequence[Any], file: Any = None) -> None:
-    """One line per judge with the five counts, and the run's cost and savings."""
-    file = file or sys.stdout
-    counts = outcome_counts(run, summaries)
-    for c in counts:
-        transient = f" ({c['transient_errors']} transient)" if c["transient_errors"] else ""
-        print(f"{c['judge']}: {c['judged']} judged, {c['cached']} cached (${c['saved_usd']:.4f} saved), "
-              f"{c['judge_error']} judge errors{transient}, {c['skipped_budget']} skipped (budget), "
-              f"{c['not_yet_judged']} not yet judged; cost ${c['cost_usd']:.4f}", file=file)
-    if len(counts) > 1:
-        t = totals(counts)
-        print(f"run: cost ${t['cost_usd']:.4f}, saved ${t['saved_usd']:.4f}", file=file)
 
 
 def judge_errors(run_id: str, summaries: Sequence[Any]) -> str:

@@ -36,6 +36,7 @@ from online.schedules import load_schedules
 from online.windows import parse_size, window_at
 from runs.sending import ChunkSettings
 from workers.dispatch import EmbeddedDispatcher
+from workers.settings import WorkerSettings
 
 from .provider import FakeProvider
 from .test_budget_controller import DAY, HOUR, diurnal, history, strata
@@ -168,7 +169,7 @@ def _window_job(tmp_path: Path, sqlite_url: str, provider: FakeProvider, size: s
     ledger = Ledger(sqlite_url)
     ledger.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
     # One thread and one item a chunk: the workers' gate stops the spend within one call of the budget.
-    dispatcher = EmbeddedDispatcher(ledger, remote_threads=1, trusted=[judge.spec])  # type: ignore[list-item]
+    dispatcher = EmbeddedDispatcher(ledger, WorkerSettings(), remote_threads=1, trusted=[judge.spec])  # type: ignore[list-item]
     job = WindowJob(prepared.schedule, window, prepared.source, prepared.judges, ledger,
                     ChunkSettings(chunk_remote=1), planner=window_planner(ledger, prepared.schedule, window, now))
     try:

@@ -40,6 +40,8 @@ from online.plan import Plan, prepare
 from online.schedules import load_schedules
 from online.windows import Window, parse_window
 from workers.dispatch import EmbeddedDispatcher
+from runs.sending import ChunkSettings
+from workers.settings import WorkerSettings
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -111,8 +113,8 @@ def plan(config: Path) -> Plan:
 
 def judge_window(ledger: Ledger, plan: Plan, window: Window, now: datetime = NOW) -> WindowOutcome:
     """Judge ``window`` with the budget planner, in this process, and mark its runs done once judged."""
-    dispatcher = EmbeddedDispatcher(ledger)
-    job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger,
+    dispatcher = EmbeddedDispatcher(ledger, WorkerSettings())
+    job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, ChunkSettings(),
                     planner=window_planner(ledger, plan.schedule, window, now))
     try:
         outcome = job.run(dispatcher)

@@ -26,6 +26,7 @@ from online.plan import prepare
 from online.schedules import load_schedules
 from online.windows import parse_size, window_at
 from workers.dispatch import EmbeddedDispatcher
+from workers.settings import WorkerSettings
 from runs.sending import ChunkSettings
 
 from .provider import FakeProvider
@@ -94,7 +95,7 @@ def test_queued_items_are_skipped_for_budget_once_the_days_spend_reaches_it(
                          for i in range(40)])
     ledger.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
 
-    dispatcher = EmbeddedDispatcher(ledger, remote_threads=THREADS, trusted=[judge.spec])  # type: ignore[list-item]
+    dispatcher = EmbeddedDispatcher(ledger, WorkerSettings(), remote_threads=THREADS, trusted=[judge.spec])  # type: ignore[list-item]
     job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, ChunkSettings(chunk_remote=CHUNK),
                     planner=window_planner(ledger, plan.schedule, window, now))
     try:

@@ -31,3 +31,12 @@ def test_commands_and_views_never_import_main() -> None:
     assert modules and "cli.state" in imported(REPO / "cli" / "commands" / "offline.py", set())  # the parser sees
     offenders = {str(path.relative_to(REPO)) for path in modules if "cli.main" in imported(path, {"cli.main"})}
     assert offenders == set()
+
+
+def test_only_the_cli_renders() -> None:
+    """No part below cli/ imports rich: tables and bars are views (cli/views), which scheduler's workflows reach
+    through the ``scheduler.reporting.Reporter`` their command passes."""
+    assert "rich.table" in imported(REPO / "cli" / "views" / "report.py", set())  # the parser sees lazy imports
+    found = {str(path.relative_to(REPO)): sorted(n for n in imported(path, set()) if n.split(".")[0] == "rich")
+             for part in BELOW for path in (REPO / part).rglob("*.py")}
+    assert {path: names for path, names in found.items() if names} == {}

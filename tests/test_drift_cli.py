@@ -27,6 +27,8 @@ from ledger.store import Ledger
 from online.plan import prepare, schedule_for
 from online.windows import parse_window, window_at, parse_size
 from workers.dispatch import EmbeddedDispatcher
+from runs.sending import ChunkSettings
+from workers.settings import WorkerSettings
 
 from .cli_runner import invoke
 from .processes import base_env, free_port
@@ -90,8 +92,8 @@ def fill(folder: Path, ledger_url: str, start: datetime, hours: int, dropped: in
     with Ledger(ledger_url) as ledger:
         for h in range(hours):
             window = window_at(parse_size("1h"), start + timedelta(hours=h))
-            dispatcher = EmbeddedDispatcher(ledger)
-            WindowJob(plan.schedule, window, plan.source, plan.judges, ledger).run(dispatcher)
+            dispatcher = EmbeddedDispatcher(ledger, WorkerSettings())
+            WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, ChunkSettings()).run(dispatcher)
             dispatcher.join()
 
 
@@ -263,7 +265,7 @@ def test_an_unreachable_webhook_warns_and_the_alert_stands(env: dict[str, str], 
 
 def test_the_trend_picture_has_a_panel_per_slice_and_marks_the_drift(tmp_path: Path) -> None:
     from online.drift_check import DriftQuery, check, record
-    from scheduler.trend_plot import plot_trend
+    from cli.views.trend_plot import plot_trend
 
     url = f"sqlite:///{tmp_path / 'ledger.db'}"
     fill(tmp_path, url, FIRST.start, HOURS, dropped=HOURS - 1)

@@ -23,6 +23,8 @@ from ledger.store import Ledger
 from online.plan import prepare, schedule_for
 from online.windows import parse_size, window_at
 from workers.dispatch import EmbeddedDispatcher
+from runs.sending import ChunkSettings
+from workers.settings import WorkerSettings
 
 from .cli_runner import invoke
 from .processes import base_env, run_cli
@@ -94,9 +96,9 @@ def _fill_windows(folder: Path, ledger_url: str) -> None:
 
     with Ledger(ledger_url) as ledger:
         for h in range(HOURS):
-            dispatcher = EmbeddedDispatcher(ledger)
+            dispatcher = EmbeddedDispatcher(ledger, WorkerSettings())
             WindowJob(plan.schedule, window_at(parse_size("1h"), FIRST.start + timedelta(hours=h)), plan.source,
-                      plan.judges, ledger).run(dispatcher)
+                      plan.judges, ledger, ChunkSettings()).run(dispatcher)
             dispatcher.join()
 
 

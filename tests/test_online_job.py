@@ -26,6 +26,8 @@ from online.schedules import Schedule
 from online.sources.base import open_source
 from online.windows import parse_size, parse_window
 from workers.dispatch import EmbeddedDispatcher
+from workers.settings import WorkerSettings
+from runs.sending import ChunkSettings
 
 from .processes import base_env, run_cli
 
@@ -65,7 +67,7 @@ class Deferred(EmbeddedDispatcher):
     """Judges nothing until ``join``: the rows come after the job's own completion check, as on a busy machine."""
 
     def __init__(self, ledger: Ledger) -> None:
-        super().__init__(ledger)
+        super().__init__(ledger, WorkerSettings())
         self.held: list[tuple[Any, str]] = []
 
     def send(self, message: Any, queue: str) -> None:
@@ -81,7 +83,7 @@ def judge(ledger: Ledger, path: Path, sched: Schedule, window: Any = DAY) -> Any
     source = open_source("prod", {"type": "jsonl", "path": str(path)}, path.parent)
     judges = [load_config(None).resolve(name) for name in sched.judges]
     dispatcher = Deferred(ledger)
-    outcome = WindowJob(sched, window, source, judges, ledger).run(dispatcher)
+    outcome = WindowJob(sched, window, source, judges, ledger, ChunkSettings()).run(dispatcher)
     dispatcher.join()
     outcome.settle(ledger)
     return outcome

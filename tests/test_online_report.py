@@ -18,7 +18,7 @@ from scipy import stats as sps
 
 from ledger import ItemIn, Ledger, Run, ScoreIn, StratumCounts
 from ledger.population import PopulationEstimate
-from scheduler.online_view import trend_view
+from cli.views.online_report import trend_view
 
 from .cli_runner import invoke
 from .processes import base_env

@@ -29,6 +29,7 @@ from online.schedules import Schedule
 from online.sources.base import SOURCE_TYPES, open_source, register_source
 from online.windows import parse_size, parse_window
 from workers.dispatch import EmbeddedDispatcher
+from workers.settings import WorkerSettings
 from scheduler.records import RecordChecks, scan
 from runs.errors import BadMessage
 from runs.message import ChunkMessage, json_limit
@@ -147,7 +148,7 @@ def test_the_window_job_bounds_every_sources_traces(tmp_path: Path, sqlite_url: 
     schedule = Schedule(name="s", source="listed", judges=("exact",), size=parse_size("1d"),
                         every=timedelta(days=1), policy=parse_policy({"rate": 1.0}, "s"))
     ledger = Ledger(sqlite_url)
-    dispatcher = EmbeddedDispatcher(ledger)
+    dispatcher = EmbeddedDispatcher(ledger, WorkerSettings())
     job = WindowJob(schedule, parse_window(WINDOW), source, [load_config(None).resolve("exact_match")], ledger,
                     ChunkSettings(max_record_bytes=LIMIT))
     outcome = job.run(dispatcher)
@@ -322,7 +323,7 @@ class Cut(EmbeddedDispatcher):
     """A broker that goes away after ``sends`` chunks: the scan dies between storing and counting."""
 
     def __init__(self, ledger: Ledger, sends: int) -> None:
-        super().__init__(ledger)
+        super().__init__(ledger, WorkerSettings())
         self.sends = sends
 
     def send(self, message: Any, queue: str) -> None:
@@ -347,8 +348,8 @@ def test_enqueued_counts_the_windows_sample_over_every_scan(tmp_path: Path, ledg
         WindowJob(schedule, parse_window(WINDOW), source, judges, ledger, ChunkSettings(chunk_local=250)).run(cut)
     cut.join()
     write_lines(path, [trace(i) for i in range(1250)])  # 50 late traces
-    dispatcher = EmbeddedDispatcher(ledger)
-    outcome = WindowJob(schedule, parse_window(WINDOW), source, judges, ledger).run(dispatcher)
+    dispatcher = EmbeddedDispatcher(ledger, WorkerSettings())
+    outcome = WindowJob(schedule, parse_window(WINDOW), source, judges, ledger, ChunkSettings()).run(dispatcher)
     dispatcher.join()
     (run_id,) = outcome.runs.values()
     assert outcome.new == {"exact_match": 250}  # the 200 the cut scan never stored, and the 50 late ones

@@ -18,7 +18,7 @@ from pathlib import Path
 
 import pytest
 
-from scheduler.progress import ProgressView
+from cli.views.progress import ProgressView
 
 from .ledger_probe import rows_and_keys
 from .pg_server import PostgresServer

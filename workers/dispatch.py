@@ -99,14 +99,15 @@ class EmbeddedDispatcher:
     ``trusted``: the LLM judge specs of the config this process loaded; their
     routes skip the key policy (see :mod:`judges.egress`), anything else (a
     judge read back from a shared ledger) meets the workers' policy.
+    ``settings``: the process's worker section, built at its entry and passed
+    down (a library default would read the environment behind the caller's back).
     """
 
     embedded = True
 
-    def __init__(self, ledger: Ledger, remote_threads: int = 4, max_pending: int = 32,
-                 settings: WorkerSettings | None = None, trusted: Iterable[LlmJudgeSpec] = ()) -> None:
+    def __init__(self, ledger: Ledger, settings: WorkerSettings, remote_threads: int = 4, max_pending: int = 32,
+                 trusted: Iterable[LlmJudgeSpec] = ()) -> None:
         self.ledger = ledger
-        settings = settings or WorkerSettings()
         # A worker's retry policy and circuit, in this process; the limiter is shared by this machine's processes.
         self.services = RemoteServices(
             limiter=settings.machine_limiter(),

@@ -78,13 +78,14 @@ def budget_show(
     json_out: JsonOpt = False,
 ) -> None:
     """Each budget: USD/day, spent (online), reserved, projected end of day, the rates in force, cache hits."""
-    from scheduler.budget_view import gather, print_status, status_json
+    from cli.views.budget import print_status, status_json
+    from scheduler.budgets import gather
 
     now = datetime.now(UTC)
     chosen = _day(day, now)
     status = gather(_ledger(ctx), chosen, now, _config_path(ctx))
     if json_out:
-        from scheduler.render import print_json
+        from cli.views.render import print_json
 
         print_json(status_json(status))
         return
@@ -101,13 +102,14 @@ def budget_history(
     json_out: JsonOpt = False,
 ) -> None:
     """Budget changes (who, when, through what, old -> new) and the controller's decisions, newest first."""
-    from scheduler.budget_view import history_entries, print_history
+    from cli.views.budget import print_history
+    from scheduler.budgets import history_entries
 
     if day is not None:
         _parse_date(day)
     entries = history_entries(_ledger(ctx), limit=limit, judge=judge, day=day)
     if json_out:
-        from scheduler.render import print_json
+        from cli.views.render import print_json
 
         print_json(entries)
         return
@@ -179,10 +181,11 @@ def _login() -> str:
 
 
 def _print_change(change: object, json_out: bool) -> None:
-    from scheduler.budget_view import change_json, change_text
+    from cli.views.budget import change_text
+    from scheduler.budgets import change_json
 
     if json_out:
-        from scheduler.render import print_json
+        from cli.views.render import print_json
 
         print_json(change_json(change))
         return

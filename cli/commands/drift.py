@@ -67,7 +67,7 @@ def drift(
     if report.status == "no_data" and source is not None:
         _hint_schedules(config, source)
     if json_out:
-        from scheduler.render import print_json
+        from cli.views.render import print_json
 
         print_json(report.to_json())
     else:

@@ -70,7 +70,7 @@ def export_otel(
     An endpoint that does not take the spans: exit 3.
     """
     from scheduler.otel_export import export_rows
-    from scheduler.progress import ProgressView
+    from cli.views.progress import ProgressView
 
     if endpoint is not None and not endpoint.startswith(("http://", "https://")):
         raise UsageError(f"--endpoint {endpoint!r} is not an http(s) URL; write e.g. http://127.0.0.1:4318")
@@ -88,7 +88,7 @@ def export_otel(
               "credentials go only to its own endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); to send them there, set "
               "OTEL_EXPORTER_OTLP_ENDPOINT to it instead of --endpoint", file=sys.stderr)
     if json_out:
-        from scheduler.render import print_json
+        from cli.views.render import print_json
 
         print_json(counts)
         return

@@ -61,6 +61,7 @@ def submit(
     """Judge a dataset: validate it whole, enqueue it, and optionally wait for the verdict."""
     from scheduler.assess import GateOptions
     from scheduler.finish import Report
+    from cli.views.reporter import TerminalReporter
     from scheduler.offline import SubmitRequest, submit as submitting
 
     files = junit is not None or markdown is not None
@@ -69,7 +70,7 @@ def submit(
     report = Report(options, json_out=json_out, junit=junit, markdown=markdown, fail_on_errors=fail_on_errors)
     request = SubmitRequest(dataset, judge, report, wait=wait, timeout=timeout, tags=tag, meta=_parse_meta(meta),
                             max_cost_usd=max_cost, no_cache=no_cache)
-    end(submitting(request, settings_of(ctx)))
+    end(submitting(request, settings_of(ctx), TerminalReporter()))
 
 
 def resume(
@@ -85,6 +86,7 @@ def resume(
         "cause is fixed: forbidden, setup, account, circuit (transient errors are always retried).")] = None,
 ) -> None:
     """Re-enqueue the items of a run that have no verdict yet: no ledger row, or a transient error."""
+    from cli.views.reporter import TerminalReporter
     from scheduler.causes import parse_retry
     from scheduler.errors import UsageError
     from scheduler.finish import Report
@@ -96,7 +98,7 @@ def resume(
         raise UsageError(str(exc)) from None
     report = Report(json_out=json_out, fail_on_errors=fail_on_errors)
     end(resuming(ResumeRequest(run_id, report, dataset=dataset, wait=wait, timeout=timeout, retry_errors=retry),
-                 settings_of(ctx)))
+                 settings_of(ctx), TerminalReporter()))
 
 
 def abandon(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The run to give up.")]) -> None:

@@ -59,8 +59,9 @@ def online(
     """
     from online.plan import prepare, schedule_for, windows_for
 
-    from cli.views.window_outcome import outcome_json, print_outcome
     from cli.exits import end
+    from cli.views.reporter import TerminalReporter
+    from cli.views.window_outcome import outcome_json, print_outcome
     from scheduler.interrupts import interrupt_on_signals
     from scheduler.online_run import judge_windows
 
@@ -71,12 +72,12 @@ def online(
                           min_per_stratum=min_per_stratum, size=last, lateness=lateness)
     plan = prepare(config, chosen, max_record_bytes=cli_settings.chunks.max_record_bytes)
     targets = windows_for(chosen, window=window, last=last, now=datetime.now(UTC))
-    judged_windows = judge_windows(plan, targets, cli_settings, wait=wait, timeout=timeout)
+    judged_windows = judge_windows(plan, targets, cli_settings, TerminalReporter(), wait=wait, timeout=timeout)
     end(judged_windows.ending)
     outcomes, judged = judged_windows.outcomes, judged_windows.judged
     ledger = cli_settings.ledger()
     if json_out:
-        from scheduler.render import print_json
+        from cli.views.render import print_json
 
         shown = [outcome_json(o, ledger, judged=judged, cluster_by=cluster_by) for o in outcomes]
         print_json(shown[0] if window is None or ".." not in window else {"range": window, "windows": shown})
@@ -126,7 +127,7 @@ def explain(
     from online.plan import prepare, schedule_for
     from online.windows import parse_window
 
-    from scheduler.render import print_json
+    from cli.views.render import print_json
 
     settings = settings_of(ctx)
     chosen = schedule_for(settings.config, schedule=schedule, source=source, judges=tuple(judge))

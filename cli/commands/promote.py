@@ -67,7 +67,7 @@ def promote(
     done = promoting(ledger, chosen, judge_name, condition, to, by=by, limit=limit, expected_from=expected_from,
                      now=datetime.now(UTC), max_bytes=cli_settings.chunks.max_record_bytes)
     if json_out:
-        from scheduler.render import print_json
+        from cli.views.render import print_json
 
         print_json(done.to_json())
         return

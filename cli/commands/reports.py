@@ -2,7 +2,7 @@
 
 ``report`` and ``gate`` share their options (``cli.options.report_options``)
 and end through ``scheduler.finish.report_run``, as a submit with ``--wait``
-does; the others print a view of ``scheduler`` or ``cli.views``.
+does; the others print a view of ``cli.views``.
 """
 
 from __future__ import annotations
@@ -74,7 +74,7 @@ def report(
         if run_id is not None or windows is None or judge is None or (source is None) == (schedule is None):
             raise UsageError("a trend takes --windows A..B, --judge J and one of --source S or --schedule N "
                              "(and no run id)")
-        from scheduler.online_view import show_trend
+        from cli.views.online_report import show_trend
 
         show_trend(settings_of(ctx).ledger(), schedule or source or "", judge, windows, json_out=report.json_out,
                    cluster_by=report.cluster_by, plot=plot)
@@ -97,10 +97,11 @@ def gate_command(
 
 
 def _report_run(ctx: typer.Context, run_id: str, args: ReportArgs, *, need_gate: bool) -> None:
+    from cli.views.reporter import TerminalReporter
     from scheduler.finish import report_run
 
     report = args.parse()
-    end(report_run(run_id, settings_of(ctx).ledger(), report, need_gate=need_gate))
+    end(report_run(run_id, settings_of(ctx).ledger(), report, TerminalReporter(), need_gate=need_gate))
 
 
 def compare(
@@ -114,8 +115,8 @@ def compare(
     json_out: JsonOpt = False,
 ) -> None:
     """Paired comparison of two runs per judge: delta with 95% CI, McNemar or paired t, flipped items."""
+    from cli.views.report import show_comparison
     from scheduler.assess import GateOptions
-    from scheduler.report_view import show_comparison
 
     options = GateOptions.parse([], by=by, cluster_by=cluster_by, min_slice=min_slice)
     show_comparison(settings_of(ctx).ledger(), base_id, cand_id, options, show=show, json_out=json_out)

@@ -1,4 +1,7 @@
-"""What only commands print: runs, a run's status, judges, drift checks, promotions, distilled judges, windows.
+"""Every view of the CLI: runs, a run's status and report, gates, progress, budgets, drift, judges, windows.
 
-The views a workflow of ``scheduler/`` prints as well (reports, gates, progress, budgets) stay beside it.
+``scheduler/`` prints no table, bar or JSON; where one of its workflows shows something
+mid-way (progress while it waits, the scorecard before the command ends), it
+calls the ``scheduler.reporting.Reporter`` its command passed, which
+:class:`cli.views.reporter.TerminalReporter` implements with these views.
 """

@@ -11,14 +11,14 @@ from typing import Any
 
 def show_trained(path: Path, meta: dict[str, Any], json_out: bool) -> None:
     """The artifact and its holdout metrics: JSON, or two tables and the judgeq.toml line that uses it."""
-    from scheduler.render import print_json
+    from .render import print_json
 
     if json_out:
         print_json({"artifact": str(path), **meta})
         return
     from rich.table import Table
 
-    from scheduler.console import console as wide_console
+    from .console import console as wide_console
 
     console = wide_console()
     rows = meta["rows"]

@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING, Any
 
-from scheduler.console import console as _console
-from scheduler.report_view import _f
+from .console import console as _console
+from .report import _f
 
 if TYPE_CHECKING:
     from online.drift_check import DriftReport

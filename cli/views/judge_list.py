@@ -34,13 +34,13 @@ def show_judges(config_path: Path, *, json_out: bool) -> None:
     """Print :func:`judge_rows` as a table, or as JSON."""
     rows = judge_rows(config_path)
     if json_out:
-        from scheduler.render import print_json
+        from .render import print_json
 
         print_json(rows)
         return
     from rich.table import Table
 
-    from scheduler.console import console
+    from .console import console
 
     table = Table(title="judges", title_justify="left")
     for col in ("name", "kind", "version", "definition"):

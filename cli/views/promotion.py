@@ -13,7 +13,7 @@ def show_promotion(done: Promotion) -> None:
     """The traces added (a table), the counts on stderr, and the file's new SHA-256 on stdout."""
     from rich.table import Table
 
-    from scheduler.console import console as wide_console
+    from .console import console as wide_console
 
     console = wide_console()
     if done.added:

@@ -5,7 +5,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from scheduler.render import print_json
+from .render import print_json
 
 
 def run_row(run: Any) -> dict[str, Any]:
@@ -33,7 +33,7 @@ def show_runs(runs: Sequence[Any], json_out: bool) -> None:
     from rich.markup import escape
     from rich.table import Table
 
-    from scheduler.console import console as wide_console
+    from .console import console as wide_console
 
     console = wide_console()  # a log or a pipe: one line per run, however wide
     if not rows:

@@ -11,7 +11,7 @@ if TYPE_CHECKING:
 def show_status(run_id: str, settings: CliSettings, *, json_out: bool) -> None:
     """Print the run's progress (marking it done when every row is there) and what the broker holds for it."""
     from scheduler.deadletters import DeadLetterView
-    from scheduler.render import print_json
+    from .render import print_json
 
     ledger = settings.ledger()
     run = ledger.get_run(run_id)

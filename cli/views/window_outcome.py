@@ -16,7 +16,7 @@ def outcome_json(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_b
 def _estimates(outcome: WindowOutcome, ledger: Any, *, judged: bool, cluster_by: Optional[str]) -> dict[str, Any]:
     if not judged:
         return {}
-    from scheduler.online_view import estimate
+    from .online_report import estimate
 
     return {judge: estimate(ledger, run_id, cluster_by=cluster_by) for judge, run_id in outcome.runs.items()}
 

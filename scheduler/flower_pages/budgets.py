@@ -23,7 +23,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
 
-from ..budget_view import usd_text
+from ..budgets import usd_text
 from . import reads
 from .figures import gather_page
 from .login import Page

@@ -1,7 +1,7 @@
 """What the Budgets page shows, gathered into one dataclass: testable without Flower or a browser.
 
 Per budget (global, judge, schedule × judge) the figures of ``judgeq budget
-show`` (``scheduler.budget_view``: spent today, reserved, projected end of
+show`` (``scheduler.budgets``: spent today, reserved, projected end of
 day, the rates in force with who set them, the cache hit rate), and a chart of
 today's spend by hour against the budget line: the controller's pacing, seen.
 The chart is geometry only (numbers the template draws as inline SVG), so
@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Final
 
 from ledger.budget_rows import day_bounds
 
-from ..budget_view import BudgetLine, BudgetReport, gather, schedules_of, usd_text
+from ..budgets import BudgetLine, BudgetReport, gather, schedules_of, usd_text
 from . import reads
 
 if TYPE_CHECKING:

@@ -1,7 +1,7 @@
 """Every ledger read and write of Flower's Budgets page, in one place.
 
 The page reads the ledger only through these functions (and the figures
-``scheduler.budget_view.gather`` reads for ``judgeq budget show``), so a change
+``scheduler.budgets.gather`` reads for ``judgeq budget show``), so a change
 of the ledger's interface is a change here alone. They block: the page calls
 them in Flower's thread pool, never on its event loop.
 """

@@ -25,7 +25,7 @@ from datetime import datetime
 from pathlib import Path
 from typing import Any, Final
 
-from .errors import UsageError
+from scheduler.errors import UsageError
 
 FORMATS: Final = (".png", ".svg", ".pdf")
 #: The most panels one picture holds: all traffic and the strata with the most rows.

@@ -6,7 +6,8 @@ import math
 from collections.abc import Sequence
 from typing import Any
 
-from .assess import Assessment
+from scheduler.assess import Assessment
+
 from .console import console as _console
 
 
@@ -157,9 +158,9 @@ def deliver(a: Assessment, progress: Any, complete: bool, *, json_out: bool, jun
             markdown: Any = None, scorecard: bool = True, cascades: Sequence[dict[str, Any]] = ()) -> None:
     """Print the assessment (JSON, the scorecard, or the short summary table) and write the CI files.
 
-    ``cascades``: the run's cascade figures (``scheduler.cascade_view``), shown after the scorecard.
+    ``cascades``: the run's cascade figures (``scheduler.cascades``), shown after the scorecard.
     """
-    from .cascade_view import print_cascades
+    from .cascades import print_cascades
     from .render import print_json, run_payload, summary_table
 
     if json_out:
@@ -170,25 +171,26 @@ def deliver(a: Assessment, progress: Any, complete: bool, *, json_out: bool, jun
     else:
         summary_table(a.run, a.summaries, a.results)
     if not json_out:
-        from .causes import error_lines
+        from scheduler.causes import error_lines
 
         for line in error_lines(a.summaries):  # why the errors column is not 0 (--json: judges[].error_kinds)
             print(line)
         print_cascades(cascades)
     if junit is not None:
-        from .formats import write_junit
+        from scheduler.formats import write_junit
 
         write_junit(junit, a)
     if markdown is not None:
-        from .formats import write_markdown
+        from scheduler.formats import write_markdown
 
         write_markdown(markdown, a)
 
 
 def show_comparison(ledger: Any, base_id: str, cand_id: str, options: Any, *, show: int, json_out: bool) -> None:
     """``judgeq compare``: the paired comparison of two runs per judge (``options``: a GateOptions)."""
-    from .assess import compare
-    from .errors import UsageError
+    from scheduler.assess import compare
+    from scheduler.errors import UsageError
+
     from .render import print_json
 
     base, cand = ledger.get_run(base_id), ledger.get_run(cand_id)

@@ -10,7 +10,7 @@ from typing import Any
 
 from pydantic_core import to_jsonable_python
 
-from .gate import GateResult
+from scheduler.gate import GateResult
 
 
 def _num(value: float | None, fmt: str) -> str:
@@ -80,7 +80,7 @@ def run_payload(run: Any, summaries: Sequence[Any], progress: Any, gates: Sequen
         "judges": {name: body.get("version") for name, body in (run.judges or {}).items()},
     }
     payload: dict[str, Any] = {"run": run_info, "complete": complete, "progress": progress, "judges": summaries}
-    from .outcomes import outcome_counts, totals
+    from scheduler.outcomes import outcome_counts, totals
 
     payload["outcomes"] = outcome_counts(run, summaries)  # judged / cached / judge error / skipped / not yet
     payload["totals"] = totals(payload["outcomes"])

@@ -19,11 +19,11 @@ from ledger.models import Run
 from ledger.population import PopulationEstimate, StratumFigures
 from ledger.rows import Progress
 from ledger.stats import Estimate
+from scheduler.assess import GateOptions
+from scheduler.errors import UsageError
 
-from .assess import GateOptions
-from .errors import UsageError
 from .console import console as _console
-from .report_view import _f, card_json
+from .report import _f, card_json
 
 #: Offline report options an online report has no meaning for, and why.
 _OFFLINE_ONLY = {
@@ -85,7 +85,7 @@ def online_report(ledger: Any, run: Run, options: GateOptions, progress: Progres
     console = _console()
     for estimate in estimates:
         population_table(run, estimate, console)
-    from .causes import error_lines
+    from scheduler.causes import error_lines
 
     for line in error_lines(ledger.summary(run.id)):  # why the errors column is not 0
         console.print(line, markup=False, highlight=False)
@@ -230,7 +230,8 @@ def show_trend(ledger: Any, name: str, judge: str, windows: str, *, json_out: bo
     title = f"{name} · {judge} · {windows}"
     trend_view(ledger, runs, json_out=json_out, cluster_by=cluster_by, title=title)
     if plot is not None:
-        from .interrupts import say
+        from scheduler.interrupts import say
+
         from .trend_plot import plot_trend
 
         drawn = plot_trend(ledger, runs, source=name, judge=judge, title=title, path=plot, cluster_by=cluster_by)

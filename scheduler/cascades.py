@@ -1,4 +1,4 @@
-"""What ``judgeq report`` shows of a cascade: escalation, cost against all-remote, audited agreement.
+"""The figures ``judgeq report`` shows of a cascade: escalation, cost against all-remote, audited agreement.
 
 **Cost against all-remote**: what the run would have cost had every item gone
 to the LLM judge, estimated as the run's mean cost per paid LLM call times
@@ -7,7 +7,7 @@ calls' average); ``saved`` is that minus what the run paid.
 **Audited agreement**: the share of audited items where the student's label
 equals the teacher's, with a 95 % Wilson interval (audited items are a hash
 sample of the confident ones, so this is the student's agreement where it
-decides alone).
+decides alone). Its table is ``cli.views.cascades``.
 """
 
 from __future__ import annotations
@@ -38,23 +38,3 @@ def cascade_figures(counts: Sequence[CascadeCounts]) -> list[dict[str, Any]]:
         })
     return out
 
-
-def print_cascades(figures: Sequence[dict[str, Any]]) -> None:
-    """The cascades' table (nothing when the run has none)."""
-    if not figures:
-        return
-    from rich.table import Table
-
-    from .console import console
-
-    table = Table(title="cascades", title_justify="left")
-    for column in ("judge", "rows", "escalated", "cost", "all-remote (est.)", "saved", "audited",
-                   "audit agreement (95% CI)"):
-        table.add_column(column)
-    for f in figures:
-        agreement = "–" if f["audit_agreement"] is None else (
-            f"{f['audit_agreement']:.3f} [{f['audit_agreement_ci'][0]:.3f}, {f['audit_agreement_ci'][1]:.3f}]")
-        money = [("–" if f[k] is None else f"${f[k]:.4f}") for k in ("cost_usd", "all_remote_usd", "saved_usd")]
-        table.add_row(f["eval"], str(f["rows"]), f"{f['escalated']} ({f['escalation_rate']:.1%})", *money,
-                      str(f["audited"]), agreement)
-    console().print(table)
