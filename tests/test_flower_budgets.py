@@ -170,7 +170,7 @@ def test_the_page_shows_each_budget_its_day_rates_and_history(site: Site) -> Non
 
 
 def test_the_form_sets_changes_and_removes_budgets_as_the_logged_in_user(site: Site) -> None:
-    with httpx.Client(base_url=site.base, auth=AUTH, timeout=10) as client:
+    with httpx.Client(base_url=site.base, auth=AUTH, timeout=10, follow_redirects=True) as client:
         page = client.get("/budgets")
         assert "_xsrf" in client.cookies
         token = xsrf_of(page.text)
@@ -186,6 +186,8 @@ def test_the_form_sets_changes_and_removes_budgets_as_the_logged_in_user(site: S
 
         done = client.post("/budgets", data={**form, "_xsrf": token})
         assert done.status_code == 200, site.logs()
+        # Post/Redirect/Get: the POST answered 303 to the page showing the change, so a reload sends nothing.
+        assert [r.status_code for r in done.history] == [303] and "?change=" in str(done.url)
         assert "budget judge:exact: $2.00/day -&gt; $3.25/day by ops via flower" in done.text
         change = site.ledger.budget_history()[0]
         assert (change.scope, change.old_usd, change.new_usd, change.who, change.via, change.note) == (

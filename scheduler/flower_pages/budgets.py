@@ -5,7 +5,9 @@ CLI's checked path (``reads.set_budget``, ``online.budget.setting.set_checked``:
 one rule for the amount, the names and the note), recorded as made by the
 logged-in Flower user ``via flower``; the controller applies it at its next
 tick, as after ``judgeq budget set``. A value it refuses is shown on the page
-(status 400) and changes nothing; under Flower's ``--read_only`` a POST is a
+(status 400) and changes nothing; one it takes answers with a redirect
+to the page showing the change (Post/Redirect/Get, so a reload sends
+nothing again); under Flower's ``--read_only`` a POST is a
 403, as Flower's task API's is. Login and the ``_xsrf`` token are
 :class:`login.Page`'s to require; the ledger is read and written in Flower's
 thread pool, never on its event loop.
@@ -69,10 +71,11 @@ class Form:
 
 @dataclass(frozen=True)
 class Outcome:
-    """What a POST did: a line for the page, and whether it was refused."""
+    """What a POST did: a line for the page, whether it was refused, and the history row it wrote."""
 
     message: str
     refused: bool = False
+    change_id: int | None = None
 
 
 def form_amount(text: str) -> Any:
@@ -110,10 +113,15 @@ def apply_form(site: Site, form: Form, action: str, who: str) -> Outcome:
         return Outcome(str(exc), refused=True)
     if change is None:
         return Outcome(f"there is no budget for {budget_scope(judge, schedule)} to remove", refused=True)
+    return Outcome(change_line(change), change_id=change.id)
+
+
+def change_line(change: Any) -> str:
+    """What a change did, as the page says it after the form was sent."""
     new = "removed" if change.new_usd is None else f"${usd_text(change.new_usd)}/day"
     old = "none" if change.old_usd is None else f"${usd_text(change.old_usd)}/day"
-    return Outcome(f"budget {change.scope}: {old} -> {new} by {change.who} via flower; "
-                   "the controller applies it at its next tick")
+    return (f"budget {change.scope}: {old} -> {new} by {change.who} via {change.via}; "
+            "the controller applies it at its next tick")
 
 
 class BudgetsPage(Page):
@@ -126,7 +134,7 @@ class BudgetsPage(Page):
 
     async def get(self) -> None:
         await self._show(Form(scope=self._arg("scope") or "judge", judge=self._arg("judge"),
-                              schedule=self._arg("schedule")), None)
+                              schedule=self._arg("schedule")), None, shown_change=self._arg("change"))
 
     async def post(self) -> None:
         if self.application.options.read_only:  # Flower's --read_only: nothing is changed through it
@@ -137,11 +145,14 @@ class BudgetsPage(Page):
         if outcome.refused:
             self.set_status(400)
             await self._show(form, outcome)
-        else:
-            await self._show(Form(), outcome)
+        else:  # Post/Redirect/Get: reloading the page shows the change again, it does not send it again
+            self.redirect(f"{self.reverse_url('budgets')}?change={outcome.change_id}", status=303)
 
-    async def _show(self, form: Form, outcome: Outcome | None) -> None:
+    async def _show(self, form: Form, outcome: Outcome | None, shown_change: str = "") -> None:
         page = await self._blocking(lambda: gather_page(self.site.ledger(), self.site.config, datetime.now(UTC)))
+        if outcome is None and shown_change:  # after a redirect: the change it made, from the history
+            made = next((c for c in page.changes if str(c.id) == shown_change), None)
+            outcome = None if made is None else Outcome(change_line(made), change_id=made.id)
         self.render("budgets.html", page=page, form=form, outcome=outcome, user=self.logged_in(),
                     usd=usd_text)
 
