@@ -142,7 +142,7 @@ def cascade(folder: Path, env: dict[str, str], provider: FakeProvider, n: int) -
 
 def fit_only(n: int) -> dict[str, Any]:
     """``scheduler.distill``'s collect and train on ``n`` rows of ~1 KB records, without a ledger."""
-    from ledger.teacher import VerdictRow
+    from ledger.stores.teacher import VerdictRow
     from scheduler.distill import collect, train
 
     rows = [VerdictRow("r", r["id"], "ok", teacher_label(r), float(teacher_label(r) == "pass"), "v", None, r)

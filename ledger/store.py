@@ -16,7 +16,7 @@ database will not take costs only itself (see :meth:`Ledger.write_scores`).
 from __future__ import annotations
 
 from collections.abc import Collection, Iterator, Sequence
-from contextlib import contextmanager
+from contextlib import AbstractContextManager
 from datetime import datetime
 from types import TracebackType
 from typing import Any
@@ -25,61 +25,52 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from ledger.engine import connect, create_ledger_engine
-from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNotFound
-from ledger.migrate import ensure_schema
 from ledger.budget import BudgetLedger
-from ledger.drift import DriftLedger
+from ledger.db import Db
+from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNotFound
 from ledger.online import OnlineLedger
 from ledger.spend import SpendLedger
-from ledger.metrics import MetricsLedger
-from ledger.refusals import from_database
 from ledger.models import ITEMS, RUN_KINDS, RUN_STATUSES, RUNS, SCORES, Run, RunStatus, Score, utcnow
 from ledger.queries import (IN_CHUNK, STREAM_BATCH_SCORES, errors_of, item_span, progress_counts, scored_among,
                             unscored_in_window)
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
 from ledger.text import loaded_json, storable
-from ledger.teacher import TeacherLedger
+from ledger.stores.drift import DriftStore
+from ledger.stores.metrics import MetricsStore
+from ledger.stores.teacher import TeacherStore
 from ledger.upsert import insert_run, upsert_scores
-from ledger.urls import normalize_url
-from ledger.writer import writer_for
 
 
 
-class Ledger(OnlineLedger, BudgetLedger, SpendLedger, DriftLedger, MetricsLedger, TeacherLedger):
+class Ledger(OnlineLedger, BudgetLedger, SpendLedger):
     """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``;
-    budgets: ``ledger.budget``; spend: ``ledger.spend``; drift checks: ``ledger.drift``; the exporter's
-    figures: ``ledger.metrics``; a judge's rows with their records: ``ledger.teacher``)."""
+    budgets: ``ledger.budget``; spend: ``ledger.spend``), and the stores of ``ledger.stores``: drift checks
+    (``ledger.drift``), the exporter's figures (``ledger.metrics``), a judge's rows with their records
+    (``ledger.teacher``)."""
 
     def __init__(self, url: str) -> None:
-        self.url = normalize_url(url)
-        self.engine: Engine = create_ledger_engine(self.url)
-        self._insert_run = insert_run(self.engine.dialect.name)
-        self._writer = writer_for(self.engine.dialect.name)  # items and scores: COPY on PostgreSQL
-        self._probe_scores = upsert_scores(self.engine.dialect.name, source=sa.select(*SCORES.c).where(sa.false()))
+        self.db = Db(url)
+        self.url: str = self.db.url
+        self.engine: Engine = self.db.engine
+        self._insert_run = insert_run(self.db.dialect)
+        self._writer = self.db.writer
+        self._probe_scores = upsert_scores(self.db.dialect, source=sa.select(*SCORES.c).where(sa.false()))
+        self.drift = DriftStore(self.db)
+        self.metrics = MetricsStore(self.db)
+        self.teacher = TeacherStore(self.db)
 
     # -- connection handling -------------------------------------------------
 
-    @contextmanager
-    def _connect(self) -> Iterator[Connection]:
-        try:
-            ensure_schema(self.engine)
-            with connect(self.engine) as conn:
-                yield conn
-        except sa.exc.DBAPIError as exc:  # the database's own errors, as SQLAlchemy wraps them
-            raise from_database(self.url, exc) from exc
-        except (OverflowError, UnicodeError) as exc:  # a driver that cannot send a value (not wrapped)
-            raise from_database(self.url, exc) from exc
+    def _connect(self) -> AbstractContextManager[Connection]:
+        return self.db.connect()
 
-    @contextmanager
-    def _session(self) -> Iterator[Session]:
-        with self._connect() as conn, Session(bind=conn) as session:
-            yield session
+    def _session(self) -> AbstractContextManager[Session]:
+        return self.db.session()
 
     def close(self) -> None:
         """Close the pooled connections; the Ledger reconnects if used again."""
-        self.engine.dispose()
+        self.db.close()
 
     def __enter__(self) -> Ledger:
         return self

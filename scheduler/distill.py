@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from ledger.store import Ledger
-    from ledger.teacher import VerdictRow
+    from ledger.stores.teacher import VerdictRow
 
     from .settings import CliSettings
 
@@ -146,7 +146,7 @@ def distill_judge(settings: CliSettings, teacher: str, name: str, *, runs: Seque
     ledger = settings.ledger()
     run_ids, where = _runs(ledger, teacher, runs, source, windows)
     say(f"reading {teacher}'s verdicts ({resolved.version}) in {where}")
-    data = collect(ledger.verdict_rows(teacher, run_ids), teacher, resolved.version)
+    data = collect(ledger.teacher.verdict_rows(teacher, run_ids), teacher, resolved.version)
     data.check(where)
     trained = train(data, target, say)
     meta = {**trained.meta, "name": name, "runs": run_ids[:1000], "source": source, "windows": windows}

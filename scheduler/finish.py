@@ -115,14 +115,14 @@ def report_run(run_id: str, ledger: Ledger, report: Report, *, need_gate: bool) 
         if not report.json_out:
             from .cascade_view import cascade_figures, print_cascades
 
-            print_cascades(cascade_figures(ledger.cascade_counts(run_id)))
+            print_cascades(cascade_figures(ledger.teacher.cascade_counts(run_id)))
         return incomplete if not progress.complete and not report.json_out else Ending()
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
     from .cascade_view import cascade_figures
 
     deliver(assessment, progress, complete, json_out=report.json_out, junit=report.junit, markdown=report.markdown,
-            cascades=cascade_figures(ledger.cascade_counts(run_id)) if not need_gate else ())
+            cascades=cascade_figures(ledger.teacher.cascade_counts(run_id)) if not need_gate else ())
     ending = incomplete if not complete and not report.json_out else Ending()
     if options.gating or report.fail_on_errors:  # a gate on what the provider never answered is not a quality verdict
         measured = not_measured(run_id, assessment.summaries)

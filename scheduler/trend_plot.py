@@ -101,7 +101,7 @@ def alerted(ledger: Any, source: str, judge: str, windows: Sequence[str]) -> dic
     """Per panel, the windows among ``windows`` that a recorded drift alert's short span held."""
     shown = set(windows)
     marked: dict[str, set[str]] = {}
-    for row in ledger.drift_checks(source, judge, status="alert"):
+    for row in ledger.drift.checks(source, judge, status="alert"):
         hit = shown.intersection(row.short_windows or [])
         if hit:
             marked.setdefault(ALL, set()).update(hit)

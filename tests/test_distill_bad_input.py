@@ -23,7 +23,7 @@ from ledger.models import Run
 from ledger.rows import ItemIn, ScoreIn
 from ledger.store import Ledger
 from scheduler.distill import collect, train
-from ledger.teacher import VerdictRow
+from ledger.stores.teacher import VerdictRow
 
 from .cli_runner import invoke
 from .distill_data import records, teacher_label

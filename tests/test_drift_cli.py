@@ -101,7 +101,7 @@ def drift(env: dict[str, str], *args: str) -> Any:
 
 def checks(ledger_url: str) -> list[Any]:
     with Ledger(ledger_url) as ledger:
-        return ledger.drift_checks("hourly", "exact")
+        return ledger.drift.checks("hourly", "exact")
 
 
 class Hook:
