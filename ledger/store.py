@@ -25,7 +25,6 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection, Engine
 from sqlmodel import Session
 
-from ledger.budget import BudgetLedger
 from ledger.db import Db
 from ledger.errors import LedgerArgumentError, LedgerDataError, RunExists, RunNotFound
 from ledger.online import OnlineLedger
@@ -36,6 +35,7 @@ from ledger.queries import (IN_CHUNK, STREAM_BATCH_SCORES, errors_of, item_span,
 from ledger.rows import EvalSummary, ItemIn, Progress, ScoreIn, unstorable
 from ledger.summary import summarize
 from ledger.text import loaded_json, storable
+from ledger.stores.budgets import BudgetStore
 from ledger.stores.drift import DriftStore
 from ledger.stores.metrics import MetricsStore
 from ledger.stores.teacher import TeacherStore
@@ -43,11 +43,11 @@ from ledger.upsert import insert_run, upsert_scores
 
 
 
-class Ledger(OnlineLedger, BudgetLedger, SpendLedger):
+class Ledger(OnlineLedger, SpendLedger):
     """Runs, their items and their score rows, in SQLite or PostgreSQL (online runs: ``ledger.online``;
-    budgets: ``ledger.budget``; spend: ``ledger.spend``), and the stores of ``ledger.stores``: drift checks
-    (``ledger.drift``), the exporter's figures (``ledger.metrics``), a judge's rows with their records
-    (``ledger.teacher``)."""
+    spend: ``ledger.spend``), and the stores of ``ledger.stores``: budgets (``ledger.budgets``), drift
+    checks (``ledger.drift``), the exporter's figures (``ledger.metrics``), a judge's rows with their
+    records (``ledger.teacher``)."""
 
     def __init__(self, url: str) -> None:
         self.db = Db(url)
@@ -56,6 +56,7 @@ class Ledger(OnlineLedger, BudgetLedger, SpendLedger):
         self._insert_run = insert_run(self.db.dialect)
         self._writer = self.db.writer
         self._probe_scores = upsert_scores(self.db.dialect, source=sa.select(*SCORES.c).where(sa.false()))
+        self.budgets = BudgetStore(self.db)
         self.drift = DriftStore(self.db)
         self.metrics = MetricsStore(self.db)
         self.teacher = TeacherStore(self.db)

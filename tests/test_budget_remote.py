@@ -92,7 +92,7 @@ def test_queued_items_are_skipped_for_budget_once_the_days_spend_reaches_it(
     ledger.write_scores([ScoreIn(run_id="yesterday", trace_id=f"y{i}", eval=judge.name, judge_version=judge.version,
                                  dataset="w", score=1.0, cost_usd=CHEAP, ts=now - timedelta(days=1))
                          for i in range(40)])
-    ledger.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
 
     dispatcher = EmbeddedDispatcher(ledger, remote_threads=THREADS, trusted=[judge.spec])  # type: ignore[list-item]
     job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, ChunkSettings(chunk_remote=CHUNK),

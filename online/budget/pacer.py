@@ -9,9 +9,9 @@ draw on a daily budget); a day is a UTC day.
 
 Reserve, then settle: :func:`plan_window` plans with the money left after
 spend *and* outstanding reservations, and the window job reserves the plan's
-expected cost before it sends anything (``Ledger.reserve``), so concurrent
+expected cost before it sends anything (``Ledger.budgets.reserve``), so concurrent
 windows and judges never together plan past the budget; the reservation
-settles as the run's rows land (see ledger/budget.py).
+settles as the run's rows land (see ledger/stores/budgets.py).
 """
 
 from __future__ import annotations
@@ -55,21 +55,21 @@ class Money:
 def money_for(ledger: Ledger, schedule: str, judge: str, now: datetime,
               budgets: Mapping[str, float] | None = None) -> Money | None:
     """The money of ``judge`` in ``schedule`` today, or None when no budget applies to it (see the module)."""
-    budgets = ledger.budgets() if budgets is None else budgets
+    budgets = ledger.budgets.budgets() if budgets is None else budgets
     day, day_start, day_end = utc_day(now)
     own = budget_scope(judge, schedule)
     if own in budgets:
         money = Money(own, budgets[own], ledger.spent(day_start, day_end, judge, schedule=schedule),
-                      ledger.outstanding_reservations(day, judge, schedule=schedule))
+                      ledger.budgets.outstanding_reservations(day, judge, schedule=schedule))
     elif budget_scope(judge) in budgets:
         scope = budget_scope(judge)
         money = Money(scope, budgets[scope], ledger.spent(day_start, day_end, judge),
-                      ledger.outstanding_reservations(day, judge))
+                      ledger.budgets.outstanding_reservations(day, judge))
     else:
         return None
     cap = budgets.get(budget_scope(None))
     if cap is not None:
-        left_globally = cap - ledger.spent(day_start, day_end) - ledger.outstanding_reservations(day)
+        left_globally = cap - ledger.spent(day_start, day_end) - ledger.budgets.outstanding_reservations(day)
         if left_globally < money.left:  # the global cap binds: plan with what it leaves (nothing, once others
             # have spent past it: the budget planned with is then what this judge has spent and reserved)
             money = Money(money.scope + " (global cap)", money.spent + money.reserved + max(left_globally, 0.0),
@@ -141,14 +141,14 @@ def window_planner(ledger: Ledger, schedule: Schedule, window: Window, now: date
     """The window job's planner: plan the window's rates on its exact counts, write the decisions down and
     reserve the plan's expected cost before anything is sent."""
     def planner(judge: ResolvedJudge, run_id: str, counts: Mapping[str, int]) -> Mapping[str, float] | None:
-        with ledger.planning_lock(PLANNING_LOCK):  # read what is left and reserve against it, one plan at a time
+        with ledger.budgets.planning_lock(PLANNING_LOCK):  # read what is left and reserve against it, one plan at a time
             found = plan_window(ledger, schedule, judge, window, now, counts)
             if found is None:
                 return None
             result, money, cost = found
-            ledger.reserve(run_id, utc_day(now)[0], judge.name, schedule.name,
+            ledger.budgets.reserve(run_id, utc_day(now)[0], judge.name, schedule.name,
                            sum(d.expected_cost for d in result.decisions))
-        ledger.record_decisions(decisions(result, money, cost, schedule.name, judge.name, window.id, now))
+        ledger.budgets.record_decisions(decisions(result, money, cost, schedule.name, judge.name, window.id, now))
         return {d.stratum: d.rate for d in result.decisions}
 
     return planner
