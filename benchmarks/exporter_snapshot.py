@@ -39,7 +39,7 @@ SPAN = timedelta(days=7)
 
 def fill(ledger: Ledger, rows: int, now: datetime) -> None:
     """``rows`` items and score rows, newest at ``now``, one every SPAN / rows, in one online run."""
-    ledger.create_run(Run(id="bench", kind="online", dataset_name="prod", window="bench", judges={}))
+    ledger.runs.create_run(Run(id="bench", kind="online", dataset_name="prod", window="bench", judges={}))
     step = SPAN.total_seconds() / rows
     per_judge = rows // JUDGES
     start = (now - SPAN).timestamp()

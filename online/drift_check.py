@@ -290,7 +290,7 @@ def as_of(ledger: Ledger, source: str, judge: str, limit: datetime) -> datetime:
     """The time beat checks as of: the end of the newest window closed by ``limit`` whose run is done.
 
     A run whose rows are all in is marked done here (nobody waits on the
-    runs beat starts; ``Ledger.mark_done_if_complete`` is one conditional
+    runs beat starts; ``Ledger.runs.mark_done_if_complete`` is one conditional
     UPDATE). So a check never looks at a window still being judged, and a
     window judged late is checked by the next tick rather than skipped.
     Without any done run: ``limit`` (the check then says what it found).
@@ -300,7 +300,7 @@ def as_of(ledger: Ledger, source: str, judge: str, limit: datetime) -> datetime:
         window = _window(run.window)
         if window is None or window.end > limit:
             continue
-        if run.status == "done" or (run.status == "running" and ledger.mark_done_if_complete(run.run_id)):
+        if run.status == "done" or (run.status == "running" and ledger.runs.mark_done_if_complete(run.run_id)):
             ends.append(window.end)
     return max(ends, default=limit)
 

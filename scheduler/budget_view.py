@@ -79,13 +79,13 @@ def gather(ledger: Ledger, day: date, now: datetime, config: Path) -> BudgetRepo
     lines = []
     for entry in ledger.budgets.entries():
         scope = parse_scope(entry.scope)
-        spent = ledger.spent(start, end, scope.judge, schedule=scope.schedule)
+        spent = ledger.spend.spent(start, end, scope.judge, schedule=scope.schedule)
         reserved = ledger.budgets.outstanding_reservations(day.isoformat(), scope.judge, schedule=scope.schedule)
         pace = spent / elapsed * left if elapsed > 0 else 0.0
         lines.append(BudgetLine(
             scope=entry.scope, judge=scope.judge, schedule=scope.schedule, usd_per_day=entry.usd_per_day,
             spent_usd=spent, reserved_usd=reserved, projected_usd=spent + reserved + pace,
-            cache_hit_rate=ledger.cache_hit_rate(scope.judge, start, until=end, schedule=scope.schedule),
+            cache_hit_rate=ledger.spend.cache_hit_rate(scope.judge, start, until=end, schedule=scope.schedule),
             updated_at=entry.updated_at, updated_by=entry.updated_by,
             rates=rates_in_force(ledger, schedules, scope.judge, scope.schedule)))
     return BudgetReport(day=day, now=now, elapsed_h=elapsed / 3600, left_h=left / 3600, budgets=tuple(lines),

@@ -68,7 +68,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
     from .outcomes import print_outcomes
     from .progress import ProgressView
 
-    total = expected if expected is not None else ledger.get_run(run_id).expected
+    total = expected if expected is not None else ledger.runs.get_run(run_id).expected
     # A fleet run (no in-process work to watch) has the chunks a killed worker lost sent again.
     stall = StallWatch(run_id, ledger, settings.worker, settings.online, settings.chunks) if alive is None else None
     with ProgressView(f"run {run_id}", total) as view:
@@ -77,7 +77,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
                                       between=checkpoint)
     if failure:
         raise failure[0]
-    run = ledger.get_run(run_id)
+    run = ledger.runs.get_run(run_id)
     assessment = assess(ledger, run, report.options, baseline_run=report.baseline_run)
     deliver(assessment, progress, complete, json_out=report.json_out, junit=report.junit, markdown=report.markdown)
     if not report.json_out:
@@ -103,10 +103,10 @@ def report_run(run_id: str, ledger: Ledger, report: Report, *, need_gate: bool) 
     options = report.options
     if need_gate and not options.gating and not report.fail_on_errors:
         raise UsageError('nothing to gate on; add --gate "JUDGE>=X", --baseline RUN|latest and/or --fail-on-errors')
-    run = ledger.get_run(run_id)
+    run = ledger.runs.get_run(run_id)
     if need_gate and run.status == "abandoned":
         raise UsageError(f"run {run_id} was abandoned; there is nothing to gate (submit the dataset again)")
-    progress = ledger.progress(run_id)
+    progress = ledger.scores.progress(run_id)
     incomplete = Ending(lines=(f"(incomplete: {progress.done}/{progress.expected} rows)",))
     if run.kind == "online" and not need_gate:  # the window's population, estimated per stratum
         from .online_view import online_report

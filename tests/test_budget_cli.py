@@ -167,7 +167,7 @@ def test_show_counts_online_spend_reservations_and_rates_of_the_day(env: dict[st
                                               ("off-1", "exact_match", "golden", "offline")]:
             online_run(ledger, run_id, judge=judge, schedule=schedule, kind=kind, window=f"{PAST:%Y-%m-%d}T10")
         last_second = PAST + timedelta(hours=23, minutes=59, seconds=59)
-        ledger.write_scores([*rows("o-1", 0.5, 0.25, 0.0, judge="exact_match", at=last_second),
+        ledger.scores.write_scores([*rows("o-1", 0.5, 0.25, 0.0, judge="exact_match", at=last_second),
                              *rows("o-1", 0.0, judge="exact_match", first=9, cached=True, at=at),
                              *rows("o-2", 7.0, judge="exact_match", first=10, at=PAST + timedelta(days=1)),  # next day
                              *rows("o-2", 1.0, judge="exact_match", at=at),
@@ -175,8 +175,8 @@ def test_show_counts_online_spend_reservations_and_rates_of_the_day(env: dict[st
                              *rows("off-1", 100.0, judge="exact_match", at=at)])
         ledger.budgets.reserve("o-1", day, "exact_match", "prod-hourly", 1.0)  # 0.75 of it spent
         ledger.budgets.reserve("o-3", day, "contains", "prod-hourly", 5.0)
-        ledger.set_status("o-3", "done")  # settled: its reservation no longer counts
-        ledger.set_sampling_rate("prod-hourly", "exact_match", "de", 0.25, set_by="budget", reason="pacing")
+        ledger.runs.set_status("o-3", "done")  # settled: its reservation no longer counts
+        ledger.windows.set_sampling_rate("prod-hourly", "exact_match", "de", 0.25, set_by="budget", reason="pacing")
 
     shown = as_json(env, "budget", "show", "--day", day)
     assert shown["offline_counted"] is False and "not counted" in shown["offline_note"]
@@ -206,7 +206,7 @@ def test_show_projects_today_on_a_straight_line(env: dict[str, str], ledger_url:
     with Ledger(ledger_url) as ledger:
         ledger.budgets.set_budget("judge:exact_match", 10.0, who="ana", via="cli")
         online_run(ledger, "o-1", judge="exact_match", window=f"{start:%Y-%m-%dT%H}")
-        ledger.write_scores(rows("o-1", 0.5, judge="exact_match", at=start + timedelta(seconds=1)))
+        ledger.scores.write_scores(rows("o-1", 0.5, judge="exact_match", at=start + timedelta(seconds=1)))
         ledger.budgets.reserve("o-1", day, "exact_match", "prod", 2.0)
 
     shown = as_json(env, "budget", "show")

@@ -144,7 +144,7 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
                     f"beat:\n{beat.log()}\nworker:\n{worker.log()[-4000:]}")
 
         # Beat judges the closed windows: the traffic the budget tick will plan from. No budget, no rates.
-        wait_until(lambda: len(ledger.recent_window_counts(SCHEDULE, "exact", datetime.now(UTC) - timedelta(hours=1)))
+        wait_until(lambda: len(ledger.spend.recent_window_counts(SCHEDULE, "exact", datetime.now(UTC) - timedelta(hours=1)))
                    >= 2, 30, lambda: f"two windows judged; {state()}")
         assert budget_rates(ledger) == {} and ledger.budgets.history() == []
 

@@ -33,7 +33,7 @@ def test_two_plans_at_once_reserve_the_budget_once(ledger_url: str) -> None:
     judge = load_config(None).resolve("exact")
     windows = [window_at(schedule.size, NOW - timedelta(minutes=k)) for k in (1, 2)]
     for k, window in enumerate(windows):
-        ledger.create_run_if_absent(Run(id=f"o-run-{k}", kind="online", dataset_name="prod", window=window.id,
+        ledger.runs.create_run_if_absent(Run(id=f"o-run-{k}", kind="online", dataset_name="prod", window=window.id,
                                         judges={"exact": judge.to_message()}, status="running"))
     start = threading.Barrier(2)
     rates: dict[str, float] = {}

@@ -120,17 +120,17 @@ def judge_window(ledger: Ledger, plan: Plan, window: Window, now: datetime = NOW
     finally:
         dispatcher.close()
     for run_id in outcome.runs.values():
-        ledger.mark_done_if_complete(run_id)
+        ledger.runs.mark_done_if_complete(run_id)
     return outcome
 
 
 def rates(ledger: Ledger, run_id: str) -> dict[str, float]:
-    return {c.stratum: c.rate for c in ledger.strata(run_id)}
+    return {c.stratum: c.rate for c in ledger.windows.strata(run_id)}
 
 
 def reservations(ledger: Ledger) -> dict[str, tuple[str, str, str, float]]:
     """The budget_reservations rows: run id -> (day, judge, schedule, reserved USD)."""
-    with ledger._connect() as conn:  # read back as stored: no public reader lists them
+    with ledger.db.connect() as conn:  # read back as stored: no public reader lists them
         return {r.run_id: (r.day, r.judge, r.schedule, float(r.reserved_usd))
                 for r in conn.execute(sa.select(BUDGET_RESERVATIONS))}
 
@@ -141,13 +141,13 @@ def spend(ledger: Ledger, usd: float, *, judge: str = "exact", kind: Literal["on
     """``n`` rows costing ``usd`` in all, of a finished run of ``judge`` (online by default), written at ``at``."""
     run_id = run_id or f"spend-{judge}-{kind}-{usd}-{at:%d%H%M%S}"
     version = version or f"{judge}@v1"
-    ledger.create_run(Run(id=run_id, kind=kind, dataset_name=SCHEDULE if kind == "online" else "golden",
+    ledger.runs.create_run(Run(id=run_id, kind=kind, dataset_name=SCHEDULE if kind == "online" else "golden",
                           window=f"{DAY}T20" if kind == "online" else None,
                           judges={judge: {"version": version, "kind": "local"}}, status="running",
                           n_items=n, expected=n))
-    ledger.write_scores([ScoreIn(run_id=run_id, trace_id=f"t{i}", eval=judge, judge_version=version,
+    ledger.scores.write_scores([ScoreIn(run_id=run_id, trace_id=f"t{i}", eval=judge, judge_version=version,
                                  dataset="w", score=1.0, cost_usd=usd / n, ts=at) for i in range(n)])
-    assert ledger.mark_done_if_complete(run_id)
+    assert ledger.runs.mark_done_if_complete(run_id)
     return run_id
 
 
@@ -156,10 +156,10 @@ def history(ledger: Ledger, *hours: int) -> None:
     for hour in hours:
         window = parse_window(f"{DAY}T{hour:02d}")
         run_id = f"o-{window.id}-exact-history"
-        ledger.create_run(Run(id=run_id, kind="online", dataset_name=SCHEDULE, window=window.id,
+        ledger.runs.create_run(Run(id=run_id, kind="online", dataset_name=SCHEDULE, window=window.id,
                               judges={"exact": {"version": "exact@v0", "kind": "local"}}, status="done",
                               meta={"window": {"start": window.start.isoformat(), "end": window.end.isoformat()}}))
-        ledger.record_strata(run_id, [StratumCounts(stratum="en", seen=EN, filtered=0, sampled=0, enqueued=0,
+        ledger.windows.record_strata(run_id, [StratumCounts(stratum="en", seen=EN, filtered=0, sampled=0, enqueued=0,
                                                     rate=CONFIG_RATE),
                                       StratumCounts(stratum="ja", seen=JA, filtered=0, sampled=0, enqueued=0,
                                                     rate=CONFIG_RATE)])
@@ -188,7 +188,7 @@ def test_a_budget_sets_the_windows_rates_reserves_its_cost_and_says_why(ledger: 
     assert got["en"] < CONFIG_RATE / 10  # the budget, not the config, set it
     sampled = outcome.sampled["exact"]
     assert 70 <= sampled <= 130, sampled  # ~100 expected: a binomial count, sd ~ 9.6
-    rows = list(ledger.scores(exact))
+    rows = list(ledger.scores.scores(exact))
     assert len(rows) == sampled and all(r.status == "ok" for r in rows)
     assert all(r.weight == pytest.approx(1 / got[str(r.stratum)]) for r in rows)
 
@@ -204,7 +204,7 @@ def test_a_budget_sets_the_windows_rates_reserves_its_cost_and_says_why(ledger: 
     assert (day, judge, schedule) == (DAY, "exact", SCHEDULE)
     assert usd == pytest.approx(1.0)
     # The run is done (its rows are in): its reservation is settled, nothing is outstanding.
-    assert ledger.get_run(exact).status == "done"
+    assert ledger.runs.get_run(exact).status == "done"
     assert ledger.budgets.outstanding_reservations(DAY, "exact") == 0.0
 
     decided = {d.stratum: d for d in ledger.budgets.decisions(DAY, judge="exact")}
@@ -247,7 +247,7 @@ def test_once_the_days_spend_reaches_the_budget_new_windows_get_rate_0(ledger: L
     second = judge_window(ledger, plan, late)
     exact = second.runs["exact"]
     assert rates(ledger, exact) == {"en": 0.0, "ja": 0.0}
-    assert second.sampled["exact"] == 0 and list(ledger.scores(exact)) == []
+    assert second.sampled["exact"] == 0 and list(ledger.scores.scores(exact)) == []
     assert reservations(ledger)[exact][3] == 0.0
     decided = ledger.budgets.decisions(DAY, judge="exact", limit=2)
     assert {(d.window, d.stratum) for d in decided} == {(late.id, "en"), (late.id, "ja")}
@@ -359,7 +359,7 @@ def test_plan_ahead_paces_the_rest_of_the_day_at_the_measured_cost(ledger: Ledge
 def test_a_removed_budget_gives_the_judge_back_to_the_config_at_the_next_tick(ledger: Ledger, plan: Plan,
                                                                              config: Path) -> None:
     history(ledger, 20, 21, 22)
-    ledger.set_sampling_rate(SCHEDULE, "exact", "*", 0.25, set_by="ana", reason="a person's rate")
+    ledger.windows.set_sampling_rate(SCHEDULE, "exact", "*", 0.25, set_by="ana", reason="a person's rate")
     ledger.budgets.set_budget("judge:exact", 1.0, who="ana", via="cli")
     spend(ledger, 1.5)
     (ahead,) = plan_ahead(config, ledger, NOW)

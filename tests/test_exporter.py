@@ -71,7 +71,7 @@ def test_every_metric_agrees_with_the_rows(ledger_url: str, tmp_path: Path, redi
     make_run(ledger, "other", judges=("tone-v2",))
     write_rows(ledger, "other", [Row("x", "en", 0.75)], eval_name="tone-v2", version="tone-v2@aaaaaaaaaaaa")
     ledger.budgets.set_budget("judge:relevance", 12.5, who="test", via="api")
-    ledger.set_sampling_rate("prod", "relevance", "de", 0.02, set_by="budget", reason="test")
+    ledger.windows.set_sampling_rate("prod", "relevance", "de", 0.02, set_by="budget", reason="test")
     client = redis.Redis.from_url(redis_url)
     client.rpush("remote", *[b"m"] * 3)
     client.close()

@@ -42,7 +42,7 @@ def online_run(ledger: Ledger, run_id: str, *, judge: str = "helpful", schedule:
                window: str = "2026-12-01T10", start: datetime | None = None, kind: str = "online",
                version: str | None = None) -> str:
     start = start or datetime.fromisoformat(window + ":00:00+00:00")
-    ledger.create_run(Run(id=run_id, kind=kind, dataset_name=schedule, window=window if kind == "online" else None,
+    ledger.runs.create_run(Run(id=run_id, kind=kind, dataset_name=schedule, window=window if kind == "online" else None,
                           judges={judge: {"version": version or f"{judge}@v1", "kind": "llm"}},
                           meta={"window": {"start": start.isoformat(), "end": (start + timedelta(hours=1)).isoformat()}},
                           status="running", n_items=10, expected=10))
@@ -222,7 +222,7 @@ def test_spend_counts_the_online_rows_written_in_the_utc_day(ledger: Ledger) -> 
     online_run(ledger, "o-3", judge="other")
     online_run(ledger, "off-1", kind="offline")
     last_moment = DAY + timedelta(days=1) - timedelta(microseconds=1)
-    ledger.write_scores([
+    ledger.scores.write_scores([
         *rows("o-1", 1.0, at=DAY - timedelta(seconds=1)),                          # the day before
         *rows("o-1", 0.25, at=DAY, first=1),                                       # 00:00:00
         *rows("o-1", 0.5, at=DAY + timedelta(hours=23, minutes=59, seconds=59), first=2),
@@ -236,21 +236,21 @@ def test_spend_counts_the_online_rows_written_in_the_utc_day(ledger: Ledger) -> 
     day, start, end = utc_day(DAY + timedelta(hours=15))
     assert (day, start, end) == ("2026-12-01", DAY, DAY + timedelta(days=1))
 
-    assert ledger.spent(start, end, "helpful") == 0.25 + 0.5 + 0.125 + 2.0
-    assert ledger.spent(start, end, "helpful", schedule="prod") == 0.875
-    assert ledger.spent(start, end, "helpful", online_only=False) == 2.875 + 16.0
-    assert ledger.spent(start, end) == 2.875 + 8.0                                # every judge
-    assert ledger.spent(end, end + timedelta(days=1), "helpful") == 4.0
-    assert ledger.spent(start, end, "nobody") == 0.0
+    assert ledger.spend.spent(start, end, "helpful") == 0.25 + 0.5 + 0.125 + 2.0
+    assert ledger.spend.spent(start, end, "helpful", schedule="prod") == 0.875
+    assert ledger.spend.spent(start, end, "helpful", online_only=False) == 2.875 + 16.0
+    assert ledger.spend.spent(start, end) == 2.875 + 8.0                                # every judge
+    assert ledger.spend.spent(end, end + timedelta(days=1), "helpful") == 4.0
+    assert ledger.spend.spent(start, end, "nobody") == 0.0
     tokyo = datetime(2026, 12, 1, 9, tzinfo=UTC).astimezone(__import__("zoneinfo").ZoneInfo("Asia/Tokyo"))
-    assert ledger.spent(tokyo, end, "helpful", schedule="prod") == 0.5 + 0.125  # bounds in any zone mean the instant
+    assert ledger.spend.spent(tokyo, end, "helpful", schedule="prod") == 0.5 + 0.125  # bounds in any zone mean the instant
     with pytest.raises(LedgerArgumentError, match="time zone"):
-        ledger.spent(datetime(2026, 12, 1), end, "helpful")
+        ledger.spend.spent(datetime(2026, 12, 1), end, "helpful")
 
 
 def test_spend_of_an_empty_ledger_is_zero(ledger: Ledger) -> None:
-    assert ledger.spent(DAY, DAY + timedelta(days=1)) == 0.0
-    assert ledger.cache_hit_rate(None, DAY) is None
+    assert ledger.spend.spent(DAY, DAY + timedelta(days=1)) == 0.0
+    assert ledger.spend.cache_hit_rate(None, DAY) is None
 
 
 def test_reservations_settle_as_rows_arrive_and_release_when_the_run_is_done(ledger: Ledger) -> None:
@@ -266,15 +266,15 @@ def test_reservations_settle_as_rows_arrive_and_release_when_the_run_is_done(led
     assert ledger.budgets.outstanding_reservations("2026-12-01") == 3.5
     assert ledger.budgets.outstanding_reservations("2026-12-02", "helpful") == 7.0  # reserved before its run exists
 
-    ledger.write_scores(rows("o-a", 0.25, 0.25, 0.125))
+    ledger.scores.write_scores(rows("o-a", 0.25, 0.25, 0.125))
     assert ledger.budgets.outstanding_reservations("2026-12-01", "helpful") == pytest.approx(0.375 + 0.5)
-    ledger.write_scores(rows("o-b", 0.75))  # costs more than reserved: nothing outstanding, the spend has it all
+    ledger.scores.write_scores(rows("o-b", 0.75))  # costs more than reserved: nothing outstanding, the spend has it all
     assert ledger.budgets.outstanding_reservations("2026-12-01", "helpful") == pytest.approx(0.375)
     assert ledger.budgets.outstanding_reservations("2026-12-01", "helpful", schedule="staging") == 0.0
 
-    ledger.set_status("o-a", "done")  # settled: what it did not spend goes back to the day
+    ledger.runs.set_status("o-a", "done")  # settled: what it did not spend goes back to the day
     assert ledger.budgets.outstanding_reservations("2026-12-01", "helpful") == 0.0
-    ledger.set_status("o-c", "abandoned")
+    ledger.runs.set_status("o-c", "abandoned")
     assert ledger.budgets.outstanding_reservations("2026-12-01") == 0.0
     with pytest.raises(LedgerArgumentError):
         ledger.budgets.reserve("o-d", "2026-12-01", "helpful", "prod", math.nan)
@@ -287,7 +287,7 @@ def test_cost_per_item_is_the_mean_of_recent_paid_verdicts(ledger: Ledger) -> No
     online_run(ledger, "o-1")
     online_run(ledger, "off-1", kind="offline")
     old = DAY + timedelta(hours=1)
-    ledger.write_scores([
+    ledger.scores.write_scores([
         *rows("o-1", *[0.01] * 10, at=old),                                           # older: past the limit
         *[replace_ts(r, DAY + timedelta(hours=2, seconds=i)) for i, r in enumerate(rows("o-1", *[0.002, 0.004] * 15,
                                                                                          first=100))],
@@ -297,21 +297,21 @@ def test_cost_per_item_is_the_mean_of_recent_paid_verdicts(ledger: Ledger) -> No
         *rows("off-1", *[1.0] * 40),
     ])
     since = DAY
-    assert ledger.cost_per_item("helpful", since, version="helpful@v1", limit=30) == pytest.approx(0.003)
-    assert ledger.cost_per_item("helpful", since, version="helpful@v1") == pytest.approx((0.09 + 0.1) / 40)
-    assert ledger.cost_per_item("helpful", since, limit=25) == pytest.approx(0.5)  # the newest: version 2
-    assert ledger.cost_per_item("helpful", since, version="helpful@v2", min_rows=26) is None  # too few to say
-    assert ledger.cost_per_item("helpful", DAY + timedelta(hours=4)) is None
-    assert ledger.cost_per_item("helpful", since, online_only=False, limit=40) == pytest.approx(1.0)
+    assert ledger.spend.cost_per_item("helpful", since, version="helpful@v1", limit=30) == pytest.approx(0.003)
+    assert ledger.spend.cost_per_item("helpful", since, version="helpful@v1") == pytest.approx((0.09 + 0.1) / 40)
+    assert ledger.spend.cost_per_item("helpful", since, limit=25) == pytest.approx(0.5)  # the newest: version 2
+    assert ledger.spend.cost_per_item("helpful", since, version="helpful@v2", min_rows=26) is None  # too few to say
+    assert ledger.spend.cost_per_item("helpful", DAY + timedelta(hours=4)) is None
+    assert ledger.spend.cost_per_item("helpful", since, online_only=False, limit=40) == pytest.approx(1.0)
 
     # 30 of the 30 + 10 + 25 ok rows of online runs are cache hits (errors are not verdicts)
-    assert ledger.cache_hit_rate("helpful", since) == pytest.approx(30 / 95)
-    assert ledger.cache_hit_rate("helpful", DAY + timedelta(hours=2, minutes=30)) == pytest.approx(30 / 55)
-    assert ledger.cache_hit_rate("helpful", since, until=DAY + timedelta(hours=3)) == 0.0  # before the hits
-    assert ledger.cache_hit_rate("helpful", since, limit=30) == 1.0  # the newest rows: the hits, at 11:00
-    assert ledger.cache_hit_rate("helpful", since, limit=55) == pytest.approx(30 / 55)
-    assert ledger.cache_hit_rate("helpful", since, online_only=False) == pytest.approx(30 / 135)
-    assert ledger.cache_hit_rate("nobody", since) is None
+    assert ledger.spend.cache_hit_rate("helpful", since) == pytest.approx(30 / 95)
+    assert ledger.spend.cache_hit_rate("helpful", DAY + timedelta(hours=2, minutes=30)) == pytest.approx(30 / 55)
+    assert ledger.spend.cache_hit_rate("helpful", since, until=DAY + timedelta(hours=3)) == 0.0  # before the hits
+    assert ledger.spend.cache_hit_rate("helpful", since, limit=30) == 1.0  # the newest rows: the hits, at 11:00
+    assert ledger.spend.cache_hit_rate("helpful", since, limit=55) == pytest.approx(30 / 55)
+    assert ledger.spend.cache_hit_rate("helpful", since, online_only=False) == pytest.approx(30 / 135)
+    assert ledger.spend.cache_hit_rate("nobody", since) is None
 
 
 def replace_ts(row: ScoreIn, ts: datetime) -> ScoreIn:
@@ -324,32 +324,32 @@ def test_recent_windows_give_their_traffic_per_stratum_oldest_first(ledger: Ledg
               "2026-12-01T10": {"de": (120, 0)}}
     for window, strata in counts.items():
         online_run(ledger, f"o-{window}", window=window)
-        ledger.record_strata(f"o-{window}", [StratumCounts(s, seen, filtered, 0, 0, 0.1)
+        ledger.windows.record_strata(f"o-{window}", [StratumCounts(s, seen, filtered, 0, 0, 0.1)
                                              for s, (seen, filtered) in strata.items()])
     online_run(ledger, "o-other", window="2026-12-01T09", judge="other")  # another judge: same traffic
-    ledger.record_strata("o-other", [StratumCounts("de", 999, 0, 0, 0, 0.1)])
+    ledger.windows.record_strata("o-other", [StratumCounts("de", 999, 0, 0, 0, 0.1)])
     online_run(ledger, "o-v2", window="2026-12-01T10", version="helpful@v2")  # judged again after a new version
-    ledger.record_strata("o-v2", [StratumCounts("de", 130, 0, 0, 0, 0.1), StratumCounts("it", 5, 5, 0, 0, 0.1)])
+    ledger.windows.record_strata("o-v2", [StratumCounts("de", 130, 0, 0, 0, 0.1), StratumCounts("it", 5, 5, 0, 0, 0.1)])
     online_run(ledger, "o-staging", window="2026-12-01T10", schedule="staging")
-    ledger.record_strata("o-staging", [StratumCounts("de", 7, 0, 0, 0, 0.1)])
+    ledger.windows.record_strata("o-staging", [StratumCounts("de", 7, 0, 0, 0, 0.1)])
 
-    found = ledger.recent_window_counts("prod", "helpful", DAY)
+    found = ledger.spend.recent_window_counts("prod", "helpful", DAY)
     assert [(t.window, t.start, t.seen, dict(t.eligible)) for t in found] == [
         ("2026-12-01T09", DAY + timedelta(hours=9), 340, {"de": 270, "fr": 40}),
         ("2026-12-01T10", DAY + timedelta(hours=10), 135, {"de": 130, "it": 0}),  # the most-read run
     ]
     assert found[0].eligible_total == 310
-    assert len(ledger.recent_window_counts("prod", "helpful", DAY - timedelta(days=1))) == 3
-    assert ledger.recent_window_counts("prod", "helpful", DAY + timedelta(hours=9, minutes=30))[0].window == (
+    assert len(ledger.spend.recent_window_counts("prod", "helpful", DAY - timedelta(days=1))) == 3
+    assert ledger.spend.recent_window_counts("prod", "helpful", DAY + timedelta(hours=9, minutes=30))[0].window == (
         "2026-12-01T10")
-    assert [t.seen for t in ledger.recent_window_counts("prod", None, DAY)] == [999, 135]
-    assert ledger.recent_window_counts("nothing", "helpful", DAY) == []
+    assert [t.seen for t in ledger.spend.recent_window_counts("prod", None, DAY)] == [999, 135]
+    assert ledger.spend.recent_window_counts("nothing", "helpful", DAY) == []
 
 
 def test_rates_in_force_are_listed_per_schedule_judge_and_stratum(ledger: Ledger) -> None:
-    ledger.set_sampling_rate("prod", "helpful", "de", 0.2, set_by="budget", reason="pacing")
-    ledger.set_sampling_rate("prod", "other", "*", 0.5, set_by="ana")
-    ledger.set_sampling_rate("staging", "helpful", "de", 1.0, set_by="ana")
+    ledger.windows.set_sampling_rate("prod", "helpful", "de", 0.2, set_by="budget", reason="pacing")
+    ledger.windows.set_sampling_rate("prod", "other", "*", 0.5, set_by="ana")
+    ledger.windows.set_sampling_rate("staging", "helpful", "de", 1.0, set_by="ana")
     assert [(r.schedule, r.judge, r.stratum, r.rate) for r in ledger.budgets.rates_in_force("helpful")] == [
         ("prod", "helpful", "de", 0.2), ("staging", "helpful", "de", 1.0)]
     assert len(ledger.budgets.rates_in_force()) == 3 and len(ledger.budgets.rates_in_force(schedule="prod")) == 2

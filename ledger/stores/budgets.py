@@ -4,7 +4,7 @@ Reserve, then settle: enqueueing an online run reserves its expected cost
 (:meth:`BudgetStore.reserve`, once per run). While the run is not done its
 reservation is outstanding for what its rows have not cost yet, max(0,
 reserved - cost so far); once it is done (or abandoned) nothing is
-outstanding. So spent (``ledger.spend``) + outstanding counts an in-flight
+outstanding. So spent (``ledger.stores.spend``) + outstanding counts an in-flight
 run at its reservation, or at what it really cost once that is more.
 
 Changing a budget writes its history row in the same transaction, under a
@@ -28,7 +28,7 @@ from ledger.db import Db
 from ledger.errors import LedgerArgumentError
 from ledger.models import (BUDGET_DECISIONS, BUDGET_HISTORY, BUDGET_RESERVATIONS, BUDGET_VIAS, BUDGETS, RUNS,
                            SAMPLING_RATES, SCORES, Budget, BudgetChange, BudgetDecision, SamplingRate, utcnow)
-from ledger.online import rate_row
+from ledger.stores.windows import rate_row
 from ledger.text import storable
 from ledger.upsert import insert_if_absent, overwrite
 

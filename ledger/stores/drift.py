@@ -102,7 +102,7 @@ class DriftStore:
         found = []
         with self._db.connect() as conn:
             for run_id, window, created_at, judges, status in conn.execute(stmt):
-                if isinstance(judges, dict) and judge in judges:  # JSON keys matched here, as online_runs does
+                if isinstance(judges, dict) and judge in judges:  # JSON keys matched here, as windows.online_runs does
                     about = judges[judge] if isinstance(judges[judge], dict) else {}
                     found.append(WindowRun(run_id, window, created_at, about.get("version"), status))
         return sorted(found, key=lambda r: (r.created_at, r.run_id))

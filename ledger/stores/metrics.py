@@ -3,7 +3,7 @@ and the ledger's running totals (rows by status, cost, judge latency).
 
 The window's means are one GROUP BY over the rows written (``ts``) in
 [since, until), read through ``ix_scores_eval_ts`` per eval (the evals are
-found by a skip scan, as ``ledger.spend`` does). Only verdicts count: status
+found by a skip scan, as ``ledger.stores.spend`` does). Only verdicts count: status
 ok with a score. A row weighs its ``weight`` (1/p online, 1 offline). Slices
 are metadata keys of the stored items, extracted by the database (JSON
 extraction through SQLAlchemy's JSON type, the same on SQLite and
@@ -30,7 +30,7 @@ import sqlalchemy as sa
 
 from ledger.db import Db
 from ledger.models import ITEMS, RUNS, SCORES
-from ledger.spend import _aware, _judge_rows
+from ledger.stores.spend import _aware, _judge_rows
 from ledger.text import escape_text, unescape_text, value_text
 
 #: Upper bounds (seconds) of the judge latency histogram's buckets (+Inf is implied).

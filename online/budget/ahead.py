@@ -64,7 +64,7 @@ def plan_ahead(config: Path | None, ledger: Ledger, now: datetime) -> list[Ahead
             found = plan_window(ledger, schedule, judge, window, now)
             if found is None:
                 if (name, judge.name) in stale:
-                    ledger.clear_sampling_rates(name, judge.name, set_by=BUDGET)
+                    ledger.windows.clear_sampling_rates(name, judge.name, set_by=BUDGET)
                 continue
             result, money, cost = found
             rates = {d.stratum: (d.rate, f"planned ahead for {window.id}: {d.reason}"[:1000]) for d in result.decisions}

@@ -59,17 +59,17 @@ def money_for(ledger: Ledger, schedule: str, judge: str, now: datetime,
     day, day_start, day_end = utc_day(now)
     own = budget_scope(judge, schedule)
     if own in budgets:
-        money = Money(own, budgets[own], ledger.spent(day_start, day_end, judge, schedule=schedule),
+        money = Money(own, budgets[own], ledger.spend.spent(day_start, day_end, judge, schedule=schedule),
                       ledger.budgets.outstanding_reservations(day, judge, schedule=schedule))
     elif budget_scope(judge) in budgets:
         scope = budget_scope(judge)
-        money = Money(scope, budgets[scope], ledger.spent(day_start, day_end, judge),
+        money = Money(scope, budgets[scope], ledger.spend.spent(day_start, day_end, judge),
                       ledger.budgets.outstanding_reservations(day, judge))
     else:
         return None
     cap = budgets.get(budget_scope(None))
     if cap is not None:
-        left_globally = cap - ledger.spent(day_start, day_end) - ledger.budgets.outstanding_reservations(day)
+        left_globally = cap - ledger.spend.spent(day_start, day_end) - ledger.budgets.outstanding_reservations(day)
         if left_globally < money.left:  # the global cap binds: plan with what it leaves (nothing, once others
             # have spent past it: the budget planned with is then what this judge has spent and reserved)
             money = Money(money.scope + " (global cap)", money.spent + money.reserved + max(left_globally, 0.0),
@@ -89,15 +89,15 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
     if money is None:
         return None
     _, day_start, day_end = utc_day(now)
-    history = [(t.start, t.seen) for t in ledger.recent_window_counts(schedule.name, judge.name, now - HISTORY)
+    history = [(t.start, t.seen) for t in ledger.spend.recent_window_counts(schedule.name, judge.name, now - HISTORY)
                if t.start is not None]
     exact = None if counts is None else float(sum(counts.values()))
     window_expected, remaining = expected_traffic(history, window.start, window.end, day_end, schedule.size,
                                                   current=exact)
     if counts is None:
         counts = _recent_strata(ledger, schedule.name, judge.name, now, window_expected)
-    cost = cost_estimate(ledger.cost_per_item(judge.name, now - COST_HISTORY, version=judge.version),
-                         ledger.cache_hit_rate(judge.name, now - COST_HISTORY))
+    cost = cost_estimate(ledger.spend.cost_per_item(judge.name, now - COST_HISTORY, version=judge.version),
+                         ledger.spend.cache_hit_rate(judge.name, now - COST_HISTORY))
     policy = schedule.policy
     strata = tuple(StratumPlanInput(stratum=s, expected_count=float(n), min_items=policy.min_per_stratum,
                                     floor=policy.floor) for s, n in sorted(counts.items()))
@@ -110,7 +110,7 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
 
 def _recent_strata(ledger: Ledger, schedule: str, judge: str, now: datetime, expected: float) -> dict[str, int]:
     """The strata of recent windows, scaled to ``expected`` traces: a plan ahead has no counts of its own."""
-    recent = ledger.recent_window_counts(schedule, judge, now - HISTORY)[-24:]
+    recent = ledger.spend.recent_window_counts(schedule, judge, now - HISTORY)[-24:]
     totals: dict[str, int] = {}
     for traffic in recent:
         for stratum, n in traffic.eligible.items():
