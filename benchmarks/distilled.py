@@ -55,14 +55,14 @@ def fill_teacher(url: str, config: Path, n: int) -> None:
 
     version = load_config(config).resolve("bench", check_env=False).version
     ledger = Ledger(url)
-    ledger.create_run(Run(id="teacher", kind="offline", dataset_name="bench", dataset_hash="h",
+    ledger.runs.create_run(Run(id="teacher", kind="offline", dataset_name="bench", dataset_hash="h",
                           judges={"bench": {"version": version}}, n_items=n, expected=n, status="done"))
     batch: list[dict[str, Any]] = []
     for i, record in enumerate(records(n, seed=1, words=WORDS_1KB), 1):
         batch.append(record)
         if len(batch) == 2000 or i == n:
-            ledger.add_items("teacher", [ItemIn(r["id"], i, r["id"], r) for r in batch])
-            ledger.write_scores([ScoreIn(run_id="teacher", trace_id=r["id"], eval="bench", judge_version=version,
+            ledger.runs.add_items("teacher", [ItemIn(r["id"], i, r["id"], r) for r in batch])
+            ledger.scores.write_scores([ScoreIn(run_id="teacher", trace_id=r["id"], eval="bench", judge_version=version,
                                          dataset="h", label=teacher_label(r),
                                          score=float(teacher_label(r) == "pass"), cost_usd=0.0001)
                                  for r in batch])
@@ -128,7 +128,7 @@ def cascade(folder: Path, env: dict[str, str], provider: FakeProvider, n: int) -
         raise SystemExit(f"cascade submit failed ({done.returncode}): {done.stderr[-2000:]}")
     run_id = done.stdout.splitlines()[0].strip()
     shown = json.loads(run_cli(["report", run_id, "--json"], env).stdout)["cascades"][0]
-    rows = list(Ledger(env["JUDGEQ_LEDGER_URL"]).scores(run_id))
+    rows = list(Ledger(env["JUDGEQ_LEDGER_URL"]).scores.scores(run_id))
     agree = sum(r.label == truth[r.trace_id] for r in rows) / len(rows)
     kept = [r for r in rows if r.stage == "first"]
     student = sum(r.label == truth[r.trace_id] for r in kept) / max(1, len(kept))
@@ -142,7 +142,7 @@ def cascade(folder: Path, env: dict[str, str], provider: FakeProvider, n: int) -
 
 def fit_only(n: int) -> dict[str, Any]:
     """``scheduler.distill``'s collect and train on ``n`` rows of ~1 KB records, without a ledger."""
-    from ledger.teacher import VerdictRow
+    from ledger.stores.teacher import VerdictRow
     from scheduler.distill import collect, train
 
     rows = [VerdictRow("r", r["id"], "ok", teacher_label(r), float(teacher_label(r) == "pass"), "v", None, r)

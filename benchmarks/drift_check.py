@@ -45,14 +45,14 @@ def fill(url: str, rows_per_hour: int) -> int:
         for h in range(HOURS):
             window = (START + timedelta(hours=h)).strftime("%Y-%m-%dT%H")
             run_id = f"o-{window}-exact"
-            ledger.create_run_if_absent(Run(id=run_id, kind="online", dataset_name="hourly", window=window,
+            ledger.runs.create_run_if_absent(Run(id=run_id, kind="online", dataset_name="hourly", window=window,
                                             judges={"exact": {"version": "exact@bench", "kind": "local"}}))
             locales = rng.integers(0, LOCALES, size=rows_per_hour)
             scores = (rng.random(rows_per_hour) < 0.8).astype(float)
             items = [ItemIn(f"t{h}-{i}", i, "h", {"id": f"t{h}-{i}", "output": "x", "metadata": {
                 "locale": f"l{locales[i]}", "session_id": f"s{h}-{i // 3}"}}) for i in range(rows_per_hour)]
-            ledger.add_new_items(run_id, items)
-            ledger.write_scores([ScoreIn(run_id=run_id, trace_id=f"t{h}-{i}", eval="exact", judge_version="exact@bench",
+            ledger.runs.add_new_items(run_id, items)
+            ledger.scores.write_scores([ScoreIn(run_id=run_id, trace_id=f"t{h}-{i}", eval="exact", judge_version="exact@bench",
                                          dataset=window, score=float(scores[i]), weight=1.0 + locales[i] % 3,
                                          stratum=f"l{locales[i]}", cluster=f"s{h}-{i // 3}")
                                  for i in range(rows_per_hour)])

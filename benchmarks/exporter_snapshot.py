@@ -39,7 +39,7 @@ SPAN = timedelta(days=7)
 
 def fill(ledger: Ledger, rows: int, now: datetime) -> None:
     """``rows`` items and score rows, newest at ``now``, one every SPAN / rows, in one online run."""
-    ledger.create_run(Run(id="bench", kind="online", dataset_name="prod", window="bench", judges={}))
+    ledger.runs.create_run(Run(id="bench", kind="online", dataset_name="prod", window="bench", judges={}))
     step = SPAN.total_seconds() / rows
     per_judge = rows // JUDGES
     start = (now - SPAN).timestamp()
@@ -82,14 +82,14 @@ def measure(url: str, rows: int) -> dict[str, Any]:
     filled = time.perf_counter() - started
     config = ExporterConfig(slices=(Slice("metadata.locale", "locale", "locale"),))
     window_start, day_start = now - timedelta(hours=1), now.replace(hour=0, minute=0, second=0, microsecond=0)
-    found = ledger.window_means(window_start, now + timedelta(seconds=1), ["locale"])
+    found = ledger.metrics.window_means(window_start, now + timedelta(seconds=1), ["locale"])
     assert sum(m.rows for m in found) > 0 and len({m.slices for m in found}) == LOCALES
     figures = {
         "rows": rows, "fill_s": round(filled, 1), "window_rows": sum(m.rows for m in found),
-        "window_means_s": best(lambda: ledger.window_means(window_start, now, ["locale"])),
-        "score_totals_s": best(lambda: ledger.score_totals(now - timedelta(seconds=45), now - timedelta(seconds=30))),
-        "score_totals_all_s": best(lambda: ledger.score_totals(now - SPAN, now + timedelta(seconds=1)), times=1),
-        "spent_by_judge_s": best(lambda: ledger.spent_by_judge(day_start, now)),
+        "window_means_s": best(lambda: ledger.metrics.window_means(window_start, now, ["locale"])),
+        "score_totals_s": best(lambda: ledger.metrics.score_totals(now - timedelta(seconds=45), now - timedelta(seconds=30))),
+        "score_totals_all_s": best(lambda: ledger.metrics.score_totals(now - SPAN, now + timedelta(seconds=1)), times=1),
+        "spent_by_judge_s": best(lambda: ledger.metrics.spent_by_judge(day_start, now)),
         "snapshot_s": best(lambda: take_snapshot(ledger, config, Path("none.toml"), timedelta(hours=1), None, now,
                                                  Counters(now - timedelta(seconds=45)))),
     }

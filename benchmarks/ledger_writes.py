@@ -47,18 +47,18 @@ def main() -> None:
     try:
         rows = rows_for(args.rows)
         with Ledger(url) as ledger:
-            ledger.create_run(Run(id="bench", kind="offline", dataset_name="bench", n_items=args.rows,
+            ledger.runs.create_run(Run(id="bench", kind="offline", dataset_name="bench", n_items=args.rows,
                                   expected=args.rows))
             for label in ("new rows", "redelivered rows"):
                 started = time.perf_counter()
                 for i in range(0, args.rows, args.chunk):
-                    ledger.write_scores(rows[i:i + args.chunk])
+                    ledger.scores.write_scores(rows[i:i + args.chunk])
                 elapsed = time.perf_counter() - started
                 rate = args.rows / elapsed
                 share = f" ({rate / plain:.0%} of the reference's plain insert rate)" if plain else ""
                 print(f"{label}: {args.rows:,} rows in chunks of {args.chunk}: {elapsed:.2f} s, {rate:,.0f} rows/s"
                       + share)
-            assert ledger.progress("bench").done == args.rows
+            assert ledger.scores.progress("bench").done == args.rows
     finally:
         with psycopg.connect(args.pg, autocommit=True) as conn:
             conn.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')

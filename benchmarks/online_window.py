@@ -133,7 +133,7 @@ def measure(kind: str, n: int, jsonl: Path, traces_url: str) -> dict[str, Any]:
 
     started = time.perf_counter()
     judged = 0
-    for batch in ledger.missing_items(run_id, "noop", batch_size=1000):
+    for batch in ledger.runs.missing_items(run_id, "noop", batch_size=1000):
         send_chunks(run_id, window.id, judges, batch, dispatcher, ChunkSettings(), {}, ledger=ledger)
         judged += len(batch)
     dispatcher.join()

@@ -119,7 +119,8 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
     from judges.record import Record
     from judges.build import build
     from ledger.models import Run
-    from ledger.store import ItemIn, Ledger
+    from ledger.rows import ItemIn
+    from ledger.store import Ledger
     from scheduler.records import iter_batches, scan
     from runs.rows import score_row
     from workers.dispatch import CeleryDispatcher
@@ -137,7 +138,7 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
         judge = load_config(Path(tmp.name) / "judgeq.toml").resolve("noop")
         ledger = Ledger(url)
         for run_id in ("cur", "copy", "unnest"):
-            ledger.create_run(Run(id=run_id, kind="offline", dataset_name="golden", n_items=n, expected=n))
+            ledger.runs.create_run(Run(id=run_id, kind="offline", dataset_name="golden", n_items=n, expected=n))
         timer = Timer(name, n)
         print(f"phases over {n:,} records", file=sys.stderr)
 
@@ -162,10 +163,10 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
 
         def add_items_current() -> None:
             for batch in batches:
-                ledger.add_items("cur", [ItemIn(trace_id=r.id, seq=line, content_hash=r.content_hash(),
+                ledger.runs.add_items("cur", [ItemIn(trace_id=r.id, seq=line, content_hash=r.content_hash(),
                                                 record=r.to_message()) for line, r in batch])
 
-        timer.run("submit: ItemIn + Ledger.add_items (as now)", add_items_current,
+        timer.run("submit: ItemIn + Ledger.runs.add_items (as now)", add_items_current,
                   "incl. content_hash and to_message per record; SQLAlchemy executemany, one INSERT per row")
 
         def add_items_copy() -> None:
@@ -241,9 +242,9 @@ def measure(n: int, admin_url: str, redis_url: str) -> dict[str, Any]:
 
         timer.run("alt worker: row tuples, content_hash from the message", tuples,
                   "no ScoreIn, no second content_hash (submit computed it; carry it in the chunk)")
-        timer.run("worker: Ledger.write_scores (as now)", lambda: [ledger.write_scores(c) for c in rows],
+        timer.run("worker: Ledger.scores.write_scores (as now)", lambda: [ledger.scores.write_scores(c) for c in rows],
                   f"chunks of {CHUNK}; SQLAlchemy executemany, one INSERT .. ON CONFLICT per row")
-        timer.run("worker: Ledger.write_scores again (redelivery)", lambda: [ledger.write_scores(c) for c in rows],
+        timer.run("worker: Ledger.scores.write_scores again (redelivery)", lambda: [ledger.scores.write_scores(c) for c in rows],
                   "all conflicts")
 
         def scores_unnest(run_id: str) -> Callable[[], None]:

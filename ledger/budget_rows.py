@@ -105,7 +105,7 @@ def check_usd(amount: object, what: str, refused: Callable[[str], Exception] = L
 
     The one check of a budget amount, whatever door it comes through: ``judgeq budget set`` and Flower's
     ``judgeq.budget_set`` (``online.budget.setting``: the user's value, OnlineConfigError with what to give
-    instead, exit 2), then ``Ledger.set_budget`` and ``Ledger.reserve`` (LedgerArgumentError: a caller's
+    instead, exit 2), then ``Ledger.budgets.set_budget`` and ``Ledger.budgets.reserve`` (LedgerArgumentError: a caller's
     bug). The database's CHECK holds the same range (``ledger.models.USD_RANGE``).
     """
     problem = _usd_problem(amount)

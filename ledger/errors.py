@@ -17,7 +17,7 @@ LedgerError                    base of everything raised by ledger/
 
 Which database error is which is decided in ``ledger.refusals`` (``from_database``).
 Workers retry a chunk on any LedgerError except LedgerDataError, which the
-ledger handles row by row (``Ledger.write_scores``).
+ledger handles row by row (``Ledger.scores.write_scores``).
 
 The whole tree and its exit codes: judgeq/errors.py.
 """

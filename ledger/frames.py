@@ -25,7 +25,7 @@ from ledger.errors import LedgerArgumentError
 from ledger.models import ITEMS, SCORES
 from ledger.queries import IN_CHUNK, STREAM_BATCH
 from ledger.text import loaded_json, unescape_text
-from ledger.text import value_text as as_text  # public: ledger.drift slices by it too
+from ledger.text import value_text as as_text  # public: ledger.stores.drift slices by it too
 
 EXCERPT_CHARS: Final = 80
 

@@ -261,7 +261,7 @@ class BudgetReservation(LedgerModel, table=True):
     """What enqueueing an online run set aside from its day's budget, until its rows settle it.
 
     Outstanding while the run is not done: max(0, reserved - the cost of its
-    rows so far); nothing once it is done or abandoned (``ledger.budget``).
+    rows so far); nothing once it is done or abandoned (``ledger.stores.budgets``).
     """
 
     __tablename__ = "budget_reservations"

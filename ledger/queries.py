@@ -21,7 +21,9 @@ from collections.abc import Collection, Sequence
 from typing import Any, Final
 
 import sqlalchemy as sa
+from sqlalchemy.engine import Connection
 
+from ledger.errors import RunNotFound
 from ledger.models import ITEMS, RUNS, SCORES
 
 IN_CHUNK: Final = 1000  # keys per IN (...) list of a ledger query (SQLite allows 32,766 bound values)
@@ -30,9 +32,15 @@ IN_CHUNK: Final = 1000  # keys per IN (...) list of a ledger query (SQLite allow
 #: texts per row (summaries, frames, drift rows), so a large batch costs little memory and saves round trips.
 STREAM_BATCH: Final = 5000
 #: Rows fetched at a time when whole ``Score`` objects are streamed (every column, a reason of up to a few
-#: KiB, and in ``Ledger.judged_items`` the record judged as well): a smaller batch keeps memory flat.
+#: KiB, and in ``Ledger.scores.judged_items`` the record judged as well): a smaller batch keeps memory flat.
 STREAM_BATCH_SCORES: Final = 1000
 _FENCE: Final[sa.ColumnElement[int]] = sa.literal_column("0", sa.Integer)
+
+
+def require_run(conn: Connection, run_id: str) -> None:
+    """Raise RunNotFound unless the run exists: for reads that would otherwise find nothing, silently."""
+    if conn.execute(sa.select(RUNS.c.id).where(RUNS.c.id == run_id)).first() is None:
+        raise RunNotFound(run_id)
 
 
 def progress_counts(run_id: str) -> sa.Select[int, int, int, int, int]:

@@ -21,7 +21,7 @@ user); each span's rows are summed per cluster once (``online.drift.Moments``).
 **Outcome.** ``online.drift.decide`` per slice; the check's status is
 ``alert`` when a slice alerted, ``no_data`` when either span has no scored
 row, else ``ok``. Every check writes its rows to ``drift_checks``
-(``Ledger.record_drift``), a no-data check one row.
+(``Ledger.drift.record``), a no-data check one row.
 """
 
 from __future__ import annotations
@@ -37,7 +37,7 @@ from .errors import OnlineConfigError
 from .windows import Window, format_duration, parse_window, utc
 
 if TYPE_CHECKING:
-    from ledger.drift import DriftRows, WindowRun
+    from ledger.stores.drift import DriftRows, WindowRun
     from ledger.models import DriftCheck
     from ledger.store import Ledger
 
@@ -198,7 +198,7 @@ def _window(window_id: str) -> Window | None:
 
 
 def spans(runs: Sequence[WindowRun], query: DriftQuery) -> tuple[Span, Span]:
-    """The short and long spans' windows (module docstring) of ``runs`` (``Ledger.drift_runs``)."""
+    """The short and long spans' windows (module docstring) of ``runs`` (``Ledger.drift.runs``)."""
     newest: dict[str, tuple[Window, str, str | None]] = {}
     for run in runs:  # oldest first: a later run of a window replaces it
         window = _window(run.window)
@@ -255,11 +255,11 @@ def check(ledger: Ledger, query: DriftQuery) -> DriftReport:
     """Run one check (module docstring); nothing is recorded here (``record``)."""
     from .drift import decide
 
-    short_span, long_span = spans(ledger.drift_runs(query.source, query.judge), query)
+    short_span, long_span = spans(ledger.drift.runs(query.source, query.judge), query)
     if not short_span.windows or not long_span.windows:
         return DriftReport(query, short_span, long_span)
-    short = ledger.drift_rows(short_span.run_ids, query.judge, query.by)
-    long = ledger.drift_rows(long_span.run_ids, query.judge, query.by)
+    short = ledger.drift.rows(short_span.run_ids, query.judge, query.by)
+    long = ledger.drift.rows(long_span.run_ids, query.judge, query.by)
     if query.by and (len(short) or len(long)):
         seen = short.keys_seen | long.keys_seen
         unknown = [key for key in query.by if key not in seen]
@@ -279,7 +279,7 @@ def check(ledger: Ledger, query: DriftQuery) -> DriftReport:
 
 def record(ledger: Ledger, report: DriftReport, via: str) -> None:
     """Write the check's rows to ``drift_checks``."""
-    ledger.record_drift(report.rows(via))
+    ledger.drift.record(report.rows(via))
 
 
 #: The newest runs beat's check looks at to find the newest judged window.
@@ -290,17 +290,17 @@ def as_of(ledger: Ledger, source: str, judge: str, limit: datetime) -> datetime:
     """The time beat checks as of: the end of the newest window closed by ``limit`` whose run is done.
 
     A run whose rows are all in is marked done here (nobody waits on the
-    runs beat starts; ``Ledger.mark_done_if_complete`` is one conditional
+    runs beat starts; ``Ledger.runs.mark_done_if_complete`` is one conditional
     UPDATE). So a check never looks at a window still being judged, and a
     window judged late is checked by the next tick rather than skipped.
     Without any done run: ``limit`` (the check then says what it found).
     """
     ends = []
-    for run in ledger.drift_runs(source, judge)[-RECENT_RUNS:]:
+    for run in ledger.drift.runs(source, judge)[-RECENT_RUNS:]:
         window = _window(run.window)
         if window is None or window.end > limit:
             continue
-        if run.status == "done" or (run.status == "running" and ledger.mark_done_if_complete(run.run_id)):
+        if run.status == "done" or (run.status == "running" and ledger.runs.mark_done_if_complete(run.run_id)):
             ends.append(window.end)
     return max(ends, default=limit)
 

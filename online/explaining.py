@@ -80,11 +80,11 @@ def find_trace(plan: Plan, window: Window, wanted: str) -> tuple[dict[str, Any],
 def explain_trace(plan: Plan, window: Window, wanted: str, ledger: Ledger) -> list[Answer]:
     raw, later = find_trace(plan, window, wanted)
     policy = plan.schedule.policy
-    book = RateBook(policy, ledger.sampling_rates(plan.schedule.name))
+    book = RateBook(policy, ledger.windows.sampling_rates(plan.schedule.name))
     answers = []
     for judge in plan.judges:
         run_id = online_run_id(plan.schedule.name, plan.schedule.source, window.id, judge, policy.key())
-        stored = {c.stratum: c.rate for c in ledger.strata(run_id)}
+        stored = {c.stratum: c.rate for c in ledger.windows.strata(run_id)}
         judged = bool(stored)
         base = book.base(judge.name)
         explanation = explain(raw, policy, stored)
@@ -94,7 +94,7 @@ def explain_trace(plan: Plan, window: Window, wanted: str, ledger: Ledger) -> li
         if judged and explanation.outcome == "sampled":
             row = next(({"status": s.status, "score": s.score, "label": s.label, "reason": s.reason,
                          "error": s.error, "weight": s.weight, "stratum": s.stratum}
-                        for s in ledger.scores(run_id, judge.name) if s.trace_id == explanation.trace_id), None)
+                        for s in ledger.scores.scores(run_id, judge.name) if s.trace_id == explanation.trace_id), None)
         answers.append(Answer(judge=judge.name, run_id=run_id, judged=judged, explanation=explanation, row=row,
                               later_copies=later))
     return answers

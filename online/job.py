@@ -226,14 +226,14 @@ class WindowJob:
 
     def _open_runs(self) -> list[JudgeSample]:
         """Create the window's runs (or find them), with each judge's rates for the window."""
-        book = RateBook(self.schedule.policy, self.ledger.sampling_rates(self.schedule.name))
+        book = RateBook(self.schedule.policy, self.ledger.windows.sampling_rates(self.schedule.name))
         counts: dict[str, int] | None = None
         examples: list[Record] = []
         samples = []
         for judge in self.judges:
             run_id = self.run_ids()[judge.name]
             created = open_run_if_absent(self.ledger, self._new_run(run_id, judge))
-            stored = {} if created else {c.stratum: c.rate for c in self.ledger.strata(run_id)}
+            stored = {} if created else {c.stratum: c.rate for c in self.ledger.windows.strata(run_id)}
             base = book.base(judge.name)
             planned = None
             if not stored and self.planner is not None:
@@ -304,13 +304,13 @@ class WindowJob:
             # seen, filtered and sampled are the window's (this scan's); enqueued is the window's sample
             # over every scan (its stored items), a scan cut off before it counted included.
             strata = sorted(set(seen) | set(sample.rates))
-            stored = self.ledger.sample_sizes(sample.run_id)
-            self.ledger.record_strata(sample.run_id, [
+            stored = self.ledger.windows.sample_sizes(sample.run_id)
+            self.ledger.windows.record_strata(sample.run_id, [
                 StratumCounts(stratum=s, seen=seen[s], filtered=filtered[s], sampled=sample.sampled[s],
                               enqueued=stored.get(s, 0), rate=sample.rate(s))
                 for s in strata])
-            self.ledger.note_scan(sample.run_id, skipped)
-            run = self.ledger.refresh_run_counts(sample.run_id)
+            self.ledger.runs.note_scan(sample.run_id, skipped)
+            run = self.ledger.runs.refresh_run_counts(sample.run_id)
             if run.status == "submitting":
                 mark_running(self.ledger, sample.run_id)
             mark_done(self.ledger, sample.run_id)

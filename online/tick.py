@@ -37,7 +37,7 @@ def due_windows(plan: Plan, ledger: Ledger, now: datetime, settings: ChunkSettin
     due = []
     for window in recent_windows(plan, now):
         job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, settings)
-        runs = [ledger.find_run(run_id) for run_id in job.run_ids().values()]
+        runs = [ledger.runs.find_run(run_id) for run_id in job.run_ids().values()]
         if any(run is None or run.status == "submitting" for run in runs):
             due.append(window)
     return due
@@ -63,8 +63,8 @@ def mark_finished(plan: Plan, ledger: Ledger) -> list[str]:
     being judged included).
     """
     finished = []
-    for run in ledger.list_runs(limit=MARK_LIMIT, dataset_name=plan.schedule.name, status="running"):
-        if run.kind == "online" and ledger.mark_done_if_complete(run.id):
+    for run in ledger.runs.list_runs(limit=MARK_LIMIT, dataset_name=plan.schedule.name, status="running"):
+        if run.kind == "online" and ledger.runs.mark_done_if_complete(run.id):
             finished.append(run.id)
     return finished
 
@@ -72,10 +72,10 @@ def mark_finished(plan: Plan, ledger: Ledger) -> list[str]:
 def stalled(plan: Plan, ledger: Ledger, now: datetime, after_s: float) -> list[str]:
     """The schedule's online runs still running with no new row for ``after_s`` seconds (none yet: since created)."""
     found = []
-    for run in ledger.list_runs(limit=MARK_LIMIT, dataset_name=plan.schedule.name, status="running"):
+    for run in ledger.runs.list_runs(limit=MARK_LIMIT, dataset_name=plan.schedule.name, status="running"):
         if run.kind != "online":
             continue
-        last = ledger.last_row_at(run.id) or run.created_at
+        last = ledger.windows.last_row_at(run.id) or run.created_at
         if (now - last).total_seconds() >= after_s:
             found.append(run.id)
     return found

@@ -71,12 +71,12 @@ class Target:
 
 def open_run(ledger: Ledger, run: Run) -> None:
     """Store a new run (status "submitting" until its items are stored and sent); RunExists if its id is taken."""
-    ledger.create_run(run)
+    ledger.runs.create_run(run)
 
 
 def open_run_if_absent(ledger: Ledger, run: Run) -> bool:
     """Store ``run`` unless a run has its id (a derived one: an online window's); whether this call did."""
-    return ledger.create_run_if_absent(run)
+    return ledger.runs.create_run_if_absent(run)
 
 
 def store_items(ledger: Ledger, run_id: str, items: Sequence[ItemIn], *, new_only: bool = False
@@ -86,22 +86,22 @@ def store_items(ledger: Ledger, run_id: str, items: Sequence[ItemIn], *, new_onl
     Those are all of ``items``, or with ``new_only`` only those this call stored.
     """
     if not new_only:
-        ledger.add_items(run_id, items)
+        ledger.runs.add_items(run_id, items)
         return items
     if not items:
         return []
-    new = set(ledger.add_new_items(run_id, items))
+    new = set(ledger.runs.add_new_items(run_id, items))
     return [item for item in items if item.trace_id in new]
 
 
 def mark_running(ledger: Ledger, run_id: str) -> None:
     """Every item of the run is stored and sent: from now on its rows decide when it is done."""
-    ledger.set_status(run_id, "running")
+    ledger.runs.set_status(run_id, "running")
 
 
 def mark_done(ledger: Ledger, run_id: str) -> bool:
     """Mark the run "done" if it is running and all its expected rows are in; whether this call did."""
-    return ledger.mark_done_if_complete(run_id)
+    return ledger.runs.mark_done_if_complete(run_id)
 
 
 class Intake:
@@ -173,7 +173,7 @@ class Intake:
 
 def over_budget(target: Target, ledger: Ledger) -> bool:
     """Whether the run has a budget (``--max-cost``) and its spend so far, in the ledger, has reached it."""
-    return target.max_cost_usd is not None and ledger.spend(target.run_id) >= target.max_cost_usd
+    return target.max_cost_usd is not None and ledger.scores.spend(target.run_id) >= target.max_cost_usd
 
 
 def samples(run: Run, ledger: Ledger, records: Iterable[dict[str, Any]]) -> dict[str, Any]:
@@ -185,6 +185,6 @@ def samples(run: Run, ledger: Ledger, records: Iterable[dict[str, Any]]) -> dict
     """
     if run.kind == "offline":
         return {}
-    kept = ledger.samples_of(run.id, [str(record["id"]) for record in records])
+    kept = ledger.windows.samples_of(run.id, [str(record["id"]) for record in records])
     return {"weights": {t: w for t, (w, _) in kept.items()},
             "strata": {t: s for t, (_, s) in kept.items() if s is not None}}

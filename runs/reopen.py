@@ -5,7 +5,7 @@ not a verdict, nor is a refusal a configuration fix cures (``--retry-errors``,
 ``scheduler.causes.RETRYABLE``). ``judgeq resume`` (:mod:`runs.resume`) re-enqueues such items with
 the items that have no row: :class:`Reopening` wraps the dispatcher so that,
 chunk by chunk, just before the chunk is sent, its items' error rows of those
-kinds are deleted (:meth:`ledger.store.Ledger.reopen_errors`); rows with a
+kinds are deleted (:meth:`ledger.store.Ledger.scores.reopen_errors`); rows with a
 verdict are never touched. From then on the items count as
 not yet judged (progress and ``--wait`` count rows), and what the deleted rows
 paid (cost, tokens) and tried (attempts) travels in the chunk as the items'
@@ -38,12 +38,12 @@ class Reopening:
 
     def send(self, message: ChunkMessage, queue: str) -> None:
         ids = [str(record["id"]) for record in message.records]
-        removed = self.ledger.reopen_errors(message.run_id, message.judge_name, ids, self.kinds)
+        removed = self.ledger.scores.reopen_errors(message.run_id, message.judge_name, ids, self.kinds)
         carry = {row.trace_id: _spent(row).to_json() for row in removed}
         try:
             self.inner.send(message.model_copy(update={"carry": {**message.carry, **carry}}), queue)
         except BaseException:
-            self.ledger.write_scores(_as_rows(removed))  # not sent: the rows stand as they were
+            self.ledger.scores.write_scores(_as_rows(removed))  # not sent: the rows stand as they were
             raise
         self.reopened += len(removed)
 

@@ -43,7 +43,7 @@ def resend_unjudged(run: Run, ledger: Ledger, dispatcher: Dispatcher, settings: 
     target = Target.of(run)
     missing = 0
     for judge in target.judges:
-        batches = ledger.missing_items(run.id, judge.name, batch_size=max(settings.size_for(judge), READ_BATCH),
+        batches = ledger.runs.missing_items(run.id, judge.name, batch_size=max(settings.size_for(judge), READ_BATCH),
                                        reopen=kinds)
         for batch in batches:
             between()

@@ -79,7 +79,7 @@ def write_verdicts(message: ChunkMessage, records: Sequence[Record], verdicts: S
     """Write one row per (record, verdict) of the chunk in one transaction."""
     version = str(message.judge.get("version"))
     rows = [score_row(message, record, verdict, version) for record, verdict in zip(records, verdicts)]
-    ledger.write_scores(rows)
+    ledger.scores.write_scores(rows)
     errors = sum(1 for v in verdicts if v.error is not None)
     return ChunkOutcome(written=len(rows), already_done=already_done, errors=errors)
 
@@ -101,5 +101,5 @@ def skipped_rows(message: ChunkMessage, records: Sequence[Record], reason: str) 
 def write_skipped(message: ChunkMessage, records: Sequence[Record], reason: str, ledger: Ledger) -> int:
     """Write :func:`skipped_rows` (the one place skip rows are written); how many."""
     rows = skipped_rows(message, records, reason)
-    ledger.write_scores(rows)
+    ledger.scores.write_scores(rows)
     return len(rows)

@@ -19,7 +19,8 @@ from collections.abc import Callable
 from typing import Protocol
 
 from ledger.errors import LedgerUnavailable
-from ledger.store import Ledger, Progress
+from ledger.rows import Progress
+from ledger.store import Ledger
 
 from .intake import mark_done
 
@@ -88,13 +89,13 @@ def wait_for(run_id: str, ledger: Ledger, view: View, *, timeout_s: float | None
 
 def _poll(run_id: str, ledger: Ledger, alive: Callable[[], bool] | None) -> tuple[Progress, bool | None]:
     """One look at the ledger: the progress and, once the wait is over, whether the run is complete."""
-    progress = ledger.progress(run_id)
+    progress = ledger.scores.progress(run_id)
     if progress.done >= progress.expected and (alive is None or not alive()):
         # In embedded mode the last rows can land before the sender marks the run
         # running, so completion is marked once in-process work has ended.
         mark_done(ledger, run_id)
         return progress, True
     if alive is not None and not alive():  # in-process work ended short: one last look decides
-        progress = ledger.progress(run_id)
+        progress = ledger.scores.progress(run_id)
         return progress, progress.done >= progress.expected
     return progress, None

@@ -86,12 +86,12 @@ def assess(ledger: Any, run: Run, options: GateOptions, *, cards: bool = True,
     base = baseline_run
     if base is None and options.baseline is not None:
         base = baselines.resolve(ledger, options.baseline, run.dataset_name, options.baseline_tag, candidate=run)
-    summaries = ledger.summary(run.id)
+    summaries = ledger.scores.summary(run.id)
     out = Assessment(run, summaries, baseline=base, options=options)
     if cards or options.needs_rows:
         from ledger.scorecard import scorecard
 
-        rows = ledger.score_rows(run.id, by=options.by, cluster_by=options.cluster_by)
+        rows = ledger.scores.score_rows(run.id, by=options.by, cluster_by=options.cluster_by)
         out.cards = scorecard(rows, by=options.by is not None, clustered=options.cluster_by is not None,
                               min_slice=options.min_slice)
         if base is not None:
@@ -109,13 +109,13 @@ def compare(ledger: Any, base: Run, cand: Run, options: GateOptions, *, cand_row
     """The paired comparison of two runs, with excerpts for the first ``excerpts`` flips each way."""
     from ledger.compare import compare_runs, with_excerpts
 
-    base_rows = ledger.score_rows(base.id, by=options.by, cluster_by=options.cluster_by)
+    base_rows = ledger.scores.score_rows(base.id, by=options.by, cluster_by=options.cluster_by)
     if cand_rows is None:
-        cand_rows = ledger.score_rows(cand.id, by=options.by, cluster_by=options.cluster_by)
+        cand_rows = ledger.scores.score_rows(cand.id, by=options.by, cluster_by=options.cluster_by)
     comparisons = compare_runs(base_rows, cand_rows, by=options.by is not None,
                                clustered=options.cluster_by is not None, min_slice=options.min_slice)
     wanted = {f.trace_id for c in comparisons for f in c.worse[:excerpts] + c.better[:excerpts]}
     if not wanted:
         return comparisons
-    texts = ledger.excerpts(cand.id, sorted(wanted))
+    texts = ledger.scores.excerpts(cand.id, sorted(wanted))
     return [with_excerpts(c, texts) for c in comparisons]

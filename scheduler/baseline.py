@@ -57,14 +57,14 @@ def resolve(ledger: Any, spec: str, dataset_name: str, tag: str, *, candidate: R
     if spec != LATEST:
         if candidate is not None and spec == candidate.id:
             raise UsageError(f"--baseline {spec}: a run cannot be its own baseline; name an earlier run or 'latest'")
-        run: Run = ledger.get_run(spec)
+        run: Run = ledger.runs.get_run(spec)
         if run.status == "abandoned":
             raise UsageError(f"--baseline {spec}: the run was abandoned; name a completed run or 'latest'")
         if run.status != "done":
             raise UsageError(f"--baseline {spec}: the run is {run.status}, not done; "
                              f"finish it with 'judgeq resume {spec}' or name a completed run")
         return run
-    for run in ledger.list_runs(limit=50, dataset_name=dataset_name, tag=tag, status="done"):
+    for run in ledger.runs.list_runs(limit=50, dataset_name=dataset_name, tag=tag, status="done"):
         if candidate is not None and (run.id == candidate.id or _created(run) > _created(candidate)):
             continue
         return run

@@ -70,15 +70,15 @@ def gather(ledger: Ledger, day: date, now: datetime, config: Path) -> BudgetRepo
     elapsed, left = (clock - start).total_seconds(), (end - clock).total_seconds()
     schedules, problem = schedules_of(config)
     lines = []
-    for entry in ledger.budget_entries():
+    for entry in ledger.budgets.entries():
         scope = parse_scope(entry.scope)
-        spent = ledger.spent(start, end, scope.judge, schedule=scope.schedule)
-        reserved = ledger.outstanding_reservations(day.isoformat(), scope.judge, schedule=scope.schedule)
+        spent = ledger.spend.spent(start, end, scope.judge, schedule=scope.schedule)
+        reserved = ledger.budgets.outstanding_reservations(day.isoformat(), scope.judge, schedule=scope.schedule)
         pace = spent / elapsed * left if elapsed > 0 else 0.0
         lines.append(BudgetLine(
             scope=entry.scope, judge=scope.judge, schedule=scope.schedule, usd_per_day=entry.usd_per_day,
             spent_usd=spent, reserved_usd=reserved, projected_usd=spent + reserved + pace,
-            cache_hit_rate=ledger.cache_hit_rate(scope.judge, start, until=end, schedule=scope.schedule),
+            cache_hit_rate=ledger.spend.cache_hit_rate(scope.judge, start, until=end, schedule=scope.schedule),
             updated_at=entry.updated_at, updated_by=entry.updated_by,
             rates=rates_in_force(ledger, schedules, scope.judge, scope.schedule)))
     return BudgetReport(day=day, now=now, elapsed_h=elapsed / 3600, left_h=left / 3600, budgets=tuple(lines),
@@ -101,7 +101,7 @@ def schedules_of(config: Path) -> tuple[dict[str, Any], str | None]:
 def rates_in_force(ledger: Ledger, schedules: dict[str, Any], judge: str | None, schedule: str | None) -> tuple[RateLine, ...]:
     """The ledger's rates of the budget's judge (and schedule), then the config's where the ledger has none."""
     found = [RateLine(r.schedule, r.judge, r.stratum, r.rate, "ledger", r.set_by, r.reason, r.updated_at)
-             for r in ledger.rates_in_force(judge, schedule)]
+             for r in ledger.budgets.rates_in_force(judge, schedule)]
     steered = {(line.schedule, line.judge) for line in found}
     for name, chosen in sorted(schedules.items()):
         if schedule is not None and name != schedule:
@@ -119,10 +119,10 @@ def rates_in_force(ledger: Ledger, schedules: dict[str, Any], judge: str | None,
 
 def history_entries(ledger: Ledger, *, limit: int, judge: str | None, day: str | None) -> list[dict[str, Any]]:
     """Budget changes and controller decisions as JSON-ready entries, newest first, ``limit`` of them."""
-    changes = ledger.budget_history(limit=limit if judge is None else 100_000)
+    changes = ledger.budgets.history(limit=limit if judge is None else 100_000)
     if judge is not None:
         changes = [c for c in changes if parse_scope(c.scope).judge == judge][:limit]
-    decisions = ledger.decisions(day=day, limit=limit, judge=judge)
+    decisions = ledger.budgets.decisions(day=day, limit=limit, judge=judge)
     entries = [change_json(c) for c in changes] + [_decision_json(d) for d in decisions]
     entries.sort(key=lambda e: (e["at"], e["id"]), reverse=True)
     return entries[:limit]

@@ -15,7 +15,7 @@ from __future__ import annotations
 from collections.abc import Sequence
 from typing import Any
 
-from ledger.teacher import CascadeCounts
+from ledger.stores.teacher import CascadeCounts
 
 
 def cascade_figures(counts: Sequence[CascadeCounts]) -> list[dict[str, Any]]:

@@ -53,7 +53,7 @@ if TYPE_CHECKING:
     import numpy.typing as npt
 
     from ledger.store import Ledger
-    from ledger.teacher import VerdictRow
+    from ledger.stores.teacher import VerdictRow
 
     from .settings import CliSettings
 
@@ -146,7 +146,7 @@ def distill_judge(settings: CliSettings, teacher: str, name: str, *, runs: Seque
     ledger = settings.ledger()
     run_ids, where = _runs(ledger, teacher, runs, source, windows)
     say(f"reading {teacher}'s verdicts ({resolved.version}) in {where}")
-    data = collect(ledger.verdict_rows(teacher, run_ids), teacher, resolved.version)
+    data = collect(ledger.teacher.verdict_rows(teacher, run_ids), teacher, resolved.version)
     data.check(where)
     trained = train(data, target, say)
     meta = {**trained.meta, "name": name, "runs": run_ids[:1000], "source": source, "windows": windows}
@@ -159,14 +159,14 @@ def _runs(ledger: Ledger, teacher: str, runs: Sequence[str], source: str | None,
     if runs:
         ids = [r.strip() for value in runs for r in value.split(",") if r.strip()]
         for run_id in ids:
-            ledger.get_run(run_id)
+            ledger.runs.get_run(run_id)
         return ids, f"runs {', '.join(ids[:5])}{' …' if len(ids) > 5 else ''}"
     if source is not None and windows is not None:
         from online.windows import windows_between
 
-        found = ledger.online_runs(source, teacher, [w.id for w in windows_between(windows)])
+        found = ledger.windows.online_runs(source, teacher, [w.id for w in windows_between(windows)])
         return [run.id for run in found], f"{source}'s windows {windows}"
-    found_all = [run.id for run in ledger.list_runs(limit=1_000_000) if teacher in run.judges]
+    found_all = [run.id for run in ledger.runs.list_runs(limit=1_000_000) if teacher in run.judges]
     return found_all, "the ledger's runs"
 
 

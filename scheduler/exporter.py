@@ -97,7 +97,7 @@ class LedgerCollector(Collector):
 
 
 def _totals(snapshot: Snapshot) -> Iterator[Metric]:
-    from ledger.metrics import LATENCY_BUCKETS
+    from ledger.stores.metrics import LATENCY_BUCKETS
 
     rows = CounterMetricFamily("judgeq_scores", "Ledger rows (judged items) by judge and status", labels=("judge",
                                                                                                           "status"))

@@ -67,7 +67,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
 
     from .interrupts import checkpoint
 
-    total = expected if expected is not None else ledger.get_run(run_id).expected
+    total = expected if expected is not None else ledger.runs.get_run(run_id).expected
     # A fleet run (no in-process work to watch) has the chunks a killed worker lost sent again.
     stall = StallWatch(run_id, ledger, settings.worker, settings.online, settings.chunks) if alive is None else None
     with reporter.waiting(f"run {run_id}", total) as view:
@@ -76,7 +76,7 @@ def wait_and_report(run_id: str, ledger: Ledger, settings: CliSettings, report: 
                                       between=checkpoint)
     if failure:
         raise failure[0]
-    run = ledger.get_run(run_id)
+    run = ledger.runs.get_run(run_id)
     assessment = assess(ledger, run, report.options, baseline_run=report.baseline_run)
     reporter.assessed(assessment, progress, complete, report)
     if not report.json_out:
@@ -102,24 +102,24 @@ def report_run(run_id: str, ledger: Ledger, report: Report, reporter: Reporter, 
     options = report.options
     if need_gate and not options.gating and not report.fail_on_errors:
         raise UsageError('nothing to gate on; add --gate "JUDGE>=X", --baseline RUN|latest and/or --fail-on-errors')
-    run = ledger.get_run(run_id)
+    run = ledger.runs.get_run(run_id)
     if need_gate and run.status == "abandoned":
         raise UsageError(f"run {run_id} was abandoned; there is nothing to gate (submit the dataset again)")
-    progress = ledger.progress(run_id)
+    progress = ledger.scores.progress(run_id)
     incomplete = Ending(lines=(f"(incomplete: {progress.done}/{progress.expected} rows)",))
     if run.kind == "online" and not need_gate:  # the window's population, estimated per stratum
         reporter.online(ledger, run, options, progress, json_out=report.json_out)
         if not report.json_out:
             from .cascades import cascade_figures
 
-            reporter.cascades(cascade_figures(ledger.cascade_counts(run_id)))
+            reporter.cascades(cascade_figures(ledger.teacher.cascade_counts(run_id)))
         return incomplete if not progress.complete and not report.json_out else Ending()
     assessment = assess(ledger, run, options)
     complete = progress.done >= progress.expected
     from .cascades import cascade_figures
 
     reporter.assessed(assessment, progress, complete, report,
-                      cascades=cascade_figures(ledger.cascade_counts(run_id)) if not need_gate else ())
+                      cascades=cascade_figures(ledger.teacher.cascade_counts(run_id)) if not need_gate else ())
     ending = incomplete if not complete and not report.json_out else Ending()
     if options.gating or report.fail_on_errors:  # a gate on what the provider never answered is not a quality verdict
         measured = not_measured(run_id, assessment.summaries)

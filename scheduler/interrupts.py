@@ -76,7 +76,7 @@ class Submission:
         if self.ledger is None or self.run_id is None:
             return
         try:
-            self.ledger.mark_stopped(self.run_id)
+            self.ledger.runs.mark_stopped(self.run_id)
         except Exception as exc:  # the exit code and the next step are what matter now
             say(f"judgeq: could not mark run {self.run_id} stopped ({one_line(exc)})")
 

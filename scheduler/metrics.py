@@ -38,7 +38,7 @@ from typing import TYPE_CHECKING, Final
 from .errors import UsageError
 
 if TYPE_CHECKING:
-    from ledger.metrics import ScoreTotals, WindowMean
+    from ledger.stores.metrics import ScoreTotals, WindowMean
     from ledger.store import Ledger
 
     from .budgets import BudgetLine, RateLine
@@ -144,7 +144,7 @@ class Counters:
     def advance(self, ledger: Ledger, cut: datetime) -> list[ScoreTotals]:
         """Add the rows written in [previous cut, ``cut``); the totals so far. A failed read changes nothing."""
         if cut > self.cut:
-            for found in ledger.score_totals(self.cut, cut):
+            for found in ledger.metrics.score_totals(self.cut, cut):
                 key = (found.eval, found.status)
                 self.totals[key] = found if key not in self.totals else _plus(self.totals[key], found)
             self.cut = cut
@@ -171,10 +171,10 @@ def take_snapshot(ledger: Ledger, config: ExporterConfig, config_path: Path, win
     started = time.perf_counter()
     queues, broker_up, problem = _queue_depths(broker_url)
     try:
-        means = ledger.window_means(now - window, now, [s.key for s in config.slices])
+        means = ledger.metrics.window_means(now - window, now, [s.key for s in config.slices])
         totals = counters.advance(ledger, now - COUNT_LAG)
         start, end = day_bounds(now.date())
-        spent = ledger.spent_by_judge(start, end)
+        spent = ledger.metrics.spent_by_judge(start, end)
         report = gather(ledger, now.date(), now, config_path)
         schedules, _ = schedules_of(config_path)
         rates = rates_in_force(ledger, schedules, None, None)

@@ -154,7 +154,7 @@ def resume(request: ResumeRequest, settings: CliSettings, reporter: Reporter) ->
         raise UsageError("--fail-on-errors needs --wait (judge errors are counted on the finished run)")
     scheduler = settings.scheduler
     ledger = settings.ledger()
-    run = ledger.get_run(request.run_id)
+    run = ledger.runs.get_run(request.run_id)
     retry = request.retry_errors
     with interruptible(Submission(request.dataset, request.run_id)) as submission:
         info = submitting.check_resumable(run, ledger, request.dataset)  # before anything is written

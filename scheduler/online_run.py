@@ -121,7 +121,7 @@ def _wait_all(outcome: WindowOutcome, ledger: Any, settings: CliSettings, report
     from .interrupts import checkpoint
 
     for judge, run_id in outcome.runs.items():
-        total = ledger.get_run(run_id).expected
+        total = ledger.runs.get_run(run_id).expected
         with reporter.waiting(f"run {run_id}", total) as view:
             progress, complete = wait_for(run_id, ledger, view, timeout_s=timeout, poll_s=settings.scheduler.poll_s,
                                           outage_s=settings.scheduler.wait_outage_s,

@@ -5,7 +5,7 @@ traces a judge failed, online or offline, become records of the golden set,
 so the next offline gate judges them too. The steps:
 
 1. **Rows**: the run's rows of one judge, each with the record it judged
-   (``Ledger.judged_items``), kept when the ``--where`` test holds
+   (``Ledger.scores.judged_items``), kept when the ``--where`` test holds
    (``scheduler.where``).
 2. **Selection**: worst first (lowest score; rows without a score after them,
    then by trace id), at most ``limit`` per value of the ``by`` metadata key
@@ -124,7 +124,7 @@ def find_run(ledger: Ledger, *, run_id: str | None, source: str | None, window: 
     if run_id is not None:
         if source is not None or window is not None:
             raise UsageError("give either --run RUN, or (--source S | --schedule N) --window W --judge J, not both")
-        run = ledger.get_run(run_id)  # RunNotFound: exit 2
+        run = ledger.runs.get_run(run_id)  # RunNotFound: exit 2
         judges = sorted(run.judges)
         if judge is None:
             if len(judges) != 1:
@@ -138,7 +138,7 @@ def find_run(ledger: Ledger, *, run_id: str | None, source: str | None, window: 
     from online.windows import parse_window
 
     window_id = parse_window(window).id  # WindowError: exit 2
-    runs = ledger.online_runs(source, judge, [window_id])
+    runs = ledger.windows.online_runs(source, judge, [window_id])
     if not runs:
         raise UsageError(f"no online run of {source!r} with judge {judge!r} for window {window_id}; check the "
                          "names, and see 'judgeq runs --dataset SOURCE' for the windows judged")
@@ -197,7 +197,7 @@ def select(ledger: Ledger, run: Run, judge: str, where: Where, *, by: str | None
     The rows that pass ``where`` are held in memory with their records (failures: a share of a run).
     """
     matched: dict[str, list[Candidate]] = {}
-    for row, record in ledger.judged_items(run.id, judge):
+    for row, record in ledger.scores.judged_items(run.id, judge):
         promotion.considered += 1
         data = {"row": {name: getattr(row, name) for name in _ROW_NAMES}, "record": record}
         if not where(data):

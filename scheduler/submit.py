@@ -24,7 +24,8 @@ from typing import Any
 
 from judges.config import JudgeConfig, ResolvedJudge
 from ledger.models import Run
-from ledger.store import ItemIn, Ledger
+from ledger.rows import ItemIn
+from ledger.store import Ledger
 from runs.dispatch import Dispatcher
 from runs.intake import Intake, Target, mark_running, open_run, store_items
 from runs.resume import resend_unjudged
@@ -187,7 +188,7 @@ def abandon_if_changed(run_id: str, ledger: Ledger) -> Iterator[None]:
     try:
         yield
     except InputError as exc:
-        ledger.set_status(run_id, "abandoned")
+        ledger.runs.set_status(run_id, "abandoned")
         problem = exc.problem if isinstance(exc, DatasetChanged) else f"changed after it was validated: {exc.problem}"
         raise DatasetChanged(exc.path, problem, line=exc.line, field=exc.field,
                              hint=f"run {run_id} is marked abandoned (no gate or baseline uses it); "
@@ -214,11 +215,11 @@ def check_resumable(run: Run, ledger: Ledger, dataset: Path | None) -> DatasetIn
                 f"is {run.dataset_hash[:12]} ({run.dataset_name}); give that same file, or submit this one as a "
                 "new run"
             )
-    if run.kind != "offline" and ledger.unweighted_items(run.id):
+    if run.kind != "offline" and ledger.windows.unweighted_items(run.id):
         raise UsageError(f"run {run.id}: its items were stored by a judgeq that did not keep their sampling "
                          "weights, so they cannot be sent again with them; judge the window again as a new run "
                          "(a new salt or policy in its [online] table) instead of resuming this one")
-    stored = ledger.count_items(run.id)
+    stored = ledger.runs.count_items(run.id)
     if stored < run.n_items and info is None:
         raise UsageError(
             f"run {run.id} was cut off while it was being submitted ({stored} of {run.n_items} items stored); "
@@ -230,7 +231,7 @@ def check_resumable(run: Run, ledger: Ledger, dataset: Path | None) -> DatasetIn
 
 def store_missing_items(run: Run, dataset: DatasetInfo, ledger: Ledger) -> None:
     """Store the items a cut-off submit did not; items already stored are left as they are."""
-    if ledger.count_items(run.id) >= run.n_items:
+    if ledger.runs.count_items(run.id) >= run.n_items:
         return
     with abandon_if_changed(run.id, ledger):
         for batch in iter_batches(dataset.path, STORE_BATCH, expect=dataset):
@@ -247,7 +248,7 @@ def abandon(run: Run, ledger: Ledger) -> bool:
         return False
     if run.status == "done":
         raise UsageError(f"run {run.id} is done; there is nothing to abandon")
-    ledger.set_status(run.id, "abandoned")
+    ledger.runs.set_status(run.id, "abandoned")
     return True
 
 

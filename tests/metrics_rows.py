@@ -33,7 +33,7 @@ class Row:
 def make_run(ledger: Ledger, run_id: str, kind: str = "online", dataset_name: str = "prod",
              window: str | None = "2026-11-22T13", judges: Sequence[str] = ("relevance",)) -> None:
     """Create a run (an online one by default) with ``judges``."""
-    ledger.create_run(Run(id=run_id, kind=kind, dataset_name=dataset_name,  # type: ignore[arg-type]
+    ledger.runs.create_run(Run(id=run_id, kind=kind, dataset_name=dataset_name,  # type: ignore[arg-type]
                           window=window if kind == "online" else None,
                           dataset_hash=None if kind == "online" else "sha256:test",
                           judges={name: {"name": name} for name in judges}, status="running"))
@@ -47,8 +47,8 @@ def write_rows(ledger: Ledger, run_id: str, rows: Sequence[Row], eval_name: str 
         meta = {} if row.locale is None else {"locale": row.locale}
         items.append(ItemIn(trace_id=row.trace_id, seq=seq, content_hash=f"h{seq}",
                             record={"id": row.trace_id, "output": "o", "metadata": meta}))
-    ledger.add_items(run_id, items)
-    ledger.write_scores([ScoreIn(run_id=run_id, trace_id=row.trace_id, eval=eval_name, judge_version=version,
+    ledger.runs.add_items(run_id, items)
+    ledger.scores.write_scores([ScoreIn(run_id=run_id, trace_id=row.trace_id, eval=eval_name, judge_version=version,
                                  dataset=dataset, status=row.status, score=row.score,  # type: ignore[arg-type]
                                  weight=row.weight, cost_usd=row.cost_usd, latency_s=row.latency_s,
                                  cached=row.cached, stratum=row.locale, ts=row.ts,

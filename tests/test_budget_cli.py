@@ -76,10 +76,10 @@ def test_budgets_are_set_unset_and_their_history_shown(env: dict[str, str], ledg
     assert (removed["old_usd"], removed["new_usd"]) == (1.0, None)
 
     with Ledger(ledger_url) as ledger:
-        assert ledger.budgets() == {"judge:exact_match": 25.0, "schedule:prod-hourly/judge:exact_match": 5.5,
+        assert ledger.budgets.budgets() == {"judge:exact_match": 25.0, "schedule:prod-hourly/judge:exact_match": 5.5,
                                     "global": 0.0}
-        assert len(ledger.budget_history()) == 6
-        ledger.record_decisions([DecisionIn(day="2026-12-01", schedule="prod-hourly", judge="exact_match",
+        assert len(ledger.budgets.history()) == 6
+        ledger.budgets.record_decisions([DecisionIn(day="2026-12-01", schedule="prod-hourly", judge="exact_match",
                                             stratum="de", rate=0.125, expected_count=1200, cost_per_item=0.002,
                                             budget_left=4.2, reserved_usd=0.3, reason="pacing: 14 windows left",
                                             window="2026-12-01T14")])
@@ -135,8 +135,8 @@ def test_bad_values_exit_2_and_change_nothing(sqlite_url: str, tmp_path: Path) -
         failed = judgeq(env, "budget", *args, code=2)
         assert message in failed.stderr and "Traceback" not in failed.stderr, (args, failed.stderr)
     with Ledger(sqlite_url) as ledger:
-        assert ledger.budgets() == {"judge:exact_match": 3.0}
-        assert len(ledger.budget_history()) == 1
+        assert ledger.budgets.budgets() == {"judge:exact_match": 3.0}
+        assert len(ledger.budgets.history()) == 1
 
 
 def test_history_shows_stored_text_inert(sqlite_url: str, tmp_path: Path) -> None:
@@ -158,25 +158,25 @@ def test_history_shows_stored_text_inert(sqlite_url: str, tmp_path: Path) -> Non
 def test_show_counts_online_spend_reservations_and_rates_of_the_day(env: dict[str, str], ledger_url: str) -> None:
     day, at = f"{PAST:%Y-%m-%d}", PAST + timedelta(hours=11)
     with Ledger(ledger_url) as ledger:
-        ledger.set_budget("judge:exact_match", 10.0, who="ana", via="cli")
-        ledger.set_budget("schedule:prod-hourly/judge:exact_match", 2.0, who="ana", via="flower")
-        ledger.set_budget("global", 12.0, who="ana", via="api")
+        ledger.budgets.set_budget("judge:exact_match", 10.0, who="ana", via="cli")
+        ledger.budgets.set_budget("schedule:prod-hourly/judge:exact_match", 2.0, who="ana", via="flower")
+        ledger.budgets.set_budget("global", 12.0, who="ana", via="api")
         for run_id, judge, schedule, kind in [("o-1", "exact_match", "prod-hourly", "online"),
                                               ("o-2", "exact_match", "adhoc", "online"),
                                               ("o-3", "contains", "prod-hourly", "online"),
                                               ("off-1", "exact_match", "golden", "offline")]:
             online_run(ledger, run_id, judge=judge, schedule=schedule, kind=kind, window=f"{PAST:%Y-%m-%d}T10")
         last_second = PAST + timedelta(hours=23, minutes=59, seconds=59)
-        ledger.write_scores([*rows("o-1", 0.5, 0.25, 0.0, judge="exact_match", at=last_second),
+        ledger.scores.write_scores([*rows("o-1", 0.5, 0.25, 0.0, judge="exact_match", at=last_second),
                              *rows("o-1", 0.0, judge="exact_match", first=9, cached=True, at=at),
                              *rows("o-2", 7.0, judge="exact_match", first=10, at=PAST + timedelta(days=1)),  # next day
                              *rows("o-2", 1.0, judge="exact_match", at=at),
                              *rows("o-3", 3.0, judge="contains", at=at),
                              *rows("off-1", 100.0, judge="exact_match", at=at)])
-        ledger.reserve("o-1", day, "exact_match", "prod-hourly", 1.0)  # 0.75 of it spent
-        ledger.reserve("o-3", day, "contains", "prod-hourly", 5.0)
-        ledger.set_status("o-3", "done")  # settled: its reservation no longer counts
-        ledger.set_sampling_rate("prod-hourly", "exact_match", "de", 0.25, set_by="budget", reason="pacing")
+        ledger.budgets.reserve("o-1", day, "exact_match", "prod-hourly", 1.0)  # 0.75 of it spent
+        ledger.budgets.reserve("o-3", day, "contains", "prod-hourly", 5.0)
+        ledger.runs.set_status("o-3", "done")  # settled: its reservation no longer counts
+        ledger.windows.set_sampling_rate("prod-hourly", "exact_match", "de", 0.25, set_by="budget", reason="pacing")
 
     shown = as_json(env, "budget", "show", "--day", day)
     assert shown["offline_counted"] is False and "not counted" in shown["offline_note"]
@@ -204,10 +204,10 @@ def test_show_counts_online_spend_reservations_and_rates_of_the_day(env: dict[st
 def test_show_projects_today_on_a_straight_line(env: dict[str, str], ledger_url: str) -> None:
     day, start, _ = utc_day(datetime.now(UTC))
     with Ledger(ledger_url) as ledger:
-        ledger.set_budget("judge:exact_match", 10.0, who="ana", via="cli")
+        ledger.budgets.set_budget("judge:exact_match", 10.0, who="ana", via="cli")
         online_run(ledger, "o-1", judge="exact_match", window=f"{start:%Y-%m-%dT%H}")
-        ledger.write_scores(rows("o-1", 0.5, judge="exact_match", at=start + timedelta(seconds=1)))
-        ledger.reserve("o-1", day, "exact_match", "prod", 2.0)
+        ledger.scores.write_scores(rows("o-1", 0.5, judge="exact_match", at=start + timedelta(seconds=1)))
+        ledger.budgets.reserve("o-1", day, "exact_match", "prod", 2.0)
 
     shown = as_json(env, "budget", "show")
     (budget,) = shown["budgets"]
@@ -225,7 +225,7 @@ def test_show_and_history_of_an_empty_ledger_say_so(env: dict[str, str]) -> None
 
 def test_a_broken_config_still_shows_the_ledger(env: dict[str, str], ledger_url: str, tmp_path: Path) -> None:
     with Ledger(ledger_url) as ledger:
-        ledger.set_budget("judge:exact_match", 1.0, who="ana", via="cli")
+        ledger.budgets.set_budget("judge:exact_match", 1.0, who="ana", via="cli")
     (tmp_path / "judgeq.toml").write_text(CONFIG + '\n[online.bad]\nsource = "prod"\n')
     shown = judgeq(env, "budget", "show").stdout
     assert "judge:exact_match" in shown and "the config's rates are not shown" in shown
@@ -244,4 +244,4 @@ def test_a_budget_is_echoed_and_shown_as_stored(sqlite_url: str, tmp_path: Path)
     shown = judgeq(env, "budget", "show").stdout
     assert "0.0001234" in shown and "1,234.50" in shown
     with Ledger(sqlite_url) as ledger:
-        assert ledger.budgets() == {"judge:exact_match": 1234.5, "global": 0.0001234}
+        assert ledger.budgets.budgets() == {"judge:exact_match": 1234.5, "global": 0.0001234}

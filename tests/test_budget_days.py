@@ -167,7 +167,7 @@ def _window_job(tmp_path: Path, sqlite_url: str, provider: FakeProvider, size: s
     prepared = prepare(config, load_schedules(config)["prod"])
     (judge,) = prepared.judges
     ledger = Ledger(sqlite_url)
-    ledger.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
     # One thread and one item a chunk: the workers' gate stops the spend within one call of the budget.
     dispatcher = EmbeddedDispatcher(ledger, WorkerSettings(), remote_threads=1, trusted=[judge.spec])  # type: ignore[list-item]
     job = WindowJob(prepared.schedule, window, prepared.source, prepared.judges, ledger,
@@ -178,7 +178,7 @@ def _window_job(tmp_path: Path, sqlite_url: str, provider: FakeProvider, size: s
     finally:
         dispatcher.close()
     run_id = outcome.runs["faithful"]
-    return ledger, run_id, sum(r.cost_usd for r in ledger.scores(run_id))
+    return ledger, run_id, sum(r.cost_usd for r in ledger.scores.scores(run_id))
 
 
 def test_a_daily_window_judged_on_a_later_day_spends_the_days_budget(
@@ -186,7 +186,7 @@ def test_a_daily_window_judged_on_a_later_day_spends_the_days_budget(
     monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-test-123")
     now = datetime.now(UTC)
     ledger, run_id, spent = _window_job(tmp_path, sqlite_url, provider, "1d", now - timedelta(days=15), now)
-    (decision,) = ledger.decisions(judge="faithful")
+    (decision,) = ledger.budgets.decisions(judge="faithful")
     # Nothing else draws on today's money for this daily schedule: its window gets all of it, not a share of
     # the fifteen days of traffic after its end.
     assert "this window's share 100.0%" in decision.reason, decision.reason
@@ -198,8 +198,8 @@ def test_the_first_window_is_priced_from_the_judges_configured_prices(
     monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-test-123")
     now = datetime.now(UTC)
     ledger, run_id, spent = _window_job(tmp_path, sqlite_url, provider, "1h", now - timedelta(hours=1), now)
-    (decision,) = ledger.decisions(judge="faithful")
-    calls = [r for r in ledger.scores(run_id) if r.status == "ok"]
+    (decision,) = ledger.budgets.decisions(judge="faithful")
+    calls = [r for r in ledger.scores.scores(run_id) if r.status == "ok"]
     per_call = spent / len(calls)
     assert per_call > 0.005  # a cent a call, not the flat default's
     assert "from the judge's configured prices" in decision.reason, decision.reason

@@ -124,7 +124,7 @@ def ledger(pg_url: str) -> Iterator[Ledger]:
 
 def budget_rates(ledger: Ledger) -> dict[str, SamplingRate]:
     """The rates in force the budget controller set for the schedule's judge, by stratum."""
-    return {r.stratum: r for r in ledger.rates_in_force(schedule=SCHEDULE, judge="exact") if r.set_by == "budget"}
+    return {r.stratum: r for r in ledger.budgets.rates_in_force(schedule=SCHEDULE, judge="exact") if r.set_by == "budget"}
 
 
 def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, redis_url: str, pg_url: str,
@@ -133,7 +133,7 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
     write_traces(tmp_path / "traces.jsonl", datetime.now(UTC))
     env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"),
                    JUDGEQ_BUDGET_TICK_S="2", FLOWER_BASIC_AUTH=":".join(AUTH))
-    ledger.budgets()  # the schema, before three processes race to create it
+    ledger.budgets.budgets()  # the schema, before three processes race to create it
     worker = Worker("local", env, "--concurrency", "2")
     beat = Beat(env)
     flower = Flower(env)
@@ -142,14 +142,14 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         wait_until(flower.up, 60, "Flower's healthcheck")
 
         def state() -> str:
-            return (f"history {[(c.scope, c.new_usd, c.via) for c in ledger.budget_history()]}, "
-                    f"rates {[(r.stratum, r.rate, r.set_by) for r in ledger.rates_in_force()]};\n"
+            return (f"history {[(c.scope, c.new_usd, c.via) for c in ledger.budgets.history()]}, "
+                    f"rates {[(r.stratum, r.rate, r.set_by) for r in ledger.budgets.rates_in_force()]};\n"
                     f"beat:\n{beat.log()}\nworker:\n{worker.log()[-4000:]}")
 
         # Beat judges the closed windows: the traffic the budget tick will plan from. No budget, no rates.
-        wait_until(lambda: len(ledger.recent_window_counts(SCHEDULE, "exact", datetime.now(UTC) - timedelta(hours=1)))
+        wait_until(lambda: len(ledger.spend.recent_window_counts(SCHEDULE, "exact", datetime.now(UTC) - timedelta(hours=1)))
                    >= 2, 30, lambda: f"two windows judged; {state()}")
-        assert budget_rates(ledger) == {} and ledger.budget_history() == []
+        assert budget_rates(ledger) == {} and ledger.budgets.history() == []
 
         # Flower's API wants its credentials: without them nothing is sent.
         assert flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 1}}, auth=None).status_code == 401
@@ -159,10 +159,10 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         wait_until(lambda: flower.task(resp.json()["task-id"]).get("state") == "SUCCESS", 30,
                    lambda: f"budget_set succeeded: {flower.task(resp.json()['task-id'])}; {state()}")
         assert "judge:exact: None -> 1.5 USD/day" in flower.task(resp.json()["task-id"])["result"]
-        (change,) = ledger.budget_history()
+        (change,) = ledger.budgets.history()
         assert (change.scope, change.old_usd, change.new_usd, change.via, change.who) == (
             "judge:exact", None, 1.5, "flower", "ops")  # who: the logged-in Flower user (scheduler/flower_pages)
-        assert ledger.budgets() == {"judge:exact": 1.5}
+        assert ledger.budgets.budgets() == {"judge:exact": 1.5}
         # Beat fires the budget tick every JUDGEQ_BUDGET_TICK_S (redbeat keeps its entry in Redis).
         broker = redis.Redis.from_url(redis_url)
         try:
@@ -175,7 +175,7 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         first = budget_rates(ledger)["all"]
         assert first.rate == 1.0 and first.updated_at >= change.at
         assert "the window's money covers every trace" in first.reason
-        decided = ledger.decisions(judge="exact", limit=1)
+        decided = ledger.budgets.decisions(judge="exact", limit=1)
         assert decided and decided[0].schedule == SCHEDULE and decided[0].window is not None
         # Flower's task list shows the ticks, each with its one-line summary of the decisions.
         wait_until(lambda: any("$1.50 left" in str(t.get("result")) for t in flower.tasks("judgeq.budget_tick")),
@@ -186,8 +186,8 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         # Cut to nothing: the tick after the change sets rate 0.
         resp = flower.apply({"kwargs": {"judge": "exact", "usd_per_day": 0}})
         assert resp.status_code == 200, resp.text
-        wait_until(lambda: len(ledger.budget_history()) == 2, 30, lambda: f"the second change; {state()}")
-        cut = ledger.budget_history()[0]
+        wait_until(lambda: len(ledger.budgets.history()) == 2, 30, lambda: f"the second change; {state()}")
+        cut = ledger.budgets.history()[0]
         assert (cut.old_usd, cut.new_usd, cut.via) == (1.5, 0.0, "flower")
         wait_until(lambda: budget_rates(ledger)["all"].rate == 0.0, 20, lambda: f"rate 0; {state()}")
         now = budget_rates(ledger)["all"]
@@ -221,7 +221,7 @@ def test_a_budget_set_through_flower_sets_the_next_ticks_rates(tmp_path: Path, r
         for what, (_, says) in bad.items():
             info = flower.task(ids[what])
             assert says in info["exception"], (what, info)
-        assert len(ledger.budget_history()) == 2 and ledger.budgets() == {"judge:exact": 0.0}
+        assert len(ledger.budgets.history()) == 2 and ledger.budgets.budgets() == {"judge:exact": 0.0}
         assert budget_rates(ledger)["all"].rate == 0.0
     finally:
         flower.stop()

@@ -28,13 +28,13 @@ NOW = datetime(2026, 11, 29, 23, 59, 30, tzinfo=UTC)
 @pytest.mark.timeout(60)
 def test_two_plans_at_once_reserve_the_budget_once(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
-    ledger.set_budget("judge:exact", 1.0, who="test", via="cli")
+    ledger.budgets.set_budget("judge:exact", 1.0, who="test", via="cli")
     schedule = Schedule(name="prod", source="prod", judges=("exact",), size=parse_size("1m"),
                         every=timedelta(minutes=1), lateness=timedelta(0), policy=parse_policy({"rate": 1.0}, "test"))
     judge = load_config(None).resolve("exact")
     windows = [window_at(schedule.size, NOW - timedelta(minutes=k)) for k in (2, 3)]
     for k, window in enumerate(windows):
-        ledger.create_run_if_absent(Run(id=f"o-run-{k}", kind="online", dataset_name="prod", window=window.id,
+        ledger.runs.create_run_if_absent(Run(id=f"o-run-{k}", kind="online", dataset_name="prod", window=window.id,
                                         judges={"exact": judge.to_message()}, status="running"))
     start = threading.Barrier(2)
     rates: dict[str, float] = {}
@@ -55,6 +55,6 @@ def test_two_plans_at_once_reserve_the_budget_once(ledger_url: str) -> None:
     for thread in threads:
         thread.join(30)
     assert not failures, failures
-    reserved = ledger.outstanding_reservations(f"{NOW:%Y-%m-%d}", "exact")
+    reserved = ledger.budgets.outstanding_reservations(f"{NOW:%Y-%m-%d}", "exact")
     assert reserved == pytest.approx(2 / 3), f"the two plans reserved ${reserved:.4f} together, not in turn"
     assert len(rates) == 2 and all(rate > 0 for rate in rates.values())

@@ -122,17 +122,17 @@ def judge_window(ledger: Ledger, plan: Plan, window: Window, now: datetime = NOW
     finally:
         dispatcher.close()
     for run_id in outcome.runs.values():
-        ledger.mark_done_if_complete(run_id)
+        ledger.runs.mark_done_if_complete(run_id)
     return outcome
 
 
 def rates(ledger: Ledger, run_id: str) -> dict[str, float]:
-    return {c.stratum: c.rate for c in ledger.strata(run_id)}
+    return {c.stratum: c.rate for c in ledger.windows.strata(run_id)}
 
 
 def reservations(ledger: Ledger) -> dict[str, tuple[str, str, str, float]]:
     """The budget_reservations rows: run id -> (day, judge, schedule, reserved USD)."""
-    with ledger._connect() as conn:  # read back as stored: no public reader lists them
+    with ledger.db.connect() as conn:  # read back as stored: no public reader lists them
         return {r.run_id: (r.day, r.judge, r.schedule, float(r.reserved_usd))
                 for r in conn.execute(sa.select(BUDGET_RESERVATIONS))}
 
@@ -143,13 +143,13 @@ def spend(ledger: Ledger, usd: float, *, judge: str = "exact", kind: Literal["on
     """``n`` rows costing ``usd`` in all, of a finished run of ``judge`` (online by default), written at ``at``."""
     run_id = run_id or f"spend-{judge}-{kind}-{usd}-{at:%d%H%M%S}"
     version = version or f"{judge}@v1"
-    ledger.create_run(Run(id=run_id, kind=kind, dataset_name=SCHEDULE if kind == "online" else "golden",
+    ledger.runs.create_run(Run(id=run_id, kind=kind, dataset_name=SCHEDULE if kind == "online" else "golden",
                           window=f"{DAY}T20" if kind == "online" else None,
                           judges={judge: {"version": version, "kind": "local"}}, status="running",
                           n_items=n, expected=n))
-    ledger.write_scores([ScoreIn(run_id=run_id, trace_id=f"t{i}", eval=judge, judge_version=version,
+    ledger.scores.write_scores([ScoreIn(run_id=run_id, trace_id=f"t{i}", eval=judge, judge_version=version,
                                  dataset="w", score=1.0, cost_usd=usd / n, ts=at) for i in range(n)])
-    assert ledger.mark_done_if_complete(run_id)
+    assert ledger.runs.mark_done_if_complete(run_id)
     return run_id
 
 
@@ -158,10 +158,10 @@ def history(ledger: Ledger, *hours: int) -> None:
     for hour in hours:
         window = parse_window(f"{DAY}T{hour:02d}")
         run_id = f"o-{window.id}-exact-history"
-        ledger.create_run(Run(id=run_id, kind="online", dataset_name=SCHEDULE, window=window.id,
+        ledger.runs.create_run(Run(id=run_id, kind="online", dataset_name=SCHEDULE, window=window.id,
                               judges={"exact": {"version": "exact@v0", "kind": "local"}}, status="done",
                               meta={"window": {"start": window.start.isoformat(), "end": window.end.isoformat()}}))
-        ledger.record_strata(run_id, [StratumCounts(stratum="en", seen=EN, filtered=0, sampled=0, enqueued=0,
+        ledger.windows.record_strata(run_id, [StratumCounts(stratum="en", seen=EN, filtered=0, sampled=0, enqueued=0,
                                                     rate=CONFIG_RATE),
                                       StratumCounts(stratum="ja", seen=JA, filtered=0, sampled=0, enqueued=0,
                                                     rate=CONFIG_RATE)])
@@ -176,7 +176,7 @@ def minimum_items() -> float:
 
 
 def test_a_budget_sets_the_windows_rates_reserves_its_cost_and_says_why(ledger: Ledger, plan: Plan) -> None:
-    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 1.0, who="ana", via="cli")
 
     outcome = judge_window(ledger, plan, LAST_HOUR)
 
@@ -190,7 +190,7 @@ def test_a_budget_sets_the_windows_rates_reserves_its_cost_and_says_why(ledger: 
     assert got["en"] < CONFIG_RATE / 10  # the budget, not the config, set it
     sampled = outcome.sampled["exact"]
     assert 70 <= sampled <= 130, sampled  # ~100 expected: a binomial count, sd ~ 9.6
-    rows = list(ledger.scores(exact))
+    rows = list(ledger.scores.scores(exact))
     assert len(rows) == sampled and all(r.status == "ok" for r in rows)
     assert all(r.weight == pytest.approx(1 / got[str(r.stratum)]) for r in rows)
 
@@ -206,11 +206,11 @@ def test_a_budget_sets_the_windows_rates_reserves_its_cost_and_says_why(ledger: 
     assert (day, judge, schedule) == (DAY, "exact", SCHEDULE)
     assert usd == pytest.approx(1.0)
     # The run is done (its rows are in): its reservation is settled, nothing is outstanding.
-    assert ledger.get_run(exact).status == "done"
-    assert ledger.outstanding_reservations(DAY, "exact") == 0.0
+    assert ledger.runs.get_run(exact).status == "done"
+    assert ledger.budgets.outstanding_reservations(DAY, "exact") == 0.0
 
-    decided = {d.stratum: d for d in ledger.decisions(DAY, judge="exact")}
-    assert set(decided) == {"en", "ja"} and not ledger.decisions(DAY, judge="contains")
+    decided = {d.stratum: d for d in ledger.budgets.decisions(DAY, judge="exact")}
+    assert set(decided) == {"en", "ja"} and not ledger.budgets.decisions(DAY, judge="contains")
     for stratum, d in decided.items():
         assert (d.schedule, d.window, d.day) == (SCHEDULE, LAST_HOUR.id, DAY)
         assert d.rate == pytest.approx(got[stratum]) and d.cost_per_item == pytest.approx(0.01)
@@ -227,12 +227,12 @@ def test_a_budget_sets_the_windows_rates_reserves_its_cost_and_says_why(ledger: 
     after = judge_window(ledger, plan, late)
     assert rates(ledger, after.runs["exact"]) == {"en": 1.0, "ja": 1.0}
     assert after.sampled["exact"] == EN + JA and reservations(ledger)[after.runs["exact"]][3] == 0.0
-    (d, *_) = ledger.decisions(DAY, judge="exact", limit=1)
+    (d, *_) = ledger.budgets.decisions(DAY, judge="exact", limit=1)
     assert d.window == late.id and d.cost_per_item == 0.0 and "the window's money covers every trace" in d.reason
 
 
 def test_once_the_days_spend_reaches_the_budget_new_windows_get_rate_0(ledger: Ledger, plan: Plan) -> None:
-    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 1.0, who="ana", via="cli")
     spend(ledger, 0.5)  # half spent earlier in the day: the window gets the other half
     spend(ledger, 5.0, kind="offline")  # an offline --max-cost run does not draw on the daily budget
     spend(ledger, 5.0, at=NOW - timedelta(days=1))  # nor does yesterday's spend
@@ -249,9 +249,9 @@ def test_once_the_days_spend_reaches_the_budget_new_windows_get_rate_0(ledger: L
     second = judge_window(ledger, plan, late)
     exact = second.runs["exact"]
     assert rates(ledger, exact) == {"en": 0.0, "ja": 0.0}
-    assert second.sampled["exact"] == 0 and list(ledger.scores(exact)) == []
+    assert second.sampled["exact"] == 0 and list(ledger.scores.scores(exact)) == []
     assert reservations(ledger)[exact][3] == 0.0
-    decided = ledger.decisions(DAY, judge="exact", limit=2)
+    decided = ledger.budgets.decisions(DAY, judge="exact", limit=2)
     assert {(d.window, d.stratum) for d in decided} == {(late.id, "en"), (late.id, "ja")}
     assert all(d.rate == 0.0 and d.reason.startswith("budget spent; budget spent: $1.00 - $1.25 spent")
                for d in decided), decided[0].reason
@@ -261,19 +261,19 @@ def test_once_the_days_spend_reaches_the_budget_new_windows_get_rate_0(ledger: L
 
 
 def test_without_a_budget_the_config_sets_the_rates_as_before(ledger: Ledger, plan: Plan) -> None:
-    ledger.set_budget("judge:other", 0.0, who="ana", via="cli")  # someone else's budget changes nothing here
+    ledger.budgets.set_budget("judge:other", 0.0, who="ana", via="cli")  # someone else's budget changes nothing here
 
     outcome = judge_window(ledger, plan, LAST_HOUR)
 
     for judge in ("exact", "contains"):
         assert rates(ledger, outcome.runs[judge]) == {"en": CONFIG_RATE, "ja": CONFIG_RATE}
-    assert reservations(ledger) == {} and ledger.decisions() == []
+    assert reservations(ledger) == {} and ledger.budgets.decisions() == []
     assert money_for(ledger, SCHEDULE, "exact", NOW) is None
 
 
 def test_the_global_cap_binds_when_it_leaves_less(ledger: Ledger, plan: Plan) -> None:
-    ledger.set_budget("judge:exact", 10.0, who="ana", via="cli")
-    ledger.set_budget("global", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 10.0, who="ana", via="cli")
+    ledger.budgets.set_budget("global", 1.0, who="ana", via="cli")
     spend(ledger, 0.6, judge="contains")  # another judge's online spend draws on the global cap
 
     money = money_for(ledger, SCHEDULE, "exact", NOW)
@@ -286,16 +286,16 @@ def test_the_global_cap_binds_when_it_leaves_less(ledger: Ledger, plan: Plan) ->
     assert reservations(ledger)[outcome.runs["exact"]][3] == pytest.approx(0.4)
 
     # A cap that leaves more than the judge's own budget does not bind.
-    ledger.set_budget("global", 100.0, who="ana", via="cli")
-    ledger.set_budget("judge:exact", 0.2, who="ana", via="cli")
+    ledger.budgets.set_budget("global", 100.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 0.2, who="ana", via="cli")
     money = money_for(ledger, SCHEDULE, "exact", NOW)
     assert money is not None and money.scope == "judge:exact" and money.left == pytest.approx(0.2)
 
 
 def test_a_global_cap_others_overspent_leaves_nothing_and_plans_a_window(ledger: Ledger, plan: Plan) -> None:
     """Other judges spent past today's cap: this judge has $0 left (a negative budget crashed planning, exit 4)."""
-    ledger.set_budget("judge:exact", 10.0, who="ana", via="cli")
-    ledger.set_budget("global", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 10.0, who="ana", via="cli")
+    ledger.budgets.set_budget("global", 1.0, who="ana", via="cli")
     spend(ledger, 1.6, judge="contains")
 
     money = money_for(ledger, SCHEDULE, "exact", NOW)
@@ -306,8 +306,8 @@ def test_a_global_cap_others_overspent_leaves_nothing_and_plans_a_window(ledger:
 
 
 def test_a_schedules_own_budget_comes_before_the_judges(ledger: Ledger, plan: Plan) -> None:
-    ledger.set_budget("judge:exact", 10.0, who="ana", via="cli")
-    ledger.set_budget(f"schedule:{SCHEDULE}/judge:exact", 0.3, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 10.0, who="ana", via="cli")
+    ledger.budgets.set_budget(f"schedule:{SCHEDULE}/judge:exact", 0.3, who="ana", via="cli")
     money = money_for(ledger, SCHEDULE, "exact", NOW)
     assert money is not None and money.scope == f"schedule:{SCHEDULE}/judge:exact" and money.budget == 0.3
     assert money_for(ledger, "elsewhere", "exact", NOW).budget == 10.0  # type: ignore[union-attr]
@@ -319,7 +319,7 @@ def test_a_schedules_own_budget_comes_before_the_judges(ledger: Ledger, plan: Pl
 def test_plan_ahead_writes_the_rates_in_force_and_its_decisions(ledger: Ledger, config: Path) -> None:
     history(ledger, 20, 21, 22)  # three hours of 2,000 traces
     assert plan_ahead(config, ledger, NOW) == []  # no budget at all: nothing to plan
-    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 1.0, who="ana", via="cli")
 
     (ahead,) = plan_ahead(config, ledger, NOW)
 
@@ -328,12 +328,12 @@ def test_plan_ahead_writes_the_rates_in_force_and_its_decisions(ledger: Ledger, 
     assert ahead.rates["ja"] == pytest.approx(minimum_items() / JA)
     assert ahead.rates["en"] == pytest.approx((100 - minimum_items()) / EN)
     assert "$1.00 left" in ahead.summary() and ahead.summary().startswith(f"{SCHEDULE}/exact {LAST_HOUR.id}: ")
-    in_force = {(r.judge, r.stratum): r for r in ledger.rates_in_force(schedule=SCHEDULE)}
+    in_force = {(r.judge, r.stratum): r for r in ledger.budgets.rates_in_force(schedule=SCHEDULE)}
     assert set(in_force) == {("exact", "en"), ("exact", "ja")}  # the judge without a budget is left alone
     for (_, stratum), row in in_force.items():
         assert row.set_by == "budget" and row.rate == pytest.approx(ahead.rates[stratum])
         assert row.reason.startswith(f"planned ahead for {LAST_HOUR.id}: ")
-    decided = ledger.decisions(DAY, judge="exact")
+    decided = ledger.budgets.decisions(DAY, judge="exact")
     assert {(d.window, d.stratum) for d in decided} == {(LAST_HOUR.id, "en"), (LAST_HOUR.id, "ja")}
     assert all(d.cost_per_item == DEFAULT_COST_PER_ITEM_USD for d in decided)
     # Nothing is reserved ahead: the window job reserves when it enqueues the window.
@@ -345,7 +345,7 @@ def test_plan_ahead_paces_the_rest_of_the_day_at_the_measured_cost(ledger: Ledge
     history(ledger, 20, 21)
     exact = next(j for j in plan.judges if j.name == "exact")
     spend(ledger, 0.5, n=40, version=exact.version)  # 40 calls at $0.0125: the judge version's measured cost
-    ledger.set_budget("judge:exact", 2.5, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 2.5, who="ana", via="cli")
     now = parse_window(f"{DAY}T22").start + timedelta(minutes=1)
 
     (ahead,) = plan_ahead(config, ledger, now)
@@ -354,24 +354,24 @@ def test_plan_ahead_paces_the_rest_of_the_day_at_the_measured_cost(ledger: Ledge
     # the next day's money pays for it): $2, at $0.0125 an item, 160 items.
     assert ahead.window == f"{DAY}T22" and ahead.budget_left == pytest.approx(2.0)
     assert ahead.rates["en"] == pytest.approx((160 - minimum_items()) / EN)
-    (d, *_) = ledger.decisions(DAY, judge="exact", limit=1)
+    (d, *_) = ledger.budgets.decisions(DAY, judge="exact", limit=1)
     assert d.cost_per_item == pytest.approx(0.0125) and "this window's share 100.0%" in d.reason
 
 
 def test_a_removed_budget_gives_the_judge_back_to_the_config_at_the_next_tick(ledger: Ledger, plan: Plan,
                                                                              config: Path) -> None:
     history(ledger, 20, 21, 22)
-    ledger.set_sampling_rate(SCHEDULE, "exact", "*", 0.25, set_by="ana", reason="a person's rate")
-    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    ledger.windows.set_sampling_rate(SCHEDULE, "exact", "*", 0.25, set_by="ana", reason="a person's rate")
+    ledger.budgets.set_budget("judge:exact", 1.0, who="ana", via="cli")
     spend(ledger, 1.5)
     (ahead,) = plan_ahead(config, ledger, NOW)
     assert ahead.rates == {"en": 0.0, "ja": 0.0}  # spent: the rates in force are 0
 
-    ledger.set_budget("judge:exact", None, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", None, who="ana", via="cli")
     assert plan_ahead(config, ledger, NOW) == []
 
     # The budget's rates are gone with it (a person's rate stays): the window is judged as configured.
-    in_force = {(r.stratum, r.set_by) for r in ledger.rates_in_force(schedule=SCHEDULE, judge="exact")}
+    in_force = {(r.stratum, r.set_by) for r in ledger.budgets.rates_in_force(schedule=SCHEDULE, judge="exact")}
     assert in_force == {("*", "ana")}
     outcome = judge_window(ledger, plan, LAST_HOUR)
     assert rates(ledger, outcome.runs["exact"]) == {"en": 0.25, "ja": 0.25}
@@ -381,7 +381,7 @@ def test_a_removed_budget_gives_the_judge_back_to_the_config_at_the_next_tick(le
 
 
 def test_the_gate_says_spent_once_spend_reaches_the_budget_and_never_for_offline_runs(ledger: Ledger) -> None:
-    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 1.0, who="ana", via="cli")
     online = spend(ledger, 0.75, run_id="o-online", n=3)
     offline = spend(ledger, 3.0, kind="offline", run_id="offline")
     gate = DailyBudgetGate(cache_s=0)
@@ -393,9 +393,9 @@ def test_the_gate_says_spent_once_spend_reaches_the_budget_and_never_for_offline
     assert gate.spent(ledger, offline, "exact", NOW) is None  # offline runs keep --max-cost, not the day's budget
     assert gate.spent(ledger, online, "exact", NOW + timedelta(days=1)) is None  # a new day, a new budget
     assert gate.spent(ledger, online, "contains", NOW) is None  # no budget: never spent
-    ledger.set_budget("judge:exact", 5.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 5.0, who="ana", via="cli")
     assert gate.spent(ledger, online, "exact", NOW) is None  # a raised budget applies at once (no cache here)
-    ledger.set_budget("global", 1.5, who="ana", via="cli")
+    ledger.budgets.set_budget("global", 1.5, who="ana", via="cli")
     assert gate.spent(ledger, online, "exact", NOW) is None
     spend(ledger, 0.5, judge="contains")  # the global cap is spent, by every judge together
     said = gate.spent(ledger, online, "exact", NOW)
@@ -403,7 +403,7 @@ def test_the_gate_says_spent_once_spend_reaches_the_budget_and_never_for_offline
 
 
 def test_between_readings_the_gate_adds_what_this_process_spent(ledger: Ledger) -> None:
-    ledger.set_budget("judge:exact", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:exact", 1.0, who="ana", via="cli")
     online = spend(ledger, 0.5, run_id="o-online")
     offline = spend(ledger, 0.5, kind="offline", run_id="offline")
     gate = DailyBudgetGate(cache_s=3600)

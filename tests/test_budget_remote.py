@@ -88,12 +88,12 @@ def test_queued_items_are_skipped_for_budget_once_the_days_spend_reaches_it(
     (judge,) = plan.judges
     ledger = Ledger(sqlite_url)
     # Yesterday's 40 calls of this judge version cost $0.0001 each: the plan's cost per item.
-    ledger.create_run(Run(id="yesterday", kind="online", dataset_name="prod", window="2000-01-01",
+    ledger.runs.create_run(Run(id="yesterday", kind="online", dataset_name="prod", window="2000-01-01",
                           judges={judge.name: judge.to_message()}, status="done", n_items=40, expected=40))
-    ledger.write_scores([ScoreIn(run_id="yesterday", trace_id=f"y{i}", eval=judge.name, judge_version=judge.version,
+    ledger.scores.write_scores([ScoreIn(run_id="yesterday", trace_id=f"y{i}", eval=judge.name, judge_version=judge.version,
                                  dataset="w", score=1.0, cost_usd=CHEAP, ts=now - timedelta(days=1))
                          for i in range(40)])
-    ledger.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
+    ledger.budgets.set_budget("judge:faithful", BUDGET, who="ana", via="cli")
 
     dispatcher = EmbeddedDispatcher(ledger, WorkerSettings(), remote_threads=THREADS, trusted=[judge.spec])  # type: ignore[list-item]
     job = WindowJob(plan.schedule, window, plan.source, plan.judges, ledger, ChunkSettings(chunk_remote=CHUNK),
@@ -106,9 +106,9 @@ def test_queued_items_are_skipped_for_budget_once_the_days_spend_reaches_it(
 
     run_id = outcome.runs["faithful"]
     # The plan expected $0.0001 an item: half the day's $0.30 (yesterday's window, then today) buys every trace.
-    assert {c.stratum: c.rate for c in ledger.strata(run_id)} == {"all": 1.0}
+    assert {c.stratum: c.rate for c in ledger.windows.strata(run_id)} == {"all": 1.0}
     assert outcome.sampled["faithful"] == N
-    rows = list(ledger.scores(run_id))
+    rows = list(ledger.scores.scores(run_id))
     assert len(rows) == N  # every item has its row: judged, or skipped for budget
     statuses = Counter((r.status, r.error_kind) for r in rows)
     judged = [r for r in rows if r.status == "ok"]
@@ -126,5 +126,5 @@ def test_queued_items_are_skipped_for_budget_once_the_days_spend_reaches_it(
         assert reason.startswith("budget: judge:faithful spent $"), reason
         assert float(reason.split("$")[1].split()[0]) >= BUDGET, reason
         assert f"of its ${BUDGET:g} per day on {now:%Y-%m-%d} (UTC)" in reason, reason
-    ledger.mark_done_if_complete(run_id)  # (unless the job's own check found every row in already)
-    assert ledger.get_run(run_id).status == "done"  # skipped rows complete the run
+    ledger.runs.mark_done_if_complete(run_id)  # (unless the job's own check found every row in already)
+    assert ledger.runs.get_run(run_id).status == "done"  # skipped rows complete the run

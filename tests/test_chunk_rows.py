@@ -50,7 +50,7 @@ class FixedJudge:
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     with Ledger(ledger_url) as ledger:
-        ledger.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=N, expected=N))
+        ledger.runs.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=N, expected=N))
         yield ledger
 
 
@@ -77,27 +77,27 @@ def test_a_verdict_with_nul_and_a_lone_surrogate_costs_no_neighbour_and_is_store
     outcome = execute(chunk(judge), ledger, cache_with(judge, FixedJudge(judge["version"])))
 
     assert (outcome.written, outcome.errors) == (N, 0)
-    rows = {row.trace_id: row for row in ledger.scores("run-1")}
+    rows = {row.trace_id: row for row in ledger.scores.scores("run-1")}
     assert len(rows) == N and all(row.status == "ok" for row in rows.values())
     # The same text on SQLite and PostgreSQL: NUL and the surrogate as U+FFFD, nothing else changed.
     assert (rows["t3"].label, rows["t3"].reason) == ("pa\ufffdss", STORED)
     assert rows["t4"].reason == "fine"
     # Every verdict's cost and tokens are kept, the awkward one's too.
-    assert ledger.spend("run-1") == pytest.approx(sum(0.001 * (i + 1) for i in range(N)))
+    assert ledger.scores.spend("run-1") == pytest.approx(sum(0.001 * (i + 1) for i in range(N)))
     assert (rows["t3"].tokens_in, rows["t3"].cost_usd) == (103, pytest.approx(0.004))
     # A redelivered chunk finds the same rows: the ids were looked up as they are stored.
-    assert ledger.existing("run-1", "exact", [f"t{i}" for i in range(N)]) == {f"t{i}" for i in range(N)}
+    assert ledger.scores.existing("run-1", "exact", [f"t{i}" for i in range(N)]) == {f"t{i}" for i in range(N)}
 
 
 def test_json_columns_keep_nul_and_lone_surrogates_exactly(ledger: Ledger) -> None:
     awkward = {"text": AWKWARD, "list": [AWKWARD], "key\x00": 1}
-    ledger.create_run(Run(id="run-2", kind="offline", dataset_name="golden", meta=awkward, tags=[AWKWARD],
+    ledger.runs.create_run(Run(id="run-2", kind="offline", dataset_name="golden", meta=awkward, tags=[AWKWARD],
                           judges={"j": awkward}))
-    ledger.add_items("run-2", [ItemIn(trace_id="t0", seq=0, content_hash="h", record={"id": "t0", **awkward})])
+    ledger.runs.add_items("run-2", [ItemIn(trace_id="t0", seq=0, content_hash="h", record={"id": "t0", **awkward})])
 
-    run = ledger.get_run("run-2")
+    run = ledger.runs.get_run("run-2")
     assert (run.meta, run.tags, run.judges) == (awkward, [AWKWARD], {"j": awkward})
-    (batch,) = ledger.missing_items("run-2", "exact")
+    (batch,) = ledger.runs.missing_items("run-2", "exact")
     assert batch == [{"id": "t0", **awkward}]
 
 
@@ -106,7 +106,7 @@ def test_a_judge_that_raises_ends_its_chunk_as_internal_errors(ledger: Ledger, t
     outcome = execute(chunk(judge), ledger, cache_with(judge, FixedJudge(judge["version"], raises=True)))
 
     assert (outcome.written, outcome.errors) == (N, N)
-    rows = list(ledger.scores("run-1"))
+    rows = list(ledger.scores.scores("run-1"))
     assert {(row.status, row.error_kind) for row in rows} == {("error", INTERNAL)}
     assert "KeyError" in (rows[0].error or "")
 
@@ -117,6 +117,6 @@ def test_a_judge_the_worker_cannot_build_ends_its_chunk_as_setup_errors(ledger: 
     outcome = execute(chunk(judge), ledger, JudgeCache())
 
     assert (outcome.written, outcome.errors) == (N, N)
-    rows = list(ledger.scores("run-1"))
+    rows = list(ledger.scores.scores("run-1"))
     assert {(row.status, row.error_kind) for row in rows} == {("error", SETUP)}
     assert "same judgeq version" in (rows[0].error or "")

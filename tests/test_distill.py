@@ -70,14 +70,14 @@ def test_distill_then_judge_alone_and_in_a_cascade(tmp_path: Path, provider: Fak
     truth = {r["id"]: teacher_label(r) for r in records(FRESH, seed=2, prefix="f")}
     calls_before = provider.count()
     ledger = Ledger(ledger_url)
-    student = {row.trace_id: row for row in ledger.scores(submit(fresh, "faithful-mini", env))}
+    student = {row.trace_id: row for row in ledger.scores.scores(submit(fresh, "faithful-mini", env))}
     assert provider.count() == calls_before  # the student calls nobody
     agree = sum(student[t].label == label for t, label in truth.items()) / FRESH
     assert agree >= 0.9, agree
     assert all(row.confidence is not None and 0.5 <= row.confidence <= 1 for row in student.values())
 
     cascade_run = submit(fresh, "faithful-cascade", env)
-    cascade = {row.trace_id: row for row in ledger.scores(cascade_run)}
+    cascade = {row.trace_id: row for row in ledger.scores.scores(cascade_run)}
     calls = provider.count() - calls_before
     threshold = report["threshold"]
     first = [row for row in cascade.values() if row.stage == "first"]

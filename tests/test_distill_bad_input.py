@@ -23,7 +23,7 @@ from ledger.models import Run
 from ledger.rows import ItemIn, ScoreIn
 from ledger.store import Ledger
 from scheduler.distill import collect, train
-from ledger.teacher import VerdictRow
+from ledger.stores.teacher import VerdictRow
 
 from .cli_runner import invoke
 from .distill_data import records, teacher_label
@@ -51,11 +51,11 @@ def fill(url: str, config: Path, labels: list[str], *, status: str = "ok") -> st
     ledger = Ledger(url)
     version = teacher_version(config)
     run_id = f"run-{len(labels)}-{status}-{'-'.join(sorted(set(labels)))}"
-    ledger.create_run(Run(id=run_id, kind="offline", dataset_name="d", dataset_hash="h",
+    ledger.runs.create_run(Run(id=run_id, kind="offline", dataset_name="d", dataset_hash="h",
                           judges={"faithful": {"version": version}}, n_items=len(labels), expected=len(labels)))
     recs = list(records(len(labels), seed=3))
-    ledger.add_items(run_id, [ItemIn(r["id"], i, f"c{i}", r) for i, r in enumerate(recs)])
-    ledger.write_scores([ScoreIn(run_id=run_id, trace_id=r["id"], eval="faithful", judge_version=version,
+    ledger.runs.add_items(run_id, [ItemIn(r["id"], i, f"c{i}", r) for i, r in enumerate(recs)])
+    ledger.scores.write_scores([ScoreIn(run_id=run_id, trace_id=r["id"], eval="faithful", judge_version=version,
                                  dataset="h", status=status,  # type: ignore[arg-type]
                                  score=None if status != "ok" else float(label == "pass"),
                                  label=None if status != "ok" else label,
@@ -219,4 +219,4 @@ def test_wrong_judge_or_missing_artifact_exits_2(tmp_path: Path, env: dict[str, 
         assert done.returncode == 2 and says in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     with Ledger(env["JUDGEQ_LEDGER_URL"]) as ledger:
-        assert ledger.list_runs() == []
+        assert ledger.runs.list_runs() == []

@@ -78,13 +78,13 @@ def test_beat_checks_as_of_the_newest_window_whose_run_is_done(tmp_path: Path) -
     start = datetime(2026, 11, 20, tzinfo=UTC)
     fill(tmp_path, url, start, 4, dropped=3)
     with Ledger(url) as ledger:
-        runs = {r.window: r.run_id for r in ledger.drift_runs("hourly", "exact")}
+        runs = {r.window: r.run_id for r in ledger.drift.runs("hourly", "exact")}
         assert as_of(ledger, "hourly", "exact", start + timedelta(hours=9)) == start + timedelta(hours=4)
         assert as_of(ledger, "hourly", "exact", start + timedelta(hours=3, minutes=59)) == start + timedelta(hours=3)
-        ledger.set_status(runs["2026-11-20T03"], "running")  # all its rows are in: beat's check marks it done
+        ledger.runs.set_status(runs["2026-11-20T03"], "running")  # all its rows are in: beat's check marks it done
         assert as_of(ledger, "hourly", "exact", start + timedelta(hours=9)) == start + timedelta(hours=4)
-        assert ledger.get_run(runs["2026-11-20T03"]).status == "done"
-        ledger.set_status(runs["2026-11-20T03"], "submitting")  # still being sent: the check waits for it
+        assert ledger.runs.get_run(runs["2026-11-20T03"]).status == "done"
+        ledger.runs.set_status(runs["2026-11-20T03"], "submitting")  # still being sent: the check waits for it
         assert as_of(ledger, "hourly", "exact", start + timedelta(hours=9)) == start + timedelta(hours=3)
         assert as_of(ledger, "hourly", "exact", start) == start  # nothing done by then: the limit itself
 

@@ -103,7 +103,7 @@ def drift(env: dict[str, str], *args: str) -> Any:
 
 def checks(ledger_url: str) -> list[Any]:
     with Ledger(ledger_url) as ledger:
-        return ledger.drift_checks("hourly", "exact")
+        return ledger.drift.checks("hourly", "exact")
 
 
 class Hook:
@@ -274,7 +274,7 @@ def test_the_trend_picture_has_a_panel_per_slice_and_marks_the_drift(tmp_path: P
         for when in (at - timedelta(hours=1), at):  # an hour without change, then the drop
             record(ledger, check(ledger, DriftQuery("hourly", "exact", timedelta(hours=1), timedelta(hours=6),
                                                     when, by=("locale",))), "cli")
-        runs = ledger.online_runs("hourly", "exact", [f"2026-11-20T0{h}" for h in range(HOURS)])
+        runs = ledger.windows.online_runs("hourly", "exact", [f"2026-11-20T0{h}" for h in range(HOURS)])
         drawn = plot_trend(ledger, runs, source="hourly", judge="exact", title="t", path=tmp_path / "direct.png")
     assert drawn.panels == ["all", "de", "en", "fr"]
     assert drawn.marked == {"all": [LAST], "fr": [LAST]}

@@ -57,14 +57,14 @@ def fleet(tmp_path: Path, redis_url: str, pg_url: str) -> Iterator[tuple[Flower,
     env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"),
                    JUDGEQ_BUDGET_TICK_S="2", FLOWER_BASIC_AUTH=":".join(AUTH))
     with Ledger(pg_url) as ledger:
-        ledger.budgets()  # the schema, before three processes race to create it
+        ledger.budgets.budgets()  # the schema, before three processes race to create it
         worker = Worker("local", env, "--concurrency", "2")
         beat = Beat(env)
         flower = Flower(env, tmp_path / "flower.log")
         try:
             worker.wait_ready()
             wait_until(flower.up, 60, "Flower's healthcheck")
-            wait_until(lambda: len(ledger.recent_window_counts(SCHEDULE, "exact",
+            wait_until(lambda: len(ledger.spend.recent_window_counts(SCHEDULE, "exact",
                                                                datetime.now(UTC) - timedelta(hours=1))) >= 2,
                        30, lambda: f"two windows judged; beat:\n{beat.log()}")
             yield flower, ledger, worker, beat
@@ -94,7 +94,7 @@ def test_a_cost_owner_sets_a_budget_in_the_browser_and_sees_the_next_ticks_rates
         wait_until(lambda: driver.current_url.endswith("/budgets"), 10, "the Budgets page")  # type: ignore[attr-defined]
         assert f"Logged in as {AUTH[0]}" in driver.find_element(By.TAG_NAME, "body").text  # type: ignore[attr-defined]
         driver.save_screenshot(str(tmp_path / "1-no-budget.png"))  # type: ignore[attr-defined]
-        assert budget_rates(ledger) == {} and ledger.budget_history() == []
+        assert budget_rates(ledger) == {} and ledger.budgets.history() == []
 
         def send(usd: str, note: str) -> None:
             form = driver.find_element(By.ID, "budget-form")  # type: ignore[attr-defined]
@@ -111,7 +111,7 @@ def test_a_cost_owner_sets_a_budget_in_the_browser_and_sees_the_next_ticks_rates
         wait_until(lambda: "?change=" in driver.current_url, 10, "the page after the change")  # type: ignore[attr-defined]
         outcome = driver.find_element(By.ID, "outcome").text  # type: ignore[attr-defined]
         assert "budget judge:exact: none -> $1.50/day by ops via flower" in outcome, outcome
-        (change,) = ledger.budget_history()
+        (change,) = ledger.budgets.history()
         assert (change.scope, change.new_usd, change.who, change.via, change.note) == (
             "judge:exact", 1.5, "ops", "flower", "pilot week")
         changes = driver.find_element(By.ID, "changes").text  # type: ignore[attr-defined]
@@ -123,10 +123,10 @@ def test_a_cost_owner_sets_a_budget_in_the_browser_and_sees_the_next_ticks_rates
 
         # Cut to nothing: the tick after the change sets rate 0, and the page, reloaded, says so.
         send("0", "stop for the audit")
-        wait_until(lambda: len(ledger.budget_history()) == 2, 10, "the second change")
+        wait_until(lambda: len(ledger.budgets.history()) == 2, 10, "the second change")
         wait_until(lambda: budget_rates(ledger)["all"].rate == 0.0, 20, "rate 0 after the cut")
         driver.refresh()  # type: ignore[attr-defined]  (a GET: Post/Redirect/Get, nothing is sent again)
-        assert len(ledger.budget_history()) == 2
+        assert len(ledger.budgets.history()) == 2
         row = driver.find_element(By.CSS_SELECTOR, 'tr[data-scope="judge:exact"]').text  # type: ignore[attr-defined]
         assert "0.00" in row, row
         rates = driver.find_element(By.CSS_SELECTOR, "table.rates").text  # type: ignore[attr-defined]
@@ -138,7 +138,7 @@ def test_a_cost_owner_sets_a_budget_in_the_browser_and_sees_the_next_ticks_rates
             "document.querySelector('#budget-form input[name=_xsrf]').remove();")
         send("50", "forged")
         assert "403" in driver.title or "403" in driver.page_source  # type: ignore[attr-defined]
-        assert len(ledger.budget_history()) == 2 and ledger.budgets() == {"judge:exact": 0.0}
+        assert len(ledger.budgets.history()) == 2 and ledger.budgets.budgets() == {"judge:exact": 0.0}
         assert budget_rates(ledger)["all"].rate == 0.0
     finally:
         anonymous.quit()  # type: ignore[attr-defined]

@@ -68,12 +68,12 @@ class Site:
 
 def seed(ledger: Ledger, now: datetime) -> float:
     """Budgets, a run's rows over today's hours, the controller's rates and decision; what the rows cost."""
-    ledger.set_budget("global", 10.0, who="finance", via="cli")
-    ledger.set_budget("judge:exact", 2.0, who="ana", via="cli", note=f"cap {MARKUP}")
-    ledger.set_budget("schedule:minutely/judge:exact", 1.5, who="ana", via="api")
-    ledger.set_budget(f"judge:{MARKUP}", 1.0, who="ana", via="cli")
+    ledger.budgets.set_budget("global", 10.0, who="finance", via="cli")
+    ledger.budgets.set_budget("judge:exact", 2.0, who="ana", via="cli", note=f"cap {MARKUP}")
+    ledger.budgets.set_budget("schedule:minutely/judge:exact", 1.5, who="ana", via="api")
+    ledger.budgets.set_budget(f"judge:{MARKUP}", 1.0, who="ana", via="cli")
     start = now.replace(hour=0, minute=0, second=0, microsecond=0)
-    ledger.create_run(Run(id="on-1", kind="online", dataset_name="minutely", window=now.strftime("%Y-%m-%dT%H"),
+    ledger.runs.create_run(Run(id="on-1", kind="online", dataset_name="minutely", window=now.strftime("%Y-%m-%dT%H"),
                           judges={"exact": {"version": "exact@v1", "kind": "local"}}, status="running",
                           n_items=12, expected=12))
     # Twelve rows spread over the day so far, dearer as the day goes on; the last one a cache hit (free).
@@ -81,9 +81,9 @@ def seed(ledger: Ledger, now: datetime) -> float:
     rows = [ScoreIn(run_id="on-1", trace_id=f"t{i}", eval="exact", judge_version="exact@v1", dataset="w",
                     score=1.0, cost_usd=0.0 if i == 11 else 0.01 * (i + 1), cached=i == 11,
                     ts=start + elapsed * (i + 0.5) / 12) for i in range(12)]
-    ledger.write_scores(rows)
+    ledger.scores.write_scores(rows)
     day = now.date().isoformat()
-    ledger.set_planned_rates("minutely", "exact", {"all": (0.25, "paced to the budget")}, [
+    ledger.budgets.set_planned_rates("minutely", "exact", {"all": (0.25, "paced to the budget")}, [
         DecisionIn(day=day, schedule="minutely", judge="exact", stratum="all", rate=0.25, expected_count=400,
                    cost_per_item=0.01, budget_left=1.2, reserved_usd=0.3, reason="paced to the budget",
                    window=now.strftime("%Y-%m-%dT%H:%M"))], set_by="budget")
@@ -127,7 +127,7 @@ def test_every_request_needs_the_login(site: Site) -> None:
     posted = httpx.post(site.base + "/budgets", data={"scope": "global", "usd_per_day": "1", "action": "set"},
                         timeout=10)
     assert posted.status_code == 401
-    assert len(site.ledger.budget_history()) == 4
+    assert len(site.ledger.budgets.history()) == 4
 
 
 def test_the_page_shows_each_budget_its_day_rates_and_history(site: Site) -> None:
@@ -182,17 +182,17 @@ def test_the_form_sets_changes_and_removes_budgets_as_the_logged_in_user(site: S
         assert client.post("/budgets", data={**form, "_xsrf": "2|00|11|22"}).status_code == 403
         cross = client.post("/budgets", data={**form, "_xsrf": token}, headers={"Sec-Fetch-Site": "cross-site"})
         assert cross.status_code == 403
-        assert len(site.ledger.budget_history()) == 4 and site.ledger.budgets()["judge:exact"] == 2.0
+        assert len(site.ledger.budgets.history()) == 4 and site.ledger.budgets.budgets()["judge:exact"] == 2.0
 
         done = client.post("/budgets", data={**form, "_xsrf": token})
         assert done.status_code == 200, site.logs()
         # Post/Redirect/Get: the POST answered 303 to the page showing the change, so a reload sends nothing.
         assert [r.status_code for r in done.history] == [303] and "?change=" in str(done.url)
         assert "budget judge:exact: $2.00/day -&gt; $3.25/day by ops via flower" in done.text
-        change = site.ledger.budget_history()[0]
+        change = site.ledger.budgets.history()[0]
         assert (change.scope, change.old_usd, change.new_usd, change.who, change.via, change.note) == (
             "judge:exact", 2.0, 3.25, "ops", "flower", f"more traffic {MARKUP}")
-        assert site.ledger.budgets()["judge:exact"] == 3.25
+        assert site.ledger.budgets.budgets()["judge:exact"] == 3.25
         assert MARKUP not in done.text  # the note, shown in the history, is text
 
         # Bad values: the CLI's one rule says why, on the page; nothing changes.
@@ -216,16 +216,16 @@ def test_the_form_sets_changes_and_removes_budgets_as_the_logged_in_user(site: S
             assert line.status_code == 400 and "note holds a control or invisible character" in line.text
         both = client.post("/budgets", data={**form, "scope": "global", "_xsrf": token})
         assert both.status_code == 400 and "the global cap names no judge" in both.text
-        assert len(site.ledger.budget_history()) == 5 and site.ledger.budgets()["judge:exact"] == 3.25
+        assert len(site.ledger.budgets.history()) == 5 and site.ledger.budgets.budgets()["judge:exact"] == 3.25
 
         # A new budget within a schedule, then removed.
         new = {**form, "schedule": "minutely", "usd_per_day": "0", "note": "", "_xsrf": token}
         new_scope = "schedule:minutely/judge:exact"
         assert client.post("/budgets", data=new).status_code == 200
-        assert site.ledger.budgets()[new_scope] == 0.0
+        assert site.ledger.budgets.budgets()[new_scope] == 0.0
         assert client.post("/budgets", data={**new, "action": "remove"}).status_code == 200
-        assert new_scope not in site.ledger.budgets()
-        gone = site.ledger.budget_history()[0]
+        assert new_scope not in site.ledger.budgets.budgets()
+        gone = site.ledger.budgets.history()[0]
         assert (gone.scope, gone.old_usd, gone.new_usd, gone.who, gone.via) == (new_scope, 0.0, None, "ops", "flower")
         again = client.post("/budgets", data={**new, "action": "remove"})
         assert again.status_code == 400 and f"there is no budget for {new_scope} to remove" in again.text
@@ -240,7 +240,7 @@ def test_a_read_only_flower_shows_the_page_and_changes_nothing(tmp_path: Path, r
         form = {"scope": "global", "usd_per_day": "1", "action": "set", "_xsrf": xsrf_of(page.text)}
         refused = client.post("/budgets", data=form)
         assert refused.status_code == 403 and "Read only mode is enabled" in refused.text
-        assert site.ledger.budgets()["global"] == 10.0 and len(site.ledger.budget_history()) == 4
+        assert site.ledger.budgets.budgets()["global"] == 10.0 and len(site.ledger.budgets.history()) == 4
 
 
 def queued_kwargs(redis_url: str) -> list[dict[str, object]]:

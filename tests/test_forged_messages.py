@@ -70,7 +70,7 @@ def test_forged_chunks_are_refused_and_acknowledged(tmp_path: Path, redis_url: s
             assert legit_calls == legit_rows == 4
 
             with Ledger(sqlite_url) as ledger:
-                run = ledger.get_run(run_id)
+                run = ledger.runs.get_run(run_id)
             judge = run.judges["j"]
             redirected = copy.deepcopy(judge)
             redirected["spec"]["api_base"] = elsewhere.base_url  # the same name, another endpoint

@@ -54,7 +54,7 @@ def test_latency_is_the_calls_own_and_waits_are_recorded_beside_it(tmp_path: Pat
     assert card["wait_p50_s"] > 0.4 and card["wait_p95_s"] > 1.0, card
 
     with Ledger(f"sqlite:///{db}") as ledger:
-        rows = list(ledger.scores(run_id))
+        rows = list(ledger.scores.scores(run_id))
         (tmp_path / "exporter").mkdir()
         got = scrape(ledger, config_file(tmp_path / "exporter", ""))
     assert len(rows) == n and sum(r.wait_s for r in rows) > n * 0.4
@@ -71,12 +71,12 @@ def test_migration_0010_goes_down_to_0009_and_up_again(empty_ledger_url: str) ->
     running; the schema is the models'."""
     upgrade(empty_ledger_url)
     with Ledger(empty_ledger_url) as ledger:
-        ledger.create_run(make_run())
-        ledger.write_scores([make_score("t1", latency_s=0.03, wait_s=1.4)])
-        assert [(r.latency_s, r.wait_s) for r in ledger.scores("run-1")] == [(0.03, 1.4)]
-        ledger.set_status("run-1", "running")
-        assert ledger.mark_stopped("run-1") and not ledger.mark_stopped("run-1")
-        assert ledger.get_run("run-1").status == "stopped"
+        ledger.runs.create_run(make_run())
+        ledger.scores.write_scores([make_score("t1", latency_s=0.03, wait_s=1.4)])
+        assert [(r.latency_s, r.wait_s) for r in ledger.scores.scores("run-1")] == [(0.03, 1.4)]
+        ledger.runs.set_status("run-1", "running")
+        assert ledger.runs.mark_stopped("run-1") and not ledger.runs.mark_stopped("run-1")
+        assert ledger.runs.get_run("run-1").status == "stopped"
     engine = create_ledger_engine(empty_ledger_url)
     try:
         command.downgrade(alembic_config(empty_ledger_url), "0009")
@@ -88,6 +88,6 @@ def test_migration_0010_goes_down_to_0009_and_up_again(empty_ledger_url: str) ->
     finally:
         engine.dispose()
     with Ledger(empty_ledger_url) as ledger:
-        assert [(r.latency_s, r.wait_s) for r in ledger.scores("run-1")] == [(0.03, 0.0)]
-        assert ledger.get_run("run-1").status == "running"  # what 0009 showed; stopped again from 0010 on
-        assert ledger.mark_stopped("run-1")
+        assert [(r.latency_s, r.wait_s) for r in ledger.scores.scores("run-1")] == [(0.03, 0.0)]
+        assert ledger.runs.get_run("run-1").status == "running"  # what 0009 showed; stopped again from 0010 on
+        assert ledger.runs.mark_stopped("run-1")

@@ -76,12 +76,12 @@ def test_a_verdict_whose_item_got_a_row_meanwhile_adds_its_cost_to_that_row(
         tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     """Another delivery wrote the item's row while this one called (its lease had run out under it)."""
     ledger = Ledger(f"sqlite:///{tmp_path / 'ledger.db'}")
-    ledger.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=2, expected=2))
+    ledger.runs.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=2, expected=2))
     other = {"cost_usd": 0.5, "tokens_in": 100, "tokens_out": 10, "label": "written first"}
 
     def verdict(body: dict[str, Any]) -> dict[str, Any]:
         if "late" in last_user_text(body):  # the other delivery's row lands during this call
-            ledger.write_scores([ScoreIn(run_id="run-1", trace_id="late", eval="faithful", judge_version="v",
+            ledger.scores.write_scores([ScoreIn(run_id="run-1", trace_id="late", eval="faithful", judge_version="v",
                                          dataset="d", score=0.0, **other)])
         return default_verdict(body)
 
@@ -97,7 +97,7 @@ def test_a_verdict_whose_item_got_a_row_meanwhile_adds_its_cost_to_that_row(
                                records=[{"id": "late", "output": "GOOD late"}, {"id": "alone", "output": "GOOD"}])
         run_chunk(message, ledger, JudgeCache(services), services)
         calls = [c for c in provider.calls if c.status == 200]
-    rows = {row.trace_id: row for row in ledger.scores("run-1")}
+    rows = {row.trace_id: row for row in ledger.scores.scores("run-1")}
     ledger.close()
     by_item = {last_user_text(c.body or {}).rsplit(" ", 1)[-1]: c for c in calls}  # "... GOOD late", "... GOOD"
     late, alone = by_item["late"], by_item["GOOD"]

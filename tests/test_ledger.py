@@ -85,7 +85,7 @@ def ledger(ledger_url: str):  # type: ignore[no-untyped-def]
 
 
 def stored_rows(ledger: Ledger, run_id: str = "run-1") -> dict[tuple[str, str], Score]:
-    return {(row.trace_id, row.eval): row for row in ledger.scores(run_id)}
+    return {(row.trace_id, row.eval): row for row in ledger.scores.scores(run_id)}
 
 
 # -- schema -----------------------------------------------------------------
@@ -95,7 +95,7 @@ def test_schema_is_created_on_first_use(empty_ledger_url: str) -> None:
     ledger = Ledger(empty_ledger_url)
     assert not sa.inspect(ledger.engine).has_table("alembic_version")  # constructing touches nothing
 
-    assert ledger.count_items("nothing-yet") == 0
+    assert ledger.runs.count_items("nothing-yet") == 0
 
     inspector = sa.inspect(ledger.engine)
     assert {"runs", "items", "scores", "alembic_version"} <= set(inspector.get_table_names())
@@ -140,7 +140,7 @@ def test_a_schema_newer_than_the_code_is_refused(empty_ledger_url: str) -> None:
         conn.execute(sa.text("UPDATE alembic_version SET version_num = 'from_the_future'"))
 
     with pytest.raises(MigrationError, match=r"from_the_future.*upgrade judgeq"):
-        Ledger(empty_ledger_url).count_items("x")
+        Ledger(empty_ledger_url).runs.count_items("x")
     engine.dispose()
 
 
@@ -179,10 +179,10 @@ def test_processes_starting_at_once_migrate_once(empty_ledger_url: str) -> None:
 
 def test_runs_are_created_read_and_listed_newest_first(ledger: Ledger) -> None:
     start = datetime(2026, 11, 1, tzinfo=UTC)
-    ledger.create_run(make_run("run-1", created_at=start))
-    ledger.create_run(make_run("run-2", created_at=start + timedelta(hours=1), tags=["pr"], status="running"))
-    ledger.create_run(make_run("run-3", created_at=start + timedelta(hours=2), dataset_name="other"))
-    ledger.create_run(
+    ledger.runs.create_run(make_run("run-1", created_at=start))
+    ledger.runs.create_run(make_run("run-2", created_at=start + timedelta(hours=1), tags=["pr"], status="running"))
+    ledger.runs.create_run(make_run("run-3", created_at=start + timedelta(hours=2), dataset_name="other"))
+    ledger.runs.create_run(
         make_run(
             "win-1",
             kind="online",
@@ -193,7 +193,7 @@ def test_runs_are_created_read_and_listed_newest_first(ledger: Ledger) -> None:
         )
     )
 
-    run = ledger.get_run("run-1")
+    run = ledger.runs.get_run("run-1")
     assert run.judges == {"faithfulness": {"version": "faithfulness@0123456789ab", "kind": "llm"}}
     assert (run.tags, run.meta, run.status, run.max_cost_usd) == (
         ["nightly"],
@@ -202,62 +202,62 @@ def test_runs_are_created_read_and_listed_newest_first(ledger: Ledger) -> None:
         None,
     )
     assert run.created_at == start and run.created_at.tzinfo is not None
-    assert ledger.get_run("win-1").window == "2026-W47"
+    assert ledger.runs.get_run("win-1").window == "2026-W47"
 
-    assert [r.id for r in ledger.list_runs()] == ["run-3", "run-2", "win-1", "run-1"]
-    assert [r.id for r in ledger.list_runs(limit=2)] == ["run-3", "run-2"]
-    assert [r.id for r in ledger.list_runs(dataset_name="golden")] == ["run-2", "run-1"]
-    assert [r.id for r in ledger.list_runs(tag="nightly", limit=2)] == ["run-3", "win-1"]
-    assert [r.id for r in ledger.list_runs(status="running")] == ["run-2"]
+    assert [r.id for r in ledger.runs.list_runs()] == ["run-3", "run-2", "win-1", "run-1"]
+    assert [r.id for r in ledger.runs.list_runs(limit=2)] == ["run-3", "run-2"]
+    assert [r.id for r in ledger.runs.list_runs(dataset_name="golden")] == ["run-2", "run-1"]
+    assert [r.id for r in ledger.runs.list_runs(tag="nightly", limit=2)] == ["run-3", "win-1"]
+    assert [r.id for r in ledger.runs.list_runs(status="running")] == ["run-2"]
 
 
 def test_a_run_id_is_created_once(ledger: Ledger) -> None:
-    ledger.create_run(make_run("run-1"))
+    ledger.runs.create_run(make_run("run-1"))
     with pytest.raises(RunExists, match="run-1"):
-        ledger.create_run(make_run("run-1", dataset_name="another"))
-    assert ledger.get_run("run-1").dataset_name == "golden"
+        ledger.runs.create_run(make_run("run-1", dataset_name="another"))
+    assert ledger.runs.get_run("run-1").dataset_name == "golden"
 
 
 def test_bad_run_fields_are_refused_before_the_database(ledger: Ledger) -> None:
     with pytest.raises(ValueError, match="kind"):
-        ledger.create_run(make_run(kind="batch"))
+        ledger.runs.create_run(make_run(kind="batch"))
     with pytest.raises(ValueError, match="status"):
-        ledger.set_status("run-1", "finished")  # type: ignore[arg-type]
+        ledger.runs.set_status("run-1", "finished")  # type: ignore[arg-type]
 
 
 def test_status_changes_stamp_the_run(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
+    ledger.runs.create_run(make_run())
     submitted = datetime(2026, 11, 2, 9, 0, tzinfo=UTC)
-    ledger.set_status("run-1", "running", at=submitted)
-    run = ledger.get_run("run-1")
+    ledger.runs.set_status("run-1", "running", at=submitted)
+    run = ledger.runs.get_run("run-1")
     assert (run.status, run.submitted_at, run.finished_at) == ("running", submitted, None)
 
-    ledger.set_status("run-1", "done", at=submitted + timedelta(minutes=5))
-    ledger.set_status(
+    ledger.runs.set_status("run-1", "done", at=submitted + timedelta(minutes=5))
+    ledger.runs.set_status(
         "run-1", "done", at=submitted + timedelta(minutes=9)
     )  # noticed twice: first time stands
-    run = ledger.get_run("run-1")
+    run = ledger.runs.get_run("run-1")
     assert (run.status, run.finished_at) == ("done", submitted + timedelta(minutes=5))
 
 
 def test_a_run_is_marked_done_once_by_whoever_sees_it_complete(ledger: Ledger) -> None:
-    ledger.create_run(make_run(expected=2))
-    ledger.write_scores([make_score("t1"), make_score("t2")])
-    assert ledger.mark_done_if_complete("run-1") is False  # still "submitting"
+    ledger.runs.create_run(make_run(expected=2))
+    ledger.scores.write_scores([make_score("t1"), make_score("t2")])
+    assert ledger.runs.mark_done_if_complete("run-1") is False  # still "submitting"
 
-    ledger.set_status("run-1", "running")
-    assert ledger.mark_done_if_complete("run-1") is True
-    assert ledger.mark_done_if_complete("run-1") is False
-    assert ledger.get_run("run-1").status == "done"
+    ledger.runs.set_status("run-1", "running")
+    assert ledger.runs.mark_done_if_complete("run-1") is True
+    assert ledger.runs.mark_done_if_complete("run-1") is False
+    assert ledger.runs.get_run("run-1").status == "done"
 
 
 def test_unknown_runs_raise_run_not_found(ledger: Ledger) -> None:
     for call in (
-        lambda: ledger.get_run("nope"),
-        lambda: ledger.set_status("nope", "running"),
-        lambda: ledger.progress("nope"),
-        lambda: ledger.summary("nope"),
-        lambda: ledger.mark_done_if_complete("nope"),
+        lambda: ledger.runs.get_run("nope"),
+        lambda: ledger.runs.set_status("nope", "running"),
+        lambda: ledger.scores.progress("nope"),
+        lambda: ledger.scores.summary("nope"),
+        lambda: ledger.runs.mark_done_if_complete("nope"),
     ):
         with pytest.raises(RunNotFound, match=r"'nope'.*judgeq runs"):
             call()
@@ -267,35 +267,35 @@ def test_unknown_runs_raise_run_not_found(ledger: Ledger) -> None:
 
 
 def test_add_items_is_idempotent(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
-    ledger.add_items("run-1", [ItemIn(f"t{i}", i, f"h{i}", record(f"t{i}")) for i in range(3)])
-    ledger.add_items("run-1", [ItemIn(f"t{i}", i, "changed", {"id": "changed"}) for i in range(2, 5)])
+    ledger.runs.create_run(make_run())
+    ledger.runs.add_items("run-1", [ItemIn(f"t{i}", i, f"h{i}", record(f"t{i}")) for i in range(3)])
+    ledger.runs.add_items("run-1", [ItemIn(f"t{i}", i, "changed", {"id": "changed"}) for i in range(2, 5)])
 
-    assert ledger.count_items("run-1") == 5
-    assert ledger.count_items("another-run") == 0
-    (batch,) = ledger.missing_items("run-1", "faithfulness")
+    assert ledger.runs.count_items("run-1") == 5
+    assert ledger.runs.count_items("another-run") == 0
+    (batch,) = ledger.runs.missing_items("run-1", "faithfulness")
     assert batch[2] == record("t2")  # the first record stored stands
 
 
 def test_missing_items_are_the_unscored_ones_in_seq_order_across_batches(ledger: Ledger) -> None:
-    ledger.create_run(make_run(n_items=23))
+    ledger.runs.create_run(make_run(n_items=23))
     items = [ItemIn(f"t{i:02d}", i, f"h{i}", record(f"t{i:02d}")) for i in range(22)]
     items.append(ItemIn("t05-twin", 5, "h", record("t05-twin")))  # a shared seq must not lose an item
     random.Random(7).shuffle(items)
-    ledger.add_items("run-1", items)
+    ledger.runs.add_items("run-1", items)
     scored = {"t00", "t03", "t05", "t06", "t07", "t08", "t20"}
-    ledger.write_scores([make_score(trace_id) for trace_id in scored])
-    ledger.write_scores([make_score("t01", eval_name="relevance")])  # another eval's row does not count
+    ledger.scores.write_scores([make_score(trace_id) for trace_id in scored])
+    ledger.scores.write_scores([make_score("t01", eval_name="relevance")])  # another eval's row does not count
 
-    batches = list(ledger.missing_items("run-1", "faithfulness", batch_size=4))
+    batches = list(ledger.runs.missing_items("run-1", "faithfulness", batch_size=4))
 
     expected = [
         r.record for r in sorted(items, key=lambda i: (i.seq, i.trace_id)) if r.trace_id not in scored
     ]
     assert [rec for batch in batches for rec in batch] == expected
     assert [len(batch) for batch in batches] == [4, 4, 4, 4]
-    assert next(ledger.missing_items("run-1", "relevance", batch_size=100))[0]["id"] == "t00"
-    assert list(ledger.missing_items("no-such-run", "faithfulness")) == []
+    assert next(ledger.runs.missing_items("run-1", "relevance", batch_size=100))[0]["id"] == "t00"
+    assert list(ledger.runs.missing_items("no-such-run", "faithfulness")) == []
 
 
 # -- scores -----------------------------------------------------------------
@@ -306,19 +306,19 @@ def test_score_in_has_the_fields_of_a_score_row() -> None:
 
 
 def test_writing_the_same_rows_twice_leaves_one_row_per_key(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
+    ledger.runs.create_run(make_run())
     rows = [make_score(f"t{i}", eval_name=name) for i in range(50) for name in ("faithfulness", "relevance")]
 
-    assert ledger.write_scores(rows) == 100
-    assert ledger.write_scores(rows) == 0
-    assert ledger.write_scores([*rows[:10], make_score("t50")]) == 1
+    assert ledger.scores.write_scores(rows) == 100
+    assert ledger.scores.write_scores(rows) == 0
+    assert ledger.scores.write_scores([*rows[:10], make_score("t50")]) == 1
     assert len(stored_rows(ledger)) == 101
-    assert ledger.write_scores([]) == 0
+    assert ledger.scores.write_scores([]) == 0
 
 
 def test_an_ok_row_replaces_an_error_row_and_nothing_replaces_an_ok_row(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
-    ledger.write_scores(
+    ledger.runs.create_run(make_run())
+    ledger.scores.write_scores(
         [
             make_score("failed-then-ok", status="error", score=None, error="timeout", attempts=3),
             make_score("ok-then-error", score=0.25),
@@ -327,7 +327,7 @@ def test_an_ok_row_replaces_an_error_row_and_nothing_replaces_an_ok_row(ledger: 
             make_score("skipped-then-ok", status="skipped", score=None),
         ]
     )
-    written = ledger.write_scores(
+    written = ledger.scores.write_scores(
         [
             make_score("failed-then-ok", score=0.75, attempts=1),
             make_score("ok-then-error", status="error", score=None, error="late failure"),
@@ -352,43 +352,43 @@ def test_an_ok_row_replaces_an_error_row_and_nothing_replaces_an_ok_row(ledger: 
 
 
 def test_existing_names_the_traces_that_have_a_row(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
-    ledger.write_scores([make_score(f"t{i}") for i in range(0, 2500, 2)])
-    ledger.write_scores([make_score("t1", eval_name="relevance")])
+    ledger.runs.create_run(make_run())
+    ledger.scores.write_scores([make_score(f"t{i}") for i in range(0, 2500, 2)])
+    ledger.scores.write_scores([make_score("t1", eval_name="relevance")])
 
     asked = [f"t{i}" for i in range(2500)]
-    assert ledger.existing("run-1", "faithfulness", asked) == {f"t{i}" for i in range(0, 2500, 2)}
-    assert ledger.existing("run-1", "relevance", asked) == {"t1"}
-    assert ledger.existing("run-1", "faithfulness", []) == set()
+    assert ledger.scores.existing("run-1", "faithfulness", asked) == {f"t{i}" for i in range(0, 2500, 2)}
+    assert ledger.scores.existing("run-1", "relevance", asked) == {"t1"}
+    assert ledger.scores.existing("run-1", "faithfulness", []) == set()
 
 
 def test_progress_counts_rows_by_status(ledger: Ledger) -> None:
-    ledger.create_run(make_run(n_items=4, expected=8))
-    assert ledger.progress("run-1") == Progress(expected=8, done=0, ok=0, errors=0, skipped=0)
+    ledger.runs.create_run(make_run(n_items=4, expected=8))
+    assert ledger.scores.progress("run-1") == Progress(expected=8, done=0, ok=0, errors=0, skipped=0)
 
-    ledger.write_scores(
+    ledger.scores.write_scores(
         [make_score(f"t{i}") for i in range(3)]
         + [make_score("t3", status="error", score=None, error="bad request")]
         + [make_score(f"t{i}", eval_name="relevance", status="skipped", score=None) for i in range(2)]
     )
-    progress = ledger.progress("run-1")
+    progress = ledger.scores.progress("run-1")
     assert progress == Progress(expected=8, done=6, ok=3, errors=1, skipped=2)
     assert not progress.complete
 
 
 def test_scores_stream_detached_rows_with_utc_timestamps(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
+    ledger.runs.create_run(make_run())
     written_at = datetime(2026, 11, 3, 12, 0, tzinfo=UTC)
-    ledger.write_scores([make_score(f"t{i:04d}", ts=written_at) for i in range(2500)])
-    ledger.write_scores(
+    ledger.scores.write_scores([make_score(f"t{i:04d}", ts=written_at) for i in range(2500)])
+    ledger.scores.write_scores(
         [make_score("t0000", eval_name="relevance", cached=True, label="pass", reason="fine")]
     )
 
-    rows = list(ledger.scores("run-1", "faithfulness"))
+    rows = list(ledger.scores.scores("run-1", "faithfulness"))
     assert [row.trace_id for row in rows] == [f"t{i:04d}" for i in range(2500)]
     assert all(sa.inspect(row).detached for row in rows)
     assert rows[0].ts == written_at and rows[0].ts.tzinfo is not None
-    (relevance,) = ledger.scores("run-1", "relevance")
+    (relevance,) = ledger.scores.scores("run-1", "relevance")
     assert (relevance.cached, relevance.label, relevance.reason, relevance.weight) == (
         True,
         "pass",
@@ -396,11 +396,11 @@ def test_scores_stream_detached_rows_with_utc_timestamps(ledger: Ledger) -> None
         1.0,
     )
     assert relevance.ts > written_at  # "now", in UTC
-    assert len(list(ledger.scores("run-1"))) == 2501
+    assert len(list(ledger.scores.scores("run-1"))) == 2501
 
 
 def test_summary_matches_figures_computed_by_hand(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
+    ledger.runs.create_run(make_run())
     rng = random.Random(42)
     rows = []
     for name in ("faithfulness", "relevance"):
@@ -422,9 +422,9 @@ def test_summary_matches_figures_computed_by_hand(ledger: Ledger) -> None:
                 )
             )
     for start in range(0, len(rows), 128):
-        ledger.write_scores(rows[start : start + 128])
+        ledger.scores.write_scores(rows[start : start + 128])
 
-    summaries = {s.eval: s for s in ledger.summary("run-1")}
+    summaries = {s.eval: s for s in ledger.scores.summary("run-1")}
 
     assert sorted(summaries) == ["faithfulness", "relevance"]
     for name, summary in summaries.items():
@@ -452,14 +452,14 @@ def test_summary_matches_figures_computed_by_hand(ledger: Ledger) -> None:
 
 
 def test_summary_of_a_run_without_rows_is_empty(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
-    assert ledger.summary("run-1") == []
+    ledger.runs.create_run(make_run())
+    assert ledger.scores.summary("run-1") == []
 
 
 def test_summary_of_errors_only_has_no_mean(ledger: Ledger) -> None:
-    ledger.create_run(make_run())
-    ledger.write_scores([make_score("t1", status="error", score=None, latency_s=2.0)])
-    (summary,) = ledger.summary("run-1")
+    ledger.runs.create_run(make_run())
+    ledger.scores.write_scores([make_score("t1", status="error", score=None, latency_s=2.0)])
+    (summary,) = ledger.scores.summary("run-1")
     assert (summary.mean, summary.latency_p50_s, summary.errors) == (None, 2.0, 1)
 
 
@@ -474,13 +474,13 @@ def test_unscored_lookups_probe_the_key_even_without_statistics(pg_url: str) -> 
     # is in effect for the first minute of a run): the plans must still probe
     # the scores' primary key per item rather than scan the run's scores.
     ledger = Ledger(pg_url)
-    ledger.count_items("migrate-first")
+    ledger.runs.count_items("migrate-first")
     with ledger.engine.begin() as conn:
         for table in ("items", "scores"):
             conn.execute(sa.text(f"ALTER TABLE {table} SET (autovacuum_enabled = false)"))
-    ledger.create_run(make_run(n_items=5000, expected=5000))
-    ledger.add_items("run-1", [ItemIn(f"t{i:05d}", i, "h", record(f"t{i:05d}")) for i in range(5000)])
-    ledger.write_scores([make_score(f"t{i:05d}") for i in range(0, 5000, 2)])
+    ledger.runs.create_run(make_run(n_items=5000, expected=5000))
+    ledger.runs.add_items("run-1", [ItemIn(f"t{i:05d}", i, "h", record(f"t{i:05d}")) for i in range(5000)])
+    ledger.scores.write_scores([make_score(f"t{i:05d}") for i in range(0, 5000, 2)])
 
     statements = [
         unscored_in_window("run-1", "faithfulness", 1000, 1500),
@@ -515,7 +515,7 @@ def test_settings_read_the_environment_and_normalize_postgres_urls(monkeypatch: 
 def test_an_unreachable_database_says_where_and_what_to_do() -> None:
     ledger = Ledger("postgresql://judgeq:s3cret@127.0.0.1:1/judgeq")
     with pytest.raises(LedgerUnavailable) as caught:
-        ledger.count_items("run-1")
+        ledger.runs.count_items("run-1")
     message = str(caught.value)
     assert "s3cret" not in message
     assert "postgresql+psycopg://judgeq:***@127.0.0.1:1/judgeq" in message
@@ -524,7 +524,7 @@ def test_an_unreachable_database_says_where_and_what_to_do() -> None:
 
 def test_an_sqlite_file_that_cannot_be_opened_is_unavailable(tmp_path: Any) -> None:
     with pytest.raises(LedgerUnavailable, match="folder exists"):
-        Ledger(f"sqlite:///{tmp_path}/missing/dir/ledger.db").count_items("run-1")
+        Ledger(f"sqlite:///{tmp_path}/missing/dir/ledger.db").runs.count_items("run-1")
 
 
 def test_the_upgrade_command_named_in_errors_migrates(empty_ledger_url: str) -> None:

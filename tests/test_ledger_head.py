@@ -16,7 +16,7 @@ pytestmark = pytest.mark.timeout(120)
 OPEN_AND_LIST = """
 import sys
 from ledger.store import Ledger
-Ledger(sys.argv[1]).list_runs(limit=1)
+Ledger(sys.argv[1]).runs.list_runs(limit=1)
 print(sorted(m for m in sys.modules if m.split(".")[0] == "alembic"))
 """
 

@@ -50,31 +50,31 @@ def ledger(ledger_url: str):  # type: ignore[no-untyped-def]
 
 
 def test_an_online_run_is_created_once_and_kept_as_first_stored(ledger: Ledger) -> None:
-    assert ledger.create_run_if_absent(online_run()) is True
-    assert ledger.create_run_if_absent(online_run(meta={"other": True}, dataset_name="elsewhere")) is False
+    assert ledger.runs.create_run_if_absent(online_run()) is True
+    assert ledger.runs.create_run_if_absent(online_run(meta={"other": True}, dataset_name="elsewhere")) is False
 
-    stored = ledger.get_run("o-1")
+    stored = ledger.runs.get_run("o-1")
     assert (stored.kind, stored.window, stored.dataset_name) == ("online", WINDOW, "prod")
     assert stored.meta["source"] == "prod"
 
 
 def test_only_items_not_stored_yet_are_added_and_returned(ledger: Ledger) -> None:
-    ledger.create_run_if_absent(online_run())
+    ledger.runs.create_run_if_absent(online_run())
 
-    assert sorted(ledger.add_new_items("o-1", items("b", "a", "c", "a"))) == ["a", "b", "c"]
-    assert sorted(ledger.add_new_items("o-1", items("d", "a", "nul\x00id"))) == ["d", "nul\x00id"]
-    assert ledger.add_new_items("o-1", items("a", "d")) == []
-    assert ledger.add_new_items("o-1", []) == []
-    assert ledger.count_items("o-1") == 5
+    assert sorted(ledger.runs.add_new_items("o-1", items("b", "a", "c", "a"))) == ["a", "b", "c"]
+    assert sorted(ledger.runs.add_new_items("o-1", items("d", "a", "nul\x00id"))) == ["d", "nul\x00id"]
+    assert ledger.runs.add_new_items("o-1", items("a", "d")) == []
+    assert ledger.runs.add_new_items("o-1", []) == []
+    assert ledger.runs.count_items("o-1") == 5
 
 
 def _race(url: str, barrier: Any, batches: list[list[str]], out: Any) -> None:
     with Ledger(url) as ledger:
-        ledger.count_items("warm")  # connect and check the schema before the start line
+        ledger.runs.count_items("warm")  # connect and check the schema before the start line
         barrier.wait(timeout=60)
         try:
-            created = ledger.create_run_if_absent(online_run())
-            added = [trace_id for batch in batches for trace_id in ledger.add_new_items("o-1", items(*batch))]
+            created = ledger.runs.create_run_if_absent(online_run())
+            added = [trace_id for batch in batches for trace_id in ledger.runs.add_new_items("o-1", items(*batch))]
         except Exception as exc:  # told to the test at once (a deadlock, say), not by its timeout
             out.put((None, repr(exc)))
             raise
@@ -83,7 +83,7 @@ def _race(url: str, barrier: Any, batches: list[list[str]], out: Any) -> None:
 
 def test_two_processes_racing_on_a_window_create_it_once_and_store_each_item_once(ledger_url: str) -> None:
     ledger = Ledger(ledger_url)
-    ledger.count_items("migrate-first")  # the race is on the run, not the schema
+    ledger.runs.count_items("migrate-first")  # the race is on the run, not the schema
     ids = [f"t{i:05d}" for i in range(6000)]
     # Overlapping, batched differently, one process backwards: unless both insert
     # in one order, PostgreSQL transactions waiting on each other's rows deadlock.
@@ -104,7 +104,7 @@ def test_two_processes_racing_on_a_window_create_it_once_and_store_each_item_onc
     assert sorted(created for created, _ in results) == [False, True]
     returned = [trace_id for _, added in results for trace_id in added]
     assert sorted(returned) == ids  # every item stored by one process: none twice, none lost
-    assert ledger.count_items("o-1") == 6000
+    assert ledger.runs.count_items("o-1") == 6000
     ledger.close()
 
 
@@ -141,47 +141,47 @@ def _held_item(ledger: Ledger, trace_id: str) -> Iterator[None]:
 
 
 def test_refreshed_counts_follow_the_items_and_reopen_a_done_run(ledger: Ledger) -> None:
-    ledger.create_run_if_absent(online_run())
-    ledger.add_new_items("o-1", items("a", "b"))
-    run = ledger.refresh_run_counts("o-1")
+    ledger.runs.create_run_if_absent(online_run())
+    ledger.runs.add_new_items("o-1", items("a", "b"))
+    run = ledger.runs.refresh_run_counts("o-1")
     assert (run.n_items, run.expected, run.status) == (2, 2, "submitting")
 
-    ledger.set_status("o-1", "running")
-    ledger.write_scores([ScoreIn(run_id="o-1", trace_id=t, eval="faithfulness", judge_version="v", dataset=WINDOW,
+    ledger.runs.set_status("o-1", "running")
+    ledger.scores.write_scores([ScoreIn(run_id="o-1", trace_id=t, eval="faithfulness", judge_version="v", dataset=WINDOW,
                                  score=1.0) for t in "ab"])
-    assert ledger.mark_done_if_complete("o-1")
-    assert ledger.refresh_run_counts("o-1").status == "done"  # nothing new: stays done
+    assert ledger.runs.mark_done_if_complete("o-1")
+    assert ledger.runs.refresh_run_counts("o-1").status == "done"  # nothing new: stays done
 
-    ledger.add_new_items("o-1", items("a", "c"))  # a late trace
-    run = ledger.refresh_run_counts("o-1")
+    ledger.runs.add_new_items("o-1", items("a", "c"))  # a late trace
+    run = ledger.runs.refresh_run_counts("o-1")
     assert (run.n_items, run.expected, run.status, run.finished_at) == (3, 3, "running", None)
-    assert not ledger.mark_done_if_complete("o-1")
-    ledger.write_scores([ScoreIn(run_id="o-1", trace_id="c", eval="faithfulness", judge_version="v",
+    assert not ledger.runs.mark_done_if_complete("o-1")
+    ledger.scores.write_scores([ScoreIn(run_id="o-1", trace_id="c", eval="faithfulness", judge_version="v",
                                  dataset=WINDOW, score=0.0)])
-    assert ledger.mark_done_if_complete("o-1")
+    assert ledger.runs.mark_done_if_complete("o-1")
 
 
 def test_counts_never_go_back_and_expected_counts_every_judge(ledger: Ledger) -> None:
-    ledger.create_run_if_absent(online_run(judges={"a": {}, "b": {}}))
-    ledger.add_new_items("o-1", items("x", "y", "z"))
-    assert ledger.refresh_run_counts("o-1").expected == 6
+    ledger.runs.create_run_if_absent(online_run(judges={"a": {}, "b": {}}))
+    ledger.runs.add_new_items("o-1", items("x", "y", "z"))
+    assert ledger.runs.refresh_run_counts("o-1").expected == 6
     with ledger.engine.begin() as conn:  # what a refresh that counted before the last insert committed sees
         conn.execute(sa.text("DELETE FROM items WHERE trace_id = 'z'"))
-    run = ledger.refresh_run_counts("o-1")
+    run = ledger.runs.refresh_run_counts("o-1")
     assert (run.n_items, run.expected) == (3, 6)
     with pytest.raises(RunNotFound):
-        ledger.refresh_run_counts("nope")
+        ledger.runs.refresh_run_counts("nope")
 
 
 def test_strata_are_overwritten_by_a_rescan_and_read_by_name(ledger: Ledger) -> None:
-    ledger.record_strata("o-1", [StratumCounts("fr", 100, 10, 9, 9, 0.1), StratumCounts("de", 50, 0, 50, 50, 1.0)])
-    ledger.record_strata("o-1", [StratumCounts("fr", 120, 12, 11, 2, 0.1)])  # late traces arrived
-    ledger.record_strata("o-2", [StratumCounts("fr", 7, 0, 0, 0, 0.0)])
+    ledger.windows.record_strata("o-1", [StratumCounts("fr", 100, 10, 9, 9, 0.1), StratumCounts("de", 50, 0, 50, 50, 1.0)])
+    ledger.windows.record_strata("o-1", [StratumCounts("fr", 120, 12, 11, 2, 0.1)])  # late traces arrived
+    ledger.windows.record_strata("o-2", [StratumCounts("fr", 7, 0, 0, 0, 0.0)])
 
     # every count is the last scan's: enqueued is the window's sample, which the window job counts
-    assert ledger.strata("o-1") == [StratumCounts("de", 50, 0, 50, 50, 1.0), StratumCounts("fr", 120, 12, 11, 2, 0.1)]
-    assert ledger.strata("o-2") == [StratumCounts("fr", 7, 0, 0, 0, 0.0)]
-    assert ledger.strata("unknown") == []
+    assert ledger.windows.strata("o-1") == [StratumCounts("de", 50, 0, 50, 50, 1.0), StratumCounts("fr", 120, 12, 11, 2, 0.1)]
+    assert ledger.windows.strata("o-2") == [StratumCounts("fr", 7, 0, 0, 0, 0.0)]
+    assert ledger.windows.strata("unknown") == []
 
 
 @pytest.mark.parametrize("bad", [{"rate": 1.5}, {"rate": -0.1}, {"rate": float("nan")}, {"seen": -1},
@@ -196,13 +196,13 @@ def test_impossible_stratum_counts_are_refused_naming_the_stratum(bad: dict[str,
 
 
 def test_sampling_rates_are_set_per_schedule_judge_and_stratum(ledger: Ledger) -> None:
-    assert ledger.sampling_rates("prod") == {}
-    ledger.set_sampling_rate("prod", "faithfulness", "fr", 0.2, set_by="budget", reason="under budget")
-    ledger.set_sampling_rate("prod", "faithfulness", "de", 1, set_by="alice")
-    ledger.set_sampling_rate("prod", "faithfulness", "fr", 0.05, set_by="budget", reason="over budget")
-    ledger.set_sampling_rate("staging", "faithfulness", "fr", 0.5, set_by="alice")
+    assert ledger.windows.sampling_rates("prod") == {}
+    ledger.windows.set_sampling_rate("prod", "faithfulness", "fr", 0.2, set_by="budget", reason="under budget")
+    ledger.windows.set_sampling_rate("prod", "faithfulness", "de", 1, set_by="alice")
+    ledger.windows.set_sampling_rate("prod", "faithfulness", "fr", 0.05, set_by="budget", reason="over budget")
+    ledger.windows.set_sampling_rate("staging", "faithfulness", "fr", 0.5, set_by="alice")
 
-    assert ledger.sampling_rates("prod") == {("faithfulness", "fr"): 0.05, ("faithfulness", "de"): 1.0}
+    assert ledger.windows.sampling_rates("prod") == {("faithfulness", "fr"): 0.05, ("faithfulness", "de"): 1.0}
     with ledger.engine.connect() as conn:
         assert conn.execute(sa.text("SELECT set_by, reason FROM sampling_rates WHERE schedule = 'prod' "
                                     "AND stratum = 'fr'")).one() == ("budget", "over budget")
@@ -211,10 +211,10 @@ def test_sampling_rates_are_set_per_schedule_judge_and_stratum(ledger: Ledger) -
 def test_a_rate_outside_zero_one_is_refused_by_the_call_and_the_database(ledger: Ledger) -> None:
     for rate in (1.01, -1.0, float("inf"), True):
         with pytest.raises(LedgerArgumentError, match="prod/faithfulness/fr"):
-            ledger.set_sampling_rate("prod", "faithfulness", "fr", rate, set_by="budget")  # type: ignore[arg-type]
+            ledger.windows.set_sampling_rate("prod", "faithfulness", "fr", rate, set_by="budget")  # type: ignore[arg-type]
     with pytest.raises(LedgerArgumentError, match="set_by"):
-        ledger.set_sampling_rate("prod", "faithfulness", "fr", 0.5, set_by="")
-    ledger.sampling_rates("prod")  # the schema exists
+        ledger.windows.set_sampling_rate("prod", "faithfulness", "fr", 0.5, set_by="")
+    ledger.windows.sampling_rates("prod")  # the schema exists
     for table in ("sampling_rates", "window_strata"):
         with pytest.raises(sa.exc.IntegrityError), ledger.engine.begin() as conn:
             columns = ("schedule, judge, stratum, rate, set_by, reason, updated_at" if table == "sampling_rates"
@@ -230,15 +230,15 @@ def test_a_rate_outside_zero_one_is_refused_by_the_call_and_the_database(ledger:
 def test_online_runs_are_those_of_a_source_and_judge_in_window_order(ledger: Ledger) -> None:
     t0 = utcnow()
     windows = ["2026-11-20", "2026-11-21", "2026-11-22"]
-    ledger.create_run_if_absent(online_run("o-22", windows[2], created_at=t0))
-    ledger.create_run_if_absent(online_run("o-20", windows[0], created_at=t0 + timedelta(seconds=1)))
-    ledger.create_run_if_absent(online_run("o-22-v2", windows[2], created_at=t0 + timedelta(seconds=2)))
-    ledger.create_run_if_absent(online_run("o-21-other-judge", windows[1], judge="relevance"))
-    ledger.create_run_if_absent(online_run("o-21-other-source", windows[1], dataset_name="staging"))
-    ledger.create_run_if_absent(online_run("o-19", "2026-11-19"))
-    ledger.create_run_if_absent(online_run("offline", windows[1], kind="offline"))
+    ledger.runs.create_run_if_absent(online_run("o-22", windows[2], created_at=t0))
+    ledger.runs.create_run_if_absent(online_run("o-20", windows[0], created_at=t0 + timedelta(seconds=1)))
+    ledger.runs.create_run_if_absent(online_run("o-22-v2", windows[2], created_at=t0 + timedelta(seconds=2)))
+    ledger.runs.create_run_if_absent(online_run("o-21-other-judge", windows[1], judge="relevance"))
+    ledger.runs.create_run_if_absent(online_run("o-21-other-source", windows[1], dataset_name="staging"))
+    ledger.runs.create_run_if_absent(online_run("o-19", "2026-11-19"))
+    ledger.runs.create_run_if_absent(online_run("offline", windows[1], kind="offline"))
 
-    found = ledger.online_runs("prod", "faithfulness", windows)
+    found = ledger.windows.online_runs("prod", "faithfulness", windows)
     assert [run.id for run in found] == ["o-20", "o-22", "o-22-v2"]
-    assert [run.id for run in ledger.online_runs("prod", "relevance", windows)] == ["o-21-other-judge"]
-    assert ledger.online_runs("prod", "faithfulness", []) == []
+    assert [run.id for run in ledger.windows.online_runs("prod", "relevance", windows)] == ["o-21-other-judge"]
+    assert ledger.windows.online_runs("prod", "faithfulness", []) == []

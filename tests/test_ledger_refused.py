@@ -189,7 +189,7 @@ def test_a_refused_write_is_a_ledger_error_that_says_what_to_grant(grants: Grant
     from ledger import ScoreIn
 
     with Ledger(grants.url) as ledger, pytest.raises(LedgerRefused, match="grant the role judgeq connects as"):
-        ledger.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
+        ledger.scores.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
 
 
 def test_a_read_only_database_is_refused_with_what_to_do(pg_url: str) -> None:
@@ -200,7 +200,7 @@ def test_a_read_only_database_is_refused_with_what_to_do(pg_url: str) -> None:
     with psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"), autocommit=True) as admin:
         admin.execute(f'ALTER DATABASE "{database}" SET default_transaction_read_only = on')  # type: ignore[arg-type]
     with Ledger(pg_url) as ledger, pytest.raises(LedgerRefused, match="is read-only") as refused:
-        ledger.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
+        ledger.scores.write_scores([ScoreIn(run_id="r", trace_id="t", eval="e", judge_version="v", dataset="d")])
     assert "read-only transaction" in str(refused.value) and "set JUDGEQ_LEDGER_URL" in str(refused.value)
 
 
@@ -231,9 +231,9 @@ def test_a_refused_remote_chunk_is_not_judged_again_by_every_retry(tmp_path: Pat
 
 def test_asking_whether_the_ledger_takes_writes_writes_nothing(ledger_url: str, tmp_path: Path) -> None:
     with Ledger(ledger_url) as ledger:
-        ledger.check_writable()
-        assert list(ledger.scores("r")) == []
+        ledger.scores.check_writable()
+        assert list(ledger.scores.scores("r")) == []
     if ledger_url.startswith("sqlite"):  # the same file opened read-only is refused, with what to do
         read_only = ledger_url.replace("sqlite:///", "sqlite:///file:") + "?mode=ro&uri=true"
         with Ledger(read_only) as ledger, pytest.raises(LedgerRefused, match="is read-only"):
-            ledger.check_writable()
+            ledger.scores.check_writable()

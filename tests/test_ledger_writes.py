@@ -36,7 +36,7 @@ AWKWARD = [
 @pytest.fixture
 def ledger(ledger_url: str) -> Iterator[Ledger]:
     with Ledger(ledger_url) as ledger:
-        ledger.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=1, expected=1))
+        ledger.runs.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=1, expected=1))
         yield ledger
 
 
@@ -46,7 +46,7 @@ def score(trace_id: str, **overrides: Any) -> ScoreIn:
 
 
 def stored(ledger: Ledger) -> dict[str, Any]:
-    return {row.trace_id: row for row in ledger.scores("run-1")}
+    return {row.trace_id: row for row in ledger.scores.scores("run-1")}
 
 
 def test_awkward_values_come_back_as_written(ledger: Ledger) -> None:
@@ -60,7 +60,7 @@ def test_awkward_values_come_back_as_written(ledger: Ledger) -> None:
     nulls = score("all-nulls", score=None, label=None, error=None, stratum=None, cluster=None, content_hash=None,
                   error_kind=None)
 
-    assert ledger.write_scores([*rows, nulls]) == len(rows) + 1
+    assert ledger.scores.write_scores([*rows, nulls]) == len(rows) + 1
 
     back = stored(ledger)
     for row in rows:
@@ -85,16 +85,16 @@ def test_item_records_come_back_as_written_and_the_first_of_a_trace_id_stays(led
     items = [ItemIn(trace_id=r["id"], seq=i, content_hash=f"h{i}", record=r) for i, r in enumerate(records)]
     again = ItemIn(trace_id="t0", seq=99, content_hash="other", record={"id": "t0", "output": "other"})
 
-    ledger.add_items("run-1", [*items, again])  # a trace id twice in one call: the first one is stored
-    ledger.add_items("run-1", [again])  # and a later call leaves it too
+    ledger.runs.add_items("run-1", [*items, again])  # a trace id twice in one call: the first one is stored
+    ledger.runs.add_items("run-1", [again])  # and a later call leaves it too
 
-    assert ledger.count_items("run-1") == len(records)
-    (stored_records,) = ledger.missing_items("run-1", "faithfulness", batch_size=100)
+    assert ledger.runs.count_items("run-1") == len(records)
+    (stored_records,) = ledger.runs.missing_items("run-1", "faithfulness", batch_size=100)
     assert stored_records == records
 
 
 def test_the_conflict_rule_holds_within_one_batch_of_new_and_old_rows(ledger: Ledger) -> None:
-    ledger.write_scores([
+    ledger.scores.write_scores([
         score("error-then-ok", status="error", score=None, error="timeout", attempts=3),
         score("ok-then-error", score=0.25),
         score("ok-then-ok", score=0.25),
@@ -102,7 +102,7 @@ def test_the_conflict_rule_holds_within_one_batch_of_new_and_old_rows(ledger: Le
         score("skipped-then-ok", status="skipped", score=None),
     ])
 
-    written = ledger.write_scores([
+    written = ledger.scores.write_scores([
         score("error-then-ok", score=0.75, attempts=1, label="pass\tnow"),
         score("ok-then-error", status="error", score=None, error="late"),
         score("ok-then-ok", score=1.0),
@@ -124,7 +124,7 @@ def test_the_conflict_rule_holds_within_one_batch_of_new_and_old_rows(ledger: Le
 
 
 def test_a_key_twice_in_one_batch_is_applied_in_turn(ledger: Ledger) -> None:
-    written = ledger.write_scores([
+    written = ledger.scores.write_scores([
         score("error-then-ok", status="error", score=None, error="first"),
         score("error-then-ok", score=0.5),
         score("ok-then-error", score=0.25),
@@ -143,15 +143,15 @@ def test_a_row_the_database_refuses_costs_only_itself_and_the_next_write_counts_
     bad = score("bad-status", cost_usd=0.5, tokens_in=40)
     bad.status = "bogus"  # type: ignore[assignment]  # past ScoreIn's check: the database's CHECK refuses it
 
-    assert ledger.write_scores([score("with-the-bad-one"), bad]) == 2
+    assert ledger.scores.write_scores([score("with-the-bad-one"), bad]) == 2
 
     rows = stored(ledger)
     assert rows["with-the-bad-one"].status == "ok"
     refused = rows["bad-status"]
     assert (refused.status, refused.error_kind, refused.cost_usd, refused.tokens_in) == ("error", "internal", 0.5, 40)
     assert "could not store" in (refused.error or "")
-    assert ledger.write_scores([score("a"), score("b")]) == 2
-    assert ledger.write_scores([score("a"), score("c")]) == 1
+    assert ledger.scores.write_scores([score("a"), score("b")]) == 2
+    assert ledger.scores.write_scores([score("a"), score("c")]) == 1
     assert sorted(stored(ledger)) == ["a", "b", "bad-status", "c", "with-the-bad-one"]
 
 
@@ -167,23 +167,23 @@ def test_postgresql_writes_by_copy_and_reports_copy_errors_as_sqlalchemy_does(
 
     monkeypatch.setattr(_Stage, "load", spy)
     with Ledger(pg_url) as ledger:
-        assert isinstance(ledger._writer, CopyWriter)
-        ledger.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=1, expected=1))
-        ledger.add_items("run-1", [ItemIn(trace_id="t", seq=0, content_hash="h", record={"id": "t"})])
-        ledger.write_scores([score("t")])
+        assert isinstance(ledger.db.writer, CopyWriter)
+        ledger.runs.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=1, expected=1))
+        ledger.runs.add_items("run-1", [ItemIn(trace_id="t", seq=0, content_hash="h", record={"id": "t"})])
+        ledger.scores.write_scores([score("t")])
         assert loads == ["items_in", "scores_in"]
 
         # An error inside the COPY comes out as SQLAlchemy's DataError, which the ledger sorts as a row
         # it cannot store: out of range, not truncated to 32 bits.
-        assert ledger.write_scores([score("too-many-tokens", tokens_in=2**40)]) == 1
+        assert ledger.scores.write_scores([score("too-many-tokens", tokens_in=2**40)]) == 1
         refused = stored(ledger)["too-many-tokens"]
         assert refused.status == "error" and "integer out of range" in (refused.error or "")
-        assert ledger.write_scores([score("after", ts=datetime(2026, 1, 1, tzinfo=UTC))]) == 1
+        assert ledger.scores.write_scores([score("after", ts=datetime(2026, 1, 1, tzinfo=UTC))]) == 1
 
 
 def test_sqlite_writes_by_executemany(sqlite_url: str) -> None:
     with Ledger(sqlite_url) as ledger:
-        assert type(ledger._writer) is RowWriter
+        assert type(ledger.db.writer) is RowWriter
 
 
 def test_a_connection_lost_during_copy_is_ledger_unavailable_and_the_next_write_reconnects(
@@ -206,7 +206,7 @@ def test_a_connection_lost_during_copy_is_ledger_unavailable_and_the_next_write_
 
     monkeypatch.setattr(_Stage, "load", cut_off)
     with Ledger(pg_url) as ledger:
-        ledger.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=1, expected=1))
+        ledger.runs.create_run(Run(id="run-1", kind="offline", dataset_name="golden", n_items=1, expected=1))
         with pytest.raises(LedgerUnavailable):
-            ledger.write_scores([score("lost")])
-        assert ledger.write_scores([score("lost"), score("next")]) == 2
+            ledger.scores.write_scores([score("lost")])
+        assert ledger.scores.write_scores([score("lost"), score("next")]) == 2

@@ -139,9 +139,9 @@ def test_migration_0011_escapes_the_records_an_older_ledger_stored(empty_ledger_
     upgrade(engine)
     engine.dispose()
     ledger = Ledger(empty_ledger_url)
-    rows = ledger.score_rows("old", by="locale")["exact"]
+    rows = ledger.scores.score_rows("old", by="locale")["exact"]
     assert sorted(v or "" for v in rows.by or []) == sorted(LOCALES)
-    assert [record for _, record in ledger.judged_items("old", "exact")] == records
+    assert [record for _, record in ledger.scores.judged_items("old", "exact")] == records
     with ledger.engine.connect() as conn:  # stored escaped: the database's JSON operators read every record
         stored = conn.execute(sa.select(ITEMS.c.record["metadata"]).order_by(ITEMS.c.seq)).scalars().all()
     assert [m["locale"] for m in stored] == ["a\u24000b", "ab", "a\u2400\u24000b", "de"]

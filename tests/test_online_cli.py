@@ -94,9 +94,9 @@ def test_a_range_judges_each_window_once_and_refuses_bad_ranges_whole(tmp_path: 
         ("2026-11-22T03", 3, False)]
     ledger = Ledger(env["JUDGEQ_LEDGER_URL"])
     runs = [w["runs"]["ok"] for w in body["windows"]]
-    assert [ledger.get_run(r).window for r in runs] == ["2026-11-22T00", "2026-11-22T01", "2026-11-22T02",
+    assert [ledger.runs.get_run(r).window for r in runs] == ["2026-11-22T00", "2026-11-22T01", "2026-11-22T02",
                                                          "2026-11-22T03"]
-    assert all(ledger.get_run(r).status == "done" for r in runs)
+    assert all(ledger.runs.get_run(r).status == "done" for r in runs)
     again = run_cli(["online", "--schedule", "hourly", "--window", "2026-11-22T01..2026-11-22T02"], env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("(judged before: only new traces sent)") == 2
@@ -108,7 +108,7 @@ def test_a_range_judges_each_window_once_and_refuses_bad_ranges_whole(tmp_path: 
                       ("2026-11-22T00..2026-11-22T0x", "malformed")]:
         refused = run_cli(["online", "--schedule", "hourly", "--window", bad], env)
         assert refused.returncode == 2 and says in refused.stderr, (bad, refused.stderr)
-    assert len(Ledger(env["JUDGEQ_LEDGER_URL"]).list_runs(limit=100)) == 4  # nothing written by the refusals
+    assert len(Ledger(env["JUDGEQ_LEDGER_URL"]).runs.list_runs(limit=100)) == 4  # nothing written by the refusals
 
 
 def test_a_range_reaching_an_open_window_is_refused_whole(tmp_path: Path) -> None:
@@ -119,7 +119,7 @@ def test_a_range_reaching_an_open_window_is_refused_whole(tmp_path: Path) -> Non
     oldest = (now - timedelta(hours=3)).strftime("%Y-%m-%dT%H")
     res = run_cli(["online", "--schedule", "hourly", "--window", f"{oldest}..{newest}"], env)
     assert res.returncode == 2 and f"window {newest} is in the future" in res.stderr
-    assert Ledger(env["JUDGEQ_LEDGER_URL"]).list_runs(limit=10) == []
+    assert Ledger(env["JUDGEQ_LEDGER_URL"]).runs.list_runs(limit=10) == []
 
 
 def test_lateness_decides_when_an_ad_hoc_window_is_closed(tmp_path: Path) -> None:
@@ -177,9 +177,9 @@ def test_runs_shows_window_ids_whole(tmp_path: Path) -> None:
     env = _config(tmp_path)
     ledger = Ledger(env["JUDGEQ_LEDGER_URL"])
     for run_id, window in [("o-week", "2026-W47"), ("o-minutes", "2026-11-22T13:05+15m")]:
-        ledger.create_run_if_absent(Run(id=run_id, kind="online", dataset_name="prod", window=window,
+        ledger.runs.create_run_if_absent(Run(id=run_id, kind="online", dataset_name="prod", window=window,
                                         judges={"ok": {"version": "ok@abc", "kind": "local"}}))
-    ledger.create_run_if_absent(Run(id="r-offline", kind="offline", dataset_name="golden", dataset_hash="ab" * 32,
+    ledger.runs.create_run_if_absent(Run(id="r-offline", kind="offline", dataset_name="golden", dataset_hash="ab" * 32,
                                     judges={"ok": {"version": "ok@abc", "kind": "local"}}))
     res = run_cli(["runs"], env)
     assert res.returncode == 0, res.stderr

@@ -71,13 +71,13 @@ def test_a_later_copy_is_never_judged_whatever_became_of_the_first(tmp_path: Pat
 
     ledger = Ledger(env["JUDGEQ_LEDGER_URL"])
     (run_id,) = outcome["runs"].values()
-    rows = {s.trace_id: s for s in ledger.scores(run_id)}
+    rows = {s.trace_id: s for s in ledger.scores.scores(run_id)}
     assert set(rows) == {"plain-de", "twice-de"}
-    records = {score.trace_id: record for score, record in ledger.judged_items(run_id, "ok")}
+    records = {score.trace_id: record for score, record in ledger.scores.judged_items(run_id, "ok")}
     assert records["twice-de"]["output"] == "twice-de at 6"  # the first copy is the one stored and judged
-    strata = {c.stratum: (c.seen, c.filtered, c.sampled) for c in ledger.strata(run_id)}
+    strata = {c.stratum: (c.seen, c.filtered, c.sampled) for c in ledger.windows.strata(run_id)}
     assert strata == {"en": (1, 0, 0), "de": (3, 1, 2)}
-    assert ledger.get_run(run_id).meta["skipped"] == {"duplicate": 4}
+    assert ledger.runs.get_run(run_id).meta["skipped"] == {"duplicate": 4}
 
     # Judged again (late traces: one more copy of a judged id and of an unjudged one): still nothing new.
     with (tmp_path / "logs.jsonl").open("a") as file:
@@ -86,7 +86,7 @@ def test_a_later_copy_is_never_judged_whatever_became_of_the_first(tmp_path: Pat
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     assert second["skipped"] == {"duplicate": 6} and second["enqueued"] == {"ok": 0}  # nothing new sent
-    assert set(s.trace_id for s in ledger.scores(run_id)) == {"plain-de", "twice-de"}
+    assert set(s.trace_id for s in ledger.scores.scores(run_id)) == {"plain-de", "twice-de"}
 
 
 def test_explain_tells_what_the_job_did_with_every_copy(tmp_path: Path) -> None:
@@ -148,6 +148,6 @@ def test_below_a_rate_of_one_only_ids_a_rate_reaches_are_held_and_still_no_copy_
     assert outcome["skipped"] == {"duplicate": 6} and outcome["seen"] == 6 and outcome["filtered"] == 2
     (run_id,) = outcome["runs"].values()
     ledger = Ledger(env["JUDGEQ_LEDGER_URL"])
-    assert {s.trace_id: s.stratum for s in ledger.scores(run_id)} == {between[2]: "de", low[0]: "en"}
-    strata = {c.stratum: (c.seen, c.filtered, c.sampled) for c in ledger.strata(run_id)}
+    assert {s.trace_id: s.stratum for s in ledger.scores.scores(run_id)} == {between[2]: "de", low[0]: "en"}
+    strata = {c.stratum: (c.seen, c.filtered, c.sampled) for c in ledger.windows.strata(run_id)}
     assert strata == {"en": (3, 0, 1), "de": (3, 2, 1)}

@@ -90,7 +90,7 @@ def judge(ledger: Ledger, path: Path, sched: Schedule, window: Any = DAY) -> Any
 
 
 def rows(ledger: Ledger, run_id: str) -> dict[str, Any]:
-    return {s.trace_id: s for s in ledger.scores(run_id)}
+    return {s.trace_id: s for s in ledger.scores.scores(run_id)}
 
 
 def test_a_window_is_sampled_per_stratum_judged_once_and_weighted(tmp_path: Path, ledger_url: str) -> None:
@@ -103,7 +103,7 @@ def test_a_window_is_sampled_per_stratum_judged_once_and_weighted(tmp_path: Path
 
     run_id = outcome.runs["exact"]
     assert run_id.startswith("o-2026-11-22-exact-") and outcome.created["exact"]
-    counts = {c.stratum: c for c in ledger.strata(run_id)}
+    counts = {c.stratum: c for c in ledger.windows.strata(run_id)}
     sizes = Counter(t["metadata"]["locale"] for t in traces)
     assert {s: c.seen for s, c in counts.items()} == dict(sizes)
     # ja has 20 traces: 5 % of it is one, so min_per_stratum lifts its rate to 15/20.
@@ -117,7 +117,7 @@ def test_a_window_is_sampled_per_stratum_judged_once_and_weighted(tmp_path: Path
         assert row.dataset == "2026-11-22" and row.weight == pytest.approx(1 / counts[locale].rate)
         assert row.cluster is not None and row.status == "ok"
     assert sum(c.sampled for c in counts.values()) == len(expected)
-    run = ledger.get_run(run_id)
+    run = ledger.runs.get_run(run_id)
     assert run.kind == "online" and run.window == "2026-11-22" and run.n_items == len(expected)
     assert run.status == "done"
 
@@ -133,7 +133,7 @@ def test_late_traces_are_added_at_the_windows_rates(tmp_path: Path, ledger_url: 
     ledger = Ledger(ledger_url)
     first = judge(ledger, path, sched)
     run_id = first.runs["exact"]
-    rates = {c.stratum: c.rate for c in ledger.strata(run_id)}
+    rates = {c.stratum: c.rate for c in ledger.windows.strata(run_id)}
     before = set(rows(ledger, run_id))
 
     late = [trace(10_000 + i, "ja", DAY.start + timedelta(hours=23, minutes=i)) for i in range(40)]
@@ -146,10 +146,10 @@ def test_late_traces_are_added_at_the_windows_rates(tmp_path: Path, ledger_url: 
     decider = Decider(sched.policy)
     assert added == {t["id"] for t in late if decider.decide(t).u < rates["ja"]}  # type: ignore[union-attr]
     assert second.new["exact"] == len(added) > 0
-    assert {c.stratum: c.rate for c in ledger.strata(run_id)} == rates  # the window keeps its rates
+    assert {c.stratum: c.rate for c in ledger.windows.strata(run_id)} == rates  # the window keeps its rates
     assert all(after[t].weight == pytest.approx(1 / rates["ja"]) for t in added)
-    assert {c.stratum: c.seen for c in ledger.strata(run_id)}["ja"] == 10 + 40
-    assert ledger.get_run(run_id).n_items == len(after)
+    assert {c.stratum: c.seen for c in ledger.windows.strata(run_id)}["ja"] == 10 + 40
+    assert ledger.runs.get_run(run_id).n_items == len(after)
 
 
 def test_bad_traces_are_skipped_and_counted_not_fatal(tmp_path: Path, sqlite_url: str) -> None:
@@ -174,17 +174,17 @@ def test_bad_traces_are_skipped_and_counted_not_fatal(tmp_path: Path, sqlite_url
     written = rows(ledger, run_id)
     assert set(written) == {t["id"] for t in good} | {"t00100"}
     assert written["t00100"].stratum == "(none)"
-    assert ledger.get_run(run_id).meta["skipped"]["duplicate"] == 1
+    assert ledger.runs.get_run(run_id).meta["skipped"]["duplicate"] == 1
 
 
 def test_the_ledgers_rates_steer_new_windows_and_a_policy_change_makes_new_runs(tmp_path: Path,
                                                                                 sqlite_url: str) -> None:
     path = write(tmp_path / "traces.jsonl", population(2000))
     ledger = Ledger(sqlite_url)
-    ledger.set_sampling_rate("prod-daily", "exact", "en", 0.5, set_by="test", reason="more English")
-    ledger.set_sampling_rate("prod-daily", "exact", "*", 0.0, set_by="test", reason="nothing else")
+    ledger.windows.set_sampling_rate("prod-daily", "exact", "en", 0.5, set_by="test", reason="more English")
+    ledger.windows.set_sampling_rate("prod-daily", "exact", "*", 0.0, set_by="test", reason="nothing else")
     outcome = judge(ledger, path, schedule())
-    counts = {c.stratum: c for c in ledger.strata(outcome.runs["exact"])}
+    counts = {c.stratum: c for c in ledger.windows.strata(outcome.runs["exact"])}
     assert counts["en"].rate == 0.5 and counts["de"].rate == 0.0 and counts["de"].sampled == 0
     assert 0.4 < counts["en"].sampled / counts["en"].seen < 0.6
 
@@ -207,5 +207,5 @@ def test_the_embedded_command_leaves_its_runs_done(tmp_path: Path) -> None:
     runs = json.loads(done.stdout)["runs"]
     ledger = Ledger(f"sqlite:///{db}")
     for run_id in runs.values():
-        run = ledger.get_run(run_id)
+        run = ledger.runs.get_run(run_id)
         assert run.status == "done" and run.finished_at is not None and run.n_items > 0

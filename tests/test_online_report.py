@@ -57,19 +57,19 @@ def _rows(seed: int, binary: bool = False) -> list[Row]:
 
 
 def _store(ledger: Ledger, run_id: str, window: str, rows: list[Row], judge: str = "helpful") -> None:
-    ledger.create_run_if_absent(Run(id=run_id, kind="online", dataset_name="prod", window=window,
+    ledger.runs.create_run_if_absent(Run(id=run_id, kind="online", dataset_name="prod", window=window,
                                     judges={judge: {"version": f"{judge}@abc", "kind": "llm"}},
                                     meta={"skipped": {"no_ts": 3, "bad_ts": 0}}))
-    ledger.add_new_items(run_id, [ItemIn(r.trace_id, i, "h", {"id": r.trace_id, "metadata": {
+    ledger.runs.add_new_items(run_id, [ItemIn(r.trace_id, i, "h", {"id": r.trace_id, "metadata": {
         "session_id": f"user-{i % 11}"}}) for i, r in enumerate(rows)])
-    ledger.refresh_run_counts(run_id)
-    ledger.set_status(run_id, "running")
-    ledger.write_scores([ScoreIn(run_id=run_id, trace_id=r.trace_id, eval=judge, judge_version=f"{judge}@abc",
+    ledger.runs.refresh_run_counts(run_id)
+    ledger.runs.set_status(run_id, "running")
+    ledger.scores.write_scores([ScoreIn(run_id=run_id, trace_id=r.trace_id, eval=judge, judge_version=f"{judge}@abc",
                                  dataset=window, score=r.score, status="ok" if r.score is not None else "error",
                                  error=None if r.score is not None else "boom", weight=r.weight,
                                  stratum=r.stratum, cluster=r.cluster) for r in rows])
     sampled = {s: sum(1 for r in rows if r.stratum == s) for s in STRATA}
-    ledger.record_strata(run_id, [StratumCounts(s, eligible + 5, 5, sampled[s], sampled[s], rate)
+    ledger.windows.record_strata(run_id, [StratumCounts(s, eligible + 5, 5, sampled[s], sampled[s], rate)
                                   for s, (eligible, rate, _) in STRATA.items()])
 
 
@@ -124,7 +124,7 @@ def test_the_estimate_is_the_weighted_clustered_mean_overall_and_per_stratum(led
     rows = _rows(seed=1)
     _store(ledger, "o-w1", "2026-11-22", rows)
 
-    (estimate,) = ledger.population("o-w1")
+    (estimate,) = ledger.windows.population("o-w1")
     _check(estimate, rows)
     assert [s.stratum for s in estimate.strata] == ["de", "fr", "jp", "ko", "(none)"]
     de = estimate.strata[0]
@@ -143,7 +143,7 @@ def test_the_estimate_is_the_weighted_clustered_mean_overall_and_per_stratum(led
 def test_pass_fail_judges_get_wilson_intervals_on_the_weighted_effective_size(ledger: Ledger) -> None:
     rows = _rows(seed=2, binary=True)
     _store(ledger, "o-b", "2026-11-22", rows)
-    (estimate,) = ledger.population("o-b")
+    (estimate,) = ledger.windows.population("o-b")
     _check(estimate, rows, binary=True)
     assert estimate.overall.card is not None and estimate.overall.card.estimate is not None
     assert estimate.overall.card.estimate.method == "wilson"
@@ -152,17 +152,17 @@ def test_pass_fail_judges_get_wilson_intervals_on_the_weighted_effective_size(le
 def test_cluster_by_a_metadata_key_replaces_the_rows_clusters(ledger: Ledger) -> None:
     rows = _rows(seed=3)
     _store(ledger, "o-c", "2026-11-22", rows)
-    (estimate,) = ledger.population("o-c", cluster_by="session_id")
+    (estimate,) = ledger.windows.population("o-c", cluster_by="session_id")
     assert estimate.clustered_by == "session_id"
     overall = estimate.overall.card
     assert overall is not None and overall.estimate is not None and overall.estimate.n_clusters == 11
 
 
 def test_a_run_without_rows_yet_shows_its_counts_and_no_estimate(ledger: Ledger) -> None:
-    ledger.create_run_if_absent(Run(id="o-empty", kind="online", dataset_name="prod", window="2026-11-22",
+    ledger.runs.create_run_if_absent(Run(id="o-empty", kind="online", dataset_name="prod", window="2026-11-22",
                                     judges={"helpful": {"version": "helpful@abc"}}))
-    ledger.record_strata("o-empty", [StratumCounts("de", 10, 0, 5, 5, 0.5)])
-    (estimate,) = ledger.population("o-empty")
+    ledger.windows.record_strata("o-empty", [StratumCounts("de", 10, 0, 5, 5, 0.5)])
+    (estimate,) = ledger.windows.population("o-empty")
     assert estimate.overall.card is None and estimate.strata[0].counts == StratumCounts("de", 10, 0, 5, 5, 0.5)
     assert estimate.unrepresented == ["de"]
 
@@ -172,7 +172,7 @@ def test_the_trend_has_one_line_per_window_with_its_estimate(ledger: Ledger, cap
     samples = {window: _rows(seed=10 + i) for i, window in enumerate(windows)}
     for window in reversed(windows):
         _store(ledger, f"o-{window}", window, samples[window])
-    runs = ledger.online_runs("prod", "helpful", windows)
+    runs = ledger.windows.online_runs("prod", "helpful", windows)
 
     points = trend_view(ledger, runs, json_out=True)
     lines = json.loads(capsys.readouterr().out)["windows"]
@@ -192,7 +192,7 @@ def test_report_of_an_online_run_prints_and_emits_the_estimate(ledger_url: str) 
     rows = _rows(seed=4)
     with Ledger(ledger_url) as ledger:
         _store(ledger, "o-cli", "2026-11-22T13", rows)
-        (estimate,) = ledger.population("o-cli")
+        (estimate,) = ledger.windows.population("o-cli")
     env = base_env(JUDGEQ_LEDGER_URL=ledger_url)
 
     res = invoke(["report", "o-cli", "--json"], env)

@@ -67,7 +67,7 @@ def write_lines(path: Path, records: list[dict[str, Any]]) -> Path:
 
 def scores(ledger_url: str) -> dict[str, Any]:
     with Ledger(ledger_url) as ledger:
-        return {s.trace_id: s for run in ledger.list_runs() for s in ledger.scores(run.id)}
+        return {s.trace_id: s for run in ledger.runs.list_runs() for s in ledger.scores.scores(run.id)}
 
 
 def test_a_long_line_costs_a_piece_of_memory_not_the_line(tmp_path: Path) -> None:
@@ -156,7 +156,7 @@ def test_the_window_job_bounds_every_sources_traces(tmp_path: Path, sqlite_url: 
     assert outcome.skipped == {"too_large": 1} and outcome.new == {"exact_match": 29}
     outcome.settle(ledger)
     (run_id,) = outcome.runs.values()
-    assert ledger.get_run(run_id).status == "done"  # complete: 29 rows of 29 items
+    assert ledger.runs.get_run(run_id).status == "done"  # complete: 29 rows of 29 items
     ledger.close()
 
 
@@ -270,7 +270,7 @@ def test_a_scan_cut_off_by_the_broker_says_how_to_complete_its_window(tmp_path: 
         server.stop()
     assert res.returncode == 3, res.stdout + res.stderr
     with Ledger(sqlite_url) as ledger:
-        (run,) = ledger.list_runs()
+        (run,) = ledger.runs.list_runs()
     assert run.status == "submitting"
     assert f"'judgeq resume {run.id}'" in res.stderr and "cut off mid-scan" in res.stderr
 
@@ -311,8 +311,8 @@ def test_the_commands_a_cut_off_scan_names_complete_its_window(tmp_path: Path, s
             if "this judgeq online command again" in res.stderr:
                 assert run_cli([*command, "--wait", "--timeout", "60"], env, timeout=120).returncode == 0
             with Ledger(sqlite_url) as ledger:
-                (run,) = ledger.list_runs()
-                wait_until(lambda: len(list(ledger.scores(run.id))) >= n, 60, "every trace's row")
+                (run,) = ledger.runs.list_runs()
+                wait_until(lambda: len(list(ledger.scores.scores(run.id))) >= n, 60, "every trace's row")
         finally:
             worker.stop()
     finally:
@@ -353,5 +353,5 @@ def test_enqueued_counts_the_windows_sample_over_every_scan(tmp_path: Path, ledg
     dispatcher.join()
     (run_id,) = outcome.runs.values()
     assert outcome.new == {"exact_match": 250}  # the 200 the cut scan never stored, and the 50 late ones
-    assert sum(c.enqueued for c in ledger.strata(run_id)) == ledger.get_run(run_id).n_items == 1250
+    assert sum(c.enqueued for c in ledger.windows.strata(run_id)) == ledger.runs.get_run(run_id).n_items == 1250
     ledger.close()

@@ -100,15 +100,15 @@ def _record(i: int, locale: str, output: str | None = None) -> dict[str, Any]:
 def _offline_run(ledger: Ledger, rows: list[tuple[dict[str, Any], float | None]], run_id: str = "r-off") -> Run:
     run = Run(id=run_id, kind="offline", dataset_name="traffic", dataset_hash="ab" * 32,
               judges={"helpful": {"version": "helpful@0123456789ab"}}, status="done", expected=len(rows))
-    ledger.create_run(run)
-    ledger.add_items(run_id, [ItemIn(r["id"], i, "h", r) for i, (r, _) in enumerate(rows)])
-    ledger.write_scores([
+    ledger.runs.create_run(run)
+    ledger.runs.add_items(run_id, [ItemIn(r["id"], i, "h", r) for i, (r, _) in enumerate(rows)])
+    ledger.scores.write_scores([
         ScoreIn(run_id=run_id, trace_id=r["id"], eval="helpful", judge_version="helpful@0123456789ab",
                 dataset=run.dataset_hash or "", score=score, label=None if score is None else
                 "pass" if score >= 0.5 else "fail", reason=f"because {r['id']}",
                 status="ok" if score is not None else "error", error=None if score is not None else "boom",
                 error_kind=None if score is not None else "answer") for r, score in rows])
-    return ledger.get_run(run_id)
+    return ledger.runs.get_run(run_id)
 
 
 def _lines(path: Path) -> list[dict[str, Any]]:
@@ -194,7 +194,7 @@ def _umask() -> int:
 def test_an_online_window_is_found_by_source_window_and_judge(ledger_url: str, tmp_path: Path) -> None:
     ledger = Ledger(ledger_url)
     for run_id, created in (("on-old", datetime(2025, 6, 2, tzinfo=UTC)), ("on-new", datetime(2025, 6, 3, tzinfo=UTC))):
-        ledger.create_run(Run(id=run_id, kind="online", dataset_name="prod", window="2025-06-01",
+        ledger.runs.create_run(Run(id=run_id, kind="online", dataset_name="prod", window="2025-06-01",
                               judges={"helpful": {"version": "helpful@0123456789ab"}}, created_at=created))
     assert find_run(ledger, run_id=None, source="prod", window="2025-06-01", judge="helpful")[0].id == "on-new"
     for kwargs, words in (
@@ -347,7 +347,7 @@ def test_promoted_traces_are_judged_by_the_next_golden_run(ledger_url: str, tmp_
 
     gated = _cli(env, "submit", str(golden), "--judge", "okish", "--wait", "--json")
     assert gated["run"]["dataset_hash"] == second["dataset_hash"] and gated["run"]["n_items"] == 13
-    rows = {row.trace_id: row for row in Ledger(ledger_url).scores(gated["run"]["id"])}
+    rows = {row.trace_id: row for row in Ledger(ledger_url).scores.scores(gated["run"]["id"])}
     promoted = {a["id"] for a in first["added"] + second["added"]}
     assert promoted <= set(rows) and all(rows[t].score == 0.0 for t in promoted)
 

@@ -46,7 +46,7 @@ def test_a_nul_in_one_answer_costs_no_other_verdict(tmp_path: Path, pg_url: str)
     assert calls == N
     run_id = json.loads(res.stdout)["run"]["id"]
     with Ledger(pg_url) as ledger:
-        rows = {row.trace_id: row for row in ledger.scores(run_id)}
+        rows = {row.trace_id: row for row in ledger.scores.scores(run_id)}
     assert rows["t5"].reason == "the answer\ufffd is fine \ufffd here"
     assert rows["t5"].label == "pass"
     assert all(row.cost_usd > 0 and row.tokens_in > 0 for row in rows.values())

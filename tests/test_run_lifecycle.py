@@ -85,10 +85,10 @@ def cut_off_run(ledger: Ledger, path: Path, stored: int) -> Run:
     run = Run(id="r1", kind="offline", dataset_name=info.name, dataset_hash=info.content_hash,
               judges={"exact": {"version": "exact@0"}}, n_items=info.count, expected=info.count,
               status="submitting")
-    ledger.create_run(run)
+    ledger.runs.create_run(run)
     batch = next(iter_batches(path, stored))
-    ledger.add_items(run.id, items_of(batch))
-    return ledger.get_run(run.id)
+    ledger.runs.add_items(run.id, items_of(batch))
+    return ledger.runs.get_run(run.id)
 
 
 def test_a_cut_off_run_needs_its_own_file(tmp_path: Path) -> None:
@@ -108,7 +108,7 @@ def test_a_cut_off_run_needs_its_own_file(tmp_path: Path) -> None:
     assert info is not None
     store_missing_items(run, info, ledger)
     store_missing_items(run, info, ledger)  # idempotent: stored items are left as they are
-    assert ledger.count_items(run.id) == 10
+    assert ledger.runs.count_items(run.id) == 10
     assert check_resumable(run, ledger, None) is None  # every item is there: no file needed
     ledger.close()
 
@@ -121,17 +121,17 @@ def test_abandon(tmp_path: Path) -> None:
     ledger = Ledger(f"sqlite:///{tmp_path / 'l.db'}")
     run = cut_off_run(ledger, path, 4)
     assert abandon(run, ledger) is True
-    run = ledger.get_run(run.id)
+    run = ledger.runs.get_run(run.id)
     assert run.status == "abandoned"
     assert abandon(run, ledger) is False
-    assert ledger.mark_done_if_complete(run.id) is False  # never "done" again
+    assert ledger.runs.mark_done_if_complete(run.id) is False  # never "done" again
     with pytest.raises(UsageError, match="abandoned"):
         check_resumable(run, ledger, path)
     with pytest.raises(UsageError, match="abandoned"):
         resolve(ledger, run.id, "d", "main")
-    ledger.set_status(run.id, "done")
+    ledger.runs.set_status(run.id, "done")
     with pytest.raises(UsageError, match="is done"):
-        abandon(ledger.get_run(run.id), ledger)
+        abandon(ledger.runs.get_run(run.id), ledger)
     ledger.close()
 
 

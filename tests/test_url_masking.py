@@ -52,7 +52,7 @@ def test_a_ledger_error_holds_no_password() -> None:
     for url in (f"postgresql://judgeq@127.0.0.1:{port}/db?password={SECRET}",
                 f"postgresql://judgeq:{SECRET}@127.0.0.1:{port}/db"):
         with pytest.raises(LedgerUnavailable) as caught:
-            Ledger(url).get_run("r1")
+            Ledger(url).runs.get_run("r1")
         assert SECRET not in str(caught.value) and "***" in str(caught.value)
     # Parsers would read "ss" as the host and "w0rd@..." as the database: refused before any connection.
     with pytest.raises(LedgerUrlError) as unescaped:

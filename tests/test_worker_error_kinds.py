@@ -33,7 +33,7 @@ def test_the_poison_guard_records_its_kind(tmp_path: Path, redis_url: str, pg_ur
     message = ChunkMessage(run_id="run-1", dataset="d" * 12, judge=judge, records=records, chunk=1)
     env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=pg_url, JUDGEQ_MAX_DELIVERIES="3")
     with Ledger(pg_url) as ledger:
-        ledger.create_run(Run(id="run-1", kind="offline", dataset_name="golden", dataset_hash="d" * 12,
+        ledger.runs.create_run(Run(id="run-1", kind="offline", dataset_name="golden", dataset_hash="d" * 12,
                               judges={"exact": judge}, n_items=3, expected=3,
                               status="running"))
         client = redis.Redis.from_url(redis_url)
@@ -42,10 +42,10 @@ def test_the_poison_guard_records_its_kind(tmp_path: Path, redis_url: str, pg_ur
         try:
             app = create_app(WorkerSettings(broker_url=redis_url))
             app.send_task("judgeq.judge_chunk", args=[message.to_json()], queue=QUEUE_LOCAL, task_id="poisoned")
-            wait_until(lambda: ledger.progress("run-1").done == 3, 60, "the poisoned chunk's rows:\n" + worker.log())
+            wait_until(lambda: ledger.scores.progress("run-1").done == 3, 60, "the poisoned chunk's rows:\n" + worker.log())
         finally:
             worker.stop()
             client.close()
-        rows = list(ledger.scores("run-1"))
+        rows = list(ledger.scores.scores("run-1"))
     assert {(row.status, row.error_kind) for row in rows} == {("error", "poison")}
     assert "poison message guard" in (rows[0].error or "")

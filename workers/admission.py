@@ -67,7 +67,7 @@ class RunJudges:
                 self._runs.move_to_end(key)
                 return found
         try:
-            run = ledger.get_run(run_id)
+            run = ledger.runs.get_run(run_id)
         except RunNotFound:
             raise BadMessage(f"run {run_id} is not in this worker's ledger (a forged message, or a worker "
                              "pointed at another ledger: check JUDGEQ_LEDGER_URL)") from None
@@ -110,7 +110,7 @@ def _named_run(body: Any, ledger: Ledger) -> str | None:
     if not isinstance(run_id, str) or not RUN_ID.fullmatch(run_id):
         return None
     try:
-        ledger.get_run(run_id)
+        ledger.runs.get_run(run_id)
     except LedgerError:  # unknown, or the ledger cannot say now: nothing to show it on
         return None
     return run_id

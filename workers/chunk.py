@@ -115,7 +115,7 @@ def run_chunk(message: ChunkMessage, ledger: Ledger, judges: JudgeCache,
     todo: Sequence[Record] = records
     already = 0
     if judge.kind == "remote":
-        done = ledger.existing(message.run_id, message.judge_name, [r.id for r in records])
+        done = ledger.scores.existing(message.run_id, message.judge_name, [r.id for r in records])
         if done:
             todo = [r for r in records if r.id not in done]
             already = len(records) - len(todo)

@@ -21,7 +21,8 @@ from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 
 from judges.resolved import ResolvedJudge
-from ledger.store import Ledger, Progress
+from ledger.rows import Progress
+from ledger.store import Ledger
 from runs.dispatch import Dispatcher
 from runs.intake import Intake, Target
 from runs.sending import ChunkSettings
@@ -53,8 +54,8 @@ class LostChunks:
 
     def check(self, dispatcher: Callable[[], Dispatcher]) -> int:
         """Send the run's lost items again through ``dispatcher()`` (called only then); how many item-judge pairs."""
-        run = self.ledger.get_run(self.run_id)
-        if run.status != "running" or (run.kind != "offline" and self.ledger.unweighted_items(run.id)):
+        run = self.ledger.runs.get_run(self.run_id)
+        if run.status != "running" or (run.kind != "offline" and self.ledger.windows.unweighted_items(run.id)):
             return 0
         target = Target.of(run)
         judges = list(target.judges)
@@ -103,7 +104,7 @@ class LostChunks:
         census: Census = take_census(self.client, self.run_id)
         lost: dict[str, dict[str, dict[str, Any]]] = {}
         for judge in judges:
-            for batch in self.ledger.missing_items(self.run_id, judge.name, batch_size=1000):
+            for batch in self.ledger.runs.missing_items(self.run_id, judge.name, batch_size=1000):
                 for record in batch:
                     trace_id = str(record["id"])
                     if not census.holds(judge.name, trace_id):

@@ -126,7 +126,7 @@ def judge_remote(
         return RemoteOutcome(written=delivery.write(failed), errors=len(failed), cached=0, deferred=0)
 
     if message.max_cost_usd is not None:
-        spent = ledger.spend(message.run_id)
+        spent = ledger.scores.spend(message.run_id)
         if spent >= message.max_cost_usd:
             reason = f"budget: the run spent ${spent:.4f} of its --max-cost ${message.max_cost_usd:g}"
             return _skip_for_budget(message, records, reason, ledger)
@@ -138,7 +138,7 @@ def judge_remote(
     cached_rows: list[ScoreIn] = []
     todo: Sequence[Record] = records
     if not message.no_cache:
-        hits = ledger.cached_verdicts(delivery.version, [message.content_hash(r) for r in records])
+        hits = ledger.scores.cached_verdicts(delivery.version, [message.content_hash(r) for r in records])
         if hits:
             todo = []
             for record in records:
@@ -188,7 +188,7 @@ class _Delivery:
 
     def write(self, pairs: Sequence[tuple[Record, Verdict]], extra: Sequence[ScoreIn] = ()) -> int:
         rows = [*extra, *self.rows(pairs)]
-        self.ledger.write_scores(rows)
+        self.ledger.scores.write_scores(rows)
         return len(rows)
 
     def judge_leased(self, records: Sequence[Record], prior: dict[str, Prior], lease: Lease, judge: Judge,
@@ -202,7 +202,7 @@ class _Delivery:
         if busy:
             log.info("chunk %s: %d items are being judged by another delivery", message.summary(), len(busy))
         todo = [r for r in records if r.id in lease.ids]
-        done = self.ledger.existing(message.run_id, message.judge_name, [r.id for r in todo]) if todo else set()
+        done = self.ledger.scores.existing(message.run_id, message.judge_name, [r.id for r in todo]) if todo else set()
         todo = [r for r in todo if r.id not in done]  # written by the lease's previous holder
         deadline = time.monotonic() + services.settings.chunk_budget_s
         verdicts = judge.judge(todo, prior=prior, deadline=deadline) if todo else []  # type: ignore[call-arg]
@@ -224,10 +224,10 @@ class _Delivery:
     def unless_written(self, ended: Pairs) -> Pairs:
         """``ended`` without the items that got a row while they were judged; what they cost goes onto that row."""
         message = self.message
-        there = self.ledger.existing(message.run_id, message.judge_name, [r.id for r, _ in ended]) if ended else set()
+        there = self.ledger.scores.existing(message.run_id, message.judge_name, [r.id for r, _ in ended]) if ended else set()
         if not there:
             return ended
-        self.ledger.add_cost(message.run_id, message.judge_name, self.rows([(r, v) for r, v in ended if r.id in there]))
+        self.ledger.scores.add_cost(message.run_id, message.judge_name, self.rows([(r, v) for r, v in ended if r.id in there]))
         log.warning("chunk %s: %d items were judged twice (a lease ran out); their cost is added to the rows there",
                     message.summary(), len(there))
         return [(r, v) for r, v in ended if r.id not in there]

@@ -81,7 +81,7 @@ class ProcessState:
         """Open now what the first chunk would open first; the seconds it took. Never raises.
 
         The ledger (its schema checked, a connection pooled, the score upsert
-        compiled: :meth:`ledger.store.Ledger.check_writable`) and the Redis
+        compiled: :meth:`ledger.store.Ledger.scores.check_writable`) and the Redis
         client. A fresh process paid these (some 0.2 s) between its first
         chunk's arrival and that chunk's first call. Only for a pool that runs
         tasks in this process (threads, solo): a prefork child makes its own
@@ -93,7 +93,7 @@ class ProcessState:
         try:
             self.ensure()
             assert self.ledger is not None
-            self.ledger.check_writable()
+            self.ledger.scores.check_writable()
             client = self._client()
             if client is not None:
                 client.ping()
@@ -230,7 +230,7 @@ def judge_chunk(task: Task, process: ProcessState, body: dict[str, Any]) -> dict
             outcome = fail_chunk(message, state.ledger, error, POISON)
         else:
             if task.request.retries:  # tried again after the ledger failed: ask it first, pay no provider in vain
-                state.ledger.check_writable()
+                state.ledger.scores.check_writable()
             outcome = execute(message, state.ledger, state.judges, state.judges.services)
     except LedgerError as exc:
         return _ledger_failed(task, state, message, exc, settings)

@@ -80,9 +80,9 @@ def export_otel(
         raise UsageError("name what to send: a RUN, or --source S --window W (an online window's runs)")
     ledger = _ledger(ctx)
     runs = _runs(ledger, run_id, source, window, judge)
-    total = sum(ledger.progress(run.id).done for run in runs)
+    total = sum(ledger.scores.progress(run.id).done for run in runs)
     with ProgressView("spans", total, stream=sys.stderr, enabled=not json_out) as view:
-        counts = export_rows(runs, lambda run: ledger.scores(run.id, judge), endpoint, progress=view.update)
+        counts = export_rows(runs, lambda run: ledger.scores.scores(run.id, judge), endpoint, progress=view.update)
     if counts.withheld:
         print(f"judgeq: {', '.join(counts.withheld)} not sent to {counts.endpoint}: the environment's "
               "credentials go only to its own endpoint (OTEL_EXPORTER_OTLP_ENDPOINT); to send them there, set "
@@ -101,7 +101,7 @@ def _runs(ledger: Ledger, run_id: Optional[str], source: Optional[str], window: 
           judge: Optional[str]) -> list[Run]:
     """The runs the flags name: RUN, or the online runs of --source's --window; UsageError otherwise."""
     if run_id is not None:
-        run = ledger.get_run(run_id)
+        run = ledger.runs.get_run(run_id)
         if judge is not None and judge not in run.judges:
             raise UsageError(f"run {run_id} has no judge {judge!r}; its judges: {', '.join(sorted(run.judges))}")
         return [run]
@@ -109,7 +109,7 @@ def _runs(ledger: Ledger, run_id: Optional[str], source: Optional[str], window: 
     from online.windows import parse_window
 
     chosen = parse_window(window)
-    runs = ledger.online_runs(source, judge, [chosen.id])
+    runs = ledger.windows.online_runs(source, judge, [chosen.id])
     if not runs:
         raise UsageError(f"no online run of {source!r} judged window {chosen.id}"
                          f"{'' if judge is None else f' with judge {judge!r}'}; see `judgeq runs`")

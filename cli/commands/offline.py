@@ -106,7 +106,7 @@ def abandon(ctx: typer.Context, run_id: Annotated[str, typer.Argument(help="The 
     from scheduler import submit as submitting
 
     ledger = settings_of(ctx).ledger()
-    run = ledger.get_run(run_id)
+    run = ledger.runs.get_run(run_id)
     if submitting.abandon(run, ledger):
         print(f"run {run_id} ({run.dataset_name}, was {run.status}) is abandoned; "
               "no gate or baseline will use it", file=sys.stderr)

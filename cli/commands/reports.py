@@ -43,7 +43,7 @@ def runs(
     if status is not None and status not in RUN_STATUSES:
         raise UsageError(f"--status {status!r} is not one of {', '.join(RUN_STATUSES)}")
     ledger = settings_of(ctx).ledger()
-    listed = ledger.list_runs(limit=limit, dataset_name=dataset, tag=tag, status=cast("RunStatus | None", status))
+    listed = ledger.runs.list_runs(limit=limit, dataset_name=dataset, tag=tag, status=cast("RunStatus | None", status))
     show_runs(listed, json_out)
 
 

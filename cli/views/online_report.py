@@ -77,9 +77,9 @@ def online_report(ledger: Any, run: Run, options: GateOptions, progress: Progres
     from .render import print_json, run_payload
 
     check_online_options(run, options)
-    estimates = ledger.population(run.id, cluster_by=options.cluster_by, min_slice=options.min_slice)
+    estimates = ledger.windows.population(run.id, cluster_by=options.cluster_by, min_slice=options.min_slice)
     if json_out:
-        payload = run_payload(run, ledger.summary(run.id), progress, complete=progress.complete)
+        payload = run_payload(run, ledger.scores.summary(run.id), progress, complete=progress.complete)
         print_json(payload | {"population": [population_json(e) for e in estimates]})
         return
     console = _console()
@@ -87,7 +87,7 @@ def online_report(ledger: Any, run: Run, options: GateOptions, progress: Progres
         population_table(run, estimate, console)
     from scheduler.causes import error_lines
 
-    for line in error_lines(ledger.summary(run.id)):  # why the errors column is not 0
+    for line in error_lines(ledger.scores.summary(run.id)):  # why the errors column is not 0
         console.print(line, markup=False, highlight=False)
     skipped = run.meta.get("skipped")
     skipped = {k: v for k, v in skipped.items() if v} if isinstance(skipped, dict) else {}
@@ -150,10 +150,10 @@ class TrendPoint:
 
 
 def trend(ledger: Any, runs: Sequence[Run], cluster_by: str | None = None) -> list[TrendPoint]:
-    """The overall estimate of each run (from ``Ledger.online_runs``, in window order), per judge."""
+    """The overall estimate of each run (from ``Ledger.windows.online_runs``, in window order), per judge."""
     points: list[TrendPoint] = []
     for run in runs:
-        for estimate in ledger.population(run.id, cluster_by=cluster_by):
+        for estimate in ledger.windows.population(run.id, cluster_by=cluster_by):
             version = (run.judges.get(estimate.eval) or {}).get("version")
             points.append(TrendPoint(run.window or "", run.id, estimate.eval, version, run.status, estimate.overall,
                                      tuple(estimate.unrepresented)))
@@ -192,7 +192,7 @@ def trend_table(points: Sequence[TrendPoint], title: str = "", console: Any = No
 
 def trend_view(ledger: Any, runs: Sequence[Run], *, json_out: bool = False, cluster_by: str | None = None,
                title: str = "") -> list[TrendPoint]:
-    """Print the trend of ``runs`` (``Ledger.online_runs``) as a table or JSON; the points printed."""
+    """Print the trend of ``runs`` (``Ledger.windows.online_runs``) as a table or JSON; the points printed."""
     from .render import print_json
 
     points = trend(ledger, runs, cluster_by)
@@ -206,7 +206,7 @@ def trend_view(ledger: Any, runs: Sequence[Run], *, json_out: bool = False, clus
 def estimate(ledger: Any, run_id: str, *, cluster_by: str | None = None) -> dict[str, Any]:
     """A window's overall estimate for ``judgeq online``'s closing lines: mean, 95 % interval, rows scored."""
     found: dict[str, Any] = {"run": run_id, "n": 0, "mean": None, "low": None, "high": None}
-    for judged in ledger.population(run_id, cluster_by=cluster_by):
+    for judged in ledger.windows.population(run_id, cluster_by=cluster_by):
         card = judged.overall.card
         if card is not None and card.estimate is not None:
             est = card.estimate
@@ -220,7 +220,7 @@ def show_trend(ledger: Any, name: str, judge: str, windows: str, *, json_out: bo
     from online.windows import windows_between
 
     ids = [w.id for w in windows_between(windows)]
-    runs = ledger.online_runs(name, judge, ids)
+    runs = ledger.windows.online_runs(name, judge, ids)
     if not runs and not json_out:
         raise UsageError(f"no online run of {name!r} with judge {judge!r} in {windows}; see 'judgeq runs'")
     if plot is not None:

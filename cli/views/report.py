@@ -193,7 +193,7 @@ def show_comparison(ledger: Any, base_id: str, cand_id: str, options: Any, *, sh
 
     from .render import print_json
 
-    base, cand = ledger.get_run(base_id), ledger.get_run(cand_id)
+    base, cand = ledger.runs.get_run(base_id), ledger.runs.get_run(cand_id)
     comparisons = compare(ledger, base, cand, options, excerpts=max(show, 50))
     if not comparisons:
         raise UsageError(f"runs {base_id} and {cand_id} share no judge with rows "

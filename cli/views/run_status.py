@@ -14,10 +14,10 @@ def show_status(run_id: str, settings: CliSettings, *, json_out: bool) -> None:
     from .render import print_json
 
     ledger = settings.ledger()
-    run = ledger.get_run(run_id)
-    progress = ledger.progress(run_id)
+    run = ledger.runs.get_run(run_id)
+    progress = ledger.scores.progress(run_id)
     if run.status in ("running", "stopped") and progress.done >= progress.expected and mark_done(ledger, run_id):
-        run = ledger.get_run(run_id)
+        run = ledger.runs.get_run(run_id)
     dead = DeadLetterView.read(run_id, settings.worker.broker_url)
     if json_out:
         print_json({"run_id": run.id, "status": run.status, "progress": progress, "dead_letters": dead.as_json()})
@@ -30,10 +30,10 @@ def show_status(run_id: str, settings: CliSettings, *, json_out: bool) -> None:
 
 
 def mark_done(ledger: Any, run_id: str) -> bool:
-    """``ledger.mark_done_if_complete``, except that a read-only ledger is read as it is."""
+    """``ledger.runs.mark_done_if_complete``, except that a read-only ledger is read as it is."""
     from ledger.errors import LedgerReadOnly
 
     try:
-        return bool(ledger.mark_done_if_complete(run_id))
+        return bool(ledger.runs.mark_done_if_complete(run_id))
     except LedgerReadOnly:
         return False

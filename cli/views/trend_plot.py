@@ -76,12 +76,12 @@ def _pyplot() -> Any:
 
 
 def series(ledger: Any, runs: Sequence[Any], judge: str, cluster_by: str | None = None) -> dict[str, Series]:
-    """Per slice ("all", then strata by name), the estimate of each window of ``runs`` (``Ledger.online_runs``)."""
+    """Per slice ("all", then strata by name), the estimate of each window of ``runs`` (``Ledger.windows.online_runs``)."""
     from online.windows import parse_window
 
     out: dict[str, Series] = {ALL: Series()}
     for run in runs:
-        for estimate in ledger.population(run.id, cluster_by=cluster_by):
+        for estimate in ledger.windows.population(run.id, cluster_by=cluster_by):
             if estimate.eval != judge:
                 continue
             for figures in (estimate.overall, *estimate.strata):
@@ -101,7 +101,7 @@ def alerted(ledger: Any, source: str, judge: str, windows: Sequence[str]) -> dic
     """Per panel, the windows among ``windows`` that a recorded drift alert's short span held."""
     shown = set(windows)
     marked: dict[str, set[str]] = {}
-    for row in ledger.drift_checks(source, judge, status="alert"):
+    for row in ledger.drift.checks(source, judge, status="alert"):
         hit = shown.intersection(row.short_windows or [])
         if hit:
             marked.setdefault(ALL, set()).update(hit)

@@ -52,8 +52,8 @@ def plan_ahead(config: Path | None, ledger: Ledger, now: datetime) -> list[Ahead
     person's) apply again from this tick: left in place, the last plan's rates (0 once a budget was
     spent) would steer its windows for good.
     """
-    budgets = ledger.budgets()
-    stale = {(r.schedule, r.judge) for r in ledger.rates_in_force() if r.set_by == BUDGET}
+    budgets = ledger.budgets.budgets()
+    stale = {(r.schedule, r.judge) for r in ledger.budgets.rates_in_force() if r.set_by == BUDGET}
     if not budgets and not stale:
         return []
     planned = []
@@ -64,11 +64,11 @@ def plan_ahead(config: Path | None, ledger: Ledger, now: datetime) -> list[Ahead
             found = plan_window(ledger, schedule, judge, window, now)
             if found is None:
                 if (name, judge.name) in stale:
-                    ledger.clear_sampling_rates(name, judge.name, set_by=BUDGET)
+                    ledger.windows.clear_sampling_rates(name, judge.name, set_by=BUDGET)
                 continue
             result, money, cost = found
             rates = {d.stratum: (d.rate, f"planned ahead for {window.id}: {d.reason}"[:1000]) for d in result.decisions}
-            ledger.set_planned_rates(name, judge.name, rates, decisions(result, money, cost, name, judge.name,
+            ledger.budgets.set_planned_rates(name, judge.name, rates, decisions(result, money, cost, name, judge.name,
                                                                          window.id, now), set_by=BUDGET)
             planned.append(Ahead(name, judge.name, window.id, {d.stratum: d.rate for d in result.decisions},
                                  result.budget_left_usd, result.reason))

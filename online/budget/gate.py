@@ -110,7 +110,7 @@ class DailyBudgetGate:
         with self._lock:
             if run_id in self._schedules:
                 return self._schedules[run_id]
-        run = ledger.find_run(run_id)
+        run = ledger.runs.find_run(run_id)
         schedule = run.dataset_name if run is not None and run.kind == "online" else None
         with self._lock:
             if len(self._schedules) > 10_000:

@@ -9,7 +9,7 @@ draw on a daily budget); a day is a UTC day.
 
 Reserve, then settle: :func:`plan_window` plans with the money left after
 spend *and* outstanding reservations, and the window job reserves the plan's
-expected cost before it sends anything (``Ledger.reserve``), so concurrent
+expected cost before it sends anything (``Ledger.budgets.reserve``), so concurrent
 windows and judges never together plan past the budget; the reservation
 settles as the run's rows land (see ledger/budget.py).
 """
@@ -57,21 +57,21 @@ class Money:
 def money_for(ledger: Ledger, schedule: str, judge: str, now: datetime,
               budgets: Mapping[str, float] | None = None) -> Money | None:
     """The money of ``judge`` in ``schedule`` today, or None when no budget applies to it (see the module)."""
-    budgets = ledger.budgets() if budgets is None else budgets
+    budgets = ledger.budgets.budgets() if budgets is None else budgets
     day, day_start, day_end = utc_day(now)
     own = budget_scope(judge, schedule)
     if own in budgets:
-        money = Money(own, budgets[own], ledger.spent(day_start, day_end, judge, schedule=schedule),
-                      ledger.outstanding_reservations(day, judge, schedule=schedule))
+        money = Money(own, budgets[own], ledger.spend.spent(day_start, day_end, judge, schedule=schedule),
+                      ledger.budgets.outstanding_reservations(day, judge, schedule=schedule))
     elif budget_scope(judge) in budgets:
         scope = budget_scope(judge)
-        money = Money(scope, budgets[scope], ledger.spent(day_start, day_end, judge),
-                      ledger.outstanding_reservations(day, judge))
+        money = Money(scope, budgets[scope], ledger.spend.spent(day_start, day_end, judge),
+                      ledger.budgets.outstanding_reservations(day, judge))
     else:
         return None
     cap = budgets.get(budget_scope(None))
     if cap is not None:
-        left_globally = cap - ledger.spent(day_start, day_end) - ledger.outstanding_reservations(day)
+        left_globally = cap - ledger.spend.spent(day_start, day_end) - ledger.budgets.outstanding_reservations(day)
         if left_globally < money.left:  # the global cap binds: plan with what it leaves (nothing, once others
             # have spent past it: the budget planned with is then what this judge has spent and reserved)
             money = Money(money.scope + " (global cap)", money.spent + money.reserved + max(left_globally, 0.0),
@@ -93,7 +93,7 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
     if money is None:
         return None
     _, day_start, day_end = utc_day(now)
-    history = [(t.start, t.seen) for t in ledger.recent_window_counts(schedule.name, judge.name, now - HISTORY)
+    history = [(t.start, t.seen) for t in ledger.spend.recent_window_counts(schedule.name, judge.name, now - HISTORY)
                if t.start is not None]
     exact = None if counts is None else float(sum(counts.values()))
     # The rest of the day is the windows still to be judged today (traffic.py): not those of the next day,
@@ -103,8 +103,8 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
         ahead=ahead_of(schedule.size, window.end, day_end, schedule.lateness), judged=[start for start, _ in history])
     if counts is None:
         counts = _recent_strata(ledger, schedule.name, judge.name, now, window_expected)
-    cost = cost_estimate(ledger.cost_per_item(judge.name, now - COST_HISTORY, version=judge.version),
-                         ledger.cache_hit_rate(judge.name, now - COST_HISTORY))
+    cost = cost_estimate(ledger.spend.cost_per_item(judge.name, now - COST_HISTORY, version=judge.version),
+                         ledger.spend.cache_hit_rate(judge.name, now - COST_HISTORY))
     if not cost.measured:  # no priced call yet: the judge's configured prices, if it has them
         guess = priced_guess(judge, examples)
         if guess is not None:
@@ -123,7 +123,7 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
 
 def _recent_strata(ledger: Ledger, schedule: str, judge: str, now: datetime, expected: float) -> dict[str, int]:
     """The strata of recent windows, scaled to ``expected`` traces: a plan ahead has no counts of its own."""
-    recent = ledger.recent_window_counts(schedule, judge, now - HISTORY)[-24:]
+    recent = ledger.spend.recent_window_counts(schedule, judge, now - HISTORY)[-24:]
     totals: dict[str, int] = {}
     for traffic in recent:
         for stratum, n in traffic.eligible.items():
@@ -155,14 +155,14 @@ def window_planner(ledger: Ledger, schedule: Schedule, window: Window, now: date
     reserve the plan's expected cost before anything is sent."""
     def planner(judge: ResolvedJudge, run_id: str, counts: Mapping[str, int],
                 examples: Sequence[Record] = ()) -> Mapping[str, float] | None:
-        with ledger.planning_lock(PLANNING_LOCK):  # read what is left and reserve against it, one plan at a time
+        with ledger.budgets.planning_lock(PLANNING_LOCK):  # read what is left and reserve against it, one plan at a time
             found = plan_window(ledger, schedule, judge, window, now, counts, examples)
             if found is None:
                 return None
             result, money, cost = found
-            ledger.reserve(run_id, utc_day(now)[0], judge.name, schedule.name,
+            ledger.budgets.reserve(run_id, utc_day(now)[0], judge.name, schedule.name,
                            sum(d.expected_cost for d in result.decisions))
-        ledger.record_decisions(decisions(result, money, cost, schedule.name, judge.name, window.id, now))
+        ledger.budgets.record_decisions(decisions(result, money, cost, schedule.name, judge.name, window.id, now))
         return {d.stratum: d.rate for d in result.decisions}
 
     return planner

@@ -76,4 +76,4 @@ def set_checked(ledger: Ledger, config: Path | None, *, judge: str | None, sched
         scope = budget_scope(judge, schedule)
     except LedgerArgumentError as exc:
         raise OnlineConfigError(str(exc)) from None
-    return ledger.set_budget(scope, amount, who=who, via=via, note=note)
+    return ledger.budgets.set_budget(scope, amount, who=who, via=via, note=note)

@@ -20,19 +20,19 @@ if TYPE_CHECKING:
 def hourly_spend(ledger: Ledger, day_start: datetime, hours: int, judge: str | None,
                  schedule: str | None) -> list[float]:
     """USD spent in each of the day's first ``hours`` hours by the budget's judge (None: every judge) [in its
-    schedule], online runs only: the figure the budget counts (``Ledger.spent``), an hour at a time."""
-    return [ledger.spent(day_start + timedelta(hours=h), day_start + timedelta(hours=h + 1), judge,
+    schedule], online runs only: the figure the budget counts (``Ledger.spend.spent``), an hour at a time."""
+    return [ledger.spend.spent(day_start + timedelta(hours=h), day_start + timedelta(hours=h + 1), judge,
                          schedule=schedule) for h in range(hours)]
 
 
 def budget_changes(ledger: Ledger, limit: int) -> list[BudgetChange]:
     """The newest ``limit`` budget changes (``budget_history``), newest first."""
-    return ledger.budget_history(limit=limit)
+    return ledger.budgets.history(limit=limit)
 
 
 def recent_decisions(ledger: Ledger, limit: int) -> list[BudgetDecision]:
     """The controller's newest ``limit`` decisions, newest first."""
-    return ledger.decisions(limit=limit)
+    return ledger.budgets.decisions(limit=limit)
 
 
 def set_budget(ledger: Ledger, config: Path | None, *, judge: str | None, schedule: str | None, usd: Any,

@@ -11,15 +11,11 @@ Fast on large ledgers: a judge's rows in a time range are read through
 backwards; "every judge" is the few distinct evals found by a skip scan of
 that index, then the same ranges. A schedule's windows come through
 ``ix_runs_kind_dataset_name_window`` and ``window_strata``'s key.
-
-These are methods of :class:`ledger.store.Ledger` (this class is one of its bases).
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections import defaultdict
-from contextlib import AbstractContextManager
 from datetime import UTC, datetime
 from typing import Any, Final
 
@@ -27,16 +23,17 @@ import sqlalchemy as sa
 from sqlalchemy.engine import Connection
 
 from ledger.budget_rows import WindowTraffic, check_limit
+from ledger.db import Db
 from ledger.errors import LedgerArgumentError
 from ledger.models import RUNS, SCORES, WINDOW_STRATA
 
-#: Rows :meth:`SpendLedger.cost_per_item` needs before it gives a figure: with per-call costs spread +-50 %
+#: Rows :meth:`SpendStore.cost_per_item` needs before it gives a figure: with per-call costs spread +-50 %
 #: (a coefficient of variation near 0.3), the mean of 20 is within about 13 % of the truth 95 % of the time,
 #: and the controller's pacing corrects the rest as actual spend comes in.
 MIN_COST_ROWS: Final = 20
-#: The recent rows :meth:`SpendLedger.cost_per_item` averages at most: recent enough to follow a price change.
+#: The recent rows :meth:`SpendStore.cost_per_item` averages at most: recent enough to follow a price change.
 COST_ROWS: Final = 500
-#: The recent verdicts :meth:`SpendLedger.cache_hit_rate` looks at most: the rate now, not the day's average.
+#: The recent verdicts :meth:`SpendStore.cache_hit_rate` looks at most: the rate now, not the day's average.
 HIT_ROWS: Final = 1000
 #: The distinct evals of the scores table, one index probe each (a "loose index scan" on ix_scores_eval_ts).
 _EVALS: Final = sa.text(
@@ -45,11 +42,11 @@ _EVALS: Final = sa.text(
     "SELECT name FROM e WHERE name IS NOT NULL")
 
 
-class SpendLedger:
-    """The spend, cost and traffic methods of the Ledger (see the module's docstring)."""
+class SpendStore:
+    """What the budget controller plans from: ``Ledger.spend`` (see the module's docstring)."""
 
-    @abstractmethod
-    def _connect(self) -> AbstractContextManager[Connection]: ...
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     def spent(self, day_start: datetime, day_end: datetime, judge: str | None = None, *,
               schedule: str | None = None, online_only: bool = True) -> float:
@@ -58,7 +55,7 @@ class SpendLedger:
         Online runs only by default (a schedule's only, with ``schedule``);
         ``online_only=False`` adds offline runs.
         """
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             stmt = _judge_rows(conn, sa.func.coalesce(sa.func.sum(SCORES.c.cost_usd), 0.0), judge, schedule,
                                online_only).where(SCORES.c.ts >= _aware(day_start), SCORES.c.ts < _aware(day_end))
             return float(conn.execute(stmt).scalar_one())
@@ -68,7 +65,7 @@ class SpendLedger:
                        online_only: bool = True) -> float | None:
         """The share of ``judge``'s newest ``limit`` verdicts (ok rows) written in [since, until) that were served
         from the cache; None without any."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             stmt = _judge_rows(conn, SCORES.c.cached, judge, schedule, online_only).where(
                 SCORES.c.ts >= _aware(since), SCORES.c.status == "ok")
             if until is not None:
@@ -85,7 +82,7 @@ class SpendLedger:
 
         A cache hit costs nothing and is left out: the caller weighs this by the miss rate.
         """
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             stmt = _judge_rows(conn, SCORES.c.cost_usd, judge, None, online_only).where(
                 SCORES.c.ts >= _aware(since), SCORES.c.status == "ok", SCORES.c.cached.is_(False))
             if version is not None:
@@ -111,7 +108,7 @@ class SpendLedger:
                 .where(RUNS.c.kind == "online", RUNS.c.dataset_name == schedule,
                        RUNS.c.window >= f"{_aware(since).astimezone(UTC):%Y-%m-%d}"))
         runs: dict[str, tuple[str, datetime | None, dict[str, int], dict[str, int]]] = {}
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             for run_id, window, judges, meta, stratum, seen, filtered in conn.execute(stmt):
                 if judge is not None and judge not in (judges or {}):
                     continue

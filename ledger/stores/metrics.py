@@ -3,7 +3,7 @@ and the ledger's running totals (rows by status, cost, judge latency).
 
 The window's means are one GROUP BY over the rows written (``ts``) in
 [since, until), read through ``ix_scores_eval_ts`` per eval (the evals are
-found by a skip scan, as ``ledger.spend`` does). Only verdicts count: status
+found by a skip scan, as ``ledger.stores.spend`` does). Only verdicts count: status
 ok with a score. A row weighs its ``weight`` (1/p online, 1 offline). Slices
 are metadata keys of the stored items, extracted by the database (JSON
 extraction through SQLAlchemy's JSON type, the same on SQLite and
@@ -17,24 +17,20 @@ The totals (rows by status, cost, the latency histogram) are read over a
 range of ``ts`` too, through the same index: the exporter adds up the rows
 written since its last snapshot into Prometheus counters, rather than
 aggregating the whole table per refresh (seconds on a million rows).
-
-These are methods of :class:`ledger.store.Ledger` (this class is one of its bases).
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from ledger.db import Db
 from ledger.models import ITEMS, RUNS, SCORES
-from ledger.spend import _aware, _judge_rows
+from ledger.stores.spend import _aware, _judge_rows
 from ledger.text import escape_text, unescape_text, value_text
 
 #: Upper bounds (seconds) of the judge latency histogram's buckets (+Inf is implied).
@@ -72,18 +68,18 @@ def _slice_text(value: object) -> str | None:
     return value_text(unescape_text(value) if isinstance(value, str) else value)
 
 
-class MetricsLedger:
-    """The exporter's methods of the Ledger (see the module's docstring)."""
+class MetricsStore:
+    """The exporter's figures: ``Ledger.metrics`` (see the module's docstring)."""
 
-    @abstractmethod
-    def _connect(self) -> AbstractContextManager[Connection]: ...
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     def window_means(self, since: datetime, until: datetime, slices: Sequence[str] = ()) -> list[WindowMean]:
         """The verdicts written in [since, until) grouped by eval, judge version, run kind and the values of the
         metadata keys ``slices``."""
         keys = [ITEMS.c.record[("metadata", escape_text(key))].as_string() for key in slices]
         score = sa.cast(SCORES.c.score, sa.Float)
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             stmt = _judge_rows(conn, SCORES.c.eval, None, None, False, SCORES.c.judge_version, RUNS.c.kind, *keys,
                                sa.func.sum(SCORES.c.weight * score), sa.func.sum(SCORES.c.weight), sa.func.count())
             joined = SCORES.join(RUNS, RUNS.c.id == SCORES.c.run_id)
@@ -105,7 +101,7 @@ class MetricsLedger:
         timed = SCORES.c.cached.is_(False)
         latency = sa.cast(SCORES.c.latency_s, sa.Float)
         buckets = [sa.func.sum(sa.case((sa.and_(timed, latency <= bound), 1), else_=0)) for bound in LATENCY_BUCKETS]
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             stmt = (_judge_rows(conn, SCORES.c.eval, None, None, False, SCORES.c.status, sa.func.count(),
                                 sa.func.sum(SCORES.c.cost_usd), sa.func.sum(sa.case((timed, 1), else_=0)),
                                 sa.func.sum(sa.case((timed, latency), else_=0.0)), *buckets)
@@ -118,7 +114,7 @@ class MetricsLedger:
 
     def spent_by_judge(self, since: datetime, until: datetime) -> dict[str, float]:
         """USD spent per eval by online runs' rows written in [since, until) (what daily budgets count)."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             stmt = _judge_rows(conn, SCORES.c.eval, None, None, True, sa.func.sum(SCORES.c.cost_usd)).where(
                 SCORES.c.ts >= _aware(since), SCORES.c.ts < _aware(until)).group_by(SCORES.c.eval)
             return {name: float(total or 0) for name, total in conn.execute(stmt)}

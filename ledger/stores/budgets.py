@@ -1,53 +1,45 @@
 """The ledger side of daily budgets: the caps and their history, the controller's decisions, reservations.
 
 Reserve, then settle: enqueueing an online run reserves its expected cost
-(:meth:`BudgetLedger.reserve`, once per run). While the run is not done its
+(:meth:`BudgetStore.reserve`, once per run). While the run is not done its
 reservation is outstanding for what its rows have not cost yet, max(0,
 reserved - cost so far); once it is done (or abandoned) nothing is
-outstanding. So spent (``ledger.spend``) + outstanding counts an in-flight
+outstanding. So spent (``ledger.stores.spend``) + outstanding counts an in-flight
 run at its reservation, or at what it really cost once that is more.
 
 Changing a budget writes its history row in the same transaction, under a
 lock per scope, so the history's old amounts chain. A day's reservations and
 decisions are read through their (day, ...) indexes.
-
-These are methods of :class:`ledger.store.Ledger` (this class is one of its bases).
 """
 
 from __future__ import annotations
 
 import hashlib
-from abc import abstractmethod
 from collections.abc import Iterator, Mapping, Sequence
-from contextlib import AbstractContextManager, contextmanager
+from contextlib import contextmanager
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
-from sqlmodel import Session
+from sqlalchemy.engine import Connection
 
 from ledger.budget_rows import (MAX_NOTE_CHARS, MAX_WHO_CHARS, DecisionIn, check_limit, check_usd,
                                 parse_scope, text_problem)
+from ledger.db import Db
 from ledger.errors import LedgerArgumentError
 from ledger.models import (BUDGET_DECISIONS, BUDGET_HISTORY, BUDGET_RESERVATIONS, BUDGET_VIAS, BUDGETS, RUNS,
                            SAMPLING_RATES, SCORES, Budget, BudgetChange, BudgetDecision, SamplingRate, utcnow)
-from ledger.online import rate_row
+from ledger.stores.windows import rate_row
 from ledger.text import storable
 from ledger.upsert import insert_if_absent, overwrite
 
 _SETTLED: Final = ("done", "abandoned")
 
 
-class BudgetLedger:
-    """The budget methods of the Ledger (see the module's docstring)."""
+class BudgetStore:
+    """Budgets, their history, the controller's decisions, reservations: ``Ledger.budgets`` (module docstring)."""
 
-    @abstractmethod
-    def _connect(self) -> AbstractContextManager[Connection]: ...
-
-    @abstractmethod
-    def _session(self) -> AbstractContextManager[Session]: ...
-
-    engine: Engine
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     # -- budgets and their history ---------------------------------------------
 
@@ -88,20 +80,20 @@ class BudgetLedger:
 
     def budgets(self) -> dict[str, float]:
         """The budgets in force, USD per day by scope."""
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             return {scope: float(usd) for scope, usd in conn.execute(sa.select(BUDGETS.c.scope,
                                                                               BUDGETS.c.usd_per_day))}
 
-    def budget_entries(self) -> list[Budget]:
+    def entries(self) -> list[Budget]:
         """The budgets in force with who set them and when, by scope."""
-        return self._rows(sa.select(Budget).order_by(BUDGETS.c.scope))
+        return self._db.rows(sa.select(Budget).order_by(BUDGETS.c.scope))
 
-    def budget_history(self, limit: int = 50, scope: str | None = None) -> list[BudgetChange]:
+    def history(self, limit: int = 50, scope: str | None = None) -> list[BudgetChange]:
         """Budget changes, newest first (of one scope if given)."""
         stmt = sa.select(BudgetChange).order_by(BUDGET_HISTORY.c.id.desc()).limit(check_limit(limit))
         if scope is not None:
             stmt = stmt.where(BUDGET_HISTORY.c.scope == scope)
-        return self._rows(stmt)
+        return self._db.rows(stmt)
 
     # -- decisions -------------------------------------------------------------
 
@@ -109,7 +101,7 @@ class BudgetLedger:
         """Write the controller's decisions (one transaction); how many were written."""
         if not rows:
             return 0
-        with self._connect() as conn, conn.begin():
+        with self._db.connect() as conn, conn.begin():
             conn.execute(sa.insert(BUDGET_DECISIONS), _decision_values(rows))
         return len(rows)
 
@@ -119,7 +111,7 @@ class BudgetLedger:
         them, so that nobody ever reads a rate the budget set without the decision that set it."""
         rows = [rate_row(schedule, judge, stratum, rate, set_by=set_by, reason=reason)
                 for stratum, (rate, reason) in rates.items()]
-        with self._connect() as conn, conn.begin():
+        with self._db.connect() as conn, conn.begin():
             for row in rows:
                 conn.execute(overwrite(conn.dialect.name, SAMPLING_RATES), row)
             if decisions:
@@ -132,7 +124,7 @@ class BudgetLedger:
         for column, value in (("day", day), ("judge", judge), ("schedule", schedule)):
             if value is not None:
                 stmt = stmt.where(BUDGET_DECISIONS.c[column] == value)
-        return self._rows(stmt)
+        return self._db.rows(stmt)
 
     # -- reservations ----------------------------------------------------------
 
@@ -145,7 +137,7 @@ class BudgetLedger:
         amount = check_usd(usd, f"the reservation of run {run_id}")
         row = {"run_id": storable(run_id), "day": day, "judge": storable(judge), "schedule": storable(schedule),
                "reserved_usd": amount, "created_at": utcnow()}
-        with self._connect() as conn, conn.begin():
+        with self._db.connect() as conn, conn.begin():
             return bool(conn.execute(insert_if_absent(conn.dialect.name, BUDGET_RESERVATIONS), row).rowcount == 1)
 
     def outstanding_reservations(self, day: str, judge: str | None = None, *, schedule: str | None = None) -> float:
@@ -164,7 +156,7 @@ class BudgetLedger:
             stmt = stmt.where(BUDGET_RESERVATIONS.c.judge == judge)
         if schedule is not None:
             stmt = stmt.where(BUDGET_RESERVATIONS.c.schedule == schedule)
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             return sum(max(0.0, float(reserved) - float(spent)) for reserved, status, spent in conn.execute(stmt)
                        if status not in _SETTLED)
 
@@ -176,16 +168,9 @@ class BudgetLedger:
             stmt = stmt.where(SAMPLING_RATES.c.judge == judge)
         if schedule is not None:
             stmt = stmt.where(SAMPLING_RATES.c.schedule == schedule)
-        return self._rows(stmt)
+        return self._db.rows(stmt)
 
-    # -- helpers ---------------------------------------------------------------
-
-    def _rows(self, stmt: sa.Select[Any]) -> list[Any]:
-        with self._session() as session:
-            rows = list(session.scalars(stmt))
-            for row in rows:
-                session.expunge(row)
-            return rows
+    # -- locks -----------------------------------------------------------------
 
     @contextmanager
     def planning_lock(self, name: str) -> Iterator[None]:
@@ -198,10 +183,10 @@ class BudgetLedger:
         stop the plan's writes on its other connections.
         """
         key = int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
-        if self.engine.dialect.name == "sqlite":
+        if self._db.engine.dialect.name == "sqlite":
             import fcntl
 
-            database = self.engine.url.database or "judgeq.db"
+            database = self._db.engine.url.database or "judgeq.db"
             with open(f"{database}.planning.lock", "a+b") as handle:
                 fcntl.flock(handle, fcntl.LOCK_EX)
                 try:
@@ -209,7 +194,7 @@ class BudgetLedger:
                 finally:
                     fcntl.flock(handle, fcntl.LOCK_UN)
             return
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             conn.execute(sa.select(sa.func.pg_advisory_lock(key)))
             conn.commit()
             try:
@@ -227,7 +212,7 @@ class BudgetLedger:
         before the first read, so that read-then-write waits its turn instead
         of failing on a lock upgrade.
         """
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             if conn.dialect.name == "sqlite":
                 conn.exec_driver_sql("BEGIN IMMEDIATE")
                 try:

@@ -1,20 +1,16 @@
 """A judge's verdicts with the records they judged (what a distilled judge is trained on), and a
 cascade's stages in a run (what ``judgeq report`` shows of it).
-
-These are methods of :class:`ledger.store.Ledger` (this class is one of its bases).
 """
 
 from __future__ import annotations
 
-from abc import abstractmethod
 from collections.abc import Iterator, Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass
 from typing import Any, Final
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
 
+from ledger.db import Db
 from ledger.models import ITEMS, SCORES
 from ledger.text import loaded_json
 
@@ -53,11 +49,11 @@ class CascadeCounts:
     called_usd: float
 
 
-class TeacherLedger:
-    """Reading a judge's rows together with their items (see the module's docstring)."""
+class TeacherStore:
+    """A judge's rows with their items: ``Ledger.teacher`` (see the module's docstring)."""
 
-    @abstractmethod
-    def _connect(self) -> AbstractContextManager[Connection]: ...
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
     def verdict_rows(self, eval_name: str, run_ids: Sequence[str]) -> Iterator[VerdictRow]:
         """Every row of ``eval_name`` in ``run_ids`` (any status), with its item's record, run by run."""
@@ -69,7 +65,7 @@ class TeacherLedger:
                     .select_from(join)
                     .where(SCORES.c.run_id == run_id, SCORES.c.eval == eval_name)
                     .order_by(SCORES.c.trace_id))
-            with self._connect() as conn:
+            with self._db.connect() as conn:
                 for row in conn.execute(stmt.execution_options(yield_per=_BATCH)):
                     yield VerdictRow(run_id=row[0], trace_id=row[1], status=row[2], label=row[3], score=row[4],
                                      judge_version=row[5], cluster=row[6],
@@ -88,7 +84,7 @@ class TeacherLedger:
                           sa.func.sum(sa.case((paid, 1), else_=0)),
                           sa.func.sum(sa.case((paid, c.cost_usd), else_=0.0)))
                 .where(c.run_id == run_id, c.stage.is_not(None)).group_by(c.eval).order_by(c.eval))
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             return [CascadeCounts(eval=r[0], rows=int(r[1]), first=int(r[2] or 0), then=int(r[3] or 0),
                                   audited=int(r[4] or 0), audit_agreed=int(r[5] or 0), cost_usd=float(r[6] or 0),
                                   called=int(r[7] or 0), called_usd=float(r[8] or 0))

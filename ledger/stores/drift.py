@@ -1,29 +1,24 @@
 """The ledger side of drift checks: a judge's scored rows over a span of online runs, and the checks' outcomes.
 
-``drift_rows`` reads what ``online.drift`` needs of a span's rows (score,
+``DriftStore.rows`` reads what ``online.drift`` needs of a span's rows (score,
 weight 1/p, cluster, and the metadata keys a check slices by), streamed, in
 chunks of runs; the stored records' text stays in the database, only their
 ``metadata`` objects are read, and only when a key is asked for.
-``record_drift`` writes a check's rows (one per slice) in one transaction;
-``drift_checks`` reads them back, newest first.
-
-These are methods of :class:`ledger.store.Ledger` (this class is one of its bases).
+``record`` writes a check's rows (one per slice) in one transaction;
+``checks`` reads them back, newest first.
 """
 
 from __future__ import annotations
 
 import math
-from abc import abstractmethod
 from collections.abc import Sequence
-from contextlib import AbstractContextManager
 from dataclasses import dataclass, field
 from datetime import datetime
 from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection
-from sqlmodel import Session
 
+from ledger.db import Db
 from ledger.errors import LedgerArgumentError
 from ledger.models import DRIFT_CHECKS, DRIFT_STATUSES, DRIFT_VIAS, ITEMS, RUNS, SCORES, DriftCheck
 from ledger.queries import IN_CHUNK, STREAM_BATCH
@@ -62,16 +57,13 @@ class WindowRun:
     status: str
 
 
-class DriftLedger:
-    """The drift methods of the Ledger (see the module's docstring)."""
+class DriftStore:
+    """Drift checks' rows and outcomes: ``Ledger.drift`` (see the module's docstring)."""
 
-    @abstractmethod
-    def _connect(self) -> AbstractContextManager[Connection]: ...
+    def __init__(self, db: Db) -> None:
+        self._db = db
 
-    @abstractmethod
-    def _session(self) -> AbstractContextManager[Session]: ...
-
-    def drift_rows(self, run_ids: Sequence[str], judge: str, keys: Sequence[str] = ()) -> DriftRows:
+    def rows(self, run_ids: Sequence[str], judge: str, keys: Sequence[str] = ()) -> DriftRows:
         """The scored rows of ``judge`` in ``run_ids``, with the metadata ``keys`` of their records.
 
         ``ledger.frames`` (numpy) is imported here: workers, which load this module, never need it.
@@ -84,7 +76,7 @@ class DriftLedger:
         if joined:
             columns.append(ITEMS.c.record["metadata"])
         ids = list(dict.fromkeys(run_ids))
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             for start in range(0, len(ids), IN_CHUNK):
                 stmt = sa.select(*columns)
                 if joined:
@@ -103,19 +95,19 @@ class DriftLedger:
                             out.by[key].append(as_text(meta.get(key)))
         return out
 
-    def drift_runs(self, source: str, judge: str) -> list[WindowRun]:
+    def runs(self, source: str, judge: str) -> list[WindowRun]:
         """``source``'s online runs with ``judge`` (their window ids, versions and statuses), oldest first."""
         stmt = sa.select(RUNS.c.id, RUNS.c.window, RUNS.c.created_at, RUNS.c.judges, RUNS.c.status).where(
             RUNS.c.kind == "online", RUNS.c.dataset_name == source, RUNS.c.window.is_not(None))
         found = []
-        with self._connect() as conn:
+        with self._db.connect() as conn:
             for run_id, window, created_at, judges, status in conn.execute(stmt):
-                if isinstance(judges, dict) and judge in judges:  # JSON keys are matched here, as online_runs does
+                if isinstance(judges, dict) and judge in judges:  # JSON keys matched here, as windows.online_runs does
                     about = judges[judge] if isinstance(judges[judge], dict) else {}
                     found.append(WindowRun(run_id, window, created_at, about.get("version"), status))
         return sorted(found, key=lambda r: (r.created_at, r.run_id))
 
-    def record_drift(self, checks: Sequence[DriftCheck]) -> None:
+    def record(self, checks: Sequence[DriftCheck]) -> None:
         """Write one check's rows (one per slice) in one transaction; NaN and infinities are stored as NULL."""
         rows = []
         for check in checks:
@@ -133,10 +125,10 @@ class DriftLedger:
             rows.append({k: storable(v) if isinstance(v, str) else v for k, v in values.items()})
         if not rows:
             return
-        with self._connect() as conn, conn.begin():
+        with self._db.connect() as conn, conn.begin():
             conn.execute(sa.insert(DRIFT_CHECKS), rows)
 
-    def drift_checks(self, source: str, judge: str, *, status: str | None = None, since: datetime | None = None,
+    def checks(self, source: str, judge: str, *, status: str | None = None, since: datetime | None = None,
                      limit: int = 10_000) -> list[DriftCheck]:
         """The rows of ``source``'s and ``judge``'s checks (``status`` only, ``at`` >= ``since``), newest first."""
         stmt = sa.select(DriftCheck).where(DRIFT_CHECKS.c.source == source, DRIFT_CHECKS.c.judge == judge)
@@ -145,8 +137,4 @@ class DriftLedger:
         if since is not None:
             stmt = stmt.where(DRIFT_CHECKS.c.at >= since)
         stmt = stmt.order_by(DRIFT_CHECKS.c.at.desc(), DRIFT_CHECKS.c.id.desc()).limit(limit)
-        with self._session() as session:
-            found = list(session.scalars(stmt))
-            for check in found:
-                session.expunge(check)
-        return found
+        return self._db.rows(stmt)
