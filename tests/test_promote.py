@@ -368,12 +368,17 @@ def test_bad_promote_input_exits_2_and_writes_nothing(sqlite_url: str, tmp_path:
     env = _env(tmp_path, sqlite_url)
     batch = tmp_path / "batch.jsonl"
     _write(batch, [{"id": "b1", "output": "no"}])
-    run_id = _offline_run(Ledger(sqlite_url), [(_record(1, "de"), 0.0)]).id
+    with Ledger(sqlite_url) as ledger:
+        run_id = _offline_run(ledger, [(_record(1, "de"), 0.0)]).id
     golden = tmp_path / "golden.jsonl"
     _write(golden, [{"id": "g1", "output": "ok"}])
-    before = sorted(os.listdir(tmp_path)), golden.read_bytes(), batch.read_bytes()
+
+    def files() -> list[str]:  # SQLite's -wal and -shm come and go with its connections: not our writes
+        return sorted(n for n in os.listdir(tmp_path) if not n.endswith(("-wal", "-shm")))
+
+    before = files(), golden.read_bytes(), batch.read_bytes()
     given = [a.format(tmp=tmp_path) for a in args]
     done = _cli(env, "promote", *(["--run", run_id] if "--run" not in given and "--source" not in given else []),
                 *(["--to", str(golden)] if "--to" not in given else []), *given, code=2)
     assert words in done.stderr and done.stderr.count("\n") == 1, done.stderr
-    assert (sorted(os.listdir(tmp_path)), golden.read_bytes(), batch.read_bytes()) == before
+    assert (files(), golden.read_bytes(), batch.read_bytes()) == before
