@@ -117,12 +117,14 @@ def rates_in_force(ledger: Ledger, schedules: dict[str, Any], judge: str | None,
 # -- history ----------------------------------------------------------------------
 
 
-def history_entries(ledger: Ledger, *, limit: int, judge: str | None, day: str | None) -> list[dict[str, Any]]:
-    """Budget changes and controller decisions as JSON-ready entries, newest first, ``limit`` of them."""
-    changes = ledger.budgets.history(limit=limit if judge is None else 100_000)
+def history_entries(ledger: Ledger, *, limit: int, judge: str | None, day: str | None,
+                    changes_only: bool = False, decisions_only: bool = False) -> list[dict[str, Any]]:
+    """Budget changes and controller decisions as JSON-ready entries, newest first, ``limit`` of them
+    (``changes_only``: the changes people made alone; ``decisions_only``: the controller's alone)."""
+    changes = [] if decisions_only else ledger.budgets.history(limit=limit if judge is None else 100_000)
     if judge is not None:
         changes = [c for c in changes if parse_scope(c.scope).judge == judge][:limit]
-    decisions = ledger.budgets.decisions(day=day, limit=limit, judge=judge)
+    decisions = [] if changes_only else ledger.budgets.decisions(day=day, limit=limit, judge=judge)
     entries = [change_json(c) for c in changes] + [_decision_json(d) for d in decisions]
     entries.sort(key=lambda e: (e["at"], e["id"]), reverse=True)
     return entries[:limit]

@@ -97,6 +97,15 @@ def test_budgets_are_set_unset_and_their_history_shown(env: dict[str, str], ledg
     assert "$20.00/day -> $25.00/day by tester via cli" in table and "none -> $20.00/day by tester via cli (pilot)" in table
     assert "0.125 for window 2026-12-01T14: 1,200 traces expected, $0.0020/item, $4.20 left" in table
     assert "contains" not in table
+    # The changes people made apart from the controller's decisions (which outnumber them by far), and back.
+    only_changes = as_json(env, "budget", "history", "--changes", "--limit", "3")
+    assert [(e["kind"], e["scope"]) for e in only_changes] == [
+        ("change", "schedule:adhoc/judge:contains"), ("change", "judge:exact_match"), ("change", "global")]
+    only_decisions = as_json(env, "budget", "history", "--decisions")
+    assert [(e["kind"], e["stratum"]) for e in only_decisions] == [("decision", "de")]
+    assert "pacing" not in judgeq(env, "budget", "history", "--changes").stdout
+    both = judgeq(env, "budget", "history", "--changes", "--decisions", code=2)
+    assert "give --changes or --decisions, not both" in both.stderr
 
 
 #: Bad values, each with what its message says. Checked before the ledger is written, the same on both backends.

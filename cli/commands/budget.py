@@ -99,15 +99,20 @@ def budget_history(
     judge: Annotated[Optional[str], typer.Option("--judge", help="Only this judge's budgets and decisions.")] = None,
     day: Annotated[Optional[str], typer.Option("--day", help="Only the decisions of this budget day "
                                                "(YYYY-MM-DD).")] = None,
+    changes: Annotated[bool, typer.Option("--changes", help="Only the budget changes people made.")] = False,
+    decisions: Annotated[bool, typer.Option("--decisions", help="Only the controller's decisions.")] = False,
     json_out: JsonOpt = False,
 ) -> None:
     """Budget changes (who, when, through what, old -> new) and the controller's decisions, newest first."""
     from cli.views.budget import print_history
     from scheduler.budgets import history_entries
 
+    if changes and decisions:
+        raise UsageError("give --changes or --decisions, not both (without either, history shows both)")
     if day is not None:
         _parse_date(day)
-    entries = history_entries(_ledger(ctx), limit=limit, judge=judge, day=day)
+    entries = history_entries(_ledger(ctx), limit=limit, judge=judge, day=day, changes_only=changes,
+                              decisions_only=decisions)
     if json_out:
         from cli.views.render import print_json
 
