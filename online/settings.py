@@ -25,6 +25,11 @@ class OnlineSettings(BaseSettings):
         description="Seconds a fleet run may go without a new row before the broker is searched for chunks a killed "
         "worker lost (their items are sent again): by a waiting submitter, and by beat's online ticks.",
     )
+    retention_days: int = Field(
+        default=90, ge=1, le=36_500,
+        description="Days the budget controller's decisions and the drift checks are kept; beat prunes older rows "
+        "daily (`judgeq db prune` by hand). Budget changes, runs and scores are never pruned.",
+    )
     budget_tick_s: float = Field(
         default=60.0, gt=0, le=3600,
         description="Seconds between the budget controller's ticks in `judgeq beat` (each plans the next windows).",

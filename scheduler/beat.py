@@ -21,6 +21,8 @@ if TYPE_CHECKING:
 TICK_TASK: Final = "judgeq.online_tick"
 BUDGET_TASK: Final = "judgeq.budget_tick"
 DRIFT_TASK: Final = "judgeq.drift_tick"
+PRUNE_TASK: Final = "judgeq.prune"
+PRUNE_EVERY_S: Final = 24 * 3600.0  # the retention is counted in days: once a day is enough
 #: Redis keys of beat's state (celery-redbeat's), apart from judgeq's others.
 BEAT_KEY_PREFIX: Final = "judgeq:beat:"
 #: The lock one beat holds while it fires (redbeat's default name under the prefix, set explicitly here).
@@ -30,7 +32,8 @@ BEAT_LOCK_KEY: Final = BEAT_KEY_PREFIX + ":lock"
 def beat_schedule(schedules: dict[str, Schedule], budget_every_s: float = 60.0) -> dict[str, dict[str, Any]]:
     """Celery's ``beat_schedule``: one entry per online schedule, firing its tick every ``every``; one per
     schedule with an ``[online.NAME.drift]`` table, firing its drift check every ``drift.every`` (default:
-    the schedule's); and the budget controller's tick every minute (it plans only judges that have a budget)."""
+    the schedule's); the budget controller's tick every minute (it plans only judges that have a budget); and
+    the daily prune of old decisions and drift checks (online/retention.py)."""
     entries: dict[str, dict[str, Any]] = {
         f"online:{name}": {
             "task": TICK_TASK,
@@ -48,6 +51,8 @@ def beat_schedule(schedules: dict[str, Schedule], budget_every_s: float = 60.0) 
     if schedules:
         entries["budget"] = {"task": BUDGET_TASK, "schedule": budget_every_s, "args": [],
                              "options": {"queue": QUEUE_LOCAL, "expires": budget_every_s}}
+        entries["prune"] = {"task": PRUNE_TASK, "schedule": PRUNE_EVERY_S, "args": [],
+                            "options": {"queue": QUEUE_LOCAL, "expires": 3600.0}}
     return entries
 
 

@@ -131,6 +131,20 @@ def test_the_drift_tick_in_a_real_worker_records_the_check_and_posts_the_alert(
         # The task's result (what Flower's task list shows and searches) starts with what on-call filters for.
         assert "succeeded in" in log and "'ALERT: drift of exact on hourly: ALERT" in log, log[-3000:]
         assert "'REFUSED: not a schedule name'" in log and "'ERROR: " in log
+
+        # Beat's daily prune, in the same worker: a check made 100 days ago goes (the retention is 90 days),
+        # today's stay.
+        from ledger import Ledger
+
+        from .test_retention import check
+
+        with Ledger(pg_url) as ledger:
+            ledger.drift.record([check(datetime.now(UTC) - timedelta(days=100), check_id="ancient")])
+            sender.send_task("judgeq.prune", queue="local")
+            wait_until(lambda: "pruned 0 budget decisions and 1 drift checks made before" in worker.log(), 30,
+                       lambda: f"the prune; worker:\n{worker.log()[-2000:]}")
+            assert {c.check_id for c in ledger.drift.checks("hourly", "exact")} == {r["check_id"] for r in rows()}
+            assert "ancient" not in {r["check_id"] for r in rows()} and rows()
         assert "Traceback" not in log
         engine.dispose()
     finally:

@@ -193,6 +193,11 @@ def register(app: Celery, state: ProcessState) -> None:
         """Beat's minute tick of the budget controller (``budget_tick``)."""
         return budget_tick(state)
 
+    @app.task(name="judgeq.prune", ignore_result=True, shared=False)
+    def prune_task() -> str:
+        """Beat's daily prune of old decisions and drift checks (``prune``)."""
+        return prune(state)
+
     @app.task(name="judgeq.drift_tick", ignore_result=True, shared=False)
     def drift_tick_task(schedule: Any) -> str:
         """Beat's drift check of an [online.NAME] schedule with a drift table (``drift_tick``)."""
@@ -338,6 +343,19 @@ def budget_tick(process: ProcessState) -> list[str]:
     for ahead in planned:
         log.info("budget %s", ahead.summary())
     return [ahead.summary() for ahead in planned]
+
+
+def prune(process: ProcessState) -> str:
+    """Beat's daily prune (online/retention.py): the decisions and drift checks older than the retention."""
+    from datetime import UTC, datetime
+
+    from online.retention import prune as prune_rows
+
+    state = process.ensure()
+    assert state.ledger is not None
+    pruned = prune_rows(state.ledger, datetime.now(UTC), state.settings.online.retention_days)
+    log.info("%s", pruned.summary())
+    return pruned.summary()
 
 
 def drift_tick(process: ProcessState, schedule: Any) -> str:

@@ -17,6 +17,7 @@ from __future__ import annotations
 import hashlib
 from collections.abc import Iterator, Mapping, Sequence
 from contextlib import contextmanager
+from datetime import datetime
 from typing import Any, Final
 
 import sqlalchemy as sa
@@ -104,6 +105,13 @@ class BudgetStore:
         with self._db.connect() as conn, conn.begin():
             conn.execute(sa.insert(BUDGET_DECISIONS), _decision_values(rows))
         return len(rows)
+
+    def prune_decisions(self, before: datetime) -> int:
+        """Delete the controller's decisions made before ``before`` (the retention); how many. The budget
+        changes people made (``budget_history``) are never pruned: they are the audit trail."""
+        from ledger.prune import prune_before
+
+        return prune_before(self._db, BUDGET_DECISIONS, "at", before)
 
     def set_planned_rates(self, schedule: str, judge: str, rates: Mapping[str, tuple[float, str]],
                           decisions: Sequence[DecisionIn], *, set_by: str) -> None:

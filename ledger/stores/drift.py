@@ -63,6 +63,13 @@ class DriftStore:
     def __init__(self, db: Db) -> None:
         self._db = db
 
+    def prune(self, before: datetime) -> int:
+        """Delete the drift checks' rows of checks made (``checked_at``) before ``before`` (the retention);
+        how many. A check of an old span made today is kept."""
+        from ledger.prune import prune_before
+
+        return prune_before(self._db, DRIFT_CHECKS, "checked_at", before)
+
     def rows(self, run_ids: Sequence[str], judge: str, keys: Sequence[str] = ()) -> DriftRows:
         """The scored rows of ``judge`` in ``run_ids``, with the metadata ``keys`` of their records.
 
