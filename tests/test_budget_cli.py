@@ -8,6 +8,8 @@ their runs settle, and the rates in force from the ledger and the config.
 from __future__ import annotations
 
 import json
+import os
+import pwd
 import subprocess
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
@@ -21,6 +23,9 @@ from ledger.budget_rows import DecisionIn, utc_day
 from .cli_runner import invoke
 from .processes import base_env
 from .test_ledger_budget import online_run, rows
+
+#: Who a CLI change is recorded as: the account this test runs as (the tests' USER=tester is not believed).
+ACCOUNT = pwd.getpwuid(os.getuid()).pw_name
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -66,11 +71,11 @@ def as_json(env: dict[str, str], *args: str) -> Any:
 def test_budgets_are_set_unset_and_their_history_shown(env: dict[str, str], ledger_url: str) -> None:
     change = as_json(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "20", "--note", "pilot")
     assert (change["scope"], change["old_usd"], change["new_usd"], change["who"], change["via"]) == (
-        "judge:exact_match", None, 20.0, "tester", "cli")
+        "judge:exact_match", None, 20.0, ACCOUNT, "cli")  # the OS account, not the USER the environment claims
     said = judgeq(env, "budget", "set", "--judge", "exact_match", "--schedule", "prod-hourly", "--usd-per-day", "5.5")
-    assert "schedule:prod-hourly/judge:exact_match: none -> $5.50/day by tester via cli" in said.stdout
+    assert f"schedule:prod-hourly/judge:exact_match: none -> $5.50/day by {ACCOUNT} via cli" in said.stdout
     judgeq(env, "budget", "set", "--judge", "contains", "--schedule", "adhoc", "--usd-per-day", "1")  # a source's runs
-    judgeq(env, "budget", "set", "--global", "--usd-per-day", "0", "--who", "ops-bot")
+    judgeq(env, "budget", "set", "--global", "--usd-per-day", "0")
     judgeq(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "25")
     removed = as_json(env, "budget", "unset", "--judge", "contains", "--schedule", "adhoc")
     assert (removed["old_usd"], removed["new_usd"]) == (1.0, None)
@@ -94,7 +99,8 @@ def test_budgets_are_set_unset_and_their_history_shown(env: dict[str, str], ledg
     assert [e["kind"] for e in as_json(env, "budget", "history", "--limit", "2")] == ["decision", "change"]
     assert len(as_json(env, "budget", "history", "--judge", "contains")) == 2
     table = judgeq(env, "budget", "history", "--judge", "exact_match").stdout
-    assert "$20.00/day -> $25.00/day by tester via cli" in table and "none -> $20.00/day by tester via cli (pilot)" in table
+    assert f"$20.00/day -> $25.00/day by {ACCOUNT} via cli" in table
+    assert f"none -> $20.00/day by {ACCOUNT} via cli (pilot)" in table
     assert "0.125 for window 2026-12-01T14: 1,200 traces expected, $0.0020/item, $4.20 left" in table
     assert "contains" not in table
     # The changes people made apart from the controller's decisions (which outnumber them by far), and back.
@@ -116,12 +122,12 @@ BAD = [
     (["set", "--judge", "exact_match", "--usd-per-day", "1e13"], "is not a budget"),
     (["set", "--judge", "exact_match", "--usd-per-day", "lots"], "Invalid value for '--usd-per-day'"),
     (["set", "--judge", "exact_match", "--usd-per-day", "-0.0"], "--usd-per-day -0 is not a budget (negative)"),
-    (["set", "--judge", "exact_match", "--usd-per-day", "1", "--who", "\x1b[2J\x1b[31mroot"],
-     "--who holds a control or invisible character (U+001B at position 1)"),
+    # who is the OS account running the command: no flag names someone else
+    (["set", "--judge", "exact_match", "--usd-per-day", "1", "--who", "the-ceo"], "No such option: --who"),
     (["set", "--judge", "exact_match", "--usd-per-day", "1", "--note", "ok\nforged line"],
      "--note holds a control or invisible character (U+000A at position 3)"),
-    (["set", "--judge", "exact_match", "--usd-per-day", "1", "--who", "ana\u202egnp.exe"], "U+202E at position 4"),
-    (["unset", "--judge", "exact_match", "--who", "x" * 81], "--who is 81 characters long, more than 80"),
+    (["set", "--judge", "exact_match", "--usd-per-day", "1", "--note", "ana\u202egnp.exe"], "U+202E at position 4"),
+    (["unset", "--judge", "exact_match", "--note", "x" * 501], "--note is 501 characters long, more than 500"),
     (["set", "--judge", "nope", "--usd-per-day", "1"], "unknown judge 'nope'"),
     (["set", "--judge", "regex", "--usd-per-day", "1"], "unknown judge 'regex'"),  # a builtin needing a table
     (["set", "--judge", "exact_match", "--schedule", "nightly", "--usd-per-day", "1"], "unknown schedule 'nightly'"),
@@ -246,7 +252,7 @@ def test_a_budget_is_echoed_and_shown_as_stored(sqlite_url: str, tmp_path: Path)
     config.write_text(CONFIG)
     env = base_env(JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(config), USER="tester")
     said = judgeq(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "0.045").stdout
-    assert "judge:exact_match: none -> $0.045/day by tester via cli" in said
+    assert f"judge:exact_match: none -> $0.045/day by {ACCOUNT} via cli" in said
     said = judgeq(env, "budget", "set", "--judge", "exact_match", "--usd-per-day", "1234.5").stdout
     assert "$0.045/day -> $1,234.50/day" in said
     judgeq(env, "budget", "set", "--global", "--usd-per-day", "0.0001234")

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import getpass
 import os
+import pwd
 from datetime import UTC, date, datetime
 from pathlib import Path
 from typing import TYPE_CHECKING, Annotated, Any, Optional
@@ -33,7 +34,6 @@ ScheduleOpt = Annotated[Optional[str], typer.Option("--schedule", help="Only wit
                                                     "[online.NAME] table, or an ad-hoc run's source).")]
 GlobalOpt = Annotated[bool, typer.Option("--global", help="The cap of all online judging together.")]
 NoteOpt = Annotated[str, typer.Option("--note", help="Why: kept in the history.")]
-WhoOpt = Annotated[Optional[str], typer.Option("--who", help="Who makes the change (default: the login name).")]
 
 
 @budget_app.command("set")
@@ -44,12 +44,11 @@ def budget_set(
     schedule: ScheduleOpt = None,
     everything: GlobalOpt = False,
     note: NoteOpt = "",
-    who: WhoOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Set a daily budget; the controller applies it at its next tick, and the change is kept in the history."""
     _scope(judge, schedule, everything)
-    change = _set(ctx, judge, schedule, usd_per_day, who, note)
+    change = _set(ctx, judge, schedule, usd_per_day, note)
     _print_change(change, json_out)
 
 
@@ -60,12 +59,11 @@ def budget_unset(
     schedule: ScheduleOpt = None,
     everything: GlobalOpt = False,
     note: NoteOpt = "",
-    who: WhoOpt = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Remove a daily budget (its rates stay as last set until someone or the controller changes them)."""
     scope = _scope(judge, schedule, everything)
-    change = _set(ctx, judge, schedule, None, who, note)
+    change = _set(ctx, judge, schedule, None, note)
     if change is None:
         raise UsageError(f"there is no budget for {scope} to remove; see `judgeq budget show`")
     _print_change(change, json_out)
@@ -139,15 +137,14 @@ def _scope(judge: Optional[str], schedule: Optional[str], everything: bool) -> s
         raise UsageError(f"--judge/--schedule: {exc}") from None
 
 
-def _set(ctx: typer.Context, judge: Optional[str], schedule: Optional[str], usd: Optional[float], who: Optional[str],
-         note: str) -> Any:
+def _set(ctx: typer.Context, judge: Optional[str], schedule: Optional[str], usd: Optional[float], note: str) -> Any:
     """Set (None: remove) the budget the flags name through the one checked path of Flower's task too
-    (online/budget/setting.py: amount, names, who and note); exit 2 for anything it refuses."""
+    (online/budget/setting.py: amount, names, who and note), as the OS account running the command;
+    exit 2 for anything it refuses."""
     from online.budget.setting import set_checked
 
     return set_checked(_ledger(ctx), _config_path(ctx), judge=judge, schedule=schedule, usd=usd,
-                       who=who if who is not None else _login(), via="cli", note=note,
-                       names=("--usd-per-day", "--who", "--note"))
+                       who=os_account(), via="cli", note=note, names=("--usd-per-day", "who", "--note"))
 
 
 def _day(text: Optional[str], now: datetime) -> date:
@@ -178,10 +175,17 @@ def _config_path(ctx: typer.Context) -> Path:
     return settings_of(ctx).config
 
 
-def _login() -> str:
+def os_account() -> str:
+    """Who a CLI change is recorded as: the OS account the process runs as (its uid's name), not a name the
+    environment or a flag claims, so the history says who could make the change. A uid the password
+    database does not know (a container's) falls back to the login name the environment gives."""
+    try:
+        return pwd.getpwuid(os.getuid()).pw_name
+    except KeyError:
+        pass
     try:
         return getpass.getuser()
-    except (KeyError, OSError):  # no USER/LOGNAME and a uid the password database does not know (a container)
+    except (KeyError, OSError):  # no USER/LOGNAME either
         return os.environ.get("HOSTNAME") or "unknown"
 
 
