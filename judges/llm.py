@@ -287,6 +287,8 @@ class LlmJudge:
             tokens_out=tokens_out,
             latency_s=latency,
             attempts=1,
+            provider_model=_said(response, "model"),
+            system_fingerprint=_said(response, "system_fingerprint"),
         )
 
     def _complete(self, messages: list[dict[str, str]]) -> Any:
@@ -512,6 +514,17 @@ def _import_litellm() -> ModuleType:
     for name in ("LiteLLM", "LiteLLM Router", "LiteLLM Proxy"):
         logging.getLogger(name).setLevel(logging.WARNING)
     return litellm
+
+
+#: The most characters kept of what a provider says of itself (a model name, a fingerprint): its text, not ours.
+_MAX_IDENTITY = 200
+
+
+def _said(response: Any, name: str) -> str | None:
+    """What the provider's response says in ``name`` (the model that answered, the system fingerprint), if a
+    non-empty string: litellm copies both from the provider's JSON (ModelResponse.model, .system_fingerprint)."""
+    value = getattr(response, name, None)
+    return value[:_MAX_IDENTITY] if isinstance(value, str) and value.strip() else None
 
 
 def _tokens(response: Any) -> tuple[int, int]:

@@ -36,6 +36,8 @@ class Verdict:
     stage: str | None = None  # a cascade's: "first" (the distilled judge decided) or "then" (escalated)
     audit_label: str | None = None  # a cascade's audited item: what the teacher said as well
     audit_score: float | None = None
+    provider_model: str | None = None  # an LLM judge's: the model the provider says answered (not the alias asked)
+    system_fingerprint: str | None = None  # and its backend configuration, where the provider sends one
 
     @classmethod
     def failed(cls, trace_id: str, error: str, **usage: Any) -> "Verdict":

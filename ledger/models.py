@@ -150,6 +150,8 @@ class Score(LedgerModel, table=True):
     stage: str | None = None  # a cascade's row: "first" (its distilled judge decided) or "then" (escalated)
     audit_label: str | None = None  # a cascade's audited row: the teacher's label and score beside the student's
     audit_score: float | None = None
+    provider_model: str | None = None  # the model the provider says answered (its response's "model"; 0012)
+    system_fingerprint: str | None = None  # the provider's backend configuration, where it sends one (0012)
 
 
 class WindowStratum(LedgerModel, table=True):

@@ -66,6 +66,8 @@ class ScoreIn:
     stage: str | None = None
     audit_label: str | None = None
     audit_score: float | None = None
+    provider_model: str | None = None
+    system_fingerprint: str | None = None
     ts: datetime | None = None
 
     def __post_init__(self) -> None:
@@ -150,6 +152,27 @@ class EvalSummary:
     account_errors: int = 0  # errors from the provider refusing the account, or the circuit they opened
     transient_errors: int = 0  # no answer from the provider within the retry budget: `judgeq resume` retries them
     error_kinds: tuple[ErrorKindCount, ...] = ()  # the error rows by kind, the commonest first
+    providers: tuple[ProviderIdentity, ...] = ()  # what answered behind the judge's model alias, first seen first
+
+    @property
+    def provider_changed(self) -> bool:
+        """Whether the rows name more than one model or system fingerprint the provider said answered."""
+        return len(self.providers) > 1
+
+
+@dataclass(frozen=True)
+class ProviderIdentity:
+    """One model (and system fingerprint) a provider said answered an eval's calls, on how many rows, when."""
+
+    model: str | None
+    fingerprint: str | None
+    rows: int
+    first_ts: datetime
+    last_ts: datetime
+
+    def text(self) -> str:
+        fingerprint = "" if self.fingerprint is None else f" ({self.fingerprint})"
+        return f"{self.model or 'an unnamed model'}{fingerprint}"
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,7 @@ from __future__ import annotations
 
 from array import array
 from collections import defaultdict
+from collections.abc import Sequence
 from typing import Final
 
 import sqlalchemy as sa
@@ -21,7 +22,7 @@ from sqlalchemy.engine import Connection
 
 from ledger.models import SCORES
 from ledger.queries import STREAM_BATCH, TRANSIENT
-from ledger.rows import ErrorKindCount, EvalSummary
+from ledger.rows import ErrorKindCount, EvalSummary, ProviderIdentity
 
 SAMPLE_CHARS: Final = 1000  # an error sample is cut to this many characters (its next step is at its end)
 
@@ -57,6 +58,7 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
         .order_by(SCORES.c.eval)
     )
     kinds = _error_kinds(conn, run_id)
+    providers = provider_identities(conn, [run_id])
     summaries = []
     for (name, n, ok, errors, skipped, cached, sum_ws, sum_w, cost, t_in, t_out, saved, account,
          transient) in conn.execute(totals):
@@ -80,9 +82,28 @@ def summarize(conn: Connection, run_id: str) -> list[EvalSummary]:
                 account_errors=int(account),
                 transient_errors=int(transient),
                 error_kinds=tuple(kinds.get(name, ())),
+                providers=tuple(providers.get(name, ())),
             )
         )
     return summaries
+
+
+def provider_identities(conn: Connection, run_ids: Sequence[str]) -> dict[str, list[ProviderIdentity]]:
+    """Each eval's models and system fingerprints the provider said answered, over ``run_ids``' rows, the first
+    seen first (rows that name neither, a local judge's, are left out)."""
+    stmt = (
+        sa.select(SCORES.c.eval, SCORES.c.provider_model, SCORES.c.system_fingerprint, sa.func.count(),
+                  sa.func.min(SCORES.c.ts), sa.func.max(SCORES.c.ts))
+        .where(SCORES.c.run_id.in_(list(run_ids)),
+               sa.or_(SCORES.c.provider_model.is_not(None), SCORES.c.system_fingerprint.is_not(None)))
+        .group_by(SCORES.c.eval, SCORES.c.provider_model, SCORES.c.system_fingerprint)
+    )
+    found: dict[str, list[ProviderIdentity]] = defaultdict(list)
+    for name, model, fingerprint, count, first, last in conn.execute(stmt):
+        found[name].append(ProviderIdentity(model, fingerprint, int(count), first, last))
+    for identities in found.values():
+        identities.sort(key=lambda i: (i.first_ts, i.model or "", i.fingerprint or ""))
+    return found
 
 
 def _error_kinds(conn: Connection, run_id: str) -> dict[str, list[ErrorKindCount]]:

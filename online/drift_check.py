@@ -103,6 +103,7 @@ class DriftReport:
     long: Span
     slices: tuple[SliceDrift, ...] = ()
     empty: str = ""  # the span without a scored row, when the windows were there
+    provider_note: str | None = None  # the provider's model or fingerprint changed between the spans
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     @property
@@ -154,6 +155,8 @@ class DriftReport:
                          f"(n={s.long.n}), drop {s.drop:.3f}, Holm p={s.adjusted:.2g}")
         if self.version_changed:
             lines.append("note: the short window was judged by a judge version the baseline was not")
+        if self.provider_note is not None:
+            lines.append(f"note: {self.provider_note}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -162,7 +165,7 @@ class DriftReport:
                 "at": _iso(q.at), "short": format_duration(q.short), "long": format_duration(q.long),
                 "min_drop": q.min_drop, "by": list(q.by), "confidence": 0.95, "one_sided": True,
                 "correction": "holm", "short_span": self.short.to_json(), "long_span": self.long.to_json(),
-                "judge_version_changed": self.version_changed,
+                "judge_version_changed": self.version_changed, "provider_changed": self.provider_note,
                 "no_data": self.no_data_reason() if self.status == "no_data" else None,
                 "slices": [s.to_json() for s in self.slices]}
 
@@ -273,8 +276,12 @@ def check(ledger: Ledger, query: DriftQuery) -> DriftReport:
         empty = SliceDrift(None, "all", None, None, None, None, None, None, None, "no_data")
         return DriftReport(query, short_span, long_span, (empty,),
                            empty="short window" if not len(short) else "long baseline")
+    from .providers import span_change
+
+    note = span_change(ledger.scores.providers(long_span.run_ids, query.judge),
+                       ledger.scores.providers(short_span.run_ids, query.judge))
     return DriftReport(query, short_span, long_span,
-                       tuple(decide(slice_inputs(short, long, query.by), query.min_drop)))
+                       tuple(decide(slice_inputs(short, long, query.by), query.min_drop)), provider_note=note)
 
 
 def record(ledger: Ledger, report: DriftReport, via: str) -> None:

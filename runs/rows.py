@@ -71,6 +71,8 @@ def score_row(message: ChunkMessage, record: Record, verdict: Verdict, judge_ver
         stage=verdict.stage,
         audit_label=verdict.audit_label,
         audit_score=verdict.audit_score,
+        provider_model=verdict.provider_model,
+        system_fingerprint=verdict.system_fingerprint,
     )
 
 

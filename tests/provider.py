@@ -184,6 +184,8 @@ class FakeProvider:
         script: list[str] | None = None,
         host: str = "127.0.0.1",
         port: int = 0,
+        served_model: str | None = None,
+        system_fingerprint: str | None = None,
     ) -> None:
         for outcome in script or []:
             if outcome not in OUTCOMES:
@@ -201,6 +203,11 @@ class FakeProvider:
         self.timeout_sleep_s = timeout_sleep_s
         self.require_key = require_key
         self.verdict = verdict
+        #: What the answers say served them: the model (default: the one asked for, as the request names it)
+        #: and a system fingerprint (default: none sent). Change them between calls to rotate the model
+        #: behind an alias, as a provider may.
+        self.served_model = served_model
+        self.system_fingerprint = system_fingerprint
         self._script = collections.deque(script or [])
         self._random = random.Random(seed)
         self._lock = threading.Lock()
@@ -437,11 +444,13 @@ class FakeProvider:
         prompt_chars = sum(len(str(m.get("content") or "")) for m in body.get("messages") or [])
         prompt_tokens = max(1, prompt_chars // 4)
         completion_tokens = max(1, len(content) // 4)
+        identity = {} if self.system_fingerprint is None else {"system_fingerprint": self.system_fingerprint}
         return {
+            **identity,
             "id": f"chatcmpl-fake-{self.count()}",
             "object": "chat.completion",
             "created": int(time.time()),
-            "model": body.get("model", "fake"),
+            "model": self.served_model or body.get("model", "fake"),
             "choices": [
                 {"index": 0, "message": {"role": "assistant", "content": content}, "finish_reason": "stop"}
             ],

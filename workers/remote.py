@@ -147,7 +147,8 @@ def judge_remote(
                     todo.append(record)
                     continue
                 copy = Verdict(record.id, hit.score, hit.label, hit.reason, attempts=0, confidence=hit.confidence,
-                               stage=hit.stage)
+                               stage=hit.stage, provider_model=hit.provider_model,
+                               system_fingerprint=hit.system_fingerprint)  # whose verdict it is
                 cached_rows.append(dataclasses.replace(
                     *delivery.rows([(record, copy)]), cached=True, saved_usd=hit.cost_usd + hit.saved_usd))
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 from .console import console as _console
+from .render import cell
 from .report import _f
 
 if TYPE_CHECKING:
@@ -43,5 +44,7 @@ def show_drift(report: DriftReport, console: Any = None) -> None:
     if report.version_changed:
         console.print("[yellow]the short window was judged by a judge version the baseline was not: a drop may be "
                       "the measurement's[/yellow]")
+    if report.provider_note is not None:
+        console.print(f"[yellow]{cell(report.provider_note)}[/yellow]")
     console.print(("[bold red]" if report.alerts else "") + report.headline() + ("[/bold red]" if report.alerts
                                                                                   else ""))

@@ -85,9 +85,9 @@ def online_report(ledger: Any, run: Run, options: GateOptions, progress: Progres
     console = _console()
     for estimate in estimates:
         population_table(run, estimate, console)
-    from scheduler.causes import error_lines
+    from .report import note_lines
 
-    for line in error_lines(ledger.scores.summary(run.id)):  # why the errors column is not 0
+    for line in note_lines(ledger.scores.summary(run.id)):  # why the errors column is not 0; a provider change
         console.print(line, markup=False, highlight=False)
     skipped = run.meta.get("skipped")
     skipped = {k: v for k, v in skipped.items() if v} if isinstance(skipped, dict) else {}

@@ -154,6 +154,18 @@ def comparison_table(base_id: str, cand_id: str, comparisons: Sequence[Any], sho
                 console.print(f"  {c.eval}: {len(ids)} items {what}: {', '.join(ids[:show])}{more}")
 
 
+def note_lines(summaries: Sequence[Any]) -> list[str]:
+    """The lines under a run's table: why the errors column is not 0 (``--json``: judges[].error_kinds), and
+    when what answered behind a judge's model changed within the run (judges[].providers)."""
+    from online.providers import provider_lines
+    from scheduler.causes import error_lines
+
+    from .render import printable
+
+    # the provider's own text goes through printable(): no terminal control gets through
+    return [*error_lines(summaries), *(printable(line) for line in provider_lines(summaries))]
+
+
 def deliver(a: Assessment, progress: Any, complete: bool, *, json_out: bool, junit: Any = None,
             markdown: Any = None, scorecard: bool = True, cascades: Sequence[dict[str, Any]] = ()) -> None:
     """Print the assessment (JSON, the scorecard, or the short summary table) and write the CI files.
@@ -171,9 +183,7 @@ def deliver(a: Assessment, progress: Any, complete: bool, *, json_out: bool, jun
     else:
         summary_table(a.run, a.summaries, a.results)
     if not json_out:
-        from scheduler.causes import error_lines
-
-        for line in error_lines(a.summaries):  # why the errors column is not 0 (--json: judges[].error_kinds)
+        for line in note_lines(a.summaries):
             print(line)
         print_cascades(cascades)
     if junit is not None:

@@ -17,8 +17,8 @@ from ledger.errors import LedgerDataError, RunNotFound
 from ledger.models import ITEMS, SCORES, Score, utcnow
 from ledger.queries import (IN_CHUNK, STREAM_BATCH_SCORES, errors_of, progress_counts, require_run,
                             scored_among)
-from ledger.rows import EvalSummary, Progress, ScoreIn, unstorable
-from ledger.summary import summarize
+from ledger.rows import EvalSummary, Progress, ProviderIdentity, ScoreIn, unstorable
+from ledger.summary import provider_identities, summarize
 from ledger.text import loaded_json, storable
 from ledger.upsert import upsert_scores
 
@@ -211,6 +211,20 @@ class ScoreStore:
         with self._db.connect() as conn:
             require_run(conn, run_id)
             return summarize(conn, run_id)
+
+    def providers(self, run_ids: Sequence[str], eval_name: str) -> list[ProviderIdentity]:
+        """The models and system fingerprints the provider said answered ``eval_name``'s calls in these runs,
+        first seen first, merged over the runs (``ledger.summary.provider_identities``)."""
+        merged: dict[tuple[str | None, str | None], ProviderIdentity] = {}
+        with self._db.connect() as conn:
+            for start in range(0, len(run_ids), IN_CHUNK):
+                for found in provider_identities(conn, run_ids[start:start + IN_CHUNK]).get(eval_name, ()):
+                    key = (found.model, found.fingerprint)
+                    was = merged.get(key)
+                    merged[key] = found if was is None else ProviderIdentity(
+                        found.model, found.fingerprint, was.rows + found.rows, min(was.first_ts, found.first_ts),
+                        max(was.last_ts, found.last_ts))
+        return sorted(merged.values(), key=lambda i: (i.first_ts, i.model or "", i.fingerprint or ""))
 
     def score_rows(self, run_id: str, by: str | None = None, cluster_by: str | None = None) -> dict[str, Any]:
         """The run's rows as per-eval columns (``ledger.frames.EvalRows``), with metadata keys asked for.
