@@ -16,7 +16,23 @@ at it, and carries ``app.eval.<eval>`` (the score), ``app.eval.name``,
 ``app.eval.judge_version``, ``app.eval.sampled`` (an online run's row),
 ``app.eval.weight`` (1/p), ``app.eval.label``, ``app.eval.run_id``,
 ``app.eval.dataset`` (dataset hash or window id) and, online,
-``app.eval.stratum``; never the record's text or the judge's reason.
+``app.eval.stratum``; never the record's text (the judge's reason goes in the
+evaluation event, below, as the conventions ask).
+
+**Evaluation events.** Beside its span, each verdict is also sent as the
+GenAI semantic conventions' evaluation event: a log record whose
+``event_name`` is ``gen_ai.evaluation.result``, carrying the judged trace's
+id and, when the row names it, the judged span's id (the event belongs to
+the span that was evaluated, not to judgeq's span), with
+``gen_ai.evaluation.name`` (the eval), ``gen_ai.evaluation.score.value``,
+``gen_ai.evaluation.score.label`` (when the judge gave one) and
+``gen_ai.evaluation.explanation`` (the judge's reason, when it gave one).
+The attribute names are the conventions' package's
+(``opentelemetry.semconv._incubating.attributes.gen_ai_attributes``); the
+package has no constant for the event's name, so it is written here. The
+conventions are in development: names may still change. ``gen_ai.response.id``
+is not sent: the ledger keeps no provider response id. The events go to
+``/v1/logs`` of the same endpoint through the SDK's ``OTLPLogExporter``.
 
 Spans go out over OTLP/HTTP (protobuf) in batches through the SDK's
 ``OTLPSpanExporter``, whose endpoint, headers and timeout follow the standard
@@ -53,12 +69,17 @@ if TYPE_CHECKING:
 
 BATCH: Final = 512  # spans per OTLP request (the SDK's batch processor's default)
 TRACES_PATH: Final = "/v1/traces"
+LOGS_PATH: Final = "/v1/logs"
+#: The GenAI conventions' evaluation event (its attributes' names come from opentelemetry-semantic-conventions).
+EVALUATION_EVENT: Final = "gen_ai.evaluation.result"
 _TRACE_AND_SPAN: Final = re.compile(r"([0-9a-f]{32}):([0-9a-f]{16})")
 _TRACE: Final = re.compile(r"[0-9a-f]{32}")
 DEFAULT_ENDPOINT: Final = "http://localhost:4318"  # the SDK's, when the environment names none
 #: The environment's credentials for its collector (the SDK reads them for any endpoint).
 CREDENTIAL_VARIABLES: Final = ("OTEL_EXPORTER_OTLP_HEADERS", "OTEL_EXPORTER_OTLP_TRACES_HEADERS",
-                               "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER")
+                               "OTEL_EXPORTER_OTLP_LOGS_HEADERS",
+                               "OTEL_PYTHON_EXPORTER_OTLP_HTTP_TRACES_CREDENTIAL_PROVIDER",
+                               "OTEL_PYTHON_EXPORTER_OTLP_HTTP_LOGS_CREDENTIAL_PROVIDER")
 
 
 @dataclass
@@ -67,6 +88,8 @@ class ExportCounts:
 
     endpoint: str
     sent: int = 0
+    events: int = 0  # gen_ai.evaluation.result log records sent, one a span
+    events_endpoint: str = ""
     children: int = 0  # of the sent: children of the judged span
     not_scored: int = 0  # error or skipped rows
     no_trace: int = 0  # ids that are no OpenTelemetry trace id
@@ -92,6 +115,12 @@ def traces_endpoint(endpoint: str | None) -> str | None:
         return None
     base = endpoint.rstrip("/")
     return base if base.endswith(TRACES_PATH) else base + TRACES_PATH
+
+
+def logs_endpoint(endpoint: str | None) -> str | None:
+    """The logs URL beside ``--endpoint``'s traces URL (the same base, ``/v1/logs``)."""
+    traces = traces_endpoint(endpoint)
+    return None if traces is None else traces[: -len(TRACES_PATH)] + LOGS_PATH
 
 
 def environment_endpoint() -> str:
@@ -136,6 +165,9 @@ def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], 
     from opentelemetry.sdk.trace import ReadableSpan, SpanProcessor, TracerProvider
     from opentelemetry.sdk.trace.export import SpanExportResult
     from opentelemetry.sdk.trace.id_generator import IdGenerator, RandomIdGenerator
+    from opentelemetry.exporter.otlp.proto.http._log_exporter import OTLPLogExporter
+    from opentelemetry.sdk._logs import LoggerProvider, LogRecordProcessor
+    from opentelemetry.sdk._logs.export import LogRecordExportResult
 
     class TraceIds(IdGenerator):
         """Random span ids; the trace id of a root span is the judged trace's (set before each root span)."""
@@ -160,6 +192,21 @@ def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], 
         def on_end(self, span: ReadableSpan) -> None:
             self.ended.append(span)
 
+    class CollectLogs(LogRecordProcessor):
+        """Keeps emitted records until the caller sends them, as ``Collect`` keeps spans."""
+
+        def __init__(self) -> None:
+            self.emitted: list[Any] = []
+
+        def on_emit(self, log_record: Any) -> None:
+            self.emitted.append(log_record)
+
+        def shutdown(self) -> None:
+            pass
+
+        def force_flush(self, timeout_millis: int = 30000) -> bool:
+            return True
+
     resolved = traces_endpoint(endpoint)
     foreign = resolved is not None and not same_endpoint(resolved, environment_endpoint())
     withheld = [name for name in CREDENTIAL_VARIABLES if foreign and os.environ.get(name)]
@@ -168,16 +215,22 @@ def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], 
 
         with _environment_without(CREDENTIAL_VARIABLES):
             exporter = OTLPSpanExporter(endpoint=resolved, session=requests.Session())
+            log_exporter = OTLPLogExporter(endpoint=logs_endpoint(endpoint), session=requests.Session())
     else:
         exporter = OTLPSpanExporter(endpoint=resolved)
+        log_exporter = OTLPLogExporter(endpoint=logs_endpoint(endpoint))
     counts = ExportCounts(endpoint=exporter._endpoint,  # the URL the SDK resolved (flag, env or default)
-                          withheld=withheld)
+                          withheld=withheld, events_endpoint=log_exporter._endpoint)
     attributes = {} if os.environ.get("OTEL_SERVICE_NAME") else {SERVICE_NAME: "judgeq"}
     ids = TraceIds()
     collect = Collect()
     provider = TracerProvider(resource=Resource.create(attributes), id_generator=ids)
     provider.add_span_processor(collect)
     tracer = provider.get_tracer("judgeq.export_otel")
+    collect_logs = CollectLogs()
+    logs = LoggerProvider(resource=provider.resource)
+    logs.add_log_record_processor(collect_logs)
+    logger = logs.get_logger("judgeq.export_otel")
 
     def flush() -> None:
         if not collect.ended:
@@ -189,6 +242,13 @@ def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], 
                                     "(--endpoint, OTEL_EXPORTER_OTLP_ENDPOINT) and its headers "
                                     "(OTEL_EXPORTER_OTLP_HEADERS), then run export-otel again")
         counts.sent += len(batch)
+        events, collect_logs.emitted = collect_logs.emitted, []
+        if events and log_exporter.export(events) != LogRecordExportResult.SUCCESS:
+            raise ExportUnavailable(f"the OTLP endpoint {counts.events_endpoint} did not take {len(events)} "
+                                    f"{EVALUATION_EVENT} events ({counts.events} were sent before; the spans "
+                                    "were taken); check that the collector takes logs there, then run "
+                                    "export-otel again")
+        counts.events += len(events)
         progress(counts.sent)
 
     try:
@@ -203,12 +263,14 @@ def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], 
                     counts.no_trace += 1
                     continue
                 _span(tracer, trace, ids, run, row, *found)
+                _event(logger, trace, row, *found)
                 counts.children += found[1] is not None
                 if len(collect.ended) >= BATCH:
                     flush()
         flush()
     finally:
         exporter.shutdown()
+        log_exporter.shutdown()
     return counts
 
 
@@ -226,6 +288,22 @@ def _span(tracer: Any, trace: Any, ids: Any, run: Run, row: Score, trace_id: int
     span = tracer.start_span(f"judge {row.eval}", context=parent_context, start_time=start,
                              attributes=dict(_attributes(run, row)))
     span.end(end_time=end)
+
+
+def _event(logger: Any, trace: Any, row: Score, trace_id: int, judged_span: int | None) -> None:
+    """Emit the verdict as the conventions' evaluation event, in the judged trace (and span, when known)."""
+    from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+
+    context = trace.SpanContext(trace_id=trace_id, span_id=judged_span or 0, is_remote=True,
+                                trace_flags=trace.TraceFlags(trace.TraceFlags.SAMPLED))
+    attributes: dict[str, Any] = {gen_ai.GEN_AI_EVALUATION_NAME: row.eval,
+                                  gen_ai.GEN_AI_EVALUATION_SCORE_VALUE: float(row.score or 0.0)}
+    if row.label is not None:
+        attributes[gen_ai.GEN_AI_EVALUATION_SCORE_LABEL] = row.label
+    if row.reason:
+        attributes[gen_ai.GEN_AI_EVALUATION_EXPLANATION] = row.reason
+    logger.emit(timestamp=int(row.ts.timestamp() * 1e9), event_name=EVALUATION_EVENT, attributes=attributes,
+                context=trace.set_span_in_context(trace.NonRecordingSpan(context)))
 
 
 def _attributes(run: Run, row: Score) -> Iterator[tuple[str, Any]]:

@@ -28,6 +28,8 @@ class Row:
     latency_s: float = 0.0
     cached: bool = False
     ts: datetime | None = None
+    label: str | None = None
+    reason: str = ""
 
 
 def make_run(ledger: Ledger, run_id: str, kind: str = "online", dataset_name: str = "prod",
@@ -51,7 +53,8 @@ def write_rows(ledger: Ledger, run_id: str, rows: Sequence[Row], eval_name: str 
     ledger.scores.write_scores([ScoreIn(run_id=run_id, trace_id=row.trace_id, eval=eval_name, judge_version=version,
                                  dataset=dataset, status=row.status, score=row.score,  # type: ignore[arg-type]
                                  weight=row.weight, cost_usd=row.cost_usd, latency_s=row.latency_s,
-                                 cached=row.cached, stratum=row.locale, ts=row.ts,
+                                 cached=row.cached, stratum=row.locale, ts=row.ts, label=row.label,
+                                 reason=row.reason,
                                  error="boom" if row.status == "error" else None,
                                  error_kind="fatal" if row.status == "error" else None) for row in rows])
 

@@ -74,6 +74,49 @@ def test_each_verdict_is_a_span_of_the_judged_trace(ledger_url: str) -> None:
     assert root.end_time_unix_nano == nanos(WHEN + timedelta(seconds=3))
 
 
+def test_each_verdict_is_also_the_conventions_evaluation_event_of_the_judged_span(sqlite_url: str) -> None:
+    from opentelemetry.semconv._incubating.attributes import gen_ai_attributes as gen_ai
+
+    ledger = Ledger(sqlite_url)
+    make_run(ledger, "online-1")
+    write_rows(ledger, "online-1", [
+        Row(f"{TRACE_A}:{SPAN_A}", "en", 1.0, ts=WHEN, label="pass", reason="the answer cites its source"),
+        Row(TRACE_B, "de", 0.0, ts=WHEN + timedelta(seconds=3), label="fail"),
+        *ROWS[2:]])
+    with Receiver() as receiver:
+        done = run_cli(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
+    assert done.returncode == 0, done.stderr
+    assert f"sent 2 gen_ai.evaluation.result events to {receiver.url}/v1/logs" in done.stdout
+    records = {record.trace_id.hex(): (resource, record) for resource, record in receiver.log_records()}
+    assert set(records) == {TRACE_A, TRACE_B}  # the row without a verdict and the one with no trace: no event
+    resource, judged = records[TRACE_A]
+    assert resource["service.name"] == "judgeq"
+    assert judged.event_name == "gen_ai.evaluation.result"
+    assert judged.span_id.hex() == SPAN_A  # the judged span's, not judgeq's own span's
+    assert judged.time_unix_nano == nanos(WHEN)
+    assert attributes(judged) == {gen_ai.GEN_AI_EVALUATION_NAME: "relevance",
+                                  gen_ai.GEN_AI_EVALUATION_SCORE_VALUE: 1.0,
+                                  gen_ai.GEN_AI_EVALUATION_SCORE_LABEL: "pass",
+                                  gen_ai.GEN_AI_EVALUATION_EXPLANATION: "the answer cites its source"}
+    assert set(attributes(judged)) == {"gen_ai.evaluation.name", "gen_ai.evaluation.score.value",
+                                       "gen_ai.evaluation.score.label", "gen_ai.evaluation.explanation"}
+    _, root = records[TRACE_B]
+    assert root.span_id == b"" or root.span_id == bytes(8)  # the record named no span: the trace's alone
+    assert attributes(root) == {"gen_ai.evaluation.name": "relevance", "gen_ai.evaluation.score.value": 0.0,
+                                "gen_ai.evaluation.score.label": "fail"}  # no reason given: no explanation
+
+
+def test_a_collector_that_takes_spans_but_not_logs_is_exit_3(sqlite_url: str) -> None:
+    ledger = Ledger(sqlite_url)
+    make_run(ledger, "online-1")
+    write_rows(ledger, "online-1", ROWS)
+    with Receiver() as receiver:
+        receiver.logs_status = 500
+        done = run_cli(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
+    assert done.returncode == 3
+    assert f"the OTLP endpoint {receiver.url}/v1/logs did not take 2 gen_ai.evaluation.result events" in done.stderr
+
+
 def test_a_window_through_the_standard_variables(sqlite_url: str) -> None:
     ledger = Ledger(sqlite_url)
     make_run(ledger, "online-1")

@@ -95,6 +95,7 @@ def export_otel(
     print(f"sent {counts.sent} spans to {counts.endpoint} ({counts.children} as children of the judged span) "
           f"from {len(counts.runs)} run(s); not sent: {counts.not_scored} rows without a verdict, "
           f"{counts.no_trace} whose trace id is no OpenTelemetry trace id")
+    print(f"sent {counts.events} gen_ai.evaluation.result events to {counts.events_endpoint}")
 
 
 def _runs(ledger: Ledger, run_id: Optional[str], source: Optional[str], window: Optional[str],
