@@ -19,7 +19,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.commands import budget, db, distill, drift, exporter, fleet, judges, offline, online, promote, reports
+from cli.commands import budget, canary, db, distill, drift, exporter, fleet, judges, offline, online, promote, reports
 from cli.help_text import PlainHelpGroup
 from cli.state import CliState
 from judgeq.errors import exit_code
@@ -78,6 +78,7 @@ for _name, _command in COMMANDS:
     app.command(_name)(_command)
 app.add_typer(db.db_app, name="db")
 app.add_typer(budget.budget_app, name="budget")
+app.add_typer(canary.canary_app, name="canary")
 
 
 def main() -> None:

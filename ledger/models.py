@@ -327,6 +327,41 @@ class DriftCheck(LedgerModel, table=True):
     correction: str = "holm"
 
 
+CANARY_STATUSES: Final = ("ok", "alert", "no_data")
+
+
+class CanaryCheck(LedgerModel, table=True):
+    """One judge canary check: a canary run's verdicts against the reference run's, item by item.
+
+    ``agreement`` is the share of paired items given the same label (NULL for a judge without labels),
+    with its 95 % Wilson interval; ``mean_abs_diff`` the mean absolute difference of their scores. The
+    models the provider said answered each run (``scores.provider_model``) are kept beside them, so a
+    moved canary names what changed.
+    """
+
+    __tablename__ = "canary_checks"
+    __table_args__ = (
+        sa.CheckConstraint(_one_of("status", CANARY_STATUSES), name="status"),
+        sa.Index("ix_canary_checks_judge_at", "judge", "at"),
+    )
+
+    id: int | None = Field(default=None, primary_key=True)
+    at: datetime = Field(default_factory=utcnow)
+    judge: str
+    judge_version: str
+    reference_run: str
+    run_id: str
+    n: int = 0  # items judged in both runs
+    agreement: float | None = None
+    agreement_lo: float | None = None
+    agreement_hi: float | None = None
+    mean_abs_diff: float | None = None
+    threshold: float
+    status: str
+    reference_models: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+    run_models: list[str] = Field(default_factory=list, sa_type=sa.JSON, nullable=False)
+
+
 # The tables as SQLAlchemy Core sees them: queries are written against these
 # (typed column expressions), while rows come back as the classes above.
 RUNS: Final[sa.Table] = LedgerModel.metadata.tables["runs"]
@@ -339,3 +374,4 @@ BUDGET_HISTORY: Final[sa.Table] = LedgerModel.metadata.tables["budget_history"]
 BUDGET_DECISIONS: Final[sa.Table] = LedgerModel.metadata.tables["budget_decisions"]
 BUDGET_RESERVATIONS: Final[sa.Table] = LedgerModel.metadata.tables["budget_reservations"]
 DRIFT_CHECKS: Final[sa.Table] = LedgerModel.metadata.tables["drift_checks"]
+CANARY_CHECKS: Final[sa.Table] = LedgerModel.metadata.tables["canary_checks"]

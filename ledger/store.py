@@ -5,7 +5,7 @@ stores) and holds the stores of ``ledger.stores`` as attributes:
 ``ledger.runs`` (runs and their items), ``ledger.scores`` (score rows),
 ``ledger.windows`` (online windows' strata and sampling rates),
 ``ledger.budgets`` (daily budgets, decisions, reservations), ``ledger.spend``
-(what the budget controller plans from), ``ledger.drift`` (drift checks),
+(what the budget controller plans from), ``ledger.drift`` (drift checks), ``ledger.canary`` (judge canaries' checks),
 ``ledger.metrics`` (the exporter's figures) and ``ledger.teacher`` (a judge's
 rows with their records).
 
@@ -30,6 +30,7 @@ from sqlalchemy.engine import Engine
 
 from ledger.db import Db
 from ledger.stores.budgets import BudgetStore
+from ledger.stores.canary import CanaryStore
 from ledger.stores.drift import DriftStore
 from ledger.stores.metrics import MetricsStore
 from ledger.stores.runs import RunStore
@@ -52,6 +53,7 @@ class Ledger:
         self.budgets = BudgetStore(self.db)
         self.spend = SpendStore(self.db)
         self.drift = DriftStore(self.db)
+        self.canary = CanaryStore(self.db)
         self.metrics = MetricsStore(self.db)
         self.teacher = TeacherStore(self.db)
 

@@ -33,6 +33,7 @@ from workers.settings import WorkerSettings
 from .cli_runner import invoke
 from .processes import base_env
 from .provider import FakeProvider, default_verdict
+from .remote_judge import CONFIG as JUDGE
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -42,16 +43,7 @@ PER_HOUR = 12
 AT = "2026-11-20T07:00Z"
 OLD, NEW = ("judge-small-2026-01", "fp_a"), ("judge-small-2026-03", "fp_b")
 
-CONFIG = """
-[judges.faithful]
-type = "llm"
-model = "openai/judge-small"
-api_base = "{base}"
-api_key_env = "TEST_PROVIDER_KEY"
-prompt_text = "Grade this answer. Output: {{output}}"
-prompt = "inline"
-timeout_s = 5
-
+SCHEDULE = """
 [sources.live]
 type = "jsonl"
 path = "traces.jsonl"
@@ -65,6 +57,10 @@ lateness = "0s"
 [online.hourly.sampling]
 rate = 1.0
 """
+
+
+def judgeq_toml(base: str) -> str:
+    return JUDGE.format(base=base, prompt="Grade this answer.", timeout=5, limits="") + SCHEDULE
 
 
 class Rotating:
@@ -86,7 +82,7 @@ def judged(tmp_path: Path, sqlite_url: str, monkeypatch: pytest.MonkeyPatch) -> 
     monkeypatch.setenv("TEST_PROVIDER_KEY", "sk-test-123")
     with FakeProvider(served_model=OLD[0], system_fingerprint=OLD[1]) as provider:
         provider.verdict = Rotating(provider, switch_at=(HOURS - 1) * PER_HOUR + PER_HOUR // 2 + 1)
-        (tmp_path / "judgeq.toml").write_text(CONFIG.format(base=provider.base_url))
+        (tmp_path / "judgeq.toml").write_text(judgeq_toml(provider.base_url))
         with (tmp_path / "traces.jsonl").open("w") as f:
             for h in range(HOURS):
                 for i in range(PER_HOUR):
