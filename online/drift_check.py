@@ -104,6 +104,7 @@ class DriftReport:
     slices: tuple[SliceDrift, ...] = ()
     empty: str = ""  # the span without a scored row, when the windows were there
     provider_note: str | None = None  # the provider's model or fingerprint changed between the spans
+    canary_note: str | None = None  # the judge's canary alerted within the spans (judgeq canary check)
     check_id: str = field(default_factory=lambda: uuid.uuid4().hex[:16])
 
     @property
@@ -157,6 +158,8 @@ class DriftReport:
             lines.append("note: the short window was judged by a judge version the baseline was not")
         if self.provider_note is not None:
             lines.append(f"note: {self.provider_note}")
+        if self.canary_note is not None:
+            lines.append(f"note: {self.canary_note}")
         return "\n".join(lines)
 
     def to_json(self) -> dict[str, Any]:
@@ -166,6 +169,7 @@ class DriftReport:
                 "min_drop": q.min_drop, "by": list(q.by), "confidence": 0.95, "one_sided": True,
                 "correction": "holm", "short_span": self.short.to_json(), "long_span": self.long.to_json(),
                 "judge_version_changed": self.version_changed, "provider_changed": self.provider_note,
+                "canary_moved": self.canary_note,
                 "no_data": self.no_data_reason() if self.status == "no_data" else None,
                 "slices": [s.to_json() for s in self.slices]}
 
@@ -281,7 +285,21 @@ def check(ledger: Ledger, query: DriftQuery) -> DriftReport:
     note = span_change(ledger.scores.providers(long_span.run_ids, query.judge),
                        ledger.scores.providers(short_span.run_ids, query.judge))
     return DriftReport(query, short_span, long_span,
-                       tuple(decide(slice_inputs(short, long, query.by), query.min_drop)), provider_note=note)
+                       tuple(decide(slice_inputs(short, long, query.by), query.min_drop)), provider_note=note,
+                       canary_note=_canary_moved(ledger, query.judge, long_span, short_span))
+
+
+def _canary_moved(ledger: Ledger, judge: str, long: Span, short: Span) -> str | None:
+    """A line when the judge's canary alerted between the long span's start and the short span's end."""
+    if long.start is None or short.end is None:
+        return None
+    moved = ledger.canary.moved_between(judge, long.start, short.end)
+    if not moved:
+        return None
+    last = moved[-1]
+    agreement = "" if last.agreement is None else f", agreement {last.agreement:.1%} with its reference"
+    return (f"the judge's canary moved within the compared spans ({len(moved)} alerting check(s), the last at "
+            f"{last.at:%Y-%m-%d %H:%M} UTC{agreement}): the drop may be the measurement's")
 
 
 def record(ledger: Ledger, report: DriftReport, via: str) -> None:

@@ -16,7 +16,8 @@ The metrics (README, "Metrics and traces", lists them with their labels):
   (``scheduler.metrics.Counters``), so they only grow.
 - ``judgeq_spent_today_usd{judge}`` (online rows, the UTC day),
   ``judgeq_budget_usd_per_day{scope}``, ``judgeq_budget_spent_today_usd{scope}``,
-  ``judgeq_budget_reserved_usd{scope}``, ``judgeq_sampling_rate{schedule, judge, stratum}``.
+  ``judgeq_budget_reserved_usd{scope}``, ``judgeq_sampling_rate{schedule, judge, stratum}``,
+  ``judgeq_canary_agreement{judge, judge_version}`` (the newest canary check's).
 - ``judgeq_queue_depth{queue}`` and ``judgeq_broker_up`` with a broker;
   ``judgeq_ledger_up``; the exporter's own ``judgeq_exporter_*``.
 
@@ -132,6 +133,10 @@ def _budgets(snapshot: Snapshot) -> Iterator[Metric]:
         yield _gauge(name, what, [((line.scope,), float(getattr(line, attr))) for line in snapshot.budgets],
                      ("scope",))
     rates = {(r.schedule, r.judge, r.stratum): r.rate for r in reversed(snapshot.rates)}  # the ledger's win
+    yield _gauge("judgeq_canary_agreement", "The newest canary check's label agreement with the reference run "
+                 "(judgeq canary check), per judge and judge version",
+                 [((c.judge, c.judge_version), float(c.agreement)) for c in snapshot.canaries
+                  if c.agreement is not None], ("judge", "judge_version"))
     yield _gauge("judgeq_sampling_rate", "Sampling rate in force per online schedule, judge and stratum "
                  "(* = every stratum without its own)", sorted(rates.items()), ("schedule", "judge", "stratum"))
 

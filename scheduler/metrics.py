@@ -33,7 +33,7 @@ from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
-from typing import TYPE_CHECKING, Final
+from typing import TYPE_CHECKING, Any, Final
 
 from .errors import UsageError
 
@@ -127,6 +127,7 @@ class Snapshot:
     spent_today: Mapping[str, float] = field(default_factory=dict)
     budgets: Sequence[BudgetLine] = ()
     rates: Sequence[RateLine] = ()
+    canaries: Sequence[Any] = ()  # each judge version's newest canary check (ledger.models.CanaryCheck)
     queues: Mapping[str, int] | None = None  # None: no broker configured, or it could not be reached
     ledger_up: bool = True
     broker_up: bool | None = None  # None: no broker configured
@@ -178,11 +179,12 @@ def take_snapshot(ledger: Ledger, config: ExporterConfig, config_path: Path, win
         report = gather(ledger, now.date(), now, config_path)
         schedules, _ = schedules_of(config_path)
         rates = rates_in_force(ledger, schedules, None, None)
+        canaries = ledger.canary.latest()
     except LedgerError as exc:
         return Snapshot(taken_at=now, window=window, queues=queues, ledger_up=False, broker_up=broker_up,
                         problem=f"ledger: {exc}", seconds=time.perf_counter() - started)
     return Snapshot(taken_at=now, window=window, means=means, totals=totals, spent_today=spent,
-                    budgets=report.budgets, rates=rates, queues=queues, broker_up=broker_up,
+                    budgets=report.budgets, rates=rates, canaries=canaries, queues=queues, broker_up=broker_up,
                     problem=problem or report.config_problem, seconds=time.perf_counter() - started)
 
 

@@ -17,6 +17,7 @@ import redis
 from prometheus_client import CollectorRegistry, generate_latest
 from prometheus_client.parser import text_string_to_metric_families
 
+from ledger.models import CanaryCheck
 from ledger.store import Ledger
 from scheduler.errors import UsageError
 from scheduler.exporter import LedgerCollector
@@ -72,6 +73,10 @@ def test_every_metric_agrees_with_the_rows(ledger_url: str, tmp_path: Path, redi
     write_rows(ledger, "other", [Row("x", "en", 0.75)], eval_name="tone-v2", version="tone-v2@aaaaaaaaaaaa")
     ledger.budgets.set_budget("judge:relevance", 12.5, who="test", via="api")
     ledger.windows.set_sampling_rate("prod", "relevance", "de", 0.02, set_by="budget", reason="test")
+    for at, agreement, status in ((now - timedelta(days=1), 1.0, "ok"), (now, 0.7, "alert"), (now, None, "no_data")):
+        ledger.canary.record(CanaryCheck(at=at, judge="relevance", judge_version="relevance@0123456789ab",
+                                         reference_run="r0", run_id="r1", n=50, agreement=agreement, threshold=0.1,
+                                         status=status))
     client = redis.Redis.from_url(redis_url)
     client.rpush("remote", *[b"m"] * 3)
     client.close()
@@ -116,6 +121,8 @@ def test_every_metric_agrees_with_the_rows(ledger_url: str, tmp_path: Path, redi
     assert value("judgeq_budget_usd_per_day", scope="judge:relevance") == 12.5
     assert math.isclose(value("judgeq_budget_spent_today_usd", scope="judge:relevance"), today)
     assert value("judgeq_sampling_rate", schedule="prod", judge="relevance", stratum="de") == 0.02
+    # the newest check that compared two runs (the later no-data one says nothing of agreement)
+    assert value("judgeq_canary_agreement", judge="relevance", judge_version="relevance@0123456789ab") == 0.7
     assert value("judgeq_queue_depth", queue="remote") == 3 and value("judgeq_queue_depth", queue="local") == 0
     assert value("judgeq_broker_up") == 1 and value("judgeq_ledger_up") == 1
 

@@ -22,6 +22,7 @@ from typing import Any
 
 import pytest
 
+from ledger.models import CanaryCheck
 from ledger.store import Ledger
 from online.job import WindowJob
 from online.plan import prepare, schedule_for
@@ -143,10 +144,25 @@ def test_drift_names_the_model_change_between_the_spans(judged: tuple[dict[str, 
     table = invoke(["drift", "--schedule", "hourly", "--judge", "faithful", "--short", "1h", "--long", "6h",
                     "--at", AT], env)
     assert "the provider's model changed between the spans" in table.stdout, table.stdout
+    assert out["canary_moved"] is None  # no canary check alerted meanwhile
     # An hour earlier both spans were answered by the old model alone: nothing to say.
     earlier = invoke(["drift", "--schedule", "hourly", "--judge", "faithful", "--short", "1h", "--long", "5h",
                       "--at", "2026-11-20T06:00Z", "--json"], env)
     assert json.loads(earlier.stdout)["provider_changed"] is None
+
+    # The judge's canary alerted within the spans (judgeq canary check): drift says so beside its figures.
+    with Ledger(env["JUDGEQ_LEDGER_URL"]) as ledger:
+        ledger.canary.record(CanaryCheck(at=FIRST.start + timedelta(hours=6, minutes=30), judge="faithful",
+                                         judge_version="v", reference_run="r0", run_id="r1", n=50, agreement=0.7,
+                                         threshold=0.1, status="alert"))
+        ledger.canary.record(CanaryCheck(at=FIRST.start - timedelta(days=3), judge="faithful", judge_version="v",
+                                         reference_run="r0", run_id="r1", n=50, agreement=0.6, threshold=0.1,
+                                         status="alert"))  # before the spans: not theirs
+    again = json.loads(invoke(["drift", "--schedule", "hourly", "--judge", "faithful", "--short", "1h", "--long",
+                               "6h", "--at", AT, "--json"], env).stdout)
+    assert again["canary_moved"] == ("the judge's canary moved within the compared spans (1 alerting check(s), the "
+                                     "last at 2026-11-20 06:30 UTC, agreement 70.0% with its reference): the drop "
+                                     "may be the measurement's")
 
 
 def test_a_local_judge_names_no_provider(tmp_path: Path, sqlite_url: str) -> None:

@@ -44,7 +44,8 @@ def show_drift(report: DriftReport, console: Any = None) -> None:
     if report.version_changed:
         console.print("[yellow]the short window was judged by a judge version the baseline was not: a drop may be "
                       "the measurement's[/yellow]")
-    if report.provider_note is not None:
-        console.print(f"[yellow]{cell(report.provider_note)}[/yellow]")
+    for note in (report.provider_note, report.canary_note):
+        if note is not None:
+            console.print(f"[yellow]{cell(note)}[/yellow]")
     console.print(("[bold red]" if report.alerts else "") + report.headline() + ("[/bold red]" if report.alerts
                                                                                   else ""))

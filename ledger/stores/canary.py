@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from datetime import datetime
 
 import sqlalchemy as sa
 
@@ -34,6 +35,19 @@ class CanaryStore:
         stmt = (sa.select(CanaryCheck).where(CANARY_CHECKS.c.judge == judge)
                 .order_by(CANARY_CHECKS.c.at.desc(), CANARY_CHECKS.c.id.desc()).limit(check_limit(limit)))
         return self._db.rows(stmt)
+
+    def latest(self) -> list[CanaryCheck]:
+        """Each (judge, judge version)'s newest check that compared two runs (a no-data check shows nothing)."""
+        newest = (sa.select(sa.func.max(CANARY_CHECKS.c.id)).where(CANARY_CHECKS.c.status != "no_data")
+                  .group_by(CANARY_CHECKS.c.judge, CANARY_CHECKS.c.judge_version))
+        return self._db.rows(sa.select(CanaryCheck).where(CANARY_CHECKS.c.id.in_(newest))
+                             .order_by(CANARY_CHECKS.c.judge, CANARY_CHECKS.c.judge_version))
+
+    def moved_between(self, judge: str, start: datetime, end: datetime) -> list[CanaryCheck]:
+        """The judge's checks in ``[start, end)`` that alerted (judge drift), oldest first."""
+        return self._db.rows(sa.select(CanaryCheck).where(
+            CANARY_CHECKS.c.judge == judge, CANARY_CHECKS.c.status == "alert", CANARY_CHECKS.c.at >= start,
+            CANARY_CHECKS.c.at < end).order_by(CANARY_CHECKS.c.at, CANARY_CHECKS.c.id))
 
     def runs(self, judge: str) -> list[Run]:
         """The judge's canary runs that are done, oldest first."""
