@@ -26,6 +26,7 @@ from scheduler.canary import compare
 from .cli_runner import invoke
 from .processes import base_env
 from .provider import FakeProvider, default_verdict
+from .test_drift_cli import Hook
 from .remote_judge import CONFIG as JUDGE
 
 pytestmark = pytest.mark.timeout(180)
@@ -88,8 +89,14 @@ def test_a_model_rotated_behind_the_alias_is_judge_drift(tmp_path: Path, sqlite_
         assert alert["judge_version"] == steady["judge_version"]  # judgeq's own pin did not move
         assert alert["model_changed"] and alert["run_models"] == ["judge-small-2026-03"]
         assert alert["reference_run"] == steady["reference_run"]
-        text = invoke(["canary", "check", "--judge", "faithful"], env)
+        hook = Hook()
+        try:
+            text = invoke(["canary", "check", "--judge", "faithful", "--webhook", hook.url], env)
+        finally:
+            hook.close()
         assert text.returncode == 1 and "JUDGE DRIFT: agreement 66.7%" in text.stdout
+        (posted,) = hook.bodies  # the alert reached the webhook, as drift's do
+        assert posted["body"]["status"] == "alert" and "JUDGE DRIFT" in posted["body"]["text"]
         assert "the provider's model changed: judge-small-2026-01 -> judge-small-2026-03" in text.stdout
         # the newest run named as the reference: nothing to compare it with yet
         itself = check("--reference", alert["run"])

@@ -48,12 +48,18 @@ def canary_check(
     threshold: Annotated[float, typer.Option("--threshold", min=0.001, max=0.999, help="The change that alerts: "
                                              "agreement below 1 - T (labels) or a mean score difference above T, "
                                              "with 95 % confidence.")] = 0.1,
+    webhook: Annotated[Optional[str], typer.Option("--webhook", help="POST a judge-drift alert here as JSON with "
+                                                   "a Slack-ready text field (as judgeq drift's).")] = None,
     json_out: JsonOpt = False,
 ) -> None:
     """Compare the judge's newest canary run with its reference; exit 1 on judge drift (recorded either way)."""
     from judgeq.errors import GATE_FAILED
     from scheduler.canary import check
 
+    if webhook is not None:
+        from online.webhook import check_url
+
+        check_url(webhook)
     settings = settings_of(ctx)
     with settings.ledger() as ledger:
         report = check(ledger, judge, reference=reference, threshold=threshold, now=datetime.now(UTC))
@@ -68,4 +74,11 @@ def canary_check(
     if report.status == "alert":
         print("judgeq: the judge's verdicts on its canary set moved: scores may move for that reason, not the "
               "product's", file=sys.stderr)
+        if webhook is not None:
+            from online.webhook import post_alert
+
+            problem = post_alert(webhook, report.to_json(), report.headline())
+            if problem:
+                print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
+                      "(canary_checks)", file=sys.stderr)
         raise typer.Exit(GATE_FAILED)
