@@ -71,6 +71,7 @@ COMMANDS = (
     ("drift", drift.drift),
     ("exporter", exporter.exporter),
     ("export-otel", exporter.export_otel),
+    ("export-phoenix", exporter.export_phoenix),
     ("distill", distill.distill),
     ("promote", promote.promote),
 )

@@ -60,7 +60,7 @@ from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass, field
 from urllib.parse import urlsplit
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, Protocol
 
 from .errors import ExportUnavailable
 
@@ -95,6 +95,31 @@ class ExportCounts:
     no_trace: int = 0  # ids that are no OpenTelemetry trace id
     runs: list[str] = field(default_factory=list)
     withheld: list[str] = field(default_factory=list)  # credential variables not sent to --endpoint
+
+
+class Skips(Protocol):
+    """Where :func:`verdicts` counts what it does not yield."""
+
+    runs: list[str]
+    not_scored: int
+    no_trace: int
+
+
+def verdicts(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]],
+             counts: Skips) -> Iterator[tuple[Run, Score, tuple[int, int | None]]]:
+    """The runs' verdicts (status ok, with a score) whose trace id is an OpenTelemetry one, with its ids;
+    the rows left out counted in ``counts`` (every exporter of verdicts to a trace store reads them so)."""
+    for run in runs:
+        counts.runs.append(run.id)
+        for row in rows_of(run):
+            if row.status != "ok" or row.score is None:
+                counts.not_scored += 1
+                continue
+            found = trace_ids(row.trace_id)
+            if found is None:
+                counts.no_trace += 1
+                continue
+            yield run, row, found
 
 
 def trace_ids(trace_id: str) -> tuple[int, int | None] | None:
@@ -252,21 +277,12 @@ def export_rows(runs: Sequence[Run], rows_of: Callable[[Run], Iterable[Score]], 
         progress(counts.sent)
 
     try:
-        for run in runs:
-            counts.runs.append(run.id)
-            for row in rows_of(run):
-                if row.status != "ok" or row.score is None:
-                    counts.not_scored += 1
-                    continue
-                found = trace_ids(row.trace_id)
-                if found is None:
-                    counts.no_trace += 1
-                    continue
-                _span(tracer, trace, ids, run, row, *found)
-                _event(logger, trace, row, *found)
-                counts.children += found[1] is not None
-                if len(collect.ended) >= BATCH:
-                    flush()
+        for run, row, found in verdicts(runs, rows_of, counts):
+            _span(tracer, trace, ids, run, row, *found)
+            _event(logger, trace, row, *found)
+            counts.children += found[1] is not None
+            if len(collect.ended) >= BATCH:
+                flush()
         flush()
     finally:
         exporter.shutdown()

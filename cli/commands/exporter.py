@@ -98,6 +98,51 @@ def export_otel(
     print(f"sent {counts.events} gen_ai.evaluation.result events to {counts.events_endpoint}")
 
 
+def export_phoenix(
+    ctx: typer.Context,
+    run_id: Annotated[Optional[str], typer.Argument(help="The run whose verdicts to write.")] = None,
+    source: Annotated[Optional[str], typer.Option("--source", help="An online source (with --window).")] = None,
+    window: Annotated[Optional[str], typer.Option("--window", help="The window id with --source, e.g. "
+                                                  "2026-11-22T13.")] = None,
+    judge: Annotated[Optional[str], typer.Option("--judge", help="Only this judge's verdicts.")] = None,
+    url: Annotated[Optional[str], typer.Option("--url", help="The Phoenix server, e.g. http://127.0.0.1:6006 "
+                                               "(default: the phoenix source's url with --source).")] = None,
+    api_key_env: Annotated[Optional[str], typer.Option("--api-key-env", help="The variable holding Phoenix's API "
+                                                       "key, when its auth is on.")] = None,
+    json_out: JsonOpt = False,
+) -> None:
+    """Write each verdict back into Phoenix as an annotation of the span it judged (again: nothing added twice)."""
+    from cli.views.progress import ProgressView
+    from online.sources.phoenix import phoenix_headers
+    from scheduler.phoenix_export import export_annotations
+
+    if run_id is not None and (source is not None or window is not None):
+        raise UsageError("give a RUN or --source S --window W, not both")
+    if run_id is None and (source is None or window is None):
+        raise UsageError("name what to write: a RUN, or --source S --window W (an online window's runs)")
+    if url is None and source is not None:
+        from online.sources import load_sources
+
+        table = load_sources(settings_of(ctx).config).get(source) or {}
+        if table.get("type") == "phoenix":
+            url, api_key_env = str(table["url"]), api_key_env or table.get("api_key_env")
+    if url is None or not url.startswith(("http://", "https://")):
+        raise UsageError("--url: name the Phoenix server as an http(s) URL, e.g. http://127.0.0.1:6006")
+    ledger = _ledger(ctx)
+    runs = _runs(ledger, run_id, source, window, judge)
+    total = sum(ledger.scores.progress(run.id).done for run in runs)
+    with ProgressView("annotations", total, stream=sys.stderr, enabled=not json_out) as view:
+        counts = export_annotations(runs, lambda run: ledger.scores.scores(run.id, judge), url,
+                                    phoenix_headers(api_key_env), progress=view.update)
+    if json_out:
+        from cli.views.render import print_json
+
+        print_json(counts)
+        return
+    print(f"wrote {counts.sent} span annotations to {counts.url} from {len(counts.runs)} run(s); not sent: "
+          f"{counts.not_scored} rows without a verdict, {counts.no_trace + counts.no_span} whose id names no span")
+
+
 def _runs(ledger: Ledger, run_id: Optional[str], source: Optional[str], window: Optional[str],
           judge: Optional[str]) -> list[Run]:
     """The runs the flags name: RUN, or the online runs of --source's --window; UsageError otherwise."""

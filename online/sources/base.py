@@ -126,8 +126,14 @@ def _otlp(name: str, table: Mapping[str, Any], base_dir: Path, *,
     return OtlpSource.from_table(name, table, base_dir, max_record_bytes=max_record_bytes)
 
 
+def _phoenix(name: str, table: Mapping[str, Any], base_dir: Path) -> TraceSource:
+    from online.sources.phoenix import PhoenixSource
+
+    return PhoenixSource.from_table(name, table, base_dir)
+
+
 #: Source types by the ``type`` of their table. The built-in ones import their module when first opened.
-SOURCE_TYPES: dict[str, SourceFactory] = {"jsonl": _jsonl, "sql": _sql, "otlp": _otlp}
+SOURCE_TYPES: dict[str, SourceFactory] = {"jsonl": _jsonl, "sql": _sql, "otlp": _otlp, "phoenix": _phoenix}
 
 
 def register_source(type_name: str, factory: SourceFactory) -> None:
