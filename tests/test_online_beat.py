@@ -247,7 +247,7 @@ window = "1d"
 """)
     schedules = load_schedules(tmp_path / "judgeq.toml")
     entries = beat_schedule(schedules)
-    assert list(entries) == ["online:daily", f"online:{SCHEDULE}", "budget"]
+    assert list(entries) == ["online:daily", f"online:{SCHEDULE}", "budget", "prune"]  # prune: daily (online/retention.py)
     assert entries["budget"]["task"] == "judgeq.budget_tick" and entries["budget"]["schedule"] == 60.0
     assert entries[f"online:{SCHEDULE}"] == {"task": TICK_TASK, "schedule": 2.0, "args": [SCHEDULE],
                                             "options": {"queue": "local", "expires": 2.0}}

@@ -142,7 +142,7 @@ def test_config_tables_and_their_errors(tmp_path: Path) -> None:
     assert load_sources(config) == {"prod": {"type": "jsonl", "path": "traces/"}, "bogus": {"type": "kafak"}}
     assert configured_source("prod", config).count(START, END) == 1  # relative to the toml's folder
     with pytest.raises(OnlineConfigError, match=rf"{config}: sources\.bogus\.type: unknown source type 'kafak'; "
-                                                r"known types: jsonl, otlp, sql"):
+                                                r"known types: jsonl, otlp, phoenix, sql"):
         configured_source("bogus", config)
     with pytest.raises(OnlineConfigError, match=r"unknown source 'web'; .*configures: prod, bogus\. Add a "
                                                 r"\[sources\.web\] table"):
