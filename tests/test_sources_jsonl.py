@@ -147,7 +147,7 @@ def test_config_tables_and_their_errors(tmp_path: Path) -> None:
     with pytest.raises(OnlineConfigError, match=r"unknown source 'web'; .*configures: prod, bogus\. Add a "
                                                 r"\[sources\.web\] table"):
         configured_source("web", config)
-    with pytest.raises(OnlineConfigError, match=r"sources\.x\.type is missing; set it to one of: jsonl, otlp, sql"):
+    with pytest.raises(OnlineConfigError, match=r"sources\.x\.type is missing; set it to one of: jsonl, otlp, phoenix, sql"):
         open_source("x", {"path": "t"}, tmp_path)
     with pytest.raises(OnlineConfigError, match=r"config file .*nope\.toml' does not exist"):
         load_sources(tmp_path / "nope.toml")
