@@ -1,8 +1,9 @@
 """Verdicts where traces live: a real Arize Phoenix server as a trace source, and judgeq's verdicts written back.
 
-The test starts Phoenix itself (``phoenix serve`` from ``.venv-phoenix``,
-which scripts/test installs: Phoenix's own dependencies are kept apart from
-judgeq's), on free ports with a working directory of its own. An app's LLM
+The test starts Phoenix itself (``phoenix serve`` of judgeq's ``phoenix``
+extra, which scripts/test installs in ``.venv-phoenix``: beside judgeq's test
+environment it would resolve an older litellm), on free ports with a working
+directory of its own (its own SQLite). An app's LLM
 spans reach it over OTLP/HTTP as any instrumented app sends them
 (OpenInference attributes: ``input.value``, ``output.value``,
 ``metadata.*``). ``judgeq online`` reads a window of the project's spans
@@ -31,7 +32,7 @@ from .processes import REPO, base_env, free_port, wait_until
 
 pytestmark = pytest.mark.timeout(300)
 
-PHOENIX = REPO / ".venv-phoenix" / "bin" / "phoenix"
+PHOENIX = REPO / ".venv-phoenix" / "bin" / "phoenix"  # judgeq[phoenix] in a venv of its own (scripts/test)
 PROJECT = "shop-assistant"
 
 
@@ -39,8 +40,8 @@ PROJECT = "shop-assistant"
 def phoenix(tmp_path_factory: pytest.TempPathFactory) -> Iterator[str]:
     """A Phoenix server of this module's own: its base URL."""
     if not PHOENIX.exists():
-        pytest.fail(f"{PHOENIX} is missing: scripts/test installs Phoenix there (python3 -m venv .venv-phoenix && "
-                    ".venv-phoenix/bin/pip install arize-phoenix)")
+        pytest.fail(f"{PHOENIX} is missing: scripts/test installs judgeq's phoenix extra there (python3 -m venv "
+                    ".venv-phoenix && .venv-phoenix/bin/pip install -e '.[phoenix]')")
     work = tmp_path_factory.mktemp("phoenix")
     port = free_port()
     env = {**os.environ, "PHOENIX_WORKING_DIR": str(work), "PHOENIX_PORT": str(port),
