@@ -7,8 +7,12 @@ as ``run_cli`` sees it), and returns what ``run_cli`` returns, so a test moves
 from one to the other by its call alone. The environment is the one given,
 whole, for the call's duration; the working directory, the signal handlers
 and the unraisable hook a command installs (``scheduler.interrupts``) are put
-back afterwards. The zygote (``tests/processes.py``) stays for the tests that
-need a real process: signals, kills, timings, workers.
+back afterwards. The zygote (``tests/processes.py``) stays for the calls that
+need a real process: signals, kills, timings, file modes as non-root,
+``JUDGEQ_TEST_ZYGOTE=0``, what only a process's exit does (it closes the
+SQLite ledger, folding the WAL into the file), calls made from several
+threads at once (the isolation swaps this process's streams and environment),
+and the servers (worker, beat, flower, exporter); and for the workers.
 """
 
 from __future__ import annotations

@@ -10,7 +10,7 @@ import redis
 from sqlalchemy import create_engine, inspect, text
 
 from .cli_runner import invoke
-from .processes import base_env, run_cli
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -77,7 +77,7 @@ def test_bad_dataset_is_rejected_whole(name: str, content: str, where: str, what
                                        env: dict[str, str], redis_url: str, pg_url: str) -> None:
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
-    res = run_cli(["submit", str(path), "--judge", "exact", "--wait"], env)
+    res = invoke(["submit", str(path), "--judge", "exact", "--wait"], env)
     assert res.returncode == 2, (res.stdout, res.stderr)
     message = res.stderr.strip()
     assert len(message.splitlines()) == 1, message

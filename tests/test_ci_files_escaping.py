@@ -16,7 +16,8 @@ import pytest
 
 from scheduler.formats import md_text, xml_text
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -47,13 +48,13 @@ def test_hostile_outputs_and_ids_stay_inert(tmp_path: Path) -> None:
     cand = write(tmp_path / "cand" / "golden.jsonl",
                  [{"id": i, "output": o, "expected": "right"} for i, o in zip(ids, outputs)])
     env = base_env(JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'ledger.db'}")
-    first = run_cli(["submit", str(base), "--judge", "exact_match", "--wait", "--json"], env)
+    first = invoke(["submit", str(base), "--judge", "exact_match", "--wait", "--json"], env)
     assert first.returncode == 0, first.stderr
     base_id = json.loads(first.stdout)["run"]["id"]
-    assert run_cli(["status", base_id], env).returncode == 0  # marks the finished run done
+    assert invoke(["status", base_id], env).returncode == 0  # marks the finished run done
     junit, md = tmp_path / "gate.xml", tmp_path / "summary.md"
-    res = run_cli(["submit", str(cand), "--judge", "exact_match", "--wait", "--baseline", base_id,
-                   "--gate", "exact_match>=0.9", "--junit", str(junit), "--markdown", str(md)], env)
+    res = invoke(["submit", str(cand), "--judge", "exact_match", "--wait", "--baseline", base_id,
+                  "--gate", "exact_match>=0.9", "--junit", str(junit), "--markdown", str(md)], env)
     assert res.returncode == 1, res.stderr  # the gates fail: every item regressed
 
     root = ET.parse(junit).getroot()  # raised "not well-formed" on control characters before

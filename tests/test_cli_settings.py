@@ -12,7 +12,8 @@ from pathlib import Path
 
 import pytest
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -28,11 +29,11 @@ def test_global_flags_reach_an_embedded_submit_over_the_environment(tmp_path: Pa
     ledger = f"sqlite:///{tmp_path / 'flag.db'}"
     env = base_env(JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'no-such-folder' / 'env.db'}",
                    JUDGEQ_CONFIG=str(tmp_path / "missing.toml"), TMPDIR=str(tmp_path))
-    res = run_cli(["--ledger-url", ledger, "--config", str(tmp_path / "judgeq.toml"), "submit", str(dataset),
-                   "--judge", "same", "--wait", "--json"], env, cwd=tmp_path)
+    res = invoke(["--ledger-url", ledger, "--config", str(tmp_path / "judgeq.toml"), "submit", str(dataset),
+                  "--judge", "same", "--wait", "--json"], env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     run = json.loads(res.stdout)["run"]
-    listed = run_cli(["--ledger-url", ledger, "runs", "--json"], env, cwd=tmp_path)
+    listed = invoke(["--ledger-url", ledger, "runs", "--json"], env, cwd=tmp_path)
     assert listed.returncode == 0, listed.stderr
     assert [r["id"] for r in json.loads(listed.stdout)] == [run["id"]]
     assert not (tmp_path / "no-such-folder").exists()

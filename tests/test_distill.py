@@ -17,7 +17,6 @@ from ledger.store import Ledger
 
 from .cli_runner import invoke
 from .distill_data import records, teacher_label, write
-from .processes import run_cli
 from .provider import FakeProvider
 from .remote_judge import env_for
 
@@ -33,7 +32,7 @@ def provider() -> Any:
 
 
 def submit(path: Path, judge: str, env: dict[str, str]) -> str:
-    done = run_cli(["submit", str(path), "--judge", judge, "--wait"], env, timeout=240)
+    done = invoke(["submit", str(path), "--judge", judge, "--wait"], env)
     assert done.returncode == 0, done.stderr[-3000:]
     return done.stdout.splitlines()[0].strip()
 
@@ -44,8 +43,8 @@ def test_distill_then_judge_alone_and_in_a_cascade(tmp_path: Path, provider: Fak
     config = tmp_path / "judgeq.toml"
     submit(write(tmp_path / "train.jsonl", TRAIN, seed=1), "faithful", env)
 
-    trained = run_cli(["distill", "--teacher", "faithful", "--name", "faithful-mini", "--out",
-                       str(tmp_path / "models"), "--target-agreement", "0.98", "--json"], env, timeout=240)
+    trained = invoke(["distill", "--teacher", "faithful", "--name", "faithful-mini", "--out",
+                      str(tmp_path / "models"), "--target-agreement", "0.98", "--json"], env)
     assert trained.returncode == 0, trained.stderr[-3000:]
     report = json.loads(trained.stdout)
     artifact = Path(report["artifact"])

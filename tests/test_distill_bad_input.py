@@ -27,7 +27,7 @@ from ledger.stores.teacher import VerdictRow
 
 from .cli_runner import invoke
 from .distill_data import records, teacher_label
-from .processes import base_env, run_cli
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -215,7 +215,7 @@ def test_wrong_judge_or_missing_artifact_exits_2(tmp_path: Path, env: dict[str, 
     ]
     for table, judge, says in cases:
         config.write_text(CONFIG + table)
-        done = run_cli(["submit", str(data), "--judge", judge], env)
+        done = invoke(["submit", str(data), "--judge", judge], env)
         assert done.returncode == 2 and says in done.stderr, done.stderr
         assert "Traceback" not in done.stderr
     with Ledger(env["JUDGEQ_LEDGER_URL"]) as ledger:

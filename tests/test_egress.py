@@ -23,6 +23,7 @@ from judges.retry import RetryPolicy
 from judges.types import parse_spec
 from workers.settings import WorkerSettings
 
+from .cli_runner import invoke
 from .processes import Worker, base_env, run_cli
 from .provider import FakeProvider
 from .remote_judge import dataset
@@ -189,9 +190,9 @@ def test_a_worker_sends_no_key_its_operator_did_not_allow(tmp_path: Path, redis_
                        JUDGEQ_KEY_ENDPOINTS=json.dumps({"TEST_PROVIDER_KEY": [capture.base_url]}))
         worker = Worker("remote", env, "--concurrency", "2").wait_ready()
         try:
-            res = run_cli(["submit", str(data), "--judge", "leak_ledger", "--judge", "leak_openai",
-                           "--judge", "keyless", "--judge", "allowed", "--wait", "--json", "--timeout", "120"],
-                          env, timeout=150)
+            res = invoke(["submit", str(data), "--judge", "leak_ledger", "--judge", "leak_openai",
+                          "--judge", "keyless", "--judge", "allowed", "--wait", "--json", "--timeout", "120"],
+                         env)
         finally:
             worker.stop()
         calls = capture.calls
@@ -277,12 +278,12 @@ def test_submit_to_a_fleet_refuses_an_unlisted_keyless_cloud_model(tmp_path: Pat
     data = dataset(tmp_path / "golden.jsonl", 3)
     (tmp_path / "judgeq.toml").write_text(CLOUD_CONFIG)
     env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"))
-    res = run_cli(["submit", str(data), "--judge", "cloud"], env, timeout=60)
+    res = invoke(["submit", str(data), "--judge", "cloud"], env)
     assert res.returncode == 2, res.stderr
     (line,) = res.stderr.strip().splitlines()
     assert "would authenticate with the worker's own cloud identity" in line
     assert "JUDGEQ_CLOUD_MODELS='[\"bedrock\"]'" in line
-    assert run_cli(["runs", "--json"], env, timeout=60).stdout.strip() in ("[]", "")
+    assert invoke(["runs", "--json"], env).stdout.strip() in ("[]", "")
     env["JUDGEQ_CLOUD_MODELS"] = '["bedrock"]'
-    res = run_cli(["submit", str(data), "--judge", "cloud", "--json"], env, timeout=60)
+    res = invoke(["submit", str(data), "--judge", "cloud", "--json"], env)
     assert res.returncode == 0 and json.loads(res.stdout)["enqueued"] is True, res.stderr

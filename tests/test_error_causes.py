@@ -12,7 +12,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import create_engine, text
 
-from .processes import Worker, run_cli
+from .cli_runner import invoke
+from .processes import Worker
 from .provider import FakeProvider
 from .remote_judge import dataset, env_for
 
@@ -42,15 +43,15 @@ def test_a_refused_key_exits_2_says_why_and_resume_retries_it_once_the_workers_a
         refusing = {k: v for k, v in allowed.items() if k != "JUDGEQ_KEY_ENDPOINTS"}  # the README's old fleet
         worker = Worker("remote", refusing, "--concurrency", "2").wait_ready()
         try:
-            res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5",
-                           "--timeout", "60"], refusing, timeout=120)
+            res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5",
+                          "--timeout", "60"], refusing)
             run_id = res.stdout.strip().splitlines()[0]
             # resume without --retry-errors leaves refusals alone: nothing is sent, the cause stays
-            again = run_cli(["resume", run_id, "--wait", "--timeout", "60"], refusing, timeout=120)
+            again = invoke(["resume", run_id, "--wait", "--timeout", "60"], refusing)
         finally:
             worker.stop()
-        report = run_cli(["report", run_id], allowed)
-        report_json = run_cli(["report", run_id, "--json"], allowed)
+        report = invoke(["report", run_id], allowed)
+        report_json = invoke(["report", run_id, "--json"], allowed)
         assert provider.count() == 0
 
         # submit: exit 2 (configuration), not 1 (a quality verdict), with one line naming the reason
@@ -70,22 +71,21 @@ def test_a_refused_key_exits_2_says_why_and_resume_retries_it_once_the_workers_a
         assert (kind["kind"], kind["count"]) == ("forbidden", N) and "JUDGEQ_KEY_ENDPOINTS" in kind["sample"]
 
         # bad kinds are usage errors, before anything is written
-        bad = run_cli(["resume", run_id, "--retry-errors", "fatal"], allowed)
+        bad = invoke(["resume", run_id, "--retry-errors", "fatal"], allowed)
         assert bad.returncode == 2 and "fatal cannot be retried" in bad.stderr, bad.stderr
 
         # the operator lists the endpoint; resume --retry-errors judges every refused row, once
         worker = Worker("remote", allowed, "--concurrency", "2").wait_ready()
         try:
-            fixed = run_cli(["resume", run_id, "--retry-errors", "forbidden", "--wait", "--timeout", "60"], allowed,
-                            timeout=120)
+            fixed = invoke(["resume", run_id, "--retry-errors", "forbidden", "--wait", "--timeout", "60"], allowed)
         finally:
             worker.stop()
         calls = provider.count()
     assert fixed.returncode == 0, fixed.stdout + fixed.stderr
     assert calls == N and rows_by_kind(pg_url) == {("ok", None): N}
     # and the gate decides on verdicts: 6 of 8 records pass (tests/remote_judge.py)
-    assert run_cli(["gate", run_id, "--gate", "faithful>=0.5"], allowed).returncode == 0
-    assert run_cli(["gate", run_id, "--gate", "faithful>=0.9"], allowed).returncode == 1
+    assert invoke(["gate", run_id, "--gate", "faithful>=0.5"], allowed).returncode == 0
+    assert invoke(["gate", run_id, "--gate", "faithful>=0.9"], allowed).returncode == 1
 
 
 @pytest.mark.timeout(120)
@@ -95,7 +95,7 @@ def test_a_gate_with_only_unusable_answers_is_a_configuration_error_not_a_failed
     with FakeProvider(p_garbage=1.0) as provider:
         env = env_for(tmp_path, provider, JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'l.db'}",
                       JUDGEQ_RETRY_ATTEMPTS="2")
-        res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5"], env)
+        res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5"], env)
     assert res.returncode == 2, res.stdout + res.stderr
     (line,) = judgeq_lines(res.stderr)
     assert "judge faithful: 3 of 3 rows are answer errors (no answer of the model held a usable verdict)" in line

@@ -1,8 +1,9 @@
 """Exit codes CI can trust: every failure that is not a gate verdict exits with something other than 1.
 
-Each case runs the real CLI in a subprocess and checks its exit code, that
-the error is one line on stderr with no traceback, and, for bad input, that
-nothing reached the ledger (no run row). Bad input is 2, infrastructure 3,
+Each case runs the real CLI (in this process, or in one of its own where the
+file modes, the process's exit or its traceback file matter) and checks its
+exit code, that the error is one line on stderr with no traceback, and, for
+bad input, that nothing reached the ledger (no run row). Bad input is 2, infrastructure 3,
 anything unforeseen 4 with its traceback kept in a file.
 """
 
@@ -149,7 +150,7 @@ def test_input_that_cannot_be_stored_is_bad_input(name: str, content: str, args:
     path = tmp_path / "bad.jsonl"
     path.write_text(content)
     judges = [] if "--judge" in args else ["--judge", "exact"]
-    res = run_cli(["submit", str(path), *judges, "--wait", *args], env_for(pg_url, config), cwd=tmp_path)
+    res = invoke(["submit", str(path), *judges, "--wait", *args], env_for(pg_url, config), cwd=tmp_path)
     assert_one_line(res, 2, needle)
     assert run_rows(pg_url) == 0
 
@@ -163,11 +164,11 @@ def test_record_size_cap_is_a_setting(tmp_path: Path, config: Path) -> None:
     path = tmp_path / "big.jsonl"
     path.write_text('{"id": "b", "output": "%s", "expected": "x"}\n' % ("x" * 5000))
     url = f"sqlite:///{tmp_path / 'l.db'}"
-    small = run_cli(["submit", str(path), "--judge", "exact"], env_for(url, config, JUDGEQ_MAX_RECORD_BYTES="4096"))
+    small = invoke(["submit", str(path), "--judge", "exact"], env_for(url, config, JUDGEQ_MAX_RECORD_BYTES="4096"))
     assert_one_line(small, 2, "longer than 4,096 bytes — shorten it (an excerpt of a long context, not all of it), "
                               "or raise JUDGEQ_MAX_RECORD_BYTES")
     assert not (tmp_path / "l.db").exists()
-    assert run_cli(["submit", str(path), "--judge", "exact", "--wait"], env_for(url, config)).returncode == 0
+    assert invoke(["submit", str(path), "--judge", "exact", "--wait"], env_for(url, config)).returncode == 0
 
 
 @pytest.mark.parametrize("name,url,needle", BAD_LEDGER_URL, ids=[c[0] for c in BAD_LEDGER_URL])
@@ -175,7 +176,7 @@ def test_a_ledger_url_judgeq_cannot_use_is_a_configuration_error(name: str, url:
                                                                  config: Path) -> None:
     path = tmp_path / "ok.jsonl"
     path.write_text(GOOD)
-    res = run_cli(["submit", str(path), "--judge", "exact", "--wait"], env_for(url, config), cwd=tmp_path)
+    res = invoke(["submit", str(path), "--judge", "exact", "--wait"], env_for(url, config), cwd=tmp_path)
     assert_one_line(res, 2, needle)
     assert sorted(p.name for p in tmp_path.iterdir()) == ["judgeq.toml", "ok.jsonl"]  # no database file made
 
@@ -184,6 +185,8 @@ def test_a_ledger_url_judgeq_cannot_use_is_a_configuration_error(name: str, url:
 
 
 def make_run(url: str, config: Path, folder: Path) -> str:
+    """A finished run made by a process of its own: its exit closes the SQLite ledger, which folds the WAL into
+    the file (the tests cut or chmod the file itself and need no ``-wal`` beside it)."""
     path = folder / "golden.jsonl"
     path.write_text(GOOD + GOOD.replace('"a"', '"b"'))
     res = run_cli(["submit", str(path), "--judge", "exact", "--wait", "--json"], env_for(url, config), cwd=folder)
@@ -279,10 +282,10 @@ def test_a_postgresql_role_without_privileges_is_infrastructure_not_a_failed_gat
     run_id = make_run(owner, config, tmp_path)
     env = env_for(unprivileged, config)
     for args in (["gate", run_id, "--gate", "exact>=0.5"], ["report", run_id], ["runs"]):
-        res = run_cli(args, env)
+        res = invoke(args, env)
         assert_one_line(res, 3, "refuses access (permission denied for table")
         assert "grant the role judgeq connects as SELECT, INSERT, UPDATE, DELETE" in res.stderr
-    res = run_cli(["submit", str(tmp_path / "golden.jsonl"), "--judge", "exact", "--wait"], env)
+    res = invoke(["submit", str(tmp_path / "golden.jsonl"), "--judge", "exact", "--wait"], env)
     assert_one_error_line(res, 3, "refuses access")
     assert run_rows(owner) == 1
 
@@ -318,8 +321,8 @@ def test_an_unforeseen_error_exits_4_with_its_traceback_in_a_file(tmp_path: Path
 def test_a_bad_setting_is_bad_input(tmp_path: Path, config: Path) -> None:
     path = tmp_path / "ok.jsonl"
     path.write_text(GOOD)
-    res = run_cli(["submit", str(path), "--judge", "exact"],
-                  env_for(f"sqlite:///{tmp_path / 'l.db'}", config, JUDGEQ_MAX_RECORD_BYTES="lots"))
+    res = invoke(["submit", str(path), "--judge", "exact"],
+                 env_for(f"sqlite:///{tmp_path / 'l.db'}", config, JUDGEQ_MAX_RECORD_BYTES="lots"))
     assert_one_line(res, 2, "setting JUDGEQ_MAX_RECORD_BYTES='lots'")
 
 
@@ -357,8 +360,8 @@ def test_runs_lists_newest_first_with_filters(tmp_path: Path, config: Path) -> N
         folder.mkdir()
         path = folder / f"{name}.jsonl"
         path.write_text(GOOD)
-        res = run_cli(["submit", str(path), "--judge", "exact", "--wait", "--json",
-                       *[f"--tag={t}" for t in tags]], env)
+        res = invoke(["submit", str(path), "--judge", "exact", "--wait", "--json",
+                      *[f"--tag={t}" for t in tags]], env)
         assert res.returncode == 0, res.stderr
         made.append(json.loads(res.stdout)["run"]["id"])
 

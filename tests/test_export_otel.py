@@ -22,7 +22,8 @@ from ledger.store import Ledger
 
 from .metrics_rows import Row, make_run, write_rows
 from .otlp_receiver import Receiver, attributes
-from .processes import base_env, free_port, run_cli
+from .cli_runner import invoke
+from .processes import base_env, free_port
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -51,7 +52,7 @@ def test_each_verdict_is_a_span_of_the_judged_trace(ledger_url: str) -> None:
     make_run(ledger, "online-1")
     write_rows(ledger, "online-1", ROWS)
     with Receiver() as receiver:
-        done = run_cli(["export-otel", "online-1", "--endpoint", receiver.url], env_for(ledger_url))
+        done = invoke(["export-otel", "online-1", "--endpoint", receiver.url], env_for(ledger_url))
     assert done.returncode == 0, done.stderr
     assert (f"sent 2 spans to {receiver.url}/v1/traces (1 as children of the judged span) from 1 run(s); not sent: "
             "1 rows without a verdict, 1 whose trace id is no OpenTelemetry trace id") in done.stdout
@@ -126,8 +127,8 @@ def test_a_window_through_the_standard_variables(sqlite_url: str) -> None:
     with Receiver() as receiver:
         env = env_for(sqlite_url, OTEL_EXPORTER_OTLP_ENDPOINT=receiver.url,
                       OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20s3cret", OTEL_SERVICE_NAME="evals")
-        done = run_cli(["export-otel", "--source", "prod", "--window", "2026-11-22T13", "--judge", "relevance",
-                        "--json"], env)
+        done = invoke(["export-otel", "--source", "prod", "--window", "2026-11-22T13", "--judge", "relevance",
+                       "--json"], env)
     assert done.returncode == 0, done.stderr
     counts = json.loads(done.stdout)
     assert counts["sent"] == 2 and counts["runs"] == ["online-1"] and counts["no_trace"] == 1
@@ -146,7 +147,7 @@ def test_the_environments_headers_go_only_to_the_environments_endpoint(sqlite_ur
         env = env_for(sqlite_url, OTEL_EXPORTER_OTLP_ENDPOINT=collector.url,
                       OTEL_EXPORTER_OTLP_HEADERS="authorization=Bearer%20collector-key-77",
                       OTEL_EXPORTER_OTLP_TRACES_HEADERS="x-api-key=traces-key-88")
-        done = run_cli(["export-otel", "online-1", "--endpoint", elsewhere.url], env)
+        done = invoke(["export-otel", "online-1", "--endpoint", elsewhere.url], env)
         assert done.returncode == 0, done.stderr
         assert len(elsewhere.requests) == 1 and not collector.requests
         assert "authorization" not in elsewhere.headers[0] and "x-api-key" not in elsewhere.headers[0]
@@ -154,7 +155,7 @@ def test_the_environments_headers_go_only_to_the_environments_endpoint(sqlite_ur
                 f"{elsewhere.url}/v1/traces") in done.stderr
         assert "key-77" not in done.stdout + done.stderr and "key-88" not in done.stdout + done.stderr
         # The same endpoint written as the flag (a trailing slash, the path spelled out) is the environment's.
-        done = run_cli(["export-otel", "online-1", "--endpoint", collector.url + "/v1/traces/"], env)
+        done = invoke(["export-otel", "online-1", "--endpoint", collector.url + "/v1/traces/"], env)
         assert done.returncode == 0, done.stderr
         assert len(collector.requests) == 1 and collector.headers[0]["x-api-key"] == "traces-key-88"
         assert "not sent" not in done.stderr
@@ -166,7 +167,7 @@ def test_spans_go_in_batches_and_offline_rows_are_not_sampled(sqlite_url: str) -
     rows = [Row(f"{i + 1:032x}", "en", (i % 5) / 4) for i in range(1100)]
     write_rows(ledger, "golden", rows, dataset="sha256:test")
     with Receiver() as receiver:
-        done = run_cli(["export-otel", "golden", "--endpoint", f"{receiver.url}/v1/traces"], env_for(sqlite_url))
+        done = invoke(["export-otel", "golden", "--endpoint", f"{receiver.url}/v1/traces"], env_for(sqlite_url))
     assert done.returncode == 0, done.stderr
     assert [sum(len(s.spans) for rs in r.resource_spans for s in rs.scope_spans) for r in receiver.requests] == [
         512, 512, 76]
@@ -181,13 +182,13 @@ def test_an_endpoint_that_is_down_or_refuses_is_exit_3(sqlite_url: str) -> None:
     make_run(ledger, "online-1")
     write_rows(ledger, "online-1", ROWS)
     down = f"http://127.0.0.1:{free_port()}"
-    done = run_cli(["export-otel", "online-1", "--endpoint", down], env_for(sqlite_url))
+    done = invoke(["export-otel", "online-1", "--endpoint", down], env_for(sqlite_url))
     assert done.returncode == 3, done.stderr
     assert f"the OTLP endpoint {down}/v1/traces did not take 2 spans (0 were sent before)" in done.stderr
     assert "Traceback" not in done.stderr
     with Receiver() as receiver:
         receiver.status = 401
-        done = run_cli(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
+        done = invoke(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
     assert done.returncode == 3 and "did not take 2 spans" in done.stderr, done.stderr
 
 
@@ -203,7 +204,7 @@ def test_an_endpoint_that_is_down_or_refuses_is_exit_3(sqlite_url: str) -> None:
 def test_bad_usage_is_exit_2(sqlite_url: str, args: list[str], says: str) -> None:
     ledger = Ledger(sqlite_url)
     make_run(ledger, "online-1")
-    done = run_cli(args, env_for(sqlite_url))
+    done = invoke(args, env_for(sqlite_url))
     assert done.returncode == 2 and says in done.stderr, done.stderr
 
 

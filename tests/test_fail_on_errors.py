@@ -16,7 +16,6 @@ from typing import Any
 import pytest
 
 from .cli_runner import invoke
-from .processes import run_cli
 from .provider import FakeProvider, default_verdict, last_user_text
 from .remote_judge import dataset, env_for
 
@@ -58,7 +57,7 @@ def test_errors_are_said_and_fail_only_when_asked(tmp_path: Path, env: dict[str,
     """Two CLI runs of the judge (each pays litellm's import, 2-6 s here), then gate and report on the ledger."""
     data = dataset(tmp_path / "items.jsonl", 8)  # t0 and t4 say "bad"
 
-    plain = run_cli(["submit", str(data), "--judge", "faithful", "--wait"], env)
+    plain = invoke(["submit", str(data), "--judge", "faithful", "--wait"], env)
     assert plain.returncode == 0, plain.stderr[-3000:]  # as documented: no gate, no flag, exit 0
     run_id = plain.stdout.splitlines()[0].strip()
     [line] = errors_line(plain.stderr)
@@ -67,7 +66,7 @@ def test_errors_are_said_and_fail_only_when_asked(tmp_path: Path, env: dict[str,
     assert f"'judgeq report {run_id}' shows them by kind" in line, line
     assert "--fail-on-errors" not in line
 
-    failed = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--fail-on-errors", "--json"], env)
+    failed = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--fail-on-errors", "--json"], env)
     assert failed.returncode == 1, failed.stderr[-3000:]  # a failed quality check, as a gate's
     summary = json.loads(failed.stdout)
     assert summary['totals']['judge_error'] == 2
@@ -92,14 +91,14 @@ def test_a_clean_run_passes_and_the_flag_needs_wait(tmp_path: Path, env: dict[st
     env = dict(env, JUDGEQ_CONFIG=str(tmp_path / "local.toml"))
     (tmp_path / "local.toml").write_text('[judges.exact]\ntype = "local"\nbuiltin = "exact_match"\n')
 
-    usage = run_cli(["submit", str(data), "--judge", "exact", "--fail-on-errors"], env)
+    usage = invoke(["submit", str(data), "--judge", "exact", "--fail-on-errors"], env)
     assert usage.returncode == 2 and "--fail-on-errors needs --wait" in usage.stderr, usage.stderr
     assert run_rows(tmp_path) == 0
 
-    clean = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--fail-on-errors"], env)
+    clean = invoke(["submit", str(data), "--judge", "exact", "--wait", "--fail-on-errors"], env)
     assert clean.returncode == 0, clean.stderr[-3000:]  # half fail, but failing verdicts are verdicts
     assert not errors_line(clean.stderr) and "judgeq: " not in clean.stderr
     run_id = clean.stdout.splitlines()[0].strip()
-    resumed = run_cli(["resume", run_id, "--wait", "--fail-on-errors"], env)
+    resumed = invoke(["resume", run_id, "--wait", "--fail-on-errors"], env)
     assert resumed.returncode == 0 and not errors_line(resumed.stderr), resumed.stderr[-3000:]
-    assert run_cli(["resume", run_id, "--fail-on-errors"], env).returncode == 2
+    assert invoke(["resume", run_id, "--fail-on-errors"], env).returncode == 2

@@ -16,7 +16,8 @@ from sqlalchemy import create_engine, text
 from workers.app import restore_mutex_s
 
 from .ledger_probe import rows_and_keys
-from .processes import Worker, base_env, run_cli, wait_until
+from .cli_runner import invoke
+from .processes import Worker, base_env, wait_until
 
 pytestmark = pytest.mark.timeout(240)
 
@@ -85,8 +86,8 @@ def test_submit_wait_gate_passes_and_fails(tmp_path: Path, fleet_env: dict[str, 
     data = write_dataset(tmp_path / "golden.jsonl", 200)
     worker = Worker("local", fleet_env, "--concurrency", "2").wait_ready()
     try:
-        ok = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--gate", "exact>=0.85", "--json"],
-                     fleet_env)
+        ok = invoke(["submit", str(data), "--judge", "exact", "--wait", "--gate", "exact>=0.85", "--json"],
+                    fleet_env)
         assert ok.returncode == 0, ok.stderr
         payload = json.loads(ok.stdout)
         run_id = payload["run"]["id"]
@@ -96,11 +97,11 @@ def test_submit_wait_gate_passes_and_fails(tmp_path: Path, fleet_env: dict[str, 
         assert exact["mean"] == pytest.approx(0.9)
         assert rows_and_keys(pg_url, run_id) == (200, 200)
 
-        failed = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--gate", "exact>=0.95"], fleet_env)
+        failed = invoke(["submit", str(data), "--judge", "exact", "--wait", "--gate", "exact>=0.95"], fleet_env)
         assert failed.returncode == 1, failed.stderr
         assert "FAILED" in failed.stdout
 
-        report = run_cli(["report", run_id, "--json"], fleet_env)
+        report = invoke(["report", run_id, "--json"], fleet_env)
         assert report.returncode == 0 and json.loads(report.stdout)["judges"][0]["n"] == 200
     finally:
         worker.stop()
@@ -108,15 +109,15 @@ def test_submit_wait_gate_passes_and_fails(tmp_path: Path, fleet_env: dict[str, 
 
 def test_submit_without_wait_then_status(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:
     data = write_dataset(tmp_path / "golden.jsonl", 60)
-    sub = run_cli(["submit", str(data), "--judge", "exact", "--judge", "slow"], fleet_env)
+    sub = invoke(["submit", str(data), "--judge", "exact", "--judge", "slow"], fleet_env)
     assert sub.returncode == 0, sub.stderr
     run_id = sub.stdout.strip().splitlines()[0]
-    status = run_cli(["status", run_id, "--json"], fleet_env)
+    status = invoke(["status", run_id, "--json"], fleet_env)
     assert json.loads(status.stdout)["progress"]["done"] == 0  # no worker yet: nothing judged
     worker = Worker("local", fleet_env, "--concurrency", "2").wait_ready()
     try:
         wait_until(lambda: count_rows(pg_url, run_id) == 120, 60, "120 rows")
-        status = json.loads(run_cli(["status", run_id, "--json"], fleet_env).stdout)
+        status = json.loads(invoke(["status", run_id, "--json"], fleet_env).stdout)
         assert status["status"] == "done" and status["progress"]["done"] == 120
     finally:
         worker.stop()
@@ -154,7 +155,7 @@ def test_worker_killed_mid_run_completes_with_one_row_each(tmp_path: Path, fleet
         assert rows_and_keys(pg_url, run_id) == (400, 400)
         resent = [int(n) for n in re.findall(r"sent (\d+) items again", err)]
         assert sum(resent) <= 20, err  # one chunk at most: the rest came back from unacked
-        report = json.loads(run_cli(["report", run_id, "--json"], env).stdout)
+        report = json.loads(invoke(["report", run_id, "--json"], env).stdout)
         assert report["complete"] and report["judges"][0]["errors"] == 0
     finally:
         if waiter.poll() is None:
@@ -217,7 +218,7 @@ def test_pool_child_killed_is_requeued_at_once(tmp_path: Path, fleet_env: dict[s
     data = write_dataset(tmp_path / "golden.jsonl", 200)
     worker = Worker("local", env, "--concurrency", "2", "--prefetch", "1").wait_ready()
     try:
-        sub = run_cli(["submit", str(data), "--judge", "slow"], env)
+        sub = invoke(["submit", str(data), "--judge", "slow"], env)
         run_id = sub.stdout.strip().splitlines()[0]
         wait_until(lambda: count_rows(pg_url, run_id) >= 20, 60, "the first rows")
         os.kill(worker.children()[0], signal.SIGKILL)
@@ -233,7 +234,7 @@ def test_resume_completes_a_run_at_once_after_the_fleet_died(tmp_path: Path, fle
     data = write_dataset(tmp_path / "golden.jsonl", 300)
     victim = Worker("local", env, "--concurrency", "1", "--prefetch", "8").wait_ready()
     try:
-        sub = run_cli(["submit", str(data), "--judge", "slow", "--judge", "exact"], env)
+        sub = invoke(["submit", str(data), "--judge", "slow", "--judge", "exact"], env)
         run_id = sub.stdout.strip().splitlines()[0]
         wait_until(lambda: count_rows(pg_url, run_id) >= 30, 60, "the first rows")
         victim.kill()
@@ -242,7 +243,7 @@ def test_resume_completes_a_run_at_once_after_the_fleet_died(tmp_path: Path, fle
     # The killed worker's chunks wait out a 600 s visibility timeout; resume does not.
     worker = Worker("local", env, "--concurrency", "2").wait_ready()
     try:
-        res = run_cli(["resume", run_id, "--wait", "--timeout", "90", "--json"], env)
+        res = invoke(["resume", run_id, "--wait", "--timeout", "90", "--json"], env)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["complete"] is True
         assert rows_and_keys(pg_url, run_id) == (600, 600)
@@ -252,7 +253,7 @@ def test_resume_completes_a_run_at_once_after_the_fleet_died(tmp_path: Path, fle
 
 def test_wait_timeout_exits_3_and_stays_resumable(tmp_path: Path, fleet_env: dict[str, str]) -> None:
     data = write_dataset(tmp_path / "golden.jsonl", 30)
-    res = run_cli(["submit", str(data), "--judge", "exact", "--wait", "--timeout", "1"], fleet_env)
+    res = invoke(["submit", str(data), "--judge", "exact", "--wait", "--timeout", "1"], fleet_env)
     assert res.returncode == 3
     assert "resume" in res.stderr
 
@@ -260,7 +261,7 @@ def test_wait_timeout_exits_3_and_stays_resumable(tmp_path: Path, fleet_env: dic
 def test_unreachable_broker_exits_3_before_writing(tmp_path: Path, fleet_env: dict[str, str], pg_url: str) -> None:
     data = write_dataset(tmp_path / "golden.jsonl", 10)
     env = dict(fleet_env, JUDGEQ_BROKER_URL="redis://127.0.0.1:1/0")
-    res = run_cli(["submit", str(data), "--judge", "exact"], env)
+    res = invoke(["submit", str(data), "--judge", "exact"], env)
     assert res.returncode == 3, res.stderr
     assert "broker" in res.stderr
     engine = create_engine(pg_url)
@@ -286,7 +287,7 @@ def test_poison_chunk_is_recorded_as_failed_after_max_deliveries(tmp_path: Path,
     data = write_dataset(tmp_path / "golden.jsonl", 1)
     worker = Worker("local", env, "--concurrency", "1", "--prefetch", "1").wait_ready()
     try:
-        sub = run_cli(["submit", str(data), "--judge", "slow"], env)
+        sub = invoke(["submit", str(data), "--judge", "slow"], env)
         run_id = sub.stdout.strip().splitlines()[0]
         client = redis.Redis.from_url(env["JUDGEQ_BROKER_URL"])
 
@@ -298,7 +299,7 @@ def test_poison_chunk_is_recorded_as_failed_after_max_deliveries(tmp_path: Path,
             wait_until(lambda: started(delivery), 60, f"delivery {delivery} running")
             os.kill(worker.children()[0], signal.SIGKILL)  # the child dies mid-chunk, every time
         wait_until(lambda: count_rows(pg_url, run_id) == 1, 60, "the poisoned item's row:\n" + worker.log()[-3000:])
-        report = json.loads(run_cli(["report", run_id, "--json"], env).stdout)
+        report = json.loads(invoke(["report", run_id, "--json"], env).stdout)
         assert report["judges"][0]["errors"] == 1
         assert report["judges"][0]["ok"] == 0
         client.close()
@@ -316,13 +317,13 @@ def test_redis_restarted_without_persistence_then_resume(tmp_path: Path, fleet_e
     data = write_dataset(tmp_path / "golden.jsonl", 150)
     worker = None
     try:
-        sub = run_cli(["submit", str(data), "--judge", "exact"], env)  # no worker yet: all queued
+        sub = invoke(["submit", str(data), "--judge", "exact"], env)  # no worker yet: all queued
         assert sub.returncode == 0, sub.stderr
         run_id = sub.stdout.strip().splitlines()[0]
         broker.stop(kill=True)
         broker.start()  # same port, empty: the queued chunks are gone
         worker = Worker("local", env, "--concurrency", "1").wait_ready()
-        res = run_cli(["resume", run_id, "--wait", "--timeout", "60", "--json"], env)
+        res = invoke(["resume", run_id, "--wait", "--timeout", "60", "--json"], env)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["complete"] is True
         assert rows_and_keys(pg_url, run_id) == (150, 150)

@@ -13,7 +13,8 @@ from pathlib import Path
 import pytest
 import yaml
 
-from .processes import REPO, base_env, run_cli
+from .cli_runner import invoke
+from .processes import REPO, base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -57,7 +58,7 @@ def test_compose_commands_parse(service: str, tmp_path: Path) -> None:
     command = SERVICES[service].get("command")
     if not command:
         return
-    res = run_cli([*command, "--help"], base_env(), cwd=tmp_path)
+    res = invoke([*command, "--help"], base_env(), cwd=tmp_path)
     assert res.returncode == 0, f"{service}: judgeq {' '.join(command)} --help failed: {res.stderr}"
 
 

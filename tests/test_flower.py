@@ -11,6 +11,7 @@ import pytest
 
 from scheduler.fleet import password_weakness
 
+from .cli_runner import invoke
 from .processes import REPO, Worker, base_env, free_port, judgeq_cmd, run_cli, wait_until
 
 pytestmark = pytest.mark.timeout(180)
@@ -98,7 +99,7 @@ def test_flower_api_needs_credentials_and_lists_workers(tmp_path: Path, redis_ur
         # Task arguments shown by Flower are a summary, never the records (which may hold user data).
         data = tmp_path / "d.jsonl"
         data.write_text('{"id": "a", "output": "SECRET-CUSTOMER-TEXT", "expected": "x"}\n')
-        assert run_cli(["submit", str(data), "--judge", "exact_match", "--wait"], env).returncode == 0
+        assert invoke(["submit", str(data), "--judge", "exact_match", "--wait"], env).returncode == 0
 
         def task_seen() -> bool:
             resp = httpx.get(f"{base}/api/tasks", auth=("ops", "correct-horse-battery"), timeout=10)

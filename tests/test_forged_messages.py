@@ -23,7 +23,8 @@ from runs.errors import BadMessage
 from runs.message import ChunkMessage
 from workers.settings import WorkerSettings
 
-from .processes import Worker, base_env, run_cli, wait_until
+from .cli_runner import invoke
+from .processes import Worker, base_env, wait_until
 from .provider import FakeProvider
 from .remote_judge import dataset
 
@@ -63,7 +64,7 @@ def test_forged_chunks_are_refused_and_acknowledged(tmp_path: Path, redis_url: s
                        JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_MAX_RECORD_BYTES="4096")
         worker = Worker("remote", env, "--concurrency", "2").wait_ready()
         try:
-            res = run_cli(["submit", str(data), "--judge", "j", "--wait", "--json"], env, timeout=120)
+            res = invoke(["submit", str(data), "--judge", "j", "--wait", "--json"], env)
             assert res.returncode == 0, res.stderr  # a real submit's chunks are admitted
             run_id = json.loads(res.stdout)["run"]["id"]
             legit_calls, legit_rows = provider.count(), scores(sqlite_url)
@@ -101,8 +102,8 @@ def test_forged_chunks_are_refused_and_acknowledged(tmp_path: Path, redis_url: s
 
             wait_until(acknowledged, 30, "the forged messages to be acknowledged")
             client.close()
-            shown = run_cli(["status", run_id, "--json"], env)
-            told = run_cli(["status", run_id], env)
+            shown = invoke(["status", run_id, "--json"], env)
+            told = invoke(["status", run_id], env)
         finally:
             worker.stop()
         # The five that name the real run are counted where status looks; the other three name no run of it.

@@ -23,7 +23,8 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from .ledger_probe import rows_and_keys
-from .processes import RedisServer, Started, Worker, base_env, run_cli, start_cli, wait_until
+from .cli_runner import invoke
+from .processes import RedisServer, Started, Worker, base_env, start_cli, wait_until
 from .test_fleet import CONFIG  # judges "exact" and "slow" (a noop with a delay)
 
 pytestmark = pytest.mark.timeout(180)
@@ -109,17 +110,17 @@ def test_signal_mid_enqueue_exits_3_and_resume_with_the_same_file_completes(
     assert "Traceback" not in err
     assert ledger.status(run_id) == "submitting" and ledger.items() < N
 
-    bare = run_cli(["resume", run_id], env)
+    bare = invoke(["resume", run_id], env)
     assert bare.returncode == 2 and "--dataset FILE" in bare.stderr, bare.stderr
     other = write_dataset(tmp_path / "other.jsonl", N - 1)
-    refused = run_cli(["resume", run_id, "--dataset", str(other)], env)
+    refused = invoke(["resume", run_id, "--dataset", str(other)], env)
     assert refused.returncode == 2, refused.stderr
     assert "sha256" in refused.stderr and "same file" in refused.stderr
 
     worker = Worker("local", env, "--concurrency", "2").wait_ready()
     try:
-        done = run_cli(["resume", run_id, "--dataset", str(data), "--wait", "--timeout", "90", "--json"],
-                       dict(env, JUDGEQ_CHUNK_LOCAL="250"))
+        done = invoke(["resume", run_id, "--dataset", str(data), "--wait", "--timeout", "90", "--json"],
+                      dict(env, JUDGEQ_CHUNK_LOCAL="250"))
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["complete"] is True
         assert ledger.items() == N
@@ -144,8 +145,8 @@ def test_sigkill_mid_enqueue_then_resume_with_the_file_completes(tmp_path: Path,
 
     worker = Worker("local", env, "--concurrency", "2").wait_ready()
     try:
-        done = run_cli(["resume", run_id, "--dataset", str(data), "--wait", "--timeout", "90"],
-                       dict(env, JUDGEQ_CHUNK_LOCAL="250"))
+        done = invoke(["resume", run_id, "--dataset", str(data), "--wait", "--timeout", "90"],
+                      dict(env, JUDGEQ_CHUNK_LOCAL="250"))
         assert done.returncode == 0, done.stderr
         assert rows_and_keys(pg_url, run_id) == (N, N)
     finally:
@@ -172,8 +173,8 @@ def test_broker_lost_mid_enqueue_exits_3_and_resume_completes(tmp_path: Path, pg
         assert ledger.status(run_id) == "submitting"
 
         worker = Worker("local", env, "--concurrency", "2").wait_ready()
-        done = run_cli(["resume", run_id, "--dataset", str(data), "--wait", "--timeout", "90"],
-                       dict(env, JUDGEQ_CHUNK_LOCAL="250"))
+        done = invoke(["resume", run_id, "--dataset", str(data), "--wait", "--timeout", "90"],
+                      dict(env, JUDGEQ_CHUNK_LOCAL="250"))
         assert done.returncode == 0, done.stderr
         assert rows_and_keys(pg_url, run_id) == (N, N)
     finally:
@@ -198,7 +199,7 @@ def test_dataset_written_to_during_submit_abandons_the_run(tmp_path: Path, pg_ur
         assert "was written to after it was validated" in err and f"run {run_id} is marked abandoned" in err
         assert ledger.status(run_id) == "abandoned"
         assert ledger.items() < N
-        resumed = run_cli(["resume", run_id, "--dataset", str(data)], env)
+        resumed = invoke(["resume", run_id, "--dataset", str(data)], env)
         assert resumed.returncode == 2 and "abandoned" in resumed.stderr
     finally:
         ledger.close()
@@ -225,17 +226,17 @@ def test_sigint_in_embedded_mode_stops_cleanly_then_abandon(tmp_path: Path) -> N
         time.sleep(0.5)  # nothing of the run goes on after the process ended
         assert int(ledger.one("select count(*) from scores") or 0) == rows
 
-        gone = run_cli(["abandon", run_id], env)
+        gone = invoke(["abandon", run_id], env)
         assert gone.returncode == 0 and "abandoned" in gone.stderr, gone.stderr
         assert ledger.status(run_id) == "abandoned"
-        again = run_cli(["abandon", run_id], env)
+        again = invoke(["abandon", run_id], env)
         assert again.returncode == 0 and "already" in again.stderr
         for args in (["resume", run_id], ["resume", run_id, "--dataset", str(data)],
                      ["gate", run_id, "--gate", "slow>=0.5"],
                      ["submit", str(data), "--judge", "slow", "--wait", "--baseline", run_id]):
-            res = run_cli(args, env)
+            res = invoke(args, env)
             assert res.returncode == 2 and "abandoned" in res.stderr, (args, res.stderr)
-        status = json.loads(run_cli(["status", run_id, "--json"], env).stdout)
+        status = json.loads(invoke(["status", run_id, "--json"], env).stdout)
         assert status["status"] == "abandoned"
     finally:
         ledger.close()
@@ -252,7 +253,7 @@ def test_sigterm_in_embedded_mode_then_resume_completes(tmp_path: Path) -> None:
         os.kill(proc.pid, signal.SIGTERM)
         _, err = proc.communicate(timeout=60)
         assert proc.returncode == 3, err
-        done = run_cli(["resume", run_id, "--dataset", str(data), "--json"], dict(env, JUDGEQ_CHUNK_LOCAL="250"))
+        done = invoke(["resume", run_id, "--dataset", str(data), "--json"], dict(env, JUDGEQ_CHUNK_LOCAL="250"))
         assert done.returncode == 0, done.stderr
         assert json.loads(done.stdout)["complete"] is True
         assert rows_and_keys(url, run_id) == (3000, 3000)
@@ -265,7 +266,7 @@ def test_no_run_id_is_printed_for_a_run_that_was_never_created(tmp_path: Path) -
 
     data = write_dataset(tmp_path / "golden.jsonl", 10)
     env = env_for(tmp_path, f"postgresql://judgeq@127.0.0.1:{free_port()}/nothing")  # nothing listens there
-    res = run_cli(["submit", str(data), "--judge", "exact"], env)
+    res = invoke(["submit", str(data), "--judge", "exact"], env)
     assert res.returncode == 3, res.stderr
     assert res.stdout == ""
     assert "run r" not in res.stderr and "cut off" not in res.stderr
@@ -334,11 +335,11 @@ def test_an_embedded_run_stopped_by_sigterm_shows_stopped_until_resumed(tmp_path
         assert time.monotonic() - signalled < 15, err
         assert proc.returncode == 3 and f"judgeq resume {run_id}" in err, err
         assert int(ledger.one("select count(*) from scores") or 0) < 1500  # cut off while judging
-        status = json.loads(run_cli(["status", run_id, "--json"], env).stdout)
+        status = json.loads(invoke(["status", run_id, "--json"], env).stdout)
         assert status["status"] == "stopped"
-        listed = run_cli(["runs", "--status", "stopped", "--json"], env)
+        listed = invoke(["runs", "--status", "stopped", "--json"], env)
         assert [r["id"] for r in json.loads(listed.stdout)] == [run_id], listed.stderr
-        done = run_cli(["resume", run_id, "--json"], dict(env, JUDGEQ_CHUNK_LOCAL="250"))
+        done = invoke(["resume", run_id, "--json"], dict(env, JUDGEQ_CHUNK_LOCAL="250"))
         assert done.returncode == 0 and json.loads(done.stdout)["complete"] is True, done.stderr
         assert ledger.status(run_id) == "done" and rows_and_keys(url, run_id) == (1500, 1500)
     finally:

@@ -18,7 +18,8 @@ import pytest
 from judges.config import load_config
 from workers.chunk import JudgeCache
 
-from .processes import Worker, run_cli
+from .cli_runner import invoke
+from .processes import Worker
 from .provider import FakeProvider
 from .remote_judge import dataset, env_for
 
@@ -43,7 +44,7 @@ def attacker_env(tmp_path: Path, victim: dict[str, str], evil: FakeProvider, hon
 
 
 def submit(env: dict[str, str], data: Path, *extra: str) -> tuple[int, dict[str, Any]]:
-    res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json", *extra], env, timeout=180)
+    res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--json", *extra], env)
     assert res.returncode in (0, 1), res.stderr
     return res.returncode, json.loads(res.stdout)
 

@@ -22,6 +22,7 @@ from ledger.migrate import alembic_config, upgrade
 from ledger.models import LedgerModel
 from ledger.store import Ledger
 
+from .cli_runner import invoke
 from .processes import run_cli
 from .provider import FakeProvider
 from .remote_judge import dataset, env_for
@@ -44,7 +45,7 @@ def test_latency_is_the_calls_own_and_waits_are_recorded_beside_it(tmp_path: Pat
         assert submitted.returncode == 0, submitted.stderr[-2000:]
         run_id = json.loads(submitted.stdout)["run"]["id"]
         assert provider.count(200) == n
-    report = run_cli(["report", run_id, "--json"], env)
+    report = invoke(["report", run_id, "--json"], env)
     assert report.returncode == 0, report.stderr
     [card] = json.loads(report.stdout)["scorecard"]
     # The call's own time: the provider's 30 ms plus litellm's overhead, far from the slot waits.

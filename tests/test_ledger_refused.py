@@ -28,7 +28,7 @@ from workers.keys import DEAD_LETTERS
 
 from .cli_runner import invoke
 from .ledger_probe import rows_and_keys
-from .processes import Worker, base_env, run_cli, wait_until
+from .processes import Worker, base_env, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -84,7 +84,7 @@ def dataset(path: Path) -> Path:
 
 
 def submit(tmp_path: Path, env: dict[str, str]) -> str:
-    sub = run_cli(["submit", str(dataset(tmp_path / "golden.jsonl")), "--judge", "exact"], env)
+    sub = invoke(["submit", str(dataset(tmp_path / "golden.jsonl")), "--judge", "exact"], env)
     assert sub.returncode == 0, sub.stderr
     return sub.stdout.strip().splitlines()[0]
 
@@ -155,7 +155,7 @@ def test_a_chunk_out_of_retries_is_a_dead_letter_status_shows_and_resume_complet
         assert "message" not in as_json["first"]  # the records stay out of status
 
         grants.grant()
-        res = run_cli(["resume", run_id, "--wait", "--timeout", "60", "--json"], fleet_env)
+        res = invoke(["resume", run_id, "--wait", "--timeout", "60", "--json"], fleet_env)
         assert res.returncode == 0, res.stderr
         assert json.loads(res.stdout)["complete"] is True
         assert rows_and_keys(pg_url, run_id) == (N, N)
@@ -169,7 +169,7 @@ def test_a_chunk_out_of_retries_is_a_dead_letter_status_shows_and_resume_complet
 def test_embedded_mode_stops_resumably_with_exit_3_and_resume_completes(
         tmp_path: Path, env: dict[str, str], grants: Grants, pg_url: str) -> None:
     embedded = dict(env, JUDGEQ_LEDGER_URL=grants.url)
-    res = run_cli(["submit", str(dataset(tmp_path / "golden.jsonl")), "--judge", "exact", "--wait"], embedded)
+    res = invoke(["submit", str(dataset(tmp_path / "golden.jsonl")), "--judge", "exact", "--wait"], embedded)
 
     assert res.returncode == 3, res.stderr
     message = res.stderr.strip().splitlines()[-1]
@@ -179,7 +179,7 @@ def test_embedded_mode_stops_resumably_with_exit_3_and_resume_completes(
     assert rows_and_keys(pg_url, run_id) == (0, 0)
 
     grants.grant()
-    again = run_cli(["resume", run_id, "--wait", "--timeout", "60", "--json"], embedded)
+    again = invoke(["resume", run_id, "--wait", "--timeout", "60", "--json"], embedded)
     assert again.returncode == 0, again.stderr
     assert json.loads(again.stdout)["complete"] is True
     assert rows_and_keys(pg_url, run_id) == (N, N)
@@ -216,7 +216,7 @@ def test_a_refused_remote_chunk_is_not_judged_again_by_every_retry(tmp_path: Pat
         worker = Worker("remote", dict(env, JUDGEQ_LEDGER_URL=grants.url, JUDGEQ_LEDGER_RETRY_S="0.3",
                                        JUDGEQ_LEDGER_RETRIES="100"), "--concurrency", "2").wait_ready()
         try:
-            sub = run_cli(["submit", str(remote_dataset(tmp_path / "golden.jsonl", 16)), "--judge", "faithful"], env)
+            sub = invoke(["submit", str(remote_dataset(tmp_path / "golden.jsonl", 16)), "--judge", "faithful"], env)
             assert sub.returncode == 0, sub.stderr
             run_id = sub.stdout.strip().splitlines()[0]
             wait_until(lambda: worker.log().count("ledger failed for") >= 4, 60, "retries:\n" + worker.log()[-3000:])

@@ -27,7 +27,7 @@ from runs.sending import ChunkSettings
 from workers.settings import WorkerSettings
 
 from .cli_runner import invoke
-from .processes import base_env, run_cli
+from .processes import base_env
 from .test_drift_cli import AT, CONFIG, FIRST, HOURS
 from .test_exporter import config_file, scrape
 
@@ -45,7 +45,7 @@ def _records(wrong: set[int]) -> list[dict[str, Any]]:
 
 def _submit(env: dict[str, str], path: Path, records: list[dict[str, Any]]) -> str:
     path.write_text("".join(json.dumps(r) + "\n" for r in records))
-    res = run_cli(["submit", str(path), "--judge", "exact", "--wait", "--json"], env)
+    res = invoke(["submit", str(path), "--judge", "exact", "--wait", "--json"], env)
     assert res.returncode == 0, res.stderr
     return str(json.loads(res.stdout)["run"]["id"])
 

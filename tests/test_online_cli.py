@@ -17,7 +17,8 @@ import pytest
 
 from ledger import Ledger
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 from .test_sources_otlp import messages, otlp_json, request, span
 
 pytestmark = pytest.mark.timeout(120)
@@ -63,19 +64,19 @@ def test_a_span_name_that_matches_nothing_says_which_names_it_read_and_exits_2(t
     _openai_spans(tmp_path)
     env = _config(tmp_path, span_names=["chat"])
     args = ["online", "--source", "otel", "--judge", "ok", "--window", "2026-11-22T00"]
-    res = run_cli(args, env)
+    res = invoke(args, env)
     assert res.returncode == 2, res.stderr
     assert ("window 2026-11-22T00 of source 'otel' read 7 spans and matched none: 6 'chat gpt-4o-mini', "
             "1 'embeddings text-embedding-3-small'") in res.stderr
     assert "span_names = ['chat'] matches none" in res.stderr and '"chat *"' in res.stderr
     assert "nothing picked" in res.stdout
-    shown = json.loads(run_cli([*args, "--json"], env).stdout)
+    shown = json.loads(invoke([*args, "--json"], env).stdout)
     assert shown["empty"] is True and shown["seen"] == 0
     assert shown["passed_over"]["read"] == 7
     assert shown["passed_over"]["names"][0] == {"name": "chat gpt-4o-mini", "count": 6}
     # the README's pattern picks them; the runs the failed attempt left are filled by the same command
     env = _config(tmp_path, span_names=["chat *", "text_completion *"])
-    fixed = run_cli([*args, "--json"], env)
+    fixed = invoke([*args, "--json"], env)
     assert fixed.returncode == 0, fixed.stderr
     body = json.loads(fixed.stdout)
     assert body["seen"] == 6 and body["enqueued"] == {"ok": 6} and body["passed_over"] is None
@@ -85,7 +86,7 @@ def test_a_span_name_that_matches_nothing_says_which_names_it_read_and_exits_2(t
 def test_a_range_judges_each_window_once_and_refuses_bad_ranges_whole(tmp_path: Path) -> None:
     _logs(tmp_path, [0, 1, 3])
     env = _config(tmp_path)
-    res = run_cli(["online", "--schedule", "hourly", "--window", "2026-11-22T00..2026-11-22T03", "--json"], env)
+    res = invoke(["online", "--schedule", "hourly", "--window", "2026-11-22T00..2026-11-22T03", "--json"], env)
     assert res.returncode == 0, res.stderr
     body = json.loads(res.stdout)
     assert body["range"] == "2026-11-22T00..2026-11-22T03"
@@ -97,7 +98,7 @@ def test_a_range_judges_each_window_once_and_refuses_bad_ranges_whole(tmp_path: 
     assert [ledger.runs.get_run(r).window for r in runs] == ["2026-11-22T00", "2026-11-22T01", "2026-11-22T02",
                                                          "2026-11-22T03"]
     assert all(ledger.runs.get_run(r).status == "done" for r in runs)
-    again = run_cli(["online", "--schedule", "hourly", "--window", "2026-11-22T01..2026-11-22T02"], env)
+    again = invoke(["online", "--schedule", "hourly", "--window", "2026-11-22T01..2026-11-22T02"], env)
     assert again.returncode == 0, again.stderr
     assert again.stdout.count("(judged before: only new traces sent)") == 2
     assert "empty: the source had no trace in window 2026-11-22T02" in again.stdout
@@ -106,7 +107,7 @@ def test_a_range_judges_each_window_once_and_refuses_bad_ranges_whole(tmp_path: 
                       ("2026-01-01T00..2026-03-01T00", "holds 1417 windows of 1h; at most 1000"),
                       ("2026-11-22T00..2099-01-01T00", "at most 1000"),
                       ("2026-11-22T00..2026-11-22T0x", "malformed")]:
-        refused = run_cli(["online", "--schedule", "hourly", "--window", bad], env)
+        refused = invoke(["online", "--schedule", "hourly", "--window", bad], env)
         assert refused.returncode == 2 and says in refused.stderr, (bad, refused.stderr)
     assert len(Ledger(env["JUDGEQ_LEDGER_URL"]).runs.list_runs(limit=100)) == 4  # nothing written by the refusals
 
@@ -117,7 +118,7 @@ def test_a_range_reaching_an_open_window_is_refused_whole(tmp_path: Path) -> Non
     now = datetime.now(UTC)
     newest = (now + timedelta(hours=2)).strftime("%Y-%m-%dT%H")
     oldest = (now - timedelta(hours=3)).strftime("%Y-%m-%dT%H")
-    res = run_cli(["online", "--schedule", "hourly", "--window", f"{oldest}..{newest}"], env)
+    res = invoke(["online", "--schedule", "hourly", "--window", f"{oldest}..{newest}"], env)
     assert res.returncode == 2 and f"window {newest} is in the future" in res.stderr
     assert Ledger(env["JUDGEQ_LEDGER_URL"]).runs.list_runs(limit=10) == []
 
@@ -130,43 +131,43 @@ def test_lateness_decides_when_an_ad_hoc_window_is_closed(tmp_path: Path) -> Non
     # the hour that just ended is open for an hour's lateness, whatever the minute now is
     just_ended = (now.replace(minute=0, second=0, microsecond=0) - timedelta(hours=1)).strftime("%Y-%m-%dT%H")
     base = ["online", "--source", "logs", "--judge", "ok", "--window", just_ended]
-    refused = run_cli([*base, "--lateness", "1h"], env)
+    refused = invoke([*base, "--lateness", "1h"], env)
     assert refused.returncode == 2 and f"window {just_ended} is not closed yet" in refused.stderr
     assert "lateness 1h" in refused.stderr
-    judged = run_cli([*base, "--lateness", "0s", "--json"], env)
+    judged = invoke([*base, "--lateness", "0s", "--json"], env)
     assert judged.returncode == 0, judged.stderr
     assert json.loads(judged.stdout)["window"] == just_ended
-    bad = run_cli([*base, "--lateness", "soon"], env)
+    bad = invoke([*base, "--lateness", "soon"], env)
     assert bad.returncode == 2 and "--lateness: 'soon' is not a duration" in bad.stderr
     # --last follows it too: with 0s the newest closed hour is the one that just ended
-    last = run_cli(["online", "--source", "logs", "--judge", "ok", "--last", "1h", "--lateness", "0s", "--json"], env)
+    last = invoke(["online", "--source", "logs", "--judge", "ok", "--last", "1h", "--lateness", "0s", "--json"], env)
     assert json.loads(last.stdout)["window"] in (just_ended, now.strftime("%Y-%m-%dT%H"))  # the hour may turn
 
 
 def test_last_hour_that_was_empty_says_so(tmp_path: Path) -> None:
     env = _config(tmp_path)
     _logs(tmp_path, [0])  # nothing in any recent hour
-    res = run_cli(["online", "--source", "logs", "--judge", "ok", "--last", "1h"], env)
+    res = invoke(["online", "--source", "logs", "--judge", "ok", "--last", "1h"], env)
     assert res.returncode == 0, res.stderr
     assert "empty: the source had no trace in window" in res.stdout and "nothing was judged" in res.stdout
-    body: dict[str, Any] = json.loads(run_cli(["online", "--source", "logs", "--judge", "ok", "--last", "1h",
-                                                "--json"], env).stdout)
+    body: dict[str, Any] = json.loads(invoke(["online", "--source", "logs", "--judge", "ok", "--last", "1h",
+                                               "--json"], env).stdout)
     assert body["empty"] is True and body["seen"] == 0 and body["passed_over"] is None
 
 
 def test_promote_takes_a_schedule_as_drift_does(tmp_path: Path) -> None:
     _logs(tmp_path, [0])
     env = _config(tmp_path)
-    assert run_cli(["online", "--schedule", "hourly", "--window", "2026-11-22T00"], env).returncode == 0
+    assert invoke(["online", "--schedule", "hourly", "--window", "2026-11-22T00"], env).returncode == 0
     golden = tmp_path / "golden.jsonl"
     base = ["promote", "--window", "2026-11-22T00", "--where", 'id != ""', "--to", str(golden)]
-    res = run_cli([*base, "--schedule", "hourly", "--judge", "ok", "--json"], env)
+    res = invoke([*base, "--schedule", "hourly", "--judge", "ok", "--json"], env)
     assert res.returncode == 0, res.stderr
     assert sorted(json.loads(line)["id"] for line in golden.read_text().splitlines()) == ["t0-0", "t0-1", "t0-2"]
     for extra, says in [(["--schedule", "nightly", "--judge", "ok"], "unknown schedule 'nightly'"),
                         (["--schedule", "hourly", "--judge", "noop"], "schedule 'hourly' does not run judge 'noop'"),
                         (["--schedule", "hourly", "--source", "logs", "--judge", "ok"], "not both")]:
-        refused = run_cli([*base, *extra], env)
+        refused = invoke([*base, *extra], env)
         assert refused.returncode == 2 and says in refused.stderr, (extra, refused.stderr)
 
 
@@ -181,7 +182,7 @@ def test_runs_shows_window_ids_whole(tmp_path: Path) -> None:
                                         judges={"ok": {"version": "ok@abc", "kind": "local"}}))
     ledger.runs.create_run_if_absent(Run(id="r-offline", kind="offline", dataset_name="golden", dataset_hash="ab" * 32,
                                     judges={"ok": {"version": "ok@abc", "kind": "local"}}))
-    res = run_cli(["runs"], env)
+    res = invoke(["runs"], env)
     assert res.returncode == 0, res.stderr
     assert "prod (2026-W47)" in res.stdout and "prod (2026-11-22T13:05+15m)" in res.stdout
     assert f"golden ({'ab' * 6})" in res.stdout  # a dataset hash stays short

@@ -23,7 +23,8 @@ from ledger import Ledger
 from online.copies import Copies, Counts
 from online.sampling import u_of
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -62,7 +63,7 @@ def test_a_later_copy_is_never_judged_whatever_became_of_the_first(tmp_path: Pat
         _trace("twice-de", 7, "de"),
         _trace("twice-de", 8, "de"),
     ])
-    res = run_cli(["online", "--schedule", "daily", "--window", "2026-11-22", "--json"], env)
+    res = invoke(["online", "--schedule", "daily", "--window", "2026-11-22", "--json"], env)
     assert res.returncode == 0, res.stderr
     outcome = json.loads(res.stdout)
     assert outcome["skipped"] == {"duplicate": 4}  # every later copy, sampled or not
@@ -82,7 +83,7 @@ def test_a_later_copy_is_never_judged_whatever_became_of_the_first(tmp_path: Pat
     # Judged again (late traces: one more copy of a judged id and of an unjudged one): still nothing new.
     with (tmp_path / "logs.jsonl").open("a") as file:
         file.write(json.dumps(_trace("first-en", 9, "de")) + "\n" + json.dumps(_trace("twice-de", 10, "de")) + "\n")
-    again = run_cli(["online", "--schedule", "daily", "--window", "2026-11-22", "--json"], env)
+    again = invoke(["online", "--schedule", "daily", "--window", "2026-11-22", "--json"], env)
     assert again.returncode == 0, again.stderr
     second = json.loads(again.stdout)
     assert second["skipped"] == {"duplicate": 6} and second["enqueued"] == {"ok": 0}  # nothing new sent
@@ -93,17 +94,17 @@ def test_explain_tells_what_the_job_did_with_every_copy(tmp_path: Path) -> None:
     env = _config(tmp_path)
     _write(tmp_path, [_trace("first-en", 2, "en"), _trace("first-en", 3, "de"), _trace("first-en", 4, "de"),
                       _trace("twice-de", 6, "de"), _trace("twice-de", 7, "en")])
-    assert run_cli(["online", "--schedule", "daily", "--window", "2026-11-22"], env).returncode == 0
+    assert invoke(["online", "--schedule", "daily", "--window", "2026-11-22"], env).returncode == 0
 
-    res = run_cli(["explain", "first-en", "--window", "2026-11-22", "--schedule", "daily", "--json"], env)
+    res = invoke(["explain", "first-en", "--window", "2026-11-22", "--schedule", "daily", "--json"], env)
     assert res.returncode == 0, res.stderr
     (answer,) = json.loads(res.stdout)
     assert (answer["outcome"], answer["stratum"], answer["row"], answer["later_copies"]) == ("not_sampled", "en", None, 2)
-    text = run_cli(["explain", "first-en", "--window", "2026-11-22", "--schedule", "daily"], env)
+    text = invoke(["explain", "first-en", "--window", "2026-11-22", "--schedule", "daily"], env)
     assert "not sampled" in text.stdout and "2 later copies skipped as duplicates, never judged" in text.stdout
 
-    judged = json.loads(run_cli(["explain", "twice-de", "--window", "2026-11-22", "--schedule", "daily", "--json"],
-                                env).stdout)[0]
+    judged = json.loads(invoke(["explain", "twice-de", "--window", "2026-11-22", "--schedule", "daily", "--json"],
+                               env).stdout)[0]
     assert judged["outcome"] == "sampled" and judged["stratum"] == "de" and judged["later_copies"] == 1
     assert judged["row"] is not None and judged["row"]["status"] == "ok"
 
@@ -142,7 +143,7 @@ def test_below_a_rate_of_one_only_ids_a_rate_reaches_are_held_and_still_no_copy_
               _trace(high[0], 7, "en"), _trace(high[0], 8, "de"), _trace(high[1], 9, "de", tenant="internal"),
               _trace(high[1], 10, "de", tenant="internal"), _trace(low[0], 11, "en"), _trace(low[0], 12, "de")]
     _write(tmp_path, traces)
-    res = run_cli(["online", "--schedule", "daily", "--window", "2026-11-22", "--json"], env)
+    res = invoke(["online", "--schedule", "daily", "--window", "2026-11-22", "--json"], env)
     assert res.returncode == 0, res.stderr
     outcome = json.loads(res.stdout)
     assert outcome["skipped"] == {"duplicate": 6} and outcome["seen"] == 6 and outcome["filtered"] == 2

@@ -24,7 +24,8 @@ import redis
 import sqlalchemy as sa
 
 from .ledger_probe import rows_and_keys
-from .processes import Started, Worker, base_env, run_cli, start_cli, wait_until
+from .cli_runner import invoke
+from .processes import Started, Worker, base_env, start_cli, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -185,7 +186,7 @@ def worker(env: dict[str, str]) -> Iterator[Worker]:
 
 
 def online(env: dict[str, str], *args: str) -> subprocess.CompletedProcess[str]:
-    return run_cli(["online", *args], env)
+    return invoke(["online", *args], env)
 
 
 SCHEDULE = ("--schedule", "traces-daily", "--window", WINDOW)
@@ -250,7 +251,7 @@ def test_a_window_whose_chunks_were_lost_is_resumed_at_its_sampling_weights(tmp_
     assert sum(queued_ids(broker).values()) == len(sample)
     broker.delete("local")  # every chunk lost
 
-    resumed = run_cli(["resume", run_id], env)
+    resumed = invoke(["resume", run_id], env)
     assert resumed.returncode == 0, resumed.stderr
     assert sum(queued_ids(broker).values()) == len(sample)
     started = Worker("local", env, "--concurrency", "2").wait_ready()
@@ -326,7 +327,7 @@ def test_two_schedulers_racing_on_a_window_enqueue_each_trace_once(tmp_path: Pat
     write_lines(tmp_path / "traces.jsonl", traces)
     sample = expected_sample(traces, rates_for(traces))
     assert len(sample) > 5 * 500  # several store batches each (online.job.STORE_BATCH)
-    assert run_cli(["db", "upgrade"], env).returncode == 0
+    assert invoke(["db", "upgrade"], env).returncode == 0
     gate = psycopg.connect(pg_url.replace("postgresql+psycopg://", "postgresql://"))
     procs: list[Started] = []
     try:

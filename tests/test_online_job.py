@@ -29,7 +29,8 @@ from workers.dispatch import EmbeddedDispatcher
 from workers.settings import WorkerSettings
 from runs.sending import ChunkSettings
 
-from .processes import base_env, run_cli
+from .cli_runner import invoke
+from .processes import base_env
 
 DAY = parse_window("2026-11-22")
 LOCALES = {"en": 0.80, "de": 0.15, "fr": 0.045, "ja": 0.005}
@@ -202,7 +203,7 @@ def test_the_embedded_command_leaves_its_runs_done(tmp_path: Path) -> None:
     """
     db = tmp_path / "ledger.db"
     env = base_env(JUDGEQ_LEDGER_URL=f"sqlite:///{db}")
-    done = run_cli(["online", "--schedule", "examples-daily", "--window", "2026-11-22", "--json"], env)
+    done = invoke(["online", "--schedule", "examples-daily", "--window", "2026-11-22", "--json"], env)
     assert done.returncode == 0, done.stderr
     runs = json.loads(done.stdout)["runs"]
     ledger = Ledger(f"sqlite:///{db}")

@@ -20,7 +20,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .processes import Started, Worker, run_cli, start_cli, wait_until
+from .cli_runner import invoke
+from .processes import Started, Worker, start_cli, wait_until
 from .provider import FakeProvider, last_user_text
 from .remote_judge import dataset, env_for
 
@@ -140,9 +141,9 @@ def test_fleet_outage_longer_than_the_budget_exits_3_and_resume_completes(tmp_pa
             code, payload, err = finish(submit(data, env, "--gate", "faithful>=0.5"))
             run_id = payload["run"]["id"]
             before = rows(pg_url, run_id)
-            gated_later = run_cli(["gate", run_id, "--gate", "faithful>=0.5"], env)  # the same answer afterwards
+            gated_later = invoke(["gate", run_id, "--gate", "faithful>=0.5"], env)  # the same answer afterwards
             provider.up()
-            resumed = run_cli(["resume", run_id, "--wait", "--json", "--timeout", "120"], env, timeout=150)
+            resumed = invoke(["resume", run_id, "--wait", "--json", "--timeout", "120"], env)
         answered = provider.count(200)
     assert code == 3, err
     assert "judge faithful: 24 of 24 rows are transient errors (the provider was unreachable" in err
@@ -171,8 +172,8 @@ def test_embedded_outage_longer_than_the_budget_exits_3_and_resume_completes(tmp
         code, payload, err = finish(submit(data, env))  # ungated: it used to exit 0
         run_id = payload["run"]["id"]
         provider.up()
-        status = run_cli(["status", run_id], env)
-        resumed = run_cli(["resume", run_id, "--wait", "--json", "--timeout", "120"], env, timeout=150)
+        status = invoke(["status", run_id], env)
+        resumed = invoke(["resume", run_id, "--wait", "--json", "--timeout", "120"], env)
         cost = paid(provider)
     assert code == 3 and "provider was unreachable" in err, err
     assert f"{N}/{N} rows" in status.stdout and f"{N} errors" in status.stdout
@@ -180,5 +181,5 @@ def test_embedded_outage_longer_than_the_budget_exits_3_and_resume_completes(tmp
     (out,) = json.loads(resumed.stdout)["outcomes"]
     assert out["judged"] == N and out["judge_error"] == 0 and out["not_yet_judged"] == 0
     assert out["cost_usd"] == pytest.approx(cost)
-    final = run_cli(["status", run_id], env)
+    final = invoke(["status", run_id], env)
     assert f"done, {N}/{N} rows" in final.stdout and f"{N} ok, 0 errors" in final.stdout

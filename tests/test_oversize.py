@@ -35,7 +35,8 @@ from runs.errors import BadMessage
 from runs.message import ChunkMessage, json_limit
 from runs.sending import ChunkSettings, _cut
 
-from .processes import Worker, base_env, run_cli, wait_until
+from .cli_runner import invoke
+from .processes import Worker, base_env, wait_until
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -169,8 +170,8 @@ def test_an_oversized_trace_is_skipped_and_its_window_completes(tmp_path: Path, 
                    JUDGEQ_CHUNK_LOCAL="10", JUDGEQ_POLL_S="0.2", JUDGEQ_MAX_RECORD_BYTES=str(LIMIT))
     worker = Worker("local", env, "--concurrency", "2").wait_ready()
     try:
-        res = run_cli(["online", "--source", "prod", "--judge", "exact", "--window", WINDOW, "--rate", "1",
-                       "--wait", "--timeout", "60", "--json"], env, timeout=120)
+        res = invoke(["online", "--source", "prod", "--judge", "exact", "--window", WINDOW, "--rate", "1",
+                      "--wait", "--timeout", "60", "--json"], env)
     finally:
         worker.stop()
     assert res.returncode == 0, res.stdout + res.stderr
@@ -187,8 +188,8 @@ def test_resume_never_sends_a_record_no_worker_admits(tmp_path: Path, redis_url:
     data = write_lines(tmp_path / "golden.jsonl", [trace(i, output=HUGE if i == 4 else None) for i in range(30)])
     env = base_env(JUDGEQ_BROKER_URL=redis_url, JUDGEQ_LEDGER_URL=sqlite_url, JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"),
                    JUDGEQ_CHUNK_LOCAL="10", JUDGEQ_POLL_S="0.2", JUDGEQ_MAX_RECORD_BYTES=str(LIMIT))
-    submitted = run_cli(["submit", str(data), "--judge", "exact", "--json"],
-                        {**env, "JUDGEQ_MAX_RECORD_BYTES": str(16 * LIMIT)})
+    submitted = invoke(["submit", str(data), "--judge", "exact", "--json"],
+                       {**env, "JUDGEQ_MAX_RECORD_BYTES": str(16 * LIMIT)})
     assert submitted.returncode == 0, submitted.stderr
     run_id = json.loads(submitted.stdout)["run_id"]
     client = redis.Redis.from_url(redis_url)
@@ -197,7 +198,7 @@ def test_resume_never_sends_a_record_no_worker_admits(tmp_path: Path, redis_url:
 
     worker = Worker("local", env, "--concurrency", "2").wait_ready()
     try:
-        res = run_cli(["resume", run_id, "--wait", "--timeout", "60"], env, timeout=120)
+        res = invoke(["resume", run_id, "--wait", "--timeout", "60"], env)
     finally:
         worker.stop()
     assert res.returncode == 0, res.stdout + res.stderr
@@ -265,7 +266,7 @@ def test_a_scan_cut_off_by_the_broker_says_how_to_complete_its_window(tmp_path: 
         client.close()
         env = base_env(JUDGEQ_BROKER_URL=f"{server.url}/0", JUDGEQ_LEDGER_URL=sqlite_url,
                        JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_CHUNK_LOCAL="10")
-        res = run_cli(["online", "--source", "prod", "--judge", "exact", "--window", WINDOW, "--rate", "1"], env)
+        res = invoke(["online", "--source", "prod", "--judge", "exact", "--window", WINDOW, "--rate", "1"], env)
     finally:
         server.stop()
     assert res.returncode == 3, res.stdout + res.stderr
@@ -300,16 +301,16 @@ def test_the_commands_a_cut_off_scan_names_complete_its_window(tmp_path: Path, s
         env = base_env(JUDGEQ_BROKER_URL=f"{server.url}/0", JUDGEQ_LEDGER_URL=sqlite_url,
                        JUDGEQ_CONFIG=str(tmp_path / "judgeq.toml"), JUDGEQ_CHUNK_LOCAL="10", JUDGEQ_POLL_S="0.2")
         command = ["online", "--source", "prod", "--judge", "exact", "--window", WINDOW, "--rate", "1"]
-        res = run_cli(command, env)
+        res = invoke(command, env)
         assert res.returncode == 3, res.stdout + res.stderr
         client.config_set("maxmemory", "0")  # the broker answers again
         client.close()
         worker = Worker("local", env, "--concurrency", "2").wait_ready()
         try:
             for named in re.findall(r"'(judgeq [^']+)'", res.stderr):
-                assert run_cli(shlex.split(named)[1:], env).returncode == 0, named
+                assert invoke(shlex.split(named)[1:], env).returncode == 0, named
             if "this judgeq online command again" in res.stderr:
-                assert run_cli([*command, "--wait", "--timeout", "60"], env, timeout=120).returncode == 0
+                assert invoke([*command, "--wait", "--timeout", "60"], env).returncode == 0
             with Ledger(sqlite_url) as ledger:
                 (run,) = ledger.runs.list_runs()
                 wait_until(lambda: len(list(ledger.scores.scores(run.id))) >= n, 60, "every trace's row")

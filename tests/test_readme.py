@@ -10,7 +10,8 @@ from pathlib import Path
 
 import pytest
 
-from .processes import REPO, base_env, run_cli
+from .cli_runner import invoke
+from .processes import REPO, base_env
 
 pytestmark = pytest.mark.timeout(120)
 
@@ -38,7 +39,7 @@ def test_readme_main_job_runs_on_the_embedded_default(tmp_path: Path) -> None:
     shutil.copy(REPO / "judgeq.toml", tmp_path / "judgeq.toml")
     env = base_env()
     env.pop("OPENAI_API_KEY", None)
-    res = run_cli(job[1:], env, cwd=tmp_path)
+    res = invoke(job[1:], env, cwd=tmp_path)
     assert res.returncode == 0, res.stderr
     assert (tmp_path / "judgeq.db").exists()
     for judge in ("exact", "overlap"):

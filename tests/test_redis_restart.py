@@ -24,7 +24,8 @@ from pathlib import Path
 import pytest
 
 from .ledger_probe import rows_and_keys
-from .processes import RedisServer, Worker, base_env, free_port, run_cli, wait_until
+from .cli_runner import invoke
+from .processes import RedisServer, Worker, base_env, free_port, wait_until
 from .test_fleet import write_dataset
 
 pytestmark = pytest.mark.timeout(180)
@@ -98,7 +99,7 @@ def test_workers_keep_consuming_across_redis_restarts(tmp_path: Path, pg_url: st
             # wait in BRPOP again: then another run is submitted for them, at most three in all.
             for extra in range(3):
                 data = write_dataset(tmp_path / f"run{restart}-{extra}.jsonl", CHUNKS * CHUNK)
-                sub = run_cli(["submit", str(data), "--judge", "slow"], env)
+                sub = invoke(["submit", str(data), "--judge", "slow"], env)
                 assert sub.returncode == 0, sub.stderr
                 runs.append(sub.stdout.strip().splitlines()[0])
                 try:
@@ -117,14 +118,14 @@ def test_workers_keep_consuming_across_redis_restarts(tmp_path: Path, pg_url: st
         assert left <= RESTARTS * len(workers) * CHUNK, f"{left} items lost, more than chunks in transit"
         for run_id in runs:
             if rows_and_keys(pg_url, run_id)[0] < CHUNKS * CHUNK:
-                resumed = run_cli(["resume", run_id, "--wait", "--timeout", "60"], env, timeout=90)
+                resumed = invoke(["resume", run_id, "--wait", "--timeout", "60"], env)
                 assert resumed.returncode == 0, resumed.stdout + resumed.stderr
         assert [rows_and_keys(pg_url, run_id) for run_id in runs] == [(CHUNKS * CHUNK,) * 2] * len(runs)
 
         # Every worker still consumes: a new run completes, and each of them judged part of it.
         marks = [len(w.lines) for w in workers]
         data = write_dataset(tmp_path / "after.jsonl", CHUNKS * CHUNK)
-        after = run_cli(["submit", str(data), "--judge", "slow", "--wait", "--timeout", "60"], env, timeout=90)
+        after = invoke(["submit", str(data), "--judge", "slow", "--wait", "--timeout", "60"], env)
         assert after.returncode == 0, after.stdout + after.stderr
         for worker, mark in zip(workers, marks):
             log = worker.log()

@@ -7,7 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from .processes import Worker, run_cli
+from .cli_runner import invoke
+from .processes import Worker
 from .provider import FakeProvider
 from .remote_judge import dataset, env_for
 
@@ -25,8 +26,8 @@ def test_remote_judge_with_faults_completes_with_errors_counted(tmp_path: Path, 
                       JUDGEQ_CHUNK_REMOTE="8", JUDGEQ_RETRY_MAX_S="30")
         worker = Worker("remote", env, "--concurrency", "4").wait_ready()
         try:
-            res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5",
-                           "--json"], env, timeout=180)
+            res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5",
+                          "--json"], env)
         finally:
             worker.stop()
     payload = json.loads(res.stdout)
@@ -39,7 +40,7 @@ def test_remote_judge_with_faults_completes_with_errors_counted(tmp_path: Path, 
     # Garbage answers were paid for: cost is recorded from the configured prices.
     assert fig["cost_usd"] > 0 and fig["tokens_in"] > 0
     # Errors allowed: the gate is judged on the scored items (3 of 4 are GOOD).
-    again = run_cli(["report", payload["run"]["id"], "--gate", "faithful>=0.5", "--max-errors", "60", "--json"], env)
+    again = invoke(["report", payload["run"]["id"], "--gate", "faithful>=0.5", "--max-errors", "60", "--json"], env)
     assert again.returncode == 0, again.stdout
     assert json.loads(again.stdout)["judges"][0]["mean"] == pytest.approx(0.75, abs=0.2)
     # The API key is never written to the ledger or the output.
@@ -51,8 +52,8 @@ def test_remote_judge_embedded_mode(tmp_path: Path) -> None:
     data = dataset(tmp_path / "golden.jsonl", 40)
     with FakeProvider(latency_s=0.02) as provider:
         env = env_for(tmp_path, provider, JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'ledger.db'}")
-        res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.7", "--json"],
-                      env, timeout=120)
+        res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.7", "--json"],
+                     env)
         calls = provider.count()
     assert res.returncode == 0, res.stderr
     payload = json.loads(res.stdout)

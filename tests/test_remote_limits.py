@@ -17,15 +17,16 @@ import pytest
 from sqlalchemy import create_engine, text
 
 from .ledger_probe import rows_and_keys
-from .processes import Worker, run_cli
+from .cli_runner import invoke
+from .processes import Worker
 from .provider import FakeProvider
 from .remote_judge import dataset, env_for
 
 pytestmark = pytest.mark.timeout(150)
 
 def submit(data: Path, env: dict[str, str], *args: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json", "--timeout", "120", *args],
-                  env, timeout=150)
+    res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--json", "--timeout", "120", *args],
+                 env)
     assert res.stdout.strip(), res.stderr
     return res.returncode, json.loads(res.stdout)
 
@@ -107,8 +108,7 @@ def test_an_item_handed_back_after_an_unusable_answer_ends_once(tmp_path: Path, 
                       JUDGEQ_HANDBACK_S="0.5")
         worker = Worker("remote", env, "--concurrency", "2").wait_ready()
         try:
-            res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json", "--timeout", "20"], env,
-                          timeout=60)
+            res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--json", "--timeout", "20"], env)
         finally:
             worker.stop()
         outcomes = [c.outcome for c in provider.calls]
@@ -134,8 +134,7 @@ def test_auth_failure_opens_the_circuit_exits_2_and_resume_retries_it_once_the_k
                       JUDGEQ_CHUNK_REMOTE="8")
         worker = Worker("remote", env, "--concurrency", "4").wait_ready()
         try:
-            res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5"], env,
-                          timeout=120)
+            res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--gate", "faithful>=0.5"], env)
         finally:
             worker.stop()
         calls = provider.count()
@@ -154,8 +153,7 @@ def test_auth_failure_opens_the_circuit_exits_2_and_resume_retries_it_once_the_k
         fixed_env = {**env, "TEST_PROVIDER_KEY": "sk-the-right-one"}
         worker = Worker("remote", fixed_env, "--concurrency", "4").wait_ready()
         try:
-            fixed = run_cli(["resume", run_id, "--retry-errors", "account,circuit", "--wait"], fixed_env,
-                            timeout=120)
+            fixed = invoke(["resume", run_id, "--retry-errors", "account,circuit", "--wait"], fixed_env)
         finally:
             worker.stop()
         with engine.connect() as conn:

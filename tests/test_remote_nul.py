@@ -17,7 +17,7 @@ import pytest
 
 from ledger import Ledger
 
-from .processes import run_cli
+from .cli_runner import invoke
 from .provider import FakeProvider, default_verdict, last_user_text
 from .remote_judge import dataset, env_for
 
@@ -37,7 +37,7 @@ def test_a_nul_in_one_answer_costs_no_other_verdict(tmp_path: Path, pg_url: str)
     data = dataset(tmp_path / "golden.jsonl", N)
     with FakeProvider(verdict=awkward_for_record_5) as provider:
         env = env_for(tmp_path, provider, JUDGEQ_LEDGER_URL=pg_url)
-        res = run_cli(["submit", str(data), "--judge", "faithful", "--wait", "--json"], env)
+        res = invoke(["submit", str(data), "--judge", "faithful", "--wait", "--json"], env)
         calls = provider.count(200)
 
     assert res.returncode == 0, res.stderr

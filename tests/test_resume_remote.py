@@ -14,7 +14,8 @@ from pathlib import Path
 import pytest
 import sqlalchemy as sa
 
-from .processes import Worker, run_cli
+from .cli_runner import invoke
+from .processes import Worker
 from .provider import FakeProvider
 from .remote_judge import dataset, env_for
 
@@ -54,13 +55,13 @@ def test_resume_keeps_no_cache(tmp_path: Path, redis_url: str, pg_url: str) -> N
                       JUDGEQ_CHUNK_REMOTE="8")
         worker = Worker("remote", env, "--concurrency", "4").wait_ready()
         try:
-            first = run_cli(["submit", str(data), "--judge", "faithful", "--wait"], env)  # fills the cache
+            first = invoke(["submit", str(data), "--judge", "faithful", "--wait"], env)  # fills the cache
             assert first.returncode == 0, first.stderr
             provider.reset()
-            forced = run_cli(["submit", str(data), "--judge", "faithful", "--no-cache"],
-                             {**env, "JUDGEQ_BROKER_URL": lost})
+            forced = invoke(["submit", str(data), "--judge", "faithful", "--no-cache"],
+                            {**env, "JUDGEQ_BROKER_URL": lost})
             run_id = run_id_of(forced)
-            resumed = run_cli(["resume", run_id, "--wait", "--json"], env)
+            resumed = invoke(["resume", run_id, "--wait", "--json"], env)
         finally:
             worker.stop()
         calls = provider.count()
@@ -86,14 +87,14 @@ def test_resume_while_chunks_are_queued_pays_once_per_item(tmp_path: Path, redis
                       JUDGEQ_CHUNK_REMOTE="8", JUDGEQ_VISIBILITY_TIMEOUT="60")
         worker = Worker("remote", env, "--concurrency", "4").wait_ready()
         try:
-            sent = run_cli(["submit", str(data), "--judge", "faithful", "--no-cache"], env)
+            sent = invoke(["submit", str(data), "--judge", "faithful", "--no-cache"], env)
             run_id = run_id_of(sent)
-            again = run_cli(["resume", run_id], env)
+            again = invoke(["resume", run_id], env)
             # Warm workers answer the first chunk while this resume starts up on a busy machine: what it
             # re-sends is what still had no row then, originals of which still run or wait.
             resent = re.search(r"re-enqueued (\d+) item-judge pairs", again.stderr)
             assert again.returncode == 0 and resent and 8 <= int(resent.group(1)) <= n, again.stderr
-            resumed = run_cli(["resume", run_id, "--wait", "--json", "--timeout", "120"], env, timeout=150)
+            resumed = invoke(["resume", run_id, "--wait", "--json", "--timeout", "120"], env)
         finally:
             worker.stop()
         log = worker.log()

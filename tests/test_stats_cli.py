@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from .cli_runner import invoke
-from .processes import base_env, run_cli
+from .processes import base_env
 
 pytestmark = pytest.mark.timeout(180)
 
@@ -43,7 +43,7 @@ def _datasets(tmp_path: Path) -> tuple[Path, Path]:
 
 
 def _submit(env: dict[str, str], path: Path, *extra: str) -> tuple[int, dict]:  # type: ignore[type-arg]
-    res = run_cli(["submit", str(path), "--judge", "exact", "--wait", "--json", *extra], env)
+    res = invoke(["submit", str(path), "--judge", "exact", "--wait", "--json", *extra], env)
     assert res.returncode in (0, 1), res.stderr
     return res.returncode, json.loads(res.stdout)
 
@@ -124,6 +124,6 @@ def test_report_compare_and_gate_against_a_baseline(tmp_path: Path, ledger_url: 
 def test_bad_usage_exits_2(tmp_path: Path, args: list[str], message: str) -> None:
     env = base_env(JUDGEQ_LEDGER_URL=f"sqlite:///{tmp_path / 'l.db'}")
     path = _write(tmp_path, [_record(i, True) for i in range(5)])
-    run_id = json.loads(run_cli(["submit", str(path), "--judge", "exact", "--wait", "--json"], env).stdout)["run"]["id"]
+    run_id = json.loads(invoke(["submit", str(path), "--judge", "exact", "--wait", "--json"], env).stdout)["run"]["id"]
     res = invoke([run_id if a == "RUN" else a for a in args], env)
     assert res.returncode == 2 and message in res.stderr, res.stderr
