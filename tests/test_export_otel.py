@@ -85,7 +85,7 @@ def test_each_verdict_is_also_the_conventions_evaluation_event_of_the_judged_spa
         Row(TRACE_B, "de", 0.0, ts=WHEN + timedelta(seconds=3), label="fail"),
         *ROWS[2:]])
     with Receiver() as receiver:
-        done = run_cli(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
+        done = invoke(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
     assert done.returncode == 0, done.stderr
     assert f"sent 2 gen_ai.evaluation.result events to {receiver.url}/v1/logs" in done.stdout
     records = {record.trace_id.hex(): (resource, record) for resource, record in receiver.log_records()}
@@ -113,7 +113,7 @@ def test_a_collector_that_takes_spans_but_not_logs_is_exit_3(sqlite_url: str) ->
     write_rows(ledger, "online-1", ROWS)
     with Receiver() as receiver:
         receiver.logs_status = 500
-        done = run_cli(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
+        done = invoke(["export-otel", "online-1", "--endpoint", receiver.url], env_for(sqlite_url))
     assert done.returncode == 3
     assert f"the OTLP endpoint {receiver.url}/v1/logs did not take 2 gen_ai.evaluation.result events" in done.stderr
 
