@@ -97,3 +97,6 @@ def main() -> None:
         sys.exit(exit_code(exc))
     except Exception as exc:
         fail(exc, debug=state.debug)
+    finally:
+        if state.settings is not None:  # the command's ledgers, closed as it ends (in a test's process too)
+            state.settings.close()

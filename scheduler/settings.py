@@ -67,6 +67,7 @@ class CliSettings:
         self._config = config
         self._broker_url = broker_url
         self._ledger_url = ledger_url
+        self._opened: list[Ledger] = []
 
     @functools.cached_property
     def scheduler(self) -> SchedulerSettings:
@@ -102,10 +103,18 @@ class CliSettings:
         return WorkerSettings() if self._broker_url is None else WorkerSettings(broker_url=self._broker_url)
 
     def ledger(self) -> Ledger:
-        """The ledger, opened."""
+        """The ledger, opened; :meth:`close` (the CLI's ``main``, as a command ends) closes it."""
         from ledger.store import Ledger
 
-        return Ledger(self.ledger_url)
+        opened = Ledger(self.ledger_url)
+        self._opened.append(opened)
+        return opened
+
+    def close(self) -> None:
+        """Close every ledger :meth:`ledger` opened: its pooled connections (SQLite folds its WAL into the file
+        then), at the end of a command rather than whenever the process exits or the collector runs."""
+        while self._opened:
+            self._opened.pop().close()
 
     def environment(self) -> dict[str, str]:
         """The flags given, as the variables they stand for: for the Celery processes, which read their own."""

@@ -185,11 +185,11 @@ def test_a_ledger_url_judgeq_cannot_use_is_a_configuration_error(name: str, url:
 
 
 def make_run(url: str, config: Path, folder: Path) -> str:
-    """A finished run made by a process of its own: its exit closes the SQLite ledger, which folds the WAL into
-    the file (the tests cut or chmod the file itself and need no ``-wal`` beside it)."""
+    """A finished run: the command closes its SQLite ledger as it ends, which folds the WAL into the file (the
+    tests cut or chmod the file itself and need no ``-wal`` beside it)."""
     path = folder / "golden.jsonl"
     path.write_text(GOOD + GOOD.replace('"a"', '"b"'))
-    res = run_cli(["submit", str(path), "--judge", "exact", "--wait", "--json"], env_for(url, config), cwd=folder)
+    res = invoke(["submit", str(path), "--judge", "exact", "--wait", "--json"], env_for(url, config), cwd=folder)
     assert res.returncode == 0, res.stderr
     return str(json.loads(res.stdout)["run"]["id"])
 
