@@ -7,11 +7,11 @@ these two are the endings a command chooses itself.
 from __future__ import annotations
 
 import sys
-from typing import TYPE_CHECKING, Optional
+from typing import TYPE_CHECKING, Any, NoReturn, Optional
 
 import typer
 
-from judgeq.errors import INFRASTRUCTURE
+from judgeq.errors import GATE_FAILED, INFRASTRUCTURE
 
 if TYPE_CHECKING:
     from scheduler.finish import Ending
@@ -23,6 +23,19 @@ def end(ending: Ending) -> None:
         print(line, file=sys.stderr)
     if ending.code:
         raise typer.Exit(ending.code)
+
+
+def alert(webhook: Optional[str], payload: dict[str, Any], text: str, recorded_in: str) -> NoReturn:
+    """End a check that alerted: post it to ``webhook`` (if given; a webhook that fails costs a warning, the
+    alert stands) and exit 1 (GATE_FAILED). ``recorded_in``: the ledger table that holds the check."""
+    if webhook is not None:
+        from online.webhook import post_alert
+
+        problem = post_alert(webhook, payload, text)
+        if problem:
+            print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
+                  f"({recorded_in})", file=sys.stderr)
+    raise typer.Exit(GATE_FAILED)
 
 
 def exit_like(code: Optional[int], what: str) -> None:

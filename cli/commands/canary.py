@@ -9,7 +9,7 @@ from typing import Annotated, Optional
 
 import typer
 
-from cli.exits import end
+from cli.exits import alert, end
 from cli.options import JsonOpt
 from cli.state import settings_of
 
@@ -53,7 +53,6 @@ def canary_check(
     json_out: JsonOpt = False,
 ) -> None:
     """Compare the judge's newest canary run with its reference; exit 1 on judge drift (recorded either way)."""
-    from judgeq.errors import GATE_FAILED
     from scheduler.canary import check
 
     if webhook is not None:
@@ -74,11 +73,4 @@ def canary_check(
     if report.status == "alert":
         print("judgeq: the judge's verdicts on its canary set moved: scores may move for that reason, not the "
               "product's", file=sys.stderr)
-        if webhook is not None:
-            from online.webhook import post_alert
-
-            problem = post_alert(webhook, report.to_json(), report.headline())
-            if problem:
-                print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
-                      "(canary_checks)", file=sys.stderr)
-        raise typer.Exit(GATE_FAILED)
+        alert(webhook, report.to_json(), report.headline(), "canary_checks")

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING, Annotated, Any, Optional
 
 import typer
 
+from cli.exits import alert
 from cli.options import JsonOpt
 from cli.state import settings_of
 
@@ -76,16 +77,7 @@ def drift(
         show_drift(report)
     if report.status != "alert":
         return
-    if webhook is not None:
-        from online.webhook import post_alert
-
-        problem = post_alert(webhook, report.to_json(), report.text())
-        if problem:
-            print(f"judgeq: warning: {problem}; the alert is printed above and recorded in the ledger "
-                  "(drift_checks)", file=sys.stderr)
-    from judgeq.errors import GATE_FAILED
-
-    raise typer.Exit(GATE_FAILED)
+    alert(webhook, report.to_json(), report.text(), "drift_checks")
 
 
 def _query(config: Any, judge: str, source: Optional[str], schedule: Optional[str], short: Optional[str],
