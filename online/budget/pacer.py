@@ -21,14 +21,13 @@ from dataclasses import dataclass, replace
 from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
-from judges.estimate import priced_guess
-from judges.record import Record
 from ledger.budget_rows import DecisionIn, budget_scope, utc_day
 
 from .controller import DEFAULT_COST_PER_ITEM_USD, PlanInput, RatePlan, StratumPlanInput, plan
 from .traffic import ahead_of, cost_estimate, expected_traffic
 
 if TYPE_CHECKING:
+    from judges.record import Record
     from judges.resolved import ResolvedJudge
     from ledger.store import Ledger
 
@@ -106,6 +105,8 @@ def plan_window(ledger: Ledger, schedule: Schedule, judge: ResolvedJudge, window
     cost = cost_estimate(ledger.spend.cost_per_item(judge.name, now - COST_HISTORY, version=judge.version),
                          ledger.spend.cache_hit_rate(judge.name, now - COST_HISTORY))
     if not cost.measured:  # no priced call yet: the judge's configured prices, if it has them
+        from judges.estimate import priced_guess  # judges.llm, only when a version has no priced call
+
         guess = priced_guess(judge, examples)
         if guess is not None:
             cost = replace(cost, usd=guess.usd, basis=guess.describe())
@@ -147,7 +148,7 @@ def decisions(result: RatePlan, money: Money, cost: float, schedule: str, judge:
 
 #: (judge, run id, the window's traces per stratum after the filters, a few of its records) -> the stratum
 #: rates, or None to leave the rates to the config (no budget applies).
-Planner = Callable[["ResolvedJudge", str, Mapping[str, int], Sequence[Record]], Mapping[str, float] | None]
+Planner = Callable[["ResolvedJudge", str, Mapping[str, int], Sequence["Record"]], Mapping[str, float] | None]
 
 
 def window_planner(ledger: Ledger, schedule: Schedule, window: Window, now: datetime) -> Planner:
