@@ -13,6 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import date, datetime
 from pathlib import Path
+from collections.abc import Mapping
 from typing import Any
 
 from ledger.budget_rows import day_bounds, parse_scope
@@ -135,6 +136,19 @@ def change_json(change: Any) -> dict[str, Any]:
     assert isinstance(change, BudgetChange)
     return {"kind": "change", "id": change.id, "at": change.at, "scope": change.scope, "old_usd": change.old_usd,
             "new_usd": change.new_usd, "who": change.who, "via": change.via, "note": change.note}
+
+
+def daily_usd(amount: float | None, absent: str = "none") -> str:
+    """A budget amount as people read it (``$20.00/day``); ``absent`` when there is none."""
+    return absent if amount is None else f"${usd_text(amount)}/day"
+
+
+def change_words(entry: Mapping[str, Any], *, removed: str = "none", note: bool = True) -> str:
+    """A change (``change_json``) in words: ``old -> new by WHO via VIA (note)``; ``removed`` names a removed
+    budget's new amount. What ``judgeq budget`` and Flower's Budgets page both say of a change."""
+    said = f" ({entry['note']})" if note and entry["note"] else ""
+    return (f"{daily_usd(entry['old_usd'])} -> {daily_usd(entry['new_usd'], removed)} "
+            f"by {entry['who']} via {entry['via']}{said}")
 
 
 def _decision_json(d: BudgetDecision) -> dict[str, Any]:

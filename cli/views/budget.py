@@ -6,7 +6,7 @@ from collections.abc import Sequence
 from typing import Any, Final
 
 from ledger.budget_rows import day_bounds
-from scheduler.budgets import BudgetLine, BudgetReport, change_json, usd_text
+from scheduler.budgets import BudgetLine, BudgetReport, change_json, change_words, usd_text
 
 from .console import console as _console
 from .render import to_jsonable
@@ -81,17 +81,7 @@ def change_text(change: Any) -> str:
     entry = change_json(change)
     from .render import printable
 
-    return printable(f"budget {entry['scope']}: {_usd(entry['old_usd'])} -> {_usd(entry['new_usd'])} "
-                     + _by(entry))
-
-
-def _usd(amount: float | None) -> str:
-    return "none" if amount is None else f"${usd_text(amount)}/day"
-
-
-def _by(entry: dict[str, Any]) -> str:
-    note = f" ({entry['note']})" if entry["note"] else ""
-    return f"by {entry['who']} via {entry['via']}{note}"
+    return printable(f"budget {entry['scope']}: {change_words(entry)}")
 
 
 def print_history(entries: Sequence[dict[str, Any]]) -> None:
@@ -110,8 +100,7 @@ def print_history(entries: Sequence[dict[str, Any]]) -> None:
     for e in entries:
         at = f"{e['at']:%Y-%m-%d %H:%M:%S}"
         if e["kind"] == "change":  # who, note and names are anyone's text: every cell goes through cell()
-            table.add_row(at, "budget", cell(e["scope"]), cell(f"{_usd(e['old_usd'])} -> {_usd(e['new_usd'])} "
-                                                               f"{_by(e)}"))
+            table.add_row(at, "budget", cell(e["scope"]), cell(change_words(e)))
             continue
         window = f" for window {e['window']}" if e["window"] else ""
         table.add_row(at, "rate", cell(f"{e['schedule']}/{e['judge']}/{e['stratum']}"),

@@ -25,7 +25,7 @@ from typing import TYPE_CHECKING, Any, TypeVar
 from tornado.ioloop import IOLoop
 from tornado.web import HTTPError
 
-from ..budgets import usd_text
+from ..budgets import change_json, change_words, usd_text
 from . import reads
 from .figures import gather_page
 from .login import Page
@@ -118,10 +118,8 @@ def apply_form(site: Site, form: Form, action: str, who: str) -> Outcome:
 
 def change_line(change: Any) -> str:
     """What a change did, as the page says it after the form was sent."""
-    new = "removed" if change.new_usd is None else f"${usd_text(change.new_usd)}/day"
-    old = "none" if change.old_usd is None else f"${usd_text(change.old_usd)}/day"
-    return (f"budget {change.scope}: {old} -> {new} by {change.who} via {change.via}; "
-            "the controller applies it at its next tick")
+    words = change_words(change_json(change), removed="removed", note=False)
+    return f"budget {change.scope}: {words}; the controller applies it at its next tick"
 
 
 class BudgetsPage(Page):
