@@ -11,9 +11,9 @@ JSON the commands print are ``cli.views.budget``.
 from __future__ import annotations
 
 from dataclasses import dataclass
+from collections.abc import Mapping
 from datetime import date, datetime
 from pathlib import Path
-from collections.abc import Mapping
 from typing import Any
 
 from ledger.budget_rows import day_bounds, parse_scope
